@@ -1,0 +1,49 @@
+"""One exception root for circuitkb, with a subclass per kind of failure."""
+
+from __future__ import annotations
+
+
+class CircuitKBError(Exception):
+    """Root of every error circuitkb raises on purpose."""
+
+
+class ConfigError(CircuitKBError):
+    """The configuration (flags, environment) is incomplete or inconsistent."""
+
+
+class GraphFormatError(CircuitKBError):
+    """A graph file cannot be read: names the file, the JSON path and the reason."""
+
+    def __init__(self, path: str, where: str, reason: str) -> None:
+        self.path = path
+        self.where = where
+        self.reason = reason
+        location = f"{where}: " if where else ""
+        super().__init__(f"{path}: {location}{reason}")
+
+
+class MetadataFormatError(CircuitKBError):
+    """A feature-metadata file (explanations, feature files, label CSV) cannot be read."""
+
+    def __init__(self, path: str, where: str, reason: str) -> None:
+        self.path = path
+        self.where = where
+        self.reason = reason
+        location = f"{where}: " if where else ""
+        super().__init__(f"{path}: {location}{reason}")
+
+
+class NotFoundError(CircuitKBError):
+    """A graph, feature or label that was asked for does not exist."""
+
+
+class PermissionDenied(CircuitKBError):
+    """The acting user may not do this."""
+
+
+class StoreUnavailable(CircuitKBError):
+    """A database server could not be reached."""
+
+
+class ServerError(CircuitKBError):
+    """The development Neo4j or PostgreSQL server could not be started or stopped."""
