@@ -1,0 +1,129 @@
+"""Decoding a node's ``feature`` field to its identity (transcoder set, layer, index).
+
+Three encodings exist in real files (see the brief):
+- schema 0: ``layer * 10**k + index`` where 10**k is the first power of ten above the
+  transcoder width (gemma-2-2b 16k: ``layer * 100000 + index``);
+- schema 1: the Cantor pairing ``(l + i)(l + i + 1) / 2 + i``;
+- Neuronpedia's converter: node ids ``{layer}_cro_{idx}_{pos}``, where the id itself says it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+MAX_FEATURE_ID = 2**63 - 1
+
+_CONVERTER_ID = re.compile(r"^(\d+)_cro_(\d+)_(\d+)$")
+_PLAIN_ID = re.compile(r"^(\d+)_(\d+)_(\d+)$")
+
+# Transcoder releases known under two names: the repository a local circuit-tracer run names,
+# and the (model, source set) Neuronpedia uses. Both map to one canonical set name so that a
+# Neuronpedia explanation and a graph node land on the same feature.
+KNOWN_TRANSCODER_SETS = {
+    "mntss/clt-gemma-2-2b-2.5m": "gemma-2-2b/clt-hp",
+}
+
+
+def cantor_unpair(z: int) -> tuple[int, int]:
+    """Inverse of the Cantor pairing used by schema 1: returns (layer, index)."""
+    w = (math.isqrt(8 * z + 1) - 1) // 2
+    t = w * (w + 1) // 2
+    index = z - t
+    return w - index, index
+
+
+def cantor_pair(layer: int, index: int) -> int:
+    s = layer + index
+    return s * (s + 1) // 2 + index
+
+
+def decode_schema0(feature: int, layer: int) -> int:
+    """Index of a schema-0 feature id, given the node's layer (the id's leading digits)."""
+    if layer == 0:
+        return feature
+    digits = len(str(feature)) - len(str(layer))
+    if digits <= 0 or feature // 10**digits != layer:
+        raise ValueError(f"feature {feature} does not start with its layer {layer}")
+    return feature - layer * 10**digits
+
+
+def decode_feature(
+    feature: Any, node_id: str, layer: int, schema_version: int
+) -> tuple[int, int]:
+    """Return (layer, index) of a feature node; raise ValueError with the reason if impossible."""
+    converted = _CONVERTER_ID.match(node_id)
+    if converted:
+        return int(converted.group(1)), int(converted.group(2))
+    if feature is None:
+        plain = _PLAIN_ID.match(node_id)
+        if plain:
+            return int(plain.group(1)), int(plain.group(2))
+        raise ValueError("feature is null and the node_id does not name one")
+    if schema_version >= 1:
+        dec_layer, index = cantor_unpair(feature)
+        if dec_layer != layer:
+            raise ValueError(
+                f"feature {feature} decodes to layer {dec_layer} (schema {schema_version}), "
+                f"but the node is on layer {layer}"
+            )
+        return dec_layer, index
+    return layer, decode_schema0(feature, layer)
+
+
+def canonical_transcoder_set(name: str, model: str | None = None) -> str:
+    """The one name a transcoder set is stored under.
+
+    ``mntss/clt-gemma-2-2b-2.5M`` and Neuronpedia's ``clt-hp`` on ``gemma-2-2b`` are the same
+    release; unknown repositories keep their own name, and a bare Neuronpedia source set is
+    qualified by its model.
+    """
+    key = name.strip()
+    known = KNOWN_TRANSCODER_SETS.get(key.lower())
+    if known:
+        return known
+    if "/" in key:
+        return key
+    return f"{model}/{key}" if model else key
+
+
+def transcoder_set_of(metadata: dict[str, Any]) -> str | None:
+    """Derive the canonical transcoder set of a graph from its metadata, or None."""
+    info = metadata.get("info") or {}
+    details = metadata.get("feature_details") or {}
+    model = metadata.get("scan") if isinstance(metadata.get("scan"), str) else None
+    if isinstance(info, dict) and isinstance(info.get("transcoder_set"), str):
+        repo = info["transcoder_set"]
+        if repo.lower() in KNOWN_TRANSCODER_SETS:
+            return KNOWN_TRANSCODER_SETS[repo.lower()]
+    for source in (details, info):
+        if isinstance(source, dict) and isinstance(source.get("neuronpedia_source_set"), str):
+            return canonical_transcoder_set(source["neuronpedia_source_set"], model)
+    if isinstance(info, dict) and isinstance(info.get("transcoder_set"), str):
+        return canonical_transcoder_set(info["transcoder_set"], model)
+    tlist = metadata.get("transcoder_list")
+    if isinstance(tlist, list) and tlist and all(isinstance(t, str) for t in tlist):
+        # per-layer lists name one file per layer; their common folder names the set
+        common = tlist[0] if len(tlist) == 1 else _common_prefix(tlist)
+        if common:
+            return canonical_transcoder_set(common, model)
+    if model:
+        return canonical_transcoder_set(model)
+    return None
+
+
+def _common_prefix(names: list[str]) -> str:
+    prefix = names[0]
+    for name in names[1:]:
+        while not name.startswith(prefix):
+            prefix = prefix[:-1]
+    return prefix.rstrip("/_-.")
+
+
+def parse_neuronpedia_source(source_id: str) -> tuple[int, str]:
+    """``"20-clt-hp"`` -> (20, "clt-hp")."""
+    head, sep, rest = source_id.partition("-")
+    if not sep or not head.isdigit() or not rest:
+        raise ValueError(f"not a Neuronpedia layer source id: {source_id!r} (expected like '20-clt-hp')")
+    return int(head), rest

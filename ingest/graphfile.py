@@ -1,0 +1,496 @@
+"""Reading and validating one graph file (circuit-tracer / Neuronpedia JSON, plain or gzip).
+
+Small files are parsed whole; large ones are streamed with ijson so that memory stays well
+below the file's size: node dicts are kept (thousands), links go straight into compact arrays.
+Every problem raises :class:`GraphFormatError` naming the file, the JSON path and the reason.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import os
+from array import array
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, Iterator
+
+import numpy as np
+
+from ingest.featureid import MAX_FEATURE_ID, decode_feature, transcoder_set_of
+from ingest.records import (
+    EMBEDDING,
+    FEATURE,
+    FEATURE_TYPES,
+    PROMOTED_NODE_FIELDS,
+    FeatureKey,
+    GraphHeader,
+    Node,
+    ParsedGraph,
+)
+from kb.errors import GraphFormatError
+
+log = logging.getLogger(__name__)
+
+STREAM_THRESHOLD_BYTES = 64 * 1024 * 1024
+KNOWN_TOP_LEVEL = ("metadata", "qParams", "nodes", "links")
+_HASH_CHUNK = 4 * 1024 * 1024
+
+
+def open_binary(path: Path) -> BinaryIO:
+    """Open a graph file for reading, decompressing gzip whatever the file is called."""
+    raw = open(path, "rb")
+    magic = raw.read(2)
+    raw.seek(0)
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+def content_hash(path: Path) -> str:
+    """sha256 of the file's (decompressed) bytes: two files with the same content share it."""
+    digest = hashlib.sha256()
+    try:
+        with open_binary(path) as fh:
+            while chunk := fh.read(_HASH_CHUNK):
+                digest.update(chunk)
+    except (OSError, EOFError) as exc:
+        raise GraphFormatError(str(path), "", f"cannot read file: {exc}") from exc
+    return digest.hexdigest()
+
+
+def read_graph(path: Path, digest: str | None = None, stream: bool | None = None) -> ParsedGraph:
+    """Parse and validate a whole graph file."""
+    path = Path(path)
+    if digest is None:
+        digest = content_hash(path)
+    if stream is None:
+        stream = os.path.getsize(path) > STREAM_THRESHOLD_BYTES
+    builder = _GraphBuilder(str(path), digest)
+    if stream:
+        _feed_streaming(path, builder)
+    else:
+        _feed_whole(path, builder)
+    return builder.finish()
+
+
+# --- feeding the builder ---------------------------------------------------------------------
+
+
+def _feed_whole(path: Path, builder: "_GraphBuilder") -> None:
+    try:
+        with open_binary(path) as fh:
+            doc = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise GraphFormatError(
+            str(path), "", f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from exc
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise GraphFormatError(str(path), "", f"cannot read file: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise GraphFormatError(str(path), "", _not_a_graph(type(doc).__name__))
+    _require_top_level(str(path), doc.keys())
+    builder.set_header(doc["metadata"], doc.get("qParams"), {k: v for k, v in doc.items() if k not in KNOWN_TOP_LEVEL})
+    _require_array(str(path), "nodes", doc["nodes"])
+    _require_array(str(path), "links", doc["links"])
+    for node in doc["nodes"]:
+        builder.add_node(node)
+    builder.nodes_done()
+    for link in doc["links"]:
+        builder.add_link(link)
+
+
+def _feed_streaming(path: Path, builder: "_GraphBuilder") -> None:
+    import ijson
+
+    top_keys: list[str] = []
+    pending_links: list[Any] | None = None
+    header_parts: dict[str, Any] = {}
+    try:
+        with open_binary(path) as fh:
+            events = ijson.parse(fh, use_float=True)
+            first = next(events, None)
+            if first is None or first[1] != "start_map":
+                kind = "empty file" if first is None else first[1].replace("start_", "")
+                raise GraphFormatError(str(path), "", _not_a_graph(kind))
+            for prefix, event, value in events:
+                if event != "map_key" or prefix != "":
+                    continue
+                top_keys.append(value)
+                if value == "nodes":
+                    if "metadata" not in header_parts:
+                        raise GraphFormatError(str(path), "metadata", "must come before nodes in a streamed file")
+                    builder.set_header(header_parts["metadata"], header_parts.get("qParams"), _extras(header_parts))
+                    _expect_array_start(str(path), "nodes", events)
+                    for node in _array_items(events, "nodes"):
+                        builder.add_node(node)
+                    builder.nodes_done()
+                elif value == "links":
+                    _expect_array_start(str(path), "links", events)
+                    if builder.ready_for_links:
+                        for link in _array_items(events, "links"):
+                            builder.add_link(link)
+                    else:
+                        # links before nodes: keep them compactly until the nodes are known
+                        pending_links = list(_array_items(events, "links"))
+                else:
+                    header_parts[value] = _build_value(events)
+            if pending_links is not None:
+                for link in pending_links:
+                    builder.add_link(link)
+    except ijson.common.IncompleteJSONError as exc:
+        raise GraphFormatError(str(path), _json_path(top_keys), f"invalid JSON: {exc}") from exc
+    except ijson.common.JSONError as exc:
+        raise GraphFormatError(str(path), _json_path(top_keys), f"invalid JSON: {exc}") from exc
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise GraphFormatError(str(path), "", f"cannot read file: {exc}") from exc
+    _require_top_level(str(path), top_keys)
+    if builder.header is not None:
+        builder.header.extra.update(_extras(header_parts))
+
+
+def _extras(parts: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in parts.items() if k not in KNOWN_TOP_LEVEL}
+
+
+def _json_path(top_keys: list[str]) -> str:
+    return top_keys[-1] if top_keys else ""
+
+
+def _expect_array_start(path: str, name: str, events: Iterator[tuple[str, str, Any]]) -> None:
+    prefix, event, value = next(events)
+    if event != "start_array":
+        raise GraphFormatError(path, name, f"expected an array, got {_event_type(event, value)}")
+
+
+def _event_type(event: str, value: Any) -> str:
+    return {"start_map": "object", "string": "string", "number": "number", "boolean": "boolean", "null": "null"}.get(
+        event, event
+    )
+
+
+def _array_items(events: Iterator[tuple[str, str, Any]], name: str) -> Iterator[Any]:
+    for prefix, event, value in events:
+        if event == "end_array" and prefix == name:
+            return
+        yield _build_from(event, value, events)
+
+
+def _build_value(events: Iterator[tuple[str, str, Any]]) -> Any:
+    prefix, event, value = next(events)
+    return _build_from(event, value, events)
+
+
+def _build_from(event: str, value: Any, events: Iterator[tuple[str, str, Any]]) -> Any:
+    if event == "start_map":
+        obj: dict[str, Any] = {}
+        for _, ev, val in events:
+            if ev == "end_map":
+                return obj
+            obj[val] = _build_value(events)  # ev is map_key
+        return obj
+    if event == "start_array":
+        items: list[Any] = []
+        for _, ev, val in events:
+            if ev == "end_array":
+                return items
+            items.append(_build_from(ev, val, events))
+        return items
+    return value
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def _not_a_graph(kind: str) -> str:
+    return f"not a graph file: the top level is {kind}, expected an object with metadata, nodes and links"
+
+
+def _require_top_level(path: str, keys: Iterable[str]) -> None:
+    keys = set(keys)
+    missing = [k for k in ("metadata", "nodes", "links") if k not in keys]
+    if missing:
+        raise GraphFormatError(
+            path, "", f"not a graph file: missing {', '.join(missing)} (a graph has metadata, qParams, nodes and links)"
+        )
+
+
+def _require_array(path: str, where: str, value: Any) -> None:
+    if not isinstance(value, list):
+        raise GraphFormatError(path, where, f"expected an array, got {_type_name(value)}")
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) or (
+        isinstance(value, float) and value.is_integer()
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class _GraphBuilder:
+    """Collects validated nodes and links; raises GraphFormatError at the first problem."""
+
+    def __init__(self, path: str, digest: str) -> None:
+        self.path = path
+        self.digest = digest
+        self.header: GraphHeader | None = None
+        self.nodes: list[Node] = []
+        self.by_node_id: dict[str, list[int]] = {}
+        self.seen_pairs: dict[tuple[str, str | None], int] = {}
+        self.ready_for_links = False
+        self.src = array("i")
+        self.tgt = array("i")
+        self.weight = array("d")
+        self.link_extra: dict[int, dict[str, Any]] = {}
+        self.ambiguous: list[dict[str, Any]] = []
+        self.n_links_seen = 0
+        self.warnings: list[str] = []
+
+    def fail(self, where: str, reason: str) -> GraphFormatError:
+        return GraphFormatError(self.path, where, reason)
+
+    # header
+
+    def set_header(self, metadata: Any, qparams: Any, extra: dict[str, Any]) -> None:
+        if not isinstance(metadata, dict):
+            raise self.fail("metadata", f"expected an object, got {_type_name(metadata)}")
+        if qparams is None:
+            qparams = {}
+        if not isinstance(qparams, dict):
+            raise self.fail("qParams", f"expected an object, got {_type_name(qparams)}")
+        slug = metadata.get("slug")
+        if not isinstance(slug, str) or not slug.strip():
+            raise self.fail("metadata.slug", "missing or empty: every graph needs a slug (its id)")
+        tokens = metadata.get("prompt_tokens", [])
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise self.fail("metadata.prompt_tokens", "expected an array of strings")
+        prompt = metadata.get("prompt", "")
+        if not isinstance(prompt, str):
+            raise self.fail("metadata.prompt", f"expected a string, got {_type_name(prompt)}")
+        version = metadata.get("schema_version", 0)
+        if version is None:
+            version = 0
+        if not _is_int(version) or int(version) not in (0, 1):
+            raise self.fail("metadata.schema_version", f"unsupported schema version {version!r} (known: 0, 1)")
+        scan = metadata.get("scan")
+        if scan is not None and not isinstance(scan, str):
+            raise self.fail("metadata.scan", f"expected a string, got {_type_name(scan)}")
+        tset = transcoder_set_of(metadata)
+        if tset is None:
+            raise self.fail(
+                "metadata", "cannot tell the transcoder set: give info.transcoder_set, a neuronpedia_source_set, transcoder_list or scan"
+            )
+        self.header = GraphHeader(
+            slug=slug.strip(),
+            scan=scan,
+            prompt=prompt,
+            prompt_tokens=tokens,
+            schema_version=int(version),
+            transcoder_set=tset,
+            model=scan if scan and "/" not in scan else None,
+            metadata=metadata,
+            qparams=qparams,
+            extra=dict(extra),
+        )
+
+    # nodes
+
+    def add_node(self, raw: Any) -> None:
+        assert self.header is not None
+        idx = len(self.nodes)
+        where = f"nodes[{idx}]"
+        if not isinstance(raw, dict):
+            raise self.fail(where, f"expected an object, got {_type_name(raw)}")
+        node_id = raw.get("node_id")
+        if not isinstance(node_id, str) or not node_id:
+            raise self.fail(f"{where}.node_id", "missing or not a string")
+        ftype = raw.get("feature_type")
+        if ftype not in FEATURE_TYPES:
+            raise self.fail(
+                f"{where}.feature_type", f"unknown feature type {ftype!r} (known: {', '.join(sorted(FEATURE_TYPES))})"
+            )
+        kind = FEATURE_TYPES[ftype]
+        layer = raw.get("layer")
+        if _is_int(layer):
+            layer = str(int(layer))
+        if not isinstance(layer, str) or not layer:
+            raise self.fail(f"{where}.layer", f"expected a string like \"12\" or \"E\", got {_type_name(layer)}")
+        if kind == EMBEDDING:
+            layer_num = -1
+        elif layer.isdigit():
+            layer_num = int(layer)
+        else:
+            raise self.fail(f"{where}.layer", f"expected a layer number, got {layer!r}")
+        ctx = raw.get("ctx_idx")
+        if not _is_int(ctx) or int(ctx) < 0:
+            raise self.fail(f"{where}.ctx_idx", f"expected a non-negative integer, got {_type_name(ctx)} {ctx!r}")
+        ctx = int(ctx)
+        js_id = raw.get("jsNodeId")
+        if js_id is not None and not isinstance(js_id, str):
+            raise self.fail(f"{where}.jsNodeId", f"expected a string, got {_type_name(js_id)}")
+        pair = (node_id, js_id)
+        if pair in self.seen_pairs:
+            raise self.fail(
+                where,
+                f"the same node twice: node_id {node_id!r} and jsNodeId {js_id!r} already at nodes[{self.seen_pairs[pair]}]",
+            )
+        self.seen_pairs[pair] = idx
+        feature = raw.get("feature")
+        if feature is not None:
+            if not _is_int(feature):
+                raise self.fail(f"{where}.feature", f"expected an integer, got {_type_name(feature)} {feature!r}")
+            feature = int(feature)
+            if abs(feature) > MAX_FEATURE_ID:
+                raise self.fail(f"{where}.feature", f"feature id {feature} does not fit in 64 bits")
+        key = None
+        if kind == FEATURE:
+            try:
+                f_layer, f_index = decode_feature(feature, node_id, layer_num, self.header.schema_version)
+            except ValueError as exc:
+                raise self.fail(f"{where}.feature", str(exc)) from None
+            key = FeatureKey(self.header.transcoder_set, f_layer, f_index)
+        floats = {}
+        for name in ("influence", "activation", "token_prob"):
+            value = raw.get(name)
+            if value is not None and not _is_number(value):
+                raise self.fail(f"{where}.{name}", f"expected a number or null, got {_type_name(value)}")
+            floats[name] = None if value is None else float(value)
+        target = raw.get("is_target_logit")
+        if target is not None and not isinstance(target, bool):
+            raise self.fail(f"{where}.is_target_logit", f"expected true or false, got {_type_name(target)}")
+        clerp = raw.get("clerp")
+        if clerp is not None and not isinstance(clerp, str):
+            raise self.fail(f"{where}.clerp", f"expected a string, got {_type_name(clerp)}")
+        extra = {k: v for k, v in raw.items() if k not in PROMOTED_NODE_FIELDS}
+        absent = [k for k in PROMOTED_NODE_FIELDS if k not in raw]
+        if absent:
+            extra["__absent__"] = absent
+        self.nodes.append(
+            Node(
+                idx=idx,
+                node_id=node_id,
+                js_node_id=js_id,
+                kind=kind,
+                feature_type=ftype,
+                layer=layer,
+                layer_num=layer_num,
+                ctx_idx=ctx,
+                feature=feature,
+                feature_key=key,
+                clerp=clerp,
+                influence=floats["influence"],
+                activation=floats["activation"],
+                token_prob=floats["token_prob"],
+                is_target_logit=target,
+                extra=extra,
+            )
+        )
+        self.by_node_id.setdefault(node_id, []).append(idx)
+
+    def nodes_done(self) -> None:
+        if not self.nodes:
+            raise self.fail("nodes", "the graph has no nodes")
+        self.ready_for_links = True
+
+    # links
+
+    def add_link(self, raw: Any) -> None:
+        i = self.n_links_seen
+        self.n_links_seen += 1
+        where = f"links[{i}]"
+        if not isinstance(raw, dict):
+            raise self.fail(where, f"expected an object, got {_type_name(raw)}")
+        source, target, weight = raw.get("source"), raw.get("target"), raw.get("weight")
+        if not isinstance(source, str):
+            raise self.fail(f"{where}.source", f"expected a node_id string, got {_type_name(source)}")
+        if not isinstance(target, str):
+            raise self.fail(f"{where}.target", f"expected a node_id string, got {_type_name(target)}")
+        if not _is_number(weight):
+            raise self.fail(f"{where}.weight", f"expected a number, got {_type_name(weight)}")
+        srcs = self.by_node_id.get(source)
+        if srcs is None:
+            raise self.fail(f"{where}.source", f"no node {source!r}")
+        tgts = self.by_node_id.get(target)
+        if tgts is None:
+            raise self.fail(f"{where}.target", f"no node {target!r}")
+        if len(srcs) > 1 or len(tgts) > 1:
+            resolved = self._disambiguate(srcs, tgts)
+            if resolved is None:
+                self.ambiguous.append({"index": i, "link": dict(raw)})
+                return
+            s, t = resolved
+        else:
+            s, t = srcs[0], tgts[0]
+        if len(raw) > 3:
+            self.link_extra[len(self.src)] = {k: v for k, v in raw.items() if k not in ("source", "target", "weight")}
+        self.src.append(s)
+        self.tgt.append(t)
+        self.weight.append(float(weight))
+
+    def _disambiguate(self, srcs: list[int], tgts: list[int]) -> tuple[int, int] | None:
+        """Keep only (source, target) pairs that respect the model's causal order.
+
+        A link runs from an earlier layer to a later one, and never backwards in the
+        context; when exactly one candidate pair does, the link is resolved without doubt.
+        """
+        nodes = self.nodes
+        options = [
+            (s, t)
+            for s in srcs
+            for t in tgts
+            if nodes[s].layer_num < nodes[t].layer_num and nodes[s].ctx_idx <= nodes[t].ctx_idx
+        ]
+        return options[0] if len(options) == 1 else None
+
+    def finish(self) -> ParsedGraph:
+        assert self.header is not None
+        if not self.ready_for_links:
+            raise self.fail("nodes", "missing")
+        warnings = list(self.warnings)
+        dupes = {k: v for k, v in self.by_node_id.items() if len(v) > 1}
+        if dupes:
+            sample = ", ".join(sorted(dupes)[:5])
+            warnings.append(
+                f"{self.path}: {len(dupes)} node_ids are shared by several nodes ({sample}); "
+                f"they are kept as distinct nodes (told apart by jsNodeId and feature_type)"
+            )
+        if self.ambiguous:
+            sample = ", ".join(f"{a['link']['source']}->{a['link']['target']}" for a in self.ambiguous[:5])
+            warnings.append(
+                f"{self.path}: {len(self.ambiguous)} links name a node_id shared by several nodes and "
+                f"cannot be resolved without doubt ({sample}); they are kept aside, not attached to any node"
+            )
+        for message in warnings:
+            log.warning(message)
+        return ParsedGraph(
+            path=self.path,
+            content_hash=self.digest,
+            header=self.header,
+            nodes=self.nodes,
+            link_src=np.frombuffer(self.src, dtype=np.int32).copy() if len(self.src) else np.zeros(0, np.int32),
+            link_tgt=np.frombuffer(self.tgt, dtype=np.int32).copy() if len(self.tgt) else np.zeros(0, np.int32),
+            link_weight=np.frombuffer(self.weight, dtype=np.float64).copy() if len(self.weight) else np.zeros(0),
+            link_extra=self.link_extra,
+            ambiguous_links=self.ambiguous,
+            warnings=warnings,
+        )

@@ -1,0 +1,110 @@
+"""Manifests: a CSV or YAML file that tags graph files with a family, a language and tags.
+
+CSV columns: ``path`` (or ``slug``), ``family``, ``language``, ``tags`` (separated by ``;``).
+YAML: a list of mappings with the same keys (``tags`` a list or a ``;`` string), or a mapping
+``{graphs: [...]}``. A ``path`` is relative to the manifest's folder and may be a glob.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kb.errors import CircuitKBError
+
+_LANG_CODE_LEN = (2, 3)
+
+
+@dataclass(frozen=True)
+class Tagging:
+    family: str | None = None
+    language: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass
+class Manifest:
+    folder: Path
+    by_path: list[tuple[str, Tagging]] = field(default_factory=list)
+    by_slug: dict[str, Tagging] = field(default_factory=dict)
+
+    def lookup(self, path: Path, slug: str) -> Tagging | None:
+        """The entry for a file: an exact path first, then a glob, then its slug."""
+        resolved = str(path.resolve())
+        for pattern, tagging in self.by_path:
+            if pattern == resolved:
+                return tagging
+        for pattern, tagging in self.by_path:
+            if any(ch in pattern for ch in "*?[") and fnmatch.fnmatch(resolved, pattern):
+                return tagging
+        return self.by_slug.get(slug)
+
+
+def load_manifest(path: Path) -> Manifest:
+    path = Path(path)
+    if not path.is_file():
+        raise CircuitKBError(f"{path}: manifest not found")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        entries = _yaml_entries(path)
+    elif path.suffix.lower() == ".csv":
+        entries = _csv_entries(path)
+    else:
+        raise CircuitKBError(f"{path}: a manifest is a .csv or .yaml file")
+    manifest = Manifest(folder=path.parent.resolve())
+    for where, entry in entries:
+        tagging = _tagging(path, where, entry)
+        target_path, slug = entry.get("path"), entry.get("slug")
+        if target_path:
+            full = Path(str(target_path)).expanduser()
+            if not full.is_absolute():
+                full = manifest.folder / full
+            pattern = str(full) if any(ch in str(full) for ch in "*?[") else str(full.resolve())
+            manifest.by_path.append((pattern, tagging))
+        elif slug:
+            manifest.by_slug[str(slug)] = tagging
+        else:
+            raise CircuitKBError(f"{path}: {where}: an entry needs a path or a slug")
+    return manifest
+
+
+def _csv_entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not ({"path", "slug"} & set(reader.fieldnames)):
+            raise CircuitKBError(f"{path}: line 1: the header needs a 'path' or 'slug' column (and family, language, tags)")
+        return [(f"line {i}", row) for i, row in enumerate(reader, start=2)]
+
+
+def _yaml_entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CircuitKBError(f"{path}: invalid YAML: {exc}") from exc
+    if isinstance(doc, dict):
+        doc = doc.get("graphs")
+    if not isinstance(doc, list):
+        raise CircuitKBError(f"{path}: expected a list of entries (or graphs: [...])")
+    out = []
+    for i, entry in enumerate(doc):
+        if not isinstance(entry, dict):
+            raise CircuitKBError(f"{path}: entry {i}: expected a mapping with path, family, language, tags")
+        out.append((f"entry {i}", entry))
+    return out
+
+
+def _tagging(path: Path, where: str, entry: dict[str, Any]) -> Tagging:
+    tags = entry.get("tags") or ()
+    if isinstance(tags, str):
+        tags = [t for t in (s.strip() for s in tags.split(";")) if t]
+    if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+        raise CircuitKBError(f"{path}: {where}: tags must be a list of strings or a ';'-separated string")
+    language = (entry.get("language") or "").strip().lower() or None
+    if language is not None and (len(language) not in _LANG_CODE_LEN or not language.isalpha()):
+        raise CircuitKBError(f"{path}: {where}: language must be an ISO 639 code like 'en' or 'fr', got {language!r}")
+    family = (str(entry.get("family") or "")).strip() or None
+    return Tagging(family=family, language=language, tags=tuple(tags))

@@ -1,0 +1,210 @@
+"""Ingesting graph files: parse, claim in the registry, write to the graph store, publish.
+
+Each graph lands whole or not at all: its registry row stays ``loading`` (invisible) until
+the store has every node and link, and a row left ``loading`` by a dead writer is purged by
+the next ingest. Re-ingesting the same content is a no-op (content hash). A changed file under
+a slug that exists replaces the old version by default (``on_change="replace"``); ``"skip"``
+keeps the old one and ``"fail"`` reports a conflict.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from sqlalchemy import Connection, select
+
+from ingest.graphfile import content_hash, read_graph
+from ingest.language import detect_language
+from ingest.manifest import Manifest
+from ingest.paths import expand_paths
+from ingest.records import ParsedGraph
+from kb import registry
+from kb.errors import CircuitKBError
+from schema.sql import LOADING, READY, REPLACED, graphs
+
+if TYPE_CHECKING:
+    from kb.api import KB
+
+log = logging.getLogger(__name__)
+
+ON_CHANGE = ("replace", "skip", "fail")
+
+
+@dataclass
+class IngestReport:
+    ingested: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def links(self) -> int:
+        return sum(item["links"] for item in self.ingested)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ingested": self.ingested,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "warnings": self.warnings,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class Progress:
+    """Callbacks the CLI uses to draw a progress bar; all optional."""
+
+    on_links: Callable[[int], None] | None = None
+    on_graph: Callable[[str, str], None] | None = None  # (path, outcome)
+
+
+def recover(kb: "KB") -> int:
+    """Purge graphs left half-written by dead writers and replaced versions; returns how many."""
+    with kb.engine.connect() as conn:
+        rows = conn.execute(
+            select(graphs.c.id, graphs.c.status, graphs.c.store, graphs.c.owner, graphs.c.heartbeat_at).where(
+                graphs.c.status.in_([LOADING, REPLACED])
+            )
+        ).all()
+    cleaned = 0
+    for row in rows:
+        if row.status == LOADING and registry.owner_alive(row.owner, row.heartbeat_at):
+            continue
+        if row.store != kb.store.name:
+            log.warning("graph %s was left in the %s store, which is not configured now; not purged", row.id, row.store)
+            continue
+        kb.store.purge(row.id)
+        with kb.engine.begin() as conn:
+            registry.forget(conn, row.id)
+        cleaned += 1
+    if cleaned:
+        log.info("purged %d half-written or replaced graph versions", cleaned)
+    return cleaned
+
+
+def ingest_paths(
+    kb: "KB",
+    paths: Iterable[str | Path],
+    manifest: Manifest | None = None,
+    on_change: str = "replace",
+    progress: Progress | None = None,
+) -> IngestReport:
+    if on_change not in ON_CHANGE:
+        raise CircuitKBError(f"on_change must be one of {', '.join(ON_CHANGE)}, got {on_change!r}")
+    started = time.perf_counter()
+    report = IngestReport()
+    files = expand_paths(paths)
+    recover(kb)
+    for path in files:
+        try:
+            outcome = ingest_file(kb, path, manifest, on_change, progress)
+        except CircuitKBError as exc:
+            report.failed.append({"path": str(path), "error": str(exc)})
+            outcome = {"outcome": "failed"}
+        else:
+            report.warnings.extend(outcome.pop("warnings", []))
+            if outcome["outcome"] == "ingested":
+                report.ingested.append(outcome)
+            elif outcome["outcome"] == "conflict":
+                report.failed.append({"path": str(path), "error": outcome["reason"]})
+            else:
+                report.skipped.append(outcome)
+        if progress and progress.on_graph:
+            progress.on_graph(str(path), outcome["outcome"])
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def ingest_file(
+    kb: "KB", path: Path, manifest: Manifest | None, on_change: str, progress: Progress | None
+) -> dict[str, Any]:
+    digest = content_hash(path)
+    with kb.engine.connect() as conn:
+        known = conn.execute(
+            select(graphs.c.slug).where(graphs.c.content_hash == digest, graphs.c.status == READY)
+        ).first()
+    if known is not None:
+        return {"path": str(path), "slug": known.slug, "outcome": "unchanged", "reason": "same content already stored"}
+    graph = read_graph(path, digest=digest)
+    header = graph.header
+    claim = registry.claim(kb.engine, header, digest, str(path), kb.store.name, on_change)
+    if claim.action != "write":
+        outcome = "conflict" if claim.action == "conflict" else claim.action
+        return {"path": str(path), "slug": header.slug, "outcome": outcome, "reason": claim.reason}
+    gid = claim.graph_id
+    assert gid is not None
+    try:
+        _write(kb, path, graph, gid, claim.previous_id, manifest, progress)
+    except BaseException:
+        _abandon(kb, gid)
+        raise
+    if claim.previous_id is not None:
+        kb.store.purge(claim.previous_id)
+        with kb.engine.begin() as conn:
+            registry.forget(conn, claim.previous_id)
+    return {
+        "path": str(path),
+        "slug": header.slug,
+        "outcome": "ingested",
+        "graph_id": gid,
+        "nodes": len(graph.nodes),
+        "links": graph.n_links,
+        "features": len(graph.features()),
+        "replaced": claim.previous_id is not None,
+        "warnings": graph.warnings,
+    }
+
+
+def _write(
+    kb: "KB",
+    path: Path,
+    graph: ParsedGraph,
+    gid: int,
+    previous_id: int | None,
+    manifest: Manifest | None,
+    progress: Progress | None,
+) -> None:
+    tagging = manifest.lookup(path, graph.header.slug) if manifest else None
+    language = (tagging.language if tagging and tagging.language else None) or detect_language(graph.header.prompt)
+    keys = graph.features()
+    with kb.engine.begin() as conn:
+        feature_ids = registry.ensure_features(conn, keys)
+    clerps = [
+        (feature_ids[n.feature_key], n.clerp) for n in graph.nodes if n.feature_key is not None and n.clerp
+    ]
+    link_extra: dict[str, Any] = {}
+    if graph.link_extra:
+        link_extra["fields"] = {str(k): v for k, v in graph.link_extra.items()}
+    if graph.ambiguous_links:
+        link_extra["ambiguous"] = graph.ambiguous_links
+    done = registry.Finish(
+        n_nodes=len(graph.nodes),
+        n_links=graph.n_links,
+        n_features=len(keys),
+        language=language,
+        family=tagging.family if tagging else None,
+        tags=list(tagging.tags) if tagging else [],
+        clerps=clerps,
+        link_extra=link_extra or None,
+    )
+
+    def finalize(conn: Connection) -> None:
+        registry.finish(conn, gid, graph.header.slug, previous_id, done)
+
+    kb.store.write_graph(gid, graph, feature_ids, finalize, progress.on_links if progress else None)
+
+
+def _abandon(kb: "KB", gid: int) -> None:
+    """Undo a failed write; if even that fails, the row stays 'loading' for the next run."""
+    try:
+        kb.store.purge(gid)
+        with kb.engine.begin() as conn:
+            registry.forget(conn, gid)
+    except Exception:  # the original error matters more; recovery will finish the job
+        log.exception("could not clean up graph %s after a failed ingest; the next ingest will", gid)

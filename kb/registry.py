@@ -1,0 +1,258 @@
+"""The graph registry in SQL: which graphs exist, in which state, and who is writing them.
+
+A graph version moves ``loading`` -> ``ready`` (-> ``replaced`` when a newer file takes its
+slug). Only ``ready`` graphs are visible to queries. A ``loading`` row whose writer died is
+taken over by the next ingest of the same content, which purges what was half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+
+from ingest.records import FeatureKey, GraphHeader
+from schema.sql import LOADING, READY, REPLACED, descriptions, features, graph_link_extra, graph_tags, graphs
+
+# a writer on another host is presumed dead when it has not been heard of for this long
+LEASE = timedelta(minutes=30)
+_HOST = socket.gethostname()
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def owner_token() -> str:
+    return f"{_HOST}:{os.getpid()}"
+
+
+def owner_alive(owner: str | None, heartbeat: datetime | None) -> bool:
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host == _HOST and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    if heartbeat is None:
+        return False
+    if heartbeat.tzinfo is None:
+        heartbeat = heartbeat.replace(tzinfo=timezone.utc)
+    return now() - heartbeat < LEASE
+
+
+def dialect_insert(conn: Connection, table):  # noqa: ANN001, ANN201
+    return pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)
+
+
+def ensure_features(conn: Connection, keys: Iterable[FeatureKey]) -> dict[FeatureKey, int]:
+    """The SQL id of every feature, creating the missing ones (safe under concurrency)."""
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    rows = [{"transcoder_set": k.transcoder_set, "layer": k.layer, "index": k.index} for k in keys]
+    for start in range(0, len(rows), 5000):
+        stmt = dialect_insert(conn, features).values(rows[start : start + 5000]).on_conflict_do_nothing()
+        conn.execute(stmt)
+    return lookup_features(conn, keys)
+
+
+def lookup_features(conn: Connection, keys: Sequence[FeatureKey]) -> dict[FeatureKey, int]:
+    found: dict[FeatureKey, int] = {}
+    by_set: dict[str, list[FeatureKey]] = {}
+    for k in keys:
+        by_set.setdefault(k.transcoder_set, []).append(k)
+    for tset, group in by_set.items():
+        wanted = {(k.layer, k.index) for k in group}
+        layers = sorted({k.layer for k in group})
+        q = select(features.c.id, features.c.layer, features.c["index"]).where(
+            features.c.transcoder_set == tset, features.c.layer.in_(layers)
+        )
+        indexes = sorted({k.index for k in group})
+        for start in range(0, len(indexes), 900):
+            chunk = indexes[start : start + 900]
+            for fid, layer, index in conn.execute(q.where(features.c["index"].in_(chunk))):
+                if (layer, index) in wanted:
+                    found[FeatureKey(tset, layer, index)] = fid
+    return found
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What an ingest may do with one file."""
+
+    action: str  # "write" | "unchanged" | "busy" | "conflict"
+    graph_id: int | None
+    takeover: bool = False
+    previous_id: int | None = None
+    reason: str = ""
+
+
+def claim(engine: Engine, header: GraphHeader, digest: str, source: str, store: str, on_change: str) -> Claim:
+    """Decide whether to write this graph, and register it as ``loading`` if so."""
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(graphs.c.id, graphs.c.status, graphs.c.content_hash, graphs.c.owner, graphs.c.heartbeat_at, graphs.c.store)
+            .where(graphs.c.slug == header.slug, graphs.c.status.in_([LOADING, READY]))
+        ).all()
+        ready = next((r for r in rows if r.status == READY), None)
+        same = next((r for r in rows if r.content_hash == digest), None)
+        if same is not None and same.status == READY:
+            return Claim("unchanged", same.id, reason="same content already stored")
+        if ready is not None and on_change != "replace":
+            if on_change == "skip":
+                return Claim("unchanged", ready.id, reason="slug exists with other content (kept, --on-change skip)")
+            return Claim(
+                "conflict",
+                ready.id,
+                reason=f"slug {header.slug!r} is already stored with other content; use --on-change replace",
+            )
+        if same is not None:  # loading
+            if owner_alive(same.owner, same.heartbeat_at) and same.owner != owner_token():
+                return Claim("busy", same.id, reason=f"being ingested by another process ({same.owner})")
+            conn.execute(
+                update(graphs).where(graphs.c.id == same.id).values(owner=owner_token(), heartbeat_at=now(), store=store)
+            )
+            return Claim("write", same.id, takeover=True, previous_id=ready.id if ready else None)
+        values = _registry_values(header, digest, source, store)
+        try:
+            with conn.begin_nested():
+                gid = conn.execute(insert(graphs).values(**values).returning(graphs.c.id)).scalar_one()
+        except IntegrityError:
+            return Claim("busy", None, reason="being ingested by another process")
+        return Claim("write", gid, previous_id=ready.id if ready else None)
+
+
+def _registry_values(header: GraphHeader, digest: str, source: str, store: str) -> dict[str, Any]:
+    return {
+        "slug": header.slug,
+        "status": LOADING,
+        "store": store,
+        "content_hash": digest,
+        "source": source,
+        "prompt": header.prompt,
+        "prompt_tokens": header.prompt_tokens,
+        "model": header.model,
+        "scan": header.scan,
+        "transcoder_set": header.transcoder_set,
+        "schema_version": header.schema_version,
+        "metadata": header.metadata,
+        "qparams": header.qparams,
+        "extra": header.extra,
+        "owner": owner_token(),
+        "heartbeat_at": now(),
+        "created_at": now(),
+    }
+
+
+def heartbeat(engine: Engine, gid: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(graphs).where(graphs.c.id == gid).values(heartbeat_at=now()))
+
+
+@dataclass
+class Finish:
+    n_nodes: int
+    n_links: int
+    n_features: int
+    language: str | None
+    family: str | None
+    tags: list[str]
+    clerps: list[tuple[int, str]]  # (feature id, clerp)
+    link_extra: dict[str, Any] | None
+
+
+def finish(conn: Connection, gid: int, slug: str, previous_id: int | None, done: Finish) -> None:
+    """Make graph ``gid`` the visible version of its slug (inside the caller's transaction)."""
+    if previous_id is not None and previous_id != gid:
+        conn.execute(update(graphs).where(graphs.c.id == previous_id).values(status=REPLACED))
+        conn.execute(delete(descriptions).where(descriptions.c.graph_id == previous_id))
+    conn.execute(delete(graph_tags).where(graph_tags.c.graph_id == gid))
+    if done.tags:
+        conn.execute(insert(graph_tags), [{"graph_id": gid, "tag": t} for t in sorted(set(done.tags))])
+    conn.execute(delete(graph_link_extra).where(graph_link_extra.c.graph_id == gid))
+    if done.link_extra:
+        conn.execute(insert(graph_link_extra).values(graph_id=gid, extra=done.link_extra))
+    conn.execute(delete(descriptions).where(descriptions.c.graph_id == gid))
+    clerp_rows = _clerp_rows(gid, done.clerps)
+    if clerp_rows:
+        conn.execute(insert(descriptions), clerp_rows)
+    conn.execute(
+        update(graphs)
+        .where(graphs.c.id == gid)
+        .values(
+            status=READY,
+            n_nodes=done.n_nodes,
+            n_links=done.n_links,
+            n_features=done.n_features,
+            language=done.language,
+            family=done.family,
+            ready_at=now(),
+            owner=None,
+        )
+    )
+
+
+def _clerp_rows(gid: int, clerps: list[tuple[int, str]]) -> list[dict[str, Any]]:
+    seen: set[tuple[int, str]] = set()
+    rows = []
+    stamp = now()
+    for fid, text in clerps:
+        text = text.strip()
+        if not text or (fid, text) in seen:
+            continue
+        seen.add((fid, text))
+        rows.append(
+            {
+                "feature_id": fid,
+                "source": "clerp",
+                "kind": "",
+                "author": "",
+                "text": text,
+                "text_hash": text_hash(text),
+                "graph_id": gid,
+                "created_at": stamp,
+            }
+        )
+    return rows
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def ready_graph(conn: Connection, slug: str):  # noqa: ANN201
+    return conn.execute(select(graphs).where(graphs.c.slug == slug, graphs.c.status == READY)).first()
+
+
+def stale_versions(conn: Connection) -> list[tuple[int, str]]:
+    """(graph id, store) of replaced versions whose data may still be in a store."""
+    return [tuple(r) for r in conn.execute(select(graphs.c.id, graphs.c.store).where(graphs.c.status == REPLACED))]
+
+
+def forget(conn: Connection, gid: int) -> None:
+    conn.execute(delete(graph_tags).where(graph_tags.c.graph_id == gid))
+    conn.execute(delete(graph_link_extra).where(graph_link_extra.c.graph_id == gid))
+    conn.execute(delete(descriptions).where(descriptions.c.graph_id == gid))
+    conn.execute(delete(graphs).where(graphs.c.id == gid))
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    return {
+        "graphs": conn.execute(select(func.count()).select_from(graphs).where(graphs.c.status == READY)).scalar_one(),
+        "features": conn.execute(select(func.count()).select_from(features)).scalar_one(),
+        "descriptions": conn.execute(select(func.count()).select_from(descriptions)).scalar_one(),
+    }

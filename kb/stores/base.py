@@ -1,0 +1,113 @@
+"""The interface every graph store implements, and the data types they share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from sqlalchemy import Connection
+
+from ingest.records import FeatureKey, ParsedGraph
+
+# columns of a stored node, in this order, in every store
+NODE_COLUMNS = (
+    "idx",
+    "node_id",
+    "js_node_id",
+    "kind",
+    "feature_type",
+    "layer",
+    "layer_num",
+    "ctx_idx",
+    "feature",
+    "feature_id",
+    "clerp",
+    "influence",
+    "activation",
+    "token_prob",
+    "is_target_logit",
+    "extra",
+)
+
+Finalize = Callable[[Connection], None]
+Progress = Callable[[int], None]
+
+
+@dataclass
+class StoredGraph:
+    """One graph as a store gives it back: node rows (dicts of NODE_COLUMNS) and link arrays."""
+
+    graph_id: int
+    nodes: list[dict[str, Any]]
+    link_src: np.ndarray
+    link_tgt: np.ndarray
+    link_weight: np.ndarray
+
+
+class GraphStore(ABC):
+    """Keeps each graph's nodes and weighted links; features are shared, keyed by SQL id.
+
+    Graph ids come from the SQL registry, which alone says which graphs are visible;
+    stores never decide that on their own.
+    """
+
+    name: str
+
+    @abstractmethod
+    def setup(self) -> None:
+        """Create constraints and indexes (idempotent)."""
+
+    @abstractmethod
+    def write_graph(
+        self,
+        gid: int,
+        graph: ParsedGraph,
+        feature_ids: dict[FeatureKey, int],
+        finalize: Finalize,
+        progress: Progress | None = None,
+    ) -> None:
+        """Store graph ``gid`` whole, then run ``finalize`` in a SQL transaction that publishes it.
+
+        Anything of ``gid`` already in the store (a half-written earlier try) is removed first.
+        """
+
+    @abstractmethod
+    def purge(self, gid: int) -> None:
+        """Remove every node and link of graph ``gid`` (idempotent)."""
+
+    @abstractmethod
+    def load_graph(self, gid: int) -> StoredGraph:
+        """Every node and link of graph ``gid``, in file order."""
+
+    @abstractmethod
+    def counts(self, gids: list[int] | None = None) -> dict[str, int]:
+        """``nodes``, ``links`` and ``features`` (distinct features used) of the given graphs, or all."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def node_row(node: Any, feature_ids: dict[FeatureKey, int]) -> tuple:
+    """A parsed node as a tuple in NODE_COLUMNS order (``extra`` as JSON text or None)."""
+    import json
+
+    return (
+        node.idx,
+        node.node_id,
+        node.js_node_id,
+        node.kind,
+        node.feature_type,
+        node.layer,
+        node.layer_num,
+        node.ctx_idx,
+        node.feature,
+        feature_ids[node.feature_key] if node.feature_key is not None else None,
+        node.clerp,
+        node.influence,
+        node.activation,
+        node.token_prob,
+        node.is_target_logit,
+        json.dumps(node.extra, ensure_ascii=False, separators=(",", ":")) if node.extra else None,
+    )

@@ -1,0 +1,117 @@
+"""The embedded graph store: each graph's nodes and links in tables of the SQL database.
+
+A graph is written and published in one SQL transaction, so it appears whole or not at all.
+Bulk rows go through the driver directly (``executemany`` on SQLite, ``COPY`` on PostgreSQL):
+the ORM layer would cost more than the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from sqlalchemy import Connection, Engine, delete, func, select
+
+from ingest.records import FeatureKey, ParsedGraph
+from kb.errors import NotFoundError
+from kb.stores.base import NODE_COLUMNS, Finalize, GraphStore, Progress, StoredGraph, node_row
+from schema.sql import graph_links, graph_nodes
+
+log = logging.getLogger(__name__)
+
+LINK_BATCH = 200_000
+
+
+class EmbeddedStore(GraphStore):
+    name = "embedded"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def setup(self) -> None:
+        """The tables come with the SQL migrations; nothing else to do."""
+
+    def write_graph(
+        self,
+        gid: int,
+        graph: ParsedGraph,
+        feature_ids: dict[FeatureKey, int],
+        finalize: Finalize,
+        progress: Progress | None = None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            self._purge(conn, gid)
+            rows = [(gid, *node_row(n, feature_ids)) for n in graph.nodes]
+            bulk_insert(conn, "graph_nodes", ("graph_id", *NODE_COLUMNS), rows)
+            n = graph.n_links
+            gids = np.full(n, gid, dtype=np.int64)
+            idx = np.arange(n, dtype=np.int64)
+            for start in range(0, n, LINK_BATCH):
+                stop = min(n, start + LINK_BATCH)
+                batch = zip(
+                    gids[start:stop].tolist(),
+                    idx[start:stop].tolist(),
+                    graph.link_src[start:stop].tolist(),
+                    graph.link_tgt[start:stop].tolist(),
+                    graph.link_weight[start:stop].tolist(),
+                )
+                bulk_insert(conn, "graph_links", ("graph_id", "idx", "src", "tgt", "weight"), batch)
+                if progress:
+                    progress(stop - start)
+            finalize(conn)
+
+    def purge(self, gid: int) -> None:
+        with self.engine.begin() as conn:
+            self._purge(conn, gid)
+
+    @staticmethod
+    def _purge(conn: Connection, gid: int) -> None:
+        conn.execute(delete(graph_links).where(graph_links.c.graph_id == gid))
+        conn.execute(delete(graph_nodes).where(graph_nodes.c.graph_id == gid))
+
+    def load_graph(self, gid: int) -> StoredGraph:
+        with self.engine.connect() as conn:
+            cols = [graph_nodes.c[c] for c in NODE_COLUMNS]
+            nodes = [dict(r._mapping) for r in conn.execute(select(*cols).where(graph_nodes.c.graph_id == gid).order_by(graph_nodes.c.idx))]
+            if not nodes:
+                raise NotFoundError(f"graph {gid} has no nodes in the embedded store")
+            links = conn.execute(
+                select(graph_links.c.src, graph_links.c.tgt, graph_links.c.weight)
+                .where(graph_links.c.graph_id == gid)
+                .order_by(graph_links.c.idx)
+            ).all()
+        arr = np.array(links, dtype=np.float64).reshape(-1, 3)
+        return StoredGraph(gid, nodes, arr[:, 0].astype(np.int32), arr[:, 1].astype(np.int32), arr[:, 2])
+
+    def counts(self, gids: list[int] | None = None) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            node_q = select(func.count()).select_from(graph_nodes)
+            link_q = select(func.count()).select_from(graph_links)
+            feat_q = select(func.count(func.distinct(graph_nodes.c.feature_id)))
+            if gids is not None:
+                node_q = node_q.where(graph_nodes.c.graph_id.in_(gids))
+                link_q = link_q.where(graph_links.c.graph_id.in_(gids))
+                feat_q = feat_q.where(graph_nodes.c.graph_id.in_(gids))
+            return {
+                "nodes": conn.execute(node_q).scalar_one(),
+                "links": conn.execute(link_q).scalar_one(),
+                "features": conn.execute(feat_q).scalar_one(),
+            }
+
+
+def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> None:
+    """Insert many rows through the driver; table and column names are our own constants."""
+    raw = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    placeholders = ", ".join("?" for _ in columns)
+    cur = raw.cursor()
+    try:
+        cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows)
+    finally:
+        cur.close()

@@ -1,0 +1,189 @@
+"""The SQL schema: graph registry, feature metadata, labels, and the embedded graph store.
+
+SQLAlchemy Core tables, one MetaData. Alembic migrations in ``schema/migrations`` create
+exactly these; ``tests/test_schema.py`` checks that they agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# graph lifecycle: a row is 'loading' while its data is written, 'ready' once complete and
+# visible, 'replaced' when a newer version of the same slug took its place.
+LOADING, READY, REPLACED = "loading", "ready", "replaced"
+
+features = Table(
+    "features",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("transcoder_set", String(200), nullable=False),
+    Column("layer", Integer, nullable=False),
+    Column("index", BigInteger, nullable=False),
+    UniqueConstraint("transcoder_set", "layer", "index"),
+)
+
+graphs = Table(
+    "graphs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("slug", String(300), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("store", String(16), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("prompt_tokens", JSON, nullable=False),
+    Column("model", String(200)),
+    Column("scan", String(300)),
+    Column("transcoder_set", String(200), nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    Column("language", String(16)),
+    Column("family", String(200)),
+    Column("n_nodes", Integer, nullable=False, server_default=text("0")),
+    Column("n_links", BigInteger, nullable=False, server_default=text("0")),
+    Column("n_features", Integer, nullable=False, server_default=text("0")),
+    Column("metadata", JSON, nullable=False),
+    Column("qparams", JSON, nullable=False),
+    Column("extra", JSON, nullable=False),
+    Column("owner", String(200)),
+    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("ready_at", DateTime(timezone=True)),
+    Index("ix_graphs_visible_slug", "slug", unique=True, sqlite_where=text("status = 'ready'"), postgresql_where=text("status = 'ready'")),
+    Index(
+        "ix_graphs_live_version",
+        "slug",
+        "content_hash",
+        unique=True,
+        sqlite_where=text("status IN ('loading', 'ready')"),
+        postgresql_where=text("status IN ('loading', 'ready')"),
+    ),
+    Index("ix_graphs_status", "status"),
+    Index("ix_graphs_family", "family"),
+    Index("ix_graphs_language", "language"),
+)
+
+graph_tags = Table(
+    "graph_tags",
+    metadata,
+    Column("graph_id", Integer, ForeignKey("graphs.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(200), primary_key=True),
+    Index("ix_graph_tags_tag", "tag"),
+)
+
+descriptions = Table(
+    "descriptions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("feature_id", Integer, ForeignKey("features.id"), nullable=False),
+    Column("source", String(32), nullable=False),  # neuronpedia | clerp | label | ...
+    Column("kind", String(100), nullable=False, server_default=text("''")),  # e.g. Neuronpedia's explanation type
+    Column("author", String(200), nullable=False, server_default=text("''")),
+    Column("text", Text, nullable=False),
+    Column("text_hash", String(64), nullable=False),
+    Column("graph_id", Integer, ForeignKey("graphs.id", ondelete="CASCADE")),
+    Column("scores", JSON),
+    Column("origin", Text),  # file it came from
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("feature_id", "source", "kind", "author", "text_hash", "graph_id"),
+    Index("ix_descriptions_feature", "feature_id"),
+    Index("ix_descriptions_graph", "graph_id"),
+)
+
+feature_details = Table(
+    "feature_details",
+    metadata,
+    Column("feature_id", Integer, ForeignKey("features.id"), primary_key=True),
+    Column("examples_quantiles", JSON),
+    Column("top_logits", JSON),
+    Column("bottom_logits", JSON),
+    Column("act_min", Float),
+    Column("act_max", Float),
+    Column("activation_frequency", Float),
+    Column("extra", JSON),
+    Column("origin", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("feature_id", Integer, ForeignKey("features.id"), nullable=False),
+    Column("graph_slug", String(300)),  # a label may be about the feature in one graph
+    Column("author", String(200), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("feature_id", "author", "graph_slug", "text"),
+    Index("ix_labels_feature", "feature_id"),
+)
+
+# --- the embedded graph store: each graph's nodes and links, keyed by graph id -----------------
+
+graph_nodes = Table(
+    "graph_nodes",
+    metadata,
+    Column("graph_id", Integer, primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("node_id", String(200), nullable=False),
+    Column("js_node_id", String(200)),
+    Column("kind", String(16), nullable=False),
+    Column("feature_type", String(64), nullable=False),
+    Column("layer", String(16), nullable=False),
+    Column("layer_num", Integer, nullable=False),
+    Column("ctx_idx", Integer, nullable=False),
+    Column("feature", BigInteger),
+    Column("feature_id", Integer),
+    Column("clerp", Text),
+    Column("influence", Float),
+    Column("activation", Float),
+    Column("token_prob", Float),
+    Column("is_target_logit", Boolean),
+    Column("extra", Text),
+    Index("ix_graph_nodes_feature", "feature_id", "graph_id"),
+    sqlite_with_rowid=False,
+)
+
+graph_links = Table(
+    "graph_links",
+    metadata,
+    Column("graph_id", Integer, primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("src", Integer, nullable=False),
+    Column("tgt", Integer, nullable=False),
+    Column("weight", Float, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+graph_link_extra = Table(
+    "graph_link_extra",
+    metadata,
+    Column("graph_id", Integer, primary_key=True),
+    Column("extra", JSON, nullable=False),  # {"fields": {link idx: {...}}, "ambiguous": [raw links]}
+)
