@@ -139,10 +139,8 @@ def _feed_streaming(path: Path, builder: "_GraphBuilder") -> None:
             if pending_links is not None:
                 for link in pending_links:
                     builder.add_link(link)
-    except ijson.common.IncompleteJSONError as exc:
-        raise GraphFormatError(str(path), _json_path(top_keys), f"invalid JSON: {exc}") from exc
     except ijson.common.JSONError as exc:
-        raise GraphFormatError(str(path), _json_path(top_keys), f"invalid JSON: {exc}") from exc
+        raise GraphFormatError(str(path), _stream_location(top_keys, builder), _stream_reason(exc)) from exc
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise GraphFormatError(str(path), "", f"cannot read file: {exc}") from exc
     _require_top_level(str(path), top_keys)
@@ -154,8 +152,22 @@ def _extras(parts: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in parts.items() if k not in KNOWN_TOP_LEVEL}
 
 
-def _json_path(top_keys: list[str]) -> str:
-    return top_keys[-1] if top_keys else ""
+def _stream_location(top_keys: list[str], builder: "_GraphBuilder") -> str:
+    """Where a streamed parse stopped: the array item being read, as far as we know it."""
+    if not top_keys:
+        return ""
+    if top_keys[-1] == "nodes" and not builder.ready_for_links:
+        return f"nodes[{len(builder.nodes)}]"
+    if top_keys[-1] == "links":
+        return f"links[{builder.n_links_seen}]"
+    return top_keys[-1]
+
+
+def _stream_reason(exc: Exception) -> str:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "integer overflow" in first_line:
+        return "a number does not fit in 64 bits (feature ids reach about 1.3e10)"
+    return f"invalid JSON: {first_line}"
 
 
 def _expect_array_start(path: str, name: str, events: Iterator[tuple[str, str, Any]]) -> None:

@@ -26,7 +26,7 @@ def open_store(name: str, config: "Config", engine: "Engine") -> GraphStore:
 
         if not config.neo4j_uri:
             raise ConfigError("the neo4j store needs CIRCUITKB_NEO4J_URI (and _USER, _PASSWORD)")
-        return Neo4jStore(config.neo4j_uri, config.neo4j_user, config.neo4j_password, config.neo4j_database)
+        return Neo4jStore(engine, config.neo4j_uri, config.neo4j_user, config.neo4j_password, config.neo4j_database)
     raise ConfigError(f"unknown graph store {name!r}; known: {', '.join(STORE_NAMES)}")
 
 

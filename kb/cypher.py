@@ -1,0 +1,103 @@
+"""Every Cypher statement of the Neo4j store, as pure functions returning (query, params).
+
+Values always travel as parameters; labels and types are the constants of
+``schema.graph_schema``, never user text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Query = tuple[str, dict[str, Any]]
+
+
+def create_graph(gid: int, slug: str) -> Query:
+    return "MERGE (g:Graph {gid: $gid}) SET g.slug = $slug, g.ready = false", {"gid": gid, "slug": slug}
+
+
+def publish_graph(gid: int, n_nodes: int, n_links: int) -> Query:
+    return (
+        "MATCH (g:Graph {gid: $gid}) SET g.ready = true, g.n_nodes = $n_nodes, g.n_links = $n_links",
+        {"gid": gid, "n_nodes": n_nodes, "n_links": n_links},
+    )
+
+
+def merge_features(rows: list[dict[str, Any]]) -> Query:
+    return (
+        "UNWIND $rows AS r "
+        "MERGE (f:Feature {fid: r.fid}) "
+        "ON CREATE SET f.transcoder_set = r.transcoder_set, f.layer = r.layer, f.index = r.index",
+        {"rows": rows},
+    )
+
+
+def create_nodes(rows: list[dict[str, Any]]) -> Query:
+    return (
+        "UNWIND $rows AS r "
+        "CREATE (n:Node) SET n = r "
+        "WITH n, r WHERE r.fid IS NOT NULL "
+        "MATCH (f:Feature {fid: r.fid}) "
+        "CREATE (n)-[:IS]->(f)",
+        {"rows": rows},
+    )
+
+
+def create_links(gid: int, src: list[int], tgt: list[int], weight: list[float], first: int) -> Query:
+    """Links as parallel lists (cheaper on the wire than one map per link)."""
+    return (
+        "UNWIND range(0, size($src) - 1) AS k "
+        "MATCH (a:Node {gid: $gid, idx: $src[k]}) "
+        "MATCH (b:Node {gid: $gid, idx: $tgt[k]}) "
+        "CREATE (a)-[:LINK {w: $w[k], i: $first + k}]->(b)",
+        {"gid": gid, "src": src, "tgt": tgt, "w": weight, "first": first},
+    )
+
+
+def delete_links_batch(gid: int, limit: int) -> Query:
+    return (
+        "MATCH (:Node {gid: $gid})-[r:LINK]->() WITH r LIMIT $limit DELETE r RETURN count(*) AS n",
+        {"gid": gid, "limit": limit},
+    )
+
+
+def delete_nodes_batch(gid: int, limit: int) -> Query:
+    return (
+        "MATCH (n:Node {gid: $gid}) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS n",
+        {"gid": gid, "limit": limit},
+    )
+
+
+def delete_graph(gid: int) -> Query:
+    return "MATCH (g:Graph {gid: $gid}) DELETE g", {"gid": gid}
+
+
+def graph_nodes(gid: int) -> Query:
+    return "MATCH (n:Node {gid: $gid}) RETURN n ORDER BY n.idx", {"gid": gid}
+
+
+def graph_links(gid: int) -> Query:
+    return (
+        "MATCH (a:Node {gid: $gid})-[r:LINK]->(b) RETURN a.idx AS s, b.idx AS t, r.w AS w ORDER BY r.i",
+        {"gid": gid},
+    )
+
+
+def count_nodes(gids: list[int] | None) -> Query:
+    if gids is None:
+        return "MATCH (n:Node) RETURN count(n) AS n", {}
+    return "UNWIND $gids AS gid MATCH (n:Node {gid: gid}) RETURN count(n) AS n", {"gids": gids}
+
+
+def count_links(gids: list[int] | None) -> Query:
+    if gids is None:
+        return "MATCH (:Node)-[r:LINK]->() RETURN count(r) AS n", {}
+    return "UNWIND $gids AS gid MATCH (:Node {gid: gid})-[r:LINK]->() RETURN count(r) AS n", {"gids": gids}
+
+
+def count_features(gids: list[int] | None) -> Query:
+    if gids is None:
+        return "MATCH (n:Node) WHERE n.fid IS NOT NULL RETURN count(DISTINCT n.fid) AS n", {}
+    return (
+        "UNWIND $gids AS gid MATCH (n:Node {gid: gid}) WHERE n.fid IS NOT NULL RETURN count(DISTINCT n.fid) AS n",
+        {"gids": gids},
+    )

@@ -1,0 +1,158 @@
+"""The Neo4j graph store, over Bolt with the official driver.
+
+Writes go in batches, each a managed transaction (the driver retries transient failures).
+A graph too big for one transaction is written in many; it stays invisible until the SQL
+registry publishes it, and a half-written graph is purged before it is written again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine
+
+from ingest.records import FeatureKey, ParsedGraph
+from kb import cypher
+from kb.errors import NotFoundError, StoreUnavailable
+from kb.stores.base import NODE_COLUMNS, Finalize, GraphStore, Progress, StoredGraph, node_row
+from schema.graph_schema import STATEMENTS
+
+log = logging.getLogger(__name__)
+
+NODE_BATCH = 5_000
+LINK_BATCH = 20_000
+DELETE_BATCH = 50_000
+
+
+class Neo4jStore(GraphStore):
+    name = "neo4j"
+
+    def __init__(self, engine: Engine, uri: str, user: str, password: str | None, database: str | None = None) -> None:
+        from neo4j import GraphDatabase
+
+        self.engine = engine
+        self.uri = uri
+        self.database = database
+        auth = (user, password) if password is not None else None
+        self.driver = GraphDatabase.driver(uri, auth=auth, max_transaction_retry_time=60.0)
+
+    def __repr__(self) -> str:
+        return f"Neo4jStore({self.uri!r})"
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _session(self):  # noqa: ANN202
+        return self.driver.session(database=self.database) if self.database else self.driver.session()
+
+    def run_write(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        from neo4j.exceptions import AuthError, ServiceUnavailable
+
+        def work(tx):  # noqa: ANN001, ANN202
+            return [r.data() for r in tx.run(query, params)]
+
+        try:
+            with self._session() as session:
+                return session.execute_write(work)
+        except ServiceUnavailable as exc:
+            raise StoreUnavailable(f"Neo4j at {self.uri} is not reachable: {exc}") from exc
+        except AuthError as exc:
+            raise StoreUnavailable(f"Neo4j at {self.uri} refused the credentials (check CIRCUITKB_NEO4J_USER/_PASSWORD)") from exc
+
+    def run_read(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        from neo4j.exceptions import AuthError, ServiceUnavailable
+
+        def work(tx):  # noqa: ANN001, ANN202
+            return [r.data() for r in tx.run(query, params)]
+
+        try:
+            with self._session() as session:
+                return session.execute_read(work)
+        except ServiceUnavailable as exc:
+            raise StoreUnavailable(f"Neo4j at {self.uri} is not reachable: {exc}") from exc
+        except AuthError as exc:
+            raise StoreUnavailable(f"Neo4j at {self.uri} refused the credentials (check CIRCUITKB_NEO4J_USER/_PASSWORD)") from exc
+
+    def setup(self) -> None:
+        for statement in STATEMENTS:
+            self.run_write(statement, {})
+
+    def close(self) -> None:
+        self.driver.close()
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def write_graph(
+        self,
+        gid: int,
+        graph: ParsedGraph,
+        feature_ids: dict[FeatureKey, int],
+        finalize: Finalize,
+        progress: Progress | None = None,
+    ) -> None:
+        self.purge(gid)
+        self.run_write(*cypher.create_graph(gid, graph.header.slug))
+        feature_rows = [
+            {"fid": fid, "transcoder_set": key.transcoder_set, "layer": key.layer, "index": key.index}
+            for key, fid in sorted(feature_ids.items(), key=lambda kv: kv[1])
+        ]
+        for start in range(0, len(feature_rows), NODE_BATCH):
+            self.run_write(*cypher.merge_features(feature_rows[start : start + NODE_BATCH]))
+        node_rows = [_node_props(gid, node_row(n, feature_ids)) for n in graph.nodes]
+        for start in range(0, len(node_rows), NODE_BATCH):
+            self.run_write(*cypher.create_nodes(node_rows[start : start + NODE_BATCH]))
+        n = graph.n_links
+        for start in range(0, n, LINK_BATCH):
+            stop = min(n, start + LINK_BATCH)
+            self.run_write(
+                *cypher.create_links(
+                    gid,
+                    graph.link_src[start:stop].tolist(),
+                    graph.link_tgt[start:stop].tolist(),
+                    graph.link_weight[start:stop].tolist(),
+                    start,
+                )
+            )
+            if progress:
+                progress(stop - start)
+        self.run_write(*cypher.publish_graph(gid, len(graph.nodes), n))
+        with self.engine.begin() as conn:
+            finalize(conn)
+
+    def purge(self, gid: int) -> None:
+        for make in (cypher.delete_links_batch, cypher.delete_nodes_batch):
+            while True:
+                rows = self.run_write(*make(gid, DELETE_BATCH))
+                if not rows or rows[0]["n"] == 0:
+                    break
+        self.run_write(*cypher.delete_graph(gid))
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def load_graph(self, gid: int) -> StoredGraph:
+        records = self.run_read(*cypher.graph_nodes(gid))
+        if not records:
+            raise NotFoundError(f"graph {gid} has no nodes in Neo4j")
+        nodes = [{c: r["n"].get(c) for c in NODE_COLUMNS} for r in records]
+        links = self.run_read(*cypher.graph_links(gid))
+        src = np.array([r["s"] for r in links], dtype=np.int32)
+        tgt = np.array([r["t"] for r in links], dtype=np.int32)
+        weight = np.array([r["w"] for r in links], dtype=np.float64)
+        return StoredGraph(gid, nodes, src, tgt, weight)
+
+    def counts(self, gids: list[int] | None = None) -> dict[str, int]:
+        return {
+            "nodes": self.run_read(*cypher.count_nodes(gids))[0]["n"],
+            "links": self.run_read(*cypher.count_links(gids))[0]["n"],
+            "features": self.run_read(*cypher.count_features(gids))[0]["n"],
+        }
+
+
+def _node_props(gid: int, row: tuple) -> dict[str, Any]:
+    props = {"gid": gid}
+    for column, value in zip(NODE_COLUMNS, row):
+        if value is not None:
+            props[column] = value
+    return props

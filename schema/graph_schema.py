@@ -1,0 +1,29 @@
+"""The Neo4j schema: labels, relationship types, constraints and indexes.
+
+(:Feature {fid, transcoder_set, layer, index})   one node per feature across all graphs;
+                                                  fid is the SQL features.id
+(:Graph {gid, slug, ready})                       one per stored graph version
+(:Node {gid, idx, node_id, kind, layer, ...})     a graph's own nodes (features at a position,
+                                                  errors, embeddings, logits)
+(:Node)-[:IS]->(:Feature)                         for feature nodes
+(:Node)-[:LINK {w, i}]->(:Node)                   weighted links; i is the link's place in the file
+
+Every statement is idempotent (IF NOT EXISTS); Community edition supports all of them.
+"""
+
+from __future__ import annotations
+
+FEATURE = "Feature"
+GRAPH = "Graph"
+NODE = "Node"
+IS = "IS"
+LINK = "LINK"
+
+STATEMENTS: tuple[str, ...] = (
+    "CREATE CONSTRAINT feature_fid IF NOT EXISTS FOR (f:Feature) REQUIRE f.fid IS UNIQUE",
+    "CREATE CONSTRAINT feature_key IF NOT EXISTS FOR (f:Feature) REQUIRE (f.transcoder_set, f.layer, f.index) IS UNIQUE",
+    "CREATE CONSTRAINT graph_gid IF NOT EXISTS FOR (g:Graph) REQUIRE g.gid IS UNIQUE",
+    "CREATE INDEX node_gid_idx IF NOT EXISTS FOR (n:Node) ON (n.gid, n.idx)",
+    "CREATE INDEX node_fid IF NOT EXISTS FOR (n:Node) ON (n.fid)",
+    "CREATE INDEX graph_slug IF NOT EXISTS FOR (g:Graph) ON (g.slug)",
+)
