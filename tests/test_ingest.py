@@ -1,0 +1,130 @@
+"""Ingest on every SQL database and graph store: counts, round trips, bad files, re-runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from kb.api import KB
+from kb.errors import NotFoundError
+from schema.sql import descriptions, graph_tags, graphs
+from tests.builders import small_graph, variant, write
+from tests.conftest import GRAPHS, real_graph
+from tests.test_graphfile import raw_feature_keys
+
+
+def test_every_real_graph_stores_with_its_counts_and_exports_equal(kb: KB) -> None:
+    report = kb.ingest([GRAPHS])
+    assert report.failed == [] and len(report.ingested) == 9
+    union: set[tuple[int, int]] = set()
+    for path in sorted(GRAPHS.glob("*.json")):
+        doc = json.loads(path.read_text())
+        row = kb.graph_row(doc["metadata"]["slug"])
+        counts = kb.store.counts([row.id])
+        assert counts["nodes"] == len(doc["nodes"]) == row.n_nodes
+        assert counts["links"] == len(doc["links"]) == row.n_links
+        assert counts["features"] == len(raw_feature_keys(path)) == row.n_features
+        exported = kb.export(doc["metadata"]["slug"])
+        assert exported == doc  # clerps, supernodes, pinned ids and every other field kept
+        union |= {(row.transcoder_set, *k) for k in raw_feature_keys(path)}
+    stats = kb.stats()
+    assert stats["graphs"] == 9
+    assert stats["links"] == sum(len(json.loads(p.read_text())["links"]) for p in GRAPHS.glob("*.json"))
+    assert stats["features"] == len(union)
+
+
+def test_supernodes_and_pinned_ids_of_the_labelled_graph(kb: KB) -> None:
+    kb.ingest([real_graph("01")])
+    doc = kb.export("gemma-small-big-en")
+    assert len(doc["qParams"]["pinnedIds"]) == 17
+    assert len(doc["qParams"]["supernodes"]) == 5
+    with kb.engine.connect() as conn:
+        n_clerps = conn.execute(select(func.count()).select_from(descriptions).where(descriptions.c.source == "clerp")).scalar_one()
+    assert n_clerps > 0
+
+
+def test_reingest_is_a_noop_and_a_changed_file_replaces(kb: KB, tmp_path: Path) -> None:
+    path = write(tmp_path / "g.json", small_graph("g1"))
+    first = kb.ingest([path])
+    assert len(first.ingested) == 1
+    again = kb.ingest([path])
+    assert again.ingested == [] and again.skipped[0]["outcome"] == "unchanged"
+
+    changed = small_graph("g1")
+    changed["links"][0]["weight"] = 9.0
+    write(path, changed)
+    kept = kb.ingest([path], on_change="skip")
+    assert kept.ingested == [] and kb.export("g1")["links"][0]["weight"] == 1.25
+    refused = kb.ingest([path], on_change="fail")
+    assert "already stored with other content" in refused.failed[0]["error"]
+    replaced = kb.ingest([path])
+    assert replaced.ingested[0]["replaced"] is True
+    assert kb.export("g1") == changed
+    assert kb.stats()["graphs"] == 1
+    assert kb.stats()["links"] == len(changed["links"])
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    ["truncated", "wrong_type", "dangling", "duplicate_node", "huge_feature", "no_nodes", "not_a_graph"],
+)
+def test_bad_file_is_reported_and_writes_nothing(kb: KB, tmp_path: Path, breakage: str) -> None:
+    good = write(tmp_path / "good.json", small_graph("good"))
+    doc = small_graph("bad")
+    text = None
+    if breakage == "truncated":
+        text = json.dumps(doc)[:300]
+    elif breakage == "wrong_type":
+        doc["nodes"][2]["layer"] = ["E"]
+    elif breakage == "dangling":
+        doc["links"][-1]["target"] = "12_77_3"
+    elif breakage == "duplicate_node":
+        doc["nodes"].append(dict(doc["nodes"][0]))
+    elif breakage == "huge_feature":
+        doc["nodes"][3]["feature"] = 2**70
+    elif breakage == "no_nodes":
+        doc["nodes"], doc["links"] = [], []
+    elif breakage == "not_a_graph":
+        doc = {"results": [1, 2, 3]}
+    bad = tmp_path / "bad.json"
+    if text is not None:
+        bad.write_text(text)
+    else:
+        write(bad, doc)
+    before = kb.stats()
+    report = kb.ingest([bad, good])
+    assert [f["path"] for f in report.failed] == [str(bad)]
+    assert str(bad) in report.failed[0]["error"]
+    assert len(report.ingested) == 1
+    after = kb.stats()
+    assert after["graphs"] == before["graphs"] + 1
+    assert after["links"] == len(small_graph()["links"])
+    with pytest.raises(NotFoundError):
+        kb.graph_row("bad")
+
+
+def test_unusual_valid_input_is_stored(kb: KB, tmp_path: Path) -> None:
+    doc = small_graph("unusual-ü-中文", prompt="<bos>" + "Le très long « prompt » 🙂 " * 500)
+    doc["metadata"]["prompt_tokens"] = ["<bos>", "日本語", "🙂", ""]
+    doc["nodes"][3]["clerp"] = ""
+    kb.ingest([write(tmp_path / "u.json", doc)])
+    assert kb.export("unusual-ü-中文") == doc
+
+
+def test_gzip_folders_globs_and_manifest(kb: KB, tmp_path: Path) -> None:
+    folder = tmp_path / "corpus"
+    (folder / "sub").mkdir(parents=True)
+    write(folder / "a.json.gz", small_graph("a"), compress=True)
+    write(folder / "sub" / "b.json", variant(small_graph("b"), prompt="<bos>Le contraire de \"petit\" est \""))
+    (folder / "manifest.csv").write_text("path,family,language,tags\na.json.gz,opposites,,demo;en-fr\n")
+    report = kb.ingest([str(folder / "**" / "*.json*")], manifest=folder / "manifest.csv")
+    assert sorted(i["slug"] for i in report.ingested) == ["a", "b"]
+    with kb.engine.connect() as conn:
+        rows = {r.slug: r for r in conn.execute(select(graphs).where(graphs.c.status == "ready"))}
+        tags = sorted(conn.execute(select(graph_tags.c.tag).where(graph_tags.c.graph_id == rows["a"].id)).scalars())
+    assert rows["a"].family == "opposites" and tags == ["demo", "en-fr"]
+    assert rows["a"].language == "en"  # detected: the manifest left it empty
+    assert rows["b"].language == "fr"
