@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, delete, func, select
 
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
+from kb.stores.embedded_feature_queries import EmbeddedFeatureQueries
 from kb.stores.base import NODE_COLUMNS, Finalize, GraphStore, Progress, StoredGraph, node_row
 from schema.sql import graph_links, graph_nodes
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 LINK_BATCH = 200_000
 
 
-class EmbeddedStore(GraphStore):
+class EmbeddedStore(EmbeddedFeatureQueries, GraphStore):
     name = "embedded"
 
     def __init__(self, engine: Engine) -> None:

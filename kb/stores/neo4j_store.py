@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from ingest.records import FeatureKey, ParsedGraph
 from kb import cypher
 from kb.errors import NotFoundError, StoreUnavailable
+from kb.stores.neo4j_feature_queries import Neo4jFeatureQueries
 from kb.stores.base import NODE_COLUMNS, Finalize, GraphStore, Progress, StoredGraph, node_row
 from schema.graph_schema import STATEMENTS
 
@@ -27,7 +28,7 @@ LINK_BATCH = 20_000
 DELETE_BATCH = 50_000
 
 
-class Neo4jStore(GraphStore):
+class Neo4jStore(Neo4jFeatureQueries, GraphStore):
     name = "neo4j"
 
     def __init__(self, engine: Engine, uri: str, user: str, password: str | None, database: str | None = None) -> None:
