@@ -14,6 +14,7 @@ from kb.config import Config
 from kb.errors import NotFoundError
 from kb.export import graph_json
 from kb.ingestion import IngestReport, Progress, ingest_paths
+from kb.selection import GraphInfo, Selection, save_set, select_graphs
 from kb.sqldb import make_engine, migrate
 from kb.stores import GraphStore, open_store
 from schema.sql import READY, graph_link_extra, graphs
@@ -83,6 +84,14 @@ class KB:
         with self.engine.connect() as conn:
             extra = conn.execute(select(graph_link_extra.c.extra).where(graph_link_extra.c.graph_id == row.id)).scalar()
         return graph_json(row, stored, extra)
+
+    def select(self, selection: Selection | None = None) -> list[GraphInfo]:
+        """The visible graphs a selection matches (all of them for None or an empty one)."""
+        return select_graphs(self.engine, selection or Selection())
+
+    def save_set(self, name: str, selection: Selection) -> list[str]:
+        """Save the slugs a selection matches now under ``name``; returns them."""
+        return save_set(self.engine, name, selection)
 
     def graph_ids(self) -> list[int]:
         with self.engine.connect() as conn:

@@ -2,53 +2,18 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
+from kb.cli_options import echo_json, handles_errors, json_option, open_kb
 from kb.config import SETTINGS, Config
-from kb.errors import CircuitKBError
 
 log = logging.getLogger("circuitkb")
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
-
-
-def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our own errors into one line on stderr and exit status 2, without a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CircuitKBError as exc:
-            _fail(str(exc))
-
-    return wrapper
-
-
-def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(fn)
-
-
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def open_kb(ctx: click.Context):  # noqa: ANN201
-    from kb.api import KB
-
-    config: Config = ctx.obj["config"]
-    return KB.open(config)
 
 
 @click.group(epilog="Settings: " + "; ".join(f"{s.env}: {s.help}" for s in SETTINGS))
@@ -302,6 +267,16 @@ def neo4j_status(ctx: click.Context, folder: Path | None) -> None:
         sys.exit(1)
     click.echo(f"running at {info.uri} (pid {info.pid})")
 
+
+def _register_area_commands() -> None:
+    from kb import cli_analysis, cli_circuits, cli_search
+
+    for module in (cli_search, cli_analysis, cli_circuits):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register_area_commands()
 
 if __name__ == "__main__":
     main()

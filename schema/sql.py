@@ -187,3 +187,13 @@ graph_link_extra = Table(
     Column("graph_id", Integer, primary_key=True),
     Column("extra", JSON, nullable=False),  # {"fields": {link idx: {...}}, "ambiguous": [raw links]}
 )
+
+# --- saved sets of graphs ------------------------------------------------------------------------
+
+graph_sets = Table(
+    "graph_sets",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("slugs", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

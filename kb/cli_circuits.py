@@ -1,0 +1,7 @@
+"""``circuitkb`` commands for circuits, comparison, scores and subgraphs."""
+
+from __future__ import annotations
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,145 @@
+"""Choosing graphs: by slugs, tags, family, language, model, prompt text, or a saved set.
+
+Every cross-graph question starts here; the SQL registry is the one place that knows which
+graph versions are visible, so stores are always handed explicit graph ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, select
+
+from kb.errors import CircuitKBError, NotFoundError
+from schema.sql import READY, graph_sets, graph_tags, graphs
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A filter over stored graphs; empty fields do not filter. All given fields must hold."""
+
+    slugs: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # every tag must be present
+    family: str | None = None
+    language: str | None = None
+    languages: tuple[str, ...] = ()  # any of these
+    model: str | None = None  # model id (scan) or transcoder set
+    prompt_contains: str | None = None
+    saved_set: str | None = None
+
+    def is_empty(self) -> bool:
+        return self == Selection()
+
+
+@dataclass(frozen=True)
+class GraphInfo:
+    gid: int
+    slug: str
+    prompt: str
+    prompt_tokens: tuple[str, ...]
+    model: str | None
+    transcoder_set: str
+    language: str | None
+    family: str | None
+    tags: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "prompt": self.prompt,
+            "model": self.model,
+            "transcoder_set": self.transcoder_set,
+            "language": self.language,
+            "family": self.family,
+            "tags": list(self.tags),
+        }
+
+
+def select_graphs(engine: Engine, selection: Selection) -> list[GraphInfo]:
+    """The visible graphs matching ``selection``, ordered by slug.
+
+    Slugs that are named but not stored are an error (a typo should not silently shrink the
+    set); a selection that matches nothing returns an empty list.
+    """
+    g = graphs.c
+    query = select(graphs).where(g.status == READY)
+    with engine.connect() as conn:
+        slugs = list(selection.slugs)
+        if selection.saved_set:
+            slugs += saved_set_slugs(conn, selection.saved_set)
+        if slugs:
+            query = query.where(g.slug.in_(slugs))
+        for tag in selection.tags:
+            query = query.where(exists().where(and_(graph_tags.c.graph_id == g.id, graph_tags.c.tag == tag)))
+        if selection.family:
+            query = query.where(g.family == selection.family)
+        if selection.language:
+            query = query.where(g.language == selection.language.lower())
+        if selection.languages:
+            query = query.where(g.language.in_([lang.lower() for lang in selection.languages]))
+        if selection.model:
+            query = query.where((g.model == selection.model) | (g.scan == selection.model) | (g.transcoder_set == selection.model))
+        if selection.prompt_contains:
+            needle = selection.prompt_contains.lower()
+            query = query.where(func.lower(g.prompt).contains(needle, autoescape=True))
+        rows = conn.execute(query.order_by(g.slug)).all()
+        tags = _tags_of(conn, [r.id for r in rows])
+    if slugs:
+        missing = sorted(set(slugs) - {r.slug for r in rows})
+        if missing and not _other_filters(selection):
+            raise NotFoundError(f"no stored graph with slug {', '.join(repr(s) for s in missing)}")
+    return [
+        GraphInfo(
+            gid=r.id,
+            slug=r.slug,
+            prompt=r.prompt,
+            prompt_tokens=tuple(r.prompt_tokens or ()),
+            model=r.model,
+            transcoder_set=r.transcoder_set,
+            language=r.language,
+            family=r.family,
+            tags=tuple(tags.get(r.id, ())),
+        )
+        for r in rows
+    ]
+
+
+def _other_filters(selection: Selection) -> bool:
+    return bool(
+        selection.tags or selection.family or selection.language or selection.languages or selection.model or selection.prompt_contains
+    )
+
+
+def _tags_of(conn: Connection, gids: Sequence[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for start in range(0, len(gids), 900):
+        chunk = gids[start : start + 900]
+        for gid, tag in conn.execute(
+            select(graph_tags.c.graph_id, graph_tags.c.tag).where(graph_tags.c.graph_id.in_(chunk)).order_by(graph_tags.c.tag)
+        ):
+            out.setdefault(gid, []).append(tag)
+    return out
+
+
+def saved_set_slugs(conn: Connection, name: str) -> list[str]:
+    slugs = conn.execute(select(graph_sets.c.slugs).where(graph_sets.c.name == name)).scalar()
+    if slugs is None:
+        raise NotFoundError(f"no saved set of graphs called {name!r}")
+    return list(slugs)
+
+
+def save_set(engine: Engine, name: str, selection: Selection) -> list[str]:
+    """Save the slugs that ``selection`` matches now under ``name`` (replacing an older set)."""
+    name = name.strip()
+    if not name:
+        raise CircuitKBError("a saved set needs a name")
+    chosen = [g.slug for g in select_graphs(engine, selection)]
+    if not chosen:
+        raise CircuitKBError("the selection matches no graph; nothing saved")
+    from kb.registry import now
+
+    with engine.begin() as conn:
+        conn.execute(delete(graph_sets).where(graph_sets.c.name == name))
+        conn.execute(insert(graph_sets).values(name=name, slugs=chosen, created_at=now()))
+    return chosen
