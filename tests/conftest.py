@@ -74,7 +74,8 @@ def wipe_neo4j(settings: dict[str, str]) -> None:
 
     auth = (os.environ.get("CIRCUITKB_TEST_NEO4J_USER") or "neo4j", settings["CIRCUITKB_TEST_NEO4J_PASSWORD"])
     with GraphDatabase.driver(settings["CIRCUITKB_TEST_NEO4J_URI"], auth=auth) as driver:
-        driver.execute_query("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS")
+        with driver.session() as session:  # CALL ... IN TRANSACTIONS needs an auto-commit transaction
+            session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS").consume()
 
 
 @pytest.fixture

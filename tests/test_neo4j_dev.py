@@ -7,6 +7,7 @@ about a minute in all.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import stat
@@ -21,6 +22,9 @@ from neo4j import GraphDatabase
 from kb import neo4j_dev
 from kb.errors import ServerError
 from kb.neo4j_dev.bulk import bulk_import
+
+if (shutil.which("java") is None or shutil.which("mvn") is None) and os.environ.get("CI") == "true":
+    pytest.fail("the development Neo4j needs Java 17+ and Maven, and CI must have them", pytrace=False)
 
 pytestmark = pytest.mark.skipif(
     shutil.which("java") is None or shutil.which("mvn") is None, reason="needs Java 17+ and Maven"

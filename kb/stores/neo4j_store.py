@@ -136,7 +136,7 @@ class Neo4jStore(Neo4jFeatureQueries, GraphStore):
         records = self.run_read(*cypher.graph_nodes(gid))
         if not records:
             raise NotFoundError(f"graph {gid} has no nodes in Neo4j")
-        nodes = [{c: r["n"].get(c) for c in NODE_COLUMNS} for r in records]
+        nodes = [{c: r["n"].get(_PROPERTY_OF_COLUMN[c]) for c in NODE_COLUMNS} for r in records]
         links = self.run_read(*cypher.graph_links(gid))
         src = np.array([r["s"] for r in links], dtype=np.int32)
         tgt = np.array([r["t"] for r in links], dtype=np.int32)
@@ -151,9 +151,13 @@ class Neo4jStore(Neo4jFeatureQueries, GraphStore):
         }
 
 
+# the SQL id of a node's feature is called fid on Neo4j nodes, as on :Feature
+_PROPERTY_OF_COLUMN = {c: ("fid" if c == "feature_id" else c) for c in NODE_COLUMNS}
+
+
 def _node_props(gid: int, row: tuple) -> dict[str, Any]:
     props = {"gid": gid}
     for column, value in zip(NODE_COLUMNS, row):
         if value is not None:
-            props[column] = value
+            props[_PROPERTY_OF_COLUMN[column]] = value
     return props
