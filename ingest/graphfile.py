@@ -78,6 +78,9 @@ def read_graph(path: Path, digest: str | None = None, stream: bool | None = None
 # --- feeding the builder ---------------------------------------------------------------------
 
 
+LINK_CHUNK = 100_000
+
+
 def _feed_whole(path: Path, builder: "_GraphBuilder") -> None:
     try:
         with open_binary(path) as fh:
@@ -89,7 +92,7 @@ def _feed_whole(path: Path, builder: "_GraphBuilder") -> None:
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise GraphFormatError(str(path), "", f"cannot read file: {exc}") from exc
     if not isinstance(doc, dict):
-        raise GraphFormatError(str(path), "", _not_a_graph(type(doc).__name__))
+        raise GraphFormatError(str(path), "", _not_a_graph(_type_name(doc)))
     _require_top_level(str(path), doc.keys())
     builder.set_header(doc["metadata"], doc.get("qParams"), {k: v for k, v in doc.items() if k not in KNOWN_TOP_LEVEL})
     _require_array(str(path), "nodes", doc["nodes"])
@@ -97,70 +100,111 @@ def _feed_whole(path: Path, builder: "_GraphBuilder") -> None:
     for node in doc["nodes"]:
         builder.add_node(node)
     builder.nodes_done()
-    for link in doc["links"]:
-        builder.add_link(link)
+    links = doc["links"]
+    for start in range(0, len(links), LINK_CHUNK):
+        builder.add_links(links[start : start + LINK_CHUNK])
 
 
 def _feed_streaming(path: Path, builder: "_GraphBuilder") -> None:
+    """Several passes over the file, none of which holds more than one node or a chunk of links.
+
+    The first pass only notes the top-level keys (and checks the JSON); later passes let ijson's
+    C backend build the metadata, each node, and each link.
+    """
+    kinds = _top_level_kinds(path, builder)
+    _require_top_level(str(path), kinds)
+    for name in ("nodes", "links"):
+        if kinds[name] != "start_array":
+            raise GraphFormatError(str(path), name, f"expected an array, got {_EVENT_TYPES.get(kinds[name], kinds[name])}")
+    extras = {k: _first_item(path, k) for k in kinds if k not in KNOWN_TOP_LEVEL}
+    qparams = _first_item(path, "qParams") if "qParams" in kinds else None
+    builder.set_header(_first_item(path, "metadata"), qparams, extras)
+    for node in _items(path, "nodes.item", builder):
+        builder.add_node(node)
+    builder.nodes_done()
+    chunk: list[Any] = []
+    for link in _items(path, "links.item", builder):
+        chunk.append(link)
+        if len(chunk) == LINK_CHUNK:
+            builder.add_links(chunk)
+            chunk = []
+    builder.add_links(chunk)
+
+
+_EVENT_TYPES = {"start_map": "object", "start_array": "array", "string": "string", "number": "number", "boolean": "boolean", "null": "null"}
+
+
+def _top_level_kinds(path: Path, builder: "_GraphBuilder") -> dict[str, str]:
+    """Top-level key -> the parse event that starts its value; raises on invalid JSON."""
     import ijson
 
-    top_keys: list[str] = []
-    pending_links: list[Any] | None = None
-    header_parts: dict[str, Any] = {}
+    kinds: dict[str, str] = {}
+    pending: str | None = None
     try:
         with open_binary(path) as fh:
             events = ijson.parse(fh, use_float=True)
             first = next(events, None)
             if first is None or first[1] != "start_map":
-                kind = "empty file" if first is None else first[1].replace("start_", "")
+                kind = "an empty file" if first is None else _EVENT_TYPES.get(first[1], first[1])
                 raise GraphFormatError(str(path), "", _not_a_graph(kind))
             for prefix, event, value in events:
-                if event != "map_key" or prefix != "":
-                    continue
-                top_keys.append(value)
-                if value == "nodes":
-                    if "metadata" not in header_parts:
-                        raise GraphFormatError(str(path), "metadata", "must come before nodes in a streamed file")
-                    builder.set_header(header_parts["metadata"], header_parts.get("qParams"), _extras(header_parts))
-                    _expect_array_start(str(path), "nodes", events)
-                    for node in _array_items(events, "nodes"):
-                        builder.add_node(node)
-                    builder.nodes_done()
-                elif value == "links":
-                    _expect_array_start(str(path), "links", events)
-                    if builder.ready_for_links:
-                        for link in _array_items(events, "links"):
-                            builder.add_link(link)
-                    else:
-                        # links before nodes: keep them compactly until the nodes are known
-                        pending_links = list(_array_items(events, "links"))
-                else:
-                    header_parts[value] = _build_value(events)
-            if pending_links is not None:
-                for link in pending_links:
-                    builder.add_link(link)
+                if pending is not None:
+                    kinds[pending] = event
+                    pending = None
+                elif event == "map_key" and prefix == "":
+                    pending = value
     except ijson.common.JSONError as exc:
-        raise GraphFormatError(str(path), _stream_location(top_keys, builder), _stream_reason(exc)) from exc
+        raise GraphFormatError(str(path), _locate_stream_error(path), _stream_reason(exc)) from exc
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise GraphFormatError(str(path), "", f"cannot read file: {exc}") from exc
-    _require_top_level(str(path), top_keys)
-    if builder.header is not None:
-        builder.header.extra.update(_extras(header_parts))
+    return kinds
 
 
-def _extras(parts: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in parts.items() if k not in KNOWN_TOP_LEVEL}
+def _locate_stream_error(path: Path) -> str:
+    """Find the JSON path of a syntax error by walking the events again (only on failure)."""
+    import ijson
+
+    where = ""
+    counts: dict[str, int] = {}
+    try:
+        with open_binary(path) as fh:
+            for prefix, event, _value in ijson.parse(fh, use_float=True):
+                top, _, rest = prefix.partition(".")
+                if rest == "item" and event in ("start_map", "start_array", "string", "number", "boolean", "null"):
+                    counts[top] = counts.get(top, 0) + 1
+                if top:
+                    where = f"{top}[{counts[top] - 1}]" if top in counts else top
+    except ijson.common.JSONError:
+        return where
+    except (OSError, EOFError):
+        return where
+    return where
 
 
-def _stream_location(top_keys: list[str], builder: "_GraphBuilder") -> str:
-    """Where a streamed parse stopped: the array item being read, as far as we know it."""
-    if not top_keys:
-        return ""
-    if top_keys[-1] == "nodes" and not builder.ready_for_links:
+def _first_item(path: Path, prefix: str) -> Any:
+    for item in _items(path, prefix, None):
+        return item
+    return None
+
+
+def _items(path: Path, prefix: str, builder: "_GraphBuilder | None") -> Iterator[Any]:
+    import ijson
+
+    try:
+        with open_binary(path) as fh:
+            yield from ijson.items(fh, prefix, use_float=True)
+    except ijson.common.JSONError as exc:  # the first pass checked the syntax; numbers may still overflow
+        where = prefix if builder is None else _stream_location(prefix, builder)
+        raise GraphFormatError(str(path), where, _stream_reason(exc)) from exc
+
+
+def _stream_location(prefix: str, builder: "_GraphBuilder") -> str:
+    """The array item being read when a streamed pass stopped."""
+    if prefix == "nodes.item":
         return f"nodes[{len(builder.nodes)}]"
-    if top_keys[-1] == "links":
+    if prefix == "links.item":
         return f"links[{builder.n_links_seen}]"
-    return top_keys[-1]
+    return prefix
 
 
 def _stream_reason(exc: Exception) -> str:
@@ -168,51 +212,6 @@ def _stream_reason(exc: Exception) -> str:
     if "integer overflow" in first_line:
         return "a number does not fit in 64 bits (feature ids reach about 1.3e10)"
     return f"invalid JSON: {first_line}"
-
-
-def _expect_array_start(path: str, name: str, events: Iterator[tuple[str, str, Any]]) -> None:
-    prefix, event, value = next(events)
-    if event != "start_array":
-        raise GraphFormatError(path, name, f"expected an array, got {_event_type(event, value)}")
-
-
-def _event_type(event: str, value: Any) -> str:
-    return {"start_map": "object", "string": "string", "number": "number", "boolean": "boolean", "null": "null"}.get(
-        event, event
-    )
-
-
-def _array_items(events: Iterator[tuple[str, str, Any]], name: str) -> Iterator[Any]:
-    for prefix, event, value in events:
-        if event == "end_array" and prefix == name:
-            return
-        yield _build_from(event, value, events)
-
-
-def _build_value(events: Iterator[tuple[str, str, Any]]) -> Any:
-    prefix, event, value = next(events)
-    return _build_from(event, value, events)
-
-
-def _build_from(event: str, value: Any, events: Iterator[tuple[str, str, Any]]) -> Any:
-    if event == "start_map":
-        obj: dict[str, Any] = {}
-        for _, ev, val in events:
-            if ev == "end_map":
-                return obj
-            obj[val] = _build_value(events)  # ev is map_key
-        return obj
-    if event == "start_array":
-        items: list[Any] = []
-        for _, ev, val in events:
-            if ev == "end_array":
-                return items
-            items.append(_build_from(ev, val, events))
-        return items
-    return value
-
-
-# --- validation ------------------------------------------------------------------------------
 
 
 def _not_a_graph(kind: str) -> str:
@@ -270,6 +269,8 @@ class _GraphBuilder:
         self.by_node_id: dict[str, list[int]] = {}
         self.seen_pairs: dict[tuple[str, str | None], int] = {}
         self.ready_for_links = False
+        self.has_shared_ids = False
+        self.unique_index: dict[str, int] = {}
         self.src = array("i")
         self.tgt = array("i")
         self.weight = array("d")
@@ -423,8 +424,46 @@ class _GraphBuilder:
         if not self.nodes:
             raise self.fail("nodes", "the graph has no nodes")
         self.ready_for_links = True
+        self.has_shared_ids = any(len(v) > 1 for v in self.by_node_id.values())
+        self.unique_index = {k: v[0] for k, v in self.by_node_id.items()}
 
     # links
+
+    def add_links(self, raws: list[Any]) -> None:
+        """Add a chunk of links; well-formed chunks take a vectorised path, others one by one."""
+        resolved = self._resolve_plain(raws)
+        if resolved is None:
+            for raw in raws:
+                self.add_link(raw)
+            return
+        src, tgt, weight = resolved
+        self.src.extend(src)
+        self.tgt.extend(tgt)
+        self.weight.extend(weight)
+        self.n_links_seen += len(raws)
+
+    def _resolve_plain(self, raws: list[Any]) -> tuple[list[int], list[int], list[float]] | None:
+        """The chunk's ends and weights if every link is a plain, valid, unambiguous one; else None.
+
+        None sends the chunk down the one-by-one path, which finds and names any problem.
+        """
+        if self.has_shared_ids or not raws:
+            return None
+        if set(map(type, raws)) != {dict} or set(map(len, raws)) != {3}:
+            return None
+        try:
+            sources = [r["source"] for r in raws]
+            targets = [r["target"] for r in raws]
+            weights = [r["weight"] for r in raws]
+        except KeyError:
+            return None
+        if set(map(type, sources)) | set(map(type, targets)) != {str} or not set(map(type, weights)) <= {float, int}:
+            return None
+        index = self.unique_index
+        try:
+            return [index[x] for x in sources], [index[x] for x in targets], weights
+        except KeyError:
+            return None
 
     def add_link(self, raw: Any) -> None:
         i = self.n_links_seen

@@ -1,0 +1,92 @@
+"""One conformance suite for every store operation: the same data in gives the same answers out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from ingest.graphfile import read_graph
+from kb import registry
+from kb.api import KB
+from kb.errors import NotFoundError
+from schema.sql import features
+from tests.builders import small_graph, write
+from tests.conftest import real_graph
+
+
+def test_write_load_purge_and_counts(kb: KB, tmp_path: Path) -> None:
+    path = write(tmp_path / "g.json", small_graph("conf"))
+    graph = read_graph(path)
+    with kb.engine.begin() as conn:
+        fids = registry.ensure_features(conn, graph.features())
+    finalized: list[int] = []
+    kb.store.write_graph(4242, graph, fids, lambda conn: finalized.append(1))
+    assert finalized == [1]
+    stored = kb.store.load_graph(4242)
+    assert [n["node_id"] for n in stored.nodes] == [n.node_id for n in graph.nodes]
+    assert [n["feature_id"] for n in stored.nodes] == [fids.get(n.feature_key) if n.feature_key else None for n in graph.nodes]
+    np.testing.assert_array_equal(stored.link_src, graph.link_src)
+    np.testing.assert_array_equal(stored.link_tgt, graph.link_tgt)
+    np.testing.assert_array_equal(stored.link_weight, graph.link_weight)
+    assert kb.store.counts([4242]) == {"nodes": 9, "links": 8, "features": 4}
+    # writing the same graph id again replaces what was there (a half-written earlier try)
+    kb.store.write_graph(4242, graph, fids, lambda conn: None)
+    assert kb.store.counts([4242]) == {"nodes": 9, "links": 8, "features": 4}
+    kb.store.purge(4242)
+    kb.store.purge(4242)
+    assert kb.store.counts([4242]) == {"nodes": 0, "links": 0, "features": 0}
+    with pytest.raises(NotFoundError):
+        kb.store.load_graph(4242)
+
+
+def test_feature_presence_matches_the_files(kb: KB) -> None:
+    paths = [real_graph("02"), real_graph("03")]
+    kb.ingest(paths)
+    by_slug = {g.slug: g.gid for g in kb.select()}
+    expected: dict[tuple[int, int, str], dict] = {}
+    for path in paths:
+        doc = json.loads(path.read_text())
+        for n in doc["nodes"]:
+            if n["feature_type"] != "cross layer transcoder":
+                continue
+            layer, index, _ = n["node_id"].split("_")
+            slot = expected.setdefault((int(layer), int(index), doc["metadata"]["slug"]), {"act": None, "infl": None, "pos": set()})
+            slot["act"] = n["activation"] if slot["act"] is None else max(slot["act"], n["activation"])
+            slot["infl"] = n["influence"] if slot["infl"] is None else min(slot["infl"], n["influence"])
+            slot["pos"].add(n["ctx_idx"])
+    with kb.engine.connect() as conn:
+        fid_of = {(r.layer, r.index): r.id for r in conn.execute(select(features))}
+    slug_of = {gid: slug for slug, gid in by_slug.items()}
+    got = kb.store.feature_presence(list(fid_of.values()))
+    assert len(got) == len(expected)
+    key_of = {fid: key for key, fid in fid_of.items()}
+    for p in got:
+        e = expected[(*key_of[p.fid], slug_of[p.gid])]
+        assert p.activation == pytest.approx(e["act"]) and p.influence == pytest.approx(e["infl"])
+        assert p.positions == tuple(sorted(e["pos"]))
+    only_fr = kb.store.feature_presence(list(fid_of.values()), [by_slug["le-contraire-de-20251027-140230"]])
+    assert {p.gid for p in only_fr} == {by_slug["le-contraire-de-20251027-140230"]}
+
+
+def test_neo4j_and_embedded_give_the_same_answers(make_kb: Callable[..., KB]) -> None:
+    embedded, neo = make_kb("sqlite", "embedded"), make_kb("postgres", "neo4j")
+    paths = [real_graph(n) for n in ("05", "06", "07")]
+    for kb in (embedded, neo):
+        kb.ingest(paths)
+    assert embedded.stats() == {**neo.stats(), "store": "embedded"}
+
+    def by_key(kb: KB) -> dict:
+        with kb.engine.connect() as conn:
+            key = {r.id: (r.transcoder_set, r.layer, r.index) for r in conn.execute(select(features))}
+        slug = {g.gid: g.slug for g in kb.select()}
+        return {(key[p.fid], slug[p.gid]): (p.activation, p.influence, p.positions) for p in kb.store.feature_presence(list(key))}
+
+    assert by_key(embedded) == by_key(neo)
+    for path in paths:
+        slug = json.loads(path.read_text())["metadata"]["slug"]
+        assert embedded.export(slug) == neo.export(slug)
