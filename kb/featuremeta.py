@@ -27,6 +27,7 @@ from sqlalchemy import Connection, insert, null, or_, select, update
 
 from ingest.featurefiles import (
     MAX_AUTHOR,
+    MAX_SET,
     MAX_SLUG,
     Description,
     Details,
@@ -160,13 +161,12 @@ def _write_file(kb: "KB", parsed: MetadataFile) -> _Added:
 def _lock_and_ensure(conn: Connection, keys: Iterable[FeatureKey]) -> dict[FeatureKey, int]:
     """Feature ids, with the write lock held for the rest of the transaction.
 
-    On SQLite the INSERT of ``ensure_features`` is the transaction's first statement and takes
-    the database's write lock before anything is read.
+    PostgreSQL: an advisory lock, taken first. SQLite: the INSERT of ``ensure_features`` is the
+    transaction's first statement and takes the database's write lock before anything is read.
     """
-    feature_ids = registry.ensure_features(conn, keys)
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
-    return feature_ids
+    return registry.ensure_features(conn, keys)
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -295,6 +295,7 @@ def add_label(kb: "KB", feature: FeatureKey, text: str, author: str, graph_slug:
     """
     if not isinstance(feature, FeatureKey):
         raise CircuitKBError(f"feature must be a FeatureKey, got {type(feature).__name__}")
+    _required(feature.transcoder_set, "transcoder set", MAX_SET)
     text = _required(text, "label text")
     author = _required(author, "author", MAX_AUTHOR)
     slug = _required(graph_slug, "graph slug", MAX_SLUG) if graph_slug is not None else None
