@@ -130,7 +130,8 @@ def features_import(ctx: click.Context, paths: tuple[str, ...], model, source, t
     if as_json:
         echo_json(data)
     else:
-        click.echo(", ".join(f"{k}: {v}" for k, v in data.items() if k != "failed"))
+        summary = {k: v for k, v in data.items() if k not in ("failed", "files")}
+        click.echo(f"files: {len(data.get('files', []))}, " + ", ".join(f"{k}: {v}" for k, v in summary.items()))
         for item in data.get("failed", []):
             click.echo(f"  failed: {item['error']}", err=True)
     sys.exit(1 if data.get("failed") else 0)

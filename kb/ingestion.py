@@ -131,7 +131,9 @@ def ingest_file(
         ).first()
     if known is not None:
         return {"path": str(path), "slug": known.slug, "outcome": "unchanged", "reason": "same content already stored"}
+    parse_started = time.perf_counter()
     graph = read_graph(path, digest=digest)
+    parse_seconds = time.perf_counter() - parse_started
     header = graph.header
     claim = registry.claim(kb.engine, header, digest, str(path), kb.store.name, on_change)
     if claim.action != "write":
@@ -139,11 +141,13 @@ def ingest_file(
         return {"path": str(path), "slug": header.slug, "outcome": outcome, "reason": claim.reason}
     gid = claim.graph_id
     assert gid is not None
+    write_started = time.perf_counter()
     try:
         _write(kb, path, graph, gid, claim.previous_id, manifest, progress)
     except BaseException:
         _abandon(kb, gid)
         raise
+    write_seconds = time.perf_counter() - write_started
     if claim.previous_id is not None:
         kb.store.purge(claim.previous_id)
         with kb.engine.begin() as conn:
@@ -157,6 +161,8 @@ def ingest_file(
         "links": graph.n_links,
         "features": len(graph.features()),
         "replaced": claim.previous_id is not None,
+        "parse_seconds": round(parse_seconds, 4),
+        "write_seconds": round(write_seconds, 4),
         "warnings": graph.warnings,
     }
 
