@@ -7,9 +7,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=$("$root/scripts/setup.sh")
 run=$(mktemp -d /tmp/circuitkb-test.XXXXXX)
 chmod 755 "$run"
-services=${CIRCUITKB_SERVICES:-$HOME/.cache/circuitkb/services}
-pg_port=${CIRCUITKB_TEST_PG_PORT:-54329}
-neo4j_port=${CIRCUITKB_TEST_NEO4J_PORT:-7697}
+free_port() { "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+pg_port=${CIRCUITKB_TEST_PG_PORT:-$(free_port)}
+neo4j_port=${CIRCUITKB_TEST_NEO4J_PORT:-$(free_port)}
 
 cleanup() {
   "$venv/bin/circuitkb" neo4j stop --dir "$run/neo4j" >/dev/null 2>&1 || true
@@ -23,7 +23,6 @@ CIRCUITKB_TEST_PG_URL=$("$root/scripts/pg.sh" start "$run/pg" "$pg_port")
 export CIRCUITKB_TEST_PG_URL
 
 echo "starting Neo4j ..." >&2
-mkdir -p "$services"
 "$venv/bin/circuitkb" neo4j start --dir "$run/neo4j" --port "$neo4j_port" --heap 2g >&2
 export CIRCUITKB_TEST_NEO4J_URI="bolt://127.0.0.1:$neo4j_port"
 export CIRCUITKB_TEST_NEO4J_USER=neo4j
