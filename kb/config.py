@@ -36,7 +36,7 @@ SETTINGS: tuple[Setting, ...] = (
 @dataclass(frozen=True)
 class Config:
     home: Path
-    sql_url: str
+    sql_url: str = field(repr=False)
     neo4j_uri: str | None = None
     neo4j_user: str = "neo4j"
     neo4j_password: str | None = field(default=None, repr=False)
