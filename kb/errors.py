@@ -11,8 +11,8 @@ class ConfigError(CircuitKBError):
     """The configuration (flags, environment) is incomplete or inconsistent."""
 
 
-class GraphFormatError(CircuitKBError):
-    """A graph file cannot be read: names the file, the JSON path and the reason."""
+class FileFormatError(CircuitKBError):
+    """An input file cannot be read: names the file, the place in it and the reason."""
 
     def __init__(self, path: str, where: str, reason: str) -> None:
         self.path = path
@@ -22,15 +22,12 @@ class GraphFormatError(CircuitKBError):
         super().__init__(f"{path}: {location}{reason}")
 
 
-class MetadataFormatError(CircuitKBError):
-    """A feature-metadata file (explanations, feature files, label CSV) cannot be read."""
+class GraphFormatError(FileFormatError):
+    """A graph file is malformed; ``where`` is a JSON path like ``links[1203].target``."""
 
-    def __init__(self, path: str, where: str, reason: str) -> None:
-        self.path = path
-        self.where = where
-        self.reason = reason
-        location = f"{where}: " if where else ""
-        super().__init__(f"{path}: {location}{reason}")
+
+class MetadataFormatError(FileFormatError):
+    """A feature-metadata file (explanations, feature files, label CSV) is malformed."""
 
 
 class NotFoundError(CircuitKBError):

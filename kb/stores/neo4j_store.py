@@ -18,6 +18,7 @@ from ingest.records import FeatureKey, ParsedGraph
 from kb import cypher
 from kb.errors import NotFoundError, StoreUnavailable
 from kb.stores.neo4j_feature_queries import Neo4jFeatureQueries
+from kb.stores.neo4j_circuit_queries import Neo4jCircuitQueries
 from kb.stores.base import NODE_COLUMNS, Finalize, GraphStore, Progress, StoredGraph, node_row
 from schema.graph_schema import STATEMENTS
 
@@ -28,7 +29,7 @@ LINK_BATCH = 20_000
 DELETE_BATCH = 50_000
 
 
-class Neo4jStore(Neo4jFeatureQueries, GraphStore):
+class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
     name = "neo4j"
 
     def __init__(self, engine: Engine, uri: str, user: str, password: str | None, database: str | None = None) -> None:
@@ -49,20 +50,14 @@ class Neo4jStore(Neo4jFeatureQueries, GraphStore):
         return self.driver.session(database=self.database) if self.database else self.driver.session()
 
     def run_write(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        from neo4j.exceptions import AuthError, ServiceUnavailable
-
-        def work(tx):  # noqa: ANN001, ANN202
-            return [r.data() for r in tx.run(query, params)]
-
-        try:
-            with self._session() as session:
-                return session.execute_write(work)
-        except ServiceUnavailable as exc:
-            raise StoreUnavailable(f"Neo4j at {self.uri} is not reachable: {exc}") from exc
-        except AuthError as exc:
-            raise StoreUnavailable(f"Neo4j at {self.uri} refused the credentials (check CIRCUITKB_NEO4J_USER/_PASSWORD)") from exc
+        """Run one statement in a managed write transaction (retried on transient errors)."""
+        return self._run("execute_write", query, params)
 
     def run_read(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run one statement in a managed read transaction."""
+        return self._run("execute_read", query, params)
+
+    def _run(self, mode: str, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         from neo4j.exceptions import AuthError, ServiceUnavailable
 
         def work(tx):  # noqa: ANN001, ANN202
@@ -70,11 +65,13 @@ class Neo4jStore(Neo4jFeatureQueries, GraphStore):
 
         try:
             with self._session() as session:
-                return session.execute_read(work)
+                return getattr(session, mode)(work)
         except ServiceUnavailable as exc:
             raise StoreUnavailable(f"Neo4j at {self.uri} is not reachable: {exc}") from exc
         except AuthError as exc:
-            raise StoreUnavailable(f"Neo4j at {self.uri} refused the credentials (check CIRCUITKB_NEO4J_USER/_PASSWORD)") from exc
+            raise StoreUnavailable(
+                f"Neo4j at {self.uri} refused the credentials (check CIRCUITKB_NEO4J_USER/_PASSWORD)"
+            ) from exc
 
     def setup(self) -> None:
         for statement in STATEMENTS:
@@ -118,6 +115,7 @@ class Neo4jStore(Neo4jFeatureQueries, GraphStore):
             )
             if progress:
                 progress(stop - start)
+        self.write_feature_edges(gid, graph, feature_ids)
         self.run_write(*cypher.publish_graph(gid, len(graph.nodes), n))
         with self.engine.begin() as conn:
             finalize(conn)
@@ -128,6 +126,7 @@ class Neo4jStore(Neo4jFeatureQueries, GraphStore):
                 rows = self.run_write(*make(gid, DELETE_BATCH))
                 if not rows or rows[0]["n"] == 0:
                     break
+        self.purge_feature_edges(gid)
         self.run_write(*cypher.delete_graph(gid))
 
     # --- reading -----------------------------------------------------------------------------
