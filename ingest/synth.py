@@ -20,9 +20,13 @@ What the corpus plants, for demos, tests and benchmarks:
 - two-hop prompts (Dallas -> Texas -> Austin) with the path entity -> intermediate concept (not in
   the prompt) -> answer logit, plus the direct shortcut edge entity -> answer logit.
 
-Counts and distributions are calibrated on the nine real graphs in ``shared/data/graphs``
-(see :data:`REAL_STATS` and :func:`calibrate`). Everything is a function of the seed: the same seed
-gives byte-identical files, whatever the number of worker processes.
+Counts and distributions are calibrated on the eight schema-1 (2.5M CLT) real graphs of
+``shared/data/graphs`` (see :data:`REAL_STATS` and :func:`calibrate`). Everything is a function of
+the seed: the same seed gives byte-identical files, whatever the number of worker processes.
+
+Entry points: :func:`generate_corpus` (files + ``manifest.csv`` + ground truth),
+:func:`generate_graph` (one graph as a dict), :func:`write_large_graph` (one huge graph, streamed)
+and :func:`calibrate` (the statistics of any set of graph files). Pure standard library.
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ ERROR = "mlp reconstruction error"
 EMBEDDING = "embedding"
 LOGIT = "logit"
 _KIND_LETTER = {FEATURE: "F", ERROR: "R", EMBEDDING: "E", LOGIT: "L"}
+_KIND_NAME = {"F": "feature", "R": "error", "E": "embedding", "L": "logit"}
 
 QUANTILE_POINTS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
 LINK_KINDS = ("EF", "FF", "RF", "EL", "FL", "RL")
@@ -255,112 +260,120 @@ def calibrate(paths: Iterable[Path | str]) -> dict[str, Any]:
     that a feature of a layer sits on the last token, the rate of error nodes per (layer,
     position), and the fraction of same-position links. Values are rounded to 4 digits.
     """
-    nodes_by_kind: Counter[str] = Counter()
-    n_graphs = n_links_total = n_nodes_total = tokens_total = 0
-    feats_per_token: list[float] = []
-    pair_count: Counter[str] = Counter()
-    pair_pos: Counter[str] = Counter()
-    pair_same: Counter[str] = Counter()
-    abs_w: dict[str, list[float]] = defaultdict(list)
-    activations: list[float] = []
-    influence: dict[str, list[float]] = defaultdict(list)
-    indeg: dict[str, list[int]] = defaultdict(list)
-    layer_count = [0] * N_LAYERS
-    layer_last = [0] * N_LAYERS
-    err_last = [0] * N_LAYERS
-    err_other = [0] * N_LAYERS
-    other_slots = 0
-    target_probs: list[float] = []
-    logit_mass: list[float] = []
-    multi_pos = n_distinct = 0
+    tally = _Tally()
     for path in paths:
-        g = _read_graph(path)
-        nodes, links = g["nodes"], g["links"]
-        n_tok = len(g["metadata"]["prompt_tokens"])
-        last = n_tok - 1
-        n_graphs += 1
-        tokens_total += n_tok
-        other_slots += max(0, n_tok - 2)
-        n_nodes_total += len(nodes)
-        n_links_total += len(links)
-        by_id = {}
+        tally.add(_read_graph(path))
+    if tally.n_graphs == 0:
+        raise ValueError("calibrate() needs at least one graph file")
+    return _round_sig(tally.result())
+
+
+class _Tally:
+    """Running sums behind :func:`calibrate`."""
+
+    def __init__(self) -> None:
+        self.n_graphs = self.n_links = self.n_nodes = self.n_tokens = self.other_slots = 0
+        self.nodes_by_kind: Counter[str] = Counter()
+        self.feats_per_token: list[float] = []
+        self.pair_count: Counter[str] = Counter()
+        self.pair_positive: Counter[str] = Counter()
+        self.pair_same: Counter[str] = Counter()
+        self.abs_weights: dict[str, list[float]] = defaultdict(list)
+        self.activations: list[float] = []
+        self.influence: dict[str, list[float]] = defaultdict(list)
+        self.in_degree: dict[str, list[int]] = defaultdict(list)
+        self.layer_count = [0] * N_LAYERS
+        self.layer_last = [0] * N_LAYERS
+        self.err_last = [0] * N_LAYERS
+        self.err_other = [0] * N_LAYERS
+        self.target_probs: list[float] = []
+        self.logit_mass: list[float] = []
+        self.multi_position = self.distinct_features = 0
+
+    def add(self, graph: Mapping[str, Any]) -> None:
+        nodes, links = graph["nodes"], graph["links"]
+        n_tokens = len(graph["metadata"]["prompt_tokens"])
+        self.n_graphs += 1
+        self.n_tokens += n_tokens
+        self.other_slots += max(0, n_tokens - 2)
+        self.n_nodes += len(nodes)
+        self.n_links += len(links)
+        self._add_nodes(nodes, n_tokens - 1)
+        self._add_links(nodes, links)
+
+    def _add_nodes(self, nodes: Sequence[Mapping[str, Any]], last: int) -> None:
         positions: Counter[tuple[str, str]] = Counter()
-        n_feat = 0
         mass = 0.0
         for n in nodes:
             k = _KIND_LETTER[n["feature_type"]]
-            nodes_by_kind[k] += 1
-            by_id.setdefault(n["node_id"], n)
+            self.nodes_by_kind[k] += 1
             if k == "F":
-                n_feat += 1
                 layer = int(n["layer"])
-                layer_count[layer] += 1
-                layer_last[layer] += n["ctx_idx"] == last
-                activations.append(float(n["activation"]))
+                self.layer_count[layer] += 1
+                self.layer_last[layer] += n["ctx_idx"] == last
+                self.activations.append(float(n["activation"]))
                 positions[(n["layer"], n["node_id"].split("_")[1])] += 1
             elif k == "R":
-                layer = int(n["layer"])
-                if n["ctx_idx"] == last:
-                    err_last[layer] += 1
-                else:
-                    err_other[layer] += 1
+                (self.err_last if n["ctx_idx"] == last else self.err_other)[int(n["layer"])] += 1
             elif k == "L":
                 mass += float(n["token_prob"])
                 if n.get("is_target_logit"):
-                    target_probs.append(float(n["token_prob"]))
+                    self.target_probs.append(float(n["token_prob"]))
             if k != "L" and n.get("influence") is not None:
-                influence[{"F": "feature", "R": "error", "E": "embedding"}[k]].append(float(n["influence"]))
-        logit_mass.append(mass)
-        feats_per_token.append(n_feat / n_tok)
-        multi_pos += sum(1 for v in positions.values() if v > 1)
-        n_distinct += len(positions)
+                self.influence[_KIND_NAME[k]].append(float(n["influence"]))
+        self.logit_mass.append(mass)
+        self.feats_per_token.append(sum(positions.values()) / (last + 1))
+        self.multi_position += sum(1 for v in positions.values() if v > 1)
+        self.distinct_features += len(positions)
+
+    def _add_links(self, nodes: Sequence[Mapping[str, Any]], links: Sequence[Mapping[str, Any]]) -> None:
+        by_id: dict[str, Mapping[str, Any]] = {}
+        for n in nodes:
+            by_id.setdefault(n["node_id"], n)  # real files can repeat an id; keep the first
         in_count: Counter[str] = Counter()
         for link in links:
             s, t = by_id[link["source"]], by_id[link["target"]]
             pair = _KIND_LETTER[s["feature_type"]] + _KIND_LETTER[t["feature_type"]]
             w = float(link["weight"])
-            pair_count[pair] += 1
-            pair_pos[pair] += w > 0
-            pair_same[pair] += s["ctx_idx"] == t["ctx_idx"]
-            abs_w[pair].append(abs(w))
-            abs_w["all"].append(abs(w))
+            self.pair_count[pair] += 1
+            self.pair_positive[pair] += w > 0
+            self.pair_same[pair] += s["ctx_idx"] == t["ctx_idx"]
+            self.abs_weights[pair].append(abs(w))
+            self.abs_weights["all"].append(abs(w))
             in_count[link["target"]] += 1
         for n in nodes:
             k = _KIND_LETTER[n["feature_type"]]
             if k in "FL":
-                indeg["feature" if k == "F" else "logit"].append(in_count[n["node_id"]])
-    if n_graphs == 0:
-        raise ValueError("calibrate() needs at least one graph file")
-    total_links = sum(pair_count.values())
-    total_feats = sum(layer_count)
-    stats: dict[str, Any] = {
-        "n_graphs": n_graphs,
-        "prompt_tokens": tokens_total / n_graphs,
-        "nodes": {k: nodes_by_kind[k] / n_graphs for k in "FREL"},
-        "features_per_token": {
-            "mean": sum(feats_per_token) / n_graphs,
-            "sd": _sd(feats_per_token),
-        },
-        "links": n_links_total / n_graphs,
-        "links_per_node": n_links_total / n_nodes_total,
-        "link_kinds": {p: pair_count[p] / total_links for p in LINK_KINDS},
-        "positive_fraction": {p: pair_pos[p] / max(1, pair_count[p]) for p in LINK_KINDS},
-        "same_position_fraction": {p: pair_same[p] / max(1, pair_count[p]) for p in LINK_KINDS},
-        "abs_weight_quantiles": {p: _quantiles(abs_w[p]) for p in (*LINK_KINDS, "all")},
-        "activation_quantiles": _quantiles(activations),
-        "influence_quantiles": {k: _quantiles(v) for k, v in sorted(influence.items())},
-        "in_degree_quantiles": {k: [float(x) for x in _quantiles(v)] for k, v in sorted(indeg.items())},
-        "feature_layer_fraction": [c / max(1, total_feats) for c in layer_count],
-        "feature_last_position_fraction": [
-            layer_last[i] / layer_count[i] if layer_count[i] else 1.0 for i in range(N_LAYERS)],
-        "error_rate_last": [c / n_graphs for c in err_last],
-        "error_rate_other": [c / max(1, other_slots) for c in err_other],
-        "feature_multi_position_fraction": multi_pos / max(1, n_distinct),
-        "target_logit_prob_quantiles": _quantiles(target_probs),
-        "logit_prob_mass": sum(logit_mass) / max(1, len(logit_mass)),
-    }
-    stats["positive_fraction"]["all"] = sum(pair_pos.values()) / max(1, total_links)
-    return _round_sig(stats)
+                self.in_degree[_KIND_NAME[k]].append(in_count[n["node_id"]])
+
+    def result(self) -> dict[str, Any]:
+        n = self.n_graphs
+        total_links = sum(self.pair_count.values())
+        positive = {p: self.pair_positive[p] / max(1, self.pair_count[p]) for p in LINK_KINDS}
+        positive["all"] = sum(self.pair_positive.values()) / max(1, total_links)
+        return {
+            "n_graphs": n,
+            "prompt_tokens": self.n_tokens / n,
+            "nodes": {k: self.nodes_by_kind[k] / n for k in "FREL"},
+            "features_per_token": {"mean": sum(self.feats_per_token) / n, "sd": _sd(self.feats_per_token)},
+            "links": self.n_links / n,
+            "links_per_node": self.n_links / self.n_nodes,
+            "link_kinds": {p: self.pair_count[p] / total_links for p in LINK_KINDS},
+            "positive_fraction": positive,
+            "same_position_fraction": {p: self.pair_same[p] / max(1, self.pair_count[p]) for p in LINK_KINDS},
+            "abs_weight_quantiles": {p: _quantiles(self.abs_weights[p]) for p in (*LINK_KINDS, "all")},
+            "activation_quantiles": _quantiles(self.activations),
+            "influence_quantiles": {k: _quantiles(v) for k, v in sorted(self.influence.items())},
+            "in_degree_quantiles": {k: [float(x) for x in _quantiles(v)] for k, v in sorted(self.in_degree.items())},
+            "feature_layer_fraction": [c / max(1, sum(self.layer_count)) for c in self.layer_count],
+            "feature_last_position_fraction": [
+                last / count if count else 1.0 for last, count in zip(self.layer_last, self.layer_count)],
+            "error_rate_last": [c / n for c in self.err_last],
+            "error_rate_other": [c / max(1, self.other_slots) for c in self.err_other],
+            "feature_multi_position_fraction": self.multi_position / max(1, self.distinct_features),
+            "target_logit_prob_quantiles": _quantiles(self.target_probs),
+            "logit_prob_mass": sum(self.logit_mass) / max(1, len(self.logit_mass)),
+        }
 
 
 def _sd(xs: Sequence[float]) -> float:
@@ -654,12 +667,15 @@ def _capital_prompt(index: int, language: str) -> PromptSpec:
     e_city, e_region, e_capital = english
     entity, intermediate = f"entity:{e_city}", f"region:{e_region}"
     concepts = (("flag:known entity", city), (entity, city), ("topic:capital", _CAPITAL_WORD[language]),
-                (intermediate, ""), ("task:say a capital", ""), (f"say:{capital}", ""))
+                (intermediate, ""), ("task:say a capital", ""), (f"say:{capital}", ""),
+                ("refuse:can't answer", ""))
     if language != "en":
         concepts += ((f"language:{language}", ""),)
     answer = _spaced(language, capital)
-    others = [translated.get(language, english)[2] for _, english, translated in
-              (_CAPITALS[(index + k) % len(_CAPITALS)] for k in (1, 3))]
+    others = []
+    for k in (1, 3):  # capitals of other entries, as runner-up logits
+        _, other_english, other_translated = _CAPITALS[(index + k) % len(_CAPITALS)]
+        others.append(other_translated.get(language, other_english)[2])
     return PromptSpec(
         text=_CAPITAL_TEMPLATES[(kind, language)].format(city=city), language=language, answer=answer,
         alternatives=(_spaced(language, region), _spaced(language, city),
@@ -680,7 +696,8 @@ def _sport_prompt(index: int, language: str) -> PromptSpec:
     person = {"zh": zh_name, "ja": ja_name}.get(language, name)
     word = _SPORTS[sport][language]
     concepts = (("flag:known entity", person), (f"entity:{name}", person), ("topic:sport", ""),
-                (f"word:{sport}", ""), ("task:say a sport", ""), (f"say:{word}", ""))
+                (f"word:{sport}", ""), ("task:say a sport", ""), (f"say:{word}", ""),
+                ("refuse:can't answer", ""))
     if language != "en":
         concepts += ((f"language:{language}", ""),)
     others = [_SPORTS[s][language] for s in _SPORTS if s != sport][:3]
@@ -715,7 +732,7 @@ def _origin_prompt(index: int, language: str = "en") -> PromptSpec:
         alternatives=tuple(" " + c for _, c in _ORIGINS if c != country)[:5] + (" the",),
         meaning=f"origin:{thing}",
         concepts=(("flag:known entity", thing), (f"entity:{thing}", thing), ("topic:country", "country"),
-                  ("task:say a country", ""), (f"say:{country}", "")),
+                  ("task:say a country", ""), (f"say:{country}", ""), ("refuse:can't answer", "")),
         edges=((f"entity:{thing}", f"say:{country}", 1), (f"say:{country}", "@answer", 1),
                ("flag:known entity", "refuse:can't answer", -1)),
         tags=("country", "entity"))
@@ -1634,6 +1651,8 @@ def _plan_corpus(seed: int, n_graphs: int, languages: Sequence[str], family_size
         else:
             specs = [_single_spec(rng, languages)]
             key = specs[0].meaning
+        if len(specs) == 1:
+            kind, key = "single", specs[0].meaning
         plans.append(_family_plan(universe, len(plans), kind, key, specs, gz))
         made += len(specs)
     return plans
@@ -1667,7 +1686,7 @@ def _single_spec(rng: random.Random, languages: Sequence[str]) -> PromptSpec:
 
 def _family_plan(universe: _Universe, index: int, kind: str, key: str, specs: Sequence[PromptSpec],
                  gz: bool) -> _FamilyPlan:
-    name = f"fam{index:05d}-{kind[:5]}-{_slugify(key)}"
+    name = f"fam{index:05d}-{kind}-{_slugify(key)}"
     members = []
     suffix = ".json.gz" if gz else ".json"
     for m, spec in enumerate(specs):

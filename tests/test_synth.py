@@ -390,7 +390,8 @@ def test_large_graph_is_streamed_with_exact_counts(tmp_path: Path) -> None:
     assert len(ids) == 3000
     assert all(link["source"] in ids and link["target"] in ids for link in g["links"])
     assert len({(link["source"], link["target"]) for link in g["links"]}) == 200_000
-    assert write_large_graph(tmp_path / "again.json", 200_000, 3000, seed=1).read_bytes() == path.read_bytes()
+    small = [write_large_graph(tmp_path / f"small{i}.json", 20_000, 1000, seed=2).read_bytes() for i in range(2)]
+    assert small[0] == small[1]
 
 
 def test_large_graph_refuses_impossible_counts(tmp_path: Path) -> None:
