@@ -1,13 +1,41 @@
-"""FeatureQueries on Neo4j."""
+"""FeatureQueries on Neo4j: Cypher builders (pure functions returning (query, params)) and the mixin.
+
+Values travel as parameters only. Nodes of chosen graphs are found through the composite
+``(:Node {gid, idx})`` index: a predicate on ``gid`` alone does not let the planner use it, so
+queries add ``n.idx >= 0`` (true of every node) to make it an index seek.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from kb.stores.feature_queries import FeatureQueries, Presence
+from kb.stores.feature_queries import (
+    DOWNSTREAM,
+    UPSTREAM,
+    FeatureQueries,
+    LayerCount,
+    LayerOverlap,
+    Neighbour,
+    NeighbourSummary,
+    Presence,
+)
+
+Query = tuple[str, dict[str, Any]]
+
+# "all of them" for a list slice; Cypher has no unbounded slice parameter
+_ALL = 2**31 - 1
+
+_LINK_PATTERN = {
+    UPSTREAM: "MATCH (nb:Node)-[l:LINK]->(f) ",
+    DOWNSTREAM: "MATCH (f)-[l:LINK]->(nb:Node) ",
+}
 
 
-def presence_query(fids: Sequence[int], gids: Sequence[int] | None) -> tuple[str, dict[str, Any]]:
+def _ids(values: Sequence[int]) -> list[int]:
+    return sorted({int(v) for v in values})
+
+
+def presence_query(fids: Sequence[int], gids: Sequence[int] | None) -> Query:
     graph_filter = "WHERE n.gid IN $gids " if gids is not None else ""
     return (
         "UNWIND $fids AS fid "
@@ -15,6 +43,71 @@ def presence_query(fids: Sequence[int], gids: Sequence[int] | None) -> tuple[str
         "RETURN fid, n.gid AS gid, max(n.activation) AS activation, min(n.influence) AS influence, "
         "collect(DISTINCT n.ctx_idx) AS positions ORDER BY fid, gid",
         {"fids": sorted(set(fids)), "gids": list(gids) if gids is not None else None},
+    )
+
+
+def shared_presence_query(gids: Sequence[int], min_graphs: int) -> Query:
+    return (
+        "MATCH (n:Node) WHERE n.gid IN $gids AND n.idx >= 0 AND n.fid IS NOT NULL "
+        "WITH n.fid AS fid, n.gid AS gid, max(n.activation) AS activation, min(n.influence) AS influence, "
+        "collect(DISTINCT n.ctx_idx) AS positions "
+        "WITH fid, collect({gid: gid, activation: activation, influence: influence, positions: positions}) AS graphs "
+        "WHERE size(graphs) >= $min_graphs "
+        "UNWIND graphs AS g "
+        "RETURN fid, g.gid AS gid, g.activation AS activation, g.influence AS influence, g.positions AS positions",
+        {"gids": _ids(gids), "min_graphs": min_graphs},
+    )
+
+
+def neighbours_query(direction: str, fids: Sequence[int], gids: Sequence[int], top: int | None) -> Query:
+    """Per (graph, feature): its ``top`` neighbours in ``direction`` by |summed weight|."""
+    return (
+        "MATCH (f:Node) WHERE f.fid IN $fids AND f.gid IN $gids "
+        + _LINK_PATTERN[direction]
+        + "WITH f.gid AS gid, f.fid AS fid, nb.fid AS nfid, CASE WHEN nb.fid IS NULL THEN nb.idx ELSE -1 END AS own, "
+        "sum(l.w) AS weight, count(l) AS n_links, min(nb.idx) AS node_idx "
+        "ORDER BY abs(weight) DESC, CASE WHEN nfid IS NULL THEN 1 ELSE 0 END, nfid, node_idx "
+        "WITH gid, fid, collect({nfid: nfid, node_idx: node_idx, weight: weight, n_links: n_links})[..$top] AS best "
+        "UNWIND range(0, size(best) - 1) AS rank "
+        "WITH gid, fid, rank, best[rank] AS b "
+        "MATCH (node:Node) WHERE node.gid = gid AND node.idx = b.node_idx "
+        "RETURN gid, fid, rank, b.nfid AS nfid, b.node_idx AS node_idx, node.node_id AS node_id, node.kind AS kind, "
+        "node.layer AS layer, node.ctx_idx AS ctx_idx, b.weight AS weight, b.n_links AS n_links",
+        {"fids": _ids(fids), "gids": _ids(gids), "top": _ALL if top is None else top},
+    )
+
+
+def neighbour_summary_query(direction: str, fids: Sequence[int], gids: Sequence[int], top: int | None) -> Query:
+    """Per feature: its ``top`` feature neighbours in ``direction`` by graphs, then |mean weight|."""
+    return (
+        "MATCH (f:Node) WHERE f.fid IN $fids AND f.gid IN $gids "
+        + _LINK_PATTERN[direction]
+        + "WITH f.fid AS fid, f.gid AS gid, nb.fid AS nfid, sum(l.w) AS weight WHERE nfid IS NOT NULL "
+        "WITH fid, nfid, count(*) AS n_graphs, avg(weight) AS mean_weight "
+        "ORDER BY n_graphs DESC, abs(mean_weight) DESC, nfid "
+        "WITH fid, collect({nfid: nfid, n_graphs: n_graphs, mean_weight: mean_weight})[..$top] AS best "
+        "UNWIND range(0, size(best) - 1) AS rank "
+        "RETURN fid, rank, best[rank].nfid AS nfid, best[rank].n_graphs AS n_graphs, best[rank].mean_weight AS mean_weight",
+        {"fids": _ids(fids), "gids": _ids(gids), "top": _ALL if top is None else top},
+    )
+
+
+def layer_counts_query(gids: Sequence[int]) -> Query:
+    return (
+        "MATCH (n:Node) WHERE n.gid IN $gids AND n.idx >= 0 AND n.fid IS NOT NULL "
+        "RETURN n.gid AS gid, n.layer_num AS layer, count(DISTINCT n.fid) AS n",
+        {"gids": _ids(gids)},
+    )
+
+
+def layer_overlaps_query(gids_a: Sequence[int], gids_b: Sequence[int]) -> Query:
+    """Both sides are found by index seek on their graph ids and joined on fid (a hash join)."""
+    return (
+        "MATCH (x:Node), (y:Node) "
+        "WHERE x.gid IN $a AND x.idx >= 0 AND y.gid IN $b AND y.idx >= 0 AND x.fid = y.fid AND x.gid <> y.gid "
+        "WITH DISTINCT x.gid AS ga, y.gid AS gb, x.fid AS fid, x.layer_num AS layer "
+        "RETURN ga, gb, layer, count(*) AS common",
+        {"a": _ids(gids_a), "b": _ids(gids_b)},
     )
 
 
@@ -26,3 +119,43 @@ class Neo4jFeatureQueries(FeatureQueries):
         return [
             Presence(r["fid"], r["gid"], r["activation"], r["influence"], tuple(sorted(r["positions"]))) for r in rows
         ]
+
+    def shared_presence(self, gids: Sequence[int], min_graphs: int = 1) -> list[Presence]:
+        if not gids:
+            return []
+        rows = self.run_read(*shared_presence_query(gids, min_graphs))
+        found = [Presence(r["fid"], r["gid"], r["activation"], r["influence"], tuple(sorted(r["positions"]))) for r in rows]
+        return sorted(found, key=lambda p: (p.fid, p.gid))
+
+    def feature_neighbours(self, fids: Sequence[int], gids: Sequence[int], top: int | None = None) -> list[Neighbour]:
+        if not fids or not gids:
+            return []
+        out: list[tuple[Any, ...]] = []
+        for order, direction in enumerate((UPSTREAM, DOWNSTREAM)):
+            for r in self.run_read(*neighbours_query(direction, fids, gids, top)):
+                neighbour = Neighbour(
+                    r["gid"], r["fid"], direction, r["nfid"], r["node_idx"], r["node_id"], r["kind"], r["layer"], r["ctx_idx"], float(r["weight"]), r["n_links"]
+                )
+                out.append((r["gid"], r["fid"], order, r["rank"], neighbour))
+        return [item[-1] for item in sorted(out, key=lambda item: item[:4])]
+
+    def neighbour_summary(self, fids: Sequence[int], gids: Sequence[int], top: int | None = None) -> list[NeighbourSummary]:
+        if not fids or not gids:
+            return []
+        out: list[tuple[Any, ...]] = []
+        for order, direction in enumerate((UPSTREAM, DOWNSTREAM)):
+            for r in self.run_read(*neighbour_summary_query(direction, fids, gids, top)):
+                out.append((r["fid"], order, r["rank"], NeighbourSummary(r["fid"], direction, r["nfid"], r["n_graphs"], float(r["mean_weight"]))))
+        return [item[-1] for item in sorted(out, key=lambda item: item[:3])]
+
+    def layer_counts(self, gids: Sequence[int]) -> list[LayerCount]:
+        if not gids:
+            return []
+        rows = self.run_read(*layer_counts_query(gids))
+        return sorted(LayerCount(r["gid"], r["layer"], r["n"]) for r in rows)
+
+    def layer_overlaps(self, gids_a: Sequence[int], gids_b: Sequence[int]) -> list[LayerOverlap]:
+        if not gids_a or not gids_b:
+            return []
+        rows = self.run_read(*layer_overlaps_query(gids_a, gids_b))
+        return sorted(LayerOverlap(r["ga"], r["gb"], r["layer"], r["common"]) for r in rows)

@@ -1,0 +1,240 @@
+"""The cross-language measure of the "Biology" paper, for families of prompts in several languages.
+
+For two graphs a and b and a layer, S is the set of features present at that layer anywhere in
+the prompt, and the overlap is |S_a ∩ S_b| / |S_a ∪ S_b| (NaN when both are empty). For each
+pair of languages of a family, the curve is the mean over the family's graph pairs in those
+languages; the baseline is the same mean over unrelated prompts of the same language pair:
+pairs of graphs in those two languages from other families (and not from one family).
+
+*Active* versus *kept*: a graph file written by circuit-tracer or Neuronpedia is pruned, so it
+holds only the nodes pruning kept; a feature that was active on the prompt but pruned away is
+not in the file. On pruned graphs "present" therefore means "kept after pruning", and that is
+all the overlap can see. A graph counts as unpruned when its metadata says so (a node
+threshold of 1 or more, in ``pruning_settings.node_threshold``, ``node_threshold`` or
+``nodeThreshold``); on such graphs "present" means "active anywhere in the context". The
+feature classification keeps the two apart: its ``basis`` column is ``kept`` for what was
+counted on pruned graphs and ``active`` for unpruned ones, and a family with both kinds gets
+both.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import pandas as pd
+from sqlalchemy import select
+
+from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_keys
+from kb.errors import CircuitKBError
+from kb.selection import GraphInfo, Selection
+from kb.stores.embedded_feature_queries import among
+from schema.sql import graphs as graphs_table
+
+if TYPE_CHECKING:
+    from kb.api import KB
+
+log = logging.getLogger(__name__)
+
+KEPT, ACTIVE = "kept", "active"
+SHARED, SPECIFIC = "shared", "specific"
+
+CURVE_COLUMNS = ("family", "lang_a", "lang_b", "layer", "iou", "baseline_iou", "n_pairs", "n_baseline_pairs")
+PAIR_COLUMNS = ("kind", "family", "lang_a", "lang_b", "slug_a", "slug_b", "layer", "size_a", "size_b", "common", "iou")
+FEATURE_CLASS_COLUMNS = ("family", "basis", *FEATURE_COLUMNS, "fid", "languages", "n_languages", "class")
+LAYER_COLUMNS = ("family", "basis", "layer", "n_shared", "n_specific", "shared_fraction")
+
+
+@dataclass
+class LanguageOverlap:
+    """The per-layer overlap of each family's languages, its baseline, and the features' classes.
+
+    ``curves`` (CURVE_COLUMNS) is long-format data ready to plot: one row per (family, language
+    pair, layer) with the mean IoU over the family's pairs and the baseline's. ``pairs``
+    (PAIR_COLUMNS) has every graph pair behind them (``kind`` ``family`` or ``baseline``).
+    ``features`` (FEATURE_CLASS_COLUMNS) classes each feature of a family: ``shared`` when it is
+    present in every language of the family, else ``specific`` (``languages`` lists where it is);
+    ``layers`` (LAYER_COLUMNS) counts both per layer.
+    """
+
+    curves: pd.DataFrame
+    pairs: pd.DataFrame
+    features: pd.DataFrame
+    layers: pd.DataFrame
+
+    def table(self) -> pd.DataFrame:
+        """One row per (family, layer), columns ``{a}-{b}`` (IoU) and ``{a}-{b} baseline``."""
+        if self.curves.empty:
+            return pd.DataFrame()
+        curves = self.curves.assign(pair=self.curves["lang_a"] + "-" + self.curves["lang_b"])
+        iou = curves.pivot_table(index=["family", "layer"], columns="pair", values="iou", dropna=False)
+        base = curves.pivot_table(index=["family", "layer"], columns="pair", values="baseline_iou", dropna=False)
+        base.columns = [f"{c} baseline" for c in base.columns]
+        wide = pd.concat([iou, base], axis=1)
+        return wide[sorted(wide.columns)]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "curves": _records(self.curves),
+            "layers": _records(self.layers),
+            "features": [
+                {
+                    "family": r["family"],
+                    "basis": r["basis"],
+                    "feature": {"transcoder_set": r["transcoder_set"], "layer": int(r["layer"]), "index": int(r["index"])},
+                    "languages": list(r["languages"]),
+                    "class": r["class"],
+                }
+                for r in self.features.to_dict(orient="records")
+            ],
+        }
+
+
+def language_overlap(
+    kb: "KB",
+    selection: Selection | None = None,
+    *,
+    baseline: Selection | None = None,
+    max_baseline_pairs: int = 100,
+    seed: int = 0,
+) -> LanguageOverlap:
+    """The cross-language measure for every family among the chosen graphs with two languages or more.
+
+    Baseline graphs come from ``baseline`` (default: every stored graph) in the pair's two
+    languages, outside the family; about ``max_baseline_pairs`` pairs are drawn per language
+    pair, the same ones for the same ``seed`` and stored slugs.
+    """
+    if max_baseline_pairs < 0:
+        raise CircuitKBError("max_baseline_pairs must not be negative")
+    chosen = chosen_graphs(kb, selection)
+    families = _multilingual_families(chosen)
+    if not families:
+        raise CircuitKBError(
+            "no family among the chosen graphs has prompts in two languages; tag graphs with a family and a language "
+            "(an ingest manifest) or choose another --family"
+        )
+    languages = sorted({g.language for members in families.values() for g in members if g.language})
+    pool = [g for g in kb.select(baseline or Selection(languages=tuple(languages))) if g.language in languages]
+
+    pair_rows: list[tuple[Any, ...]] = []
+    for family, members in sorted(families.items()):
+        for lang_a, lang_b in itertools.combinations(sorted({g.language for g in members}), 2):
+            side_a = [g for g in members if g.language == lang_a]
+            side_b = [g for g in members if g.language == lang_b]
+            pair_rows += _pair_rows(kb, "family", family, lang_a, lang_b, side_a, side_b)
+            base_a, base_b = _baseline_sides(pool, family, lang_a, lang_b, max_baseline_pairs, seed)
+            pair_rows += _pair_rows(kb, "baseline", family, lang_a, lang_b, base_a, base_b)
+    pairs = pd.DataFrame(pair_rows, columns=list(PAIR_COLUMNS))
+    features = _feature_classes(kb, families)
+    return LanguageOverlap(_curves(pairs), pairs, features, _layer_counts(features))
+
+
+def _multilingual_families(graphs: Iterable[GraphInfo]) -> dict[str, list[GraphInfo]]:
+    families: dict[str, list[GraphInfo]] = defaultdict(list)
+    for g in graphs:
+        if g.family and g.language:
+            families[g.family].append(g)
+    return {f: members for f, members in families.items() if len({g.language for g in members}) >= 2}
+
+
+def _baseline_sides(pool: Sequence[GraphInfo], family: str, lang_a: str, lang_b: str, max_pairs: int, seed: int) -> tuple[list[GraphInfo], list[GraphInfo]]:
+    """Up to ceil(sqrt(max_pairs)) graphs of each language from outside ``family``, drawn by a
+    generator seeded with the family and languages (so the draw depends on slugs, not ids)."""
+    per_side = math.ceil(math.sqrt(max_pairs))
+    rng = random.Random(f"{seed}|{family}|{lang_a}|{lang_b}")
+    sides = []
+    for lang in (lang_a, lang_b):
+        candidates = sorted((g for g in pool if g.language == lang and g.family != family), key=lambda g: g.slug)
+        sides.append(sorted(rng.sample(candidates, min(per_side, len(candidates))), key=lambda g: g.slug))
+    return sides[0], sides[1]
+
+
+def _pair_rows(kb: "KB", kind: str, family: str, lang_a: str, lang_b: str, side_a: Sequence[GraphInfo], side_b: Sequence[GraphInfo]) -> list[tuple[Any, ...]]:
+    """Per layer of every unrelated-enough pair (a, b): sizes, common features, IoU."""
+    pairs = [(a, b) for a in side_a for b in side_b if a.gid != b.gid and (kind == "family" or a.family is None or a.family != b.family)]
+    if not pairs:
+        return []
+    gids = sorted({g.gid for pair in pairs for g in pair})
+    sizes = {(c.gid, c.layer): c.n for c in kb.store.layer_counts(gids)}
+    common = {(o.gid_a, o.gid_b, o.layer): o.common for o in kb.store.layer_overlaps([g.gid for g in side_a], [g.gid for g in side_b])}
+    layers = range(0, max((layer for _, layer in sizes), default=-1) + 1)
+    rows = []
+    for a, b in pairs:
+        for layer in layers:
+            size_a, size_b = sizes.get((a.gid, layer), 0), sizes.get((b.gid, layer), 0)
+            shared = common.get((a.gid, b.gid, layer), 0)
+            union = size_a + size_b - shared
+            rows.append((kind, family, lang_a, lang_b, a.slug, b.slug, layer, size_a, size_b, shared, shared / union if union else math.nan))
+    return rows
+
+
+def _curves(pairs: pd.DataFrame) -> pd.DataFrame:
+    if pairs.empty:
+        return pd.DataFrame(columns=list(CURVE_COLUMNS))
+    keys = ["family", "lang_a", "lang_b", "layer"]
+    family = pairs[pairs["kind"] == "family"].groupby(keys, as_index=False).agg(iou=("iou", "mean"), n_pairs=("iou", "size"))
+    base = pairs[pairs["kind"] == "baseline"].groupby(keys, as_index=False).agg(baseline_iou=("iou", "mean"), n_baseline_pairs=("iou", "size"))
+    curves = family.merge(base, on=keys, how="left")
+    curves["n_baseline_pairs"] = curves["n_baseline_pairs"].fillna(0).astype(int)
+    return curves[list(CURVE_COLUMNS)].sort_values(keys).reset_index(drop=True)
+
+
+def pruned_graphs(kb: "KB", gids: Sequence[int]) -> dict[int, bool]:
+    """Whether each graph is pruned (see the module docstring); unknown counts as pruned."""
+    g = graphs_table.c
+    with kb.engine.connect() as conn:
+        rows = conn.execute(select(g.id, g.metadata).where(among(conn, g.id, gids))).all()
+    return {gid: _threshold(metadata or {}) < 1.0 for gid, metadata in rows}
+
+
+def _threshold(metadata: dict[str, Any]) -> float:
+    settings = metadata.get("pruning_settings")
+    candidates = [settings.get("node_threshold") if isinstance(settings, dict) else None, metadata.get("node_threshold"), metadata.get("nodeThreshold")]
+    for value in candidates:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return 0.0
+
+
+def _feature_classes(kb: "KB", families: dict[str, list[GraphInfo]]) -> pd.DataFrame:
+    all_members = [g for members in families.values() for g in members]
+    pruned = pruned_graphs(kb, [g.gid for g in all_members])
+    rows: list[tuple[Any, ...]] = []
+    for family, members in sorted(families.items()):
+        for basis, is_pruned in ((KEPT, True), (ACTIVE, False)):
+            part = [g for g in members if pruned.get(g.gid, True) == is_pruned]
+            languages = {g.language for g in part}
+            if len(languages) < 2:
+                continue
+            language_of = {g.gid: g.language for g in part}
+            where: dict[int, set[str]] = defaultdict(set)
+            for p in kb.store.shared_presence([g.gid for g in part], 1):
+                where[p.fid].add(language_of[p.gid])
+            keys = feature_keys(kb, where)
+            for fid, found in where.items():
+                k = keys[fid]
+                rows.append((family, basis, k.transcoder_set, k.layer, k.index, fid, tuple(sorted(found)), len(found), SHARED if found == languages else SPECIFIC))
+    frame = pd.DataFrame(rows, columns=list(FEATURE_CLASS_COLUMNS))
+    return frame.sort_values(["family", "basis", *FEATURE_COLUMNS]).reset_index(drop=True)
+
+
+def _layer_counts(features: pd.DataFrame) -> pd.DataFrame:
+    if features.empty:
+        return pd.DataFrame(columns=list(LAYER_COLUMNS))
+    counts = features.assign(
+        n_shared=(features["class"] == SHARED).astype(int), n_specific=(features["class"] == SPECIFIC).astype(int)
+    ).groupby(["family", "basis", "layer"], as_index=False)[["n_shared", "n_specific"]].sum()
+    counts["shared_fraction"] = counts["n_shared"] / (counts["n_shared"] + counts["n_specific"])
+    return counts[list(LAYER_COLUMNS)]
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for record in frame.to_dict(orient="records"):
+        out.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()})
+    return out

@@ -1,0 +1,251 @@
+"""Where a feature is used: the graphs that contain it, its neighbours in each, and over all of them.
+
+Neighbours are found by the links into (upstream: what feeds the feature) and out of
+(downstream: what it drives) the feature's nodes. Links between the feature's nodes and one
+neighbour are summed, as circuit-tracer's viewer sums the edges of a supernode, and neighbours
+are ranked by the absolute value of that sum.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+import pandas as pd
+
+from ingest.records import FeatureKey
+from kb.analysis.features import FEATURE_COLUMNS, feature_dict, feature_keys, resolve_features
+from kb.errors import CircuitKBError
+from kb.selection import GraphInfo, Selection
+from kb.stores.feature_queries import DIRECTIONS, Neighbour, NeighbourSummary, Presence
+
+if TYPE_CHECKING:
+    from kb.api import KB
+
+RANK_BY = ("activation", "influence")
+
+GRAPH_COLUMNS = ("rank", "slug", "prompt", "language", "family", "score", *FEATURE_COLUMNS, "activation", "influence", "positions")
+NEIGHBOUR_COLUMNS = (
+    "slug", *FEATURE_COLUMNS, "direction", "rank",
+    "neighbour_transcoder_set", "neighbour_layer", "neighbour_index",
+    "kind", "node_id", "node_layer", "ctx_idx", "weight", "n_links",
+)  # fmt: skip
+SUMMARY_COLUMNS = (
+    *FEATURE_COLUMNS, "direction", "rank",
+    "neighbour_transcoder_set", "neighbour_layer", "neighbour_index", "n_graphs", "mean_weight",
+)  # fmt: skip
+
+
+@dataclass
+class FeatureUsage:
+    """Where ``features`` are used among the chosen graphs.
+
+    ``n_graphs`` graphs contain them (all of them when ``require_all``, else any);
+    ``graphs`` lists the best ``limit`` of those, one row per (graph, feature) (GRAPH_COLUMNS),
+    ranked by ``score``: the mean over the features of their strongest activation (highest
+    first) or best influence (smallest first). ``neighbours`` gives the strongest upstream and
+    downstream neighbours of each feature in each listed graph (NEIGHBOUR_COLUMNS; the
+    neighbour_* columns are empty for error, embedding and logit nodes). ``summary`` aggregates
+    over all ``n_graphs`` graphs: the features that most often feed each feature and that it
+    most often drives, with the number of graphs and the mean summed weight (SUMMARY_COLUMNS).
+    """
+
+    features: list[FeatureKey]
+    require_all: bool
+    rank_by: str
+    n_graphs: int
+    graphs: pd.DataFrame
+    neighbours: pd.DataFrame
+    summary: pd.DataFrame
+
+    def as_dict(self) -> dict[str, Any]:
+        near = _by(self.neighbours, ["slug", *FEATURE_COLUMNS, "direction"])
+        graphs = []
+        for (rank, slug), rows in self.graphs.groupby(["rank", "slug"], sort=True):
+            first = rows.iloc[0]
+            graphs.append(
+                {
+                    "rank": int(rank),
+                    "slug": slug,
+                    "prompt": first.prompt,
+                    "language": first.language,
+                    "family": first.family,
+                    "score": _num(first.score),
+                    "features": [
+                        {
+                            "feature": _key_of(r),
+                            "activation": _num(r.activation),
+                            "influence": _num(r.influence),
+                            "positions": [int(p) for p in r.positions],
+                            **{d: [_neighbour_json(n) for n in near.get((slug, *_key_tuple(r), d), [])] for d in DIRECTIONS},
+                        }
+                        for r in rows.itertuples()
+                    ],
+                }
+            )
+        summary = _by(self.summary, [*FEATURE_COLUMNS, "direction"])
+        return {
+            "features": [feature_dict(k) for k in self.features],
+            "require_all": self.require_all,
+            "rank_by": self.rank_by,
+            "n_graphs": self.n_graphs,
+            "graphs": graphs,
+            "summary": [
+                {
+                    "feature": feature_dict(k),
+                    **{
+                        d: [
+                            {"feature": _neighbour_key(s), "n_graphs": int(s.n_graphs), "mean_weight": float(s.mean_weight)}
+                            for s in summary.get((k.transcoder_set, k.layer, k.index, d), [])
+                        ]
+                        for d in DIRECTIONS
+                    },
+                }
+                for k in self.features
+            ],
+        }
+
+
+def used_by(
+    kb: "KB",
+    features: Sequence[str | FeatureKey],
+    selection: Selection | None = None,
+    *,
+    transcoder_set: str | None = None,
+    model: str | None = None,
+    require_all: bool = True,
+    rank_by: str = "activation",
+    limit: int | None = 20,
+    neighbours: int | None = 5,
+) -> FeatureUsage:
+    """The chosen graphs (all stored graphs by default) that use ``features``.
+
+    ``features`` are references as :func:`kb.featureref.parse_feature_ref` reads them
+    (``transcoder_set`` and ``model`` complete short ones) or FeatureKeys. ``limit`` caps the
+    graphs listed (None: all); ``neighbours`` caps the neighbours per graph, feature and
+    direction, and in the summary (None: all; 0: none).
+    """
+    if rank_by not in RANK_BY:
+        raise CircuitKBError(f"rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
+    if limit is not None and limit < 0 or neighbours is not None and neighbours < 0:
+        raise CircuitKBError("limit and neighbours must not be negative")
+    ids = resolve_features(kb, features, transcoder_set=transcoder_set, model=model)
+    fids = sorted(set(ids.values()))
+    graphs = {g.gid: g for g in kb.select(selection)}
+    per_graph: dict[int, list[Presence]] = defaultdict(list)
+    for presence in kb.store.feature_presence(fids, list(graphs)):
+        per_graph[presence.gid].append(presence)
+    containing = [gid for gid, found in per_graph.items() if not require_all or len(found) == len(fids)]
+    scores = {gid: _score(per_graph[gid], rank_by) for gid in containing}
+    direction = -1.0 if rank_by == "activation" else 1.0
+    ranked = sorted(containing, key=lambda gid: (direction * scores[gid], graphs[gid].slug))
+    listed = ranked if limit is None else ranked[:limit]
+
+    near: list[Neighbour] = []
+    summary: list[NeighbourSummary] = []
+    if neighbours != 0 and containing:
+        near = kb.store.feature_neighbours(fids, listed, neighbours)
+        summary = kb.store.neighbour_summary(fids, containing, neighbours)
+    keys = feature_keys(kb, set(fids) | {n.nfid for n in near if n.nfid is not None} | {s.nfid for s in summary})
+    ranks = {gid: i + 1 for i, gid in enumerate(listed)}
+    return FeatureUsage(
+        features=list(dict.fromkeys(ids)),
+        require_all=require_all,
+        rank_by=rank_by,
+        n_graphs=len(containing),
+        graphs=_graph_frame(listed, ranks, scores, per_graph, graphs, keys),
+        neighbours=_neighbour_frame(near, ranks, graphs, keys),
+        summary=_summary_frame(summary, keys),
+    )
+
+
+def _score(found: Sequence[Presence], rank_by: str) -> float:
+    values = [p.activation if rank_by == "activation" else p.influence for p in found]
+    known = [v for v in values if v is not None]
+    if not known:
+        return float("-inf") if rank_by == "activation" else float("inf")
+    return sum(known) / len(known)
+
+
+def _graph_frame(listed: Sequence[int], ranks: dict[int, int], scores: dict[int, float], per_graph: dict[int, list[Presence]], graphs: dict[int, GraphInfo], keys: dict[int, FeatureKey]) -> pd.DataFrame:
+    rows = []
+    for gid in listed:
+        g = graphs[gid]
+        for p in sorted(per_graph[gid], key=lambda p: keys[p.fid]):
+            k = keys[p.fid]
+            rows.append((ranks[gid], g.slug, g.prompt, g.language, g.family, scores[gid], k.transcoder_set, k.layer, k.index, p.activation, p.influence, p.positions))
+    return pd.DataFrame(rows, columns=list(GRAPH_COLUMNS))
+
+
+def _neighbour_frame(near: Sequence[Neighbour], ranks: dict[int, int], graphs: dict[int, GraphInfo], keys: dict[int, FeatureKey]) -> pd.DataFrame:
+    rows = []
+    rank_in_group: dict[tuple[int, int, str], int] = defaultdict(int)
+    for n in near:
+        rank_in_group[(n.gid, n.fid, n.direction)] += 1
+        k = keys[n.fid]
+        other = keys.get(n.nfid) if n.nfid is not None else None
+        rows.append(
+            (
+                graphs[n.gid].slug, k.transcoder_set, k.layer, k.index, n.direction, rank_in_group[(n.gid, n.fid, n.direction)],
+                other.transcoder_set if other else None, other.layer if other else None, other.index if other else None,
+                n.kind, n.node_id, n.layer, n.ctx_idx, n.weight, n.n_links,
+            )
+        )  # fmt: skip
+    frame = pd.DataFrame(rows, columns=list(NEIGHBOUR_COLUMNS)).astype({"neighbour_layer": "Int64", "neighbour_index": "Int64"})
+    frame["graph_rank"] = frame["slug"].map({graphs[gid].slug: r for gid, r in ranks.items()})
+    frame = frame.sort_values(["graph_rank", *FEATURE_COLUMNS, "direction", "rank"], key=_direction_first)
+    return frame.drop(columns="graph_rank").reset_index(drop=True)
+
+
+def _summary_frame(summary: Sequence[NeighbourSummary], keys: dict[int, FeatureKey]) -> pd.DataFrame:
+    rows = []
+    rank_in_group: dict[tuple[int, str], int] = defaultdict(int)
+    for s in summary:
+        rank_in_group[(s.fid, s.direction)] += 1
+        k, other = keys[s.fid], keys[s.nfid]
+        rows.append((k.transcoder_set, k.layer, k.index, s.direction, rank_in_group[(s.fid, s.direction)], other.transcoder_set, other.layer, other.index, s.n_graphs, s.mean_weight))
+    frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    return frame.sort_values([*FEATURE_COLUMNS, "direction", "rank"], key=_direction_first).reset_index(drop=True)
+
+
+def _direction_first(column: pd.Series) -> pd.Series:
+    """Sort upstream before downstream (the order of DIRECTIONS), every other column as is."""
+    return column.map({d: i for i, d in enumerate(DIRECTIONS)}) if column.name == "direction" else column
+
+
+def _by(frame: pd.DataFrame, columns: list[str]) -> dict[tuple[Any, ...], list[Any]]:
+    out: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+    for row in frame.itertuples():
+        out[tuple(getattr(row, c) for c in columns)].append(row)
+    return out
+
+
+def _key_tuple(row: Any) -> tuple[str, int, int]:
+    return (row.transcoder_set, row.layer, row.index)
+
+
+def _key_of(row: Any) -> dict[str, Any]:
+    return {"transcoder_set": row.transcoder_set, "layer": int(row.layer), "index": int(row.index)}
+
+
+def _neighbour_key(row: Any) -> dict[str, Any] | None:
+    if row.neighbour_transcoder_set is None or pd.isna(row.neighbour_transcoder_set):
+        return None
+    return {"transcoder_set": row.neighbour_transcoder_set, "layer": int(row.neighbour_layer), "index": int(row.neighbour_index)}
+
+
+def _neighbour_json(row: Any) -> dict[str, Any]:
+    return {
+        "feature": _neighbour_key(row),
+        "kind": row.kind,
+        "node_id": row.node_id,
+        "layer": row.node_layer,
+        "ctx_idx": int(row.ctx_idx),
+        "weight": float(row.weight),
+        "n_links": int(row.n_links),
+    }
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
