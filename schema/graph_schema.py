@@ -7,6 +7,9 @@
                                                   errors, embeddings, logits)
 (:Node)-[:IS]->(:Feature)                         for feature nodes
 (:Node)-[:LINK {w, i}]->(:Node)                   weighted links; i is the link's place in the file
+(:FeatureEdges {gid, part, n, src, tgt, w, nl})   a graph's feature-to-feature edges, summed over
+                                                  positions, as packed little-endian byte arrays
+                                                  (see kb.stores.circuit_queries.FeatureEdges)
 
 Every statement is idempotent (IF NOT EXISTS); Community edition supports all of them.
 """
@@ -18,6 +21,7 @@ GRAPH = "Graph"
 NODE = "Node"
 IS = "IS"
 LINK = "LINK"
+FEATURE_EDGES = "FeatureEdges"
 
 STATEMENTS: tuple[str, ...] = (
     "CREATE CONSTRAINT feature_fid IF NOT EXISTS FOR (f:Feature) REQUIRE f.fid IS UNIQUE",
@@ -26,4 +30,8 @@ STATEMENTS: tuple[str, ...] = (
     "CREATE INDEX node_gid_idx IF NOT EXISTS FOR (n:Node) ON (n.gid, n.idx)",
     "CREATE INDEX node_fid IF NOT EXISTS FOR (n:Node) ON (n.fid)",
     "CREATE INDEX graph_slug IF NOT EXISTS FOR (g:Graph) ON (g.slug)",
+    # a graph's nodes by gid alone: the (gid, idx) index serves that only when the query also
+    # says `n.idx IS NOT NULL`, so `MATCH (n:Node {gid: $gid})` would otherwise scan every node
+    "CREATE INDEX node_gid IF NOT EXISTS FOR (n:Node) ON (n.gid)",
+    "CREATE CONSTRAINT feature_edges_part IF NOT EXISTS FOR (e:FeatureEdges) REQUIRE (e.gid, e.part) IS UNIQUE",
 )

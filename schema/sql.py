@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -197,3 +198,27 @@ graph_sets = Table(
     Column("slugs", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# --- circuits: each graph's feature-to-feature edges, and link indexes for pieces of big graphs ---
+
+# Each graph's feature edges (every link from a node of feature A to a node of feature B, summed
+# over positions), packed as little-endian arrays of equal length, in parts of at most a million
+# edges: src and tgt are features.id (int32), weight the summed weight (float64), n_links how
+# many links were summed (int32). Written in the same transaction as the graph's nodes and links;
+# read whole by kb.stores.embedded_circuit_queries, which aggregates many graphs in numpy (SQLite
+# needs seconds to GROUP BY a million rows; unpacking and sorting them takes a fraction of that).
+graph_feature_edges = Table(
+    "graph_feature_edges",
+    metadata,
+    Column("graph_id", Integer, primary_key=True),
+    Column("part", Integer, primary_key=True),
+    Column("n_edges", Integer, nullable=False),
+    Column("src", LargeBinary, nullable=False),
+    Column("tgt", LargeBinary, nullable=False),
+    Column("weight", LargeBinary, nullable=False),
+    Column("n_links", LargeBinary, nullable=False),
+)
+
+# a node's links in either direction without reading the whole graph (k-hop pieces of big graphs)
+Index("ix_graph_links_graph_id_src", graph_links.c.graph_id, graph_links.c.src)
+Index("ix_graph_links_graph_id_tgt", graph_links.c.graph_id, graph_links.c.tgt)

@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy import Connection
 
 from ingest.records import FeatureKey, ParsedGraph
+from kb.stores.circuit_queries import CircuitQueries
 from kb.stores.feature_queries import FeatureQueries
 
 # columns of a stored node, in this order, in every store
@@ -47,7 +48,7 @@ class StoredGraph:
     link_weight: np.ndarray
 
 
-class GraphStore(FeatureQueries, ABC):
+class GraphStore(FeatureQueries, CircuitQueries, ABC):
     """Keeps each graph's nodes and weighted links; features are shared, keyed by SQL id.
 
     Graph ids come from the SQL registry, which alone says which graphs are visible;

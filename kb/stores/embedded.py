@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, delete, func, select
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
 from kb.stores.embedded_feature_queries import EmbeddedFeatureQueries
+from kb.stores.embedded_circuit_queries import EmbeddedCircuitQueries, purge_feature_edges, write_feature_edges
 from kb.stores.base import NODE_COLUMNS, Finalize, GraphStore, Progress, StoredGraph, node_row
 from schema.sql import graph_links, graph_nodes
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 LINK_BATCH = 200_000
 
 
-class EmbeddedStore(EmbeddedFeatureQueries, GraphStore):
+class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
     name = "embedded"
 
     def __init__(self, engine: Engine) -> None:
@@ -60,6 +61,7 @@ class EmbeddedStore(EmbeddedFeatureQueries, GraphStore):
                 bulk_insert(conn, "graph_links", ("graph_id", "idx", "src", "tgt", "weight"), batch)
                 if progress:
                     progress(stop - start)
+            write_feature_edges(conn, gid, graph, feature_ids)
             finalize(conn)
 
     def purge(self, gid: int) -> None:
@@ -70,6 +72,7 @@ class EmbeddedStore(EmbeddedFeatureQueries, GraphStore):
     def _purge(conn: Connection, gid: int) -> None:
         conn.execute(delete(graph_links).where(graph_links.c.graph_id == gid))
         conn.execute(delete(graph_nodes).where(graph_nodes.c.graph_id == gid))
+        purge_feature_edges(conn, gid)
 
     def load_graph(self, gid: int) -> StoredGraph:
         with self.engine.connect() as conn:

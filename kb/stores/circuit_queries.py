@@ -1,0 +1,261 @@
+"""Questions about circuits, as every graph store answers them.
+
+Four kinds of answers, each the same on every store:
+
+- a graph's *feature edges*: every link from a node of feature A to a node of feature B, with
+  the weights of the links of one graph summed (a feature active at several positions has several
+  nodes; their links are folded into one edge per pair of features). Written at ingest, next to
+  the graph, by :func:`fold_feature_edges`; many graphs are aggregated in numpy by
+  :mod:`kb.analysis.circuits`;
+- a graph's *skeleton*: its nodes and links without labels or extra fields, for analyses that
+  walk one graph (paths, comparison, scores);
+- *chains*: node-level paths step_0 -> step_1 -> ... -> a target logit, matched across graphs
+  inside the store (pattern queries, two-hop paths);
+- *pieces* of one graph, served without reading the whole graph: its top nodes by influence,
+  the links among chosen nodes, the links around chosen nodes above a weight.
+
+Graph ids always come from the caller (the SQL registry decides which graphs are visible);
+feature ids are SQL ``features.id``; nodes are named inside their graph by ``idx``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+# edges per stored part of a graph's feature edges (~24 MB); pruned graphs need one part
+FEATURE_EDGE_PART = 1_000_000
+
+SKELETON_COLUMNS = (
+    "idx",
+    "node_id",
+    "kind",
+    "layer",
+    "layer_num",
+    "ctx_idx",
+    "feature_id",
+    "activation",
+    "influence",
+    "token_prob",
+    "is_target_logit",
+    "clerp",
+)
+
+
+@dataclass(frozen=True)
+class FeatureEdges:
+    """One graph's feature edges as parallel arrays, sorted by (src, tgt), one row per pair.
+
+    ``weight`` is the sum of the weights of the links from any node of ``src`` to any node of
+    ``tgt`` in the graph (positions folded by summing); ``n_links`` how many links that is.
+    """
+
+    gid: int
+    src: np.ndarray  # int32, features.id
+    tgt: np.ndarray  # int32
+    weight: np.ndarray  # float64
+    n_links: np.ndarray  # int32
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def parts(self) -> Iterator[dict[str, Any]]:
+        """The packed parts to store: part, n, and the arrays as little-endian bytes."""
+        n = len(self.src)
+        for part, start in enumerate(range(0, max(n, 1), FEATURE_EDGE_PART)):
+            stop = min(n, start + FEATURE_EDGE_PART)
+            yield {
+                "part": part,
+                "n": stop - start,
+                "src": self.src[start:stop].astype("<i4").tobytes(),
+                "tgt": self.tgt[start:stop].astype("<i4").tobytes(),
+                "weight": self.weight[start:stop].astype("<f8").tobytes(),
+                "n_links": self.n_links[start:stop].astype("<i4").tobytes(),
+            }
+
+    @classmethod
+    def from_parts(cls, gid: int, parts: Sequence[Mapping[str, Any]]) -> "FeatureEdges":
+        """Rebuild from stored parts (dicts with part, src, tgt, weight, n_links as bytes)."""
+        ordered = sorted(parts, key=lambda p: p["part"])
+
+        def column(name: str, dtype: str) -> np.ndarray:
+            chunks = [np.frombuffer(bytes(p[name]), dtype=dtype) for p in ordered]
+            return np.concatenate(chunks) if chunks else np.empty(0, dtype=dtype)
+
+        return cls(
+            gid,
+            column("src", "<i4").astype(np.int32),
+            column("tgt", "<i4").astype(np.int32),
+            column("weight", "<f8").astype(np.float64),
+            column("n_links", "<i4").astype(np.int32),
+        )
+
+
+def fold_feature_edges(
+    gid: int, node_fids: np.ndarray, link_src: np.ndarray, link_tgt: np.ndarray, link_weight: np.ndarray
+) -> FeatureEdges:
+    """A graph's feature edges from its links; ``node_fids[idx]`` is the feature of node idx, or -1."""
+    node_fids = np.asarray(node_fids, dtype=np.int64)
+    src = node_fids[np.asarray(link_src, dtype=np.int64)]
+    tgt = node_fids[np.asarray(link_tgt, dtype=np.int64)]
+    return fold_link_features(gid, src, tgt, link_weight)
+
+
+def fold_link_features(gid: int, src_fids: np.ndarray, tgt_fids: np.ndarray, weights: np.ndarray) -> FeatureEdges:
+    """Feature edges from each link's (source feature, target feature, weight), -1 for non-features.
+
+    Weights of one pair are summed in link order, so every store that reads the links in file
+    order gets the same sums to the last bit.
+    """
+    src = np.asarray(src_fids, dtype=np.int64)
+    tgt = np.asarray(tgt_fids, dtype=np.int64)
+    keep = (src >= 0) & (tgt >= 0)
+    src, tgt = src[keep], tgt[keep]
+    weight = np.asarray(weights, dtype=np.float64)[keep]
+    keys, inverse, counts = np.unique((src << 32) | tgt, return_inverse=True, return_counts=True)
+    sums = np.zeros(len(keys), dtype=np.float64)
+    np.add.at(sums, inverse, weight)
+    return FeatureEdges(gid, (keys >> 32).astype(np.int32), (keys & 0xFFFFFFFF).astype(np.int32), sums, counts.astype(np.int32))
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """One graph's nodes (a DataFrame of SKELETON_COLUMNS indexed by idx) and its links.
+
+    ``feature_id`` is -1 on nodes that are not features; float columns hold NaN where the file
+    had null; ``is_target_logit`` is a bool column.
+    """
+
+    gid: int
+    nodes: pd.DataFrame
+    link_src: np.ndarray
+    link_tgt: np.ndarray
+    link_weight: np.ndarray
+
+
+def skeleton_from_rows(gid: int, rows: Sequence[Mapping[str, Any]], src: Sequence[int], tgt: Sequence[int], weight: Sequence[float]) -> Skeleton:
+    """Build a Skeleton from node rows (dicts with SKELETON_COLUMNS, any order) and link lists."""
+    frame = pd.DataFrame.from_records(list(rows), columns=list(SKELETON_COLUMNS))
+    frame["feature_id"] = frame["feature_id"].fillna(-1).astype(np.int64)
+    for column in ("activation", "influence", "token_prob"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(np.float64)
+    frame["is_target_logit"] = frame["is_target_logit"].fillna(False).astype(bool)
+    frame["layer_num"] = frame["layer_num"].astype(np.int64)
+    frame["ctx_idx"] = frame["ctx_idx"].astype(np.int64)
+    frame = frame.set_index("idx", drop=False).sort_index()
+    return Skeleton(
+        gid,
+        frame,
+        np.asarray(src, dtype=np.int64),
+        np.asarray(tgt, dtype=np.int64),
+        np.asarray(weight, dtype=np.float64),
+    )
+
+
+@dataclass(frozen=True)
+class Step:
+    """Which nodes may stand at one place of a chain.
+
+    ``fids``: feature nodes of these features (None: any feature node). ``positions``: only
+    nodes at these token positions, per graph id (None: any position; a graph missing from the
+    map matches nothing). ``embeddings``: the embedding nodes (at those positions) qualify too.
+    """
+
+    fids: frozenset[int] | None = None
+    positions: Mapping[int, frozenset[int]] | None = None
+    embeddings: bool = False
+
+
+@dataclass(frozen=True, order=True)
+class ChainMatch:
+    """One path step_0 -> ... -> step_n -> target logit in graph ``gid``.
+
+    ``nodes`` are the idx of each step's node and, last, of the target logit; ``weights`` the
+    weight of each link along the path; ``shortcut`` the summed weight of the direct links from
+    the first node to the target (None if there is none).
+    """
+
+    gid: int
+    nodes: tuple[int, ...]
+    weights: tuple[float, ...] = field(compare=False)
+    shortcut: float | None = field(compare=False, default=None)
+
+
+@dataclass(frozen=True)
+class LinkSet:
+    """Links of one graph as parallel arrays (src idx, tgt idx, weight), sorted by (src, tgt, weight)."""
+
+    src: np.ndarray
+    tgt: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[int, int, float]]) -> "LinkSet":
+        ordered = sorted(rows)
+        return cls(
+            np.array([r[0] for r in ordered], dtype=np.int64),
+            np.array([r[1] for r in ordered], dtype=np.int64),
+            np.array([r[2] for r in ordered], dtype=np.float64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+IN, OUT, BOTH = "in", "out", "both"
+
+
+class CircuitQueries(ABC):
+    @abstractmethod
+    def feature_edges(self, gids: Sequence[int]) -> list[FeatureEdges]:
+        """Each graph's feature edges, in the order of ``gids``.
+
+        Graphs stored before feature edges were kept get theirs computed from their links.
+        """
+
+    @abstractmethod
+    def graph_skeleton(self, gid: int) -> Skeleton:
+        """Every node (SKELETON_COLUMNS) and link of graph ``gid``; NotFoundError if it has none."""
+
+    @abstractmethod
+    def chains(self, gids: Sequence[int], steps: Sequence[Step]) -> list[ChainMatch]:
+        """Every path through nodes matching ``steps`` in turn, then into a target logit.
+
+        One link per hop; sorted by (gid, nodes).
+        """
+
+    @abstractmethod
+    def input_totals(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:
+        """For each (gid, idx): the sum of |weight| of every link into that node (0.0 if none)."""
+
+    @abstractmethod
+    def top_nodes(self, gid: int, n: int) -> list[int]:
+        """The idx of the ``n`` nodes with the smallest influence (most important), ties by idx.
+
+        Nodes without an influence (logits) are not ranked.
+        """
+
+    @abstractmethod
+    def node_rows(self, gid: int, idxs: Sequence[int]) -> list[dict[str, Any]]:
+        """The stored rows (dicts of NODE_COLUMNS) of those nodes, sorted by idx."""
+
+    @abstractmethod
+    def find_nodes(self, gid: int, node_id: str) -> list[int]:
+        """The idx of the nodes of graph ``gid`` called ``node_id`` (several when ids collide), sorted."""
+
+    @abstractmethod
+    def logit_nodes(self, gid: int) -> list[int]:
+        """The idx of the logit nodes of graph ``gid``, sorted."""
+
+    @abstractmethod
+    def links_among(self, gid: int, idxs: Sequence[int]) -> LinkSet:
+        """The links whose source and target are both among ``idxs``."""
+
+    @abstractmethod
+    def links_around(self, gid: int, idxs: Sequence[int], min_abs_weight: float, direction: str = BOTH) -> LinkSet:
+        """The links into (``in``), out of (``out``) or either side of (``both``) the nodes
+        ``idxs`` whose |weight| is at least ``min_abs_weight``."""

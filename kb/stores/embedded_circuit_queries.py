@@ -1,0 +1,228 @@
+"""CircuitQueries on the embedded store (SQL over graph_nodes, graph_links, graph_feature_edges)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, true, tuple_
+from sqlalchemy.sql.elements import ColumnElement
+
+from ingest.records import FeatureKey, ParsedGraph
+from kb.errors import NotFoundError
+from kb.stores.base import NODE_COLUMNS
+from kb.stores.circuit_queries import (
+    BOTH,
+    IN,
+    OUT,
+    SKELETON_COLUMNS,
+    ChainMatch,
+    CircuitQueries,
+    FeatureEdges,
+    LinkSet,
+    Skeleton,
+    Step,
+    fold_feature_edges,
+    skeleton_from_rows,
+)
+from schema.sql import graph_feature_edges, graph_links, graph_nodes
+
+_CHUNK = 900
+
+
+def write_feature_edges(conn: Connection, gid: int, graph: ParsedGraph, feature_ids: dict[FeatureKey, int]) -> None:
+    """Store graph ``gid``'s feature edges; called inside the transaction that writes the graph."""
+    fids = np.full(len(graph.nodes), -1, dtype=np.int64)
+    for node in graph.nodes:
+        if node.feature_key is not None:
+            fids[node.idx] = feature_ids[node.feature_key]
+    edges = fold_feature_edges(gid, fids, graph.link_src, graph.link_tgt, graph.link_weight)
+    rows = [
+        {"graph_id": gid, "part": p["part"], "n_edges": p["n"], "src": p["src"], "tgt": p["tgt"], "weight": p["weight"], "n_links": p["n_links"]}
+        for p in edges.parts()
+    ]
+    conn.execute(insert(graph_feature_edges), rows)
+
+
+def purge_feature_edges(conn: Connection, gid: int) -> None:
+    conn.execute(delete(graph_feature_edges).where(graph_feature_edges.c.graph_id == gid))
+
+
+class EmbeddedCircuitQueries(CircuitQueries):
+    engine: Engine
+
+    def feature_edges(self, gids: Sequence[int]) -> list[FeatureEdges]:
+        fe = graph_feature_edges.c
+        parts: dict[int, list[dict[str, Any]]] = {}
+        unique = sorted(set(gids))
+        with self.engine.connect() as conn:
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                rows = conn.execute(select(fe.graph_id, fe.part, fe.src, fe.tgt, fe.weight, fe.n_links).where(fe.graph_id.in_(chunk)))
+                for row in rows:
+                    parts.setdefault(row.graph_id, []).append(dict(row._mapping))
+            missing = [g for g in unique if g not in parts]
+            computed = {g: _feature_edges_from_links(conn, g) for g in missing}
+        return [computed[g] if g in computed else FeatureEdges.from_parts(g, parts[g]) for g in gids]
+
+    def graph_skeleton(self, gid: int) -> Skeleton:
+        n = graph_nodes.c
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(select(*(n[c] for c in SKELETON_COLUMNS)).where(n.graph_id == gid))]
+            if not rows:
+                raise NotFoundError(f"graph {gid} has no nodes in the embedded store")
+            links = conn.execute(
+                select(graph_links.c.src, graph_links.c.tgt, graph_links.c.weight).where(graph_links.c.graph_id == gid).order_by(graph_links.c.idx)
+            ).all()
+        return skeleton_from_rows(gid, rows, [r[0] for r in links], [r[1] for r in links], [r[2] for r in links])
+
+    def chains(self, gids: Sequence[int], steps: Sequence[Step]) -> list[ChainMatch]:
+        if not steps or not gids:
+            return []
+        nodes = [graph_nodes.alias(f"n{i}") for i in range(len(steps) + 1)]
+        links = [graph_links.alias(f"l{i}") for i in range(len(steps))]
+        first, target = nodes[0], nodes[-1]
+        query = select(first.c.graph_id, *(n.c.idx for n in nodes), *(link.c.weight for link in links)).select_from(first)
+        for i, link in enumerate(links):
+            nxt = nodes[i + 1]
+            query = query.join(link, and_(link.c.graph_id == nodes[i].c.graph_id, link.c.src == nodes[i].c.idx))
+            query = query.join(nxt, and_(nxt.c.graph_id == link.c.graph_id, nxt.c.idx == link.c.tgt))
+        conditions = [_step_condition(node, step) for node, step in zip(nodes, steps)]
+        conditions.append(target.c.is_target_logit == true())
+        found: list[tuple[Any, ...]] = []
+        unique = sorted(set(gids))
+        with self.engine.connect() as conn:
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                found += [tuple(row) for row in conn.execute(query.where(first.c.graph_id.in_(chunk), *conditions))]
+            shortcuts = _direct_weights(conn, {(row[0], row[1], row[len(nodes)]) for row in found})
+        k = len(nodes)
+        out = [ChainMatch(row[0], tuple(row[1 : 1 + k]), tuple(float(w) for w in row[1 + k :]), shortcuts.get((row[0], row[1], row[k]))) for row in found]
+        out.sort()
+        return out
+
+    def input_totals(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:
+        by_graph: dict[int, list[int]] = {}
+        for gid, idx in set(nodes):
+            by_graph.setdefault(gid, []).append(idx)
+        out = {key: 0.0 for key in set(nodes)}
+        link = graph_links.c
+        with self.engine.connect() as conn:
+            for gid, idxs in sorted(by_graph.items()):
+                idxs.sort()
+                for start in range(0, len(idxs), _CHUNK):
+                    rows = conn.execute(
+                        select(link.tgt, func.sum(func.abs(link.weight)))
+                        .where(link.graph_id == gid, link.tgt.in_(idxs[start : start + _CHUNK]))
+                        .group_by(link.tgt)
+                    )
+                    for idx, total in rows:
+                        out[(gid, idx)] = float(total)
+        return out
+
+    def top_nodes(self, gid: int, n: int) -> list[int]:
+        c = graph_nodes.c
+        query = select(c.idx).where(c.graph_id == gid, c.influence.is_not(None)).order_by(c.influence, c.idx).limit(n)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def node_rows(self, gid: int, idxs: Sequence[int]) -> list[dict[str, Any]]:
+        c = graph_nodes.c
+        unique = sorted(set(idxs))
+        out: list[dict[str, Any]] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                out += [dict(r._mapping) for r in conn.execute(select(*(c[col] for col in NODE_COLUMNS)).where(c.graph_id == gid, c.idx.in_(chunk)))]
+        return sorted(out, key=lambda r: r["idx"])
+
+    def find_nodes(self, gid: int, node_id: str) -> list[int]:
+        c = graph_nodes.c
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(c.idx).where(c.graph_id == gid, c.node_id == node_id).order_by(c.idx)).scalars())
+
+    def logit_nodes(self, gid: int) -> list[int]:
+        c = graph_nodes.c
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(c.idx).where(c.graph_id == gid, c.kind == "logit").order_by(c.idx)).scalars())
+
+    def links_among(self, gid: int, idxs: Sequence[int]) -> LinkSet:
+        wanted = sorted(set(idxs))
+        keep = set(wanted)
+        link = graph_links.c
+        rows: list[tuple[int, int, float]] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                query = select(link.src, link.tgt, link.weight).where(link.graph_id == gid, link.src.in_(chunk))
+                if len(wanted) <= _CHUNK:
+                    query = query.where(link.tgt.in_(wanted))
+                rows += [(s, t, w) for s, t, w in conn.execute(query) if t in keep]
+        return LinkSet.of(rows)
+
+    def links_around(self, gid: int, idxs: Sequence[int], min_abs_weight: float, direction: str = BOTH) -> LinkSet:
+        wanted = sorted(set(idxs))
+        link = graph_links.c
+        found: dict[int, tuple[int, int, float]] = {}
+        sides = {IN: [link.tgt], OUT: [link.src], BOTH: [link.src, link.tgt]}[direction]
+        with self.engine.connect() as conn:
+            for column in sides:
+                for start in range(0, len(wanted), _CHUNK):
+                    chunk = wanted[start : start + _CHUNK]
+                    query = select(link.idx, link.src, link.tgt, link.weight).where(
+                        link.graph_id == gid, column.in_(chunk), func.abs(link.weight) >= min_abs_weight
+                    )
+                    for i, s, t, w in conn.execute(query):
+                        found[i] = (s, t, w)
+        return LinkSet.of(list(found.values()))
+
+
+def _step_condition(node: Any, step: Step) -> ColumnElement[bool]:
+    feature: ColumnElement[bool] = node.c.kind == "feature"
+    if step.fids is not None:
+        feature = and_(feature, node.c.feature_id.in_(sorted(step.fids)))
+    condition = or_(feature, node.c.kind == "embedding") if step.embeddings else feature
+    if step.positions is not None:
+        pairs = sorted((gid, pos) for gid, positions in step.positions.items() for pos in positions)
+        condition = and_(condition, tuple_(node.c.graph_id, node.c.ctx_idx).in_(pairs))
+    return condition
+
+
+def _direct_weights(conn: Connection, pairs: set[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
+    """For (gid, src idx, tgt idx): the summed weight of the links src -> tgt, where there are any."""
+    by_graph: dict[int, tuple[set[int], set[int]]] = {}
+    for gid, src, tgt in pairs:
+        sources, targets = by_graph.setdefault(gid, (set(), set()))
+        sources.add(src)
+        targets.add(tgt)
+    link = graph_links.c
+    out: dict[tuple[int, int, int], float] = {}
+    for gid, (sources, targets) in sorted(by_graph.items()):
+        wanted_targets = sorted(targets)
+        ordered = sorted(sources)
+        for start in range(0, len(ordered), _CHUNK):
+            rows = conn.execute(
+                select(link.src, link.tgt, link.weight)
+                .where(link.graph_id == gid, link.src.in_(ordered[start : start + _CHUNK]), link.tgt.in_(wanted_targets))
+                .order_by(link.idx)
+            )
+            for src, tgt, weight in rows:
+                key = (gid, src, tgt)
+                if key in pairs:
+                    out[key] = out.get(key, 0.0) + weight
+    return out
+
+
+def _feature_edges_from_links(conn: Connection, gid: int) -> FeatureEdges:
+    """Feature edges of a graph stored before they were kept, folded from its links."""
+    c = graph_nodes.c
+    fids = dict(conn.execute(select(c.idx, c.feature_id).where(c.graph_id == gid, c.feature_id.is_not(None))).all())
+    n_nodes = conn.execute(select(func.max(c.idx)).where(c.graph_id == gid)).scalar()
+    links = conn.execute(
+        select(graph_links.c.src, graph_links.c.tgt, graph_links.c.weight).where(graph_links.c.graph_id == gid).order_by(graph_links.c.idx)
+    ).all()
+    node_fids = np.full((n_nodes or 0) + 1, -1, dtype=np.int64)
+    for idx, fid in fids.items():
+        node_fids[idx] = fid
+    arr = np.array(links, dtype=np.float64).reshape(-1, 3)
+    return fold_feature_edges(gid, node_fids, arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2])

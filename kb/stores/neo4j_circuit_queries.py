@@ -1,0 +1,252 @@
+"""CircuitQueries on Neo4j, and the Cypher they run (pure builders returning (query, params)).
+
+Every lookup of a graph's nodes by gid also says ``n.idx IS NOT NULL`` or names the idx, so that
+the planner can seek the (gid, idx) index instead of scanning every :Node.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ingest.records import FeatureKey, ParsedGraph
+from kb.errors import NotFoundError
+from kb.stores.base import NODE_COLUMNS
+from kb.stores.circuit_queries import (
+    BOTH,
+    IN,
+    OUT,
+    SKELETON_COLUMNS,
+    ChainMatch,
+    CircuitQueries,
+    FeatureEdges,
+    LinkSet,
+    Skeleton,
+    Step,
+    fold_feature_edges,
+    fold_link_features,
+    skeleton_from_rows,
+)
+
+Query = tuple[str, dict[str, Any]]
+
+# the Neo4j property that holds a column of graph_nodes (the SQL feature id is `fid` on nodes)
+_PROPERTY = {c: ("fid" if c == "feature_id" else c) for c in NODE_COLUMNS}
+
+
+# --- Cypher ----------------------------------------------------------------------------------
+
+
+def create_feature_edges(gid: int, part: dict[str, Any]) -> Query:
+    return (
+        "CREATE (e:FeatureEdges {gid: $gid, part: $part, n: $n, src: $src, tgt: $tgt, w: $w, nl: $nl})",
+        {"gid": gid, "part": part["part"], "n": part["n"], "src": part["src"], "tgt": part["tgt"], "w": part["weight"], "nl": part["n_links"]},
+    )
+
+
+def delete_feature_edges(gid: int) -> Query:
+    return "MATCH (e:FeatureEdges {gid: $gid}) WHERE e.part IS NOT NULL DELETE e", {"gid": gid}
+
+
+def read_feature_edges(gids: Sequence[int]) -> Query:
+    return (
+        "UNWIND $gids AS gid MATCH (e:FeatureEdges {gid: gid}) WHERE e.part IS NOT NULL "
+        "RETURN e.gid AS gid, e.part AS part, e.src AS src, e.tgt AS tgt, e.w AS weight, e.nl AS n_links",
+        {"gids": list(gids)},
+    )
+
+
+def link_features(gid: int) -> Query:
+    """Every link of a graph with its ends' feature ids (null for other nodes), in file order."""
+    return (
+        "MATCH (a:Node {gid: $gid})-[r:LINK]->(b:Node) WHERE a.idx IS NOT NULL "
+        "RETURN a.fid AS s, b.fid AS t, r.w AS w ORDER BY r.i",
+        {"gid": gid},
+    )
+
+
+def skeleton_nodes(gid: int) -> Query:
+    fields = ", ".join(f"n.{_PROPERTY[c]} AS {c}" for c in SKELETON_COLUMNS)
+    return f"MATCH (n:Node {{gid: $gid}}) WHERE n.idx IS NOT NULL RETURN {fields}", {"gid": gid}
+
+
+def skeleton_links(gid: int) -> Query:
+    return (
+        "MATCH (a:Node {gid: $gid})-[r:LINK]->(b:Node) WHERE a.idx IS NOT NULL "
+        "RETURN a.idx AS s, b.idx AS t, r.w AS w ORDER BY r.i",
+        {"gid": gid},
+    )
+
+
+def chain_query(gids: Sequence[int], steps: Sequence[Step]) -> Query:
+    """Paths n0 -> n1 -> ... -> t, one LINK per hop, with t a target logit."""
+    k = len(steps)
+    names = [f"n{i}" for i in range(k)] + ["t"]
+    pattern = "(n0:Node)" + "".join(f"-[l{i}:LINK]->({names[i + 1]}:Node)" for i in range(k))
+    params: dict[str, Any] = {"gids": sorted(set(gids))}
+    conditions = ["n0.gid IN $gids", "t.is_target_logit = true"]
+    for i, step in enumerate(steps):
+        conditions.append(_step_condition(f"n{i}", i, step, params))
+    return (
+        f"MATCH {pattern} WHERE {' AND '.join(conditions)} "
+        "RETURN n0.gid AS gid, [" + ", ".join(f"{n}.idx" for n in names) + "] AS nodes, "
+        "[" + ", ".join(f"l{i}.w" for i in range(k)) + "] AS weights, "
+        "COLLECT { MATCH (n0)-[s:LINK]->(t) RETURN s.w } AS shortcut",
+        params,
+    )
+
+
+def _step_condition(name: str, i: int, step: Step, params: dict[str, Any]) -> str:
+    feature = f"{name}.kind = 'feature'"
+    if step.fids is not None:
+        params[f"f{i}"] = sorted(step.fids)
+        feature = f"({feature} AND {name}.fid IN $f{i})"
+    condition = f"({feature} OR {name}.kind = 'embedding')" if step.embeddings else feature
+    if step.positions is not None:
+        params[f"p{i}"] = {str(gid): sorted(positions) for gid, positions in step.positions.items()}
+        condition = f"({condition} AND {name}.ctx_idx IN $p{i}[toString({name}.gid)])"
+    return condition
+
+
+def input_totals_query(nodes: Sequence[tuple[int, int]]) -> Query:
+    return (
+        "UNWIND $keys AS k MATCH (n:Node {gid: k[0], idx: k[1]}) "
+        "OPTIONAL MATCH (n)<-[r:LINK]-() "
+        "RETURN k[0] AS gid, k[1] AS idx, sum(abs(r.w)) AS total",
+        {"keys": [list(key) for key in sorted(set(nodes))]},
+    )
+
+
+def top_nodes_query(gid: int, n: int) -> Query:
+    return (
+        "MATCH (n:Node {gid: $gid}) WHERE n.idx IS NOT NULL AND n.influence IS NOT NULL "
+        "RETURN n.idx AS idx ORDER BY n.influence, n.idx LIMIT $n",
+        {"gid": gid, "n": n},
+    )
+
+
+def node_rows_query(gid: int, idxs: Sequence[int]) -> Query:
+    return "UNWIND $idxs AS i MATCH (n:Node {gid: $gid, idx: i}) RETURN n ORDER BY n.idx", {"gid": gid, "idxs": sorted(set(idxs))}
+
+
+def find_nodes_query(gid: int, node_id: str) -> Query:
+    return (
+        "MATCH (n:Node {gid: $gid}) WHERE n.idx IS NOT NULL AND n.node_id = $node_id RETURN n.idx AS idx ORDER BY idx",
+        {"gid": gid, "node_id": node_id},
+    )
+
+
+def logit_nodes_query(gid: int) -> Query:
+    return (
+        "MATCH (n:Node {gid: $gid}) WHERE n.idx IS NOT NULL AND n.kind = 'logit' RETURN n.idx AS idx ORDER BY idx",
+        {"gid": gid},
+    )
+
+
+def links_among_query(gid: int, idxs: Sequence[int]) -> Query:
+    return (
+        "UNWIND $idxs AS i MATCH (a:Node {gid: $gid, idx: i})-[r:LINK]->(b:Node) WHERE b.idx IN $idxs "
+        "RETURN a.idx AS s, b.idx AS t, r.w AS w",
+        {"gid": gid, "idxs": sorted(set(idxs))},
+    )
+
+
+def links_around_query(gid: int, idxs: Sequence[int], min_abs_weight: float, direction: str) -> Query:
+    """Links out of (``out``) or into (``in``) the nodes ``idxs`` with |w| >= min_abs_weight."""
+    arrow = "-[r:LINK]->(b:Node)" if direction == OUT else "<-[r:LINK]-(b:Node)"
+    ends = "a.idx AS s, b.idx AS t" if direction == OUT else "b.idx AS s, a.idx AS t"
+    return (
+        f"UNWIND $idxs AS i MATCH (a:Node {{gid: $gid, idx: i}}){arrow} WHERE abs(r.w) >= $min "
+        f"RETURN r.i AS i, {ends}, r.w AS w",
+        {"gid": gid, "idxs": sorted(set(idxs)), "min": float(min_abs_weight)},
+    )
+
+
+# --- the mixin -------------------------------------------------------------------------------
+
+
+class Neo4jCircuitQueries(CircuitQueries):
+    run_read: Callable[[str, dict[str, Any]], list[dict[str, Any]]]  # provided by Neo4jStore
+    run_write: Callable[[str, dict[str, Any]], list[dict[str, Any]]]
+
+    def write_feature_edges(self, gid: int, graph: ParsedGraph, feature_ids: dict[FeatureKey, int]) -> None:
+        """Store graph ``gid``'s feature edges; called before the graph is published."""
+        fids = np.full(len(graph.nodes), -1, dtype=np.int64)
+        for node in graph.nodes:
+            if node.feature_key is not None:
+                fids[node.idx] = feature_ids[node.feature_key]
+        edges = fold_feature_edges(gid, fids, graph.link_src, graph.link_tgt, graph.link_weight)
+        for part in edges.parts():
+            self.run_write(*create_feature_edges(gid, part))
+
+    def purge_feature_edges(self, gid: int) -> None:
+        self.run_write(*delete_feature_edges(gid))
+
+    def feature_edges(self, gids: Sequence[int]) -> list[FeatureEdges]:
+        parts: dict[int, list[dict[str, Any]]] = {}
+        unique = sorted(set(gids))
+        for start in range(0, len(unique), 2000):
+            for row in self.run_read(*read_feature_edges(unique[start : start + 2000])):
+                parts.setdefault(row["gid"], []).append(row)
+        computed = {g: self._feature_edges_from_links(g) for g in unique if g not in parts}
+        return [computed[g] if g in computed else FeatureEdges.from_parts(g, parts[g]) for g in gids]
+
+    def _feature_edges_from_links(self, gid: int) -> FeatureEdges:
+        rows = self.run_read(*link_features(gid))
+        src = np.array([-1 if r["s"] is None else r["s"] for r in rows], dtype=np.int64)
+        tgt = np.array([-1 if r["t"] is None else r["t"] for r in rows], dtype=np.int64)
+        weight = np.array([r["w"] for r in rows], dtype=np.float64)
+        return fold_link_features(gid, src, tgt, weight)
+
+    def graph_skeleton(self, gid: int) -> Skeleton:
+        rows = self.run_read(*skeleton_nodes(gid))
+        if not rows:
+            raise NotFoundError(f"graph {gid} has no nodes in Neo4j")
+        links = self.run_read(*skeleton_links(gid))
+        return skeleton_from_rows(gid, rows, [r["s"] for r in links], [r["t"] for r in links], [r["w"] for r in links])
+
+    def chains(self, gids: Sequence[int], steps: Sequence[Step]) -> list[ChainMatch]:
+        if not steps or not gids:
+            return []
+        out = [
+            ChainMatch(r["gid"], tuple(r["nodes"]), tuple(float(w) for w in r["weights"]), _sum_or_none(r["shortcut"]))
+            for r in self.run_read(*chain_query(gids, steps))
+        ]
+        out.sort()
+        return out
+
+    def input_totals(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:
+        out = {key: 0.0 for key in set(nodes)}
+        for r in self.run_read(*input_totals_query(nodes)):
+            out[(r["gid"], r["idx"])] = float(r["total"] or 0.0)
+        return out
+
+    def top_nodes(self, gid: int, n: int) -> list[int]:
+        return [r["idx"] for r in self.run_read(*top_nodes_query(gid, n))]
+
+    def node_rows(self, gid: int, idxs: Sequence[int]) -> list[dict[str, Any]]:
+        return [{c: r["n"].get(_PROPERTY[c]) for c in NODE_COLUMNS} for r in self.run_read(*node_rows_query(gid, idxs))]
+
+    def find_nodes(self, gid: int, node_id: str) -> list[int]:
+        return [r["idx"] for r in self.run_read(*find_nodes_query(gid, node_id))]
+
+    def logit_nodes(self, gid: int) -> list[int]:
+        return [r["idx"] for r in self.run_read(*logit_nodes_query(gid))]
+
+    def links_among(self, gid: int, idxs: Sequence[int]) -> LinkSet:
+        return LinkSet.of([(r["s"], r["t"], r["w"]) for r in self.run_read(*links_among_query(gid, idxs))])
+
+    def links_around(self, gid: int, idxs: Sequence[int], min_abs_weight: float, direction: str = BOTH) -> LinkSet:
+        found: dict[int, tuple[int, int, float]] = {}
+        for side in {IN: (IN,), OUT: (OUT,), BOTH: (OUT, IN)}[direction]:
+            for r in self.run_read(*links_around_query(gid, idxs, min_abs_weight, side)):
+                found[r["i"]] = (r["s"], r["t"], r["w"])
+        return LinkSet.of(list(found.values()))
+
+
+def _sum_or_none(weights: list[float]) -> float | None:
+    total = None
+    for w in weights:
+        total = w if total is None else total + w
+    return total
