@@ -3,8 +3,8 @@
 Real descriptions come in two shapes: short clerps a person types while labelling a graph
 ("Texas", "say a capital", "code snippets"; 1-4 words) and machine explanations of one sentence
 ("words related to legal documents or codes of conduct"; 6-20 words). The generator mixes both
-in the proportion of the real data in ``shared/data`` (about 3 clerps for 1 explanation), from a
-vocabulary of topics, words and phrasings taken from those real texts.
+half and half (the real data in ``shared/data`` has more clerps, a Neuronpedia-scale corpus more
+explanations), from a vocabulary of topics, words and phrasings modelled on those real texts.
 """
 
 from __future__ import annotations
@@ -64,6 +64,10 @@ SHORT_FORMS = (
     "{topic} and {topic2}",
     "{word} in {context}",
     "{topic}/{context}",
+    "{topic} ({word})",
+    "{word} {noun} in {topic}",
+    "{topic} near \"{word}\"",
+    "{word}, {word2} or {topic}",
 )
 
 LONG_FORMS = (
@@ -86,10 +90,10 @@ NOUNS = ("capital", "country", "number", "city", "name", "color", "sport", "word
 
 
 def descriptions(n: int, seed: int = 0) -> Iterator[str]:
-    """``n`` generated descriptions; about a quarter are one-sentence explanations."""
+    """``n`` generated descriptions; half are one-sentence explanations."""
     rng = random.Random(seed)
     for _ in range(n):
-        form = rng.choice(LONG_FORMS) if rng.random() < 0.25 else rng.choice(SHORT_FORMS)
+        form = rng.choice(LONG_FORMS) if rng.random() < 0.5 else rng.choice(SHORT_FORMS)
         yield form.format(
             topic=rng.choice(TOPICS),
             topic2=rng.choice(TOPICS),

@@ -200,6 +200,16 @@ class Catalog:
             return []
         return [(rowid, -score) for rowid, score in rows]
 
+    def doc_freq(self, word: str, cap: int = 10_000) -> int:
+        """How many texts contain ``word`` (counted up to ``cap``)."""
+        match = '"' + word.replace('"', '""') + '"'
+        try:
+            return self.conn.execute(
+                "SELECT COUNT(*) FROM (SELECT rowid FROM texts_fts WHERE texts_fts MATCH ? LIMIT ?)", (match, cap)
+            ).fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
     # --- docs ------------------------------------------------------------------------------
 
     def add_docs(self, docs: Iterable[Doc]) -> int:

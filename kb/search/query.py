@@ -7,8 +7,8 @@ How a query is answered (``mode="blend"``, the default):
 2. The rest of the text is embedded; the ANN index gives the nearest description texts, and
    the keyword index (FTS5, BM25) the texts sharing words with it. Every candidate text gets
    ``cosine + KEYWORD_WEIGHT * keyword`` where ``keyword`` is the share of the query's words
-   (stop words aside, plurals folded) that the text contains, 1 for the whole text equal to
-   the query.
+   (stop words aside, plurals folded, each weighted by its rarity among all texts) that the
+   text contains, and 1 for a text equal to the query.
 3. A feature scores as its best description; its other descriptions break ties. Filters on
    the feature (set, layers) and the description (source, author) apply to the candidates; a
    filter on graphs keeps features present in the selected graphs. When filters leave fewer
@@ -22,6 +22,7 @@ loaded); both exist to measure what the blend adds (bench/results/search.md).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -178,6 +179,7 @@ class FeatureSearch:
         self._fingerprint: tuple | None = None
         self._lock = threading.RLock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._idf_cache: dict[tuple[str, int], float] = {}
 
     def close(self) -> None:
         self.catalog.close()
@@ -264,12 +266,13 @@ class FeatureSearch:
     def _rank(self, text: str, k: int, where: DocFilter, gids: list[int] | None, mode: str) -> list[_Scored]:
         qvec = None if mode == "keyword" else self._embed_query(text)
         terms = _terms(text)
+        weights = self._idf(terms)
         present: dict[int, bool] = {}
         subset = None if where.is_empty() else self.catalog.filtered_text_ids(where, EXACT_SUBSET)
         pool = max(4 * k, 100)
         total = max(self.vectors.count, 1)
         while True:
-            text_scores, keyword_hits = self._candidates(text, terms, qvec, pool, subset, mode)
+            text_scores, keyword_hits = self._candidates(text, terms, weights, qvec, pool, subset, mode)
             scored = self._by_feature(text_scores, where)
             if gids is not None:
                 unknown = [s.fid for s in scored if s.fid not in present]
@@ -283,7 +286,14 @@ class FeatureSearch:
             pool *= 4
 
     def _candidates(
-        self, text: str, terms: list[str], qvec: np.ndarray | None, pool: int, subset: list[int] | None, mode: str
+        self,
+        text: str,
+        terms: list[str],
+        weights: list[float],
+        qvec: np.ndarray | None,
+        pool: int,
+        subset: list[int] | None,
+        mode: str,
     ) -> tuple[dict[int, tuple[float, float, str]], set[int]]:
         """Candidate texts -> (rank score, tiebreak, how matched)."""
         limit = KEYWORD_POOL if mode != "keyword" else max(pool, 10 * KEYWORD_POOL)
@@ -306,7 +316,7 @@ class FeatureSearch:
         phrase = " ".join(words(text))
         out: dict[int, tuple[float, float, str]] = {}
         for tid, c in cosine.items():
-            kw = keyword_score(terms, phrase, texts.get(tid, ""))
+            kw = keyword_score(terms, weights, phrase, texts.get(tid, ""))
             how = "semantic+keyword" if kw > 0 else "semantic"
             out[tid] = (c + KEYWORD_WEIGHT * kw, c, how)
         return out, keyword_ids
@@ -326,6 +336,19 @@ class FeatureSearch:
             elif score > current.second and doc.text_id != current.text_id:
                 current.second = score
         return sorted(best.values(), key=lambda s: (-s.best, -s.second, s.fid))
+
+    def _idf(self, terms: Sequence[str]) -> list[float]:
+        """Rarity of each term among the catalog's texts: rare words count more."""
+        n = self.catalog.n_texts()
+        out = []
+        for term in terms:
+            key = (term, n)
+            if key not in self._idf_cache:
+                if len(self._idf_cache) > 4096:
+                    self._idf_cache.clear()
+                self._idf_cache[key] = math.log(1.0 + n / (1.0 + self.catalog.doc_freq(term)))
+            out.append(self._idf_cache[key])
+        return out
 
     def _embed_query(self, text: str) -> np.ndarray:
         cached = self._query_cache.get(text)
@@ -388,7 +411,8 @@ class FeatureSearch:
         if not text:
             return {}
         terms, phrase = _terms(text), " ".join(words(text))
-        kw = {tid: keyword_score(terms, phrase, texts.get(tid, "")) for tid in text_ids}
+        weights = self._idf(terms)
+        kw = {tid: keyword_score(terms, weights, phrase, texts.get(tid, "")) for tid in text_ids}
         if mode == "keyword":
             return kw
         cosine = self.vectors.scores(self._embed_query(text), list(text_ids))
@@ -473,13 +497,14 @@ def _terms(text: str) -> list[str]:
     return list(dict.fromkeys(content or all_words))
 
 
-def keyword_score(terms: Sequence[str], phrase: str, text: str) -> float:
-    """Share of the query's words found in ``text`` (plurals folded); 1 when the text is the query."""
+def keyword_score(terms: Sequence[str], weights: Sequence[float], phrase: str, text: str) -> float:
+    """Weighted share of the query's words found in ``text`` (plurals folded); 1 when the text is the query."""
     if not terms or not text:
         return 0.0
     text_words = words(text)
     if phrase and " ".join(text_words) == phrase:
         return 1.0
     folded = {_fold(w) for w in text_words}
-    matched = sum(1 for t in terms if _fold(t) in folded)
-    return 0.9 * matched / len(terms)
+    total = sum(weights) or 1.0
+    matched = sum(w for t, w in zip(terms, weights) if _fold(t) in folded)
+    return 0.9 * matched / total

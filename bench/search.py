@@ -1,0 +1,350 @@
+"""Benchmark of feature search: relevance, and latency / build time / memory / recall at 1M.
+
+    /root/.cache/circuitkb/venv/bin/python -m bench.search --stage relevance
+    /root/.cache/circuitkb/venv/bin/python -m bench.search --stage index --n 1000000
+    /root/.cache/circuitkb/venv/bin/python -m bench.search --stage pipeline --n 1000000
+
+``relevance``: the relevance set of ``tests/relevance.yaml`` on the real graphs and explanations;
+recall@10 and MRR of the blended, semantic-only and keyword-only rankings.
+
+``index``: the approximate index alone on ``--n`` vectors. Embedding 1M texts with MiniLM on 2
+CPU cores takes hours, so the benchmark embeds ``--base`` generated descriptions (realistic
+vocabulary and lengths, :mod:`bench.search_texts`; the embedding throughput is measured there)
+and draws the ``--n`` vectors to resemble real embeddings: each is the embedding of one base
+text, mixed with a second one (weight up to 0.3) and Gaussian noise, then normalised, so that
+the collection has the clusters of near-paraphrases a real corpus has. Queries are other
+generated texts, embedded live: the latency includes embedding the query. Recall@10 is measured
+against exact search (numpy) over the same vectors.
+
+``pipeline``: the whole ``kb.search.search`` on a SQLite knowledge base holding ``--n`` generated
+descriptions (their distinct texts get drawn vectors as above, written where the index keeps
+them, so nothing is embedded but the queries).
+
+Embeddings of the base texts are cached in ``bench/out/search/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from bench.search_texts import descriptions
+from kb.search.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder, model_slug
+
+OUT = Path(__file__).resolve().parent / "out" / "search"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+# --- base embeddings -------------------------------------------------------------------------------
+
+
+def unique_texts(n: int, seed: int) -> list[str]:
+    seen: dict[str, None] = {}
+    for text in descriptions(n * 20, seed=seed):
+        seen.setdefault(text, None)
+        if len(seen) == n:
+            break
+    return list(seen)
+
+
+def _digest(texts: list[str]) -> str:
+    return hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:16]
+
+
+def base_vectors(n: int) -> tuple[list[str], np.ndarray, dict]:
+    """``n`` generated texts and their embeddings (cached), with the measured throughput."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    texts = unique_texts(n, seed=1)
+    cache = OUT / f"base-{n}.npy"
+    info_path = OUT / f"base-{n}.json"
+    if cache.exists() and info_path.exists():
+        info = json.loads(info_path.read_text())
+        if info.get("texts_sha") == _digest(texts):
+            return texts, np.load(cache), info
+    embedder = SentenceTransformerEmbedder()
+    embedder.embed(["warm up"])
+    started = time.perf_counter()
+    vectors = embedder.embed(texts)
+    seconds = time.perf_counter() - started
+    info = {
+        "texts": n,
+        "seconds": round(seconds, 1),
+        "texts_per_second": round(n / seconds, 1),
+        "mean_chars": round(sum(map(len, texts)) / n, 1),
+        "load_average": os.getloadavg()[0],
+        "texts_sha": _digest(texts),
+    }
+    np.save(cache, vectors)
+    info_path.write_text(json.dumps(info))
+    return texts, vectors, info
+
+
+def drawn_vectors(base: np.ndarray, n: int, seed: int, chunk: int = 100_000):  # noqa: ANN201
+    """Chunks of ``n`` unit vectors drawn around the base embeddings (see the module doc)."""
+    rng = np.random.default_rng(seed)
+    dim = base.shape[1]
+    for start in range(0, n, chunk):
+        size = min(chunk, n - start)
+        first = base[rng.integers(0, len(base), size)]
+        second = base[rng.integers(0, len(base), size)]
+        mix = rng.uniform(0.0, 0.3, size=(size, 1)).astype(np.float32)
+        noise = rng.normal(0.0, 0.025, size=(size, dim)).astype(np.float32)
+        out = (1 - mix) * first + mix * second + noise
+        out /= np.linalg.norm(out, axis=1, keepdims=True)
+        yield out.astype(np.float32)
+
+
+def write_vectors(folder: Path, model: str, chunks) -> int:  # noqa: ANN001
+    """Write drawn vectors where :class:`kb.search.index.VectorIndex` keeps them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    count, dim = 0, None
+    with open(folder / "vectors.f32", "wb") as fh:
+        for block in chunks:
+            fh.write(block.tobytes())
+            count += len(block)
+            dim = block.shape[1]
+    (folder / "meta.json").write_text(json.dumps({"model": model, "dim": dim, "count": count}))
+    for name in ("index.faiss", "index.json"):
+        (folder / name).unlink(missing_ok=True)
+    return count
+
+
+# --- stages ----------------------------------------------------------------------------------------
+
+
+def stage_embed(args: argparse.Namespace) -> dict[str, Any]:
+    _, _, info = base_vectors(args.base)
+    embedder = SentenceTransformerEmbedder()
+    queries = unique_texts(args.queries, seed=7)
+    embedder.embed(["warm up"])
+    times = []
+    for text in queries:
+        started = time.perf_counter()
+        embedder.embed([text])
+        times.append((time.perf_counter() - started) * 1000)
+    info["query_embed_ms_p50"] = round(percentile(times, 50), 2)
+    info["query_embed_ms_p95"] = round(percentile(times, 95), 2)
+    return info
+
+
+def stage_index(args: argparse.Namespace) -> dict[str, Any]:
+    import faiss
+
+    from kb.search.index import VectorIndex
+
+    _, base, base_info = base_vectors(args.base)
+    folder = OUT / f"ann-{args.n}"
+    started = time.perf_counter()
+    count = write_vectors(folder, DEFAULT_MODEL, drawn_vectors(base, args.n, seed=3))
+    draw_seconds = time.perf_counter() - started
+    rss_before = rss_mb()
+    started = time.perf_counter()
+    index = VectorIndex(folder, DEFAULT_MODEL)
+    index.load()  # no index on disk: builds (trains, adds) and saves it
+    build_seconds = time.perf_counter() - started
+    rss_after = rss_mb()
+    started = time.perf_counter()
+    reloaded = VectorIndex(folder, DEFAULT_MODEL)
+    reloaded.load()
+    load_seconds = time.perf_counter() - started
+    del reloaded
+
+    embedder = SentenceTransformerEmbedder()
+    embedder.embed(["warm up"])
+    queries = unique_texts(args.queries, seed=7)
+    exact_vectors = np.fromfile(folder / "vectors.f32", dtype=np.float32).reshape(count, -1)
+    whole, ann_only, exact_ms, recalls = [], [], [], []
+    for text in queries:
+        started = time.perf_counter()
+        q = embedder.embed([text])[0]
+        ids, _ = index.search(q, 80)  # the pool a k=20 search starts with
+        whole.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        top10, _ = index.search(q, 10)
+        ann_only.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        scores = exact_vectors @ q
+        exact = np.argpartition(-scores, 10)[:10]
+        exact_ms.append((time.perf_counter() - started) * 1000)
+        recalls.append(len(set(exact.tolist()) & set(top10.tolist())) / 10)
+    return {
+        "vectors": count,
+        "dim": int(base.shape[1]),
+        "index_kind": index.kind,
+        "faiss_threads": faiss.omp_get_max_threads(),
+        "draw_seconds": round(draw_seconds, 1),
+        "build_seconds": round(build_seconds, 1),
+        "load_seconds": round(load_seconds, 1),
+        "index_file_mb": round((folder / "index.faiss").stat().st_size / 2**20, 1),
+        "vector_file_mb": round((folder / "vectors.f32").stat().st_size / 2**20, 1),
+        "rss_index_mb": round(rss_after - rss_before, 1),
+        "query_ms_p50": round(percentile(whole, 50), 2),
+        "query_ms_p95": round(percentile(whole, 95), 2),
+        "ann_ms_p50": round(percentile(ann_only, 50), 3),
+        "ann_ms_p95": round(percentile(ann_only, 95), 3),
+        "numpy_exact_ms_p50": round(percentile(exact_ms, 50), 2),
+        "numpy_exact_ms_p95": round(percentile(exact_ms, 95), 2),
+        "speedup_p50": round(percentile(exact_ms, 50) / percentile(ann_only, 50), 1),
+        "recall_at_10": round(float(np.mean(recalls)), 4),
+        "base": base_info,
+    }
+
+
+def stage_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    from sqlalchemy import insert
+
+    from kb.api import KB
+    from kb.config import Config
+    from kb.registry import now, text_hash
+    from kb.search import search, searcher
+    from schema.sql import descriptions, features
+
+    _, base, _ = base_vectors(args.base)
+    home = OUT / f"kb-{args.n}"
+    shutil.rmtree(home, ignore_errors=True)
+    kb = KB.open(Config.load(home=home, env={}))
+    n_features = max(args.n // 3, 1)
+    started = time.perf_counter()
+    with kb.engine.begin() as conn:
+        for start in range(0, n_features, 50_000):
+            rows = [{"id": i + 1, "transcoder_set": "gemma-2-2b/clt-hp", "layer": i % 26, "index": i} for i in range(start, min(start + 50_000, n_features))]
+            conn.execute(insert(features), rows)
+        stamp = now()
+        texts = descriptions(args.n, seed=5)
+        batch: list[dict[str, Any]] = []
+        for i, text in enumerate(texts):
+            batch.append({"feature_id": i % n_features + 1, "source": "neuronpedia", "kind": "bench", "author": "bench", "text": text, "text_hash": text_hash(text), "created_at": stamp})
+            if len(batch) == 50_000:
+                conn.execute(insert(descriptions), batch)
+                batch = []
+        if batch:
+            conn.execute(insert(descriptions), batch)
+    insert_seconds = time.perf_counter() - started
+
+    embedder = SentenceTransformerEmbedder()
+    engine = searcher(kb, embedder)
+    started = time.perf_counter()
+    engine.sync(embed=False)
+    catalog_seconds = time.perf_counter() - started
+    n_texts = engine.catalog.n_texts()
+    folder = home / "search" / model_slug(DEFAULT_MODEL)
+    write_vectors(folder, DEFAULT_MODEL, drawn_vectors(base, n_texts, seed=4))
+    started = time.perf_counter()
+    engine.sync()  # loads the vectors, builds the index
+    build_seconds = time.perf_counter() - started
+
+    queries = unique_texts(args.queries, seed=7)
+    search(kb, "warm up", k=20, embedder=embedder)
+    times: list[float] = []
+    for text in queries:
+        started = time.perf_counter()
+        search(kb, text, k=20, embedder=embedder)
+        times.append((time.perf_counter() - started) * 1000)
+    kw_times = _timed(lambda t: search(kb, t, k=20, mode="keyword", embedder=embedder), queries)
+    kb.close()
+    return {
+        "descriptions": args.n,
+        "distinct_texts": n_texts,
+        "features": n_features,
+        "sql_insert_seconds": round(insert_seconds, 1),
+        "catalog_sync_seconds": round(catalog_seconds, 1),
+        "index_build_seconds": round(build_seconds, 1),
+        "search_ms_p50": round(percentile(times, 50), 1),
+        "search_ms_p95": round(percentile(times, 95), 1),
+        "keyword_search_ms_p50": round(percentile(kw_times, 50), 1),
+        "keyword_search_ms_p95": round(percentile(kw_times, 95), 1),
+    }
+
+
+def _timed(fn: Callable[[str], Any], queries: list[str]) -> list[float]:
+    times = []
+    for text in queries:
+        started = time.perf_counter()
+        fn(text)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def stage_relevance(args: argparse.Namespace) -> dict[str, Any]:
+    import yaml
+
+    from ingest.records import FeatureKey
+    from kb.api import KB
+    from kb.config import Config
+    from kb.featuremeta import add_label, import_feature_metadata
+    from kb.search import search
+
+    rel = yaml.safe_load((ROOT / "tests" / "relevance.yaml").read_text(encoding="utf-8"))
+
+    def key(name: str) -> FeatureKey:
+        alias, layer, index = name.split("/")
+        return FeatureKey(rel["sets"][alias], int(layer[1:]), int(index))
+
+    with tempfile.TemporaryDirectory() as home:
+        kb = KB.open(Config.load(home=home, env={}))
+        kb.ingest([DATA / "graphs"])
+        import_feature_metadata(kb, [DATA / "features"])
+        for item in rel["labels"]:
+            add_label(kb, key(item["feature"]), item["text"], item["author"])
+        out: dict[str, Any] = {"queries": len(rel["queries"]), "modes": {}, "per_query": []}
+        per_mode: dict[str, list[tuple[float, float]]] = {}
+        for mode in ("blend", "semantic", "keyword"):
+            rows = []
+            for item in rel["queries"]:
+                expected = {key(name) for name in item["expect"]}
+                found = [h.feature for h in search(kb, item["query"], k=10, mode=mode)]
+                recall = len(expected & set(found)) / min(len(expected), 10)
+                rank = next((i for i, f in enumerate(found, 1) if f in expected), None)
+                rows.append((recall, 1.0 / rank if rank else 0.0))
+            per_mode[mode] = rows
+            out["modes"][mode] = {
+                "recall_at_10": round(statistics.mean(r for r, _ in rows), 3),
+                "mrr": round(statistics.mean(m for _, m in rows), 3),
+            }
+        for i, item in enumerate(rel["queries"]):
+            out["per_query"].append(
+                {"query": item["query"], **{f"{m}_recall": round(per_mode[m][i][0], 2) for m in per_mode}, **{f"{m}_rr": round(per_mode[m][i][1], 2) for m in per_mode}}
+            )
+        kb.close()
+    return out
+
+
+STAGES = {"embed": stage_embed, "index": stage_index, "pipeline": stage_pipeline, "relevance": stage_relevance}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", choices=sorted(STAGES), required=True)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--base", type=int, default=20_000)
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    result = STAGES[args.stage](args)
+    result["load_average_1min"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
