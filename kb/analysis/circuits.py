@@ -676,6 +676,8 @@ def _chain_frame(rows: list[dict[str, Any]], n_steps: int) -> pd.DataFrame:
         columns = list(CHAIN_FIXED_COLUMNS) + [f"{p}_{c}" for p in [*(f"n{i}" for i in range(n_steps)), "t"] for c in ("node_id", "kind", "ctx_idx", "token", "clerp", *FEATURE_COLUMNS)]
         return pd.DataFrame(columns=columns)
     frame = pd.DataFrame(rows)
+    for column in ("shortcut_weight", "shortcut_share"):  # None, not NaN, where there is no shortcut
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     order = ["slug", "score"] + [f"n{i}_node_id" for i in range(n_steps)]
     return frame.sort_values(order, ascending=[True, False] + [True] * n_steps).reset_index(drop=True)
 
@@ -688,8 +690,8 @@ def _chain_node_json(row: Mapping[str, Any], name: str) -> dict[str, Any]:
         "node_id": row[f"{name}_node_id"],
         "kind": row[f"{name}_kind"],
         "ctx_idx": int(row[f"{name}_ctx_idx"]),
-        "token": row[f"{name}_token"],
-        "clerp": row[f"{name}_clerp"],
+        "token": None if _missing(row[f"{name}_token"]) else row[f"{name}_token"],
+        "clerp": None if _missing(row[f"{name}_clerp"]) else row[f"{name}_clerp"],
         "feature": feature,
     }
 

@@ -252,7 +252,15 @@ def _node_frame(a: _Side, b: _Side, keys: dict[int, FeatureKey]) -> pd.DataFrame
                 "clerp_b": nb["clerp"] if nb else None,
             }
         )
-    return pd.DataFrame(rows, columns=list(NODE_COLUMNS))
+    return _none_for_nan(pd.DataFrame(rows, columns=list(NODE_COLUMNS)))
+
+
+def _none_for_nan(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns keep None (not NaN) where a value is missing, so JSON shows null."""
+    for column in ("transcoder_set", "token", "clerp_a", "clerp_b"):
+        if column in frame:
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
 
 
 def _edge_frame(a: _Side, b: _Side, keys: dict[int, FeatureKey]) -> pd.DataFrame:
@@ -331,7 +339,7 @@ def _label_frame(kb: "KB", nodes: pd.DataFrame, a: GraphInfo, b: GraphInfo) -> p
         texts = written.get(ids.get(key, -1), [])
         if r.clerp_a or r.clerp_b or texts:
             rows.append((r.transcoder_set, int(r.layer), int(r.index), r.in_a, r.in_b, r.clerp_a, r.clerp_b, tuple(texts)))
-    return pd.DataFrame(rows, columns=columns)
+    return _none_for_nan(pd.DataFrame(rows, columns=columns))
 
 
 def _supernode_frame(a: _Side, b: _Side, keys: dict[int, FeatureKey]) -> pd.DataFrame:
