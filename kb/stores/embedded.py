@@ -8,6 +8,7 @@ the ORM layer would cost more than the database.
 from __future__ import annotations
 
 import logging
+from itertools import repeat
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -23,6 +24,7 @@ from schema.sql import graph_links, graph_nodes
 log = logging.getLogger(__name__)
 
 LINK_BATCH = 200_000
+TRANSACTION_LINKS = 1_000_000
 
 
 class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
@@ -42,27 +44,41 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
         finalize: Finalize,
         progress: Progress | None = None,
     ) -> None:
+        """One transaction for an ordinary graph; a huge one is committed in slices.
+
+        SQLite's memory grows with the size of a transaction, so links beyond
+        ``TRANSACTION_LINKS`` go in transactions of their own. The graph stays invisible either
+        way until ``finalize`` publishes it, and a half-written one is purged before a rewrite.
+        """
+        n = graph.n_links
         with self.engine.begin() as conn:
             self._purge(conn, gid)
-            rows = [(gid, *node_row(n, feature_ids)) for n in graph.nodes]
+            rows = [(gid, *node_row(node, feature_ids)) for node in graph.nodes]
             bulk_insert(conn, "graph_nodes", ("graph_id", *NODE_COLUMNS), rows)
-            n = graph.n_links
-            gids = np.full(n, gid, dtype=np.int64)
-            idx = np.arange(n, dtype=np.int64)
-            for start in range(0, n, LINK_BATCH):
-                stop = min(n, start + LINK_BATCH)
-                batch = zip(
-                    gids[start:stop].tolist(),
-                    idx[start:stop].tolist(),
-                    graph.link_src[start:stop].tolist(),
-                    graph.link_tgt[start:stop].tolist(),
-                    graph.link_weight[start:stop].tolist(),
-                )
-                bulk_insert(conn, "graph_links", ("graph_id", "idx", "src", "tgt", "weight"), batch)
-                if progress:
-                    progress(stop - start)
-            write_feature_edges(conn, gid, graph, feature_ids)
+            if n <= TRANSACTION_LINKS:
+                self._insert_links(conn, gid, graph, 0, n, progress)
+                finalize(conn)
+                return
+        for start in range(0, n, TRANSACTION_LINKS):
+            with self.engine.begin() as conn:
+                self._insert_links(conn, gid, graph, start, min(n, start + TRANSACTION_LINKS), progress)
+        with self.engine.begin() as conn:
             finalize(conn)
+
+    @staticmethod
+    def _insert_links(conn: Connection, gid: int, graph: ParsedGraph, first: int, last: int, progress: Progress | None) -> None:
+        for start in range(first, last, LINK_BATCH):
+            stop = min(last, start + LINK_BATCH)
+            batch = zip(
+                repeat(gid),
+                range(start, stop),
+                graph.link_src[start:stop].tolist(),
+                graph.link_tgt[start:stop].tolist(),
+                graph.link_weight[start:stop].tolist(),
+            )
+            bulk_insert(conn, "graph_links", ("graph_id", "idx", "src", "tgt", "weight"), batch)
+            if progress:
+                progress(stop - start)
 
     def purge(self, gid: int) -> None:
         with self.engine.begin() as conn:
