@@ -128,3 +128,49 @@ def test_gzip_folders_globs_and_manifest(kb: KB, tmp_path: Path) -> None:
     assert rows["a"].family == "opposites" and tags == ["demo", "en-fr"]
     assert rows["a"].language == "en"  # detected: the manifest left it empty
     assert rows["b"].language == "fr"
+
+
+def test_a_failure_in_the_middle_of_writing_leaves_nothing(kb: KB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kb.stores.embedded as embedded
+    import kb.stores.neo4j_store as neo4j_store
+
+    # small slices, so that the graph is written in several transactions as a huge one would be
+    monkeypatch.setattr(embedded, "TRANSACTION_LINKS", 3)
+    monkeypatch.setattr(embedded, "LINK_BATCH", 2)
+    monkeypatch.setattr(neo4j_store, "LINK_BATCH", 2)
+    path = write(tmp_path / "g.json", small_graph("sliced"))
+    assert kb.ingest([path]).failed == []
+    assert kb.export("sliced") == small_graph("sliced")
+
+    calls = {"n": 0}
+    if kb.store.name == "embedded":
+        original = embedded.bulk_insert
+
+        def flaky(conn, table, columns, rows):  # noqa: ANN001, ANN202
+            if table == "graph_links":
+                calls["n"] += 1
+                if calls["n"] == 3:
+                    raise RuntimeError("disk on fire")
+            return original(conn, table, columns, rows)
+
+        monkeypatch.setattr(embedded, "bulk_insert", flaky)
+    else:
+        original = kb.store.run_write
+
+        def flaky(query, params):  # noqa: ANN001, ANN202
+            if "LINK {w" in query:
+                calls["n"] += 1
+                if calls["n"] == 3:
+                    raise RuntimeError("server on fire")
+            return original(query, params)
+
+        monkeypatch.setattr(kb.store, "run_write", flaky)
+    other = write(tmp_path / "h.json", small_graph("half"))
+    with pytest.raises(RuntimeError):
+        kb.ingest([other])
+    assert calls["n"] == 3
+    assert [g.slug for g in kb.select()] == ["sliced"]
+    assert kb.store.counts(None) == {"nodes": 9, "links": 8, "features": 4}
+    monkeypatch.undo()
+    assert kb.ingest([other]).failed == []
+    assert kb.export("half") == small_graph("half")
