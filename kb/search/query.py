@@ -21,6 +21,7 @@ loaded); both exist to measure what the blend adds (bench/results/search.md).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -477,6 +478,7 @@ def _labels(kb: "KB", fids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
 # --- keyword matching ----------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=65_536)
 def _fold(word: str) -> str:
     """Lower case, accents removed, a plural folded: how two words are compared."""
     word = unicodedata.normalize("NFKD", word.lower())
