@@ -57,12 +57,14 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
             bulk_insert(conn, "graph_nodes", ("graph_id", *NODE_COLUMNS), rows)
             if n <= TRANSACTION_LINKS:
                 self._insert_links(conn, gid, graph, 0, n, progress)
+                write_feature_edges(conn, gid, graph, feature_ids)
                 finalize(conn)
                 return
         for start in range(0, n, TRANSACTION_LINKS):
             with self.engine.begin() as conn:
                 self._insert_links(conn, gid, graph, start, min(n, start + TRANSACTION_LINKS), progress)
         with self.engine.begin() as conn:
+            write_feature_edges(conn, gid, graph, feature_ids)
             finalize(conn)
 
     @staticmethod
