@@ -80,6 +80,18 @@ def edges_cmd(ctx: click.Context, selection: Selection, min_graphs: int, limit: 
     _more(len(result.edges), result.n_found)
 
 
+@circuits_group.command("backfill")
+@click.pass_context
+@handles_errors
+def backfill_cmd(ctx: click.Context) -> None:
+    """Store the feature edges of graphs ingested before circuitkb kept them (run once after upgrading)."""
+    from kb.analysis.circuits import backfill_feature_edges
+
+    with open_kb(ctx) as kb:
+        done = backfill_feature_edges(kb)
+    click.echo(f"stored the feature edges of {done} graphs")
+
+
 def _token_options(fn: Any) -> Any:
     fn = click.option("--position", type=int, help="The prompt position (0 is <bos>; -1 the last token).")(fn)
     return click.option("--token", help="The prompt token, by its text (e.g. Dallas).")(fn)

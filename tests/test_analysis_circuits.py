@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.records import FeatureKey
-from kb.analysis.circuits import match_pattern, recurring_edges, strongest_paths, token_positions, two_hop_paths
+from kb.analysis.circuits import backfill_feature_edges, match_pattern, recurring_edges, strongest_paths, token_positions, two_hop_paths
 from kb.analysis.compare import compare_graphs, graph_similarity, jaccard_matrix
 from kb.analysis.pieces import neighbourhood_piece, top_piece
 from kb.analysis.scores import graph_scores, pinned_node_ids
@@ -407,14 +407,21 @@ def test_graphs_stored_before_feature_edges_get_theirs_from_their_links(kb: KB) 
 
     assert not kb.ingest([real_graph("02")]).failed
     gid = kb.select()[0].gid
+    assert kb.store.graphs_without_feature_edges([gid]) == []  # written at ingest
     stored = kb.store.feature_edges([gid])[0]
     if kb.store.name == "embedded":
         with kb.engine.begin() as conn:
             conn.execute(graph_feature_edges.delete())
     else:
         kb.store.purge_feature_edges(gid)
+    assert kb.store.graphs_without_feature_edges([gid]) == [gid]
     computed = kb.store.feature_edges([gid])[0]
     assert computed.src.tolist() == stored.src.tolist() and computed.weight.tolist() == stored.weight.tolist()
+    assert backfill_feature_edges(kb) == 1 and backfill_feature_edges(kb) == 0
+    assert kb.store.graphs_without_feature_edges([gid]) == []
+    assert kb.store.feature_edges([gid])[0].weight.tolist() == stored.weight.tolist()
+    kb.store.purge(gid)
+    assert not kb.store.save_feature_edges(stored) and kb.store.graphs_without_feature_edges([gid]) == [gid]
 
 
 def test_a_replaced_or_purged_graph_leaves_no_feature_edges(kb: KB, tmp_path: Path) -> None:

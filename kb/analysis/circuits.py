@@ -23,7 +23,7 @@ import heapq
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -183,6 +183,24 @@ def recurring_edges(kb: "KB", selection: Selection | None = None, *, min_graphs:
         for i, (s, t) in enumerate(zip(agg.src[:stop], agg.tgt[:stop]))
     ]
     return RecurringEdges(graphs, min_graphs, n_found, pd.DataFrame(rows, columns=list(EDGE_COLUMNS)))
+
+
+def backfill_feature_edges(kb: "KB", progress: Callable[[str], None] | None = None) -> int:
+    """Store the feature edges of visible graphs that have none (stored before they were kept).
+
+    Returns how many graphs got theirs; queries work without this, but compute the missing
+    ones from the links every time.
+    """
+    graphs = kb.select()
+    slugs = {g.gid: g.slug for g in graphs}
+    missing = kb.store.graphs_without_feature_edges(sorted(slugs))
+    done = 0
+    for start in range(0, len(missing), 100):
+        for edges in kb.store.feature_edges(missing[start : start + 100]):
+            done += kb.store.save_feature_edges(edges)
+            if progress:
+                progress(slugs[edges.gid])
+    return done
 
 
 # --- positions and names -------------------------------------------------------------------------

@@ -218,6 +218,14 @@ class CircuitQueries(ABC):
         """
 
     @abstractmethod
+    def graphs_without_feature_edges(self, gids: Sequence[int]) -> list[int]:
+        """Those of ``gids`` whose feature edges are not stored (graphs stored before they were kept)."""
+
+    @abstractmethod
+    def save_feature_edges(self, edges: FeatureEdges) -> bool:
+        """Store (replace) a graph's feature edges; False, storing nothing, if the graph is gone."""
+
+    @abstractmethod
     def graph_skeleton(self, gid: int) -> Skeleton:
         """Every node (SKELETON_COLUMNS) and link of graph ``gid``; NotFoundError if it has none."""
 

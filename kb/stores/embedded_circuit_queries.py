@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Sequence
 
 import numpy as np
@@ -27,6 +28,8 @@ from kb.stores.circuit_queries import (
 )
 from schema.sql import graph_feature_edges, graph_links, graph_nodes
 
+log = logging.getLogger(__name__)
+
 _CHUNK = 900
 
 
@@ -36,9 +39,12 @@ def write_feature_edges(conn: Connection, gid: int, graph: ParsedGraph, feature_
     for node in graph.nodes:
         if node.feature_key is not None:
             fids[node.idx] = feature_ids[node.feature_key]
-    edges = fold_feature_edges(gid, fids, graph.link_src, graph.link_tgt, graph.link_weight)
+    _insert_feature_edges(conn, fold_feature_edges(gid, fids, graph.link_src, graph.link_tgt, graph.link_weight))
+
+
+def _insert_feature_edges(conn: Connection, edges: FeatureEdges) -> None:
     rows = [
-        {"graph_id": gid, "part": p["part"], "n_edges": p["n"], "src": p["src"], "tgt": p["tgt"], "weight": p["weight"], "n_links": p["n_links"]}
+        {"graph_id": edges.gid, "part": p["part"], "n_edges": p["n"], "src": p["src"], "tgt": p["tgt"], "weight": p["weight"], "n_links": p["n_links"]}
         for p in edges.parts()
     ]
     conn.execute(insert(graph_feature_edges), rows)
@@ -62,8 +68,28 @@ class EmbeddedCircuitQueries(CircuitQueries):
                 for row in rows:
                     parts.setdefault(row.graph_id, []).append(dict(row._mapping))
             missing = [g for g in unique if g not in parts]
+            if missing:
+                log.warning("%d graphs have no stored feature edges; computing them from their links (`circuitkb circuits backfill` stores them)", len(missing))
             computed = {g: _feature_edges_from_links(conn, g) for g in missing}
         return [computed[g] if g in computed else FeatureEdges.from_parts(g, parts[g]) for g in gids]
+
+    def graphs_without_feature_edges(self, gids: Sequence[int]) -> list[int]:
+        fe = graph_feature_edges.c
+        unique = sorted(set(gids))
+        have: set[int] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(unique), _CHUNK):
+                have.update(conn.execute(select(fe.graph_id).where(fe.graph_id.in_(unique[start : start + _CHUNK])).distinct()).scalars())
+        return [g for g in gids if g not in have]
+
+    def save_feature_edges(self, edges: FeatureEdges) -> bool:
+        with self.engine.begin() as conn:
+            exists = conn.execute(select(graph_nodes.c.idx).where(graph_nodes.c.graph_id == edges.gid).limit(1)).first()
+            if exists is None:
+                return False
+            purge_feature_edges(conn, edges.gid)
+            _insert_feature_edges(conn, edges)
+        return True
 
     def graph_skeleton(self, gid: int) -> Skeleton:
         n = graph_nodes.c
@@ -224,5 +250,7 @@ def _feature_edges_from_links(conn: Connection, gid: int) -> FeatureEdges:
     node_fids = np.full((n_nodes or 0) + 1, -1, dtype=np.int64)
     for idx, fid in fids.items():
         node_fids[idx] = fid
-    arr = np.array(links, dtype=np.float64).reshape(-1, 3)
-    return fold_feature_edges(gid, node_fids, arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2])
+    src = np.fromiter((r[0] for r in links), dtype=np.int64, count=len(links))
+    tgt = np.fromiter((r[1] for r in links), dtype=np.int64, count=len(links))
+    weight = np.fromiter((r[2] for r in links), dtype=np.float64, count=len(links))
+    return fold_feature_edges(gid, node_fids, src, tgt, weight)

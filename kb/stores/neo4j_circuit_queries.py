@@ -6,6 +6,7 @@ the planner can seek the (gid, idx) index instead of scanning every :Node.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -29,6 +30,8 @@ from kb.stores.circuit_queries import (
     skeleton_from_rows,
 )
 
+log = logging.getLogger(__name__)
+
 Query = tuple[str, dict[str, Any]]
 
 # the Neo4j property that holds a column of graph_nodes (the SQL feature id is `fid` on nodes)
@@ -42,6 +45,22 @@ def create_feature_edges(gid: int, part: dict[str, Any]) -> Query:
     return (
         "CREATE (e:FeatureEdges {gid: $gid, part: $part, n: $n, src: $src, tgt: $tgt, w: $w, nl: $nl})",
         {"gid": gid, "part": part["part"], "n": part["n"], "src": part["src"], "tgt": part["tgt"], "w": part["weight"], "nl": part["n_links"]},
+    )
+
+
+def create_feature_edges_of_stored_graph(gid: int, part: dict[str, Any]) -> Query:
+    """As create_feature_edges, but only while the graph is stored; returns how many were made."""
+    return (
+        "MATCH (g:Graph {gid: $gid}) "
+        "CREATE (e:FeatureEdges {gid: $gid, part: $part, n: $n, src: $src, tgt: $tgt, w: $w, nl: $nl}) RETURN count(e) AS n",
+        {"gid": gid, "part": part["part"], "n": part["n"], "src": part["src"], "tgt": part["tgt"], "w": part["weight"], "nl": part["n_links"]},
+    )
+
+
+def graphs_with_feature_edges(gids: Sequence[int]) -> Query:
+    return (
+        "UNWIND $gids AS gid MATCH (e:FeatureEdges {gid: gid}) WHERE e.part IS NOT NULL RETURN DISTINCT gid",
+        {"gids": sorted(set(gids))},
     )
 
 
@@ -183,13 +202,29 @@ class Neo4jCircuitQueries(CircuitQueries):
     def purge_feature_edges(self, gid: int) -> None:
         self.run_write(*delete_feature_edges(gid))
 
+    def graphs_without_feature_edges(self, gids: Sequence[int]) -> list[int]:
+        have = {r["gid"] for r in self.run_read(*graphs_with_feature_edges(gids))}
+        return [g for g in gids if g not in have]
+
+    def save_feature_edges(self, edges: FeatureEdges) -> bool:
+        self.purge_feature_edges(edges.gid)
+        for part in edges.parts():
+            made = self.run_write(*create_feature_edges_of_stored_graph(edges.gid, part))
+            if not made or made[0]["n"] == 0:
+                self.purge_feature_edges(edges.gid)
+                return False
+        return True
+
     def feature_edges(self, gids: Sequence[int]) -> list[FeatureEdges]:
         parts: dict[int, list[dict[str, Any]]] = {}
         unique = sorted(set(gids))
         for start in range(0, len(unique), 2000):
             for row in self.run_read(*read_feature_edges(unique[start : start + 2000])):
                 parts.setdefault(row["gid"], []).append(row)
-        computed = {g: self._feature_edges_from_links(g) for g in unique if g not in parts}
+        missing = [g for g in unique if g not in parts]
+        if missing:
+            log.warning("%d graphs have no stored feature edges; computing them from their links (`circuitkb circuits backfill` stores them)", len(missing))
+        computed = {g: self._feature_edges_from_links(g) for g in missing}
         return [computed[g] if g in computed else FeatureEdges.from_parts(g, parts[g]) for g in gids]
 
     def _feature_edges_from_links(self, gid: int) -> FeatureEdges:
