@@ -432,7 +432,8 @@ def test_errors_a_user_can_act_on(sqlite_kb: KB) -> None:
 def test_cypher_builders_carry_values_only_as_parameters() -> None:
     hostile = [10**12 + 1]
     builders = [
-        cq.shared_presence_query(hostile, 2),
+        cq.shared_fids_query(hostile, 2),
+        cq.graph_presence_query(hostile),
         cq.neighbours_query("upstream", hostile, hostile, 3),
         cq.neighbours_query("downstream", hostile, hostile, None),
         cq.neighbour_summary_query("upstream", hostile, hostile, 5),

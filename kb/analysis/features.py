@@ -12,7 +12,7 @@ from kb.featureref import parse_feature_ref
 from kb.registry import lookup_features
 from kb.selection import GraphInfo, Selection
 from kb.stores.embedded_feature_queries import among
-from schema.sql import features
+from schema.sql import READY, features, graphs
 
 if TYPE_CHECKING:
     from kb.api import KB
@@ -62,3 +62,21 @@ def chosen_graphs(kb: "KB", selection: Selection | None, at_least: int = 1) -> l
         needed = "any graph" if at_least == 1 else f"at least {at_least} graphs"
         raise CircuitKBError(f"the selection matches {len(graphs)} graph(s); this needs {needed} (`circuitkb stats` says what is stored)")
     return graphs
+
+
+def chosen_graph_ids(kb: "KB", selection: Selection | None) -> list[int]:
+    """The ids of the graphs a selection matches, without loading their rows when it is empty."""
+    if selection is None or selection.is_empty():
+        return kb.graph_ids()
+    return [g.gid for g in kb.select(selection)]
+
+
+def graphs_by_id(kb: "KB", gids: Iterable[int]) -> dict[int, GraphInfo]:
+    """The visible graphs among ``gids``, by id (for the few graphs a result lists)."""
+    wanted = sorted(set(gids))
+    if not wanted:
+        return {}
+    g = graphs.c
+    with kb.engine.connect() as conn:
+        slugs = list(conn.execute(select(g.slug).where(among(conn, g.id, wanted), g.status == READY)).scalars())
+    return {info.gid: info for info in kb.select(Selection(slugs=tuple(slugs)))}

@@ -34,6 +34,7 @@ from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_keys
 from kb.errors import CircuitKBError
 from kb.selection import GraphInfo, Selection
 from kb.stores.embedded_feature_queries import among
+from schema.sql import READY
 from schema.sql import graphs as graphs_table
 
 if TYPE_CHECKING:
@@ -105,9 +106,10 @@ def language_overlap(
 ) -> LanguageOverlap:
     """The cross-language measure for every family among the chosen graphs with two languages or more.
 
-    Baseline graphs come from ``baseline`` (default: every stored graph) in the pair's two
-    languages, outside the family; about ``max_baseline_pairs`` pairs are drawn per language
-    pair, the same ones for the same ``seed`` and stored slugs.
+    Baseline graphs come from ``baseline`` (default: every stored graph): for each language of
+    a family, ceil(sqrt(``max_baseline_pairs``)) graphs in that language from other families
+    are drawn (the same ones for the same ``seed`` and stored slugs), and the baseline of a
+    language pair is the mean over the pairs of drawn graphs from two different families.
     """
     if max_baseline_pairs < 0:
         raise CircuitKBError("max_baseline_pairs must not be negative")
@@ -119,50 +121,78 @@ def language_overlap(
             "(an ingest manifest) or choose another --family"
         )
     languages = sorted({g.language for members in families.values() for g in members if g.language})
-    pool = [g for g in kb.select(baseline or Selection(languages=tuple(languages))) if g.language in languages]
+    if baseline is None:
+        pool = _visible_in(kb, languages)
+    else:
+        pool = [_Graph(g.gid, g.slug, g.language, g.family) for g in kb.select(baseline) if g.language in languages]
 
+    per_side = math.ceil(math.sqrt(max_baseline_pairs))
     pair_rows: list[tuple[Any, ...]] = []
     for family, members in sorted(families.items()):
-        for lang_a, lang_b in itertools.combinations(sorted({g.language for g in members}), 2):
-            side_a = [g for g in members if g.language == lang_a]
-            side_b = [g for g in members if g.language == lang_b]
-            pair_rows += _pair_rows(kb, "family", family, lang_a, lang_b, side_a, side_b)
-            base_a, base_b = _baseline_sides(pool, family, lang_a, lang_b, max_baseline_pairs, seed)
-            pair_rows += _pair_rows(kb, "baseline", family, lang_a, lang_b, base_a, base_b)
+        langs = sorted({g.language for g in members if g.language})
+        drawn = {lang: _draw(pool, family, lang, per_side, seed) for lang in langs}
+        unrelated = sorted({g.gid for side in drawn.values() for g in side})
+        member_gids = [g.gid for g in members]
+        sizes = {(c.gid, c.layer): c.n for c in kb.store.layer_counts(member_gids + unrelated)}
+        common = {(o.gid_a, o.gid_b, o.layer): o.common for o in kb.store.layer_overlaps(member_gids, member_gids)}
+        layers = range(0, max((layer for _, layer in sizes), default=-1) + 1)
+        for lang_a, lang_b in itertools.combinations(langs, 2):
+            for o in kb.store.layer_overlaps([g.gid for g in drawn[lang_a]], [g.gid for g in drawn[lang_b]]):
+                common[(o.gid_a, o.gid_b, o.layer)] = o.common
+            same = [(a, b) for a in members if a.language == lang_a for b in members if b.language == lang_b]
+            other = [(a, b) for a in drawn[lang_a] for b in drawn[lang_b] if a.family is None or a.family != b.family]
+            pair_rows += _pair_rows("family", family, lang_a, lang_b, same, sizes, common, layers)
+            pair_rows += _pair_rows("baseline", family, lang_a, lang_b, other, sizes, common, layers)
     pairs = pd.DataFrame(pair_rows, columns=list(PAIR_COLUMNS))
     features = _feature_classes(kb, families)
-    return LanguageOverlap(_curves(pairs), pairs, features, _layer_counts(features))
+    return LanguageOverlap(_curves(pair_rows), pairs, features, _layer_counts(features))
 
 
-def _multilingual_families(graphs: Iterable[GraphInfo]) -> dict[str, list[GraphInfo]]:
-    families: dict[str, list[GraphInfo]] = defaultdict(list)
+@dataclass(frozen=True)
+class _Graph:
+    """What the measure needs of a graph."""
+
+    gid: int
+    slug: str
+    language: str | None
+    family: str | None
+
+
+def _multilingual_families(graphs: Iterable[GraphInfo]) -> dict[str, list[_Graph]]:
+    families: dict[str, list[_Graph]] = defaultdict(list)
     for g in graphs:
         if g.family and g.language:
-            families[g.family].append(g)
+            families[g.family].append(_Graph(g.gid, g.slug, g.language, g.family))
     return {f: members for f, members in families.items() if len({g.language for g in members}) >= 2}
 
 
-def _baseline_sides(pool: Sequence[GraphInfo], family: str, lang_a: str, lang_b: str, max_pairs: int, seed: int) -> tuple[list[GraphInfo], list[GraphInfo]]:
-    """Up to ceil(sqrt(max_pairs)) graphs of each language from outside ``family``, drawn by a
-    generator seeded with the family and languages (so the draw depends on slugs, not ids)."""
-    per_side = math.ceil(math.sqrt(max_pairs))
-    rng = random.Random(f"{seed}|{family}|{lang_a}|{lang_b}")
-    sides = []
-    for lang in (lang_a, lang_b):
-        candidates = sorted((g for g in pool if g.language == lang and g.family != family), key=lambda g: g.slug)
-        sides.append(sorted(rng.sample(candidates, min(per_side, len(candidates))), key=lambda g: g.slug))
-    return sides[0], sides[1]
+def _visible_in(kb: "KB", languages: Sequence[str]) -> list[_Graph]:
+    """Every visible graph in one of ``languages`` (a lean read of the registry: four columns)."""
+    g = graphs_table.c
+    with kb.engine.connect() as conn:
+        rows = conn.execute(select(g.id, g.slug, g.language, g.family).where(g.status == READY, g.language.in_(list(languages))))
+        return [_Graph(*row) for row in rows]
 
 
-def _pair_rows(kb: "KB", kind: str, family: str, lang_a: str, lang_b: str, side_a: Sequence[GraphInfo], side_b: Sequence[GraphInfo]) -> list[tuple[Any, ...]]:
-    """Per layer of every unrelated-enough pair (a, b): sizes, common features, IoU."""
-    pairs = [(a, b) for a in side_a for b in side_b if a.gid != b.gid and (kind == "family" or a.family is None or a.family != b.family)]
-    if not pairs:
-        return []
-    gids = sorted({g.gid for pair in pairs for g in pair})
-    sizes = {(c.gid, c.layer): c.n for c in kb.store.layer_counts(gids)}
-    common = {(o.gid_a, o.gid_b, o.layer): o.common for o in kb.store.layer_overlaps([g.gid for g in side_a], [g.gid for g in side_b])}
-    layers = range(0, max((layer for _, layer in sizes), default=-1) + 1)
+def _draw(pool: Sequence[_Graph], family: str, language: str, n: int, seed: int) -> list[_Graph]:
+    """Up to ``n`` graphs in ``language`` from outside ``family``, drawn by a generator seeded
+    with the seed, family and language (so the draw depends on slugs, not on database ids)."""
+    candidates = sorted((g for g in pool if g.language == language and g.family != family), key=lambda g: g.slug)
+    rng = random.Random(f"{seed}|{family}|{language}")
+    return sorted(rng.sample(candidates, min(n, len(candidates))), key=lambda g: g.slug)
+
+
+def _pair_rows(
+    kind: str,
+    family: str,
+    lang_a: str,
+    lang_b: str,
+    pairs: Sequence[tuple[_Graph, _Graph]],
+    sizes: dict[tuple[int, int], int],
+    common: dict[tuple[int, int, int], int],
+    layers: range,
+) -> list[tuple[Any, ...]]:
+    """Per layer of every pair (a, b): sizes, common features, IoU."""
     rows = []
     for a, b in pairs:
         for layer in layers:
@@ -173,15 +203,24 @@ def _pair_rows(kb: "KB", kind: str, family: str, lang_a: str, lang_b: str, side_
     return rows
 
 
-def _curves(pairs: pd.DataFrame) -> pd.DataFrame:
-    if pairs.empty:
-        return pd.DataFrame(columns=list(CURVE_COLUMNS))
-    keys = ["family", "lang_a", "lang_b", "layer"]
-    family = pairs[pairs["kind"] == "family"].groupby(keys, as_index=False).agg(iou=("iou", "mean"), n_pairs=("iou", "size"))
-    base = pairs[pairs["kind"] == "baseline"].groupby(keys, as_index=False).agg(baseline_iou=("iou", "mean"), n_baseline_pairs=("iou", "size"))
-    curves = family.merge(base, on=keys, how="left")
-    curves["n_baseline_pairs"] = curves["n_baseline_pairs"].fillna(0).astype(int)
-    return curves[list(CURVE_COLUMNS)].sort_values(keys).reset_index(drop=True)
+def _curves(pair_rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
+    """Mean IoU per (family, language pair, layer) over the family's pairs and the baseline's."""
+    sums: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0.0, 0, 0])  # sum, known, pairs
+    for kind, family, lang_a, lang_b, _, _, layer, _, _, _, iou in pair_rows:
+        slot = sums[(family, lang_a, lang_b, layer, kind)]
+        slot[2] += 1
+        if not math.isnan(iou):
+            slot[0] += iou
+            slot[1] += 1
+
+    def mean(slot: list[float] | None) -> float:
+        return slot[0] / slot[1] if slot and slot[1] else math.nan
+
+    rows = []
+    for key in sorted(k[:4] for k in sums if k[4] == "family"):
+        own, base = sums[(*key, "family")], sums.get((*key, "baseline"))
+        rows.append((*key, mean(own), mean(base), int(own[2]), int(base[2]) if base else 0))
+    return pd.DataFrame.from_records(rows, columns=list(CURVE_COLUMNS)).astype({"iou": float, "baseline_iou": float})
 
 
 def pruned_graphs(kb: "KB", gids: Sequence[int]) -> dict[int, bool]:
@@ -201,7 +240,7 @@ def _threshold(metadata: dict[str, Any]) -> float:
     return 0.0
 
 
-def _feature_classes(kb: "KB", families: dict[str, list[GraphInfo]]) -> pd.DataFrame:
+def _feature_classes(kb: "KB", families: dict[str, list[_Graph]]) -> pd.DataFrame:
     all_members = [g for members in families.values() for g in members]
     pruned = pruned_graphs(kb, [g.gid for g in all_members])
     rows: list[tuple[Any, ...]] = []

@@ -6,6 +6,8 @@ are usually pruned, so present means "kept by pruning" there (see :mod:`kb.analy
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -89,46 +91,57 @@ def shared_features(kb: "KB", selection: Selection | None = None, min_graphs: in
     k = len(graphs) if min_graphs is None else min_graphs
     if not 1 <= k <= len(graphs):
         raise CircuitKBError(f"min_graphs must be between 1 and the {len(graphs)} chosen graphs, got {k}")
-    presence = kb.store.shared_presence([g.gid for g in graphs], k)
-    frame = presence_frame(kb, presence, graphs)
-    return SharedFeatures(graphs, k, summarise(frame), frame)
+    rows = presence_rows(kb, kb.store.shared_presence([g.gid for g in graphs], k), graphs)
+    return SharedFeatures(graphs, k, summarise(rows), _frame(rows, PRESENCE_COLUMNS))
 
 
 def family_core(kb: "KB", selection: Selection | None = None) -> FamilyCore:
     """The features every chosen graph has, against what each one adds (needs two graphs or more)."""
     graphs = chosen_graphs(kb, selection, at_least=2)
-    frame = presence_frame(kb, kb.store.shared_presence([g.gid for g in graphs], 1), graphs)
-    n_members = frame.groupby("fid")["slug"].transform("size")
-    in_core = n_members == len(graphs)
-    core_presence = frame[in_core].reset_index(drop=True)
-    additions = frame[~in_core].assign(n_members=n_members[~in_core], unique=n_members[~in_core] == 1)
-    additions = additions.sort_values(["slug", "n_members", "layer", "index"]).reset_index(drop=True)
-    return FamilyCore(graphs, summarise(core_presence), core_presence, additions)
+    rows = presence_rows(kb, kb.store.shared_presence([g.gid for g in graphs], 1), graphs)
+    members = Counter(row[3] for row in rows)
+    core = [row for row in rows if members[row[3]] == len(graphs)]
+    added = sorted(
+        ((*row, members[row[3]], members[row[3]] == 1) for row in rows if members[row[3]] < len(graphs)),
+        key=lambda row: (row[4], row[8], row[1], row[2], row[0]),
+    )
+    return FamilyCore(graphs, summarise(core), _frame(core, PRESENCE_COLUMNS), _frame(added, (*PRESENCE_COLUMNS, "n_members", "unique")))
 
 
-def presence_frame(kb: "KB", presence: Sequence[Presence], graphs: Sequence[GraphInfo]) -> pd.DataFrame:
-    """Store presences as a frame of PRESENCE_COLUMNS, sorted by feature then slug."""
+def presence_rows(kb: "KB", presence: Sequence[Presence], graphs: Sequence[GraphInfo]) -> list[tuple[Any, ...]]:
+    """Store presences as tuples of PRESENCE_COLUMNS, sorted by feature then slug."""
     slugs = {g.gid: g.slug for g in graphs}
     keys = feature_keys(kb, {p.fid for p in presence})
-    rows = [
+    return sorted(
         (keys[p.fid].transcoder_set, keys[p.fid].layer, keys[p.fid].index, p.fid, slugs[p.gid], p.activation, p.influence, p.positions)
         for p in presence
-    ]
-    frame = pd.DataFrame(rows, columns=list(PRESENCE_COLUMNS))
-    frame[["activation", "influence"]] = frame[["activation", "influence"]].astype(float)
-    return frame.sort_values(list(FEATURE_COLUMNS) + ["slug"]).reset_index(drop=True)
-
-
-def summarise(presence: pd.DataFrame) -> pd.DataFrame:
-    """One row per feature of a presence frame: in how many graphs, how strongly."""
-    grouped = presence.groupby(list(FEATURE_COLUMNS) + ["fid"], as_index=False).agg(
-        n_graphs=("slug", "size"),
-        mean_activation=("activation", "mean"),
-        max_activation=("activation", "max"),
-        best_influence=("influence", "min"),
     )
-    ordered = grouped.sort_values(["n_graphs", "layer", "index", "transcoder_set"], ascending=[False, True, True, True])
-    return ordered.reset_index(drop=True)[list(SUMMARY_COLUMNS)]
+
+
+def summarise(rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
+    """One row per feature of presence rows (sorted by feature): in how many graphs, how strongly."""
+    out = []
+    for (tset, layer, index, fid), group in itertools.groupby(rows, key=lambda row: row[:4]):
+        found = list(group)
+        activations = [row[5] for row in found if row[5] is not None]
+        influences = [row[6] for row in found if row[6] is not None]
+        out.append(
+            (
+                tset, layer, index, fid, len(found),
+                sum(activations) / len(activations) if activations else None,
+                max(activations, default=None),
+                min(influences, default=None),
+            )
+        )  # fmt: skip
+    out.sort(key=lambda row: (-row[4], row[1], row[2], row[0]))
+    return _frame(out, SUMMARY_COLUMNS)
+
+
+def _frame(rows: Sequence[tuple[Any, ...]], columns: Sequence[str]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(list(rows), columns=list(columns))
+    floats = [c for c in ("activation", "influence", "mean_activation", "max_activation", "best_influence") if c in frame.columns]
+    frame[floats] = frame[floats].astype(float)
+    return frame
 
 
 def features_json(summary: pd.DataFrame, presence: pd.DataFrame) -> list[dict[str, Any]]:
@@ -159,4 +172,4 @@ def _num(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-__all__ = ["SharedFeatures", "FamilyCore", "shared_features", "family_core", "presence_frame", "summarise"]
+__all__ = ["SharedFeatures", "FamilyCore", "shared_features", "family_core", "presence_rows", "summarise"]

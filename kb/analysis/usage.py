@@ -8,6 +8,7 @@ are ranked by the absolute value of that sum.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import pandas as pd
 
 from ingest.records import FeatureKey
-from kb.analysis.features import FEATURE_COLUMNS, feature_dict, feature_keys, resolve_features
+from kb.analysis.features import FEATURE_COLUMNS, chosen_graph_ids, feature_dict, feature_keys, graphs_by_id, resolve_features
 from kb.errors import CircuitKBError
 from kb.selection import GraphInfo, Selection
 from kb.stores.feature_queries import DIRECTIONS, Neighbour, NeighbourSummary, Presence
@@ -132,15 +133,19 @@ def used_by(
         raise CircuitKBError("limit and neighbours must not be negative")
     ids = resolve_features(kb, features, transcoder_set=transcoder_set, model=model)
     fids = sorted(set(ids.values()))
-    graphs = {g.gid: g for g in kb.select(selection)}
     per_graph: dict[int, list[Presence]] = defaultdict(list)
-    for presence in kb.store.feature_presence(fids, list(graphs)):
+    for presence in kb.store.feature_presence(fids, chosen_graph_ids(kb, selection)):
         per_graph[presence.gid].append(presence)
     containing = [gid for gid, found in per_graph.items() if not require_all or len(found) == len(fids)]
     scores = {gid: _score(per_graph[gid], rank_by) for gid in containing}
     direction = -1.0 if rank_by == "activation" else 1.0
-    ranked = sorted(containing, key=lambda gid: (direction * scores[gid], graphs[gid].slug))
-    listed = ranked if limit is None else ranked[:limit]
+    ranked = sorted(containing, key=lambda gid: direction * scores[gid])
+    if limit is not None and len(ranked) > limit:
+        # ties are broken by slug: keep every graph tied with the last one listed, then cut
+        last = direction * scores[ranked[limit - 1]] if limit else -math.inf
+        ranked = [gid for gid in ranked if direction * scores[gid] <= last]
+    graphs = graphs_by_id(kb, ranked)
+    listed = sorted(ranked, key=lambda gid: (direction * scores[gid], graphs[gid].slug))[:limit]
 
     near: list[Neighbour] = []
     summary: list[NeighbourSummary] = []

@@ -23,16 +23,31 @@ from kb.stores.feature_queries import (
     NeighbourSummary,
     Presence,
 )
-from schema.sql import graph_links, graph_nodes
+from schema.sql import READY, graph_links, graph_nodes, graphs
+
+# a query over more than this share of the stored graphs reads nodes by feature, not by graph
+WIDE_SHARE = 0.2
 
 
-def among(conn: Connection, column: ColumnElement[Any], ids: Sequence[int]) -> ColumnElement[bool]:
-    """``column IN ids``, with the ids bound as one parameter."""
+def among(conn: Connection, column: ColumnElement[Any], ids: Sequence[int], *, lookup: bool = True) -> ColumnElement[bool]:
+    """``column IN ids``, with the ids bound as one parameter.
+
+    ``lookup=False`` keeps SQLite from answering the test with an index on ``column``. Without
+    statistics, SQLite otherwise drives a query from a long id list through the primary key,
+    reading every node of every listed graph, where a lookup by feature reads only a few.
+    """
     values = sorted({int(i) for i in ids})
     if conn.dialect.name == "postgresql":
         return column == any_(literal(values, ARRAY(Integer)))
     listed = func.json_each(json.dumps(values)).table_valued("value")
-    return column.in_(select(listed.c.value))
+    tested = column if lookup else column + 0
+    return tested.in_(select(listed.c.value))
+
+
+def _many(conn: Connection, gids: Sequence[int]) -> bool:
+    """Whether ``gids`` are so large a share of the stored graphs that a scan by feature is cheaper."""
+    stored = conn.execute(select(func.count()).select_from(graphs).where(graphs.c.status == READY)).scalar_one()
+    return len(set(gids)) > WIDE_SHARE * stored
 
 
 class EmbeddedFeatureQueries(FeatureQueries):
@@ -45,7 +60,7 @@ class EmbeddedFeatureQueries(FeatureQueries):
         with self.engine.connect() as conn:
             query = select(n.feature_id, n.graph_id, n.activation, n.influence, n.ctx_idx).where(among(conn, n.feature_id, fids))
             if gids is not None:
-                query = query.where(among(conn, n.graph_id, gids))
+                query = query.where(among(conn, n.graph_id, gids, lookup=False))
             return _presences(conn.execute(query))
 
     def shared_presence(self, gids: Sequence[int], min_graphs: int = 1) -> list[Presence]:
@@ -53,14 +68,15 @@ class EmbeddedFeatureQueries(FeatureQueries):
             return []
         n = graph_nodes.c
         with self.engine.connect() as conn:
+            by_graph = not _many(conn, gids)
             query = select(n.feature_id, n.graph_id, n.activation, n.influence, n.ctx_idx).where(
-                among(conn, n.graph_id, gids), n.feature_id.is_not(None)
+                among(conn, n.graph_id, gids, lookup=by_graph), n.feature_id.is_not(None)
             )
             if min_graphs > 1:
                 inner = graph_nodes.alias("inner_nodes")
                 common = (
                     select(inner.c.feature_id)
-                    .where(among(conn, inner.c.graph_id, gids), inner.c.feature_id.is_not(None))
+                    .where(among(conn, inner.c.graph_id, gids, lookup=by_graph), inner.c.feature_id.is_not(None))
                     .group_by(inner.c.feature_id)
                     .having(func.count(inner.c.graph_id.distinct()) >= min_graphs)
                 )
@@ -170,7 +186,7 @@ def _linked(conn: Connection, direction: str, fids: Sequence[int], gids: Sequenc
         )
         .join_from(f, link, and_(link.c.graph_id == f.c.graph_id, near == f.c.idx))
         .join(nb, and_(nb.c.graph_id == link.c.graph_id, nb.c.idx == far))
-        .where(among(conn, f.c.feature_id, fids), among(conn, f.c.graph_id, gids))
+        .where(among(conn, f.c.feature_id, fids), among(conn, f.c.graph_id, gids, lookup=False))
         .group_by(f.c.graph_id, f.c.feature_id, nb.c.feature_id, own_node)
     )
     if features_only:

@@ -26,8 +26,8 @@ Query = tuple[str, dict[str, Any]]
 _ALL = 2**31 - 1
 
 _LINK_PATTERN = {
-    UPSTREAM: "MATCH (nb:Node)-[l:LINK]->(f) ",
-    DOWNSTREAM: "MATCH (f)-[l:LINK]->(nb:Node) ",
+    UPSTREAM: "MATCH (nb)-[l:LINK]->(f) ",
+    DOWNSTREAM: "MATCH (f)-[l:LINK]->(nb) ",
 }
 
 
@@ -46,15 +46,22 @@ def presence_query(fids: Sequence[int], gids: Sequence[int] | None) -> Query:
     )
 
 
-def shared_presence_query(gids: Sequence[int], min_graphs: int) -> Query:
+def graph_presence_query(gids: Sequence[int]) -> Query:
+    """Every feature of the graphs ``gids``, one row per (feature, graph)."""
     return (
         "MATCH (n:Node) WHERE n.gid IN $gids AND n.idx >= 0 AND n.fid IS NOT NULL "
-        "WITH n.fid AS fid, n.gid AS gid, max(n.activation) AS activation, min(n.influence) AS influence, "
-        "collect(DISTINCT n.ctx_idx) AS positions "
-        "WITH fid, collect({gid: gid, activation: activation, influence: influence, positions: positions}) AS graphs "
-        "WHERE size(graphs) >= $min_graphs "
-        "UNWIND graphs AS g "
-        "RETURN fid, g.gid AS gid, g.activation AS activation, g.influence AS influence, g.positions AS positions",
+        "RETURN n.fid AS fid, n.gid AS gid, max(n.activation) AS activation, min(n.influence) AS influence, "
+        "collect(DISTINCT n.ctx_idx) AS positions",
+        {"gids": _ids(gids)},
+    )
+
+
+def shared_fids_query(gids: Sequence[int], min_graphs: int) -> Query:
+    """The features that have nodes in at least ``min_graphs`` of ``gids``."""
+    return (
+        "MATCH (n:Node) WHERE n.gid IN $gids AND n.idx >= 0 AND n.fid IS NOT NULL "
+        "WITH n.fid AS fid, count(DISTINCT n.gid) AS n_graphs WHERE n_graphs >= $min_graphs "
+        "RETURN fid",
         {"gids": _ids(gids), "min_graphs": min_graphs},
     )
 
@@ -123,9 +130,12 @@ class Neo4jFeatureQueries(FeatureQueries):
     def shared_presence(self, gids: Sequence[int], min_graphs: int = 1) -> list[Presence]:
         if not gids:
             return []
-        rows = self.run_read(*shared_presence_query(gids, min_graphs))
-        found = [Presence(r["fid"], r["gid"], r["activation"], r["influence"], tuple(sorted(r["positions"]))) for r in rows]
-        return sorted(found, key=lambda p: (p.fid, p.gid))
+        if min_graphs <= 1:
+            rows = self.run_read(*graph_presence_query(gids))
+            found = [Presence(r["fid"], r["gid"], r["activation"], r["influence"], tuple(sorted(r["positions"]))) for r in rows]
+            return sorted(found, key=lambda p: (p.fid, p.gid))
+        fids = [r["fid"] for r in self.run_read(*shared_fids_query(gids, min_graphs))]
+        return self.feature_presence(fids, gids) if fids else []
 
     def feature_neighbours(self, fids: Sequence[int], gids: Sequence[int], top: int | None = None) -> list[Neighbour]:
         if not fids or not gids:
