@@ -246,6 +246,18 @@ def test_random_corpora_match_brute_force(kb: KB, tmp_path: Path) -> None:
             assert (row.activation, row.influence, row.positions) == (pytest.approx(act), pytest.approx(infl), positions)
         assert dict(zip(zip(got.features["layer"], got.features["index"]), got.features["n_graphs"])) == {key: len(v) for key, v in expected.items()}
 
+    # the core of each family against what each member adds
+    for family in sorted({t[0] for t in tags.values()}):
+        members = [g for g in raws if tags[g.slug][0] == family]
+        core = family_core(kb, Selection(family=family))
+        everywhere = ref.shared(members, len(members))
+        assert set(_keyed(core.core)) == set(everywhere)
+        counts = {key: len(per) for key, per in ref.presence(members).items()}
+        expected = {(g.slug, key): counts[key] for g in members for key in ref.presence([g]) if counts[key] < len(members)}
+        got = {(r.slug, (r.layer, r.index)): r.n_members for r in core.additions.itertuples()}
+        assert got == expected
+        assert all(r.unique == (r.n_members == 1) for r in core.additions.itertuples())
+
     # where used: single features and a pair, every neighbour, then the top-2 cut
     counts = {key: len(per) for key, per in ref.presence(raws).items()}
     common = sorted(counts, key=lambda key: (-counts[key], key))
@@ -261,6 +273,9 @@ def test_random_corpora_match_brute_force(kb: KB, tmp_path: Path) -> None:
             for (layer, index), rows in group.groupby(["layer", "index"]):
                 best = full[(full["layer"] == layer) & (full["index"] == index)]["weight"].abs().nlargest(2)
                 assert sorted(rows["weight"].abs()) == pytest.approx(sorted(best))
+    by_influence = used_by(kb, [f"{CLT}/{common[0][0]}/{common[0][1]}"], rank_by="influence", neighbours=0, limit=None)
+    best = {g.slug: ref.presence([g])[common[0]][g.slug][1] for g in raws if common[0] in ref.presence([g])}
+    assert list(by_influence.graphs["slug"]) == sorted(best, key=lambda s: (best[s], s))
     anywhere = used_by(kb, [f"{CLT}/{k[0]}/{k[1]}" for k in common[:2]], require_all=False, neighbours=0, limit=None)
     assert anywhere.n_graphs == sum(1 for g in raws if common[0] in ref.presence([g]) or common[1] in ref.presence([g]))
 
@@ -296,6 +311,27 @@ def _assert_mean(got: float, values: list[float]) -> None:
         assert math.isnan(got)
     else:
         assert got == pytest.approx(sum(known) / len(known))
+
+
+def test_active_and_kept_features_are_classed_apart(sqlite_kb: KB, tmp_path: Path) -> None:
+    """Unpruned graphs (node threshold 1) say what is active; pruned ones only what was kept."""
+    rng = random.Random(3)
+    entries = []
+    for pruned in (True, False):
+        for lang in ("en", "fr"):
+            doc = _random_graph(rng, f"{'pruned' if pruned else 'full'}-{lang}")
+            threshold = 0.8 if pruned else 1.0
+            doc["metadata"]["node_threshold"] = threshold
+            doc["metadata"]["pruning_settings"] = {"node_threshold": threshold, "edge_threshold": 0.98}
+            entries.append((write(tmp_path / f"{doc['metadata']['slug']}.json", doc), "fam", lang))
+    _ingest_with_manifest(sqlite_kb, tmp_path, entries)
+    classes = language_overlap(sqlite_kb, Selection(family="fam")).features
+    raws = {p.stem: ref.load(p) for p, _, _ in entries}
+    for basis, prefix in (("kept", "pruned"), ("active", "full")):
+        en, fr = ref.presence([raws[f"{prefix}-en"]]), ref.presence([raws[f"{prefix}-fr"]])
+        got = classes[classes["basis"] == basis]
+        assert set(zip(got["layer"], got["index"])) == set(en) | set(fr)
+        assert set(zip(got[got["class"] == "shared"]["layer"], got[got["class"] == "shared"]["index"])) == set(en) & set(fr)
 
 
 # --- Neo4j gives the embedded store's answer -----------------------------------------------------
