@@ -8,8 +8,8 @@
 (:Node)-[:IS]->(:Feature)                         for feature nodes
 (:Node)-[:LINK {w, i}]->(:Node)                   weighted links; i is the link's place in the file
 (:FeatureEdges {gid, part, n, src, tgt, w, nl})   a graph's feature-to-feature edges, summed over
-                                                  positions, as packed little-endian byte arrays
-                                                  (see kb.stores.circuit_queries.FeatureEdges)
+                                                  positions: packed little-endian arrays as base64
+                                                  (see kb.stores.neo4j_circuit_queries)
 
 Every statement is idempotent (IF NOT EXISTS); Community edition supports all of them.
 """

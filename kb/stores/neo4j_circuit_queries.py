@@ -2,10 +2,16 @@
 
 Every lookup of a graph's nodes by gid also says ``n.idx IS NOT NULL`` or names the idx, so that
 the planner can seek the (gid, idx) index instead of scanning every :Node.
+
+A graph's feature edges are kept on (:FeatureEdges) nodes as base64 text of the packed arrays
+(see :class:`kb.stores.circuit_queries.FeatureEdges`): the driver's ``Record.data()``, which
+every read goes through, walks a byte array one byte at a time, and a thousand graphs' edges
+then take a minute to read instead of a fraction of a second.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import Any, Callable, Sequence
 
@@ -41,11 +47,18 @@ _PROPERTY = {c: ("fid" if c == "feature_id" else c) for c in NODE_COLUMNS}
 # --- Cypher ----------------------------------------------------------------------------------
 
 
+_PACKED = (("src", "src"), ("tgt", "tgt"), ("w", "weight"), ("nl", "n_links"))
+
+
+def _part_params(gid: int, part: dict[str, Any]) -> dict[str, Any]:
+    params = {"gid": gid, "part": part["part"], "n": part["n"]}
+    for prop, key in _PACKED:
+        params[prop] = base64.b64encode(part[key]).decode("ascii")
+    return params
+
+
 def create_feature_edges(gid: int, part: dict[str, Any]) -> Query:
-    return (
-        "CREATE (e:FeatureEdges {gid: $gid, part: $part, n: $n, src: $src, tgt: $tgt, w: $w, nl: $nl})",
-        {"gid": gid, "part": part["part"], "n": part["n"], "src": part["src"], "tgt": part["tgt"], "w": part["weight"], "nl": part["n_links"]},
-    )
+    return "CREATE (e:FeatureEdges {gid: $gid, part: $part, n: $n, src: $src, tgt: $tgt, w: $w, nl: $nl})", _part_params(gid, part)
 
 
 def create_feature_edges_of_stored_graph(gid: int, part: dict[str, Any]) -> Query:
@@ -53,7 +66,7 @@ def create_feature_edges_of_stored_graph(gid: int, part: dict[str, Any]) -> Quer
     return (
         "MATCH (g:Graph {gid: $gid}) "
         "CREATE (e:FeatureEdges {gid: $gid, part: $part, n: $n, src: $src, tgt: $tgt, w: $w, nl: $nl}) RETURN count(e) AS n",
-        {"gid": gid, "part": part["part"], "n": part["n"], "src": part["src"], "tgt": part["tgt"], "w": part["weight"], "nl": part["n_links"]},
+        _part_params(gid, part),
     )
 
 
@@ -71,7 +84,7 @@ def delete_feature_edges(gid: int) -> Query:
 def read_feature_edges(gids: Sequence[int]) -> Query:
     return (
         "UNWIND $gids AS gid MATCH (e:FeatureEdges {gid: gid}) WHERE e.part IS NOT NULL "
-        "RETURN e.gid AS gid, e.part AS part, e.src AS src, e.tgt AS tgt, e.w AS weight, e.nl AS n_links",
+        "RETURN e.gid AS gid, e.part AS part, e.src AS src, e.tgt AS tgt, e.w AS w, e.nl AS nl",
         {"gids": list(gids)},
     )
 
@@ -220,7 +233,8 @@ class Neo4jCircuitQueries(CircuitQueries):
         unique = sorted(set(gids))
         for start in range(0, len(unique), 2000):
             for row in self.run_read(*read_feature_edges(unique[start : start + 2000])):
-                parts.setdefault(row["gid"], []).append(row)
+                unpacked = {key: base64.b64decode(row[prop]) for prop, key in _PACKED}
+                parts.setdefault(row["gid"], []).append({"part": row["part"], **unpacked})
         missing = [g for g in unique if g not in parts]
         if missing:
             log.warning("%d graphs have no stored feature edges; computing them from their links (`circuitkb circuits backfill` stores them)", len(missing))
