@@ -9,6 +9,7 @@ from typing import Any, Iterable
 from sqlalchemy import Engine, select
 
 from ingest.manifest import Manifest, load_manifest
+from ingest.records import FeatureKey
 from kb import registry
 from kb.config import Config
 from kb.errors import NotFoundError
@@ -33,6 +34,8 @@ class KB:
         self.config = config
         self.engine = engine
         self.store = store
+        # feature ids never change once given, so ingest remembers them across graphs
+        self.feature_id_cache: dict[FeatureKey, int] = {}
 
     @classmethod
     def open(cls, config: Config | None = None, store: str | None = None) -> "KB":

@@ -180,7 +180,7 @@ def _write(
     language = (tagging.language if tagging and tagging.language else None) or detect_language(graph.header.prompt)
     keys = graph.features()
     with kb.engine.begin() as conn:
-        feature_ids = registry.ensure_features(conn, keys)
+        feature_ids = registry.ensure_features(conn, keys, kb.feature_id_cache)
     clerps = [
         (feature_ids[n.feature_key], n.clerp) for n in graph.nodes if n.feature_key is not None and n.clerp
     ]

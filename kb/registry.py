@@ -58,16 +58,29 @@ def dialect_insert(conn: Connection, table):  # noqa: ANN001, ANN201
     return pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)
 
 
-def ensure_features(conn: Connection, keys: Iterable[FeatureKey]) -> dict[FeatureKey, int]:
-    """The SQL id of every feature, creating the missing ones (safe under concurrency)."""
+def ensure_features(
+    conn: Connection, keys: Iterable[FeatureKey], cache: dict[FeatureKey, int] | None = None
+) -> dict[FeatureKey, int]:
+    """The SQL id of every feature, creating the missing ones (safe under concurrency).
+
+    ``cache`` maps features already known to their ids; ids never change once given, so a
+    caller may keep one across graphs and it is filled in here.
+    """
     keys = sorted(set(keys))
     if not keys:
         return {}
-    rows = [{"transcoder_set": k.transcoder_set, "layer": k.layer, "index": k.index} for k in keys]
-    for start in range(0, len(rows), 5000):
-        stmt = dialect_insert(conn, features).values(rows[start : start + 5000]).on_conflict_do_nothing()
-        conn.execute(stmt)
-    return lookup_features(conn, keys)
+    known = cache if cache is not None else {}
+    found = {k: known[k] for k in keys if k in known}
+    unknown = [k for k in keys if k not in found]
+    if unknown:
+        found.update(lookup_features(conn, unknown))
+        missing = [k for k in unknown if k not in found]
+        if missing:
+            stmt = dialect_insert(conn, features).on_conflict_do_nothing()
+            conn.execute(stmt, [{"transcoder_set": k.transcoder_set, "layer": k.layer, "index": k.index} for k in missing])
+            found.update(lookup_features(conn, missing))
+        known.update(found)
+    return found
 
 
 def lookup_features(conn: Connection, keys: Sequence[FeatureKey]) -> dict[FeatureKey, int]:
