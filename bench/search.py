@@ -2,6 +2,7 @@
 
     /root/.cache/circuitkb/venv/bin/python -m bench.search --stage relevance
     /root/.cache/circuitkb/venv/bin/python -m bench.search --stage index --n 1000000
+    /root/.cache/circuitkb/venv/bin/python -m bench.search --stage load --n 1000000
     /root/.cache/circuitkb/venv/bin/python -m bench.search --stage pipeline --n 1000000
 
 ``relevance``: the relevance set of ``tests/relevance.yaml`` on the real graphs and explanations;
@@ -15,6 +16,10 @@ text, mixed with a second one (weight up to 0.3) and Gaussian noise, then normal
 the collection has the clusters of near-paraphrases a real corpus has. Queries are other
 generated texts, embedded live: the latency includes embedding the query. Recall@10 is measured
 against exact search (numpy) over the same vectors.
+
+``load``: the saved index of ``index`` opened in a fresh process: load time, memory (the index
+on the heap; the vector file is memory-mapped and only the rows re-scored are read), latency
+split into embedding the query and searching.
 
 ``pipeline``: the whole ``kb.search.search`` on a SQLite knowledge base holding ``--n`` generated
 descriptions (their distinct texts get drawn vectors as above, written where the index keeps
@@ -46,9 +51,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """Resident memory in MiB: VmRSS (all), RssAnon (heap: the index) or RssFile (mapped files)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -189,7 +195,24 @@ def stage_index(args: argparse.Namespace) -> dict[str, Any]:
         exact = np.argpartition(-scores, 10)[:10]
         exact_ms.append((time.perf_counter() - started) * 1000)
         recalls.append(len(set(exact.tolist()) & set(top10.tolist())) / 10)
+    sweep = {}
+    ann = index._ann  # the benchmark looks inside: recall and speed per number of probed lists
+    if hasattr(ann, "nprobe"):
+        default = ann.nprobe
+        for nprobe in (8, 16, 32, 48, 64, 96):
+            ann.nprobe = nprobe
+            hits, ms = [], []
+            for text in queries[:100]:
+                q = embedder.embed([text])[0]
+                started = time.perf_counter()
+                top10, _ = index.search(q, 10)
+                ms.append((time.perf_counter() - started) * 1000)
+                exact = np.argpartition(-(exact_vectors @ q), 10)[:10]
+                hits.append(len(set(exact.tolist()) & set(top10.tolist())) / 10)
+            sweep[nprobe] = {"recall_at_10": round(float(np.mean(hits)), 4), "ann_ms_p50": round(percentile(ms, 50), 3)}
+        ann.nprobe = default
     return {
+        "nprobe_sweep": sweep,
         "vectors": count,
         "dim": int(base.shape[1]),
         "index_kind": index.kind,
@@ -209,6 +232,45 @@ def stage_index(args: argparse.Namespace) -> dict[str, Any]:
         "speedup_p50": round(percentile(exact_ms, 50) / percentile(ann_only, 50), 1),
         "recall_at_10": round(float(np.mean(recalls)), 4),
         "base": base_info,
+    }
+
+
+def stage_load(args: argparse.Namespace) -> dict[str, Any]:
+    """Memory and latency of a saved index in a fresh process (what a restarted search pays)."""
+    from kb.search.index import VectorIndex
+
+    folder = OUT / f"ann-{args.n}"
+    embedder = SentenceTransformerEmbedder()
+    embedder.embed(["warm up"])
+    before = {f: rss_mb(f) for f in ("RssAnon", "RssFile")}
+    started = time.perf_counter()
+    index = VectorIndex(folder, DEFAULT_MODEL)
+    index.load()
+    load_seconds = time.perf_counter() - started
+    loaded = {f: rss_mb(f) for f in ("RssAnon", "RssFile")}
+    whole, embed_ms, ann_ms = [], [], []
+    for text in unique_texts(args.queries, seed=7):
+        started = time.perf_counter()
+        q = embedder.embed([text])[0]
+        middle = time.perf_counter()
+        index.search(q, 80)
+        done = time.perf_counter()
+        whole.append((done - started) * 1000)
+        embed_ms.append((middle - started) * 1000)
+        ann_ms.append((done - middle) * 1000)
+    after = {f: rss_mb(f) for f in ("RssAnon", "RssFile")}
+    return {
+        "vectors": index.count,
+        "load_seconds": round(load_seconds, 2),
+        "index_heap_mb": round(loaded["RssAnon"] - before["RssAnon"], 1),
+        "mapped_vectors_mb_after_queries": round(after["RssFile"] - before["RssFile"], 1),
+        "heap_mb_after_queries": round(after["RssAnon"] - before["RssAnon"], 1),
+        "query_ms_p50": round(percentile(whole, 50), 2),
+        "query_ms_p95": round(percentile(whole, 95), 2),
+        "embed_ms_p50": round(percentile(embed_ms, 50), 2),
+        "embed_ms_p95": round(percentile(embed_ms, 95), 2),
+        "ann_ms_p50": round(percentile(ann_ms, 50), 2),
+        "ann_ms_p95": round(percentile(ann_ms, 95), 2),
     }
 
 
@@ -331,7 +393,7 @@ def stage_relevance(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-STAGES = {"embed": stage_embed, "index": stage_index, "pipeline": stage_pipeline, "relevance": stage_relevance}
+STAGES = {"embed": stage_embed, "index": stage_index, "load": stage_load, "pipeline": stage_pipeline, "relevance": stage_relevance}
 
 
 def main() -> None:

@@ -34,9 +34,10 @@ log = logging.getLogger(__name__)
 IVF_MIN = 50_000
 NPROBE = 48
 # candidates fetched from the approximate index per result wanted, before exact re-scoring
-OVERFETCH = 4
-TRAIN_PER_LIST = 64
+OVERFETCH = 2
+TRAIN_PER_LIST = 40
 SAVE_EVERY = 2_000
+PREAD_MAX = 4_096
 _FLAT, _IVF = "flat", "ivf-sq8"
 
 
@@ -136,6 +137,26 @@ class VectorIndex:
             self._vectors = np.memmap(self._vector_path, dtype=np.float32, mode="r", shape=(self.count, self.dim))
         else:
             self._vectors = None
+
+    def _rows(self, ids: np.ndarray) -> np.ndarray:
+        """Rows ``ids`` (sorted) of the vector file.
+
+        A few hundred scattered rows (re-scoring a query's candidates) are read with pread: through
+        the memory map, the kernel would map the neighbouring pages too and the process would
+        soon hold the whole file. Larger sets (exact search in a filtered subset) use the map.
+        """
+        assert self._vectors is not None and self.dim is not None
+        if len(ids) > PREAD_MAX:
+            return np.asarray(self._vectors[ids])
+        row_bytes = self.dim * 4
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        fd = os.open(self._vector_path, os.O_RDONLY)
+        try:
+            for i, row in enumerate(ids.tolist()):
+                out[i] = np.frombuffer(os.pread(fd, row_bytes, row * row_bytes), dtype=np.float32)
+        finally:
+            os.close(fd)
+        return out
 
     def _load_ann(self) -> None:
         faiss = _faiss()
@@ -267,13 +288,13 @@ class VectorIndex:
         wanted = np.asarray(sorted({i for i in ids if 0 <= i < self.count}), dtype=np.int64)
         if self._vectors is None or not len(wanted):
             return {}
-        values = self._vectors[wanted] @ query.astype(np.float32)
+        values = self._rows(wanted) @ query.astype(np.float32)
         return dict(zip(wanted.tolist(), values.tolist()))
 
     def _rank(self, query: np.ndarray, ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         ids = np.unique(ids[(ids >= 0) & (ids < self.count)])  # sorted: reads the file in order
         if self._vectors is None or not len(ids):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        values = self._vectors[ids] @ query.astype(np.float32)
+        values = self._rows(ids) @ query.astype(np.float32)
         order = np.argsort(-values, kind="stable")[:n]
         return ids[order], values[order]

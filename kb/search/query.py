@@ -225,18 +225,16 @@ class FeatureSearch:
         refs, rest = parse_refs(query)
         if not query:
             return []
-        self.sync(embed=mode != "keyword")
-        gids = self._graph_scope(filters)
-        if gids is not None and not gids:
-            return []
-        exact = self._resolve_refs(refs, where, gids)
-        ranked: list[_Scored] = []
-        if rest:
-            with self._lock:
-                ranked = self._rank(rest, k + len(exact), where, gids, mode)
-        seen = {s.fid for s in exact}
-        merged = exact + [s for s in ranked if s.fid not in seen]
-        return self._hits(merged[:k], rest, gids, mode)
+        with self._lock:  # one search at a time: the catalog's connection is not shared across threads
+            self.sync(embed=mode != "keyword")
+            gids = self._graph_scope(filters)
+            if gids is not None and not gids:
+                return []
+            exact = self._resolve_refs(refs, where, gids)
+            ranked = self._rank(rest, k + len(exact), where, gids, mode) if rest else []
+            seen = {s.fid for s in exact}
+            merged = exact + [s for s in ranked if s.fid not in seen]
+            return self._hits(merged[:k], rest, gids, mode)
 
     def _graph_scope(self, filters: SearchFilters) -> list[int] | None:
         if filters.graphs is None or filters.graphs.is_empty():
@@ -382,9 +380,12 @@ class FeatureSearch:
             by_feature.setdefault(p.fid, []).append(p)
         labels_by_feature = _labels(self.kb, fids)
         hits = []
+        # scores in [0, 1]: an id match scores 1, a blend is scaled by its maximum, BM25 by the best hit's
+        scale = {"blend": 1.0 + KEYWORD_WEIGHT, "semantic": 1.0}.get(mode)
+        if scale is None:
+            scale = max((s.best for s in ranked if s.match != "id"), default=1.0) or 1.0
         for s in ranked:
-            # blended scores are scaled to [0, 1]; an id match scores 1
-            score = s.best / (1.0 + KEYWORD_WEIGHT) if mode == "blend" and s.match != "id" else s.best
+            score = s.best if s.match == "id" else max(0.0, s.best / scale)
             places = by_feature.get(s.fid, [])
             hits.append(
                 SearchHit(
