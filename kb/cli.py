@@ -204,13 +204,17 @@ def demo(ctx: click.Context, folder: Path | None, n_graphs: int, seed: int) -> N
     status = run_ingest(ctx, (str(folder),), manifest, "replace", as_json=False)
     with open_kb(ctx) as kb:
         data = kb.stats()
+        graphs = kb.select()
+    example = graphs[0].slug if graphs else "<slug>"
+    home = config.home
     click.echo(
-        f"\nThe knowledge base in {config.home} holds {data['graphs']} graphs, {data['links']:,} links, "
+        f"\nThe knowledge base in {home} holds {data['graphs']} graphs, {data['links']:,} links, "
         f"{data['features']:,} features.\nTry next:\n"
-        f"  circuitkb --home {config.home} stats\n"
-        f"  circuitkb --home {config.home} export <slug> -o graph.json\n"
-        f"  circuitkb --home {config.home} features import ../shared/data/features/*.json\n"
-        f"  CIRCUITKB_HOME={config.home} streamlit run app/main.py"
+        f"  circuitkb --home {home} search \"say a capital\"\n"
+        f"  circuitkb --home {home} shared --family <family> --json\n"
+        f"  circuitkb --home {home} languages\n"
+        f"  circuitkb --home {home} export {example} -o graph.json\n"
+        f"  CIRCUITKB_HOME={home} streamlit run app/main.py"
     )
     sys.exit(status)
 

@@ -1,0 +1,193 @@
+"""One function per page of the app; each reads widgets, calls ``kb`` and shows the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from kb.api import KB
+from kb.errors import CircuitKBError
+from kb.selection import Selection
+
+
+def _graph_filter(kb: KB, key: str) -> Selection:
+    """Widgets that choose graphs, shared by every cross-graph page."""
+    graphs = kb.select()
+    cols = st.columns(4)
+    languages = sorted({g.language for g in graphs if g.language})
+    families = sorted({g.family for g in graphs if g.family})
+    tags = sorted({t for g in graphs for t in g.tags})
+    chosen_languages = cols[0].multiselect("Languages", languages, key=f"{key}-languages")
+    family = cols[1].selectbox("Family", ["(any)", *families], key=f"{key}-family")
+    chosen_tags = cols[2].multiselect("Tags (all of)", tags, key=f"{key}-tags")
+    prompt = cols[3].text_input("Prompt contains", key=f"{key}-prompt")
+    return Selection(
+        languages=tuple(chosen_languages),
+        family=None if family == "(any)" else family,
+        tags=tuple(chosen_tags),
+        prompt_contains=prompt or None,
+    )
+
+
+def _show_error(exc: CircuitKBError) -> None:
+    st.error(str(exc))
+
+
+def graphs_page(kb: KB) -> None:
+    st.header("Graphs")
+    stats = kb.stats()
+    cols = st.columns(5)
+    for col, name in zip(cols, ("graphs", "nodes", "links", "features", "descriptions")):
+        col.metric(name, f"{stats[name]:,}")
+    selection = _graph_filter(kb, "graphs")
+    rows = [g.as_dict() for g in kb.select(selection)]
+    st.dataframe(pd.DataFrame(rows), width="stretch", hide_index=True)
+    slugs = [r["slug"] for r in rows]
+    if slugs:
+        slug = st.selectbox("Download a graph as JSON (loads in the circuit-tracer and Neuronpedia viewers)", slugs, key="graphs-export")
+        import json
+
+        st.download_button("Download", json.dumps(kb.export(slug)), file_name=f"{slug}.json", mime="application/json", key="graphs-download")
+
+
+def search_page(kb: KB) -> None:
+    from kb.search import search
+
+    st.header("Search features by concept")
+    query = st.text_input("Concept, words, or a feature id (L20/1234, 20-clt-hp/1234)", key="search-query")
+    k = st.slider("Results", 5, 100, 20, key="search-k")
+    if not query:
+        return
+    try:
+        hits = search(kb, query, k=k)
+    except CircuitKBError as exc:
+        _show_error(exc)
+        return
+    table = [
+        {
+            "feature": f"{h.feature.transcoder_set} L{h.feature.layer}/{h.feature.index}",
+            "score": round(h.score, 3),
+            "match": h.match,
+            "description": (h.descriptions[0]["text"] if h.descriptions else ""),
+            "labels": "; ".join(label["text"] for label in h.labels),
+            "graphs": h.n_graphs,
+        }
+        for h in hits
+    ]
+    st.dataframe(pd.DataFrame(table), width="stretch", hide_index=True)
+
+
+def shared_page(kb: KB) -> None:
+    from kb.analysis.shared import family_core, shared_features
+
+    st.header("Features shared across graphs")
+    selection = _graph_filter(kb, "shared")
+    min_graphs = st.number_input("Present in at least this many graphs", min_value=1, value=2, key="shared-k")
+    try:
+        shared = shared_features(kb, selection, min_graphs=int(min_graphs))
+    except CircuitKBError as exc:
+        _show_error(exc)
+        return
+    st.caption(f"{len(shared.graphs)} graphs chosen")
+    st.dataframe(shared.features, width="stretch", hide_index=True)
+    if selection.family and st.checkbox("Show the family's common core and what each member adds", key="shared-core"):
+        core = family_core(kb, selection)
+        st.subheader("Common core")
+        st.dataframe(core.core, width="stretch", hide_index=True)
+        st.subheader("Added by each member")
+        st.dataframe(core.additions, width="stretch", hide_index=True)
+
+
+def used_by_page(kb: KB) -> None:
+    from kb.analysis.usage import used_by
+
+    st.header("Where a feature is used")
+    ref = st.text_input("Feature (gemma-2-2b/clt-hp/20/1234, or 20-clt-hp/1234 with a model)", key="usedby-ref")
+    model = st.text_input("Model for short references", value="gemma-2-2b", key="usedby-model")
+    rank_by = st.radio("Rank by", ["activation", "influence"], horizontal=True, key="usedby-rank")
+    if not ref:
+        return
+    try:
+        usage = used_by(kb, [ref], model=model or None, rank_by=rank_by)
+    except CircuitKBError as exc:
+        _show_error(exc)
+        return
+    st.caption(f"in {usage.n_graphs} graphs")
+    st.dataframe(usage.graphs, width="stretch", hide_index=True)
+    st.subheader("Usual neighbours over all graphs")
+    st.dataframe(usage.summary, width="stretch", hide_index=True)
+
+
+def languages_page(kb: KB) -> None:
+    from kb.analysis.languages import language_overlap
+
+    st.header("How much of the circuit is language-independent")
+    selection = _graph_filter(kb, "languages")
+    try:
+        overlap = language_overlap(kb, selection)
+    except CircuitKBError as exc:
+        _show_error(exc)
+        return
+    if overlap.curves.empty:
+        st.info("No family among the chosen graphs has prompts in two languages or more.")
+        return
+    st.dataframe(overlap.curves, width="stretch", hide_index=True)
+    by_layer = overlap.curves.groupby("layer")[["iou", "baseline_iou"]].mean()
+    st.line_chart(by_layer)
+
+
+def compare_page(kb: KB) -> None:
+    from kb.analysis.compare import compare_graphs
+
+    st.header("Compare two graphs")
+    slugs = [g.slug for g in kb.select()]
+    if len(slugs) < 2:
+        st.info("Ingest two graphs or more to compare them.")
+        return
+    cols = st.columns(2)
+    a = cols[0].selectbox("Graph A", slugs, key="compare-a")
+    b = cols[1].selectbox("Graph B", slugs, index=1, key="compare-b")
+    try:
+        comparison = compare_graphs(kb, a, b)
+    except CircuitKBError as exc:
+        _show_error(exc)
+        return
+    st.dataframe(pd.DataFrame([_flat(comparison.summary)]), width="stretch", hide_index=True)
+    st.subheader("Nodes")
+    st.dataframe(comparison.nodes, width="stretch", hide_index=True)
+    st.subheader("Labels side by side")
+    st.dataframe(comparison.labels, width="stretch", hide_index=True)
+
+
+def _flat(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if not isinstance(v, (dict, list)) else str(v)) for k, v in summary.items()}
+
+
+def labels_page(kb: KB) -> None:
+    from kb.featuremeta import add_label, descriptions_of
+    from kb.featureref import parse_feature_ref
+
+    st.header("Label a feature")
+    ref = st.text_input("Feature (gemma-2-2b/clt-hp/20/1234, or 20-clt-hp/1234 with a model)", key="labels-ref")
+    model = st.text_input("Model for short references", value="gemma-2-2b", key="labels-model")
+    if not ref:
+        return
+    try:
+        feature = parse_feature_ref(ref, model=model or None)
+    except CircuitKBError as exc:
+        _show_error(exc)
+        return
+    with st.form("labels-form"):
+        author = st.text_input("Your name", key="labels-author")
+        text = st.text_input("Label", key="labels-text")
+        if st.form_submit_button("Save label"):
+            try:
+                add_label(kb, feature, text, author)
+                st.success("saved")
+            except CircuitKBError as exc:
+                _show_error(exc)
+    rows = descriptions_of(kb, feature)
+    st.subheader("Every label and description of this feature")
+    st.dataframe(pd.DataFrame(rows, columns=["source", "kind", "author", "text", "graph_slug"]), width="stretch", hide_index=True)
