@@ -206,12 +206,13 @@ def demo(ctx: click.Context, folder: Path | None, n_graphs: int, seed: int) -> N
         data = kb.stats()
         graphs = kb.select()
     example = graphs[0].slug if graphs else "<slug>"
+    family = next((g.family for g in graphs if g.family), "<family>")
     home = config.home
     click.echo(
         f"\nThe knowledge base in {home} holds {data['graphs']} graphs, {data['links']:,} links, "
         f"{data['features']:,} features.\nTry next:\n"
         f"  circuitkb --home {home} search \"say a capital\"\n"
-        f"  circuitkb --home {home} shared --family <family> --json\n"
+        f"  circuitkb --home {home} shared --family {family} --json\n"
         f"  circuitkb --home {home} languages\n"
         f"  circuitkb --home {home} export {example} -o graph.json\n"
         f"  CIRCUITKB_HOME={home} streamlit run app/main.py"
