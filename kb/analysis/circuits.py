@@ -20,9 +20,10 @@ Conventions shared by every question here:
 from __future__ import annotations
 
 import heapq
+import math
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -35,7 +36,7 @@ from kb.errors import CircuitKBError, NotFoundError
 from kb.featureref import parse_feature_ref
 from kb.registry import lookup_features
 from kb.selection import GraphInfo, Selection
-from kb.stores.circuit_queries import ChainMatch, FeatureEdges, Skeleton, Step
+from kb.stores.circuit_queries import ChainMatch, ChainNode, FeatureEdges, Skeleton, Step
 from schema.sql import descriptions, labels
 
 if TYPE_CHECKING:
@@ -518,34 +519,51 @@ def two_hop_paths(
     positions = {g.gid: frozenset(token_positions(g, token=token, position=position)) for g in graphs}
     positions = {gid: p for gid, p in positions.items() if p}
     matches = kb.store.chains(sorted(positions), [Step(positions=positions, embeddings=True), Step()])
-    context = _ChainContext.build(kb, graphs, matches)
-    presence = {(p.fid, p.gid): p.positions for p in kb.store.feature_presence(context.fids_at(1), sorted(positions))}
-    names = feature_names(kb, context.fids_at(1))
+    mid_fids = sorted({m.about[1].fid for m in matches if m.about[1].fid is not None})
+    names = feature_names(kb, mid_fids)
+    where = kb.store.feature_positions(sorted({m.gid for m in matches}), mid_fids)
+    tokens = {g.gid: g.prompt_tokens for g in graphs}
     via_words = words(via) if via else set()
-    rows, unnamed = [], 0
+    verdicts: dict[tuple[int, int, str | None], tuple[str, tuple[int, ...]] | None] = {}
+    kept, extra, unnamed = [], [], 0
     for match in matches:
-        graph = context.graphs[match.gid]
-        mid = context.node(match, 1)
-        mid_names = names.get(mid.fid, []) if mid.fid is not None else []
-        if mid.clerp and mid.clerp not in mid_names:
-            mid_names = [mid.clerp, *mid_names]
-        if not mid_names:
+        mid = match.about[1]
+        key = (match.gid, mid.fid if mid.fid is not None else -1, mid.clerp)
+        if key not in verdicts:
+            verdicts[key] = _intermediate(mid, names.get(mid.fid, []), where.get((match.gid, mid.fid), (mid.ctx_idx,)), tokens[match.gid], via_words)
+        verdict = verdicts[key]
+        if verdict is None:
+            continue
+        if verdict == ("", ()):
             unnamed += 1
             continue
-        name_words = set().union(*(words(n) for n in mid_names))
-        if via_words and not via_words <= name_words:
-            continue
-        mid_positions = presence.get((mid.fid, match.gid), (mid.row["ctx_idx"],))
-        mid_tokens = [graph.prompt_tokens[p] for p in mid_positions if 0 <= p < len(graph.prompt_tokens)]
-        if any(words(t) & name_words for t in mid_tokens):
-            continue
-        row = context.chain_row(match)
-        row.update(mid_name=mid_names[0], mid_positions=tuple(mid_positions), mid_tokens=tuple(mid_tokens))
-        rows.append(row)
-    frame = _chain_frame(rows, 2)
+        kept.append(match)
+        extra.append(verdict)
+    frame = _chains_frame(kb, graphs, kept, 2)
+    if len(frame):
+        frame["mid_name"] = [name for name, _ in extra]
+        frame["mid_positions"] = [p for _, p in extra]
+        frame["mid_tokens"] = [tuple(tokens[m.gid][i] for i in p) for m, (_, p) in zip(kept, extra)]
+    frame = _sorted_chains(frame, 2)
     if top is not None and not frame.empty:
         frame = frame.groupby("slug", sort=False).head(top).reset_index(drop=True)
     return TwoHopPaths(graphs, token, position, via, frame, unnamed)
+
+
+def _intermediate(
+    mid: ChainNode, known: list[str], positions: tuple[int, ...], tokens: Sequence[str], via_words: set[str]
+) -> tuple[str, tuple[int, ...]] | None:
+    """(its first name, its positions) if the intermediate feature qualifies, ("", ()) if it has
+    no name, None if a token at its positions names it (or it lacks the ``via`` word)."""
+    names = [mid.clerp, *(n for n in known if n != mid.clerp)] if mid.clerp else list(known)
+    if not names:
+        return ("", ())
+    name_words = set().union(*(words(n) for n in names))
+    if via_words and not via_words <= name_words:
+        return None
+    if any(words(tokens[p]) & name_words for p in positions if 0 <= p < len(tokens)):
+        return None
+    return (names[0], tuple(positions))
 
 
 @dataclass
@@ -612,8 +630,7 @@ def match_pattern(
         matches: list[ChainMatch] = []
     else:
         matches = kb.store.chains([g.gid for g in graphs], store_steps)
-    context = _ChainContext.build(kb, graphs, matches)
-    frame = _chain_frame([context.chain_row(m) for m in matches], len(steps))
+    frame = _sorted_chains(_chains_frame(kb, graphs, matches, len(steps)), len(steps))
     return PatternMatches(graphs, keys, frame, _pattern_summary(frame, len(steps)))
 
 
@@ -629,75 +646,52 @@ def _pattern_summary(frame: pd.DataFrame, n: int) -> pd.DataFrame:
     return grouped.sort_values(["n_graphs", "mean_score"], ascending=[False, False]).reset_index(drop=True)[columns]
 
 
-@dataclass
-class _Node:
-    row: dict[str, Any]
-    fid: int | None
-    clerp: str | None
-
-
-@dataclass
-class _ChainContext:
-    """Node rows, feature keys and input totals for a set of chain matches."""
-
-    graphs: dict[int, GraphInfo]
-    rows: dict[tuple[int, int], dict[str, Any]]
-    keys: dict[int, FeatureKey]
-    totals: dict[tuple[int, int], float]
-    matches: list[ChainMatch] = field(default_factory=list)
-
-    @classmethod
-    def build(cls, kb: "KB", graphs: Sequence[GraphInfo], matches: Sequence[ChainMatch]) -> "_ChainContext":
-        wanted: dict[int, set[int]] = defaultdict(set)
-        for m in matches:
-            wanted[m.gid].update(m.nodes)
-        rows = {(gid, r["idx"]): r for gid, idxs in wanted.items() for r in kb.store.node_rows(gid, sorted(idxs))}
-        fids = {r["feature_id"] for r in rows.values() if r.get("feature_id") is not None}
-        totals = kb.store.input_totals(sorted({(m.gid, i) for m in matches for i in m.nodes[1:]}))
-        return cls({g.gid: g for g in graphs}, rows, feature_keys(kb, fids), totals, list(matches))
-
-    def fids_at(self, step: int) -> list[int]:
-        return sorted({fid for m in self.matches if (fid := self.rows[(m.gid, m.nodes[step])].get("feature_id")) is not None})
-
-    def node(self, match: ChainMatch, step: int) -> _Node:
-        row = self.rows[(match.gid, match.nodes[step])]
-        return _Node(row, row.get("feature_id"), row.get("clerp") or None)
-
-    def chain_row(self, match: ChainMatch) -> dict[str, Any]:
-        graph = self.graphs[match.gid]
-        shares = [abs(w) / self.totals[(match.gid, t)] if self.totals[(match.gid, t)] else 0.0 for w, t in zip(match.weights, match.nodes[1:])]
-        target_total = self.totals[(match.gid, match.nodes[-1])]
-        row: dict[str, Any] = {
-            "slug": graph.slug,
-            "score": float(np.prod(shares)),
-            "shortcut_weight": match.shortcut,
-            "shortcut_share": abs(match.shortcut) / target_total if match.shortcut is not None and target_total else None,
-        }
-        for step, idx in enumerate(match.nodes):
-            node = _path_node(self.rows[(match.gid, idx)], graph, self.keys)
-            name = "t" if step == len(match.nodes) - 1 else f"n{step}"
-            row[f"{name}_node_id"] = node.node_id
-            row[f"{name}_kind"] = node.kind
-            row[f"{name}_ctx_idx"] = node.ctx_idx
-            row[f"{name}_token"] = node.token
-            row[f"{name}_clerp"] = node.clerp
-            for column in FEATURE_COLUMNS:
-                row[f"{name}_{column}"] = getattr(node.feature, column) if node.feature else None
-        for step, (w, s) in enumerate(zip(match.weights, shares)):
-            row[f"w{step}"] = w
-            row[f"share{step}"] = s
-        return row
-
-
-def _chain_frame(rows: list[dict[str, Any]], n_steps: int) -> pd.DataFrame:
-    if not rows:
-        columns = list(CHAIN_FIXED_COLUMNS) + [f"{p}_{c}" for p in [*(f"n{i}" for i in range(n_steps)), "t"] for c in ("node_id", "kind", "ctx_idx", "token", "clerp", *FEATURE_COLUMNS)]
-        return pd.DataFrame(columns=columns)
-    frame = pd.DataFrame(rows)
+def _chains_frame(kb: "KB", graphs: Sequence[GraphInfo], matches: Sequence[ChainMatch], n_steps: int) -> pd.DataFrame:
+    """One row per chain (in the order given): slug, score, shortcut, and for each step n0.., then
+    the target t: node_id, kind, ctx_idx, token, clerp and feature; then each link's weight and share."""
+    names = [f"n{i}" for i in range(n_steps)] + ["t"]
+    node_columns = ("node_id", "kind", "ctx_idx", "token", "clerp", *FEATURE_COLUMNS)
+    columns: dict[str, list[Any]] = {c: [] for c in CHAIN_FIXED_COLUMNS}
+    columns.update({f"{n}_{c}": [] for n in names for c in node_columns})
+    columns.update({f"{p}{i}": [] for i in range(n_steps) for p in ("w", "share")})
+    if not matches:
+        return pd.DataFrame(columns)
+    tokens = {g.gid: g.prompt_tokens for g in graphs}
+    slugs = {g.gid: g.slug for g in graphs}
+    totals = kb.store.input_totals(sorted({(m.gid, i) for m in matches for i in m.nodes[1:]}))
+    keys = feature_keys(kb, {a.fid for m in matches for a in m.about if a.fid is not None})
+    for m in matches:
+        shares = [abs(w) / totals[(m.gid, t)] if totals[(m.gid, t)] else 0.0 for w, t in zip(m.weights, m.nodes[1:])]
+        target_total = totals[(m.gid, m.nodes[-1])]
+        columns["slug"].append(slugs[m.gid])
+        columns["score"].append(math.prod(shares))
+        columns["shortcut_weight"].append(m.shortcut)
+        columns["shortcut_share"].append(abs(m.shortcut) / target_total if m.shortcut is not None and target_total else None)
+        prompt = tokens[m.gid]
+        for name, node in zip(names, m.about):
+            feature = keys.get(node.fid) if node.fid is not None else None
+            columns[f"{name}_node_id"].append(node.node_id)
+            columns[f"{name}_kind"].append(node.kind)
+            columns[f"{name}_ctx_idx"].append(node.ctx_idx)
+            columns[f"{name}_token"].append(prompt[node.ctx_idx] if 0 <= node.ctx_idx < len(prompt) else None)
+            columns[f"{name}_clerp"].append(node.clerp or None)
+            columns[f"{name}_transcoder_set"].append(feature.transcoder_set if feature else None)
+            columns[f"{name}_layer"].append(feature.layer if feature else None)
+            columns[f"{name}_index"].append(feature.index if feature else None)
+        for i, (w, share) in enumerate(zip(m.weights, shares)):
+            columns[f"w{i}"].append(w)
+            columns[f"share{i}"].append(share)
+    frame = pd.DataFrame(columns)
     for column in ("shortcut_weight", "shortcut_share"):  # None, not NaN, where there is no shortcut
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
+
+
+def _sorted_chains(frame: pd.DataFrame, n_steps: int) -> pd.DataFrame:
+    if frame.empty:
+        return frame
     order = ["slug", "score"] + [f"n{i}_node_id" for i in range(n_steps)]
-    return frame.sort_values(order, ascending=[True, False] + [True] * n_steps).reset_index(drop=True)
+    return frame.sort_values(order, ascending=[True, False] + [True] * n_steps, kind="stable").reset_index(drop=True)
 
 
 def _chain_node_json(row: Mapping[str, Any], name: str) -> dict[str, Any]:

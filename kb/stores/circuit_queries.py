@@ -82,17 +82,14 @@ class FeatureEdges:
         """Rebuild from stored parts (dicts with part, src, tgt, weight, n_links as bytes)."""
         ordered = sorted(parts, key=lambda p: p["part"])
 
-        def column(name: str, dtype: str) -> np.ndarray:
-            chunks = [np.frombuffer(bytes(p[name]), dtype=dtype) for p in ordered]
+        def column(name: str, dtype: type) -> np.ndarray:
+            # read-only views of the stored bytes (the stored order is little-endian, as is numpy's here)
+            chunks = [np.frombuffer(p[name], dtype=np.dtype(dtype).newbyteorder("<")) for p in ordered]
+            if len(chunks) == 1:
+                return chunks[0]
             return np.concatenate(chunks) if chunks else np.empty(0, dtype=dtype)
 
-        return cls(
-            gid,
-            column("src", "<i4").astype(np.int32),
-            column("tgt", "<i4").astype(np.int32),
-            column("weight", "<f8").astype(np.float64),
-            column("n_links", "<i4").astype(np.int32),
-        )
+        return cls(gid, column("src", np.int32), column("tgt", np.int32), column("weight", np.float64), column("n_links", np.int32))
 
 
 def fold_feature_edges(
@@ -170,19 +167,32 @@ class Step:
     embeddings: bool = False
 
 
+@dataclass(frozen=True)
+class ChainNode:
+    """A node on a chain, with what readers of chains need of it (fid None unless a feature)."""
+
+    idx: int
+    node_id: str
+    kind: str
+    ctx_idx: int
+    fid: int | None
+    clerp: str | None
+
+
 @dataclass(frozen=True, order=True)
 class ChainMatch:
     """One path step_0 -> ... -> step_n -> target logit in graph ``gid``.
 
-    ``nodes`` are the idx of each step's node and, last, of the target logit; ``weights`` the
-    weight of each link along the path; ``shortcut`` the summed weight of the direct links from
-    the first node to the target (None if there is none).
+    ``nodes`` are the idx of each step's node and, last, of the target logit (``about`` describes
+    them); ``weights`` the weight of each link along the path; ``shortcut`` the summed weight of
+    the direct links from the first node to the target (None if there is none).
     """
 
     gid: int
     nodes: tuple[int, ...]
     weights: tuple[float, ...] = field(compare=False)
     shortcut: float | None = field(compare=False, default=None)
+    about: tuple[ChainNode, ...] = field(compare=False, default=())
 
 
 @dataclass(frozen=True)
@@ -235,6 +245,10 @@ class CircuitQueries(ABC):
 
         One link per hop; sorted by (gid, nodes).
         """
+
+    @abstractmethod
+    def feature_positions(self, gids: Sequence[int], fids: Sequence[int]) -> dict[tuple[int, int], tuple[int, ...]]:
+        """For each (gid, fid) of ``fids`` present in ``gids``: the sorted positions of its nodes."""
 
     @abstractmethod
     def input_totals(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:

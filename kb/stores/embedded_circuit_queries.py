@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -12,12 +13,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
 from kb.stores.base import NODE_COLUMNS
+from kb.stores.embedded_feature_queries import among
 from kb.stores.circuit_queries import (
     BOTH,
     IN,
     OUT,
     SKELETON_COLUMNS,
     ChainMatch,
+    ChainNode,
     CircuitQueries,
     FeatureEdges,
     LinkSet,
@@ -108,11 +111,15 @@ class EmbeddedCircuitQueries(CircuitQueries):
         nodes = [graph_nodes.alias(f"n{i}") for i in range(len(steps) + 1)]
         links = [graph_links.alias(f"l{i}") for i in range(len(steps))]
         first, target = nodes[0], nodes[-1]
-        query = select(first.c.graph_id, *(n.c.idx for n in nodes), *(link.c.weight for link in links)).select_from(first)
+        described = [n.c[c] for n in nodes for c in _ABOUT]
+        query = select(first.c.graph_id, *(link.c.weight for link in links), *described).select_from(first)
+        # graph ids are joined as `x.graph_id = y.graph_id + 0`: without the `+ 0` SQLite carries the
+        # first step's graph filter to every node alias and starts from all nodes of the graphs
+        # (the least selective step) instead of from the first step
         for i, link in enumerate(links):
             nxt = nodes[i + 1]
-            query = query.join(link, and_(link.c.graph_id == nodes[i].c.graph_id, link.c.src == nodes[i].c.idx))
-            query = query.join(nxt, and_(nxt.c.graph_id == link.c.graph_id, nxt.c.idx == link.c.tgt))
+            query = query.join(link, and_(link.c.graph_id == nodes[i].c.graph_id + 0, link.c.src == nodes[i].c.idx))
+            query = query.join(nxt, and_(nxt.c.graph_id == link.c.graph_id + 0, nxt.c.idx == link.c.tgt))
         conditions = [_step_condition(node, step) for node, step in zip(nodes, steps)]
         conditions.append(target.c.is_target_logit == true())
         found: list[tuple[Any, ...]] = []
@@ -121,11 +128,22 @@ class EmbeddedCircuitQueries(CircuitQueries):
             for start in range(0, len(unique), _CHUNK):
                 chunk = unique[start : start + _CHUNK]
                 found += [tuple(row) for row in conn.execute(query.where(first.c.graph_id.in_(chunk), *conditions))]
-            shortcuts = _direct_weights(conn, {(row[0], row[1], row[len(nodes)]) for row in found})
-        k = len(nodes)
-        out = [ChainMatch(row[0], tuple(row[1 : 1 + k]), tuple(float(w) for w in row[1 + k :]), shortcuts.get((row[0], row[1], row[k]))) for row in found]
+            out = [_chain_match(row, len(links)) for row in found]
+            shortcuts = _direct_weights(conn, {(m.gid, m.nodes[0], m.nodes[-1]) for m in out})
+        out = [replace(m, shortcut=shortcuts.get((m.gid, m.nodes[0], m.nodes[-1]))) for m in out]
         out.sort()
         return out
+
+    def feature_positions(self, gids: Sequence[int], fids: Sequence[int]) -> dict[tuple[int, int], tuple[int, ...]]:
+        if not gids or not fids:
+            return {}
+        c = graph_nodes.c
+        found: dict[tuple[int, int], set[int]] = {}
+        with self.engine.connect() as conn:
+            query = select(c.graph_id, c.feature_id, c.ctx_idx).where(among(conn, c.graph_id, gids), among(conn, c.feature_id, fids))
+            for gid, fid, pos in conn.execute(query):
+                found.setdefault((gid, fid), set()).add(pos)
+        return {key: tuple(sorted(p)) for key, p in found.items()}
 
     def input_totals(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:
         by_graph: dict[int, list[int]] = {}
@@ -201,6 +219,16 @@ class EmbeddedCircuitQueries(CircuitQueries):
                     for i, s, t, w in conn.execute(query):
                         found[i] = (s, t, w)
         return LinkSet.of(list(found.values()))
+
+
+_ABOUT = ("idx", "node_id", "kind", "ctx_idx", "feature_id", "clerp")
+
+
+def _chain_match(row: Sequence[Any], n_links: int) -> ChainMatch:
+    """A chain from a row of (graph_id, link weights..., then _ABOUT of each node)."""
+    width = len(_ABOUT)
+    about = tuple(ChainNode(*row[1 + n_links + i * width : 1 + n_links + (i + 1) * width]) for i in range(n_links + 1))
+    return ChainMatch(row[0], tuple(a.idx for a in about), tuple(float(w) for w in row[1 : 1 + n_links]), None, about)
 
 
 def _step_condition(node: Any, step: Step) -> ColumnElement[bool]:

@@ -26,6 +26,7 @@ from kb.stores.circuit_queries import (
     OUT,
     SKELETON_COLUMNS,
     ChainMatch,
+    ChainNode,
     CircuitQueries,
     FeatureEdges,
     LinkSet,
@@ -120,12 +121,21 @@ def chain_query(gids: Sequence[int], steps: Sequence[Step]) -> Query:
     conditions = ["n0.gid IN $gids", "t.is_target_logit = true"]
     for i, step in enumerate(steps):
         conditions.append(_step_condition(f"n{i}", i, step, params))
+    about = ", ".join(f"[{n}.idx, {n}.node_id, {n}.kind, {n}.ctx_idx, {n}.fid, {n}.clerp]" for n in names)
     return (
         f"MATCH {pattern} WHERE {' AND '.join(conditions)} "
-        "RETURN n0.gid AS gid, [" + ", ".join(f"{n}.idx" for n in names) + "] AS nodes, "
+        f"RETURN n0.gid AS gid, [{about}] AS about, "
         "[" + ", ".join(f"l{i}.w" for i in range(k)) + "] AS weights, "
         "COLLECT { MATCH (n0)-[s:LINK]->(t) RETURN s.w } AS shortcut",
         params,
+    )
+
+
+def feature_positions_query(gids: Sequence[int], fids: Sequence[int]) -> Query:
+    return (
+        "UNWIND $gids AS gid MATCH (n:Node {gid: gid}) WHERE n.idx IS NOT NULL AND n.fid IN $fids "
+        "RETURN gid, n.fid AS fid, collect(DISTINCT n.ctx_idx) AS positions",
+        {"gids": sorted(set(gids)), "fids": sorted(set(fids))},
     )
 
 
@@ -258,12 +268,17 @@ class Neo4jCircuitQueries(CircuitQueries):
     def chains(self, gids: Sequence[int], steps: Sequence[Step]) -> list[ChainMatch]:
         if not steps or not gids:
             return []
-        out = [
-            ChainMatch(r["gid"], tuple(r["nodes"]), tuple(float(w) for w in r["weights"]), _sum_or_none(r["shortcut"]))
-            for r in self.run_read(*chain_query(gids, steps))
-        ]
+        out = []
+        for r in self.run_read(*chain_query(gids, steps)):
+            about = tuple(ChainNode(*a) for a in r["about"])
+            out.append(ChainMatch(r["gid"], tuple(a.idx for a in about), tuple(float(w) for w in r["weights"]), _sum_or_none(r["shortcut"]), about))
         out.sort()
         return out
+
+    def feature_positions(self, gids: Sequence[int], fids: Sequence[int]) -> dict[tuple[int, int], tuple[int, ...]]:
+        if not gids or not fids:
+            return {}
+        return {(r["gid"], r["fid"]): tuple(sorted(r["positions"])) for r in self.run_read(*feature_positions_query(gids, fids))}
 
     def input_totals(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:
         out = {key: 0.0 for key in set(nodes)}
