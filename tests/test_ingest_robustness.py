@@ -19,7 +19,7 @@ from kb.api import KB
 from kb.config import Config
 from schema.sql import LOADING, graphs
 from tests.builders import small_graph, write
-from tests.conftest import GRAPHS
+from tests.conftest import GRAPHS, neo4j_settings
 
 VARIANTS = [("sqlite", "embedded"), ("postgres", "embedded"), ("sqlite", "neo4j")]
 IDS = [f"{s}-{g}" for s, g in VARIANTS]
@@ -148,3 +148,54 @@ def test_credentials_are_never_printed(kb_env: Callable[[str, str], dict[str, st
     assert failed.returncode == 2
     assert "s3cret-pw" not in failed.stdout + failed.stderr
     assert "***" in failed.stderr
+
+
+def test_a_neo4j_restart_mid_ingest_leaves_nothing_partial_and_the_rerun_completes(
+    kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path
+) -> None:
+    """Runs its own Neo4j, so that restarting it disturbs no other test."""
+    import socket
+
+    from kb import neo4j_dev
+
+    need = neo4j_settings()  # the suite's Neo4j must be available, so Java and Maven are too
+    del need
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = tmp_path / "neo4j"
+    info = neo4j_dev.start(server, port=port, heap="512m")
+    try:
+        env = {
+            **kb_env("sqlite", "embedded"),
+            "CIRCUITKB_NEO4J_URI": info.uri,
+            "CIRCUITKB_NEO4J_USER": info.user,
+            "CIRCUITKB_NEO4J_PASSWORD": info.password,
+        }
+        big = write_large_graph(tmp_path / "big.json", n_links=150_000, n_nodes=3_000, seed=2)
+        proc = cli(env, "ingest", str(big), "--json")
+        deadline = time.time() + 300
+        while loading_rows(env) == 0 and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert proc.poll() is None, "ingest finished before the restart"
+        neo4j_dev.stop(server)
+        with KB.open(Config.load(env={k: v for k, v in env.items() if not k.startswith("CIRCUITKB_NEO4J")})) as kb:
+            assert kb.select() == []  # while the server is down, the registry shows nothing partial
+        info = neo4j_dev.start(server, port=port, heap="512m")
+        out, err = proc.communicate(timeout=600)
+        # the driver may retry through the restart (then the ingest simply completes), or give up
+        # (then the graph stays invisible and the rerun below finishes it)
+        with KB.open(Config.load(env=env)) as kb:
+            visible = kb.select()
+            assert proc.returncode in (0, 1), err
+            if proc.returncode == 1:
+                assert visible == []
+        again = run_cli(env, "ingest", str(big), "--json")
+        assert again.returncode == 0, again.stderr
+        with KB.open(Config.load(env=env)) as kb:
+            assert [g.slug for g in kb.select()] != []
+            assert kb.stats()["links"] == 150_000
+            assert kb.store.counts(None)["links"] == 150_000
+    finally:
+        neo4j_dev.stop(server)
