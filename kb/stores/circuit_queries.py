@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -167,8 +167,7 @@ class Step:
     embeddings: bool = False
 
 
-@dataclass(frozen=True)
-class ChainNode:
+class ChainNode(NamedTuple):
     """A node on a chain, with what readers of chains need of it (fid None unless a feature)."""
 
     idx: int

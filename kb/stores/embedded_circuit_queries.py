@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -128,9 +127,9 @@ class EmbeddedCircuitQueries(CircuitQueries):
             for start in range(0, len(unique), _CHUNK):
                 chunk = unique[start : start + _CHUNK]
                 found += [tuple(row) for row in conn.execute(query.where(first.c.graph_id.in_(chunk), *conditions))]
-            out = [_chain_match(row, len(links)) for row in found]
-            shortcuts = _direct_weights(conn, {(m.gid, m.nodes[0], m.nodes[-1]) for m in out})
-        out = [replace(m, shortcut=shortcuts.get((m.gid, m.nodes[0], m.nodes[-1]))) for m in out]
+            first_idx, last_idx = 1 + len(links), 1 + len(links) + len(links) * len(_ABOUT)
+            shortcuts = _direct_weights(conn, {(row[0], row[first_idx], row[last_idx]) for row in found})
+        out = [_chain_match(row, len(links), shortcuts) for row in found]
         out.sort()
         return out
 
@@ -224,11 +223,12 @@ class EmbeddedCircuitQueries(CircuitQueries):
 _ABOUT = ("idx", "node_id", "kind", "ctx_idx", "feature_id", "clerp")
 
 
-def _chain_match(row: Sequence[Any], n_links: int) -> ChainMatch:
+def _chain_match(row: Sequence[Any], n_links: int, shortcuts: dict[tuple[int, int, int], float]) -> ChainMatch:
     """A chain from a row of (graph_id, link weights..., then _ABOUT of each node)."""
     width = len(_ABOUT)
     about = tuple(ChainNode(*row[1 + n_links + i * width : 1 + n_links + (i + 1) * width]) for i in range(n_links + 1))
-    return ChainMatch(row[0], tuple(a.idx for a in about), tuple(float(w) for w in row[1 : 1 + n_links]), None, about)
+    nodes = tuple(a.idx for a in about)
+    return ChainMatch(row[0], nodes, tuple(float(w) for w in row[1 : 1 + n_links]), shortcuts.get((row[0], nodes[0], nodes[-1])), about)
 
 
 def _step_condition(node: Any, step: Step) -> ColumnElement[bool]:
