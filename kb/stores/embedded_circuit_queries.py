@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, true, tuple_
@@ -145,22 +145,13 @@ class EmbeddedCircuitQueries(CircuitQueries):
         return {key: tuple(sorted(p)) for key, p in found.items()}
 
     def input_totals(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:
-        by_graph: dict[int, list[int]] = {}
-        for gid, idx in set(nodes):
-            by_graph.setdefault(gid, []).append(idx)
         out = {key: 0.0 for key in set(nodes)}
         link = graph_links.c
         with self.engine.connect() as conn:
-            for gid, idxs in sorted(by_graph.items()):
-                idxs.sort()
-                for start in range(0, len(idxs), _CHUNK):
-                    rows = conn.execute(
-                        select(link.tgt, func.sum(func.abs(link.weight)))
-                        .where(link.graph_id == gid, link.tgt.in_(idxs[start : start + _CHUNK]))
-                        .group_by(link.tgt)
-                    )
-                    for idx, total in rows:
-                        out[(gid, idx)] = float(total)
+            for condition in _per_graph_batches(link.graph_id, link.tgt, out):
+                query = select(link.graph_id, link.tgt, func.sum(func.abs(link.weight))).where(condition).group_by(link.graph_id, link.tgt)
+                for gid, idx, total in conn.execute(query):
+                    out[(gid, idx)] = float(total)
         return out
 
     def top_nodes(self, gid: int, n: int) -> list[int]:
@@ -244,27 +235,33 @@ def _step_condition(node: Any, step: Step) -> ColumnElement[bool]:
 
 def _direct_weights(conn: Connection, pairs: set[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
     """For (gid, src idx, tgt idx): the summed weight of the links src -> tgt, where there are any."""
-    by_graph: dict[int, tuple[set[int], set[int]]] = {}
-    for gid, src, tgt in pairs:
-        sources, targets = by_graph.setdefault(gid, (set(), set()))
-        sources.add(src)
-        targets.add(tgt)
     link = graph_links.c
     out: dict[tuple[int, int, int], float] = {}
-    for gid, (sources, targets) in sorted(by_graph.items()):
-        wanted_targets = sorted(targets)
-        ordered = sorted(sources)
-        for start in range(0, len(ordered), _CHUNK):
-            rows = conn.execute(
-                select(link.src, link.tgt, link.weight)
-                .where(link.graph_id == gid, link.src.in_(ordered[start : start + _CHUNK]), link.tgt.in_(wanted_targets))
-                .order_by(link.idx)
-            )
-            for src, tgt, weight in rows:
-                key = (gid, src, tgt)
-                if key in pairs:
-                    out[key] = out.get(key, 0.0) + weight
+    for condition in _per_graph_batches(link.graph_id, link.src, {(gid, src) for gid, src, _ in pairs}):
+        query = select(link.graph_id, link.src, link.tgt, link.weight).where(condition).order_by(link.graph_id, link.idx)
+        for gid, src, tgt, weight in conn.execute(query):
+            key = (gid, src, tgt)
+            if key in pairs:
+                out[key] = out.get(key, 0.0) + weight
     return out
+
+
+def _per_graph_batches(graph_column: Any, node_column: Any, keys: Iterable[tuple[int, int]], size: int = 2000) -> Iterator[ColumnElement[bool]]:
+    """Conditions `(graph = g AND node IN (...)) OR ...` covering ``keys`` (graph, node) in batches:
+    each term can use the (graph_id, node) index, where a row-value IN list cannot."""
+    by_graph: dict[int, list[int]] = {}
+    for gid, idx in keys:
+        by_graph.setdefault(gid, []).append(idx)
+    terms: list[ColumnElement[bool]] = []
+    count = 0
+    for gid, idxs in sorted(by_graph.items()):
+        terms.append(and_(graph_column == gid, node_column.in_(sorted(idxs))))
+        count += len(idxs) + 1
+        if count >= size:
+            yield or_(*terms)
+            terms, count = [], 0
+    if terms:
+        yield or_(*terms)
 
 
 def _feature_edges_from_links(conn: Connection, gid: int) -> FeatureEdges:
