@@ -246,9 +246,10 @@ class Scenario:
 
 def scenarios(kb: KB, folder: Path, size: int) -> list[Scenario]:
     manifest = read_manifest(folder)
-    sizes = manifest.groupby("family").agg(n=("slug", "size"), langs=("language", "nunique"))
+    manifest["variant"] = manifest["tags"].fillna("").str.split(";").map(lambda tags: "variant" in tags)
+    sizes = manifest.groupby("family").agg(n=("slug", "size"), langs=("language", "nunique"), variant=("variant", "all"))
     multilingual = sorted(sizes[(sizes["langs"] >= 2) & (sizes["n"] >= 3)].index)
-    variants = sorted(f for f in sizes[(sizes["langs"] == 1) & (sizes["n"] >= 3)].index if "variant" in f)
+    variants = sorted(sizes[sizes["variant"] & (sizes["n"] >= 3)].index)
     rng = random.Random(0)
     ml = rng.sample(multilingual, min(10, len(multilingual)))
     var = rng.sample(variants, min(10, len(variants)))

@@ -144,8 +144,8 @@ def language_overlap(
             pair_rows += _pair_rows("family", family, lang_a, lang_b, same, sizes, common, layers)
             pair_rows += _pair_rows("baseline", family, lang_a, lang_b, other, sizes, common, layers)
     pairs = pd.DataFrame(pair_rows, columns=list(PAIR_COLUMNS))
-    features = _feature_classes(kb, families)
-    return LanguageOverlap(_curves(pair_rows), pairs, features, _layer_counts(features))
+    features, layers = _feature_classes(kb, families)
+    return LanguageOverlap(_curves(pair_rows), pairs, features, layers)
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,8 @@ def _threshold(metadata: dict[str, Any]) -> float:
     return 0.0
 
 
-def _feature_classes(kb: "KB", families: dict[str, list[_Graph]]) -> pd.DataFrame:
+def _feature_classes(kb: "KB", families: dict[str, list[_Graph]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each family feature's languages and class (FEATURE_CLASS_COLUMNS), and their counts per layer."""
     all_members = [g for members in families.values() for g in members]
     pruned = pruned_graphs(kb, [g.gid for g in all_members])
     rows: list[tuple[Any, ...]] = []
@@ -258,18 +259,12 @@ def _feature_classes(kb: "KB", families: dict[str, list[_Graph]]) -> pd.DataFram
             for fid, found in where.items():
                 k = keys[fid]
                 rows.append((family, basis, k.transcoder_set, k.layer, k.index, fid, tuple(sorted(found)), len(found), SHARED if found == languages else SPECIFIC))
-    frame = pd.DataFrame(rows, columns=list(FEATURE_CLASS_COLUMNS))
-    return frame.sort_values(["family", "basis", *FEATURE_COLUMNS]).reset_index(drop=True)
-
-
-def _layer_counts(features: pd.DataFrame) -> pd.DataFrame:
-    if features.empty:
-        return pd.DataFrame(columns=list(LAYER_COLUMNS))
-    counts = features.assign(
-        n_shared=(features["class"] == SHARED).astype(int), n_specific=(features["class"] == SPECIFIC).astype(int)
-    ).groupby(["family", "basis", "layer"], as_index=False)[["n_shared", "n_specific"]].sum()
-    counts["shared_fraction"] = counts["n_shared"] / (counts["n_shared"] + counts["n_specific"])
-    return counts[list(LAYER_COLUMNS)]
+    rows.sort(key=lambda row: (row[0], row[1], row[2], row[3], row[4]))
+    counts: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        counts[(row[0], row[1], row[3])][0 if row[8] == SHARED else 1] += 1
+    layers = [(*key, n_shared, n_specific, n_shared / (n_shared + n_specific)) for key, (n_shared, n_specific) in sorted(counts.items())]
+    return pd.DataFrame(rows, columns=list(FEATURE_CLASS_COLUMNS)), pd.DataFrame(layers, columns=list(LAYER_COLUMNS))
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

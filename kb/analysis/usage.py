@@ -197,10 +197,9 @@ def _neighbour_frame(near: Sequence[Neighbour], ranks: dict[int, int], graphs: d
                 n.kind, n.node_id, n.layer, n.ctx_idx, n.weight, n.n_links,
             )
         )  # fmt: skip
-    frame = pd.DataFrame(rows, columns=list(NEIGHBOUR_COLUMNS)).astype({"neighbour_layer": "Int64", "neighbour_index": "Int64"})
-    frame["graph_rank"] = frame["slug"].map({graphs[gid].slug: r for gid, r in ranks.items()})
-    frame = frame.sort_values(["graph_rank", *FEATURE_COLUMNS, "direction", "rank"], key=_direction_first)
-    return frame.drop(columns="graph_rank").reset_index(drop=True)
+    graph_rank = {graphs[gid].slug: r for gid, r in ranks.items()}
+    rows.sort(key=lambda row: (graph_rank[row[0]], row[1], row[2], row[3], DIRECTIONS.index(row[4]), row[5]))
+    return pd.DataFrame(rows, columns=list(NEIGHBOUR_COLUMNS)).astype({"neighbour_layer": "Int64", "neighbour_index": "Int64"})
 
 
 def _summary_frame(summary: Sequence[NeighbourSummary], keys: dict[int, FeatureKey]) -> pd.DataFrame:
@@ -210,13 +209,8 @@ def _summary_frame(summary: Sequence[NeighbourSummary], keys: dict[int, FeatureK
         rank_in_group[(s.fid, s.direction)] += 1
         k, other = keys[s.fid], keys[s.nfid]
         rows.append((k.transcoder_set, k.layer, k.index, s.direction, rank_in_group[(s.fid, s.direction)], other.transcoder_set, other.layer, other.index, s.n_graphs, s.mean_weight))
-    frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    return frame.sort_values([*FEATURE_COLUMNS, "direction", "rank"], key=_direction_first).reset_index(drop=True)
-
-
-def _direction_first(column: pd.Series) -> pd.Series:
-    """Sort upstream before downstream (the order of DIRECTIONS), every other column as is."""
-    return column.map({d: i for i, d in enumerate(DIRECTIONS)}) if column.name == "direction" else column
+    rows.sort(key=lambda row: (row[0], row[1], row[2], DIRECTIONS.index(row[3]), row[4]))
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
 def _by(frame: pd.DataFrame, columns: list[str]) -> dict[tuple[Any, ...], list[Any]]:
