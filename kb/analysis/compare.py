@@ -218,20 +218,24 @@ def compare_graphs(kb: "KB", slug_a: str, slug_b: str) -> GraphComparison:
     side_b = _fold(b, kb.store.graph_skeleton(b.gid), from_end, kb.graph_row(b.slug).qparams or {})
     fids = {k[1] for side in (side_a, side_b) for k in side.nodes if k[0] == "feature"}
     keys = feature_keys(kb, fids)
-    nodes = _node_frame(side_a, side_b, keys)
-    edges = _edge_frame(side_a, side_b, keys)
+    ordered = sorted(set(side_a.nodes) | set(side_b.nodes), key=_sort_key)
+    rank = {key: i for i, key in enumerate(ordered)}
+    texts = {key: key_text(key, keys) for key in ordered}
+    nodes = _node_frame(side_a, side_b, keys, ordered, texts)
+    edges = _edge_frame(side_a, side_b, rank, texts)
     summary = _summary(side_a, side_b)
-    return GraphComparison(a, b, from_end, summary, nodes, edges, _label_frame(kb, nodes, a, b), _supernode_frame(side_a, side_b, keys))
+    labelled = _label_frame(kb, side_a, side_b, keys, ordered)
+    return GraphComparison(a, b, from_end, summary, nodes, edges, labelled, _supernode_frame(side_a, side_b, texts))
 
 
-def _node_frame(a: _Side, b: _Side, keys: dict[int, FeatureKey]) -> pd.DataFrame:
+def _node_frame(a: _Side, b: _Side, keys: dict[int, FeatureKey], ordered: list[NodeKey], texts: dict[NodeKey, str]) -> pd.DataFrame:
     rows = []
-    for key in sorted(set(a.nodes) | set(b.nodes), key=_sort_key):
+    for key in ordered:
         na, nb = a.nodes.get(key), b.nodes.get(key)
         feature = keys[key[1]] if key[0] == "feature" else None
         rows.append(
             {
-                "key": key_text(key, keys),
+                "key": texts[key],
                 "kind": key[0],
                 "transcoder_set": feature.transcoder_set if feature else None,
                 "layer": feature.layer if feature else (key[1] if key[0] == "error" else None),
@@ -263,14 +267,25 @@ def _none_for_nan(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _edge_frame(a: _Side, b: _Side, keys: dict[int, FeatureKey]) -> pd.DataFrame:
-    rows = []
-    for edge in sorted(set(a.edges) | set(b.edges), key=lambda e: (_sort_key(e[0]), _sort_key(e[1]))):
-        wa, wb = a.edges.get(edge), b.edges.get(edge)
-        rows.append(
-            (key_text(edge[0], keys), key_text(edge[1], keys), edge[0][0], edge[1][0], wa is not None, wb is not None, wa, wb, _diff(wa, wb))
-        )
-    return pd.DataFrame(rows, columns=list(EDGE_COLUMNS))
+def _edge_frame(a: _Side, b: _Side, rank: dict[NodeKey, int], texts: dict[NodeKey, str]) -> pd.DataFrame:
+    edges = sorted(set(a.edges) | set(b.edges), key=lambda e: (rank[e[0]], rank[e[1]]))
+    weights_a = [a.edges.get(e) for e in edges]
+    weights_b = [b.edges.get(e) for e in edges]
+    frame = pd.DataFrame(
+        {
+            "source": [texts[e[0]] for e in edges],
+            "target": [texts[e[1]] for e in edges],
+            "source_kind": [e[0][0] for e in edges],
+            "target_kind": [e[1][0] for e in edges],
+            "in_a": [w is not None for w in weights_a],
+            "in_b": [w is not None for w in weights_b],
+            "weight_a": weights_a,
+            "weight_b": weights_b,
+            "weight_diff": [_diff(x, y) for x, y in zip(weights_a, weights_b)],
+        },
+        columns=list(EDGE_COLUMNS),
+    )
+    return frame
 
 
 def _summary(a: _Side, b: _Side) -> dict[str, Any]:
@@ -317,32 +332,33 @@ def weighted_overlap(a: dict[Any, float], b: dict[Any, float]) -> float | None:
     return low / high if high else None
 
 
-def _label_frame(kb: "KB", nodes: pd.DataFrame, a: GraphInfo, b: GraphInfo) -> pd.DataFrame:
-    features = nodes[nodes["kind"] == "feature"]
-    columns = [*FEATURE_COLUMNS, "in_a", "in_b", "clerp_a", "clerp_b", "labels"]
-    if features.empty:
-        return pd.DataFrame(columns=columns)
-    wanted = {FeatureKey(r.transcoder_set, int(r.layer), int(r.index)) for r in features.itertuples()}
-    from kb.registry import lookup_features
+def _label_frame(kb: "KB", a: _Side, b: _Side, keys: dict[int, FeatureKey], ordered: list[NodeKey]) -> pd.DataFrame:
+    """Each feature of either graph that has a clerp in one of them or a label people wrote."""
     from kb.stores.embedded_feature_queries import among
 
-    with kb.engine.connect() as conn:
-        ids = lookup_features(conn, sorted(wanted))
-        written: dict[int, list[str]] = defaultdict(list)
-        query = select(labels.c.feature_id, labels.c.text, labels.c.graph_slug).where(among(conn, labels.c.feature_id, list(ids.values()))).order_by(labels.c.id)
-        for fid, text, graph_slug in conn.execute(query):
-            if graph_slug in (None, a.slug, b.slug):
-                written[fid].append(text if graph_slug is None else f"{text} [{graph_slug}]")
+    columns = [*FEATURE_COLUMNS, "in_a", "in_b", "clerp_a", "clerp_b", "labels"]
+    fids = [k[1] for k in ordered if k[0] == "feature"]
+    written: dict[int, list[str]] = defaultdict(list)
+    if fids:
+        with kb.engine.connect() as conn:
+            query = select(labels.c.feature_id, labels.c.text, labels.c.graph_slug).where(among(conn, labels.c.feature_id, fids)).order_by(labels.c.id)
+            for fid, text, graph_slug in conn.execute(query):
+                if graph_slug in (None, a.graph.slug, b.graph.slug):
+                    written[fid].append(text if graph_slug is None else f"{text} [{graph_slug}]")
     rows = []
-    for r in features.itertuples():
-        key = FeatureKey(r.transcoder_set, int(r.layer), int(r.index))
-        texts = written.get(ids.get(key, -1), [])
-        if r.clerp_a or r.clerp_b or texts:
-            rows.append((r.transcoder_set, int(r.layer), int(r.index), r.in_a, r.in_b, r.clerp_a, r.clerp_b, tuple(texts)))
+    for key in ordered:
+        if key[0] != "feature":
+            continue
+        na, nb = a.nodes.get(key), b.nodes.get(key)
+        clerp_a, clerp_b = na and na["clerp"], nb and nb["clerp"]
+        texts = written.get(key[1], [])
+        if clerp_a or clerp_b or texts:
+            feature = keys[key[1]]
+            rows.append((feature.transcoder_set, feature.layer, feature.index, na is not None, nb is not None, clerp_a or None, clerp_b or None, tuple(texts)))
     return _none_for_nan(pd.DataFrame(rows, columns=columns))
 
 
-def _supernode_frame(a: _Side, b: _Side, keys: dict[int, FeatureKey]) -> pd.DataFrame:
+def _supernode_frame(a: _Side, b: _Side, texts: dict[NodeKey, str]) -> pd.DataFrame:
     def members(side: _Side) -> dict[str, set[str]]:
         out: dict[str, set[str]] = defaultdict(set)
         for group in side.qparams.get("supernodes") or []:
@@ -350,7 +366,7 @@ def _supernode_frame(a: _Side, b: _Side, keys: dict[int, FeatureKey]) -> pd.Data
                 continue
             label = str(group[0]).strip()
             for node_id in group[1:]:
-                out[label].update(key_text(k, keys) for k in side.node_ids.get(node_id, []))
+                out[label].update(texts[k] for k in side.node_ids.get(node_id, []))
         return out
 
     ma, mb = members(a), members(b)
