@@ -43,7 +43,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.search_texts import descriptions
+from bench import search_texts
 from kb.search.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder, model_slug
 
 OUT = Path(__file__).resolve().parent / "out" / "search"
@@ -68,7 +68,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def unique_texts(n: int, seed: int) -> list[str]:
     seen: dict[str, None] = {}
-    for text in descriptions(n * 20, seed=seed):
+    for text in search_texts.descriptions(n * 20, seed=seed):
         seen.setdefault(text, None)
         if len(seen) == n:
             break
@@ -294,7 +294,7 @@ def stage_pipeline(args: argparse.Namespace) -> dict[str, Any]:
             rows = [{"id": i + 1, "transcoder_set": "gemma-2-2b/clt-hp", "layer": i % 26, "index": i} for i in range(start, min(start + 50_000, n_features))]
             conn.execute(insert(features), rows)
         stamp = now()
-        texts = descriptions(args.n, seed=5)
+        texts = search_texts.descriptions(args.n, seed=5)
         batch: list[dict[str, Any]] = []
         for i, text in enumerate(texts):
             batch.append({"feature_id": i % n_features + 1, "source": "neuronpedia", "kind": "bench", "author": "bench", "text": text, "text_hash": text_hash(text), "created_at": stamp})

@@ -40,6 +40,8 @@ _SCHEMA = (
 )
 
 DESCRIPTION, LABEL = "d", "l"
+# document frequencies are counted up to this; a word in more texts is "common"
+DF_CAP = 2_000
 _CHUNK = 900
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -200,7 +202,7 @@ class Catalog:
             return []
         return [(rowid, -score) for rowid, score in rows]
 
-    def doc_freq(self, word: str, cap: int = 10_000) -> int:
+    def doc_freq(self, word: str, cap: int = DF_CAP) -> int:
         """How many texts contain ``word`` (counted up to ``cap``)."""
         match = '"' + word.replace('"', '""') + '"'
         try:
@@ -240,12 +242,14 @@ class Catalog:
     def n_docs(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
 
-    def docs_of_texts(self, text_ids: Sequence[int], where: DocFilter) -> Iterator[Doc]:
+    def features_of_text(self, text_id: int, where: DocFilter, limit: int) -> list[tuple[int, str, int, int]]:
+        """(feature id, set, layer, index) of the docs with this text that pass ``where``, by feature id."""
         clause, params = where.sql()
-        ids = sorted(set(text_ids))
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            yield from self._docs(f"text_id IN ({_marks(len(chunk))}){clause}", [*chunk, *params])
+        return self.conn.execute(
+            f'SELECT DISTINCT feature_id, transcoder_set, layer, "index" FROM docs WHERE text_id = ?{clause} '
+            "ORDER BY feature_id LIMIT ?",
+            [text_id, *params, limit],
+        ).fetchall()
 
     def docs_of_features(self, feature_ids: Sequence[int]) -> Iterator[Doc]:
         ids = sorted(set(feature_ids))

@@ -9,7 +9,7 @@ How a query is answered (``mode="blend"``, the default):
    ``cosine + KEYWORD_WEIGHT * keyword`` where ``keyword`` is the share of the query's words
    (stop words aside, plurals folded, each weighted by its rarity among all texts) that the
    text contains, and 1 for a text equal to the query.
-3. A feature scores as its best description; its other descriptions break ties. Filters on
+3. A feature scores as its best description (ties: lower feature id first). Filters on
    the feature (set, layers) and the description (source, author) apply to the candidates; a
    filter on graphs keeps features present in the selected graphs. When filters leave fewer
    than ``k`` features, the candidate pool widens (or, for a small filtered subset, the search
@@ -39,7 +39,7 @@ from sqlalchemy import and_, or_, select
 from ingest.records import FeatureKey
 from kb.errors import CircuitKBError
 from kb.search import sync
-from kb.search.catalog import LABEL, Catalog, Doc, DocFilter, words
+from kb.search.catalog import DF_CAP, LABEL, Catalog, Doc, DocFilter, words
 from kb.search.embedder import Embedder, model_slug
 from kb.search.index import VectorIndex
 from kb.search.refs import FeatureRef, parse_refs
@@ -157,7 +157,6 @@ class _Scored:
     fid: int
     key: FeatureKey
     best: float
-    second: float
     match: str
     text_id: int | None
 
@@ -260,7 +259,7 @@ class FeatureSearch:
         if gids is not None and found:
             present = {p.fid for p in self.kb.store.feature_presence(list(found), gids)}
             found = {fid: key for fid, key in found.items() if fid in present}
-        return [_Scored(fid, key, 1.0, 1.0, "id", None) for fid, key in found.items()]
+        return [_Scored(fid, key, 1.0, "id", None) for fid, key in found.items()]
 
     def _rank(self, text: str, k: int, where: DocFilter, gids: list[int] | None, mode: str) -> list[_Scored]:
         qvec = None if mode == "keyword" else self._embed_query(text)
@@ -269,20 +268,25 @@ class FeatureSearch:
         present: dict[int, bool] = {}
         subset = None if where.is_empty() else self.catalog.filtered_text_ids(where, EXACT_SUBSET)
         pool = max(4 * k, 100)
+        limit = k if gids is None else 4 * k
         total = max(self.vectors.count, 1)
         while True:
-            text_scores, keyword_hits = self._candidates(text, terms, weights, qvec, pool, subset, mode)
-            scored = self._by_feature(text_scores, where)
+            text_scores = self._candidates(text, terms, weights, qvec, pool, subset, mode)
+            scored, truncated = self._by_feature(text_scores, where, limit)
             if gids is not None:
                 unknown = [s.fid for s in scored if s.fid not in present]
                 if unknown:
                     hits = {p.fid for p in self.kb.store.feature_presence(unknown, gids)}
                     present.update({fid: fid in hits for fid in unknown})
                 scored = [s for s in scored if present[s.fid]]
-            exhausted = subset is not None or pool >= total or pool >= MAX_POOL or mode == "keyword"
-            if len(scored) >= k or exhausted:
+            if len(scored) >= k:
                 return scored[:k]
-            pool *= 4
+            if truncated:
+                limit *= 4
+            elif subset is not None or pool >= total or pool >= MAX_POOL or mode == "keyword":
+                return scored
+            else:
+                pool *= 4
 
     def _candidates(
         self,
@@ -293,14 +297,19 @@ class FeatureSearch:
         pool: int,
         subset: list[int] | None,
         mode: str,
-    ) -> tuple[dict[int, tuple[float, float, str]], set[int]]:
-        """Candidate texts -> (rank score, tiebreak, how matched)."""
+    ) -> dict[int, tuple[float, str]]:
+        """Candidate texts -> (rank score, how matched)."""
         limit = KEYWORD_POOL if mode != "keyword" else max(pool, 10 * KEYWORD_POOL)
-        keyword = self.catalog.keyword_search(terms or words(text)[:MAX_QUERY_WORDS], limit)
+        # words in more than DF_CAP texts add little to BM25 and cost a scan of their postings
+        # (the semantic candidates still get keyword credit for them)
+        rare = [t for t, w in zip(terms, weights) if w > self._common_idf()]
+        if not rare and mode == "keyword":
+            rare = [max(zip(weights, terms))[1]] if terms else words(text)[:MAX_QUERY_WORDS]
+        keyword = self.catalog.keyword_search(rare, limit) if rare else []
         keyword_ids = {tid for tid, _ in keyword}
         if mode == "keyword":
             # BM25 order; ties keep FTS order
-            return {tid: (bm25, 0.0, "keyword") for tid, bm25 in keyword}, keyword_ids
+            return {tid: (bm25, "keyword") for tid, bm25 in keyword}
         assert qvec is not None
         if subset is not None:
             ids, cos = self.vectors.search_within(qvec, subset, pool)
@@ -308,33 +317,34 @@ class FeatureSearch:
             ids, cos = self.vectors.search(qvec, pool)
         cosine = dict(zip(ids.tolist(), cos.tolist()))
         if mode == "semantic":
-            return {tid: (c, 0.0, "semantic") for tid, c in cosine.items()}, keyword_ids
+            return {tid: (c, "semantic") for tid, c in cosine.items()}
         missing = [tid for tid in keyword_ids if tid not in cosine]
         cosine.update(self.vectors.scores(qvec, missing))
         texts = self.catalog.texts_of(cosine)
         phrase = " ".join(words(text))
-        out: dict[int, tuple[float, float, str]] = {}
+        out: dict[int, tuple[float, str]] = {}
         for tid, c in cosine.items():
             kw = keyword_score(terms, weights, phrase, texts.get(tid, ""))
             how = "semantic+keyword" if kw > 0 else "semantic"
-            out[tid] = (c + KEYWORD_WEIGHT * kw, c, how)
-        return out, keyword_ids
+            out[tid] = (c + KEYWORD_WEIGHT * kw, how)
+        return out
 
-    def _by_feature(self, text_scores: dict[int, tuple[float, float, str]], where: DocFilter) -> list[_Scored]:
-        best: dict[int, _Scored] = {}
-        for doc in self.catalog.docs_of_texts(list(text_scores), where):
-            score, _, how = text_scores[doc.text_id]
-            current = best.get(doc.feature_id)
-            if current is None:
-                key = FeatureKey(doc.transcoder_set, doc.layer, doc.index)
-                best[doc.feature_id] = _Scored(doc.feature_id, key, score, -1.0, how, doc.text_id)
-            elif score > current.best:
-                if doc.text_id != current.text_id:
-                    current.second = current.best
-                current.best, current.match, current.text_id = score, how, doc.text_id
-            elif score > current.second and doc.text_id != current.text_id:
-                current.second = score
-        return sorted(best.values(), key=lambda s: (-s.best, -s.second, s.fid))
+    def _by_feature(self, text_scores: dict[int, tuple[float, str]], where: DocFilter, limit: int) -> tuple[list[_Scored], bool]:
+        """Features of the best texts, best first, until ``limit``; and whether more were left.
+
+        Texts are visited best first, so a feature's first text is its best; a text that
+        describes many features (a clerp like "Texas" in thousands of graphs) is read only as
+        far as needed.
+        """
+        found: dict[int, _Scored] = {}
+        for tid in sorted(text_scores, key=lambda t: (-text_scores[t][0], t)):
+            score, how = text_scores[tid]
+            for fid, tset, layer, index in self.catalog.features_of_text(tid, where, limit + len(found)):
+                if fid not in found:
+                    found[fid] = _Scored(fid, FeatureKey(tset, layer, index), score, how, tid)
+            if len(found) >= limit:
+                return list(found.values()), True
+        return list(found.values()), False
 
     def _idf(self, terms: Sequence[str]) -> list[float]:
         """Rarity of each term among the catalog's texts: rare words count more."""
@@ -348,6 +358,9 @@ class FeatureSearch:
                 self._idf_cache[key] = math.log(1.0 + n / (1.0 + self.catalog.doc_freq(term)))
             out.append(self._idf_cache[key])
         return out
+
+    def _common_idf(self) -> float:
+        return math.log(1.0 + self.catalog.n_texts() / (1.0 + DF_CAP))
 
     def _embed_query(self, text: str) -> np.ndarray:
         cached = self._query_cache.get(text)
