@@ -448,10 +448,8 @@ def graph_similarity(
 
 
 def _feature_items(kb: "KB", gids: Sequence[int]) -> list[np.ndarray]:
-    per_graph: dict[int, list[int]] = defaultdict(list)
-    for p in kb.store.shared_presence(gids, 1):
-        per_graph[p.gid].append(p.fid)
-    return [np.array(sorted(per_graph.get(g, [])), dtype=np.int64) for g in gids]
+    per_graph = kb.store.graph_features(gids)
+    return [per_graph[g] for g in gids]
 
 
 def jaccard_matrix(items: Sequence[np.ndarray]) -> np.ndarray:

@@ -246,6 +246,10 @@ class CircuitQueries(ABC):
         """
 
     @abstractmethod
+    def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Each graph's distinct feature ids, sorted (an empty array for a graph without features)."""
+
+    @abstractmethod
     def feature_positions(self, gids: Sequence[int], fids: Sequence[int]) -> dict[tuple[int, int], tuple[int, ...]]:
         """For each (gid, fid) of ``fids`` present in ``gids``: the sorted positions of its nodes."""
 

@@ -133,6 +133,16 @@ class EmbeddedCircuitQueries(CircuitQueries):
         out.sort()
         return out
 
+    def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
+        found: dict[int, list[int]] = {g: [] for g in gids}
+        if gids:
+            c = graph_nodes.c
+            with self.engine.connect() as conn:
+                query = select(c.graph_id, c.feature_id).where(among(conn, c.graph_id, gids), c.feature_id.is_not(None)).distinct()
+                for gid, fid in conn.execute(query):
+                    found[gid].append(fid)
+        return {g: np.array(sorted(f), dtype=np.int64) for g, f in found.items()}
+
     def feature_positions(self, gids: Sequence[int], fids: Sequence[int]) -> dict[tuple[int, int], tuple[int, ...]]:
         if not gids or not fids:
             return {}

@@ -115,7 +115,11 @@ def skeleton_links(gid: int) -> Query:
 
 
 def chain_query(gids: Sequence[int], steps: Sequence[Step]) -> Query:
-    """Paths n0 -> n1 -> ... -> t, one LINK per hop, with t a target logit."""
+    """Paths n0 -> n1 -> ... -> t, one LINK per hop, with t a target logit.
+
+    One record per (first node, target): the two nodes' attributes once, ``middles`` (per path:
+    the attributes of its middle nodes, then its link weights) and the direct links' weights.
+    """
     k = len(steps)
     names = [f"n{i}" for i in range(k)] + ["t"]
     pattern = "(n0:Node)" + "".join(f"-[l{i}:LINK]->({names[i + 1]}:Node)" for i in range(k))
@@ -123,13 +127,25 @@ def chain_query(gids: Sequence[int], steps: Sequence[Step]) -> Query:
     conditions = ["n0.gid IN $gids", "t.is_target_logit = true"]
     for i, step in enumerate(steps):
         conditions.append(_step_condition(f"n{i}", i, step, params))
-    about = ", ".join(f"[{n}.idx, {n}.node_id, {n}.kind, {n}.ctx_idx, {n}.fid, {n}.clerp]" for n in names)
+
+    def about(n: str) -> str:
+        return f"[{n}.idx, {n}.node_id, {n}.kind, {n}.ctx_idx, {n}.fid, {n}.clerp]"
+
+    middle = "[" + ", ".join([about(n) for n in names[1:-1]] + ["[" + ", ".join(f"l{i}.w" for i in range(k)) + "]"]) + "]"
     return (
         f"MATCH {pattern} WHERE {' AND '.join(conditions)} "
-        f"RETURN n0.gid AS gid, [{about}] AS about, "
-        "[" + ", ".join(f"l{i}.w" for i in range(k)) + "] AS weights, "
+        f"WITH n0, t, collect({middle}) AS middles "
+        f"RETURN n0.gid AS gid, {about('n0')} AS first, {about('t')} AS last, middles, "
         "COLLECT { MATCH (n0)-[s:LINK]->(t) RETURN s.w } AS shortcut",
         params,
+    )
+
+
+def graph_features_query(gids: Sequence[int]) -> Query:
+    return (
+        "UNWIND $gids AS gid MATCH (n:Node {gid: gid}) WHERE n.idx IS NOT NULL AND n.fid IS NOT NULL "
+        "RETURN gid, collect(DISTINCT n.fid) AS fids",
+        {"gids": sorted(set(gids))},
     )
 
 
@@ -269,10 +285,19 @@ class Neo4jCircuitQueries(CircuitQueries):
             return []
         out = []
         for r in self.run_read(*chain_query(gids, steps)):
-            about = tuple(ChainNode(*a) for a in r["about"])
-            out.append(ChainMatch(r["gid"], tuple(a.idx for a in about), tuple(float(w) for w in r["weights"]), _sum_or_none(r["shortcut"]), about))
+            first, last, shortcut = ChainNode(*r["first"]), ChainNode(*r["last"]), _sum_or_none(r["shortcut"])
+            for *middle, weights in r["middles"]:
+                about = (first, *(ChainNode(*m) for m in middle), last)
+                out.append(ChainMatch(r["gid"], tuple(a.idx for a in about), tuple(float(w) for w in weights), shortcut, about))
         out.sort()
         return out
+
+    def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
+        found = {g: np.empty(0, dtype=np.int64) for g in gids}
+        if gids:
+            for r in self.run_read(*graph_features_query(gids)):
+                found[r["gid"]] = np.array(sorted(r["fids"]), dtype=np.int64)
+        return found
 
     def feature_positions(self, gids: Sequence[int], fids: Sequence[int]) -> dict[tuple[int, int], tuple[int, ...]]:
         if not gids or not fids:
