@@ -15,6 +15,10 @@ def create_graph(gid: int, slug: str) -> Query:
     return "MERGE (g:Graph {gid: $gid}) SET g.slug = $slug, g.ready = false", {"gid": gid, "slug": slug}
 
 
+def graph_has_nodes(gid: int) -> Query:
+    return "OPTIONAL MATCH (n:Node {gid: $gid}) WITH n LIMIT 1 RETURN n IS NOT NULL AS found", {"gid": gid}
+
+
 def publish_graph(gid: int, n_nodes: int, n_links: int) -> Query:
     return (
         "MATCH (g:Graph {gid: $gid}) SET g.ready = true, g.n_nodes = $n_nodes, g.n_links = $n_links",

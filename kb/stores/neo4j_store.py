@@ -25,6 +25,7 @@ from schema.graph_schema import STATEMENTS
 log = logging.getLogger(__name__)
 
 NODE_BATCH = 5_000
+STATEMENTS_PER_TRANSACTION = 8
 LINK_BATCH = 20_000
 DELETE_BATCH = 50_000
 
@@ -57,11 +58,23 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
         """Run one statement in a managed read transaction."""
         return self._run("execute_read", query, params)
 
-    def _run(self, mode: str, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        from neo4j.exceptions import AuthError, ServiceUnavailable
+    def run_write_many(self, statements: list[tuple[str, dict[str, Any]]]) -> None:
+        """Run several statements in one managed write transaction."""
 
         def work(tx):  # noqa: ANN001, ANN202
+            for query, params in statements:
+                tx.run(query, params).consume()
+
+        self._call("execute_write", work)
+
+    def _run(self, mode: str, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        def work(tx):  # noqa: ANN001, ANN202
             return [r.data() for r in tx.run(query, params)]
+
+        return self._call(mode, work)
+
+    def _call(self, mode: str, work: Any) -> Any:
+        from neo4j.exceptions import AuthError, ServiceUnavailable
 
         try:
             with self._session() as session:
@@ -90,17 +103,19 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
         finalize: Finalize,
         progress: Progress | None = None,
     ) -> None:
-        self.purge(gid)
-        self.run_write(*cypher.create_graph(gid, graph.header.slug))
+        if self.run_read(*cypher.graph_has_nodes(gid))[0]["found"]:
+            self.purge(gid)
         feature_rows = [
             {"fid": fid, "transcoder_set": key.transcoder_set, "layer": key.layer, "index": key.index}
             for key, fid in sorted(feature_ids.items(), key=lambda kv: kv[1])
         ]
-        for start in range(0, len(feature_rows), NODE_BATCH):
-            self.run_write(*cypher.merge_features(feature_rows[start : start + NODE_BATCH]))
         node_rows = [_node_props(gid, node_row(n, feature_ids)) for n in graph.nodes]
-        for start in range(0, len(node_rows), NODE_BATCH):
-            self.run_write(*cypher.create_nodes(node_rows[start : start + NODE_BATCH]))
+        # an ordinary graph's header, features and nodes travel in one transaction
+        statements = [cypher.create_graph(gid, graph.header.slug)]
+        statements += [cypher.merge_features(feature_rows[i : i + NODE_BATCH]) for i in range(0, len(feature_rows), NODE_BATCH)]
+        statements += [cypher.create_nodes(node_rows[i : i + NODE_BATCH]) for i in range(0, len(node_rows), NODE_BATCH)]
+        for start in range(0, len(statements), STATEMENTS_PER_TRANSACTION):
+            self.run_write_many(statements[start : start + STATEMENTS_PER_TRANSACTION])
         n = graph.n_links
         for start in range(0, n, LINK_BATCH):
             stop = min(n, start + LINK_BATCH)
@@ -121,12 +136,14 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
             finalize(conn)
 
     def purge(self, gid: int) -> None:
+        """Feature edges go first: a graph with no nodes left then has nothing else left either,
+        which lets ``write_graph`` skip purging a graph id that has no nodes."""
+        self.purge_feature_edges(gid)
         for make in (cypher.delete_links_batch, cypher.delete_nodes_batch):
             while True:
                 rows = self.run_write(*make(gid, DELETE_BATCH))
                 if not rows or rows[0]["n"] == 0:
                     break
-        self.purge_feature_edges(gid)
         self.run_write(*cypher.delete_graph(gid))
 
     # --- reading -----------------------------------------------------------------------------
