@@ -45,6 +45,7 @@ class KB:
         migrate(engine)
         graph_store = open_store(store or config.graph_store, config, engine)
         graph_store.setup()
+        graph_store.bind(registry.instance_id(engine))
         return cls(config, engine, graph_store)
 
     def close(self) -> None:

@@ -11,6 +11,21 @@ from typing import Any
 Query = tuple[str, dict[str, Any]]
 
 
+def claim_instance(instance: str) -> Query:
+    return (
+        "MERGE (m:CircuitKB {singleton: true}) ON CREATE SET m.instance = $instance RETURN m.instance AS instance",
+        {"instance": instance},
+    )
+
+
+def adopt_instance(instance: str) -> Query:
+    return "MATCH (m:CircuitKB {singleton: true}) SET m.instance = $instance", {"instance": instance}
+
+
+def any_graph() -> Query:
+    return "OPTIONAL MATCH (g:Graph) WITH g LIMIT 1 RETURN g IS NOT NULL AS found", {}
+
+
 def create_graph(gid: int, slug: str) -> Query:
     return "MERGE (g:Graph {gid: $gid}) SET g.slug = $slug, g.ready = false", {"gid": gid, "slug": slug}
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from ingest.records import FeatureKey, GraphHeader
-from schema.sql import LOADING, READY, REPLACED, descriptions, features, graph_link_extra, graph_tags, graphs
+from schema.sql import LOADING, READY, REPLACED, descriptions, features, graph_link_extra, graph_tags, graphs, kb_meta
 
 # a writer on another host is presumed dead when it has not been heard of for this long
 LEASE = timedelta(minutes=30)
@@ -269,3 +269,13 @@ def counts(conn: Connection) -> dict[str, int]:
         "features": conn.execute(select(func.count()).select_from(features)).scalar_one(),
         "descriptions": conn.execute(select(func.count()).select_from(descriptions)).scalar_one(),
     }
+
+
+def instance_id(engine: Engine) -> str:
+    """This knowledge base's id, made once: a graph store is paired with one SQL database."""
+    import uuid
+
+    with engine.begin() as conn:
+        stmt = dialect_insert(conn, kb_meta).values(key="instance", value=uuid.uuid4().hex).on_conflict_do_nothing()
+        conn.execute(stmt)
+        return conn.execute(select(kb_meta.c.value).where(kb_meta.c.key == "instance")).scalar_one()

@@ -7,6 +7,7 @@
                                                   errors, embeddings, logits)
 (:Node)-[:IS]->(:Feature)                         for feature nodes
 (:Node)-[:LINK {w, i}]->(:Node)                   weighted links; i is the link's place in the file
+(:CircuitKB {singleton, instance})                the id of the SQL database this store belongs to
 (:FeatureEdges {gid, part, n, src, tgt, w, nl})   a graph's feature-to-feature edges, summed over
                                                   positions: packed little-endian arrays as base64
                                                   (see kb.stores.neo4j_circuit_queries)
@@ -30,6 +31,7 @@ STATEMENTS: tuple[str, ...] = (
     "CREATE INDEX node_gid_idx IF NOT EXISTS FOR (n:Node) ON (n.gid, n.idx)",
     "CREATE INDEX node_fid IF NOT EXISTS FOR (n:Node) ON (n.fid)",
     "CREATE INDEX graph_slug IF NOT EXISTS FOR (g:Graph) ON (g.slug)",
+    "CREATE CONSTRAINT circuitkb_singleton IF NOT EXISTS FOR (m:CircuitKB) REQUIRE m.singleton IS UNIQUE",
     # a graph's nodes by gid alone: the (gid, idx) index serves that only when the query also
     # says `n.idx IS NOT NULL`, so `MATCH (n:Node {gid: $gid})` would otherwise scan every node
     "CREATE INDEX node_gid IF NOT EXISTS FOR (n:Node) ON (n.gid)",

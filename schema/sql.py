@@ -222,3 +222,12 @@ graph_feature_edges = Table(
 # a node's links in either direction without reading the whole graph (k-hop pieces of big graphs)
 Index("ix_graph_links_graph_id_src", graph_links.c.graph_id, graph_links.c.src)
 Index("ix_graph_links_graph_id_tgt", graph_links.c.graph_id, graph_links.c.tgt)
+
+# --- facts about this knowledge base ---------------------------------------------------------------
+
+kb_meta = Table(
+    "kb_meta",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -90,3 +90,21 @@ def test_neo4j_and_embedded_give_the_same_answers(make_kb: Callable[..., KB]) ->
     for path in paths:
         slug = json.loads(path.read_text())["metadata"]["slug"]
         assert embedded.export(slug) == neo.export(slug)
+
+
+def test_a_neo4j_database_belongs_to_one_sql_database(make_kb: Callable[..., KB], tmp_path: Path) -> None:
+    from kb.config import Config
+    from kb.errors import ConfigError
+
+    first = make_kb("sqlite", "neo4j")
+    first.ingest([real_graph("02")])
+    c = first.config
+    other_sql = {
+        "CIRCUITKB_HOME": str(tmp_path / "other"),
+        "CIRCUITKB_NEO4J_URI": c.neo4j_uri or "",
+        "CIRCUITKB_NEO4J_USER": c.neo4j_user,
+        "CIRCUITKB_NEO4J_PASSWORD": c.neo4j_password or "",
+    }
+    with pytest.raises(ConfigError, match="another circuitkb knowledge base"):
+        KB.open(Config.load(env=other_sql))
+    assert first.stats()["graphs"] == 1

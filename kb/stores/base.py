@@ -61,6 +61,13 @@ class GraphStore(FeatureQueries, CircuitQueries, ABC):
     def setup(self) -> None:
         """Create constraints and indexes (idempotent)."""
 
+    def bind(self, instance: str) -> None:
+        """Check that this store belongs to the SQL database whose id is ``instance``.
+
+        Graph and feature ids come from SQL, so a store holding another database's graphs
+        would mix two knowledge bases. A store that lives inside the SQL database needs no check.
+        """
+
     @abstractmethod
     def write_graph(
         self,

@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 
 from ingest.records import FeatureKey, ParsedGraph
 from kb import cypher
-from kb.errors import NotFoundError, StoreUnavailable
+from kb.config import redact_url
+from kb.errors import ConfigError, NotFoundError, StoreUnavailable
 from kb.stores.neo4j_feature_queries import Neo4jFeatureQueries
 from kb.stores.neo4j_circuit_queries import Neo4jCircuitQueries
 from kb.stores.base import NODE_COLUMNS, Finalize, GraphStore, Progress, StoredGraph, node_row
@@ -85,6 +86,19 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
             raise StoreUnavailable(
                 f"Neo4j at {self.uri} refused the credentials (check CIRCUITKB_NEO4J_USER/_PASSWORD)"
             ) from exc
+
+    def bind(self, instance: str) -> None:
+        rows = self.run_write(*cypher.claim_instance(instance))
+        owner = rows[0]["instance"]
+        if owner == instance:
+            return
+        if self.run_read(*cypher.any_graph())[0]["found"]:
+            raise ConfigError(
+                f"the Neo4j database at {self.uri} holds graphs of another circuitkb knowledge base "
+                f"(its SQL database differs from {redact_url(str(self.engine.url))}); point "
+                "CIRCUITKB_SQL_URL at that knowledge base's SQL database, or use an empty Neo4j database"
+            )
+        self.run_write(*cypher.adopt_instance(instance))
 
     def setup(self) -> None:
         for statement in STATEMENTS:
