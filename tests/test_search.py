@@ -436,7 +436,7 @@ def test_ivf_index_persists_catches_up_and_keeps_recall(tmp_path: Path, monkeypa
         exact = set(np.argsort(-(data @ q))[:10].tolist())
         ids, scores = reloaded.search(q, 10)
         recall.append(len(exact & set(ids.tolist())) / 10)
-        assert np.allclose(scores, data[ids] @ q, atol=1e-5)
+        assert np.allclose(scores, data[ids] @ q, atol=5e-3)  # 8-bit codes: within 0.005 of exact
     assert np.mean(recall) >= 0.95
 
 
