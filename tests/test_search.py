@@ -8,7 +8,6 @@ a tiny bag-of-words stand-in, through the ``embedder`` seam of :func:`kb.search.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -23,7 +22,6 @@ import yaml
 
 from ingest.records import FeatureKey
 from kb.api import KB
-from kb.config import Config
 from kb.featuremeta import add_label, import_feature_metadata
 from kb.search import SearchError, SearchFilters, search, searcher
 from kb.search.catalog import words

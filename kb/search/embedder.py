@@ -124,6 +124,12 @@ def _load_model(name: str):  # noqa: ANN202
         raise ConfigError("feature search needs sentence-transformers: pip install sentence-transformers") from exc
     location = _model_location(name)
     log.info("loading embedding model %s from %s", name, location)
+    try:  # the weight-loading progress bar would clutter the CLI's output
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - sentence-transformers depends on transformers
+        pass
     try:
         return SentenceTransformer(location, device="cpu", local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - any loading failure gets the same advice

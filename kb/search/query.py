@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 from sqlalchemy import and_, or_, select
 
+from ingest.featureid import canonical_transcoder_set
 from ingest.records import FeatureKey
 from kb.errors import CircuitKBError
 from kb.search import sync
@@ -95,8 +96,6 @@ class SearchFilters:
         suffixes: tuple[str, ...] = ()
         if self.transcoder_set:
             name = self.transcoder_set.strip()
-            from ingest.featureid import canonical_transcoder_set
-
             canonical = canonical_transcoder_set(name)
             sets = tuple(dict.fromkeys([name, canonical]))
             if "/" not in name:
