@@ -368,7 +368,7 @@ def write_report(work: Path) -> None:
     ]
     for size, run in sorted(runs.items()):
         stores = run["stores"]
-        lines += [f"## {size:,} graphs", "", f"{run['machine']}; {run['date']}; `{run['command']}`", ""]
+        lines += [f"## {size:,} graphs", "", f"{run['machine']}; {run['date']}; {run.get('load', '')}", "", f"`{run['command']}`", ""]
         for store in stores:
             ingest = run["ingest"].get(store) or {}
             lines.append(f"- ingest into {store}: {json.dumps(ingest)}")
@@ -421,7 +421,9 @@ def main() -> None:
             kbs[store], ingest[store] = open_kb(args.work, args.size, store, args.heap, args.pagecache)
         if args.prepare:
             return
+        load_before = os.getloadavg()[0]
         rows = measure(kbs, folder, args.size, args.repeats, args.baseline_repeats)
+        load_after = os.getloadavg()[0]
         for kb in kbs.values():
             kb.close()
         run = {
@@ -430,6 +432,7 @@ def main() -> None:
             "rows": rows,
             "ingest": ingest,
             "date": date.today().isoformat(),
+            "load": f"1-min load average {load_before:.1f} before and {load_after:.1f} after (other developers' jobs share the 2 cores)",
             "machine": f"{os.cpu_count()} cores, {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, {platform.python_implementation()} {platform.python_version()}",
             "command": "/root/.cache/circuitkb/venv/bin/python -m bench.analysis_features " + " ".join(
                 f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items() if k not in ("report", "prepare")

@@ -199,7 +199,10 @@ def _neighbour_frame(near: Sequence[Neighbour], ranks: dict[int, int], graphs: d
         )  # fmt: skip
     graph_rank = {graphs[gid].slug: r for gid, r in ranks.items()}
     rows.sort(key=lambda row: (graph_rank[row[0]], row[1], row[2], row[3], DIRECTIONS.index(row[4]), row[5]))
-    return pd.DataFrame(rows, columns=list(NEIGHBOUR_COLUMNS)).astype({"neighbour_layer": "Int64", "neighbour_index": "Int64"})
+    columns = {name: list(values) for name, values in zip(NEIGHBOUR_COLUMNS, zip(*rows))} if rows else {name: [] for name in NEIGHBOUR_COLUMNS}
+    for name in ("neighbour_layer", "neighbour_index"):  # empty for non-feature neighbours
+        columns[name] = pd.array(columns[name], dtype="Int64")
+    return pd.DataFrame(columns)
 
 
 def _summary_frame(summary: Sequence[NeighbourSummary], keys: dict[int, FeatureKey]) -> pd.DataFrame:
