@@ -185,7 +185,8 @@ def main() -> None:
 
 def render(n_graphs: int, results: dict[str, Any]) -> str:
     lines = [
-        f"### Ingest, {n_graphs} generated graphs ({date.today()}, {platform.machine()}, {os.cpu_count()} cores)",
+        f"### Ingest, {n_graphs} generated graphs ({date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f} at the end)",
         "",
         "| loader | links | seconds | links/s | vs offline importer |",
         "| --- | ---: | ---: | ---: | ---: |",
