@@ -49,6 +49,9 @@ class KB:
         return cls(config, engine, graph_store)
 
     def close(self) -> None:
+        from kb.search import close_searchers
+
+        close_searchers(self)
         self.store.close()
         self.engine.dispose()
 

@@ -19,7 +19,7 @@ from kb.search.query import MODES, FeatureSearch, SearchError, SearchFilters, Se
 if TYPE_CHECKING:
     from kb.api import KB
 
-__all__ = ["MODES", "FeatureSearch", "SearchError", "SearchFilters", "SearchHit", "search", "searcher"]
+__all__ = ["MODES", "FeatureSearch", "SearchError", "SearchFilters", "SearchHit", "close_searchers", "search", "searcher"]
 
 _searchers: "weakref.WeakKeyDictionary[KB, dict[str, FeatureSearch]]" = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
@@ -51,3 +51,11 @@ def search(
 ) -> list[SearchHit]:
     """The ``k`` features that best match ``query``: concept words, feature ids, or both."""
     return searcher(kb, embedder).search(query, k=k, filters=filters, mode=mode)
+
+
+def close_searchers(kb: "KB") -> None:
+    """Release the search state of ``kb`` (its catalog connection); called by ``KB.close``."""
+    with _lock:
+        per_kb = _searchers.pop(kb, {})
+    for found in per_kb.values():
+        found.close()
