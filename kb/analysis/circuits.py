@@ -36,7 +36,7 @@ from kb.errors import CircuitKBError, NotFoundError
 from kb.featureref import parse_feature_ref
 from kb.registry import lookup_features
 from kb.selection import GraphInfo, Selection
-from kb.stores.circuit_queries import ChainMatch, ChainNode, FeatureEdges, Skeleton, Step
+from kb.stores.circuit_queries import ChainMatch, FeatureEdges, Skeleton, Step
 from schema.sql import descriptions, labels
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def recurring_edges(kb: "KB", selection: Selection | None = None, *, min_graphs:
     if min_graphs < 1:
         raise CircuitKBError(f"min_graphs must be at least 1, got {min_graphs}")
     if limit is not None and limit < 0:
-        raise CircuitKBError(f"limit must be positive, got {limit}")
+        raise CircuitKBError(f"limit must not be negative, got {limit}")
     graphs = chosen_graphs(kb, selection)
     agg = aggregate_feature_edges(kb.store.feature_edges([g.gid for g in graphs]), min_graphs)
     n_found = len(agg.src)
@@ -519,51 +519,40 @@ def two_hop_paths(
     positions = {g.gid: frozenset(token_positions(g, token=token, position=position)) for g in graphs}
     positions = {gid: p for gid, p in positions.items() if p}
     matches = kb.store.chains(sorted(positions), [Step(positions=positions, embeddings=True), Step()])
-    mid_fids = sorted({m.about[1].fid for m in matches if m.about[1].fid is not None})
+    mid_fids = sorted({m.fids[1] for m in matches if m.fids[1] is not None})
     names = feature_names(kb, mid_fids)
     where = kb.store.feature_positions(sorted({m.gid for m in matches}), mid_fids)
     tokens = {g.gid: g.prompt_tokens for g in graphs}
     via_words = words(via) if via else set()
-    verdicts: dict[tuple[int, int, str | None], tuple[str, tuple[int, ...]] | None] = {}
-    kept, extra, unnamed = [], [], 0
+    verdicts: dict[tuple[int, int], str | None] = {}
+    kept, unnamed = [], 0
     for match in matches:
-        mid = match.about[1]
-        key = (match.gid, mid.fid if mid.fid is not None else -1, mid.clerp)
+        key = (match.gid, match.fids[1])
         if key not in verdicts:
-            verdicts[key] = _intermediate(mid, names.get(mid.fid, []), where.get((match.gid, mid.fid), (mid.ctx_idx,)), tokens[match.gid], via_words)
-        verdict = verdicts[key]
-        if verdict is None:
-            continue
-        if verdict == ("", ()):
+            verdicts[key] = _intermediate(names.get(match.fids[1], []), where.get(key, ()), tokens[match.gid], via_words)
+        if verdicts[key] == "":
             unnamed += 1
-            continue
-        kept.append(match)
-        extra.append(verdict)
-    frame = _chains_frame(kb, graphs, kept, 2)
+        elif verdicts[key] is not None:
+            kept.append(match)
+    frame = _chains_frame(kb, graphs, kept, 2, top)
     if len(frame):
-        frame["mid_name"] = [name for name, _ in extra]
-        frame["mid_positions"] = [p for _, p in extra]
-        frame["mid_tokens"] = [tuple(tokens[m.gid][i] for i in p) for m, (_, p) in zip(kept, extra)]
-    frame = _sorted_chains(frame, 2)
-    if top is not None and not frame.empty:
-        frame = frame.groupby("slug", sort=False).head(top).reset_index(drop=True)
+        frame["mid_name"] = [clerp if clerp else names[fid][0] for clerp, fid in zip(frame["n1_clerp"], frame["n1_fid"])]
+        frame["mid_positions"] = [where.get((gid, fid), ()) for gid, fid in zip(frame["gid"], frame["n1_fid"])]
+        frame["mid_tokens"] = [tuple(tokens[gid][p] for p in ps) for gid, ps in zip(frame["gid"], frame["mid_positions"])]
     return TwoHopPaths(graphs, token, position, via, frame, unnamed)
 
 
-def _intermediate(
-    mid: ChainNode, known: list[str], positions: tuple[int, ...], tokens: Sequence[str], via_words: set[str]
-) -> tuple[str, tuple[int, ...]] | None:
-    """(its first name, its positions) if the intermediate feature qualifies, ("", ()) if it has
-    no name, None if a token at its positions names it (or it lacks the ``via`` word)."""
-    names = [mid.clerp, *(n for n in known if n != mid.clerp)] if mid.clerp else list(known)
+def _intermediate(names: list[str], positions: tuple[int, ...], tokens: Sequence[str], via_words: set[str]) -> str | None:
+    """"ok" if an intermediate feature with these names at these positions qualifies, "" if it has
+    no name, None if a token at its positions names it (or its names lack the ``via`` words)."""
     if not names:
-        return ("", ())
+        return ""
     name_words = set().union(*(words(n) for n in names))
     if via_words and not via_words <= name_words:
         return None
     if any(words(tokens[p]) & name_words for p in positions if 0 <= p < len(tokens)):
         return None
-    return (names[0], tuple(positions))
+    return "ok"
 
 
 @dataclass
@@ -630,7 +619,7 @@ def match_pattern(
         matches: list[ChainMatch] = []
     else:
         matches = kb.store.chains([g.gid for g in graphs], store_steps)
-    frame = _sorted_chains(_chains_frame(kb, graphs, matches, len(steps)), len(steps))
+    frame = _chains_frame(kb, graphs, matches, len(steps))
     return PatternMatches(graphs, keys, frame, _pattern_summary(frame, len(steps)))
 
 
@@ -646,35 +635,59 @@ def _pattern_summary(frame: pd.DataFrame, n: int) -> pd.DataFrame:
     return grouped.sort_values(["n_graphs", "mean_score"], ascending=[False, False]).reset_index(drop=True)[columns]
 
 
-def _chains_frame(kb: "KB", graphs: Sequence[GraphInfo], matches: Sequence[ChainMatch], n_steps: int) -> pd.DataFrame:
-    """One row per chain (in the order given): slug, score, shortcut, and for each step n0.., then
-    the target t: node_id, kind, ctx_idx, token, clerp and feature; then each link's weight and share."""
+def _chains_frame(kb: "KB", graphs: Sequence[GraphInfo], matches: Sequence[ChainMatch], n_steps: int, top: int | None = None) -> pd.DataFrame:
+    """One row per chain, by slug then best score (ties, to 12 digits, by node idx), the ``top`` best of each
+    graph (None: all): slug, gid, score, shortcut; for each step n0.. and the target t: idx,
+    node_id, kind, ctx_idx, token, clerp, fid and feature; each link's weight and share.
+
+    Shares need every chain's input totals; nodes are described for the kept chains only.
+    """
     names = [f"n{i}" for i in range(n_steps)] + ["t"]
-    node_columns = ("node_id", "kind", "ctx_idx", "token", "clerp", *FEATURE_COLUMNS)
-    columns: dict[str, list[Any]] = {c: [] for c in CHAIN_FIXED_COLUMNS}
+    node_columns = ("idx", "node_id", "kind", "ctx_idx", "token", "clerp", "fid", *FEATURE_COLUMNS)
+    columns: dict[str, list[Any]] = {c: [] for c in ("gid", *CHAIN_FIXED_COLUMNS)}
     columns.update({f"{n}_{c}": [] for n in names for c in node_columns})
     columns.update({f"{p}{i}": [] for i in range(n_steps) for p in ("w", "share")})
     if not matches:
         return pd.DataFrame(columns)
-    tokens = {g.gid: g.prompt_tokens for g in graphs}
     slugs = {g.gid: g.slug for g in graphs}
     totals = kb.store.input_totals(sorted({(m.gid, i) for m in matches for i in m.nodes[1:]}))
-    keys = feature_keys(kb, {a.fid for m in matches for a in m.about if a.fid is not None})
+    scored = []
     for m in matches:
-        shares = [abs(w) / totals[(m.gid, t)] if totals[(m.gid, t)] else 0.0 for w, t in zip(m.weights, m.nodes[1:])]
+        shares = tuple(abs(w) / totals[(m.gid, t)] if totals[(m.gid, t)] else 0.0 for w, t in zip(m.weights, m.nodes[1:]))
+        scored.append((slugs[m.gid], -math.prod(shares), m.nodes, m, shares))
+    # stores sum input totals in different orders: scores equal to 12 digits tie, broken by idx
+    scored.sort(key=lambda s: (s[0], float(f"{s[1]:.12g}"), s[2]))
+    if top is not None:
+        per_graph: dict[str, int] = defaultdict(int)
+        kept = []
+        for entry in scored:
+            if per_graph[entry[0]] < top:
+                per_graph[entry[0]] += 1
+                kept.append(entry)
+        scored = kept
+    about = kb.store.describe_nodes(sorted({(m.gid, i) for *_, m, _ in scored for i in m.nodes}))
+    shortcuts = kb.store.direct_weights(sorted({(m.gid, m.nodes[0], m.nodes[-1]) for *_, m, _ in scored}))
+    keys = feature_keys(kb, {f for *_, m, _ in scored for f in m.fids if f is not None})
+    tokens = {g.gid: g.prompt_tokens for g in graphs}
+    for slug, negative, _, m, shares in scored:
         target_total = totals[(m.gid, m.nodes[-1])]
-        columns["slug"].append(slugs[m.gid])
-        columns["score"].append(math.prod(shares))
-        columns["shortcut_weight"].append(m.shortcut)
-        columns["shortcut_share"].append(abs(m.shortcut) / target_total if m.shortcut is not None and target_total else None)
+        shortcut = shortcuts.get((m.gid, m.nodes[0], m.nodes[-1]))
+        columns["gid"].append(m.gid)
+        columns["slug"].append(slug)
+        columns["score"].append(-negative)
+        columns["shortcut_weight"].append(shortcut)
+        columns["shortcut_share"].append(abs(shortcut) / target_total if shortcut is not None and target_total else None)
         prompt = tokens[m.gid]
-        for name, node in zip(names, m.about):
+        for name, idx in zip(names, m.nodes):
+            node = about[(m.gid, idx)]
             feature = keys.get(node.fid) if node.fid is not None else None
+            columns[f"{name}_idx"].append(idx)
             columns[f"{name}_node_id"].append(node.node_id)
             columns[f"{name}_kind"].append(node.kind)
             columns[f"{name}_ctx_idx"].append(node.ctx_idx)
             columns[f"{name}_token"].append(prompt[node.ctx_idx] if 0 <= node.ctx_idx < len(prompt) else None)
             columns[f"{name}_clerp"].append(node.clerp or None)
+            columns[f"{name}_fid"].append(node.fid)
             columns[f"{name}_transcoder_set"].append(feature.transcoder_set if feature else None)
             columns[f"{name}_layer"].append(feature.layer if feature else None)
             columns[f"{name}_index"].append(feature.index if feature else None)
@@ -682,16 +695,9 @@ def _chains_frame(kb: "KB", graphs: Sequence[GraphInfo], matches: Sequence[Chain
             columns[f"w{i}"].append(w)
             columns[f"share{i}"].append(share)
     frame = pd.DataFrame(columns)
-    for column in ("shortcut_weight", "shortcut_share"):  # None, not NaN, where there is no shortcut
-        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    for column in ("shortcut_weight", "shortcut_share", *(f"{n}_{c}" for n in names for c in ("fid", "clerp", "token", "transcoder_set"))):
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)  # None, not NaN
     return frame
-
-
-def _sorted_chains(frame: pd.DataFrame, n_steps: int) -> pd.DataFrame:
-    if frame.empty:
-        return frame
-    order = ["slug", "score"] + [f"n{i}_node_id" for i in range(n_steps)]
-    return frame.sort_values(order, ascending=[True, False] + [True] * n_steps, kind="stable").reset_index(drop=True)
 
 
 def _chain_node_json(row: Mapping[str, Any], name: str) -> dict[str, Any]:

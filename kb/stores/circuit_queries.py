@@ -182,16 +182,16 @@ class ChainNode(NamedTuple):
 class ChainMatch:
     """One path step_0 -> ... -> step_n -> target logit in graph ``gid``.
 
-    ``nodes`` are the idx of each step's node and, last, of the target logit (``about`` describes
-    them); ``weights`` the weight of each link along the path; ``shortcut`` the summed weight of
-    the direct links from the first node to the target (None if there is none).
+    ``nodes`` are the idx of each step's node and, last, of the target logit; ``fids`` their
+    feature ids (None for other nodes); ``weights`` the weight of each link along the path.
+    Chains are many (hundreds per graph): what else a reader needs of their nodes comes from
+    :meth:`CircuitQueries.describe_nodes` for the chains that are kept.
     """
 
     gid: int
     nodes: tuple[int, ...]
     weights: tuple[float, ...] = field(compare=False)
-    shortcut: float | None = field(compare=False, default=None)
-    about: tuple[ChainNode, ...] = field(compare=False, default=())
+    fids: tuple[int | None, ...] = field(compare=False, default=())
 
 
 @dataclass(frozen=True)
@@ -252,6 +252,14 @@ class CircuitQueries(ABC):
     @abstractmethod
     def feature_positions(self, gids: Sequence[int], fids: Sequence[int]) -> dict[tuple[int, int], tuple[int, ...]]:
         """For each (gid, fid) of ``fids`` present in ``gids``: the sorted positions of its nodes."""
+
+    @abstractmethod
+    def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:
+        """The ChainNode of each (gid, idx) that exists."""
+
+    @abstractmethod
+    def direct_weights(self, pairs: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
+        """For (gid, src idx, tgt idx): the summed weight of the links src -> tgt, where there are any."""
 
     @abstractmethod
     def input_totals(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:

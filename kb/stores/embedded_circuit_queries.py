@@ -110,8 +110,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
         nodes = [graph_nodes.alias(f"n{i}") for i in range(len(steps) + 1)]
         links = [graph_links.alias(f"l{i}") for i in range(len(steps))]
         first, target = nodes[0], nodes[-1]
-        described = [n.c[c] for n in nodes for c in _ABOUT]
-        query = select(first.c.graph_id, *(link.c.weight for link in links), *described).select_from(first)
+        query = select(first.c.graph_id, *(n.c.idx for n in nodes), *(n.c.feature_id for n in nodes), *(link.c.weight for link in links)).select_from(first)
         # graph ids are joined as `x.graph_id = y.graph_id + 0`: without the `+ 0` SQLite carries the
         # first step's graph filter to every node alias and starts from all nodes of the graphs
         # (the least selective step) instead of from the first step
@@ -121,17 +120,29 @@ class EmbeddedCircuitQueries(CircuitQueries):
             query = query.join(nxt, and_(nxt.c.graph_id == link.c.graph_id + 0, nxt.c.idx == link.c.tgt))
         conditions = [_step_condition(node, step) for node, step in zip(nodes, steps)]
         conditions.append(target.c.is_target_logit == true())
-        found: list[tuple[Any, ...]] = []
+        out: list[ChainMatch] = []
         unique = sorted(set(gids))
+        k = len(nodes)
         with self.engine.connect() as conn:
             for start in range(0, len(unique), _CHUNK):
                 chunk = unique[start : start + _CHUNK]
-                found += [tuple(row) for row in conn.execute(query.where(first.c.graph_id.in_(chunk), *conditions))]
-            first_idx, last_idx = 1 + len(links), 1 + len(links) + len(links) * len(_ABOUT)
-            shortcuts = _direct_weights(conn, {(row[0], row[first_idx], row[last_idx]) for row in found})
-        out = [_chain_match(row, len(links), shortcuts) for row in found]
+                for row in conn.execute(query.where(first.c.graph_id.in_(chunk), *conditions)):
+                    out.append(ChainMatch(row[0], tuple(row[1 : 1 + k]), tuple(row[1 + 2 * k :]), tuple(row[1 + k : 1 + 2 * k])))
         out.sort()
         return out
+
+    def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:
+        c = graph_nodes.c
+        out: dict[tuple[int, int], ChainNode] = {}
+        with self.engine.connect() as conn:
+            for condition in _per_graph_batches(c.graph_id, c.idx, set(nodes)):
+                for gid, *about in conn.execute(select(c.graph_id, *(c[name] for name in _ABOUT)).where(condition)):
+                    out[(gid, about[0])] = ChainNode(*about)
+        return out
+
+    def direct_weights(self, pairs: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
+        with self.engine.connect() as conn:
+            return _direct_weights(conn, set(pairs))
 
     def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
         found: dict[int, list[int]] = {g: [] for g in gids}
@@ -222,14 +233,6 @@ class EmbeddedCircuitQueries(CircuitQueries):
 
 
 _ABOUT = ("idx", "node_id", "kind", "ctx_idx", "feature_id", "clerp")
-
-
-def _chain_match(row: Sequence[Any], n_links: int, shortcuts: dict[tuple[int, int, int], float]) -> ChainMatch:
-    """A chain from a row of (graph_id, link weights..., then _ABOUT of each node)."""
-    width = len(_ABOUT)
-    about = tuple(ChainNode(*row[1 + n_links + i * width : 1 + n_links + (i + 1) * width]) for i in range(n_links + 1))
-    nodes = tuple(a.idx for a in about)
-    return ChainMatch(row[0], nodes, tuple(float(w) for w in row[1 : 1 + n_links]), shortcuts.get((row[0], nodes[0], nodes[-1])), about)
 
 
 def _step_condition(node: Any, step: Step) -> ColumnElement[bool]:

@@ -117,8 +117,8 @@ def skeleton_links(gid: int) -> Query:
 def chain_query(gids: Sequence[int], steps: Sequence[Step]) -> Query:
     """Paths n0 -> n1 -> ... -> t, one LINK per hop, with t a target logit.
 
-    One record per (first node, target): the two nodes' attributes once, ``middles`` (per path:
-    the attributes of its middle nodes, then its link weights) and the direct links' weights.
+    One record per (first node, target), with ``paths``: per path, the [idx, fid] of its middle
+    nodes, then its link weights (fewer, larger records cost the driver less).
     """
     k = len(steps)
     names = [f"n{i}" for i in range(k)] + ["t"]
@@ -127,17 +127,27 @@ def chain_query(gids: Sequence[int], steps: Sequence[Step]) -> Query:
     conditions = ["n0.gid IN $gids", "t.is_target_logit = true"]
     for i, step in enumerate(steps):
         conditions.append(_step_condition(f"n{i}", i, step, params))
-
-    def about(n: str) -> str:
-        return f"[{n}.idx, {n}.node_id, {n}.kind, {n}.ctx_idx, {n}.fid, {n}.clerp]"
-
-    middle = "[" + ", ".join([about(n) for n in names[1:-1]] + ["[" + ", ".join(f"l{i}.w" for i in range(k)) + "]"]) + "]"
+    middle = "[" + ", ".join([f"[{n}.idx, {n}.fid]" for n in names[1:-1]] + ["[" + ", ".join(f"l{i}.w" for i in range(k)) + "]"]) + "]"
     return (
         f"MATCH {pattern} WHERE {' AND '.join(conditions)} "
-        f"WITH n0, t, collect({middle}) AS middles "
-        f"RETURN n0.gid AS gid, {about('n0')} AS first, {about('t')} AS last, middles, "
-        "COLLECT { MATCH (n0)-[s:LINK]->(t) RETURN s.w } AS shortcut",
+        f"RETURN n0.gid AS gid, [n0.idx, n0.fid] AS first, [t.idx, t.fid] AS last, collect({middle}) AS paths",
         params,
+    )
+
+
+def describe_nodes_query(nodes: Sequence[tuple[int, int]]) -> Query:
+    return (
+        "UNWIND $keys AS k MATCH (n:Node {gid: k[0], idx: k[1]}) "
+        "RETURN k[0] AS gid, [n.idx, n.node_id, n.kind, n.ctx_idx, n.fid, n.clerp] AS about",
+        {"keys": [list(key) for key in sorted(set(nodes))]},
+    )
+
+
+def direct_weights_query(pairs: Sequence[tuple[int, int, int]]) -> Query:
+    return (
+        "UNWIND $pairs AS p MATCH (a:Node {gid: p[0], idx: p[1]})-[r:LINK]->(b:Node) WHERE b.idx = p[2] "
+        "WITH p, r ORDER BY r.i RETURN p[0] AS gid, p[1] AS src, p[2] AS tgt, collect(r.w) AS weights",
+        {"pairs": [list(p) for p in sorted(set(pairs))]},
     )
 
 
@@ -285,12 +295,23 @@ class Neo4jCircuitQueries(CircuitQueries):
             return []
         out = []
         for r in self.run_read(*chain_query(gids, steps)):
-            first, last, shortcut = ChainNode(*r["first"]), ChainNode(*r["last"]), _sum_or_none(r["shortcut"])
-            for *middle, weights in r["middles"]:
-                about = (first, *(ChainNode(*m) for m in middle), last)
-                out.append(ChainMatch(r["gid"], tuple(a.idx for a in about), tuple(float(w) for w in weights), shortcut, about))
+            (first, first_fid), (last, last_fid) = r["first"], r["last"]
+            for *middle, weights in r["paths"]:
+                nodes = (first, *(m[0] for m in middle), last)
+                fids = (first_fid, *(m[1] for m in middle), last_fid)
+                out.append(ChainMatch(r["gid"], nodes, tuple(float(w) for w in weights), fids))
         out.sort()
         return out
+
+    def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:
+        if not nodes:
+            return {}
+        return {(r["gid"], r["about"][0]): ChainNode(*r["about"]) for r in self.run_read(*describe_nodes_query(nodes))}
+
+    def direct_weights(self, pairs: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
+        if not pairs:
+            return {}
+        return {(r["gid"], r["src"], r["tgt"]): _sum_or_none(r["weights"]) for r in self.run_read(*direct_weights_query(pairs))}
 
     def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
         found = {g: np.empty(0, dtype=np.int64) for g in gids}
