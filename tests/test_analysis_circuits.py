@@ -530,3 +530,21 @@ def test_errors_a_user_can_act_on(sqlite_kb: KB) -> None:
     with pytest.raises(CircuitKBError, match="at least 2"):
         graph_similarity(sqlite_kb)
     assert match_pattern(sqlite_kb, [[f"{CLT}/3/99999"], None]).matches.empty
+
+
+def test_huge_graphs_fold_their_feature_edges_in_slices_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    import kb.stores.circuit_queries as circuit_queries
+
+    rng = np.random.default_rng(0)
+    fids = rng.integers(-1, 50, size=300)
+    src = rng.integers(0, 300, size=50_000).astype(np.int32)
+    tgt = rng.integers(0, 300, size=50_000).astype(np.int32)
+    weight = rng.normal(size=50_000)
+    whole = circuit_queries.fold_feature_edges(1, fids, src, tgt, weight)
+    monkeypatch.setattr(circuit_queries, "FOLD_CHUNK", 7_000)
+    sliced = circuit_queries.fold_feature_edges(1, fids, src, tgt, weight)
+    assert (whole.src == sliced.src).all() and (whole.tgt == sliced.tgt).all()
+    assert (whole.n_links == sliced.n_links).all()
+    assert np.allclose(whole.weight, sliced.weight)

@@ -92,14 +92,33 @@ class FeatureEdges:
         return cls(gid, column("src", np.int32), column("tgt", np.int32), column("weight", np.float64), column("n_links", np.int32))
 
 
+FOLD_CHUNK = 4_000_000
+
+
 def fold_feature_edges(
     gid: int, node_fids: np.ndarray, link_src: np.ndarray, link_tgt: np.ndarray, link_weight: np.ndarray
 ) -> FeatureEdges:
     """A graph's feature edges from its links; ``node_fids[idx]`` is the feature of node idx, or -1."""
     node_fids = np.asarray(node_fids, dtype=np.int64)
-    src = node_fids[np.asarray(link_src, dtype=np.int64)]
-    tgt = node_fids[np.asarray(link_tgt, dtype=np.int64)]
-    return fold_link_features(gid, src, tgt, link_weight)
+    n = len(link_src)
+    if n <= FOLD_CHUNK:
+        return fold_link_features(gid, node_fids[link_src], node_fids[link_tgt], link_weight)
+    # a huge graph is folded a slice at a time and the slices merged, to bound memory; the
+    # slicing depends only on link order, so every store still gets the same sums
+    parts = [
+        fold_link_features(gid, node_fids[link_src[i : i + FOLD_CHUNK]], node_fids[link_tgt[i : i + FOLD_CHUNK]], link_weight[i : i + FOLD_CHUNK])
+        for i in range(0, n, FOLD_CHUNK)
+    ]
+    keys = np.concatenate([(p.src.astype(np.int64) << 32) | p.tgt.astype(np.int64) for p in parts])
+    sums = np.concatenate([p.weight for p in parts])
+    counts = np.concatenate([p.n_links for p in parts])
+    merged, inverse = np.unique(keys, return_inverse=True)
+    del keys
+    total = np.zeros(len(merged), dtype=np.float64)
+    np.add.at(total, inverse, sums)
+    n_links = np.zeros(len(merged), dtype=np.int64)
+    np.add.at(n_links, inverse, counts)
+    return FeatureEdges(gid, (merged >> 32).astype(np.int32), (merged & 0xFFFFFFFF).astype(np.int32), total, n_links.astype(np.int32))
 
 
 def fold_link_features(gid: int, src_fids: np.ndarray, tgt_fids: np.ndarray, weights: np.ndarray) -> FeatureEdges:
