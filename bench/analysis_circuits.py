@@ -305,14 +305,22 @@ def pandas_top(path: str, n: int) -> tuple[int, int]:
     return len(chosen), int((links["s"].isin(chosen) & links["t"].isin(chosen)).sum())
 
 
-def pandas_around(path: str, hops: int, min_abs: float) -> int:
+def pandas_around(path: str, hops: int, min_abs: float, max_nodes: int = 20_000) -> int:
+    """Nodes within ``hops`` links of the answer logit over links of |w| >= min_abs, at most
+    max_nodes (each hop adds the nodes behind its strongest links first)."""
     nodes, links = frames(read(path))
     start = int(nodes.index[nodes["is_target_logit"].fillna(False).astype(bool)][0])
     strong = links[links["weight"].abs() >= min_abs]
     reached, frontier = {start}, {start}
     for _ in range(hops):
-        near = strong[strong["s"].isin(frontier) | strong["t"].isin(frontier)]
-        found = (set(near["s"]) | set(near["t"])) - reached
+        if len(reached) >= max_nodes:
+            break
+        out = strong[strong["s"].isin(frontier)][["t", "weight"]].set_axis(["far", "weight"], axis=1)
+        into = strong[strong["t"].isin(frontier)][["s", "weight"]].set_axis(["far", "weight"], axis=1)
+        near = pd.concat([out, into])
+        near = near[~near["far"].isin(reached)].assign(strength=lambda f: f["weight"].abs())
+        best = near.groupby("far")["strength"].max().reset_index().sort_values(["strength", "far"], ascending=[False, True])
+        found = set(best["far"].head(max_nodes - len(reached)))
         reached |= found
         frontier = found
     return len(reached)
@@ -465,7 +473,7 @@ def measure(kbs: dict[str, KB], folder: Path, repeats: int, baseline_repeats: in
     return rows
 
 
-def measure_large(work: Path, stores: list[str], n_links: int, repeats: int, heap: str, pagecache: str) -> dict[str, Any]:
+def measure_large(work: Path, stores: list[str], n_links: int, repeats: int, heap: str, pagecache: str, with_pandas: bool) -> dict[str, Any]:
     """The two pieces on one big graph, per store, against pandas over its JSON file."""
     from ingest.synth import write_large_graph
 
@@ -475,7 +483,7 @@ def measure_large(work: Path, stores: list[str], n_links: int, repeats: int, hea
     if not path.exists():
         log.info("writing a graph of %d links", n_links)
         write_large_graph(path, n_links=n_links, n_nodes=max(2_000, min(14_000, n_links // 700)), seed=0)
-    out: dict[str, Any] = {"links": n_links, "bytes": path.stat().st_size, "rows": []}
+    out: dict[str, Any] = {"links": n_links, "bytes": path.stat().st_size, "rows": [], "stores": stores, "load": os.getloadavg()[1]}
     kbs = {}
     for store in stores:
         kb = open_kb(work, f"large-{n_links}", store, LARGE_PORT, heap, pagecache)
@@ -484,14 +492,14 @@ def measure_large(work: Path, stores: list[str], n_links: int, repeats: int, hea
     slug = next(iter(kbs.values())).select()[0].slug
     cases = [
         ("piece: top 200 nodes", lambda kb: _size(top_piece(kb, slug, 200)), lambda: pandas_top(str(path), 200)),
-        ("piece: 2-hop, |w| >= 2", lambda kb: len(_around_large(kb, slug).nodes), lambda: pandas_around(str(path), 2, 2.0)),
+        ("piece: 2-hop, |w| >= 2, 500 nodes", lambda kb: len(_around_large(kb, slug).nodes), lambda: pandas_around(str(path), 2, 2.0, 500)),
     ]
     for name, store_call, pandas_call in cases:
-        seconds, answer = timed(pandas_call)
-        row: dict[str, Any] = {"query": name, "pandas_p50": seconds, "pandas_runs": 1}
+        seconds, answer = timed(pandas_call) if with_pandas else (None, None)
+        row: dict[str, Any] = {"query": name, "pandas_p50": seconds, "pandas_runs": 1 if with_pandas else 0}
         for store, kb in kbs.items():
             first = store_call(kb)
-            row[f"{store}_agrees"] = first == answer
+            row[f"{store}_agrees"] = first == answer if with_pandas else True
             times = [timed(lambda: store_call(kb))[0] for _ in range(repeats)]
             row[f"{store}_p50"] = float(np.percentile(times, 50))
             row[f"{store}_p95"] = float(np.percentile(times, 95))
@@ -505,7 +513,7 @@ def measure_large(work: Path, stores: list[str], n_links: int, repeats: int, hea
 def _around_large(kb: KB, slug: str) -> Any:
     gid = kb.select(Selection(slugs=(slug,)))[0].gid
     target = next(i for i in kb.store.logit_nodes(gid) if kb.store.node_rows(gid, [i])[0]["is_target_logit"])
-    return neighbourhood_piece(kb, slug, target, hops=2, min_abs_weight=2.0, max_nodes=20_000)
+    return neighbourhood_piece(kb, slug, target, hops=2, min_abs_weight=2.0, max_nodes=500)
 
 
 # --- report ---------------------------------------------------------------------------------------
@@ -521,11 +529,12 @@ def _table(rows: list[dict[str, Any]], stores: list[str]) -> list[str]:
     lines = ["| query | pandas p50 (runs) | " + " | ".join(f"{s} p50 | {s} p95 | speed-up" for s in stores) + " |"]
     lines.append("|---|---|" + "---|---|---|" * len(stores))
     for row in rows:
-        cells = [row["query"], f"{_ms(row['pandas_p50'])} ({row['pandas_runs']})"]
+        pandas = row["pandas_p50"]
+        cells = [row["query"], f"{_ms(pandas)} ({row['pandas_runs']})" if pandas is not None else "not run"]
         for s in stores:
             p50 = row.get(f"{s}_p50")
             mark = "" if row.get(f"{s}_agrees", True) else " (disagrees!)"
-            cells += [_ms(p50) + mark, _ms(row.get(f"{s}_p95")), f"{row['pandas_p50'] / p50:,.0f}x" if p50 else "-"]
+            cells += [_ms(p50) + mark, _ms(row.get(f"{s}_p95")), f"{pandas / p50:,.0f}x" if p50 and pandas else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -549,15 +558,15 @@ def write_report(work: Path) -> None:
         lines += ["", f"## {data['size']:,} graphs", "", f"{data['machine']}; {data['date']}; `{data['command']}`", ""]
         for store in stores:
             lines.append(f"- ingest into {store}: {json.dumps(data['ingest'].get(store, {}))}")
+        if "load" in data:
+            lines.append(f"- load average during the run (5 min): {data['load']:.1f}")
         lines += [""] + _table(data["rows"], stores)
-        if data.get("large"):
-            large = data["large"]
-            lines += ["", f"### One graph of {large['links']:,} links ({large['bytes'] / 1e6:,.0f} MB of JSON)", ""]
-            for store in stores:
+        for large in data.get("large_runs", []):
+            lines += ["", f"### One graph of {large['links']:,} links ({large['bytes'] / 1e6:,.0f} MB of JSON)", "", f"`{large['command']}`", ""]
+            for store in large["stores"]:
                 if f"ingest_{store}" in large:
                     lines.append(f"- ingest into {store}: {json.dumps(large[f'ingest_{store}'])}")
-            large_stores = [s for s in stores if f"{s}_p50" in large["rows"][0]]
-            lines += [""] + _table(large["rows"], large_stores)
+            lines += [""] + _table(large["rows"], large["stores"])
     notes = RESULTS.parent / "analysis-circuits-notes.md"
     if notes.exists():
         lines += ["", notes.read_text().strip()]
@@ -573,6 +582,8 @@ def main() -> None:
     parser.add_argument("--baseline-repeats", type=int, default=2)
     parser.add_argument("--large-links", type=int, default=0, help="Also time the pieces on one graph of this many links.")
     parser.add_argument("--large-stores", nargs="+", choices=["embedded", "neo4j"], help="Stores for the big graph (default: --stores).")
+    parser.add_argument("--only-large", action="store_true", help="Time only the big graph (adds it to the results of --size).")
+    parser.add_argument("--large-pandas", action="store_true", help="Also time pandas on the big graph (needs ~40x its file size in memory).")
     parser.add_argument("--heap", default="2g")
     parser.add_argument("--pagecache", default="2g")
     parser.add_argument("--report", action="store_true", help="Only rewrite the report from results measured before.")
@@ -584,6 +595,14 @@ def main() -> None:
     if args.report:
         write_report(args.work)
         return
+    results = args.work / f"circuits-results-{args.size}.json"
+    if args.only_large:
+        result = json.loads(results.read_text())
+        large = measure_large(args.work, args.large_stores or args.stores, args.large_links, args.repeats, args.heap, args.pagecache, args.large_pandas)
+        result.setdefault("large_runs", []).append({**large, "command": _command(args)})
+        results.write_text(json.dumps(result, indent=1))
+        write_report(args.work)
+        return
     folder = corpus(args.work, args.size)
     kbs, ingest = {}, {}
     for store in args.stores:
@@ -592,16 +611,31 @@ def main() -> None:
     rows = measure(kbs, folder, args.repeats, args.baseline_repeats)
     for kb in kbs.values():
         kb.close()
-    large = measure_large(args.work, args.large_stores or args.stores, args.large_links, args.repeats, args.heap, args.pagecache) if args.large_links else None
-    command = "/root/.cache/circuitkb/venv/bin/python -m bench.analysis_circuits " + " ".join(
+    large = measure_large(args.work, args.large_stores or args.stores, args.large_links, args.repeats, args.heap, args.pagecache, args.large_pandas) if args.large_links else None
+    machine = f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, CPython {platform.python_version()}"
+    result = {
+        "size": args.size,
+        "stores": args.stores,
+        "rows": rows,
+        "ingest": ingest,
+        "large_runs": [{**large, "command": _command(args)}] if large else [],
+        "command": _command(args),
+        "machine": machine,
+        "date": date.today().isoformat(),
+        "load": os.getloadavg()[1],
+    }
+    results.write_text(json.dumps(result, indent=1))
+    write_report(args.work)
+
+
+def _command(args: argparse.Namespace) -> str:
+    return "/root/.cache/circuitkb/venv/bin/python -m bench.analysis_circuits " + " ".join(
         [f"--size {args.size}", "--stores " + " ".join(args.stores), f"--work {args.work}", f"--repeats {args.repeats}", f"--baseline-repeats {args.baseline_repeats}"]
         + ([f"--large-links {args.large_links}"] if args.large_links else [])
         + (["--large-stores " + " ".join(args.large_stores)] if args.large_stores else [])
+        + (["--only-large"] if args.only_large else [])
+        + (["--large-pandas"] if args.large_pandas else [])
     )
-    machine = f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, CPython {platform.python_version()}"
-    result = {"size": args.size, "stores": args.stores, "rows": rows, "ingest": ingest, "large": large, "command": command, "machine": machine, "date": date.today().isoformat()}
-    (args.work / f"circuits-results-{args.size}.json").write_text(json.dumps(result, indent=1))
-    write_report(args.work)
 
 
 if __name__ == "__main__":

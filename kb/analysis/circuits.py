@@ -84,13 +84,11 @@ def aggregate_feature_edges(edges: Sequence[FeatureEdges], min_graphs: int = 1) 
     Sorted by n_graphs (descending), then |mean| (descending), then (src, tgt). Sums run in the
     order of ``edges``, so every store gives the same figures to the last bit.
     """
-    src = np.concatenate([e.src for e in edges]).astype(np.int64) if edges else np.empty(0, np.int64)
-    tgt = np.concatenate([e.tgt for e in edges]).astype(np.int64) if edges else np.empty(0, np.int64)
-    weight = np.concatenate([e.weight for e in edges]) if edges else np.empty(0)
-    links = np.concatenate([e.n_links for e in edges]).astype(np.int64) if edges else np.empty(0, np.int64)
-    key = (src << 32) | tgt
-    order = np.argsort(key, kind="stable")
-    key, weight, links = key[order], weight[order], links[order]
+    if not edges:
+        return _empty_aggregate()
+    key = np.concatenate([(e.src.astype(np.int64) << 32) | e.tgt for e in edges])
+    order = np.argsort(key, kind="stable")  # stable: a pair's weights stay in graph order
+    key = key[order]
     if len(key) == 0:
         return _empty_aggregate()
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
@@ -98,19 +96,24 @@ def aggregate_feature_edges(edges: Sequence[FeatureEdges], min_graphs: int = 1) 
     keep = counts >= min_graphs
     if not keep.any():
         return _empty_aggregate()
-    pair = key[starts][keep]
+    # reduce only the rows of the pairs kept (most pairs are in one graph only)
+    rows = order[np.repeat(keep, counts)]
     counts = counts[keep]
-    mean = np.add.reduceat(weight, starts)[keep] / counts
+    firsts = np.r_[0, np.cumsum(counts)[:-1]]
+    pair = key[starts[keep]]
+    weight = np.concatenate([e.weight for e in edges])[rows]
+    links = np.concatenate([e.n_links for e in edges]).astype(np.int64)[rows]
+    mean = np.add.reduceat(weight, firsts) / counts
     rank = np.lexsort((pair, -np.abs(mean), -counts))
     return EdgeAggregate(
         src=(pair >> 32)[rank],
         tgt=(pair & 0xFFFFFFFF)[rank],
         n_graphs=counts[rank],
         mean=mean[rank],
-        min=np.minimum.reduceat(weight, starts)[keep][rank],
-        max=np.maximum.reduceat(weight, starts)[keep][rank],
-        mean_abs=(np.add.reduceat(np.abs(weight), starts)[keep] / counts)[rank],
-        n_links=np.add.reduceat(links, starts)[keep][rank],
+        min=np.minimum.reduceat(weight, firsts)[rank],
+        max=np.maximum.reduceat(weight, firsts)[rank],
+        mean_abs=(np.add.reduceat(np.abs(weight), firsts) / counts)[rank],
+        n_links=np.add.reduceat(links, firsts)[rank],
     )
 
 

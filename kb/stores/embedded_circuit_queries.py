@@ -67,8 +67,8 @@ class EmbeddedCircuitQueries(CircuitQueries):
             for start in range(0, len(unique), _CHUNK):
                 chunk = unique[start : start + _CHUNK]
                 rows = conn.execute(select(fe.graph_id, fe.part, fe.src, fe.tgt, fe.weight, fe.n_links).where(fe.graph_id.in_(chunk)))
-                for row in rows:
-                    parts.setdefault(row.graph_id, []).append(dict(row._mapping))
+                for gid, part, src, tgt, weight, n_links in rows:
+                    parts.setdefault(gid, []).append({"part": part, "src": src, "tgt": tgt, "weight": weight, "n_links": n_links})
             missing = [g for g in unique if g not in parts]
             if missing:
                 log.warning("%d graphs have no stored feature edges; computing them from their links (`circuitkb circuits backfill` stores them)", len(missing))
