@@ -2,7 +2,9 @@
 
 Values travel as parameters only. Nodes of chosen graphs are found through the composite
 ``(:Node {gid, idx})`` index: a predicate on ``gid`` alone does not let the planner use it, so
-queries add ``n.idx >= 0`` (true of every node) to make it an index seek.
+queries add ``n.idx >= 0`` (true of every node) to make it an index seek, and a hint, because
+Neo4j caches one plan per query text: a plan made for ten thousand graph ids (a scan of every
+feature node) would otherwise be reused for a family of four.
 """
 
 from __future__ import annotations
@@ -46,20 +48,23 @@ def presence_query(fids: Sequence[int], gids: Sequence[int] | None) -> Query:
     )
 
 
-def graph_presence_query(gids: Sequence[int]) -> Query:
-    """Every feature of the graphs ``gids``, one row per (feature, graph)."""
+def graph_presence_query(gids: Sequence[int], fids: Sequence[int] | None = None) -> Query:
+    """The features of the graphs ``gids`` (only ``fids`` if given), one row per (feature, graph).
+
+    Driven by the graphs, so its cost follows their size, not how common the features are."""
+    only = "AND n.fid IN $fids " if fids is not None else ""
     return (
-        "MATCH (n:Node) WHERE n.gid IN $gids AND n.idx >= 0 AND n.fid IS NOT NULL "
+        "MATCH (n:Node) USING INDEX n:Node(gid, idx) WHERE n.gid IN $gids AND n.idx >= 0 AND n.fid IS NOT NULL " + only + ""
         "RETURN n.fid AS fid, n.gid AS gid, max(n.activation) AS activation, min(n.influence) AS influence, "
         "collect(DISTINCT n.ctx_idx) AS positions",
-        {"gids": _ids(gids)},
+        {"gids": _ids(gids), "fids": _ids(fids) if fids is not None else None},
     )
 
 
 def shared_fids_query(gids: Sequence[int], min_graphs: int) -> Query:
     """The features that have nodes in at least ``min_graphs`` of ``gids``."""
     return (
-        "MATCH (n:Node) WHERE n.gid IN $gids AND n.idx >= 0 AND n.fid IS NOT NULL "
+        "MATCH (n:Node) USING INDEX n:Node(gid, idx) WHERE n.gid IN $gids AND n.idx >= 0 AND n.fid IS NOT NULL "
         "WITH n.fid AS fid, count(DISTINCT n.gid) AS n_graphs WHERE n_graphs >= $min_graphs "
         "RETURN fid",
         {"gids": _ids(gids), "min_graphs": min_graphs},
@@ -101,7 +106,7 @@ def neighbour_summary_query(direction: str, fids: Sequence[int], gids: Sequence[
 
 def layer_counts_query(gids: Sequence[int]) -> Query:
     return (
-        "MATCH (n:Node) WHERE n.gid IN $gids AND n.idx >= 0 AND n.fid IS NOT NULL "
+        "MATCH (n:Node) USING INDEX n:Node(gid, idx) WHERE n.gid IN $gids AND n.idx >= 0 AND n.fid IS NOT NULL "
         "RETURN n.gid AS gid, n.layer_num AS layer, count(DISTINCT n.fid) AS n",
         {"gids": _ids(gids)},
     )
@@ -110,7 +115,7 @@ def layer_counts_query(gids: Sequence[int]) -> Query:
 def layer_overlaps_query(gids_a: Sequence[int], gids_b: Sequence[int]) -> Query:
     """Both sides are found by index seek on their graph ids and joined on fid (a hash join)."""
     return (
-        "MATCH (x:Node), (y:Node) "
+        "MATCH (x:Node), (y:Node) USING INDEX x:Node(gid, idx) USING INDEX y:Node(gid, idx) "
         "WHERE x.gid IN $a AND x.idx >= 0 AND y.gid IN $b AND y.idx >= 0 AND x.fid = y.fid AND x.gid <> y.gid "
         "WITH DISTINCT x.gid AS ga, y.gid AS gb, x.fid AS fid, x.layer_num AS layer "
         "RETURN ga, gb, layer, count(*) AS common",
@@ -130,12 +135,14 @@ class Neo4jFeatureQueries(FeatureQueries):
     def shared_presence(self, gids: Sequence[int], min_graphs: int = 1) -> list[Presence]:
         if not gids:
             return []
-        if min_graphs <= 1:
-            rows = self.run_read(*graph_presence_query(gids))
-            found = [Presence(r["fid"], r["gid"], r["activation"], r["influence"], tuple(sorted(r["positions"]))) for r in rows]
-            return sorted(found, key=lambda p: (p.fid, p.gid))
-        fids = [r["fid"] for r in self.run_read(*shared_fids_query(gids, min_graphs))]
-        return self.feature_presence(fids, gids) if fids else []
+        fids = None
+        if min_graphs > 1:
+            fids = [r["fid"] for r in self.run_read(*shared_fids_query(gids, min_graphs))]
+            if not fids:
+                return []
+        rows = self.run_read(*graph_presence_query(gids, fids))
+        found = [Presence(r["fid"], r["gid"], r["activation"], r["influence"], tuple(sorted(r["positions"]))) for r in rows]
+        return sorted(found, key=lambda p: (p.fid, p.gid))
 
     def feature_neighbours(self, fids: Sequence[int], gids: Sequence[int], top: int | None = None) -> list[Neighbour]:
         if not fids or not gids:
