@@ -20,7 +20,6 @@ both.
 from __future__ import annotations
 
 import itertools
-import logging
 import math
 import random
 from collections import defaultdict
@@ -35,12 +34,10 @@ from kb.errors import CircuitKBError
 from kb.selection import GraphInfo, Selection
 from kb.stores.embedded_feature_queries import among
 from schema.sql import READY
-from schema.sql import graphs as graphs_table
+from schema.sql import graphs as graphs_table  # `graphs` names the chosen graphs here
 
 if TYPE_CHECKING:
     from kb.api import KB
-
-log = logging.getLogger(__name__)
 
 KEPT, ACTIVE = "kept", "active"
 SHARED, SPECIFIC = "shared", "specific"
