@@ -219,9 +219,10 @@ graph_feature_edges = Table(
     Column("n_links", LargeBinary, nullable=False),
 )
 
-# a node's links in either direction without reading the whole graph (k-hop pieces of big graphs)
-Index("ix_graph_links_graph_id_src", graph_links.c.graph_id, graph_links.c.src)
-Index("ix_graph_links_graph_id_tgt", graph_links.c.graph_id, graph_links.c.tgt)
+# a node's links in either direction without reading the whole graph (k-hop pieces of big graphs);
+# the other end is in the index too, so the links among chosen nodes are found in the index alone
+Index("ix_graph_links_graph_id_src_tgt", graph_links.c.graph_id, graph_links.c.src, graph_links.c.tgt)
+Index("ix_graph_links_graph_id_tgt_src", graph_links.c.graph_id, graph_links.c.tgt, graph_links.c.src)
 
 # --- facts about this knowledge base ---------------------------------------------------------------
 
