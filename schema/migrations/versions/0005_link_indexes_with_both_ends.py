@@ -3,7 +3,7 @@
 The indexes of 0003 named one end only, so finding the links among a few hundred chosen nodes of
 a big graph read every link of each of them from the table. With both ends in the index, SQLite
 and PostgreSQL seek the pairs directly. SQLite planner statistics are rewritten for the new
-indexes (see 0003).
+indexes (see 0003), now assuming big graphs.
 
 Revision ID: 0005
 Revises: 0004
@@ -21,11 +21,13 @@ down_revision = '0004'
 branch_labels = None
 depends_on = None
 
-# rows, rows per graph, rows per (graph, node), rows per (graph, node, other node)
+# rows, rows per graph, rows per (graph, node), rows per (graph, node, other node). Rows per graph
+# is set high on purpose: a graph may hold millions of links, and the planner must prefer seeking a
+# few hundred nodes' links by index over reading the whole graph (on a small graph both are fast).
 _LINK_STATISTICS = (
-    ("graph_links", "4000000 4000 1"),
-    ("ix_graph_links_graph_id_src_tgt", "4000000 4000 10 1"),
-    ("ix_graph_links_graph_id_tgt_src", "4000000 4000 10 1"),
+    ("graph_links", "4000000 100000 1"),
+    ("ix_graph_links_graph_id_src_tgt", "4000000 100000 10 1"),
+    ("ix_graph_links_graph_id_tgt_src", "4000000 100000 10 1"),
 )
 
 
