@@ -215,9 +215,10 @@ def logit_nodes_query(gid: int) -> Query:
 
 
 def links_among_query(gid: int, idxs: Sequence[int]) -> Query:
+    """The links among nodes ``idxs``, as three lists in one record."""
     return (
         "UNWIND $idxs AS i MATCH (a:Node {gid: $gid, idx: i})-[r:LINK]->(b:Node) WHERE b.idx IN $idxs "
-        "RETURN a.idx AS s, b.idx AS t, r.w AS w",
+        "RETURN collect(a.idx) AS s, collect(b.idx) AS t, collect(r.w) AS w",
         {"gid": gid, "idxs": sorted(set(idxs))},
     )
 
@@ -228,7 +229,8 @@ def links_around_query(gid: int, idxs: Sequence[int], min_abs_weight: float, dir
     ends = "a.idx AS s, b.idx AS t" if direction == OUT else "b.idx AS s, a.idx AS t"
     return (
         f"UNWIND $idxs AS i MATCH (a:Node {{gid: $gid, idx: i}}){arrow} WHERE abs(r.w) >= $min "
-        f"RETURN r.i AS i, {ends}, r.w AS w",
+        f"WITH r.i AS i, {ends}, r.w AS w "
+        "RETURN collect(i) AS i, collect(s) AS s, collect(t) AS t, collect(w) AS w",
         {"gid": gid, "idxs": sorted(set(idxs)), "min": float(min_abs_weight)},
     )
 
@@ -344,13 +346,14 @@ class Neo4jCircuitQueries(CircuitQueries):
         return [r["idx"] for r in self.run_read(*logit_nodes_query(gid))]
 
     def links_among(self, gid: int, idxs: Sequence[int]) -> LinkSet:
-        return LinkSet.of([(r["s"], r["t"], r["w"]) for r in self.run_read(*links_among_query(gid, idxs))])
+        r = self.run_read(*links_among_query(gid, idxs))[0]
+        return LinkSet.of(list(zip(r["s"], r["t"], r["w"])))
 
     def links_around(self, gid: int, idxs: Sequence[int], min_abs_weight: float, direction: str = BOTH) -> LinkSet:
         found: dict[int, tuple[int, int, float]] = {}
         for side in {IN: (IN,), OUT: (OUT,), BOTH: (OUT, IN)}[direction]:
-            for r in self.run_read(*links_around_query(gid, idxs, min_abs_weight, side)):
-                found[r["i"]] = (r["s"], r["t"], r["w"])
+            r = self.run_read(*links_around_query(gid, idxs, min_abs_weight, side))[0]
+            found.update(zip(r["i"], zip(r["s"], r["t"], r["w"])))
         return LinkSet.of(list(found.values()))
 
 
