@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -135,19 +135,29 @@ def chain_query(gids: Sequence[int], steps: Sequence[Step]) -> Query:
     )
 
 
+def _by_graph(keys: Iterable[tuple[int, ...]]) -> list[list[Any]]:
+    """[[gid, [rest of each key...]], ...]: queries answer one record per graph, not per key
+    (each record costs the driver far more than a list element)."""
+    groups: dict[int, list[Any]] = {}
+    for gid, *rest in sorted(set(keys)):
+        groups.setdefault(gid, []).append(rest[0] if len(rest) == 1 else rest)
+    return [[gid, items] for gid, items in groups.items()]
+
+
 def describe_nodes_query(nodes: Sequence[tuple[int, int]]) -> Query:
     return (
-        "UNWIND $keys AS k MATCH (n:Node {gid: k[0], idx: k[1]}) "
-        "RETURN k[0] AS gid, [n.idx, n.node_id, n.kind, n.ctx_idx, n.fid, n.clerp] AS about",
-        {"keys": [list(key) for key in sorted(set(nodes))]},
+        "UNWIND $groups AS g UNWIND g[1] AS i MATCH (n:Node {gid: g[0], idx: i}) "
+        "RETURN g[0] AS gid, collect([n.idx, n.node_id, n.kind, n.ctx_idx, n.fid, n.clerp]) AS about",
+        {"groups": _by_graph(nodes)},
     )
 
 
 def direct_weights_query(pairs: Sequence[tuple[int, int, int]]) -> Query:
     return (
-        "UNWIND $pairs AS p MATCH (a:Node {gid: p[0], idx: p[1]})-[r:LINK]->(b:Node) WHERE b.idx = p[2] "
-        "WITH p, r ORDER BY r.i RETURN p[0] AS gid, p[1] AS src, p[2] AS tgt, collect(r.w) AS weights",
-        {"pairs": [list(p) for p in sorted(set(pairs))]},
+        "UNWIND $groups AS g UNWIND g[1] AS p MATCH (a:Node {gid: g[0], idx: p[0]})-[r:LINK]->(b:Node) WHERE b.idx = p[1] "
+        "WITH g[0] AS gid, p, r ORDER BY r.i WITH gid, p, collect(r.w) AS weights "
+        "RETURN gid, collect(p) AS pairs, collect(weights) AS weights",
+        {"groups": _by_graph(pairs)},
     )
 
 
@@ -162,7 +172,7 @@ def graph_features_query(gids: Sequence[int]) -> Query:
 def feature_positions_query(gids: Sequence[int], fids: Sequence[int]) -> Query:
     return (
         "UNWIND $gids AS gid MATCH (n:Node {gid: gid}) WHERE n.idx IS NOT NULL AND n.fid IN $fids "
-        "RETURN gid, n.fid AS fid, collect(DISTINCT n.ctx_idx) AS positions",
+        "RETURN gid, collect(n.fid) AS fids, collect(n.ctx_idx) AS positions",
         {"gids": sorted(set(gids)), "fids": sorted(set(fids))},
     )
 
@@ -181,10 +191,11 @@ def _step_condition(name: str, i: int, step: Step, params: dict[str, Any]) -> st
 
 def input_totals_query(nodes: Sequence[tuple[int, int]]) -> Query:
     return (
-        "UNWIND $keys AS k MATCH (n:Node {gid: k[0], idx: k[1]}) "
+        "UNWIND $groups AS g UNWIND g[1] AS i MATCH (n:Node {gid: g[0], idx: i}) "
         "OPTIONAL MATCH (n)<-[r:LINK]-() "
-        "RETURN k[0] AS gid, k[1] AS idx, sum(abs(r.w)) AS total",
-        {"keys": [list(key) for key in sorted(set(nodes))]},
+        "WITH g[0] AS gid, i, sum(abs(r.w)) AS total "
+        "RETURN gid, collect(i) AS idxs, collect(total) AS totals",
+        {"groups": _by_graph(nodes)},
     )
 
 
@@ -308,12 +319,16 @@ class Neo4jCircuitQueries(CircuitQueries):
     def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:
         if not nodes:
             return {}
-        return {(r["gid"], r["about"][0]): ChainNode(*r["about"]) for r in self.run_read(*describe_nodes_query(nodes))}
+        return {(r["gid"], a[0]): ChainNode(*a) for r in self.run_read(*describe_nodes_query(nodes)) for a in r["about"]}
 
     def direct_weights(self, pairs: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
         if not pairs:
             return {}
-        return {(r["gid"], r["src"], r["tgt"]): _sum_or_none(r["weights"]) for r in self.run_read(*direct_weights_query(pairs))}
+        return {
+            (r["gid"], src, tgt): _sum_or_none(weights)
+            for r in self.run_read(*direct_weights_query(pairs))
+            for (src, tgt), weights in zip(r["pairs"], r["weights"])
+        }
 
     def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
         found = {g: np.empty(0, dtype=np.int64) for g in gids}
@@ -325,12 +340,18 @@ class Neo4jCircuitQueries(CircuitQueries):
     def feature_positions(self, gids: Sequence[int], fids: Sequence[int]) -> dict[tuple[int, int], tuple[int, ...]]:
         if not gids or not fids:
             return {}
-        return {(r["gid"], r["fid"]): tuple(sorted(r["positions"])) for r in self.run_read(*feature_positions_query(gids, fids))}
+        found: dict[tuple[int, int], set[int]] = {}
+        for r in self.run_read(*feature_positions_query(gids, fids)):
+            for fid, pos in zip(r["fids"], r["positions"]):
+                found.setdefault((r["gid"], fid), set()).add(pos)
+        return {key: tuple(sorted(p)) for key, p in found.items()}
 
     def input_totals(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:
         out = {key: 0.0 for key in set(nodes)}
-        for r in self.run_read(*input_totals_query(nodes)):
-            out[(r["gid"], r["idx"])] = float(r["total"] or 0.0)
+        if nodes:
+            for r in self.run_read(*input_totals_query(nodes)):
+                for idx, total in zip(r["idxs"], r["totals"]):
+                    out[(r["gid"], idx)] = float(total or 0.0)
         return out
 
     def top_nodes(self, gid: int, n: int) -> list[int]:
