@@ -117,8 +117,9 @@ def skeleton_links(gid: int) -> Query:
 def chain_query(gids: Sequence[int], steps: Sequence[Step]) -> Query:
     """Paths n0 -> n1 -> ... -> t, one LINK per hop, with t a target logit.
 
-    One record per (first node, target), with ``paths``: per path, the [idx, fid] of its middle
-    nodes, then its link weights (fewer, larger records cost the driver less).
+    One record per (first node, target), with its paths as parallel flat lists: m1.., f1.. the
+    idx and fid of each middle node, w0.. each link's weight (fewer records and flat lists cost
+    the driver far less than a record or a nested list per path).
     """
     k = len(steps)
     names = [f"n{i}" for i in range(k)] + ["t"]
@@ -127,10 +128,11 @@ def chain_query(gids: Sequence[int], steps: Sequence[Step]) -> Query:
     conditions = ["n0.gid IN $gids", "t.is_target_logit = true"]
     for i, step in enumerate(steps):
         conditions.append(_step_condition(f"n{i}", i, step, params))
-    middle = "[" + ", ".join([f"[{n}.idx, {n}.fid]" for n in names[1:-1]] + ["[" + ", ".join(f"l{i}.w" for i in range(k)) + "]"]) + "]"
+    lists = [f"collect({n}.idx) AS m{i}, collect({n}.fid) AS f{i}" for i, n in enumerate(names[1:-1], start=1)]
+    lists += [f"collect(l{i}.w) AS w{i}" for i in range(k)]
     return (
         f"MATCH {pattern} WHERE {' AND '.join(conditions)} "
-        f"RETURN n0.gid AS gid, [n0.idx, n0.fid] AS first, [t.idx, t.fid] AS last, collect({middle}) AS paths",
+        f"RETURN n0.gid AS gid, n0.idx AS first, n0.fid AS first_fid, t.idx AS last, t.fid AS last_fid, {', '.join(lists)}",
         params,
     )
 
@@ -307,11 +309,13 @@ class Neo4jCircuitQueries(CircuitQueries):
         if not steps or not gids:
             return []
         out = []
+        k = len(steps)
         for r in self.run_read(*chain_query(gids, steps)):
-            (first, first_fid), (last, last_fid) = r["first"], r["last"]
-            for *middle, weights in r["paths"]:
-                nodes = (first, *(m[0] for m in middle), last)
-                fids = (first_fid, *(m[1] for m in middle), last_fid)
+            middles = list(zip(*(r[f"m{i}"] for i in range(1, k)))) or [()] * len(r["w0"])
+            middle_fids = list(zip(*(r[f"f{i}"] for i in range(1, k)))) or [()] * len(r["w0"])
+            for mids, mid_fids, weights in zip(middles, middle_fids, zip(*(r[f"w{i}"] for i in range(k)))):
+                nodes = (r["first"], *mids, r["last"])
+                fids = (r["first_fid"], *mid_fids, r["last_fid"])
                 out.append(ChainMatch(r["gid"], nodes, tuple(float(w) for w in weights), fids))
         out.sort()
         return out
