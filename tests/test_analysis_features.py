@@ -470,9 +470,9 @@ def test_cypher_builders_carry_values_only_as_parameters() -> None:
     builders = [
         cq.shared_fids_query(hostile, 2),
         cq.graph_presence_query(hostile),
-        cq.neighbours_query("upstream", hostile, hostile, 3),
-        cq.neighbours_query("downstream", hostile, hostile, None),
-        cq.neighbour_summary_query("upstream", hostile, hostile, 5),
+        cq.neighbours_query(hostile, hostile, 3),
+        cq.neighbours_query(hostile, hostile, None),
+        cq.neighbour_summary_query(hostile, hostile, 5),
         cq.layer_counts_query(hostile),
         cq.layer_overlaps_query(hostile, hostile),
     ]

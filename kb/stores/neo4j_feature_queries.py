@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from kb.stores.feature_queries import (
-    DOWNSTREAM,
-    UPSTREAM,
+    DIRECTIONS,
     FeatureQueries,
     LayerCount,
     LayerOverlap,
@@ -26,11 +25,6 @@ Query = tuple[str, dict[str, Any]]
 
 # "all of them" for a list slice; Cypher has no unbounded slice parameter
 _ALL = 2**31 - 1
-
-_LINK_PATTERN = {
-    UPSTREAM: "MATCH (nb)-[l:LINK]->(f) ",
-    DOWNSTREAM: "MATCH (f)-[l:LINK]->(nb) ",
-}
 
 
 def _ids(values: Sequence[int]) -> list[int]:
@@ -71,35 +65,43 @@ def shared_fids_query(gids: Sequence[int], min_graphs: int) -> Query:
     )
 
 
-def neighbours_query(direction: str, fids: Sequence[int], gids: Sequence[int], top: int | None) -> Query:
-    """Per (graph, feature): its ``top`` neighbours in ``direction`` by |summed weight|."""
+# each feature node of the chosen graphs with every link into it (dir 0, upstream) and out of it
+# (dir 1, downstream); dir is the position in DIRECTIONS
+_LINKED = (
+    "MATCH (f:Node) WHERE f.fid IN $fids AND f.gid IN $gids "
+    "CALL (f) { "
+    "MATCH (nb)-[l:LINK]->(f) RETURN 0 AS dir, nb, l "
+    "UNION ALL "
+    "MATCH (f)-[l:LINK]->(nb) RETURN 1 AS dir, nb, l "
+    "} "
+)
+
+
+def neighbours_query(fids: Sequence[int], gids: Sequence[int], top: int | None) -> Query:
+    """Per (graph, feature, direction): its ``top`` neighbours by |summed weight|."""
     return (
-        "MATCH (f:Node) WHERE f.fid IN $fids AND f.gid IN $gids "
-        + _LINK_PATTERN[direction]
-        + "WITH f.gid AS gid, f.fid AS fid, nb.fid AS nfid, CASE WHEN nb.fid IS NULL THEN nb.idx ELSE -1 END AS own, "
+        _LINKED + "WITH f.gid AS gid, f.fid AS fid, dir, nb.fid AS nfid, CASE WHEN nb.fid IS NULL THEN nb.idx ELSE -1 END AS own, "
         "sum(l.w) AS weight, count(l) AS n_links, min(nb.idx) AS node_idx "
         "ORDER BY abs(weight) DESC, CASE WHEN nfid IS NULL THEN 1 ELSE 0 END, nfid, node_idx "
-        "WITH gid, fid, collect({nfid: nfid, node_idx: node_idx, weight: weight, n_links: n_links})[..$top] AS best "
+        "WITH gid, fid, dir, collect({nfid: nfid, node_idx: node_idx, weight: weight, n_links: n_links})[..$top] AS best "
         "UNWIND range(0, size(best) - 1) AS rank "
-        "WITH gid, fid, rank, best[rank] AS b "
+        "WITH gid, fid, dir, rank, best[rank] AS b "
         "MATCH (node:Node) WHERE node.gid = gid AND node.idx = b.node_idx "
-        "RETURN gid, fid, rank, b.nfid AS nfid, b.node_idx AS node_idx, node.node_id AS node_id, node.kind AS kind, "
+        "RETURN gid, fid, dir, rank, b.nfid AS nfid, b.node_idx AS node_idx, node.node_id AS node_id, node.kind AS kind, "
         "node.layer AS layer, node.ctx_idx AS ctx_idx, b.weight AS weight, b.n_links AS n_links",
         {"fids": _ids(fids), "gids": _ids(gids), "top": _ALL if top is None else top},
     )
 
 
-def neighbour_summary_query(direction: str, fids: Sequence[int], gids: Sequence[int], top: int | None) -> Query:
-    """Per feature: its ``top`` feature neighbours in ``direction`` by graphs, then |mean weight|."""
+def neighbour_summary_query(fids: Sequence[int], gids: Sequence[int], top: int | None) -> Query:
+    """Per (feature, direction): its ``top`` feature neighbours by graphs, then |mean weight|."""
     return (
-        "MATCH (f:Node) WHERE f.fid IN $fids AND f.gid IN $gids "
-        + _LINK_PATTERN[direction]
-        + "WITH f.fid AS fid, f.gid AS gid, nb.fid AS nfid, sum(l.w) AS weight WHERE nfid IS NOT NULL "
-        "WITH fid, nfid, count(*) AS n_graphs, avg(weight) AS mean_weight "
+        _LINKED + "WITH f.fid AS fid, f.gid AS gid, dir, nb.fid AS nfid, sum(l.w) AS weight WHERE nfid IS NOT NULL "
+        "WITH fid, dir, nfid, count(*) AS n_graphs, avg(weight) AS mean_weight "
         "ORDER BY n_graphs DESC, abs(mean_weight) DESC, nfid "
-        "WITH fid, collect({nfid: nfid, n_graphs: n_graphs, mean_weight: mean_weight})[..$top] AS best "
+        "WITH fid, dir, collect({nfid: nfid, n_graphs: n_graphs, mean_weight: mean_weight})[..$top] AS best "
         "UNWIND range(0, size(best) - 1) AS rank "
-        "RETURN fid, rank, best[rank].nfid AS nfid, best[rank].n_graphs AS n_graphs, best[rank].mean_weight AS mean_weight",
+        "RETURN fid, dir, rank, best[rank].nfid AS nfid, best[rank].n_graphs AS n_graphs, best[rank].mean_weight AS mean_weight",
         {"fids": _ids(fids), "gids": _ids(gids), "top": _ALL if top is None else top},
     )
 
@@ -147,23 +149,17 @@ class Neo4jFeatureQueries(FeatureQueries):
     def feature_neighbours(self, fids: Sequence[int], gids: Sequence[int], top: int | None = None) -> list[Neighbour]:
         if not fids or not gids:
             return []
-        out: list[tuple[Any, ...]] = []
-        for order, direction in enumerate((UPSTREAM, DOWNSTREAM)):
-            for r in self.run_read(*neighbours_query(direction, fids, gids, top)):
-                neighbour = Neighbour(
-                    r["gid"], r["fid"], direction, r["nfid"], r["node_idx"], r["node_id"], r["kind"], r["layer"], r["ctx_idx"], float(r["weight"]), r["n_links"]
-                )
-                out.append((r["gid"], r["fid"], order, r["rank"], neighbour))
-        return [item[-1] for item in sorted(out, key=lambda item: item[:4])]
+        rows = sorted(self.run_read(*neighbours_query(fids, gids, top)), key=lambda r: (r["gid"], r["fid"], r["dir"], r["rank"]))
+        return [
+            Neighbour(r["gid"], r["fid"], DIRECTIONS[r["dir"]], r["nfid"], r["node_idx"], r["node_id"], r["kind"], r["layer"], r["ctx_idx"], float(r["weight"]), r["n_links"])
+            for r in rows
+        ]
 
     def neighbour_summary(self, fids: Sequence[int], gids: Sequence[int], top: int | None = None) -> list[NeighbourSummary]:
         if not fids or not gids:
             return []
-        out: list[tuple[Any, ...]] = []
-        for order, direction in enumerate((UPSTREAM, DOWNSTREAM)):
-            for r in self.run_read(*neighbour_summary_query(direction, fids, gids, top)):
-                out.append((r["fid"], order, r["rank"], NeighbourSummary(r["fid"], direction, r["nfid"], r["n_graphs"], float(r["mean_weight"]))))
-        return [item[-1] for item in sorted(out, key=lambda item: item[:3])]
+        rows = sorted(self.run_read(*neighbour_summary_query(fids, gids, top)), key=lambda r: (r["fid"], r["dir"], r["rank"]))
+        return [NeighbourSummary(r["fid"], DIRECTIONS[r["dir"]], r["nfid"], r["n_graphs"], float(r["mean_weight"])) for r in rows]
 
     def layer_counts(self, gids: Sequence[int]) -> list[LayerCount]:
         if not gids:
