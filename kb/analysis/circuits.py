@@ -524,7 +524,7 @@ def two_hop_paths(
     matches = kb.store.chains(sorted(positions), [Step(positions=positions, embeddings=True), Step()])
     mid_fids = sorted({m.fids[1] for m in matches if m.fids[1] is not None})
     names = feature_names(kb, mid_fids)
-    where = kb.store.feature_positions(sorted({m.gid for m in matches}), mid_fids)
+    where = kb.store.feature_positions(sorted({(m.gid, m.fids[1]) for m in matches if m.fids[1] is not None}))
     tokens = {g.gid: g.prompt_tokens for g in graphs}
     via_words = words(via) if via else set()
     verdicts: dict[tuple[int, int], str | None] = {}

@@ -269,8 +269,8 @@ class CircuitQueries(ABC):
         """Each graph's distinct feature ids, sorted (an empty array for a graph without features)."""
 
     @abstractmethod
-    def feature_positions(self, gids: Sequence[int], fids: Sequence[int]) -> dict[tuple[int, int], tuple[int, ...]]:
-        """For each (gid, fid) of ``fids`` present in ``gids``: the sorted positions of its nodes."""
+    def feature_positions(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, ...]]:
+        """For each (gid, fid) of ``keys`` present in its graph: the sorted positions of its nodes."""
 
     @abstractmethod
     def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:

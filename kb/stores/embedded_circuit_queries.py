@@ -12,7 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
 from kb.stores.base import NODE_COLUMNS
-from kb.stores.embedded_feature_queries import among
+from kb.stores.embedded_feature_queries import among, keys_table
 from kb.stores.circuit_queries import (
     BOTH,
     IN,
@@ -134,10 +134,13 @@ class EmbeddedCircuitQueries(CircuitQueries):
     def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:
         c = graph_nodes.c
         out: dict[tuple[int, int], ChainNode] = {}
+        if not nodes:
+            return out
         with self.engine.connect() as conn:
-            for condition in _per_graph_batches(c.graph_id, c.idx, set(nodes)):
-                for gid, *about in conn.execute(select(c.graph_id, *(c[name] for name in _ABOUT)).where(condition)):
-                    out[(gid, about[0])] = ChainNode(*about)
+            keys = keys_table(conn, nodes, ("gid", "idx"))
+            query = select(c.graph_id, *(c[name] for name in _ABOUT)).select_from(keys).join(graph_nodes, and_(c.graph_id == keys.c.gid, c.idx == keys.c.idx))
+            for gid, *about in conn.execute(query):
+                out[(gid, about[0])] = ChainNode(*about)
         return out
 
     def direct_weights(self, pairs: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
@@ -154,25 +157,36 @@ class EmbeddedCircuitQueries(CircuitQueries):
                     found[gid].append(fid)
         return {g: np.array(sorted(f), dtype=np.int64) for g, f in found.items()}
 
-    def feature_positions(self, gids: Sequence[int], fids: Sequence[int]) -> dict[tuple[int, int], tuple[int, ...]]:
-        if not gids or not fids:
+    def feature_positions(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, ...]]:
+        wanted = set(keys)
+        if not wanted:
             return {}
         c = graph_nodes.c
         found: dict[tuple[int, int], set[int]] = {}
         with self.engine.connect() as conn:
+            # reading the listed graphs' nodes in key order beats one lookup per (graph, feature)
+            gids, fids = sorted({g for g, _ in wanted}), sorted({f for _, f in wanted})
             query = select(c.graph_id, c.feature_id, c.ctx_idx).where(among(conn, c.graph_id, gids), among(conn, c.feature_id, fids))
             for gid, fid, pos in conn.execute(query):
-                found.setdefault((gid, fid), set()).add(pos)
+                if (gid, fid) in wanted:
+                    found.setdefault((gid, fid), set()).add(pos)
         return {key: tuple(sorted(p)) for key, p in found.items()}
 
     def input_totals(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:
         out = {key: 0.0 for key in set(nodes)}
+        if not out:
+            return out
         link = graph_links.c
         with self.engine.connect() as conn:
-            for condition in _per_graph_batches(link.graph_id, link.tgt, out):
-                query = select(link.graph_id, link.tgt, func.sum(func.abs(link.weight))).where(condition).group_by(link.graph_id, link.tgt)
-                for gid, idx, total in conn.execute(query):
-                    out[(gid, idx)] = float(total)
+            keys = keys_table(conn, list(out), ("gid", "idx"))
+            query = (
+                select(link.graph_id, link.tgt, func.sum(func.abs(link.weight)))
+                .select_from(keys)
+                .join(graph_links, and_(link.graph_id == keys.c.gid, link.tgt == keys.c.idx))
+                .group_by(link.graph_id, link.tgt)
+            )
+            for gid, idx, total in conn.execute(query):
+                out[(gid, idx)] = float(total)
         return out
 
     def top_nodes(self, gid: int, n: int) -> list[int]:
@@ -250,31 +264,18 @@ def _direct_weights(conn: Connection, pairs: set[tuple[int, int, int]]) -> dict[
     """For (gid, src idx, tgt idx): the summed weight of the links src -> tgt, where there are any."""
     link = graph_links.c
     out: dict[tuple[int, int, int], float] = {}
-    for condition in _per_graph_batches(link.graph_id, link.src, {(gid, src) for gid, src, _ in pairs}):
-        query = select(link.graph_id, link.src, link.tgt, link.weight).where(condition).order_by(link.graph_id, link.idx)
-        for gid, src, tgt, weight in conn.execute(query):
-            key = (gid, src, tgt)
-            if key in pairs:
-                out[key] = out.get(key, 0.0) + weight
+    if not pairs:
+        return out
+    keys = keys_table(conn, list(pairs), ("gid", "src", "tgt"))
+    query = (
+        select(link.graph_id, link.src, link.tgt, link.weight)
+        .select_from(keys)
+        .join(graph_links, and_(link.graph_id == keys.c.gid, link.src == keys.c.src, link.tgt == keys.c.tgt))
+        .order_by(link.graph_id, link.idx)
+    )
+    for gid, src, tgt, weight in conn.execute(query):
+        out[(gid, src, tgt)] = out.get((gid, src, tgt), 0.0) + weight
     return out
-
-
-def _per_graph_batches(graph_column: Any, node_column: Any, keys: Iterable[tuple[int, int]], size: int = 2000) -> Iterator[ColumnElement[bool]]:
-    """Conditions `(graph = g AND node IN (...)) OR ...` covering ``keys`` (graph, node) in batches:
-    each term can use the (graph_id, node) index, where a row-value IN list cannot."""
-    by_graph: dict[int, list[int]] = {}
-    for gid, idx in keys:
-        by_graph.setdefault(gid, []).append(idx)
-    terms: list[ColumnElement[bool]] = []
-    count = 0
-    for gid, idxs in sorted(by_graph.items()):
-        terms.append(and_(graph_column == gid, node_column.in_(sorted(idxs))))
-        count += len(idxs) + 1
-        if count >= size:
-            yield or_(*terms)
-            terms, count = [], 0
-    if terms:
-        yield or_(*terms)
 
 
 def _feature_edges_from_links(conn: Connection, gid: int) -> FeatureEdges:

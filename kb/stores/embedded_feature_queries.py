@@ -44,6 +44,18 @@ def among(conn: Connection, column: ColumnElement[Any], ids: Sequence[int], *, l
     return tested.in_(select(listed.c.value))
 
 
+def keys_table(conn: Connection, keys: Sequence[tuple[int, ...]], names: Sequence[str]) -> Any:
+    """A table of integer tuples ``keys`` with columns ``names``, bound as one parameter per
+    column: join it to look rows up by composite key (each row one index seek), where a long
+    ``OR`` of conditions costs more to build than to run."""
+    rows = sorted({tuple(int(v) for v in key) for key in keys})
+    if conn.dialect.name == "postgresql":
+        columns = [literal([row[i] for row in rows], ARRAY(Integer)) for i in range(len(names))]
+        return func.unnest(*columns).table_valued(*names).render_derived(name="k")
+    listed = func.json_each(json.dumps(rows)).table_valued("value")
+    return select(*(func.json_extract(listed.c.value, f"$[{i}]").label(n) for i, n in enumerate(names))).subquery("k")
+
+
 def _many(conn: Connection, gids: Sequence[int]) -> bool:
     """Whether ``gids`` are so large a share of the stored graphs that a scan by feature is cheaper."""
     stored = conn.execute(select(func.count()).select_from(graphs).where(graphs.c.status == READY)).scalar_one()

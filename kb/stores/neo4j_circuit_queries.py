@@ -171,11 +171,11 @@ def graph_features_query(gids: Sequence[int]) -> Query:
     )
 
 
-def feature_positions_query(gids: Sequence[int], fids: Sequence[int]) -> Query:
+def feature_positions_query(keys: Sequence[tuple[int, int]]) -> Query:
     return (
-        "UNWIND $gids AS gid MATCH (n:Node {gid: gid}) WHERE n.idx IS NOT NULL AND n.fid IN $fids "
-        "RETURN gid, collect(n.fid) AS fids, collect(n.ctx_idx) AS positions",
-        {"gids": sorted(set(gids)), "fids": sorted(set(fids))},
+        "UNWIND $groups AS g MATCH (n:Node {gid: g[0]}) WHERE n.idx IS NOT NULL AND n.fid IN g[1] "
+        "RETURN g[0] AS gid, collect(n.fid) AS fids, collect(n.ctx_idx) AS positions",
+        {"groups": _by_graph(keys)},
     )
 
 
@@ -341,11 +341,11 @@ class Neo4jCircuitQueries(CircuitQueries):
                 found[r["gid"]] = np.array(sorted(r["fids"]), dtype=np.int64)
         return found
 
-    def feature_positions(self, gids: Sequence[int], fids: Sequence[int]) -> dict[tuple[int, int], tuple[int, ...]]:
-        if not gids or not fids:
+    def feature_positions(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, ...]]:
+        if not keys:
             return {}
         found: dict[tuple[int, int], set[int]] = {}
-        for r in self.run_read(*feature_positions_query(gids, fids)):
+        for r in self.run_read(*feature_positions_query(keys)):
             for fid, pos in zip(r["fids"], r["positions"]):
                 found.setdefault((r["gid"], fid), set()).add(pos)
         return {key: tuple(sorted(p)) for key, p in found.items()}

@@ -70,7 +70,11 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
 
     def _run(self, mode: str, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         def work(tx):  # noqa: ANN001, ANN202
-            return [r.data() for r in tx.run(query, params)]
+            # records as plain dicts without Record.data(), which walks every list element again
+            # (seconds for queries answering long flat lists); nodes stay driver Node objects
+            result = tx.run(query, params)
+            keys = result.keys()
+            return [dict(zip(keys, record)) for record in result]
 
         return self._call(mode, work)
 
