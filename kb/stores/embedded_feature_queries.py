@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from sqlalchemy import ARRAY, ColumnElement, Connection, Engine, Integer, and_, any_, case, func, literal, select
 
 from kb.stores.feature_queries import (
+    WIDE_SHARE,
     DOWNSTREAM,
     UPSTREAM,
     FeatureQueries,
@@ -24,9 +25,6 @@ from kb.stores.feature_queries import (
     Presence,
 )
 from schema.sql import READY, graph_links, graph_nodes, graphs
-
-# a query over more than this share of the stored graphs reads nodes by feature, not by graph
-WIDE_SHARE = 0.2
 
 
 def among(conn: Connection, column: ColumnElement[Any], ids: Sequence[int], *, lookup: bool = True) -> ColumnElement[bool]:

@@ -19,6 +19,9 @@ UPSTREAM = "upstream"  # the neighbour's links go into the feature's nodes: it f
 DOWNSTREAM = "downstream"  # the feature's nodes link into the neighbour: the feature drives it
 DIRECTIONS = (UPSTREAM, DOWNSTREAM)
 
+# a query over more than this share of the stored graphs reads nodes by feature, not by graph
+WIDE_SHARE = 0.2
+
 
 @dataclass(frozen=True)
 class Presence:

@@ -100,8 +100,10 @@ def link_features(gid: int) -> Query:
 
 
 def skeleton_nodes(gid: int) -> Query:
-    fields = ", ".join(f"n.{_PROPERTY[c]} AS {c}" for c in SKELETON_COLUMNS)
-    return f"MATCH (n:Node {{gid: $gid}}) WHERE n.idx IS NOT NULL RETURN {fields}", {"gid": gid}
+    """A graph's nodes in one record, each a list of SKELETON_COLUMNS (collecting a column at a
+    time would drop its nulls)."""
+    fields = ", ".join(f"n.{_PROPERTY[c]}" for c in SKELETON_COLUMNS)
+    return f"MATCH (n:Node {{gid: $gid}}) WHERE n.idx IS NOT NULL RETURN collect([{fields}]) AS nodes", {"gid": gid}
 
 
 def skeleton_links(gid: int) -> Query:
@@ -299,9 +301,10 @@ class Neo4jCircuitQueries(CircuitQueries):
         return fold_link_features(gid, np.array(row["s"], dtype=np.int64), np.array(row["t"], dtype=np.int64), np.array(row["w"], dtype=np.float64))
 
     def graph_skeleton(self, gid: int) -> Skeleton:
-        rows = self.run_read(*skeleton_nodes(gid))
-        if not rows:
+        nodes = self.run_read(*skeleton_nodes(gid))[0]["nodes"]
+        if not nodes:
             raise NotFoundError(f"graph {gid} has no nodes in Neo4j")
+        rows = [dict(zip(SKELETON_COLUMNS, values)) for values in nodes]
         links = self.run_read(*skeleton_links(gid))[0]
         return skeleton_from_rows(gid, rows, links["s"], links["t"], links["w"])
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from kb.stores.feature_queries import (
+    WIDE_SHARE,
     DIRECTIONS,
     FeatureQueries,
     LayerCount,
@@ -32,25 +33,35 @@ def _ids(values: Sequence[int]) -> list[int]:
 
 
 def presence_query(fids: Sequence[int], gids: Sequence[int] | None) -> Query:
+    """Where the features ``fids`` occur (in ``gids`` if given): one record per feature, its
+    graphs as [gid, activation, influence, positions] lists. Driven by the features."""
     graph_filter = "WHERE n.gid IN $gids " if gids is not None else ""
     return (
         "UNWIND $fids AS fid "
         "MATCH (n:Node {fid: fid}) " + graph_filter + ""
-        "RETURN fid, n.gid AS gid, max(n.activation) AS activation, min(n.influence) AS influence, "
-        "collect(DISTINCT n.ctx_idx) AS positions ORDER BY fid, gid",
-        {"fids": sorted(set(fids)), "gids": list(gids) if gids is not None else None},
+        "WITH fid, n.gid AS gid, max(n.activation) AS activation, min(n.influence) AS influence, "
+        "collect(DISTINCT n.ctx_idx) AS positions "
+        "RETURN fid, collect([gid, activation, influence, positions]) AS graphs",
+        {"fids": _ids(fids), "gids": _ids(gids) if gids is not None else None},
     )
 
 
+def graph_count_query() -> Query:
+    return "MATCH (g:Graph) RETURN count(g) AS n", {}
+
+
 def graph_presence_query(gids: Sequence[int], fids: Sequence[int] | None = None) -> Query:
-    """The features of the graphs ``gids`` (only ``fids`` if given), one row per (feature, graph).
+    """The features of the graphs ``gids`` (only ``fids`` if given): one record per graph, its
+    features as [fid, activation, influence, positions] lists (a record per (feature, graph)
+    costs the driver far more).
 
     Driven by the graphs, so its cost follows their size, not how common the features are."""
     only = "AND n.fid IN $fids " if fids is not None else ""
     return (
         "MATCH (n:Node) USING INDEX n:Node(gid, idx) WHERE n.gid IN $gids AND n.idx >= 0 AND n.fid IS NOT NULL " + only + ""
-        "RETURN n.fid AS fid, n.gid AS gid, max(n.activation) AS activation, min(n.influence) AS influence, "
-        "collect(DISTINCT n.ctx_idx) AS positions",
+        "WITH n.gid AS gid, n.fid AS fid, max(n.activation) AS activation, min(n.influence) AS influence, "
+        "collect(DISTINCT n.ctx_idx) AS positions "
+        "RETURN gid, collect([fid, activation, influence, positions]) AS features",
         {"gids": _ids(gids), "fids": _ids(fids) if fids is not None else None},
     )
 
@@ -129,10 +140,12 @@ class Neo4jFeatureQueries(FeatureQueries):
     run_read: Callable[[str, dict[str, Any]], list[dict[str, Any]]]  # provided by Neo4jStore
 
     def feature_presence(self, fids: Sequence[int], gids: Sequence[int] | None = None) -> list[Presence]:
+        return self._presence_by_feature(fids, gids)
+
+    def _presence_by_feature(self, fids: Sequence[int], gids: Sequence[int] | None) -> list[Presence]:
         rows = self.run_read(*presence_query(fids, gids))
-        return [
-            Presence(r["fid"], r["gid"], r["activation"], r["influence"], tuple(sorted(r["positions"]))) for r in rows
-        ]
+        found = [Presence(r["fid"], gid, act, inf, tuple(sorted(pos))) for r in rows for gid, act, inf, pos in r["graphs"]]
+        return sorted(found, key=lambda p: (p.fid, p.gid))
 
     def shared_presence(self, gids: Sequence[int], min_graphs: int = 1) -> list[Presence]:
         if not gids:
@@ -142,8 +155,11 @@ class Neo4jFeatureQueries(FeatureQueries):
             fids = [r["fid"] for r in self.run_read(*shared_fids_query(gids, min_graphs))]
             if not fids:
                 return []
+            # the features' nodes in all graphs are few next to all nodes of most of the graphs
+            if len(set(gids)) > WIDE_SHARE * self.run_read(*graph_count_query())[0]["n"]:
+                return self._presence_by_feature(fids, gids)
         rows = self.run_read(*graph_presence_query(gids, fids))
-        found = [Presence(r["fid"], r["gid"], r["activation"], r["influence"], tuple(sorted(r["positions"]))) for r in rows]
+        found = [Presence(fid, r["gid"], act, inf, tuple(sorted(pos))) for r in rows for fid, act, inf, pos in r["features"]]
         return sorted(found, key=lambda p: (p.fid, p.gid))
 
     def feature_neighbours(self, fids: Sequence[int], gids: Sequence[int], top: int | None = None) -> list[Neighbour]:
