@@ -52,8 +52,8 @@ from kb.analysis.circuits import match_pattern, recurring_edges, strongest_paths
 from kb.analysis.compare import compare_graphs, graph_similarity
 from kb.analysis.pieces import neighbourhood_piece, top_piece
 from kb.analysis.scores import graph_scores
+from bench.corpus import corpus, ingest_once, open_bench_kb
 from kb.api import KB
-from kb.config import Config
 from kb.selection import Selection
 
 log = logging.getLogger("bench.analysis_circuits")
@@ -66,40 +66,6 @@ CLT = "gemma-2-2b/clt-hp"
 
 
 # --- corpus and knowledge bases ------------------------------------------------------------------
-
-
-def corpus(work: Path, size: int) -> Path:
-    folder = work / f"corpus-{size}"
-    if not (folder / "manifest.csv").exists():
-        from ingest.synth import generate_corpus
-
-        log.info("generating %d graphs in %s", size, folder)
-        generate_corpus(folder, size, seed=0, workers=os.cpu_count() or 1)
-    return folder
-
-
-def open_kb(work: Path, name: str, store: str, port: int, heap: str, pagecache: str) -> KB:
-    env = {"CIRCUITKB_HOME": str(work / f"kb-{name}-{store}")}
-    if store == "neo4j":
-        from kb import neo4j_dev
-
-        home = work / f"neo4j-{name}"
-        info = neo4j_dev.start(home, port=port, heap=heap, pagecache=pagecache)
-        env.update(CIRCUITKB_NEO4J_URI=info.uri, CIRCUITKB_NEO4J_USER=info.user, CIRCUITKB_NEO4J_PASSWORD=(home / "password").read_text().strip())
-    return KB.open(Config.load(env=env))
-
-
-def ingested(kb: KB, work: Path, name: str, store: str, folder: Path, expected: int) -> dict[str, Any]:
-    """Ingest ``folder`` unless the KB holds ``expected`` graphs; the ingest figures."""
-    stamp = work / f"ingest-{name}-{store}.json"
-    if kb.stats()["graphs"] < expected:
-        log.info("ingesting %s into the %s store", folder, store)
-        manifest = folder / "manifest.csv"
-        report = kb.ingest([folder], manifest=manifest if manifest.exists() else None)
-        figures = {"graphs": len(report.ingested), "links": report.links, "seconds": round(report.seconds, 1), "failed": len(report.failed)}
-        figures["links_per_second"] = round(report.links / report.seconds) if report.seconds else None
-        stamp.write_text(json.dumps(figures))
-    return json.loads(stamp.read_text()) if stamp.exists() else {}
 
 
 # --- what a researcher does today: pandas over the JSON files -------------------------------------
@@ -486,8 +452,8 @@ def measure_large(work: Path, stores: list[str], n_links: int, repeats: int, hea
     out: dict[str, Any] = {"links": n_links, "bytes": path.stat().st_size, "rows": [], "stores": stores, "load": os.getloadavg()[1]}
     kbs = {}
     for store in stores:
-        kb = open_kb(work, f"large-{n_links}", store, LARGE_PORT, heap, pagecache)
-        out[f"ingest_{store}"] = ingested(kb, work, f"large-{n_links}", store, folder, 1)
+        kb = open_bench_kb(work, f"large-{n_links}", store, LARGE_PORT, heap, pagecache)
+        out[f"ingest_{store}"] = ingest_once(kb, work, f"large-{n_links}", store, folder, 1)
         kbs[store] = kb
     slug = next(iter(kbs.values())).select()[0].slug
     cases = [
@@ -606,8 +572,8 @@ def main() -> None:
     folder = corpus(args.work, args.size)
     kbs, ingest = {}, {}
     for store in args.stores:
-        kbs[store] = open_kb(args.work, str(args.size), store, NEO4J_PORTS.get(args.size, 7734), args.heap, args.pagecache)
-        ingest[store] = ingested(kbs[store], args.work, str(args.size), store, folder, args.size)
+        kbs[store] = open_bench_kb(args.work, str(args.size), store, NEO4J_PORTS.get(args.size, 7734), args.heap, args.pagecache)
+        ingest[store] = ingest_once(kbs[store], args.work, str(args.size), store, folder, args.size)
     rows = measure(kbs, folder, args.repeats, args.baseline_repeats)
     for kb in kbs.values():
         kb.close()

@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 
 from kb.analysis import family_core, language_overlap, shared_features, used_by
+from bench.corpus import corpus, ingest_once, open_bench_kb
 from kb.api import KB
-from kb.config import Config
 from kb.selection import Selection
 
 log = logging.getLogger("bench.analysis_features")
@@ -57,42 +57,10 @@ CLT = "gemma-2-2b/clt-hp"
 # --- corpus and knowledge bases ------------------------------------------------------------------
 
 
-def corpus(work: Path, size: int) -> Path:
-    folder = work / f"corpus-{size}"
-    if not (folder / "manifest.csv").exists():
-        from ingest.synth import generate_corpus
-
-        log.info("generating %d graphs in %s", size, folder)
-        generate_corpus(folder, size, seed=0, workers=os.cpu_count() or 1)
-    return folder
-
-
 def open_kb(work: Path, size: int, store: str, heap: str, pagecache: str) -> tuple[KB, dict[str, Any]]:
     """The KB of this size and store, ingesting the corpus first if needed; with ingest figures."""
-    env = {"CIRCUITKB_HOME": str(work / f"kb-{size}-{store}")}
-    if store == "neo4j":
-        from kb import neo4j_dev
-
-        home = work / f"neo4j-{size}"
-        info = neo4j_dev.start(home, port=NEO4J_PORTS.get(size, 7723), heap=heap, pagecache=pagecache)
-        env.update(
-            CIRCUITKB_NEO4J_URI=info.uri,
-            CIRCUITKB_NEO4J_USER=info.user,
-            CIRCUITKB_NEO4J_PASSWORD=(home / "password").read_text().strip(),
-        )
-    kb = KB.open(Config.load(env=env))
-    stamp = work / f"ingest-{size}-{store}.json"
-    folder = corpus(work, size)
-    if kb.stats()["graphs"] < size:
-        log.info("ingesting %s into the %s store", folder, store)
-        report = kb.ingest([folder], manifest=folder / "manifest.csv")
-        figures = {"graphs": len(report.ingested), "links": report.links, "seconds": round(report.seconds, 1), "failed": len(report.failed)}
-        figures["links_per_second"] = round(report.links / report.seconds) if report.seconds else None
-        previous = json.loads(stamp.read_text()) if stamp.exists() else None
-        if previous and previous.get("graphs"):  # an interrupted ingest finished now: keep both parts
-            figures = {"parts": [previous, figures]}
-        stamp.write_text(json.dumps(figures))
-    return kb, json.loads(stamp.read_text()) if stamp.exists() else {}
+    kb = open_bench_kb(work, str(size), store, NEO4J_PORTS.get(size, 7723), heap, pagecache)
+    return kb, ingest_once(kb, work, str(size), store, corpus(work, size), size)
 
 
 # --- what a researcher does today: pandas over the JSON files ------------------------------------

@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 import pandas as pd
 
-from kb.cli_options import echo_json, handles_errors, json_option, open_kb, selection_options
+from kb.cli_options import echo_json, echo_table, feature_text, handles_errors, json_option, number, open_kb, selection_options
 from kb.selection import Selection
-
-
-def _ref(row: Any, prefix: str = "") -> str:
-    """A feature as `set/L{layer}/{index}` from the columns {prefix}transcoder_set, layer, index."""
-    tset = getattr(row, f"{prefix}transcoder_set")
-    if tset is None or pd.isna(tset):
-        return ""
-    return f"{tset}/L{int(getattr(row, prefix + 'layer'))}/{int(getattr(row, prefix + 'index'))}"
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    return "" if value is None or pd.isna(value) else f"{value:.{digits}f}"
-
-
-def _table(rows: list[dict[str, Any]]) -> None:
-    if rows:
-        click.echo(pd.DataFrame(rows).to_string(index=False))
 
 
 # --- shared ------------------------------------------------------------------------------------
@@ -55,9 +37,9 @@ def shared_cmd(ctx: click.Context, selection: Selection, min_graphs: int | None,
         for graph in result.graphs:
             added = result.additions[result.additions["slug"] == graph.slug]
             click.echo(f"\n{graph.slug} ({graph.language or '?'}) adds {len(added)} features, {int(added['unique'].sum())} in no other member")
-            _table(
+            echo_table(
                 [
-                    {"feature": _ref(r), "members": int(r.n_members), "activation": _num(r.activation), "influence": _num(r.influence), "positions": ",".join(map(str, r.positions))}
+                    {"feature": feature_text(r), "members": int(r.n_members), "activation": number(r.activation), "influence": number(r.influence), "positions": ",".join(map(str, r.positions))}
                     for r in added.head(limit).itertuples()
                 ]
             )
@@ -68,13 +50,13 @@ def shared_cmd(ctx: click.Context, selection: Selection, min_graphs: int | None,
 
 def _print_shared(summary: pd.DataFrame, presence: pd.DataFrame, limit: int) -> None:
     where = presence.groupby("fid").apply(lambda rows: "; ".join(f"{r.slug}@{','.join(map(str, r.positions))}" for r in rows.itertuples()), include_groups=False)
-    _table(
+    echo_table(
         [
             {
-                "feature": _ref(r),
+                "feature": feature_text(r),
                 "graphs": int(r.n_graphs),
-                "mean act": _num(r.mean_activation),
-                "best infl": _num(r.best_influence),
+                "mean act": number(r.mean_activation),
+                "best infl": number(r.best_influence),
                 "where (slug@positions)": where.get(r.fid, "")[:90],
             }
             for r in summary.head(limit).itertuples()
@@ -134,25 +116,25 @@ def used_by_cmd(
         return
     named = ", ".join(str(k) for k in usage.features)
     click.echo(f"{named}: in {usage.n_graphs} graphs ({'any' if any_feature else 'all'} of the features), ranked by {rank_by}")
-    _table(
+    echo_table(
         [
-            {"rank": int(r.rank), "graph": r.slug, "lang": r.language or "", "score": _num(r.score), "feature": _ref(r), "activation": _num(r.activation), "influence": _num(r.influence), "positions": ",".join(map(str, r.positions))}
+            {"rank": int(r.rank), "graph": r.slug, "lang": r.language or "", "score": number(r.score), "feature": feature_text(r), "activation": number(r.activation), "influence": number(r.influence), "positions": ",".join(map(str, r.positions))}
             for r in usage.graphs.itertuples()
         ]
     )
     if not usage.neighbours.empty:
         click.echo("\nstrongest neighbours in each graph (summed link weight):")
-        _table(
+        echo_table(
             [
-                {"graph": r.slug, "feature": f"L{r.layer}/{r.index}", "dir": r.direction, "#": int(r.rank), "neighbour": _ref(r, "neighbour_") or f"{r.kind} {r.node_id}", "weight": _num(r.weight), "links": int(r.n_links)}
+                {"graph": r.slug, "feature": f"L{r.layer}/{r.index}", "dir": r.direction, "#": int(r.rank), "neighbour": feature_text(r, "neighbour_") or f"{r.kind} {r.node_id}", "weight": number(r.weight), "links": int(r.n_links)}
                 for r in usage.neighbours.itertuples()
             ]
         )
     if not usage.summary.empty:
         click.echo(f"\nover all {usage.n_graphs} graphs:")
-        _table(
+        echo_table(
             [
-                {"feature": f"L{r.layer}/{r.index}", "dir": r.direction, "#": int(r.rank), "neighbour": _ref(r, "neighbour_"), "graphs": int(r.n_graphs), "mean weight": _num(r.mean_weight)}
+                {"feature": f"L{r.layer}/{r.index}", "dir": r.direction, "#": int(r.rank), "neighbour": feature_text(r, "neighbour_"), "graphs": int(r.n_graphs), "mean weight": number(r.mean_weight)}
                 for r in usage.summary.itertuples()
             ]
         )

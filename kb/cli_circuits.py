@@ -9,26 +9,9 @@ from typing import Any
 import click
 import pandas as pd
 
-from kb.cli_options import echo_json, handles_errors, json_option, open_kb, selection_options
+from kb.cli_options import echo_json, echo_table, feature_text, handles_errors, json_option, number, open_kb, selection_options
 from kb.errors import CircuitKBError
 from kb.selection import Selection
-
-
-def _ref(row: Any, prefix: str = "") -> str:
-    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
-    tset = get(f"{prefix}transcoder_set")
-    if tset is None or pd.isna(tset):
-        return ""
-    return f"L{int(get(prefix + 'layer'))}/{int(get(prefix + 'index'))}"
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    return "" if value is None or pd.isna(value) else f"{value:.{digits}g}"
-
-
-def _table(rows: list[dict[str, Any]]) -> None:
-    if rows:
-        click.echo(pd.DataFrame(rows).to_string(index=False))
 
 
 def _more(shown: int, total: int) -> None:
@@ -64,15 +47,15 @@ def edges_cmd(ctx: click.Context, selection: Selection, min_graphs: int, limit: 
         echo_json(result.as_dict())
         return
     click.echo(f"{result.n_found} feature edges in at least {min_graphs} of {len(result.graphs)} graphs")
-    _table(
+    echo_table(
         [
             {
-                "source": _ref(r, "src_"),
-                "target": _ref(r, "tgt_"),
+                "source": feature_text(r, "src_", with_set=False),
+                "target": feature_text(r, "tgt_", with_set=False),
                 "graphs": int(r.n_graphs),
-                "mean w": _num(r.mean_weight),
-                "min w": _num(r.min_weight),
-                "max w": _num(r.max_weight),
+                "mean w": number(r.mean_weight),
+                "min w": number(r.min_weight),
+                "max w": number(r.max_weight),
             }
             for r in result.edges.itertuples()
         ]
@@ -150,16 +133,16 @@ def two_hop_cmd(ctx: click.Context, selection: Selection, token: str | None, pos
         echo_json(result.as_dict())
         return
     click.echo(f"{len(result.paths)} two-hop paths in {result.paths['slug'].nunique() if len(result.paths) else 0} of {len(result.graphs)} graphs ({result.unnamed} skipped: intermediate feature without a name)")
-    _table(
+    echo_table(
         [
             {
                 "slug": r["slug"][:40],
-                "score": _num(r["score"]),
+                "score": number(r["score"]),
                 "from": r["n0_node_id"],
-                "via": f"{_ref(r, 'n1_')} {r['mid_name'][:30]!r}",
+                "via": f"{feature_text(r, 'n1_', with_set=False)} {r['mid_name'][:30]!r}",
                 "at": ",".join(t.strip() for t in r["mid_tokens"]),
                 "to": r["t_node_id"],
-                "shortcut": _num(r["shortcut_weight"]),
+                "shortcut": number(r["shortcut_weight"]),
             }
             for r in result.paths.to_dict("records")
         ]
@@ -199,13 +182,13 @@ def pattern_cmd(ctx: click.Context, steps: tuple[str, ...], selection: Selection
     n_graphs = result.matches["slug"].nunique() if len(result.matches) else 0
     click.echo(f"{len(result.matches)} matching paths, {len(result.summary)} sequences of features, in {n_graphs} of {len(result.graphs)} graphs")
     shown = result.summary.head(limit or None)
-    _table(
+    echo_table(
         [
             {
-                "path": " -> ".join(_ref(r, f"n{i}_") for i in range(n)) + " -> answer",
+                "path": " -> ".join(feature_text(r, f"n{i}_", with_set=False) for i in range(n)) + " -> answer",
                 "graphs": int(r["n_graphs"]),
-                "mean score": _num(r["mean_score"]),
-                "best score": _num(r["best_score"]),
+                "mean score": number(r["mean_score"]),
+                "best score": number(r["best_score"]),
             }
             for r in shown.to_dict("records")
         ]
@@ -270,18 +253,18 @@ def _print_comparison(result: Any, limit: int, as_json: bool) -> None:
     s = result.summary
     click.echo(f"A = {result.a.slug}: {result.a.prompt!r}\nB = {result.b.slug}: {result.b.prompt!r}")
     click.echo(
-        f"features: {s['features_shared']} shared of {s['features_a']} (A) and {s['features_b']} (B), Jaccard {_num(s['features_jaccard'])}\n"
-        f"feature edges: {s['feature_edges_shared']} shared, Jaccard {_num(s['feature_edges_jaccard'])}, weighted overlap {_num(s['weighted_overlap'])}\n"
-        f"influence rank correlation (shared features): {_num(s['influence_spearman'])} over {s['influence_pairs']}"
+        f"features: {s['features_shared']} shared of {s['features_a']} (A) and {s['features_b']} (B), Jaccard {number(s['features_jaccard'])}\n"
+        f"feature edges: {s['feature_edges_shared']} shared, Jaccard {number(s['feature_edges_jaccard'])}, weighted overlap {number(s['weighted_overlap'])}\n"
+        f"influence rank correlation (shared features): {number(s['influence_spearman'])} over {s['influence_pairs']}"
     )
     nodes = result.nodes
     both = nodes[nodes["in_a"] & nodes["in_b"] & (nodes["kind"] == "feature")]
     both = both.reindex(both["activation_diff"].abs().sort_values(ascending=False).index)
     for title, frame in (("only in A", result.only_in("a")), ("only in B", result.only_in("b")), ("in both, largest activation change", both)):
         click.echo(f"\n{title}: {len(frame)}")
-        _table(
+        echo_table(
             [
-                {"node": r.key, "positions": ",".join(map(str, r.positions_a or r.positions_b)), "act A": _num(r.activation_a), "act B": _num(r.activation_b), "clerp": (r.clerp_a or r.clerp_b or "")[:30]}
+                {"node": r.key, "positions": ",".join(map(str, r.positions_a or r.positions_b)), "act A": number(r.activation_a), "act B": number(r.activation_b), "clerp": (r.clerp_a or r.clerp_b or "")[:30]}
                 for r in frame.head(limit).itertuples()
             ]
         )
@@ -330,7 +313,7 @@ def scores_cmd(
         echo_json(result.as_dict())
         return
     what = f"subgraph of {result.n_features_kept} features ({result.n_feature_nodes_kept} nodes)" if result.kept is not None else f"whole graph ({result.n_features} features)"
-    click.echo(f"{slug}, {what}:\n  replacement  {_num(result.replacement, 4)}\n  completeness {_num(result.completeness, 4)}")
+    click.echo(f"{slug}, {what}:\n  replacement  {number(result.replacement, 4)}\n  completeness {number(result.completeness, 4)}")
 
 
 # --- subgraph -----------------------------------------------------------------------------------
@@ -380,7 +363,7 @@ def subgraph_cmd(
         echo_json(piece.doc)
     elif output is None:
         click.echo(f"{len(piece.nodes)} nodes, {len(piece.links)} links (-o FILE or --json for the graph JSON)")
-        _table([{"node_id": n["node_id"], "layer": n["layer"], "pos": n["ctx_idx"], "influence": _num(n.get("influence")), "clerp": (n.get("clerp") or "")[:40]} for n in piece.doc["nodes"][:40]])
+        echo_table([{"node_id": n["node_id"], "layer": n["layer"], "pos": n["ctx_idx"], "influence": number(n.get("influence")), "clerp": (n.get("clerp") or "")[:40]} for n in piece.doc["nodes"][:40]])
 
 
 COMMANDS: list[click.Command] = [circuits_group, compare_cmd, scores_cmd, subgraph_cmd]

@@ -8,6 +8,7 @@ import sys
 from typing import Any, Callable
 
 import click
+import pandas as pd
 
 from kb.config import Config
 from kb.errors import CircuitKBError
@@ -72,3 +73,25 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         return fn(*args, **kwargs)
 
     return wrapper
+
+
+def echo_table(rows: list[dict[str, Any]]) -> None:
+    """Print rows as an aligned text table (nothing for no rows)."""
+    if rows:
+        click.echo(pd.DataFrame(rows).to_string(index=False))
+
+
+def number(value: Any, digits: int = 3) -> str:
+    """A number in ``digits`` significant digits for a table; blank when missing."""
+    return "" if value is None or pd.isna(value) else f"{value:.{digits}g}"
+
+
+def feature_text(row: Any, prefix: str = "", *, with_set: bool = True) -> str:
+    """A feature as ``set/L{layer}/{index}`` (or ``L{layer}/{index}``) from the columns
+    {prefix}transcoder_set, layer and index of a dict or a named tuple; blank for no feature."""
+    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+    tset = get(f"{prefix}transcoder_set")
+    if tset is None or pd.isna(tset):
+        return ""
+    short = f"L{int(get(prefix + 'layer'))}/{int(get(prefix + 'index'))}"
+    return f"{tset}/{short}" if with_set else short

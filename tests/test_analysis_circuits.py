@@ -509,7 +509,11 @@ def test_the_commands_print_json_with_feature_objects(kb_env: Callable[[str, str
     out = tmp_path / "piece.json"
     run("subgraph", slugs[0], "--around", "27_22605_10", "--hops", "1", "-o", str(out))
     assert json.loads(out.read_text())["nodes"]
-    for args in (("circuits", "edges"), ("circuits", "paths", slugs[0], "--position", "-1"), ("compare", *slugs), ("scores", slugs[0]), ("subgraph", slugs[0], "--top", "5")):
+    first_text = f"L{first['layer']}/{first['index']}"
+    assert first_text in run("circuits", "edges")
+    assert first_text in run("circuits", "pattern", "--step", f"{first['transcoder_set']}/{first['layer']}/{first['index']}", "--step", "any")
+    assert "texas" in run("circuits", "two-hop", "--token", "Dallas", "--via", "texas").lower()
+    for args in (("circuits", "paths", slugs[0], "--position", "-1"), ("compare", *slugs), ("scores", slugs[0]), ("subgraph", slugs[0], "--top", "5")):
         assert run(*args)
     assert "error:" in run("compare", "only-one", code=2)
     assert "error:" in run("subgraph", slugs[0], code=2)
