@@ -474,7 +474,8 @@ def test_cypher_builders_carry_values_only_as_parameters() -> None:
         cq.neighbours_query(hostile, hostile, None),
         cq.neighbour_summary_query(hostile, hostile, 5),
         cq.layer_counts_query(hostile),
-        cq.layer_overlaps_query(hostile, hostile),
+        cq.graph_layer_features_query(hostile),
+        cq.presence_query(hostile, hostile),
     ]
     for text, params in builders:
         assert str(hostile[0]) not in text

@@ -9,6 +9,7 @@ feature node) would otherwise be reused for a family of four.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Callable, Sequence
 
 from kb.stores.feature_queries import (
@@ -125,14 +126,13 @@ def layer_counts_query(gids: Sequence[int]) -> Query:
     )
 
 
-def layer_overlaps_query(gids_a: Sequence[int], gids_b: Sequence[int]) -> Query:
-    """Both sides are found by index seek on their graph ids and joined on fid (a hash join)."""
+def graph_layer_features_query(gids: Sequence[int]) -> Query:
+    """Each graph's distinct features with their layers, as two lists in one record per graph."""
     return (
-        "MATCH (x:Node), (y:Node) USING INDEX x:Node(gid, idx) USING INDEX y:Node(gid, idx) "
-        "WHERE x.gid IN $a AND x.idx >= 0 AND y.gid IN $b AND y.idx >= 0 AND x.fid = y.fid AND x.gid <> y.gid "
-        "WITH DISTINCT x.gid AS ga, y.gid AS gb, x.fid AS fid, x.layer_num AS layer "
-        "RETURN ga, gb, layer, count(*) AS common",
-        {"a": _ids(gids_a), "b": _ids(gids_b)},
+        "UNWIND $gids AS gid MATCH (n:Node {gid: gid}) WHERE n.idx >= 0 AND n.fid IS NOT NULL "
+        "WITH DISTINCT gid, n.fid AS fid, n.layer_num AS layer "
+        "RETURN gid, collect(fid) AS fids, collect(layer) AS layers",
+        {"gids": _ids(gids)},
     )
 
 
@@ -186,5 +186,15 @@ class Neo4jFeatureQueries(FeatureQueries):
     def layer_overlaps(self, gids_a: Sequence[int], gids_b: Sequence[int]) -> list[LayerOverlap]:
         if not gids_a or not gids_b:
             return []
-        rows = self.run_read(*layer_overlaps_query(gids_a, gids_b))
-        return sorted(LayerOverlap(r["ga"], r["gb"], r["layer"], r["common"]) for r in rows)
+        # each graph's features once, intersected here: a join of node pairs in Cypher costs
+        # more than reading the few graphs a language comparison involves
+        layer_of: dict[int, dict[int, int]] = {g: {} for g in set(gids_a) | set(gids_b)}
+        for r in self.run_read(*graph_layer_features_query(list(layer_of))):
+            layer_of[r["gid"]] = dict(zip(r["fids"], r["layers"]))
+        found = []
+        for ga in sorted(set(gids_a)):
+            for gb in sorted(set(gids_b)):
+                if ga != gb:
+                    shared = Counter(layer_of[ga][f] for f in layer_of[ga].keys() & layer_of[gb].keys())
+                    found += [LayerOverlap(ga, gb, layer, n) for layer, n in shared.items()]
+        return sorted(found)
