@@ -20,7 +20,9 @@ PAGES = {
     "Shared features": views.shared_page,
     "Where a feature is used": views.used_by_page,
     "Languages": views.languages_page,
+    "Circuits": views.circuits_page,
     "Compare graphs": views.compare_page,
+    "One graph": views.one_graph_page,
     "Labels": views.labels_page,
 }
 

@@ -138,6 +138,80 @@ def languages_page(kb: KB) -> None:
     st.line_chart(by_layer)
 
 
+def circuits_page(kb: KB) -> None:
+    from kb.analysis.circuits import recurring_edges, strongest_paths, two_hop_paths
+
+    st.header("Circuits across graphs")
+    selection = _graph_filter(kb, "circuits")
+    k = st.number_input("Feature edges present in at least this many of the chosen graphs", min_value=1, value=2, key="circuits-k")
+    try:
+        edges = recurring_edges(kb, selection, min_graphs=int(k), limit=200)
+    except CircuitKBError as exc:
+        _show_error(exc)
+        return
+    st.caption(f"{edges.n_found:,} feature edges in at least {int(k)} of {len(edges.graphs)} graphs (the 200 most widely shared shown)")
+    st.dataframe(edges.edges, width="stretch", hide_index=True)
+
+    st.subheader("Strongest paths from a prompt token to the answer")
+    slugs = [g.slug for g in edges.graphs]
+    cols = st.columns(3)
+    slug = cols[0].selectbox("Graph", slugs, key="circuits-slug")
+    token = cols[1].text_input("Prompt token (e.g. Dallas)", key="circuits-token")
+    position = cols[2].number_input("or position (-1: the last token)", value=-1, key="circuits-position")
+    try:
+        paths = strongest_paths(kb, slug, token=token or None, position=None if token else int(position))
+        st.dataframe(paths.frame(), width="stretch", hide_index=True)
+    except CircuitKBError as exc:
+        _show_error(exc)
+
+    st.subheader("Two-hop paths through a feature the prompt does not name")
+    via = st.text_input("Intermediate feature named by this word (e.g. Texas; optional)", key="circuits-via")
+    if token:
+        try:
+            hops = two_hop_paths(kb, selection, token=token, via=via or None, top=10)
+            st.caption(f"{len(hops.paths)} paths in {hops.paths['slug'].nunique() if len(hops.paths) else 0} graphs")
+            columns = ["slug", "score", "n0_token", "n1_layer", "n1_index", "mid_name", "t_clerp", "shortcut_share"]
+            st.dataframe(hops.paths[columns] if len(hops.paths) else hops.paths, width="stretch", hide_index=True)
+        except CircuitKBError as exc:
+            _show_error(exc)
+    else:
+        st.caption("Give a prompt token above to look for two-hop paths from it.")
+
+
+def one_graph_page(kb: KB) -> None:
+    import json
+
+    from kb.analysis.pieces import top_piece
+    from kb.analysis.scores import graph_scores
+
+    st.header("One graph: scores and a piece to view")
+    slugs = [g.slug for g in kb.select()]
+    if not slugs:
+        st.info("Ingest a graph first.")
+        return
+    slug = st.selectbox("Graph", slugs, key="one-slug")
+    try:
+        scores = graph_scores(kb, slug)
+    except CircuitKBError as exc:
+        _show_error(exc)
+        return
+    cols = st.columns(2)
+    for col, name, value in zip(cols, ("replacement score", "completeness score"), (scores.replacement, scores.completeness)):
+        col.metric(name, "n/a" if value is None else f"{value:.4f}")
+    n = st.slider("The most influential nodes", 10, 500, 100, key="one-top")
+    piece = top_piece(kb, slug, n)
+    st.caption(f"{len(piece.doc['nodes'])} nodes and {len(piece.doc['links'])} links among them")
+    columns = ["node_id", "feature_type", "layer", "ctx_idx", "influence", "activation", "clerp"]
+    st.dataframe(pd.DataFrame(piece.doc["nodes"]).reindex(columns=columns), width="stretch", hide_index=True)
+    st.download_button(
+        "Download the piece as graph JSON (loads in the viewers)",
+        json.dumps(piece.doc),
+        file_name=f"{slug}-top{n}.json",
+        mime="application/json",
+        key="one-download",
+    )
+
+
 def compare_page(kb: KB) -> None:
     from kb.analysis.compare import compare_graphs
 
@@ -159,6 +233,20 @@ def compare_page(kb: KB) -> None:
     st.dataframe(comparison.nodes, width="stretch", hide_index=True)
     st.subheader("Labels side by side")
     st.dataframe(comparison.labels, width="stretch", hide_index=True)
+
+    from kb.analysis.compare import graph_similarity
+
+    st.header("Similarity of many graphs")
+    selection = _graph_filter(kb, "similarity")
+    measure = st.radio("Jaccard of their", ["features", "edges"], horizontal=True, key="similarity-measure")
+    try:
+        similarity = graph_similarity(kb, selection, measure=measure)
+    except CircuitKBError as exc:
+        _show_error(exc)
+        return
+    st.dataframe(similarity.matrix, width="stretch")
+    st.subheader("Clusters")
+    st.dataframe(similarity.clusters, width="stretch", hide_index=True)
 
 
 def _flat(summary: dict[str, Any]) -> dict[str, Any]:

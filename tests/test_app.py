@@ -58,3 +58,20 @@ def test_search_and_comparison_answer(home: Path) -> None:
     app.sidebar.radio(key="page").set_value("Compare graphs").run()
     assert not app.exception, app.exception
     assert len(app.dataframe) >= 2
+
+
+def test_circuits_and_one_graph_pages_answer(home: Path) -> None:
+    app = AppTest.from_file(APP, default_timeout=300)
+    app.run()
+    app.sidebar.radio(key="page").set_value("Circuits").run()
+    assert not app.exception, app.exception
+    edges = app.dataframe[0].value
+    assert len(edges) > 0 and {"src_layer", "tgt_layer", "n_graphs"} <= set(edges.columns)
+    app.text_input(key="circuits-token").set_value("Dallas").run()
+    assert not app.exception, app.exception
+    assert all("error" not in e.value.lower() for e in app.error), [e.value for e in app.error]
+    assert len(app.dataframe) == 3 and len(app.dataframe[2].value) > 0  # edges, paths, two-hop
+    app.sidebar.radio(key="page").set_value("One graph").run()
+    assert not app.exception, app.exception
+    assert [m.label for m in app.metric] == ["replacement score", "completeness score"]
+    assert len(app.dataframe[0].value) > 0
