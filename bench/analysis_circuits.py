@@ -53,6 +53,7 @@ from kb.analysis.compare import compare_graphs, graph_similarity
 from kb.analysis.pieces import neighbourhood_piece, top_piece
 from kb.analysis.scores import graph_scores
 from bench.corpus import corpus, ingest_once, open_bench_kb
+from bench.report import growth_table, timing_table
 from kb.api import KB
 from kb.selection import Selection
 
@@ -485,26 +486,6 @@ def _around_large(kb: KB, slug: str) -> Any:
 # --- report ---------------------------------------------------------------------------------------
 
 
-def _ms(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds:,.1f} s" if seconds >= 10 else f"{seconds * 1000:,.1f} ms"
-
-
-def _table(rows: list[dict[str, Any]], stores: list[str]) -> list[str]:
-    lines = ["| query | pandas p50 (runs) | " + " | ".join(f"{s} p50 | {s} p95 | speed-up" for s in stores) + " |"]
-    lines.append("|---|---|" + "---|---|---|" * len(stores))
-    for row in rows:
-        pandas = row["pandas_p50"]
-        cells = [row["query"], f"{_ms(pandas)} ({row['pandas_runs']})" if pandas is not None else "not run"]
-        for s in stores:
-            p50 = row.get(f"{s}_p50")
-            mark = "" if row.get(f"{s}_agrees", True) else " (disagrees!)"
-            cells += [_ms(p50) + mark, _ms(row.get(f"{s}_p95")), f"{pandas / p50:,.0f}x" if p50 and pandas else "-"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
 def write_report(work: Path) -> None:
     lines = [
         "# Circuits, comparison, scores, pieces of big graphs",
@@ -526,13 +507,17 @@ def write_report(work: Path) -> None:
             lines.append(f"- ingest into {store}: {json.dumps(data['ingest'].get(store, {}))}")
         if "load" in data:
             lines.append(f"- load average during the run (5 min): {data['load']:.1f}")
-        lines += [""] + _table(data["rows"], stores)
+        lines += [""] + timing_table(data["rows"], stores)
         for large in data.get("large_runs", []):
             lines += ["", f"### One graph of {large['links']:,} links ({large['bytes'] / 1e6:,.0f} MB of JSON)", "", f"`{large['command']}`", ""]
             for store in large["stores"]:
                 if f"ingest_{store}" in large:
                     lines.append(f"- ingest into {store}: {json.dumps(large[f'ingest_{store}'])}")
-            lines += [""] + _table(large["rows"], large["stores"])
+            lines += [""] + timing_table(large["rows"], large["stores"])
+    runs = {json.loads(p.read_text())["size"]: json.loads(p.read_text()) for p in work.glob("circuits-results-*.json")}
+    if len(runs) >= 2:
+        small, big = min(runs), max(runs)
+        lines += [""] + growth_table(small, runs[small]["rows"], big, runs[big]["rows"], runs[big]["stores"])
     notes = RESULTS.parent / "analysis-circuits-notes.md"
     if notes.exists():
         lines += ["", notes.read_text().strip()]

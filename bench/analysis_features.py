@@ -43,6 +43,7 @@ import pandas as pd
 
 from kb.analysis import family_core, language_overlap, shared_features, used_by
 from bench.corpus import corpus, ingest_once, open_bench_kb
+from bench.report import growth_table, timing_table
 from kb.api import KB
 from kb.selection import Selection
 
@@ -323,12 +324,6 @@ def measure(kbs: dict[str, KB], folder: Path, size: int, repeats: int, baseline_
 # --- report --------------------------------------------------------------------------------------
 
 
-def _ms(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds * 1000:,.1f} ms" if seconds < 10 else f"{seconds:,.1f} s"
-
-
 def write_report(work: Path) -> None:
     runs = {int(p.stem.split("-")[1]): json.loads(p.read_text()) for p in sorted(work.glob("results-*.json"))}
     lines = [
@@ -349,28 +344,11 @@ def write_report(work: Path) -> None:
         for store in stores:
             ingest = run["ingest"].get(store) or {}
             lines.append(f"- ingest into {store}: {json.dumps(ingest)}")
-        lines += ["", "| query | pandas p50 (runs) | " + " | ".join(f"{s} p50 | {s} p95 | speed-up" for s in stores) + " |"]
-        lines.append("|---|---|" + "---|---|---|" * len(stores))
-        for row in run["rows"]:
-            cells = [row["query"], f"{_ms(row['pandas_p50'])} ({row['pandas_runs']})"]
-            for s in stores:
-                p50 = row.get(f"{s}_p50")
-                cells += [_ms(p50), _ms(row.get(f"{s}_p95")), f"{row['pandas_p50'] / p50:,.0f}x" if p50 else "-"]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += [""] + timing_table(run["rows"], stores) + [""]
     if len(runs) >= 2:
         small, big = min(runs), max(runs)
-        lines += [f"## Growth from {small:,} to {big:,} graphs (p50 ratio)", "", "| query | " + " | ".join(runs[big]["stores"]) + " | pandas |", "|---|" + "---|" * (len(runs[big]["stores"]) + 1)]
-        before = {r["query"]: r for r in runs[small]["rows"]}
-        for row in runs[big]["rows"]:
-            old = before.get(row["query"], {})
-            cells = [row["query"]]
-            for s in [*runs[big]["stores"], "pandas"]:
-                a, b = old.get(f"{s}_p50"), row.get(f"{s}_p50")
-                cells.append(f"{b / a:.1f}x" if a and b else "-")
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-    notes = work / "notes.md"
+        lines += growth_table(small, runs[small]["rows"], big, runs[big]["rows"], runs[big]["stores"]) + [""]
+    notes = RESULTS.parent / "analysis-features-notes.md"
     if notes.exists():
         lines += [notes.read_text().strip(), ""]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
