@@ -424,6 +424,19 @@ def test_graphs_stored_before_feature_edges_get_theirs_from_their_links(kb: KB) 
     assert not kb.store.save_feature_edges(stored) and kb.store.graphs_without_feature_edges([gid]) == [gid]
 
 
+def test_feature_edges_stored_as_byte_arrays_by_older_versions_still_read(kb: KB) -> None:
+    if kb.store.name != "neo4j":
+        return  # only Neo4j ever stored them another way
+    assert not kb.ingest([real_graph("02")]).failed
+    gid = kb.select()[0].gid
+    stored = kb.store.feature_edges([gid])[0]
+    assert len(list(stored.parts())) == 1
+    raw = {prop: bytes(part[key]) for part in stored.parts() for prop, key in (("src", "src"), ("tgt", "tgt"), ("w", "weight"), ("nl", "n_links"))}
+    kb.store.run_write("MATCH (e:FeatureEdges {gid: $gid}) SET e.src = $src, e.tgt = $tgt, e.w = $w, e.nl = $nl", {"gid": gid, **raw})
+    again = kb.store.feature_edges([gid])[0]
+    assert again.src.tolist() == stored.src.tolist() and again.weight.tolist() == stored.weight.tolist()
+
+
 def test_a_replaced_or_purged_graph_leaves_no_feature_edges(kb: KB, tmp_path: Path) -> None:
     docs = _random_corpus(tmp_path / "c", seed=2, n=2)
     assert not kb.ingest([tmp_path / "c"]).failed

@@ -51,6 +51,12 @@ _PROPERTY = {c: ("fid" if c == "feature_id" else c) for c in NODE_COLUMNS}
 _PACKED = (("src", "src"), ("tgt", "tgt"), ("w", "weight"), ("nl", "n_links"))
 
 
+def _unpack(value: str | bytes) -> bytes:
+    """A packed array as stored: base64 text, or a byte array (knowledge bases written before
+    the arrays were stored as text)."""
+    return bytes(value) if isinstance(value, (bytes, bytearray)) else base64.b64decode(value)
+
+
 def _part_params(gid: int, part: dict[str, Any]) -> dict[str, Any]:
     params = {"gid": gid, "part": part["part"], "n": part["n"]}
     for prop, key in _PACKED:
@@ -288,7 +294,7 @@ class Neo4jCircuitQueries(CircuitQueries):
         unique = sorted(set(gids))
         for start in range(0, len(unique), 2000):
             for row in self.run_read(*read_feature_edges(unique[start : start + 2000])):
-                unpacked = {key: base64.b64decode(row[prop]) for prop, key in _PACKED}
+                unpacked = {key: _unpack(row[prop]) for prop, key in _PACKED}
                 parts.setdefault(row["gid"], []).append({"part": row["part"], **unpacked})
         missing = [g for g in unique if g not in parts]
         if missing:
