@@ -424,9 +424,8 @@ def test_graphs_stored_before_feature_edges_get_theirs_from_their_links(kb: KB) 
     assert not kb.store.save_feature_edges(stored) and kb.store.graphs_without_feature_edges([gid]) == [gid]
 
 
-def test_feature_edges_stored_as_byte_arrays_by_older_versions_still_read(kb: KB) -> None:
-    if kb.store.name != "neo4j":
-        return  # only Neo4j ever stored them another way
+def test_feature_edges_stored_as_byte_arrays_by_older_versions_still_read(make_kb: Callable[..., KB]) -> None:
+    kb = make_kb("sqlite", "neo4j")  # only Neo4j ever stored them another way
     assert not kb.ingest([real_graph("02")]).failed
     gid = kb.select()[0].gid
     stored = kb.store.feature_edges([gid])[0]
