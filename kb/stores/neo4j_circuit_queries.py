@@ -181,7 +181,8 @@ def graph_features_query(gids: Sequence[int]) -> Query:
 
 def feature_positions_query(keys: Sequence[tuple[int, int]]) -> Query:
     return (
-        "UNWIND $groups AS g MATCH (n:Node {gid: g[0]}) WHERE n.idx IS NOT NULL AND n.fid IN g[1] "
+        # by graph: left to itself the planner seeks each listed feature in every graph
+        "UNWIND $groups AS g MATCH (n:Node) USING INDEX n:Node(gid, idx) WHERE n.gid = g[0] AND n.idx >= 0 AND n.fid IN g[1] "
         "RETURN g[0] AS gid, collect(n.fid) AS fids, collect(n.ctx_idx) AS positions",
         {"groups": _by_graph(keys)},
     )
