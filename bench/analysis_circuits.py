@@ -43,7 +43,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -417,9 +417,12 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, answer
 
 
-def measure(kbs: dict[str, KB], folder: Path, repeats: int, baseline_repeats: int) -> list[dict[str, Any]]:
+def measure(kbs: dict[str, KB], folder: Path, repeats: int, baseline_repeats: int, only: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Every query (or those whose names contain one of ``only``): pandas, then each store."""
     rows = []
     for scenario in scenarios(next(iter(kbs.values())), folder):
+        if only and not any(part in scenario.name for part in only):
+            continue
         log.info("%s", scenario.name)
         row: dict[str, Any] = {"query": scenario.name}
         times, answer = [], None
@@ -508,6 +511,9 @@ def write_report(work: Path) -> None:
         if "load" in data:
             lines.append(f"- load average during the run (5 min): {data['load']:.1f}")
         lines += [""] + timing_table(data["rows"], stores)
+        again = [row for row in data["rows"] if row.get("remeasured")]
+        if again:
+            lines += ["", "Measured again after a fix, in a run of their own:"] + [f"- {row['query']}: {row['remeasured']}" for row in again]
         for large in data.get("large_runs", []):
             lines += ["", f"### One graph of {large['links']:,} links ({large['bytes'] / 1e6:,.0f} MB of JSON)", "", f"`{large['command']}`", ""]
             for store in large["stores"]:
@@ -537,6 +543,7 @@ def main() -> None:
     parser.add_argument("--large-pandas", action="store_true", help="Also time pandas on the big graph (needs ~40x its file size in memory).")
     parser.add_argument("--heap", default="2g")
     parser.add_argument("--pagecache", default="2g")
+    parser.add_argument("--only", nargs="+", default=(), help="Measure again only the queries whose names contain these words; their rows replace those of the last run of --size.")
     parser.add_argument("--report", action="store_true", help="Only rewrite the report from results measured before.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -555,6 +562,9 @@ def main() -> None:
         write_report(args.work)
         return
     folder = corpus(args.work, args.size)
+    if args.only:
+        remeasure(args, results, folder)
+        return
     kbs, ingest = {}, {}
     for store in args.stores:
         kbs[store] = open_bench_kb(args.work, str(args.size), store, NEO4J_PORTS.get(args.size, 7734), args.heap, args.pagecache)
@@ -575,6 +585,20 @@ def main() -> None:
         "date": date.today().isoformat(),
         "load": os.getloadavg()[1],
     }
+    results.write_text(json.dumps(result, indent=1))
+    write_report(args.work)
+
+
+def remeasure(args: argparse.Namespace, results: Path, folder: Path) -> None:
+    """Measure some queries again (after a fix) and put their rows in the last run's results,
+    each marked with the command and date of its own run."""
+    result = json.loads(results.read_text())
+    kbs = {store: open_bench_kb(args.work, str(args.size), store, NEO4J_PORTS.get(args.size, 7734), args.heap, args.pagecache) for store in result["stores"]}
+    rows = measure(kbs, folder, args.repeats, args.baseline_repeats, args.only)
+    for kb in kbs.values():
+        kb.close()
+    again = {row["query"]: {**row, "remeasured": f"{date.today().isoformat()}, load {os.getloadavg()[1]:.1f}: `{_command(args)} --only {' '.join(args.only)}`"} for row in rows}
+    result["rows"] = [again.get(row["query"], row) for row in result["rows"]]
     results.write_text(json.dumps(result, indent=1))
     write_report(args.work)
 
