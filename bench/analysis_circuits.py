@@ -209,7 +209,7 @@ def pandas_pattern(files: list[str], first: set[Any], second: set[Any]) -> int:
     return count
 
 
-def pandas_compare(path_a: str, path_b: str) -> tuple[int, float]:
+def pandas_compare(path_a: str, path_b: str) -> tuple[int, float, float]:
     from scipy.stats import spearmanr
 
     sides = []
@@ -225,8 +225,8 @@ def pandas_compare(path_a: str, path_b: str) -> tuple[int, float]:
     y = eb.abs().reindex(union_edges, fill_value=0) / eb.abs().sum()
     same = (ea.reindex(union_edges) >= 0) == (eb.reindex(union_edges) >= 0)
     both = ea.reindex(union_edges).notna() & eb.reindex(union_edges).notna()
-    _weighted = np.minimum(x, y).where(same & both, 0).sum() / np.maximum(x, y).sum()
-    return len(shared), float(rho)
+    weighted = np.minimum(x, y).where(same & both, 0).sum() / np.maximum(x, y).sum()
+    return len(shared), float(rho), float(weighted)
 
 
 def pandas_similarity(files: list[str]) -> np.ndarray:

@@ -241,7 +241,7 @@ def test_export_rows_and_feature_files_land_on_graph_nodes(kb: KB, tmp_path: Pat
     before = table_counts(kb)["features"]
     array = write_json(tmp_path / "export.json", [export_row(l1, i1, "Dallas, the city", score=0.81, votes=3)])
     lines = write_lines(tmp_path / "export.jsonl", [export_row(l2, str(i2), "capital cities")])
-    page = write_json(tmp_path / "features" / f"{third['feature']}.json", feature_page(third["feature"]))
+    write_json(tmp_path / "features" / f"{third['feature']}.json", feature_page(third["feature"]))
     report = import_feature_metadata(kb, [array, lines, tmp_path / "features"], transcoder_set=CLT_REPO)
     assert report.failed == []
     assert (report.descriptions_added, report.details_added) == (2, 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, true, tuple_

@@ -7,7 +7,6 @@ registry publishes it, and a half-written graph is purged before it is written a
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
