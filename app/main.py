@@ -36,7 +36,9 @@ def main() -> None:
     st.set_page_config(page_title="circuitkb", layout="wide")
     kb = open_kb()
     st.sidebar.title("circuitkb")
-    page = st.sidebar.radio("Page", list(PAGES), key="page")
+    names = list(PAGES)
+    asked = st.query_params.get("page")  # ?page=Circuits opens that page (links can be shared)
+    page = st.sidebar.radio("Page", names, index=names.index(asked) if asked in names else 0, key="page")
     PAGES[page](kb)
 
 

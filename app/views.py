@@ -150,7 +150,7 @@ def circuits_page(kb: KB) -> None:
         _show_error(exc)
         return
     st.caption(f"{edges.n_found:,} feature edges in at least {int(k)} of {len(edges.graphs)} graphs (the 200 most widely shared shown)")
-    st.dataframe(edges.edges, width="stretch", hide_index=True)
+    st.dataframe(edges.edges.drop(columns=["src_fid", "tgt_fid"], errors="ignore"), width="stretch", hide_index=True)  # fids are internal ids
 
     st.subheader("Strongest paths from a prompt token to the answer")
     slugs = [g.slug for g in edges.graphs]
@@ -202,7 +202,8 @@ def one_graph_page(kb: KB) -> None:
     piece = top_piece(kb, slug, n)
     st.caption(f"{len(piece.doc['nodes'])} nodes and {len(piece.doc['links'])} links among them")
     columns = ["node_id", "feature_type", "layer", "ctx_idx", "influence", "activation", "clerp"]
-    st.dataframe(pd.DataFrame(piece.doc["nodes"]).reindex(columns=columns), width="stretch", hide_index=True)
+    nodes = pd.DataFrame(piece.doc["nodes"]).reindex(columns=columns).sort_values("influence", na_position="last")  # most influential first
+    st.dataframe(nodes, width="stretch", hide_index=True)
     st.download_button(
         "Download the piece as graph JSON (loads in the viewers)",
         json.dumps(piece.doc),

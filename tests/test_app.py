@@ -75,3 +75,13 @@ def test_circuits_and_one_graph_pages_answer(home: Path) -> None:
     assert not app.exception, app.exception
     assert [m.label for m in app.metric] == ["replacement score", "completeness score"]
     assert len(app.dataframe[0].value) > 0
+
+
+def test_a_link_with_a_page_opens_that_page(home: Path) -> None:
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.query_params["page"] = "One graph"
+    app.run()
+    assert not app.exception, app.exception
+    assert app.sidebar.radio(key="page").value == "One graph"
+    influence = list(app.dataframe[0].value["influence"].dropna())
+    assert influence == sorted(influence)  # most influential first
