@@ -12,7 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
 from kb.stores.base import NODE_COLUMNS
-from kb.stores.embedded_feature_queries import among, keys_table
+from kb.stores.embedded_feature_queries import among, distinct_features, keys_table
 from kb.stores.circuit_queries import (
     BOTH,
     IN,
@@ -148,13 +148,11 @@ class EmbeddedCircuitQueries(CircuitQueries):
             return _direct_weights(conn, set(pairs))
 
     def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
-        found: dict[int, list[int]] = {g: [] for g in gids}
+        found: dict[int, set[int]] = {g: set() for g in gids}
         if gids:
-            c = graph_nodes.c
             with self.engine.connect() as conn:
-                query = select(c.graph_id, c.feature_id).where(among(conn, c.graph_id, gids), c.feature_id.is_not(None)).distinct()
-                for gid, fid in conn.execute(query):
-                    found[gid].append(fid)
+                for gid, _layer, fid in conn.execute(distinct_features(conn, gids)):
+                    found[gid].add(fid)
         return {g: np.array(sorted(f), dtype=np.int64) for g, f in found.items()}
 
     def feature_positions(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, ...]]:

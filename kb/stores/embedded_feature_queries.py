@@ -157,8 +157,8 @@ class EmbeddedFeatureQueries(FeatureQueries):
         if not gids_a or not gids_b:
             return []
         with self.engine.connect() as conn:
-            a = _distinct_features(conn, gids_a).subquery("a")
-            b = _distinct_features(conn, gids_b).subquery("b")
+            a = distinct_features(conn, gids_a).subquery("a")
+            b = distinct_features(conn, gids_b).subquery("b")
             query = (
                 select(a.c.graph_id, b.c.graph_id.label("other"), a.c.layer_num, func.count())
                 .join_from(a, b, a.c.feature_id == b.c.feature_id)
@@ -169,7 +169,8 @@ class EmbeddedFeatureQueries(FeatureQueries):
             return [LayerOverlap(ga, gb, layer, common) for ga, gb, layer, common in conn.execute(query)]
 
 
-def _distinct_features(conn: Connection, gids: Sequence[int]):  # noqa: ANN202
+def distinct_features(conn: Connection, gids: Sequence[int]):  # noqa: ANN202
+    """(graph_id, layer_num, feature_id) of each feature of the graphs ``gids``, once."""
     n = graph_nodes.c
     return select(n.graph_id, n.layer_num, n.feature_id).distinct().where(among(conn, n.graph_id, gids), n.feature_id.is_not(None))
 

@@ -20,6 +20,7 @@ import numpy as np
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
 from kb.stores.base import NODE_COLUMNS
+from kb.stores.neo4j_feature_queries import graph_layer_features_query
 from kb.stores.circuit_queries import (
     BOTH,
     IN,
@@ -168,14 +169,6 @@ def direct_weights_query(pairs: Sequence[tuple[int, int, int]]) -> Query:
         "WITH g[0] AS gid, p, r ORDER BY r.i WITH gid, p, collect(r.w) AS weights "
         "RETURN gid, collect(p) AS pairs, collect(weights) AS weights",
         {"groups": _by_graph(pairs)},
-    )
-
-
-def graph_features_query(gids: Sequence[int]) -> Query:
-    return (
-        "UNWIND $gids AS gid MATCH (n:Node {gid: gid}) WHERE n.idx IS NOT NULL AND n.fid IS NOT NULL "
-        "RETURN gid, collect(DISTINCT n.fid) AS fids",
-        {"gids": sorted(set(gids))},
     )
 
 
@@ -347,8 +340,8 @@ class Neo4jCircuitQueries(CircuitQueries):
     def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
         found = {g: np.empty(0, dtype=np.int64) for g in gids}
         if gids:
-            for r in self.run_read(*graph_features_query(gids)):
-                found[r["gid"]] = np.array(sorted(r["fids"]), dtype=np.int64)
+            for r in self.run_read(*graph_layer_features_query(gids)):
+                found[r["gid"]] = np.unique(np.array(r["fids"], dtype=np.int64))
         return found
 
     def feature_positions(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, ...]]:

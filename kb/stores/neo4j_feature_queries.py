@@ -140,9 +140,6 @@ class Neo4jFeatureQueries(FeatureQueries):
     run_read: Callable[[str, dict[str, Any]], list[dict[str, Any]]]  # provided by Neo4jStore
 
     def feature_presence(self, fids: Sequence[int], gids: Sequence[int] | None = None) -> list[Presence]:
-        return self._presence_by_feature(fids, gids)
-
-    def _presence_by_feature(self, fids: Sequence[int], gids: Sequence[int] | None) -> list[Presence]:
         rows = self.run_read(*presence_query(fids, gids))
         found = [Presence(r["fid"], gid, act, inf, tuple(sorted(pos))) for r in rows for gid, act, inf, pos in r["graphs"]]
         return sorted(found, key=lambda p: (p.fid, p.gid))
@@ -157,7 +154,7 @@ class Neo4jFeatureQueries(FeatureQueries):
                 return []
             # the features' nodes in all graphs are few next to all nodes of most of the graphs
             if len(set(gids)) > WIDE_SHARE * self.run_read(*graph_count_query())[0]["n"]:
-                return self._presence_by_feature(fids, gids)
+                return self.feature_presence(fids, gids)
         rows = self.run_read(*graph_presence_query(gids, fids))
         found = [Presence(fid, r["gid"], act, inf, tuple(sorted(pos))) for r in rows for fid, act, inf, pos in r["features"]]
         return sorted(found, key=lambda p: (p.fid, p.gid))
