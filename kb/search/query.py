@@ -301,7 +301,8 @@ class FeatureSearch:
         limit = KEYWORD_POOL if mode != "keyword" else max(pool, 10 * KEYWORD_POOL)
         # words in more than DF_CAP texts add little to BM25 and cost a scan of their postings
         # (the semantic candidates still get keyword credit for them)
-        rare = [t for t, w in zip(terms, weights) if w > self._common_idf()]
+        common = _rarity(self.catalog.n_texts(), DF_CAP)
+        rare = [t for t, w in zip(terms, weights) if w > common]
         if not rare and mode == "keyword":
             rare = [max(zip(weights, terms))[1]] if terms else words(text)[:MAX_QUERY_WORDS]
         keyword = self.catalog.keyword_search(rare, limit) if rare else []
@@ -354,12 +355,9 @@ class FeatureSearch:
             if key not in self._idf_cache:
                 if len(self._idf_cache) > 4096:
                     self._idf_cache.clear()
-                self._idf_cache[key] = math.log(1.0 + n / (1.0 + self.catalog.doc_freq(term)))
+                self._idf_cache[key] = _rarity(n, self.catalog.doc_freq(term))
             out.append(self._idf_cache[key])
         return out
-
-    def _common_idf(self) -> float:
-        return math.log(1.0 + self.catalog.n_texts() / (1.0 + DF_CAP))
 
     def _embed_query(self, text: str) -> np.ndarray:
         cached = self._query_cache.get(text)
@@ -523,3 +521,8 @@ def keyword_score(terms: Sequence[str], weights: Sequence[float], phrase: str, t
     total = sum(weights) or 1.0
     matched = sum(w for t, w in zip(terms, weights) if _fold(t) in folded)
     return 0.9 * matched / total
+
+
+def _rarity(n_texts: int, doc_freq: int) -> float:
+    """Rarity of a word found in ``doc_freq`` of ``n_texts`` texts."""
+    return math.log(1.0 + n_texts / (1.0 + doc_freq))
