@@ -502,8 +502,8 @@ def write_report(work: Path) -> None:
         "intermediates). The first call of each query checks that store and script agree.",
         "Speed-up = pandas p50 / store p50. `embedded` is the embedded store on SQLite.",
     ]
-    for result in sorted(work.glob("circuits-results-*.json"), key=lambda p: int(p.stem.rsplit("-", 1)[1])):
-        data = json.loads(result.read_text())
+    runs = {data["size"]: data for data in (json.loads(p.read_text()) for p in work.glob("circuits-results-*.json"))}
+    for _, data in sorted(runs.items()):
         stores = data["stores"]
         lines += ["", f"## {data['size']:,} graphs", "", f"{data['machine']}; {data['date']}; `{data['command']}`", ""]
         for store in stores:
@@ -520,7 +520,6 @@ def write_report(work: Path) -> None:
                 if f"ingest_{store}" in large:
                     lines.append(f"- ingest into {store}: {json.dumps(large[f'ingest_{store}'])}")
             lines += [""] + timing_table(large["rows"], large["stores"])
-    runs = {json.loads(p.read_text())["size"]: json.loads(p.read_text()) for p in work.glob("circuits-results-*.json")}
     if len(runs) >= 2:
         small, big = min(runs), max(runs)
         lines += [""] + growth_table(small, runs[small]["rows"], big, runs[big]["rows"], runs[big]["stores"])
@@ -567,7 +566,7 @@ def main() -> None:
         return
     kbs, ingest = {}, {}
     for store in args.stores:
-        kbs[store] = open_bench_kb(args.work, str(args.size), store, NEO4J_PORTS.get(args.size, 7734), args.heap, args.pagecache)
+        kbs[store] = _open_kb(args, store)
         ingest[store] = ingest_once(kbs[store], args.work, str(args.size), store, folder, args.size)
     rows = measure(kbs, folder, args.repeats, args.baseline_repeats)
     for kb in kbs.values():
@@ -589,11 +588,15 @@ def main() -> None:
     write_report(args.work)
 
 
+def _open_kb(args: argparse.Namespace, store: str) -> KB:
+    return open_bench_kb(args.work, str(args.size), store, NEO4J_PORTS.get(args.size, 7734), args.heap, args.pagecache)
+
+
 def remeasure(args: argparse.Namespace, results: Path, folder: Path) -> None:
     """Measure some queries again (after a fix) and put their rows in the last run's results,
     each marked with the command and date of its own run."""
     result = json.loads(results.read_text())
-    kbs = {store: open_bench_kb(args.work, str(args.size), store, NEO4J_PORTS.get(args.size, 7734), args.heap, args.pagecache) for store in result["stores"]}
+    kbs = {store: _open_kb(args, store) for store in result["stores"]}
     rows = measure(kbs, folder, args.repeats, args.baseline_repeats, args.only)
     for kb in kbs.values():
         kb.close()
