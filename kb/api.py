@@ -6,13 +6,17 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from ingest.manifest import Manifest, load_manifest
 from kb import registry
+from kb.config import Config
 from kb.core import Core
 from kb.export import graph_json
 from kb.ingestion import IngestReport, Progress, ingest_paths
+from kb.search import FeatureSearch, Searchers
+from kb.search.embedder import Embedder
+from kb.stores import GraphStore
 from schema.sql import graph_link_extra
 
 log = logging.getLogger(__name__)
@@ -26,14 +30,13 @@ class KB(Core):
     constructor does no I/O.
     """
 
+    def __init__(self, config: Config, engine: Engine, store: GraphStore) -> None:
+        super().__init__(config, engine, store)
+        self._searchers = Searchers(self)
+
     def close(self) -> None:
-        from kb.search import close_searchers
-
-        close_searchers(self)
+        self._searchers.close()
         super().close()
-
-    def __enter__(self) -> "KB":
-        return self
 
     # --- ingest ------------------------------------------------------------------------------
 
@@ -48,6 +51,13 @@ class KB(Core):
         if manifest is not None and not isinstance(manifest, Manifest):
             manifest = load_manifest(Path(manifest))
         return ingest_paths(self, paths, manifest, on_change, progress)
+
+    # --- search ------------------------------------------------------------------------------
+
+    def searcher(self, embedder: Embedder | None = None) -> FeatureSearch:
+        """This knowledge base's feature search with ``embedder`` (default: the configured model),
+        made on first use and closed with the knowledge base; :func:`kb.search.search` uses it."""
+        return self._searchers.get(embedder)
 
     # --- graphs ------------------------------------------------------------------------------
 

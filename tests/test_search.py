@@ -23,7 +23,7 @@ import yaml
 from ingest.records import FeatureKey
 from kb.api import KB
 from kb.featuremeta import add_label, import_feature_metadata
-from kb.search import SearchError, SearchFilters, search, searcher
+from kb.search import SearchError, SearchFilters, search
 from kb.search.catalog import words
 from kb.search.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder, model_slug, shared_embedder
 from kb.search.index import VectorIndex
@@ -318,7 +318,7 @@ def test_restart_does_not_reembed(make_kb: Callable[..., KB], kb_env: Callable[.
     first = make_kb(env=env)
     real_corpus(first, with_labels=False)
     search(first, "the state of Texas", embedder=minilm)
-    n_texts = searcher(first, minilm).catalog.n_texts()
+    n_texts = first.searcher(minilm).catalog.n_texts()
     assert len(set(minilm.texts)) == n_texts + 1  # every distinct text once, plus the query
     first.close()
 
@@ -327,7 +327,7 @@ def test_restart_does_not_reembed(make_kb: Callable[..., KB], kb_env: Callable[.
     hits = search(second, "Nobel prize", embedder=again)
     assert again.texts == ["Nobel prize"]
     assert FeatureKey(CLT, 1, 15531) in keys(hits)
-    assert searcher(second, again).vectors.count == n_texts
+    assert second.searcher(again).vectors.count == n_texts
 
 
 def test_changing_the_model_builds_a_second_index(sqlite_kb: KB, tmp_path: Path) -> None:
@@ -335,7 +335,7 @@ def test_changing_the_model_builds_a_second_index(sqlite_kb: KB, tmp_path: Path)
     first = CountingEmbedder(WordHashEmbedder("model-a"))
     second = CountingEmbedder(WordHashEmbedder("model-b"))
     search(sqlite_kb, "opposite", embedder=first)
-    n = searcher(sqlite_kb, first).catalog.n_texts()
+    n = sqlite_kb.searcher(first).catalog.n_texts()
     assert len(first.texts) == n + 1
     hits = search(sqlite_kb, "opposite", embedder=second)
     assert len(second.texts) == n + 1 and hits[0].feature == FeatureKey(CLT, 1, 100)
