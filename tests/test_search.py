@@ -23,11 +23,11 @@ import yaml
 from ingest.records import FeatureKey
 from kb.api import KB
 from kb.featuremeta import add_label, import_feature_metadata
+from kb.featureref import find_feature_refs
 from kb.search import SearchError, SearchFilters, search
 from kb.search.catalog import words
 from kb.search.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder, model_slug, shared_embedder
 from kb.search.index import VectorIndex
-from kb.search.refs import parse_refs
 from kb.selection import Selection
 from tests.builders import embedding_node, feature_node, logit_node, small_graph, write
 from tests.conftest import FEATURES, GRAPHS
@@ -240,10 +240,10 @@ def test_id_plus_words_and_unknown_ids(sqlite_kb: KB, tmp_path: Path) -> None:
     assert keys(search(sqlite_kb, "20-gemmascope-transcoder-16k/114", embedder=emb)) == [FeatureKey(GS, 20, 114)]
 
 
-def test_parse_refs_leaves_ordinary_words_alone() -> None:
-    refs, rest = parse_refs("say 2024 in L3 of the 20-clt-hp set")
+def test_find_feature_refs_leaves_ordinary_words_alone() -> None:
+    refs, rest = find_feature_refs("say 2024 in L3 of the 20-clt-hp set")
     assert refs == [] and rest == "say 2024 in L3 of the 20-clt-hp set"
-    refs, rest = parse_refs("https://neuronpedia.org/gemma-2-2b/3-gemmascope-transcoder-16k/15?embed=true Dallas")
+    refs, rest = find_feature_refs("https://neuronpedia.org/gemma-2-2b/3-gemmascope-transcoder-16k/15?embed=true Dallas")
     assert [(r.transcoder_set, r.layer, r.index) for r in refs] == [(GS, 3, 15)] and rest == "Dallas"
 
 

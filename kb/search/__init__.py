@@ -4,7 +4,8 @@ Descriptions (Neuronpedia explanations, graph clerps) and labels are embedded wi
 sentence-transformers model (:mod:`kb.search.embedder`), cached by text on disk under
 ``<home>/search`` (:mod:`kb.search.catalog`, :mod:`kb.search.index`) and kept in step with SQL
 before every search (:mod:`kb.search.sync`); :mod:`kb.search.query` blends the semantic and
-keyword matches. See docs/search.md.
+keyword matches; feature ids written in a query are read by :func:`kb.featureref.find_feature_refs`.
+See docs/search.md.
 
 The knowledge base owns its search state: it keeps one :class:`Searchers` and closes it with
 itself, and :func:`search` asks the knowledge base it is given for its searcher.

@@ -2,7 +2,7 @@
 
 How a query is answered (``mode="blend"``, the default):
 
-1. Feature ids written in the query (see :mod:`kb.search.refs`) are looked up in SQL; those
+1. Feature ids written in the query (see :func:`kb.featureref.find_feature_refs`) are looked up in SQL; those
    features come first, with score 1.
 2. The rest of the text is embedded; the ANN index gives the nearest description texts, and
    the keyword index (FTS5, BM25) the texts sharing words with it. Every candidate text gets
@@ -40,11 +40,11 @@ from ingest.featureid import canonical_transcoder_set
 from ingest.records import FeatureKey
 from kb.core import Core
 from kb.errors import CircuitKBError
+from kb.featureref import FeatureRef, find_feature_refs
 from kb.search import sync
 from kb.search.catalog import DF_CAP, LABEL, Catalog, Doc, DocFilter, words
 from kb.search.embedder import Embedder, model_slug
 from kb.search.index import VectorIndex
-from kb.search.refs import FeatureRef, parse_refs
 from kb.selection import Selection
 from schema.sql import READY, features, graphs, labels
 
@@ -218,7 +218,7 @@ class FeatureSearch:
         filters = filters or SearchFilters()
         where = filters.doc_filter()
         query = (query or "").strip()
-        refs, rest = parse_refs(query)
+        refs, rest = find_feature_refs(query)
         if not query:
             return []
         with self._lock:  # one search at a time: the catalog's connection is not shared across threads
