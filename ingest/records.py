@@ -11,18 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# node kinds, from the file's feature_type
-FEATURE = "feature"
-ERROR = "error"
-EMBEDDING = "embedding"
-LOGIT = "logit"
+# a node's kind (Node.kind), as stored: not to be confused with the Neo4j label
+# schema.graph_schema.FEATURE ("Feature") nor with a file's feature_type values
+FEATURE_KIND = "feature"
+ERROR_KIND = "error"
+EMBEDDING_KIND = "embedding"
+LOGIT_KIND = "logit"
 
+# the file's feature_type -> the node's kind
 FEATURE_TYPES = {
-    "cross layer transcoder": FEATURE,
-    "transcoder": FEATURE,
-    "mlp reconstruction error": ERROR,
-    "embedding": EMBEDDING,
-    "logit": LOGIT,
+    "cross layer transcoder": FEATURE_KIND,
+    "transcoder": FEATURE_KIND,
+    "mlp reconstruction error": ERROR_KIND,
+    "embedding": EMBEDDING_KIND,
+    "logit": LOGIT_KIND,
 }
 
 # fields of a node that get their own column; everything else is kept in Node.extra

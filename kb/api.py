@@ -13,7 +13,7 @@ from kb import registry
 from kb.config import Config
 from kb.core import Core
 from kb.export import graph_json
-from kb.ingestion import IngestReport, Progress, ingest_paths
+from kb.ingestion import IngestProgress, IngestReport, ingest_paths
 from kb.search import FeatureSearch, Searchers
 from kb.search.embedder import Embedder
 from kb.stores import GraphStore
@@ -45,7 +45,7 @@ class KB(Core):
         paths: Iterable[str | Path],
         manifest: str | Path | Manifest | None = None,
         on_change: str = "replace",
-        progress: Progress | None = None,
+        progress: IngestProgress | None = None,
     ) -> IngestReport:
         """Ingest graph files, folders or globs; see :mod:`kb.ingestion` for the guarantees."""
         if manifest is not None and not isinstance(manifest, Manifest):

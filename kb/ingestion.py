@@ -55,11 +55,16 @@ class IngestReport:
 
 
 @dataclass
-class Progress:
-    """Callbacks the CLI uses to draw a progress bar; all optional."""
+class IngestProgress:
+    """Callbacks the CLI uses to draw a progress bar during an ingest; both optional.
+
+    ``on_links(n)`` is called after each batch of ``n`` more links is written (the graph
+    store's own link-progress callback); ``on_graph(path, outcome)`` after each file, with
+    ``ingested``, ``unchanged``, ``busy``, ``conflict`` or ``failed``.
+    """
 
     on_links: Callable[[int], None] | None = None
-    on_graph: Callable[[str, str], None] | None = None  # (path, outcome)
+    on_graph: Callable[[str, str], None] | None = None
 
 
 def recover(core: Core) -> int:
@@ -91,7 +96,7 @@ def ingest_paths(
     paths: Iterable[str | Path],
     manifest: Manifest | None = None,
     on_change: str = "replace",
-    progress: Progress | None = None,
+    progress: IngestProgress | None = None,
 ) -> IngestReport:
     if on_change not in ON_CHANGE:
         raise CircuitKBError(f"on_change must be one of {', '.join(ON_CHANGE)}, got {on_change!r}")
@@ -120,7 +125,7 @@ def ingest_paths(
 
 
 def ingest_file(
-    core: Core, path: Path, manifest: Manifest | None, on_change: str, progress: Progress | None
+    core: Core, path: Path, manifest: Manifest | None, on_change: str, progress: IngestProgress | None
 ) -> dict[str, Any]:
     digest = content_hash(path)
     with core.engine.connect() as conn:
@@ -172,7 +177,7 @@ def _write(
     gid: int,
     previous_id: int | None,
     manifest: Manifest | None,
-    progress: Progress | None,
+    progress: IngestProgress | None,
 ) -> None:
     tagging = manifest.lookup(path, graph.header.slug) if manifest else None
     language = (tagging.language if tagging and tagging.language else None) or detect_language(graph.header.prompt)
