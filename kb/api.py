@@ -1,4 +1,9 @@
-"""The one API every question goes through: the CLI, the app and the tests all call ``KB``."""
+"""The knowledge base as the CLI, the app and the tests open it: :class:`KB`.
+
+``KB`` is the facade on top: a :class:`~kb.core.Core` that also ingests, exports, counts and
+owns its searchers. The questions (:mod:`kb.analysis`, :mod:`kb.search`, :mod:`kb.featuremeta`)
+are functions that take it as a ``Core``; nothing below this module imports it.
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
 """The graph registry in SQL: which graphs exist, in which state, and who is writing them.
 
 A graph version moves ``loading`` -> ``ready`` (-> ``replaced`` when a newer file takes its
-slug). Only ``ready`` graphs are visible to queries. A ``loading`` row whose writer died is
-taken over by the next ingest of the same content, which purges what was half-written.
+slug, until the ingest that replaced it purges it). Only ``ready`` graphs are visible to
+queries. A ``loading`` row whose writer died (a process of this host that is gone, or another
+host's heartbeat gone stale) and a ``replaced`` row left behind are purged by the next ingest,
+before it writes anything.
 """
 
 from __future__ import annotations
