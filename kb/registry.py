@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
@@ -275,8 +276,6 @@ def counts(conn: Connection) -> dict[str, int]:
 
 def instance_id(engine: Engine) -> str:
     """This knowledge base's id, made once: a graph store is paired with one SQL database."""
-    import uuid
-
     with engine.begin() as conn:
         stmt = dialect_insert(conn, kb_meta).values(key="instance", value=uuid.uuid4().hex).on_conflict_do_nothing()
         conn.execute(stmt)

@@ -23,17 +23,15 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 from sqlalchemy import Engine, func, select
 
 from kb.config import redact_url
 from kb.search.catalog import DESCRIPTION, LABEL, Catalog, Doc
+from kb.search.embedder import Embedder
+from kb.search.index import VectorIndex
 from schema.sql import READY, descriptions, features, graphs, labels
-
-if TYPE_CHECKING:
-    from kb.search.embedder import Embedder
-    from kb.search.index import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +90,7 @@ def sync_catalog(engine: Engine, sql_url: str, catalog: Catalog, report: SyncRep
         raise
 
 
-def embed_missing(catalog: Catalog, vectors: "VectorIndex", embedder: "Embedder", report: SyncReport) -> None:
+def embed_missing(catalog: Catalog, vectors: VectorIndex, embedder: Embedder, report: SyncReport) -> None:
     """Embed the catalog texts this model has no vector for yet (the caller holds the lock)."""
     vectors.refresh()
     total = catalog.n_texts()
