@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -344,6 +345,19 @@ def test_changing_the_model_builds_a_second_index(sqlite_kb: KB, tmp_path: Path)
     assert json.loads((root / "model-b" / "meta.json").read_text())["count"] == n
     search(sqlite_kb, "say large", embedder=first)
     assert first.texts[-1] == "say large"  # back to model-a: nothing re-embedded
+
+
+def test_the_kb_keeps_one_searcher_per_model_and_closes_them(make_kb: Callable[..., KB], tmp_path: Path) -> None:
+    kb = make_kb()
+    small_corpus(kb, tmp_path / "corpus")
+    emb = WordHashEmbedder()
+    search(kb, "opposite", embedder=emb)
+    found = kb.searcher(emb)
+    assert kb.searcher(emb) is found and found.catalog.n_texts() > 0
+    assert kb.searcher(WordHashEmbedder("model-b")) is not found
+    kb.close()
+    with pytest.raises(sqlite3.ProgrammingError):  # its catalog connection went with the KB
+        found.catalog.n_texts()
 
 
 def test_configured_model_by_local_path_rebuilds_for_it(make_kb: Callable[..., KB], kb_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:
