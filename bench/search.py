@@ -280,7 +280,7 @@ def stage_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     from kb.api import KB
     from kb.config import Config
     from kb.registry import now, text_hash
-    from kb.search import search, searcher
+    from kb.search import search
     from schema.sql import descriptions, features
 
     _, base, _ = base_vectors(args.base)
@@ -306,7 +306,7 @@ def stage_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     insert_seconds = time.perf_counter() - started
 
     embedder = SentenceTransformerEmbedder()
-    engine = searcher(kb, embedder)
+    engine = kb.searcher(embedder)
     started = time.perf_counter()
     engine.sync(embed=False)
     catalog_seconds = time.perf_counter() - started

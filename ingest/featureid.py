@@ -1,10 +1,20 @@
 """Decoding a node's ``feature`` field to its identity (transcoder set, layer, index).
 
-Three encodings exist in real files (see the brief):
-- schema 0: ``layer * 10**k + index`` where 10**k is the first power of ten above the
-  transcoder width (gemma-2-2b 16k: ``layer * 100000 + index``);
-- schema 1: the Cantor pairing ``(l + i)(l + i + 1) / 2 + i``;
-- Neuronpedia's converter: node ids ``{layer}_cro_{idx}_{pos}``, where the id itself says it.
+Real graph files encode a feature node's (layer, index) in one of four ways; :func:`decode_feature`
+tries them in this order:
+
+- Neuronpedia's converter writes node ids ``{layer}_cro_{index}_{position}``: the id says it,
+  whatever the ``feature`` field holds;
+- a file whose ``feature`` is null but whose node id is ``{layer}_{index}_{position}`` is read
+  from the id;
+- schema 1 (``metadata.schema_version`` >= 1): ``feature`` is the Cantor pairing
+  ``(layer + index)(layer + index + 1) / 2 + index``, which must decode to the node's own layer;
+- schema 0: ``feature`` is ``layer * 10**k + index``, with ``10**k`` the first power of ten above
+  the transcoder's width (gemma-2-2b 16k: ``layer * 100000 + index``), so its leading digits
+  are the node's layer and the rest the index; on layer 0 the ``feature`` is the index itself.
+
+A transcoder set is stored under one canonical name (:func:`canonical_transcoder_set`), derived
+from a graph's metadata by :func:`transcoder_set_of`.
 """
 
 from __future__ import annotations

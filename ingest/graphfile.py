@@ -20,8 +20,8 @@ import numpy as np
 
 from ingest.featureid import MAX_FEATURE_ID, decode_feature, transcoder_set_of
 from ingest.records import (
-    EMBEDDING,
-    FEATURE,
+    EMBEDDING_KIND,
+    FEATURE_KIND,
     FEATURE_TYPES,
     PROMOTED_NODE_FIELDS,
     FeatureKey,
@@ -348,7 +348,7 @@ class _GraphBuilder:
             layer = str(int(layer))
         if not isinstance(layer, str) or not layer:
             raise self.fail(f"{where}.layer", f"expected a string like \"12\" or \"E\", got {_type_name(layer)}")
-        if kind == EMBEDDING:
+        if kind == EMBEDDING_KIND:
             layer_num = -1
         elif layer.isdigit():
             layer_num = int(layer)
@@ -376,7 +376,7 @@ class _GraphBuilder:
             if abs(feature) > MAX_FEATURE_ID:
                 raise self.fail(f"{where}.feature", f"feature id {feature} does not fit in 64 bits")
         key = None
-        if kind == FEATURE:
+        if kind == FEATURE_KIND:
             try:
                 f_layer, f_index = decode_feature(feature, node_id, layer_num, self.header.schema_version)
             except ValueError as exc:

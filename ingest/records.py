@@ -11,18 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# node kinds, from the file's feature_type
-FEATURE = "feature"
-ERROR = "error"
-EMBEDDING = "embedding"
-LOGIT = "logit"
+import numpy as np
 
+# a node's kind (Node.kind), as stored: not to be confused with the Neo4j label
+# schema.graph_schema.FEATURE ("Feature") nor with a file's feature_type values
+FEATURE_KIND = "feature"
+ERROR_KIND = "error"
+EMBEDDING_KIND = "embedding"
+LOGIT_KIND = "logit"
+
+# the file's feature_type -> the node's kind
 FEATURE_TYPES = {
-    "cross layer transcoder": FEATURE,
-    "transcoder": FEATURE,
-    "mlp reconstruction error": ERROR,
-    "embedding": EMBEDDING,
-    "logit": LOGIT,
+    "cross layer transcoder": FEATURE_KIND,
+    "transcoder": FEATURE_KIND,
+    "mlp reconstruction error": ERROR_KIND,
+    "embedding": EMBEDDING_KIND,
+    "logit": LOGIT_KIND,
 }
 
 # fields of a node that get their own column; everything else is kept in Node.extra
@@ -94,15 +98,24 @@ class GraphHeader:
 
 @dataclass
 class ParsedGraph:
-    """A whole graph, validated. ``links`` is an (n, 3) list of (source idx, target idx, weight)."""
+    """A whole graph, validated.
+
+    Its links are three parallel arrays of the same length, in file order: ``link_src`` and
+    ``link_tgt`` (int32, the ends' ``Node.idx``) and ``link_weight`` (float64). A link whose
+    ends cannot be told apart (a node_id shared by several nodes, no causal order to decide)
+    is not in them: ``ambiguous_links`` keeps each as ``{"index": its place in the file's
+    links, "link": the link as written}``. ``link_extra`` maps a link's place in the arrays
+    (not in the file, when links were set aside) to its fields other than source, target and
+    weight. ``warnings`` says what was kept aside or told apart.
+    """
 
     path: str
     content_hash: str
     header: GraphHeader
     nodes: list[Node]
-    link_src: Any
-    link_tgt: Any
-    link_weight: Any
+    link_src: np.ndarray
+    link_tgt: np.ndarray
+    link_weight: np.ndarray
     link_extra: dict[int, dict[str, Any]]
     ambiguous_links: list[dict[str, Any]]
     warnings: list[str]

@@ -1,4 +1,9 @@
-"""The one API every question goes through: the CLI, the app and the tests all call ``KB``."""
+"""The knowledge base as the CLI, the app and the tests open it: :class:`KB`.
+
+``KB`` is the facade on top: a :class:`~kb.core.Core` that also ingests, exports, counts and
+owns its searchers. The questions (:mod:`kb.analysis`, :mod:`kb.search`, :mod:`kb.featuremeta`)
+are functions that take it as a ``Core``; nothing below this module imports it.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,17 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from ingest.manifest import Manifest, load_manifest
 from kb import registry
+from kb.config import Config
 from kb.core import Core
 from kb.export import graph_json
-from kb.ingestion import IngestReport, Progress, ingest_paths
+from kb.ingestion import IngestProgress, IngestReport, ingest_paths
+from kb.search import FeatureSearch, Searchers
+from kb.search.embedder import Embedder
+from kb.stores import GraphStore
 from schema.sql import graph_link_extra
 
 log = logging.getLogger(__name__)
@@ -26,14 +35,13 @@ class KB(Core):
     constructor does no I/O.
     """
 
+    def __init__(self, config: Config, engine: Engine, store: GraphStore) -> None:
+        super().__init__(config, engine, store)
+        self._searchers = Searchers(self)
+
     def close(self) -> None:
-        from kb.search import close_searchers
-
-        close_searchers(self)
+        self._searchers.close()
         super().close()
-
-    def __enter__(self) -> "KB":
-        return self
 
     # --- ingest ------------------------------------------------------------------------------
 
@@ -42,12 +50,19 @@ class KB(Core):
         paths: Iterable[str | Path],
         manifest: str | Path | Manifest | None = None,
         on_change: str = "replace",
-        progress: Progress | None = None,
+        progress: IngestProgress | None = None,
     ) -> IngestReport:
         """Ingest graph files, folders or globs; see :mod:`kb.ingestion` for the guarantees."""
         if manifest is not None and not isinstance(manifest, Manifest):
             manifest = load_manifest(Path(manifest))
         return ingest_paths(self, paths, manifest, on_change, progress)
+
+    # --- search ------------------------------------------------------------------------------
+
+    def searcher(self, embedder: Embedder | None = None) -> FeatureSearch:
+        """This knowledge base's feature search with ``embedder`` (default: the configured model),
+        made on first use and closed with the knowledge base; :func:`kb.search.search` uses it."""
+        return self._searchers.get(embedder)
 
     # --- graphs ------------------------------------------------------------------------------
 

@@ -62,13 +62,13 @@ class _IngestBar:
 
 def run_ingest(ctx: click.Context, paths: tuple[str, ...], manifest: Path | None, on_change: str, as_json: bool) -> int:
     from ingest.paths import expand_paths
-    from kb.ingestion import Progress
+    from kb.ingestion import IngestProgress
 
     total = len(expand_paths(paths))
     bar = _IngestBar(total, enabled=not as_json and sys.stderr.isatty())
     try:
         with open_kb(ctx) as kb:
-            report = kb.ingest(paths, manifest=manifest, on_change=on_change, progress=Progress(bar.on_links, bar.on_graph))
+            report = kb.ingest(paths, manifest=manifest, on_change=on_change, progress=IngestProgress(bar.on_links, bar.on_graph))
     finally:
         bar.close()
     if as_json:

@@ -8,7 +8,7 @@ the CLI, the app and the tests open.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import Engine, select
 
@@ -39,7 +39,7 @@ class Core:
         self.feature_id_cache: dict[FeatureKey, int] = {}
 
     @classmethod
-    def open(cls, config: Config | None = None, store: str | None = None) -> "Core":
+    def open(cls, config: Config | None = None, store: str | None = None) -> Self:
         config = config or Config.load()
         config.home.mkdir(parents=True, exist_ok=True)
         engine = make_engine(config.sql_url)
@@ -53,7 +53,7 @@ class Core:
         self.store.close()
         self.engine.dispose()
 
-    def __enter__(self) -> "Core":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from sqlalchemy import Connection, insert, null, or_, select, update
 
@@ -39,11 +39,9 @@ from ingest.featurefiles import (
 )
 from ingest.records import FeatureKey
 from kb import registry
+from kb.core import Core
 from kb.errors import CircuitKBError
 from schema.sql import READY, descriptions, feature_details, graphs, labels
-
-if TYPE_CHECKING:
-    from kb.api import KB
 
 NEURONPEDIA_SOURCE = "neuronpedia"
 LABEL_SOURCE = "label"
@@ -91,7 +89,7 @@ class _Added:
 
 
 def import_feature_metadata(
-    kb: "KB",
+    core: Core,
     paths: Sequence[Path | str],
     *,
     model: str | None = None,
@@ -119,7 +117,7 @@ def import_feature_metadata(
     for path in expand_metadata_paths(paths):
         try:
             parsed = read_metadata_file(path, options)
-            added = _write_file(kb, parsed)
+            added = _write_file(core, parsed)
         except CircuitKBError as exc:
             report.failed.append({"path": str(path), "error": str(exc)})
             continue
@@ -145,11 +143,11 @@ def _count(report: FeatureImportReport, parsed: MetadataFile, added: _Added) -> 
     report.labels_added += added.labels
 
 
-def _write_file(kb: "KB", parsed: MetadataFile) -> _Added:
+def _write_file(core: Core, parsed: MetadataFile) -> _Added:
     keys = parsed.features()
     if not keys:
         return _Added()
-    with kb.engine.begin() as conn:
+    with core.engine.begin() as conn:
         feature_ids = _lock_and_ensure(conn, keys)
         origin = parsed.path
         added = _Added(descriptions=_add_descriptions(conn, parsed.descriptions, feature_ids, origin))
@@ -288,7 +286,7 @@ def _existing_labels(conn: Connection, fids: list[int]) -> dict[tuple, int]:
     return found
 
 
-def add_label(kb: "KB", feature: FeatureKey, text: str, author: str, graph_slug: str | None = None) -> int:
+def add_label(core: Core, feature: FeatureKey, text: str, author: str, graph_slug: str | None = None) -> int:
     """Label a feature (optionally as seen in one graph); returns the label's id.
 
     Adding the same label again (same feature, author, graph and text) returns the existing id.
@@ -299,7 +297,7 @@ def add_label(kb: "KB", feature: FeatureKey, text: str, author: str, graph_slug:
     text = _required(text, "label text")
     author = _required(author, "author", MAX_AUTHOR)
     slug = _required(graph_slug, "graph slug", MAX_SLUG) if graph_slug is not None else None
-    with kb.engine.begin() as conn:
+    with core.engine.begin() as conn:
         fid = _lock_and_ensure(conn, [feature])[feature]
         existing = _existing_labels(conn, [fid]).get((fid, author, slug, text))
         if existing is not None:
@@ -323,9 +321,9 @@ def _required(value: Any, what: str, max_length: int | None = None) -> str:
 # --- reading -------------------------------------------------------------------------------------------
 
 
-def labels_of(kb: "KB", feature: FeatureKey) -> list[dict[str, Any]]:
+def labels_of(core: Core, feature: FeatureKey) -> list[dict[str, Any]]:
     """Every label of a feature, oldest first: id, author, text, graph_slug, created_at, updated_at."""
-    with kb.engine.connect() as conn:
+    with core.engine.connect() as conn:
         fid = registry.lookup_features(conn, [feature]).get(feature)
         if fid is None:
             return []
@@ -344,14 +342,14 @@ def _label_dict(row: Any) -> dict[str, Any]:
     }
 
 
-def descriptions_of(kb: "KB", feature: FeatureKey) -> list[dict[str, Any]]:
+def descriptions_of(core: Core, feature: FeatureKey) -> list[dict[str, Any]]:
     """Everything said about a feature: labels, clerps of visible graphs, Neuronpedia explanations.
 
     Each item has id, source (``label`` | ``clerp`` | ``neuronpedia`` | ...), kind, author, text,
     graph_id and graph_slug (the graph a clerp or label is about, else None), scores, origin and
     created_at; labels come first, then clerps, then explanations, each oldest first.
     """
-    with kb.engine.connect() as conn:
+    with core.engine.connect() as conn:
         fid = registry.lookup_features(conn, [feature]).get(feature)
         if fid is None:
             return []

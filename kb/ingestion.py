@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import Connection, select
 
@@ -23,11 +23,9 @@ from ingest.manifest import Manifest
 from ingest.paths import expand_paths
 from ingest.records import ParsedGraph
 from kb import registry
+from kb.core import Core
 from kb.errors import CircuitKBError
 from schema.sql import LOADING, READY, REPLACED, graphs
-
-if TYPE_CHECKING:
-    from kb.api import KB
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +55,21 @@ class IngestReport:
 
 
 @dataclass
-class Progress:
-    """Callbacks the CLI uses to draw a progress bar; all optional."""
+class IngestProgress:
+    """Callbacks the CLI uses to draw a progress bar during an ingest; both optional.
+
+    ``on_links(n)`` is called after each batch of ``n`` more links is written (the graph
+    store's own link-progress callback); ``on_graph(path, outcome)`` after each file, with
+    ``ingested``, ``unchanged``, ``busy``, ``conflict`` or ``failed``.
+    """
 
     on_links: Callable[[int], None] | None = None
-    on_graph: Callable[[str, str], None] | None = None  # (path, outcome)
+    on_graph: Callable[[str, str], None] | None = None
 
 
-def recover(kb: "KB") -> int:
+def recover(core: Core) -> int:
     """Purge graphs left half-written by dead writers and replaced versions; returns how many."""
-    with kb.engine.connect() as conn:
+    with core.engine.connect() as conn:
         rows = conn.execute(
             select(graphs.c.id, graphs.c.status, graphs.c.store, graphs.c.owner, graphs.c.heartbeat_at).where(
                 graphs.c.status.in_([LOADING, REPLACED])
@@ -76,11 +79,11 @@ def recover(kb: "KB") -> int:
     for row in rows:
         if row.status == LOADING and registry.owner_alive(row.owner, row.heartbeat_at):
             continue
-        if row.store != kb.store.name:
+        if row.store != core.store.name:
             log.warning("graph %s was left in the %s store, which is not configured now; not purged", row.id, row.store)
             continue
-        kb.store.purge(row.id)
-        with kb.engine.begin() as conn:
+        core.store.purge(row.id)
+        with core.engine.begin() as conn:
             registry.forget(conn, row.id)
         cleaned += 1
     if cleaned:
@@ -89,21 +92,21 @@ def recover(kb: "KB") -> int:
 
 
 def ingest_paths(
-    kb: "KB",
+    core: Core,
     paths: Iterable[str | Path],
     manifest: Manifest | None = None,
     on_change: str = "replace",
-    progress: Progress | None = None,
+    progress: IngestProgress | None = None,
 ) -> IngestReport:
     if on_change not in ON_CHANGE:
         raise CircuitKBError(f"on_change must be one of {', '.join(ON_CHANGE)}, got {on_change!r}")
     started = time.perf_counter()
     report = IngestReport()
     files = expand_paths(paths)
-    recover(kb)
+    recover(core)
     for path in files:
         try:
-            outcome = ingest_file(kb, path, manifest, on_change, progress)
+            outcome = ingest_file(core, path, manifest, on_change, progress)
         except CircuitKBError as exc:
             report.failed.append({"path": str(path), "error": str(exc)})
             outcome = {"outcome": "failed"}
@@ -122,10 +125,10 @@ def ingest_paths(
 
 
 def ingest_file(
-    kb: "KB", path: Path, manifest: Manifest | None, on_change: str, progress: Progress | None
+    core: Core, path: Path, manifest: Manifest | None, on_change: str, progress: IngestProgress | None
 ) -> dict[str, Any]:
     digest = content_hash(path)
-    with kb.engine.connect() as conn:
+    with core.engine.connect() as conn:
         known = conn.execute(
             select(graphs.c.slug).where(graphs.c.content_hash == digest, graphs.c.status == READY)
         ).first()
@@ -135,7 +138,7 @@ def ingest_file(
     graph = read_graph(path, digest=digest)
     parse_seconds = time.perf_counter() - parse_started
     header = graph.header
-    claim = registry.claim(kb.engine, header, digest, str(path), kb.store.name, on_change)
+    claim = registry.claim(core.engine, header, digest, str(path), core.store.name, on_change)
     if claim.action != "write":
         outcome = "conflict" if claim.action == "conflict" else claim.action
         return {"path": str(path), "slug": header.slug, "outcome": outcome, "reason": claim.reason}
@@ -143,14 +146,14 @@ def ingest_file(
     assert gid is not None
     write_started = time.perf_counter()
     try:
-        _write(kb, path, graph, gid, claim.previous_id, manifest, progress)
+        _write(core, path, graph, gid, claim.previous_id, manifest, progress)
     except BaseException:
-        _abandon(kb, gid)
+        _abandon(core, gid)
         raise
     write_seconds = time.perf_counter() - write_started
     if claim.previous_id is not None:
-        kb.store.purge(claim.previous_id)
-        with kb.engine.begin() as conn:
+        core.store.purge(claim.previous_id)
+        with core.engine.begin() as conn:
             registry.forget(conn, claim.previous_id)
     return {
         "path": str(path),
@@ -168,19 +171,19 @@ def ingest_file(
 
 
 def _write(
-    kb: "KB",
+    core: Core,
     path: Path,
     graph: ParsedGraph,
     gid: int,
     previous_id: int | None,
     manifest: Manifest | None,
-    progress: Progress | None,
+    progress: IngestProgress | None,
 ) -> None:
     tagging = manifest.lookup(path, graph.header.slug) if manifest else None
     language = (tagging.language if tagging and tagging.language else None) or detect_language(graph.header.prompt)
     keys = graph.features()
-    with kb.engine.begin() as conn:
-        feature_ids = registry.ensure_features(conn, keys, kb.feature_id_cache)
+    with core.engine.begin() as conn:
+        feature_ids = registry.ensure_features(conn, keys, core.feature_id_cache)
     clerps = [
         (feature_ids[n.feature_key], n.clerp) for n in graph.nodes if n.feature_key is not None and n.clerp
     ]
@@ -203,14 +206,14 @@ def _write(
     def finalize(conn: Connection) -> None:
         registry.finish(conn, gid, graph.header.slug, previous_id, done)
 
-    kb.store.write_graph(gid, graph, feature_ids, finalize, progress.on_links if progress else None)
+    core.store.write_graph(gid, graph, feature_ids, finalize, progress.on_links if progress else None)
 
 
-def _abandon(kb: "KB", gid: int) -> None:
+def _abandon(core: Core, gid: int) -> None:
     """Undo a failed write; if even that fails, the row stays 'loading' for the next run."""
     try:
-        kb.store.purge(gid)
-        with kb.engine.begin() as conn:
+        core.store.purge(gid)
+        with core.engine.begin() as conn:
             registry.forget(conn, gid)
     except Exception:  # the original error matters more; recovery will finish the job
         log.exception("could not clean up graph %s after a failed ingest; the next ingest will", gid)

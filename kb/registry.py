@@ -1,8 +1,10 @@
 """The graph registry in SQL: which graphs exist, in which state, and who is writing them.
 
 A graph version moves ``loading`` -> ``ready`` (-> ``replaced`` when a newer file takes its
-slug). Only ``ready`` graphs are visible to queries. A ``loading`` row whose writer died is
-taken over by the next ingest of the same content, which purges what was half-written.
+slug, until the ingest that replaced it purges it). Only ``ready`` graphs are visible to
+queries. A ``loading`` row whose writer died (a process of this host that is gone, or another
+host's heartbeat gone stale) and a ``replaced`` row left behind are purged by the next ingest,
+before it writes anything.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
@@ -273,8 +276,6 @@ def counts(conn: Connection) -> dict[str, int]:
 
 def instance_id(engine: Engine) -> str:
     """This knowledge base's id, made once: a graph store is paired with one SQL database."""
-    import uuid
-
     with engine.begin() as conn:
         stmt = dialect_insert(conn, kb_meta).values(key="instance", value=uuid.uuid4().hex).on_conflict_do_nothing()
         conn.execute(stmt)

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, select
 
 from kb.errors import CircuitKBError, NotFoundError
+from kb.registry import now
 from schema.sql import READY, graph_sets, graph_tags, graphs
 
 
@@ -137,8 +138,6 @@ def save_set(engine: Engine, name: str, selection: Selection) -> list[str]:
     chosen = [g.slug for g in select_graphs(engine, selection)]
     if not chosen:
         raise CircuitKBError("the selection matches no graph; nothing saved")
-    from kb.registry import now
-
     with engine.begin() as conn:
         conn.execute(delete(graph_sets).where(graph_sets.c.name == name))
         conn.execute(insert(graph_sets).values(name=name, slugs=chosen, created_at=now()))

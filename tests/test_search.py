@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -23,11 +24,11 @@ import yaml
 from ingest.records import FeatureKey
 from kb.api import KB
 from kb.featuremeta import add_label, import_feature_metadata
-from kb.search import SearchError, SearchFilters, search, searcher
+from kb.featureref import find_feature_refs
+from kb.search import SearchError, SearchFilters, search
 from kb.search.catalog import words
 from kb.search.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder, model_slug, shared_embedder
 from kb.search.index import VectorIndex
-from kb.search.refs import parse_refs
 from kb.selection import Selection
 from tests.builders import embedding_node, feature_node, logit_node, small_graph, write
 from tests.conftest import FEATURES, GRAPHS
@@ -240,10 +241,10 @@ def test_id_plus_words_and_unknown_ids(sqlite_kb: KB, tmp_path: Path) -> None:
     assert keys(search(sqlite_kb, "20-gemmascope-transcoder-16k/114", embedder=emb)) == [FeatureKey(GS, 20, 114)]
 
 
-def test_parse_refs_leaves_ordinary_words_alone() -> None:
-    refs, rest = parse_refs("say 2024 in L3 of the 20-clt-hp set")
+def test_find_feature_refs_leaves_ordinary_words_alone() -> None:
+    refs, rest = find_feature_refs("say 2024 in L3 of the 20-clt-hp set")
     assert refs == [] and rest == "say 2024 in L3 of the 20-clt-hp set"
-    refs, rest = parse_refs("https://neuronpedia.org/gemma-2-2b/3-gemmascope-transcoder-16k/15?embed=true Dallas")
+    refs, rest = find_feature_refs("https://neuronpedia.org/gemma-2-2b/3-gemmascope-transcoder-16k/15?embed=true Dallas")
     assert [(r.transcoder_set, r.layer, r.index) for r in refs] == [(GS, 3, 15)] and rest == "Dallas"
 
 
@@ -318,7 +319,7 @@ def test_restart_does_not_reembed(make_kb: Callable[..., KB], kb_env: Callable[.
     first = make_kb(env=env)
     real_corpus(first, with_labels=False)
     search(first, "the state of Texas", embedder=minilm)
-    n_texts = searcher(first, minilm).catalog.n_texts()
+    n_texts = first.searcher(minilm).catalog.n_texts()
     assert len(set(minilm.texts)) == n_texts + 1  # every distinct text once, plus the query
     first.close()
 
@@ -327,7 +328,7 @@ def test_restart_does_not_reembed(make_kb: Callable[..., KB], kb_env: Callable[.
     hits = search(second, "Nobel prize", embedder=again)
     assert again.texts == ["Nobel prize"]
     assert FeatureKey(CLT, 1, 15531) in keys(hits)
-    assert searcher(second, again).vectors.count == n_texts
+    assert second.searcher(again).vectors.count == n_texts
 
 
 def test_changing_the_model_builds_a_second_index(sqlite_kb: KB, tmp_path: Path) -> None:
@@ -335,7 +336,7 @@ def test_changing_the_model_builds_a_second_index(sqlite_kb: KB, tmp_path: Path)
     first = CountingEmbedder(WordHashEmbedder("model-a"))
     second = CountingEmbedder(WordHashEmbedder("model-b"))
     search(sqlite_kb, "opposite", embedder=first)
-    n = searcher(sqlite_kb, first).catalog.n_texts()
+    n = sqlite_kb.searcher(first).catalog.n_texts()
     assert len(first.texts) == n + 1
     hits = search(sqlite_kb, "opposite", embedder=second)
     assert len(second.texts) == n + 1 and hits[0].feature == FeatureKey(CLT, 1, 100)
@@ -344,6 +345,19 @@ def test_changing_the_model_builds_a_second_index(sqlite_kb: KB, tmp_path: Path)
     assert json.loads((root / "model-b" / "meta.json").read_text())["count"] == n
     search(sqlite_kb, "say large", embedder=first)
     assert first.texts[-1] == "say large"  # back to model-a: nothing re-embedded
+
+
+def test_the_kb_keeps_one_searcher_per_model_and_closes_them(make_kb: Callable[..., KB], tmp_path: Path) -> None:
+    kb = make_kb()
+    small_corpus(kb, tmp_path / "corpus")
+    emb = WordHashEmbedder()
+    search(kb, "opposite", embedder=emb)
+    found = kb.searcher(emb)
+    assert kb.searcher(emb) is found and found.catalog.n_texts() > 0
+    assert kb.searcher(WordHashEmbedder("model-b")) is not found
+    kb.close()
+    with pytest.raises(sqlite3.ProgrammingError):  # its catalog connection went with the KB
+        found.catalog.n_texts()
 
 
 def test_configured_model_by_local_path_rebuilds_for_it(make_kb: Callable[..., KB], kb_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:

@@ -4,44 +4,63 @@ Descriptions (Neuronpedia explanations, graph clerps) and labels are embedded wi
 sentence-transformers model (:mod:`kb.search.embedder`), cached by text on disk under
 ``<home>/search`` (:mod:`kb.search.catalog`, :mod:`kb.search.index`) and kept in step with SQL
 before every search (:mod:`kb.search.sync`); :mod:`kb.search.query` blends the semantic and
-keyword matches. See docs/search.md.
+keyword matches; feature ids written in a query are read by :func:`kb.featureref.find_feature_refs`.
+See docs/search.md.
+
+The knowledge base owns its search state: it keeps one :class:`Searchers` and closes it with
+itself, and :func:`search` asks the knowledge base it is given for its searcher.
 """
 
 from __future__ import annotations
 
 import threading
-import weakref
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from kb.core import Core
 from kb.search.embedder import Embedder, shared_embedder
 from kb.search.query import MODES, FeatureSearch, SearchError, SearchFilters, SearchHit
 
-if TYPE_CHECKING:
-    from kb.api import KB
-
-__all__ = ["MODES", "FeatureSearch", "SearchError", "SearchFilters", "SearchHit", "close_searchers", "search", "searcher"]
-
-_searchers: "weakref.WeakKeyDictionary[KB, dict[str, FeatureSearch]]" = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+__all__ = ["MODES", "FeatureSearch", "HasSearcher", "SearchError", "SearchFilters", "SearchHit", "Searchers", "search"]
 
 
-def searcher(kb: "KB", embedder: Embedder | None = None) -> FeatureSearch:
-    """The :class:`FeatureSearch` of ``kb`` for ``embedder`` (default: the configured model).
+class HasSearcher(Protocol):
+    """What :func:`search` needs of a knowledge base: its searcher for an embedding model."""
 
-    One per knowledge base and model, kept while the KB object lives, so that the model, the
-    index and the query cache are loaded once.
+    def searcher(self, embedder: Embedder | None = None) -> FeatureSearch: ...
+
+
+class Searchers:
+    """The :class:`FeatureSearch` objects of one knowledge base, one per embedding model.
+
+    Each is made on first use and kept until :meth:`close`, so that the index and the query
+    cache are loaded once; the model itself is shared by every knowledge base of the process
+    (:func:`kb.search.embedder.shared_embedder`).
     """
-    embedder = embedder or shared_embedder(kb.config.embedding_model)
-    with _lock:
-        per_kb = _searchers.setdefault(kb, {})
-        found = per_kb.get(embedder.name)
-        if found is None or found.embedder is not embedder:
-            found = per_kb[embedder.name] = FeatureSearch(kb, embedder)
-        return found
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self._by_model: dict[str, FeatureSearch] = {}
+        self._lock = threading.Lock()
+
+    def get(self, embedder: Embedder | None = None) -> FeatureSearch:
+        """The searcher for ``embedder`` (default: the configured model)."""
+        embedder = embedder or shared_embedder(self.core.config.embedding_model)
+        with self._lock:
+            found = self._by_model.get(embedder.name)
+            if found is None or found.embedder is not embedder:
+                found = self._by_model[embedder.name] = FeatureSearch(self.core, embedder)
+            return found
+
+    def close(self) -> None:
+        """Release every searcher's catalog connection."""
+        with self._lock:
+            made, self._by_model = list(self._by_model.values()), {}
+        for found in made:
+            found.close()
 
 
 def search(
-    kb: "KB",
+    kb: HasSearcher,
     query: str,
     k: int = 20,
     filters: SearchFilters | None = None,
@@ -50,12 +69,4 @@ def search(
     embedder: Embedder | None = None,
 ) -> list[SearchHit]:
     """The ``k`` features that best match ``query``: concept words, feature ids, or both."""
-    return searcher(kb, embedder).search(query, k=k, filters=filters, mode=mode)
-
-
-def close_searchers(kb: "KB") -> None:
-    """Release the search state of ``kb`` (its catalog connection); called by ``KB.close``."""
-    with _lock:
-        per_kb = _searchers.pop(kb, {})
-    for found in per_kb.values():
-        found.close()
+    return kb.searcher(embedder).search(query, k=k, filters=filters, mode=mode)

@@ -2,7 +2,7 @@
 
 How a query is answered (``mode="blend"``, the default):
 
-1. Feature ids written in the query (see :mod:`kb.search.refs`) are looked up in SQL; those
+1. Feature ids written in the query (see :func:`kb.featureref.find_feature_refs`) are looked up in SQL; those
    features come first, with score 1.
 2. The rest of the text is embedded; the ANN index gives the nearest description texts, and
    the keyword index (FTS5, BM25) the texts sharing words with it. Every candidate text gets
@@ -31,24 +31,22 @@ import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Engine, and_, or_, select
 
 from ingest.featureid import canonical_transcoder_set
 from ingest.records import FeatureKey
+from kb.core import Core
 from kb.errors import CircuitKBError
+from kb.featureref import FeatureRef, find_feature_refs
 from kb.search import sync
 from kb.search.catalog import DF_CAP, LABEL, Catalog, Doc, DocFilter, words
 from kb.search.embedder import Embedder, model_slug
 from kb.search.index import VectorIndex
-from kb.search.refs import FeatureRef, parse_refs
 from kb.selection import Selection
 from schema.sql import READY, features, graphs, labels
-
-if TYPE_CHECKING:
-    from kb.api import KB
 
 log = logging.getLogger(__name__)
 
@@ -167,10 +165,10 @@ class FeatureSearch:
     brings them up to date with SQL, embedding only texts never embedded with this model.
     """
 
-    def __init__(self, kb: "KB", embedder: Embedder) -> None:
-        self.kb = kb
+    def __init__(self, core: Core, embedder: Embedder) -> None:
+        self.core = core
         self.embedder = embedder
-        root = Path(kb.config.home) / "search"
+        root = Path(core.config.home) / "search"
         self.root = root
         self.catalog = Catalog(root / "catalog.sqlite")
         self.vectors = VectorIndex(root / model_slug(embedder.name), embedder.name)
@@ -190,7 +188,7 @@ class FeatureSearch:
         started = time.perf_counter()
         report = sync.SyncReport()
         with self._lock:
-            current = sync.fingerprint(self.kb)
+            current = sync.fingerprint(self.core.engine)
             need_vectors = embed and (not self._loaded or self.vectors.count < self.catalog.n_texts())
             if not force and current == self._fingerprint and not need_vectors:
                 return report
@@ -198,7 +196,7 @@ class FeatureSearch:
                 if not self._loaded and embed:
                     self.vectors.load()
                     self._loaded = True
-                sync.sync_catalog(self.kb, self.catalog, report)
+                sync.sync_catalog(self.core.engine, self.core.config.sql_url, self.catalog, report)
                 if embed:
                     sync.embed_missing(self.catalog, self.vectors, self.embedder, report)
             self._fingerprint = current
@@ -220,7 +218,7 @@ class FeatureSearch:
         filters = filters or SearchFilters()
         where = filters.doc_filter()
         query = (query or "").strip()
-        refs, rest = parse_refs(query)
+        refs, rest = find_feature_refs(query)
         if not query:
             return []
         with self._lock:  # one search at a time: the catalog's connection is not shared across threads
@@ -237,14 +235,14 @@ class FeatureSearch:
     def _graph_scope(self, filters: SearchFilters) -> list[int] | None:
         if filters.graphs is None or filters.graphs.is_empty():
             return None
-        return [g.gid for g in self.kb.select(filters.graphs)]
+        return [g.gid for g in self.core.select(filters.graphs)]
 
     def _resolve_refs(self, refs: Sequence[FeatureRef], where: DocFilter, gids: list[int] | None) -> list[_Scored]:
         if not refs:
             return []
         f = features.c
         found: dict[int, FeatureKey] = {}
-        with self.kb.engine.connect() as conn:
+        with self.core.engine.connect() as conn:
             for ref in refs:
                 query = select(f.id, f.transcoder_set, f.layer, f["index"]).where(f.layer == ref.layer, f["index"] == ref.index)
                 if ref.transcoder_set:
@@ -256,7 +254,7 @@ class FeatureSearch:
                     if _key_passes(key, where):
                         found.setdefault(fid, key)
         if gids is not None and found:
-            present = {p.fid for p in self.kb.store.feature_presence(list(found), gids)}
+            present = {p.fid for p in self.core.store.feature_presence(list(found), gids)}
             found = {fid: key for fid, key in found.items() if fid in present}
         return [_Scored(fid, key, 1.0, "id", None) for fid, key in found.items()]
 
@@ -275,7 +273,7 @@ class FeatureSearch:
             if gids is not None:
                 unknown = [s.fid for s in scored if s.fid not in present]
                 if unknown:
-                    hits = {p.fid for p in self.kb.store.feature_presence(unknown, gids)}
+                    hits = {p.fid for p in self.core.store.feature_presence(unknown, gids)}
                     present.update({fid: fid in hits for fid in unknown})
                 scored = [s for s in scored if present[s.fid]]
             if len(scored) >= k:
@@ -382,13 +380,13 @@ class FeatureSearch:
         text_ids = {d.text_id for docs in docs_by_feature.values() for d in docs}
         texts = self.catalog.texts_of(text_ids)
         relevance = self._relevance(text, text_ids, texts, mode)
-        scope = gids if gids is not None else self.kb.graph_ids()
-        presence = self.kb.store.feature_presence(fids, scope) if scope else []
-        slugs = _slugs(self.kb, {p.gid for p in presence} | {d.graph_id for ds in docs_by_feature.values() for d in ds if d.graph_id})
+        scope = gids if gids is not None else self.core.graph_ids()
+        presence = self.core.store.feature_presence(fids, scope) if scope else []
+        slugs = _slugs(self.core.engine, {p.gid for p in presence} | {d.graph_id for ds in docs_by_feature.values() for d in ds if d.graph_id})
         by_feature: dict[int, list] = {}
         for p in presence:
             by_feature.setdefault(p.fid, []).append(p)
-        labels_by_feature = _labels(self.kb, fids)
+        labels_by_feature = _labels(self.core.engine, fids)
         hits = []
         # scores in [0, 1]: an id match scores 1, a blend is scaled by its maximum, BM25 by the best hit's
         scale = {"blend": 1.0 + KEYWORD_WEIGHT, "semantic": 1.0}.get(mode)
@@ -464,20 +462,20 @@ def _best_descriptions(docs: list[Doc], texts: dict[int, str], relevance: dict[i
     return ordered[:TOP_DESCRIPTIONS]
 
 
-def _slugs(kb: "KB", gids: set[int]) -> dict[int, str]:
+def _slugs(engine: Engine, gids: set[int]) -> dict[int, str]:
     wanted = sorted(g for g in gids if g is not None)
     out: dict[int, str] = {}
-    with kb.engine.connect() as conn:
+    with engine.connect() as conn:
         for start in range(0, len(wanted), 900):
             chunk = wanted[start : start + 900]
             out.update(conn.execute(select(graphs.c.id, graphs.c.slug).where(and_(graphs.c.id.in_(chunk), graphs.c.status == READY))).all())
     return out
 
 
-def _labels(kb: "KB", fids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+def _labels(engine: Engine, fids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
     c = labels.c
     out: dict[int, list[dict[str, Any]]] = {}
-    with kb.engine.connect() as conn:
+    with engine.connect() as conn:
         rows = conn.execute(
             select(c.feature_id, c.author, c.text, c.graph_slug).where(c.feature_id.in_(list(fids))).order_by(c.created_at, c.id)
         )

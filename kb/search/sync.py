@@ -23,18 +23,15 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from kb.config import redact_url
 from kb.search.catalog import DESCRIPTION, LABEL, Catalog, Doc
+from kb.search.embedder import Embedder
+from kb.search.index import VectorIndex
 from schema.sql import READY, descriptions, features, graphs, labels
-
-if TYPE_CHECKING:
-    from kb.api import KB
-    from kb.search.embedder import Embedder
-    from kb.search.index import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -69,31 +66,31 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def fingerprint(kb: "KB") -> tuple:
+def fingerprint(engine: Engine) -> tuple:
     """A cheap summary that changes whenever descriptions, labels or visible graphs change."""
     d, lab, g = descriptions.c, labels.c, graphs.c
-    with kb.engine.connect() as conn:
+    with engine.connect() as conn:
         max_desc = conn.execute(select(func.max(d.id))).scalar()
         label_row = conn.execute(select(func.count(), func.max(lab.id), func.max(lab.updated_at))).one()
         graph_row = conn.execute(select(func.count(), func.max(g.id), func.max(g.ready_at)).where(g.status == READY)).one()
     return (max_desc, *(str(v) for v in label_row), *(str(v) for v in graph_row))
 
 
-def sync_catalog(kb: "KB", catalog: Catalog, report: SyncReport) -> None:
-    """Bring the catalog's docs up to date with SQL (the caller holds the lock)."""
+def sync_catalog(engine: Engine, sql_url: str, catalog: Catalog, report: SyncReport) -> None:
+    """Bring the catalog's docs up to date with the database at ``sql_url`` (the caller holds the lock)."""
     catalog.begin()
     try:
-        _check_database(kb, catalog)
-        _sync_graphs(kb, catalog, report)
-        _sync_descriptions(kb, catalog, report)
-        _sync_labels(kb, catalog, report)
+        _check_database(sql_url, catalog)
+        _sync_graphs(engine, catalog, report)
+        _sync_descriptions(engine, catalog, report)
+        _sync_labels(engine, catalog, report)
         catalog.commit()
     except BaseException:
         catalog.rollback()
         raise
 
 
-def embed_missing(catalog: Catalog, vectors: "VectorIndex", embedder: "Embedder", report: SyncReport) -> None:
+def embed_missing(catalog: Catalog, vectors: VectorIndex, embedder: Embedder, report: SyncReport) -> None:
     """Embed the catalog texts this model has no vector for yet (the caller holds the lock)."""
     vectors.refresh()
     total = catalog.n_texts()
@@ -106,13 +103,13 @@ def embed_missing(catalog: Catalog, vectors: "VectorIndex", embedder: "Embedder"
     vectors.save()
 
 
-def _database_id(kb: "KB") -> str:
-    return hashlib.sha256(redact_url(kb.config.sql_url).encode("utf-8")).hexdigest()[:16]
+def _database_id(sql_url: str) -> str:
+    return hashlib.sha256(redact_url(sql_url).encode("utf-8")).hexdigest()[:16]
 
 
-def _check_database(kb: "KB", catalog: Catalog) -> None:
+def _check_database(sql_url: str, catalog: Catalog) -> None:
     """Forget the docs of another database that used this home before."""
-    current = _database_id(kb)
+    current = _database_id(sql_url)
     if catalog.get_state("database") != current:
         catalog.delete_docs(DESCRIPTION)
         catalog.delete_docs(LABEL)
@@ -121,34 +118,34 @@ def _check_database(kb: "KB", catalog: Catalog) -> None:
         catalog.set_state("database", current)
 
 
-def _ready_gids(kb: "KB") -> set[int]:
-    with kb.engine.connect() as conn:
+def _ready_gids(engine: Engine) -> set[int]:
+    with engine.connect() as conn:
         return set(conn.execute(select(graphs.c.id).where(graphs.c.status == READY)).scalars())
 
 
-def _sync_graphs(kb: "KB", catalog: Catalog, report: SyncReport) -> None:
+def _sync_graphs(engine: Engine, catalog: Catalog, report: SyncReport) -> None:
     g = graphs.c
-    with kb.engine.connect() as conn:
+    with engine.connect() as conn:
         row = conn.execute(select(func.count(), func.max(g.id), func.max(g.ready_at)).where(g.status == READY)).one()
     state = "|".join(str(v) for v in row)
     if catalog.get_state("graphs") == state:
         return
-    report.docs_dropped += catalog.keep_graphs(_ready_gids(kb))
+    report.docs_dropped += catalog.keep_graphs(_ready_gids(engine))
     catalog.set_state("graphs", state)
 
 
-def _sync_descriptions(kb: "KB", catalog: Catalog, report: SyncReport) -> None:
+def _sync_descriptions(engine: Engine, catalog: Catalog, report: SyncReport) -> None:
     d = descriptions.c
     watermark = int(catalog.get_state("desc_watermark") or 0)
     if watermark:
-        with kb.engine.connect() as conn:
+        with engine.connect() as conn:
             found = conn.execute(select(d.text_hash).where(d.id == watermark)).scalar()
         if found != catalog.get_state("desc_watermark_hash"):
             log.info("descriptions were deleted or the database recreated; reading them again")
             catalog.delete_docs(DESCRIPTION)
             watermark = 0
             report.descriptions_reloaded = True
-    ready = _ready_gids(kb)
+    ready = _ready_gids(engine)
     f = features.c
     query = (
         select(d.id, d.feature_id, f.transcoder_set, f.layer, f["index"], d.source, d.author, d.text, d.text_hash, d.graph_id)
@@ -157,7 +154,7 @@ def _sync_descriptions(kb: "KB", catalog: Catalog, report: SyncReport) -> None:
         .limit(_PAGE)
     )
     last_hash = catalog.get_state("desc_watermark_hash") or ""
-    with kb.engine.connect() as conn:
+    with engine.connect() as conn:
         while True:
             rows = conn.execute(query.where(d.id > watermark)).all()
             if not rows:
@@ -173,9 +170,9 @@ def _sync_descriptions(kb: "KB", catalog: Catalog, report: SyncReport) -> None:
     catalog.set_state("desc_watermark_hash", last_hash)
 
 
-def _sync_labels(kb: "KB", catalog: Catalog, report: SyncReport) -> None:
+def _sync_labels(engine: Engine, catalog: Catalog, report: SyncReport) -> None:
     lab, f = labels.c, features.c
-    with kb.engine.connect() as conn:
+    with engine.connect() as conn:
         row = conn.execute(select(func.count(), func.max(lab.id), func.max(lab.updated_at))).one()
         state = "|".join(str(v) for v in row)
         if catalog.get_state("labels") == state:
