@@ -48,7 +48,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from kb.analysis.circuits import match_pattern, recurring_edges, strongest_paths, two_hop_paths
+from kb.analysis.edges import recurring_edges
+from kb.analysis.paths import strongest_paths
+from kb.analysis.twohop import match_pattern, two_hop_paths
 from kb.analysis.compare import compare_graphs, graph_similarity
 from kb.analysis.pieces import neighbourhood_piece, top_piece
 from kb.analysis.scores import graph_scores

@@ -6,7 +6,7 @@ Four kinds of answers, each the same on every store:
   the weights of the links of one graph summed (a feature active at several positions has several
   nodes; their links are folded into one edge per pair of features). Written at ingest, next to
   the graph, by :func:`fold_feature_edges`; many graphs are aggregated in numpy by
-  :mod:`kb.analysis.circuits`;
+  :mod:`kb.analysis.edges`;
 - a graph's *skeleton*: its nodes and links without labels or extra fields, for analyses that
   walk one graph (paths, comparison, scores);
 - *chains*: node-level paths step_0 -> step_1 -> ... -> a target logit, matched across graphs
