@@ -29,7 +29,7 @@ from kb.api import KB
 from kb.cli import main
 from kb.errors import CircuitKBError, NotFoundError
 from kb.selection import Selection
-from kb.stores import neo4j_circuit_queries as cq
+from kb.stores.cypher import circuits as cq
 from kb.stores.circuit_queries import FeatureEdges, Step, fold_feature_edges
 from tests import circuit_reference as ref
 from tests.builders import embedding_node, error_node, feature_node, logit_node, write

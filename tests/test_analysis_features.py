@@ -22,7 +22,7 @@ from kb.cli import main
 from kb.errors import CircuitKBError, NotFoundError
 from kb.featureref import BadFeatureRef, format_feature_ref, parse_feature_ref
 from kb.selection import Selection
-from kb.stores import neo4j_feature_queries as cq
+from kb.stores.cypher import features as cq
 from tests import feature_reference as ref
 from tests.builders import embedding_node, error_node, feature_node, logit_node, small_graph, write
 from tests.conftest import real_graph
