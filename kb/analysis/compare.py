@@ -41,7 +41,8 @@ from kb.stores.circuit_queries import FeatureEdges, Skeleton
 
 NodeKey = tuple[Any, ...]
 
-NODE_COLUMNS = (
+# one row per node key of either graph (a stored node's columns are kb.stores.base.NODE_COLUMNS)
+COMPARED_NODE_COLUMNS = (
     "key",
     "kind",
     *FEATURE_COLUMNS,
@@ -60,7 +61,7 @@ NODE_COLUMNS = (
     "clerp_a",
     "clerp_b",
 )
-EDGE_COLUMNS = ("source", "target", "source_kind", "target_kind", "in_a", "in_b", "weight_a", "weight_b", "weight_diff")
+COMPARED_EDGE_COLUMNS = ("source", "target", "source_kind", "target_kind", "in_a", "in_b", "weight_a", "weight_b", "weight_diff")
 # matrices of more graphs than this would not fit in memory comfortably (n * n floats)
 MAX_MATRIX_GRAPHS = 5000
 
@@ -146,7 +147,7 @@ def _fold(graph: GraphInfo, skeleton: Skeleton, from_end: bool, qparams: dict[st
 class GraphComparison:
     """Two graphs aligned by node key.
 
-    ``nodes`` (NODE_COLUMNS) and ``edges`` (EDGE_COLUMNS): every key and edge of either graph,
+    ``nodes`` (COMPARED_NODE_COLUMNS) and ``edges`` (COMPARED_EDGE_COLUMNS): every key and edge of either graph,
     with ``in_a``/``in_b`` saying where it is and the differences B - A where it is in both;
     ``summary``: the figures of the module docstring; ``labels``: each feature of either graph
     with its clerp in each and the labels people wrote for it; ``supernodes``: each graph's
@@ -254,7 +255,7 @@ def _node_frame(a: _Side, b: _Side, keys: dict[int, FeatureKey], ordered: list[N
                 "clerp_b": nb["clerp"] if nb else None,
             }
         )
-    return _none_for_nan(pd.DataFrame(rows, columns=list(NODE_COLUMNS)))
+    return _none_for_nan(pd.DataFrame(rows, columns=list(COMPARED_NODE_COLUMNS)))
 
 
 def _none_for_nan(frame: pd.DataFrame) -> pd.DataFrame:
@@ -281,7 +282,7 @@ def _edge_frame(a: _Side, b: _Side, rank: dict[NodeKey, int], texts: dict[NodeKe
             "weight_b": weights_b,
             "weight_diff": [_diff(x, y) for x, y in zip(weights_a, weights_b)],
         },
-        columns=list(EDGE_COLUMNS),
+        columns=list(COMPARED_EDGE_COLUMNS),
     )
     return frame
 

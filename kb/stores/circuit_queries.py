@@ -303,6 +303,16 @@ class CircuitQueries(ABC):
                     found.setdefault((gid, fid), set()).add(pos)
         return {key: tuple(sorted(p)) for key, p in found.items()}
 
+    def direct_weights(self, pairs: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
+        """For (gid, src idx, tgt idx): the summed weight of the links src -> tgt, where there are any.
+
+        Summed in file order, so every store gives the same sum to the last bit."""
+        out: dict[tuple[int, int, int], float] = {}
+        if pairs:
+            for gid, src, tgt, weight in self._link_rows_between(sorted(set(pairs))):
+                out[(gid, src, tgt)] = out.get((gid, src, tgt), 0.0) + weight
+        return out
+
     def input_totals(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:
         """For each (gid, idx): the sum of |weight| of every link into that node (0.0 if none)."""
         out = {key: 0.0 for key in set(nodes)}
@@ -337,6 +347,11 @@ class CircuitQueries(ABC):
         (rows of other pairs may come along; they are left out above)."""
 
     @abstractmethod
+    def _link_rows_between(self, pairs: Sequence[tuple[int, int, int]]) -> Iterable[tuple[int, int, int, float]]:
+        """(gid, src, tgt, weight) of every link src -> tgt of the (gid, src idx, tgt idx) ``pairs``,
+        those of one pair in file order."""
+
+    @abstractmethod
     def _input_total_rows(self, nodes: Sequence[tuple[int, int]]) -> Iterable[tuple[int, int, float | None]]:
         """(gid, idx, sum of |weight| into it) for nodes of ``nodes`` that exist (None or absent: no links in)."""
 
@@ -367,10 +382,6 @@ class CircuitQueries(ABC):
     @abstractmethod
     def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:
         """The ChainNode of each (gid, idx) that exists."""
-
-    @abstractmethod
-    def direct_weights(self, pairs: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
-        """For (gid, src idx, tgt idx): the summed weight of the links src -> tgt, where there are any."""
 
     @abstractmethod
     def top_nodes(self, gid: int, n: int) -> list[int]:

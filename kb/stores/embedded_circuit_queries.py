@@ -28,7 +28,6 @@ from kb.stores.circuit_queries import (
 )
 from schema.sql import graph_feature_edges, graph_links, graph_nodes
 
-
 _CHUNK = 900
 
 
@@ -130,9 +129,17 @@ class EmbeddedCircuitQueries(CircuitQueries):
                 out[(gid, about[0])] = ChainNode(*about)
         return out
 
-    def direct_weights(self, pairs: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
+    def _link_rows_between(self, pairs: Sequence[tuple[int, int, int]]) -> list[tuple[int, int, int, float]]:
+        link = graph_links.c
         with self.engine.connect() as conn:
-            return _direct_weights(conn, set(pairs))
+            keys = keys_table(conn, pairs, ("gid", "src", "tgt"))
+            query = (
+                select(link.graph_id, link.src, link.tgt, link.weight)
+                .select_from(keys)
+                .join(graph_links, and_(link.graph_id == keys.c.gid, link.src == keys.c.src, link.tgt == keys.c.tgt))
+                .order_by(link.graph_id, link.idx)
+            )
+            return [tuple(row) for row in conn.execute(query)]
 
     def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
         found: dict[int, set[int]] = {g: set() for g in gids}
@@ -226,13 +233,6 @@ def _step_condition(node: Any, step: Step) -> ColumnElement[bool]:
         condition = and_(condition, tuple_(node.c.graph_id, node.c.ctx_idx).in_(pairs))
     return condition
 
-
-def _direct_weights(conn: Connection, pairs: set[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
-    """For (gid, src idx, tgt idx): the summed weight of the links src -> tgt, where there are any."""
-    link = graph_links.c
-    out: dict[tuple[int, int, int], float] = {}
-    if not pairs:
-        return out
     keys = keys_table(conn, list(pairs), ("gid", "src", "tgt"))
     query = (
         select(link.graph_id, link.src, link.tgt, link.weight)

@@ -104,14 +104,11 @@ class Neo4jCircuitQueries(CircuitQueries):
             return {}
         return {(r["gid"], a[0]): ChainNode(*a) for r in self.run_read(*cypher.describe_nodes_query(nodes)) for a in r["about"]}
 
-    def direct_weights(self, pairs: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
-        if not pairs:
-            return {}
-        return {
-            (r["gid"], src, tgt): _sum_or_none(weights)
-            for r in self.run_read(*cypher.direct_weights_query(pairs))
-            for (src, tgt), weights in zip(r["pairs"], r["weights"])
-        }
+    def _link_rows_between(self, pairs: Sequence[tuple[int, int, int]]) -> Iterator[tuple[int, int, int, float]]:
+        for r in self.run_read(*cypher.direct_weights_query(pairs)):
+            for (src, tgt), weights in zip(r["pairs"], r["weights"]):
+                for w in weights:
+                    yield r["gid"], src, tgt, w
 
     def _feature_position_rows(self, keys: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int, int]]:
         for r in self.run_read(*cypher.feature_positions_query(keys)):
@@ -145,9 +142,3 @@ class Neo4jCircuitQueries(CircuitQueries):
         r = self.run_read(*cypher.links_around_query(gid, idxs, min_abs_weight, side))[0]
         yield from zip(r["i"], r["s"], r["t"], r["w"])
 
-
-def _sum_or_none(weights: list[float]) -> float | None:
-    total = None
-    for w in weights:
-        total = w if total is None else total + w
-    return total

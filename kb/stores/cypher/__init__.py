@@ -5,9 +5,10 @@ that ties a Neo4j database to one SQL database), :mod:`.features` asks about fea
 graphs, :mod:`.circuits` about feature edges, chains and pieces of graphs. The tests check them
 by their text, without a database.
 
-Values always travel as parameters; labels and relationship types are the constants of
-:mod:`schema.graph_schema`, never user text. The schema's own statements (constraints and
-indexes, run by ``Neo4jStore.setup``) live with the schema, in ``schema/graph_schema.py``.
+Values always travel as parameters. Labels and relationship types are written into the text,
+and only those :mod:`schema.graph_schema` declares (a test reads every statement here for them);
+they are never user text. The schema's own statements (constraints and indexes, run by
+``Neo4jStore.setup``) live with the schema, in ``schema/graph_schema.py``.
 """
 
 from __future__ import annotations
