@@ -20,13 +20,13 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.records import FeatureKey
+from kb.analysis.compare import compare_graphs, graph_similarity, jaccard_matrix
 from kb.analysis.edges import backfill_feature_edges, recurring_edges
 from kb.analysis.paths import strongest_paths
-from kb.analysis.tokens import token_positions
-from kb.analysis.twohop import match_pattern, two_hop_paths
-from kb.analysis.compare import compare_graphs, graph_similarity, jaccard_matrix
 from kb.analysis.pieces import neighbourhood_piece, top_piece
 from kb.analysis.scores import graph_scores, pinned_node_ids
+from kb.analysis.tokens import token_positions
+from kb.analysis.twohop import match_pattern, two_hop_paths
 from kb.api import KB
 from kb.cli import main
 from kb.errors import CircuitKBError, NotFoundError

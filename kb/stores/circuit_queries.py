@@ -293,6 +293,14 @@ class CircuitQueries(ABC):
         have = self._graphs_with_feature_edges(sorted(set(gids)))
         return [g for g in gids if g not in have]
 
+    def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Each graph's distinct feature ids, sorted (an empty array for a graph without features)."""
+        found: dict[int, list[int]] = {g: [] for g in gids}
+        if found:
+            for gid, fids in self._graph_feature_ids(sorted(found)):
+                found[gid].extend(fids)
+        return {g: np.unique(np.asarray(f, dtype=np.int64)) for g, f in found.items()}
+
     def feature_positions(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, ...]]:
         """For each (gid, fid) of ``keys`` present in its graph: the sorted positions of its nodes."""
         wanted = set(keys)
@@ -342,6 +350,10 @@ class CircuitQueries(ABC):
         """Those of ``gids`` whose feature edges are stored."""
 
     @abstractmethod
+    def _graph_feature_ids(self, gids: Sequence[int]) -> Iterable[tuple[int, Iterable[int]]]:
+        """(gid, feature ids) of the graphs ``gids``; a graph may come several times, a feature repeat."""
+
+    @abstractmethod
     def _feature_position_rows(self, keys: Sequence[tuple[int, int]]) -> Iterable[tuple[int, int, int]]:
         """(gid, fid, ctx_idx) of the nodes of at least the features of ``keys`` in their graphs
         (rows of other pairs may come along; they are left out above)."""
@@ -374,10 +386,6 @@ class CircuitQueries(ABC):
 
         One link per hop; sorted by (gid, nodes).
         """
-
-    @abstractmethod
-    def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
-        """Each graph's distinct feature ids, sorted (an empty array for a graph without features)."""
 
     @abstractmethod
     def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:

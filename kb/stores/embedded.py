@@ -16,9 +16,9 @@ from sqlalchemy import Connection, Engine, delete, func, select
 
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
-from kb.stores.embedded_feature_queries import EmbeddedFeatureQueries
-from kb.stores.embedded_circuit_queries import EmbeddedCircuitQueries, purge_feature_edges, write_feature_edges
 from kb.stores.base import NODE_COLUMNS, Finalize, GraphStore, LinkProgress, StoredGraph, node_values
+from kb.stores.embedded_circuit_queries import EmbeddedCircuitQueries, purge_feature_edges, write_feature_edges
+from kb.stores.embedded_feature_queries import EmbeddedFeatureQueries
 from schema.sql import graph_links, graph_nodes
 
 log = logging.getLogger(__name__)

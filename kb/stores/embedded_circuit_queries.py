@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, true, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
-from kb.stores.base import NODE_COLUMNS
 from kb.sqlqueries import among
-from kb.stores.embedded_feature_queries import distinct_features, keys_table
+from kb.stores.base import NODE_COLUMNS
 from kb.stores.circuit_queries import (
     OUT,
     SKELETON_COLUMNS,
@@ -26,6 +24,7 @@ from kb.stores.circuit_queries import (
     fold_parsed_graph,
     skeleton_from_rows,
 )
+from kb.stores.embedded_feature_queries import distinct_features, keys_table
 from schema.sql import graph_feature_edges, graph_links, graph_nodes
 
 _CHUNK = 900
@@ -141,13 +140,9 @@ class EmbeddedCircuitQueries(CircuitQueries):
             )
             return [tuple(row) for row in conn.execute(query)]
 
-    def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
-        found: dict[int, set[int]] = {g: set() for g in gids}
-        if gids:
-            with self.engine.connect() as conn:
-                for gid, _layer, fid in conn.execute(distinct_features(conn, gids)):
-                    found[gid].add(fid)
-        return {g: np.array(sorted(f), dtype=np.int64) for g, f in found.items()}
+    def _graph_feature_ids(self, gids: Sequence[int]) -> list[tuple[int, list[int]]]:
+        with self.engine.connect() as conn:
+            return [(gid, [fid]) for gid, _layer, fid in conn.execute(distinct_features(conn, gids))]
 
     def _feature_position_rows(self, keys: Sequence[tuple[int, int]]) -> list[tuple[int, int, int]]:
         c = graph_nodes.c

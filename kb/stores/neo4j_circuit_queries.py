@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator, Sequence
 
-import numpy as np
-
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
 from kb.stores.circuit_queries import (
@@ -90,12 +88,8 @@ class Neo4jCircuitQueries(CircuitQueries):
         out.sort()
         return out
 
-    def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
-        found = {g: np.empty(0, dtype=np.int64) for g in gids}
-        if gids:
-            for r in self.run_read(*graph_layer_features_query(gids)):
-                found[r["gid"]] = np.unique(np.array(r["fids"], dtype=np.int64))
-        return found
+    def _graph_feature_ids(self, gids: Sequence[int]) -> list[tuple[int, list[int]]]:
+        return [(r["gid"], r["fids"]) for r in self.run_read(*graph_layer_features_query(gids))]
 
     # --- nodes and links by key ----------------------------------------------------------------
 

@@ -16,10 +16,10 @@ from sqlalchemy import Engine
 from ingest.records import FeatureKey, ParsedGraph
 from kb.config import redact_url
 from kb.errors import ConfigError, NotFoundError, StoreUnavailable
+from kb.stores.base import Finalize, GraphStore, LinkProgress, StoredGraph, node_values
 from kb.stores.cypher import graphs as cypher
 from kb.stores.neo4j_circuit_queries import Neo4jCircuitQueries
 from kb.stores.neo4j_feature_queries import Neo4jFeatureQueries
-from kb.stores.base import Finalize, GraphStore, LinkProgress, StoredGraph, node_values
 from schema.graph_schema import STATEMENTS
 
 log = logging.getLogger(__name__)
