@@ -139,7 +139,9 @@ def languages_page(kb: KB) -> None:
 
 
 def circuits_page(kb: KB) -> None:
-    from kb.analysis.circuits import recurring_edges, strongest_paths, two_hop_paths
+    from kb.analysis.edges import recurring_edges
+    from kb.analysis.paths import strongest_paths
+    from kb.analysis.twohop import two_hop_paths
 
     st.header("Circuits across graphs")
     selection = _graph_filter(kb, "circuits")

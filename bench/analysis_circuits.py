@@ -48,10 +48,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from kb.analysis.circuits import match_pattern, recurring_edges, strongest_paths, two_hop_paths
 from kb.analysis.compare import compare_graphs, graph_similarity
+from kb.analysis.edges import recurring_edges
+from kb.analysis.paths import strongest_paths
 from kb.analysis.pieces import neighbourhood_piece, top_piece
 from kb.analysis.scores import graph_scores
+from kb.analysis.twohop import match_pattern, two_hop_paths
 from bench.corpus import corpus, ingest_once, open_bench_kb
 from bench.report import growth_table, timing_table
 from kb.api import KB

@@ -38,7 +38,7 @@ def edges_cmd(ctx: click.Context, selection: Selection, min_graphs: int, limit: 
 
     A graph's edge A -> B sums the weights of every link from a node of A to a node of B.
     """
-    from kb.analysis.circuits import recurring_edges
+    from kb.analysis.edges import recurring_edges
 
     with open_kb(ctx) as kb:
         result = recurring_edges(kb, selection, min_graphs=min_graphs, limit=limit or None)
@@ -67,7 +67,7 @@ def edges_cmd(ctx: click.Context, selection: Selection, min_graphs: int, limit: 
 @handles_errors
 def backfill_cmd(ctx: click.Context) -> None:
     """Store the feature edges of graphs ingested before circuitkb kept them (run once after upgrading)."""
-    from kb.analysis.circuits import backfill_feature_edges
+    from kb.analysis.edges import backfill_feature_edges
 
     with open_kb(ctx) as kb:
         done = backfill_feature_edges(kb)
@@ -94,7 +94,7 @@ def paths_cmd(ctx: click.Context, slug: str, token: str | None, position: int | 
     A path's score is the product of each link's share of its target's input (|w| over the sum
     of |w| into the target).
     """
-    from kb.analysis.circuits import strongest_paths
+    from kb.analysis.paths import strongest_paths
 
     with open_kb(ctx) as kb:
         result = strongest_paths(kb, slug, token=token, position=position, top=top, max_hops=max_hops, include_embedding=with_embedding)
@@ -124,7 +124,7 @@ def two_hop_cmd(ctx: click.Context, selection: Selection, token: str | None, pos
     The intermediate feature sits at no position whose token names it (by its labels, clerps or
     explanations): e.g. a "Texas" feature reached from "Dallas" in a prompt without "Texas".
     """
-    from kb.analysis.circuits import two_hop_paths
+    from kb.analysis.twohop import two_hop_paths
 
     with open_kb(ctx) as kb:
         result = two_hop_paths(kb, selection, token=token, position=position, via=via, top=top or None)
@@ -169,7 +169,7 @@ def pattern_cmd(ctx: click.Context, steps: tuple[str, ...], selection: Selection
     A feature is written gemma-2-2b/clt-hp/20/1234, gemma-2-2b/20-clt-hp/1234 (Neuronpedia), or
     L20/1234 with --transcoder-set.
     """
-    from kb.analysis.circuits import match_pattern
+    from kb.analysis.twohop import match_pattern
 
     parsed = [None if s.strip().lower() == "any" else [r for r in (p.strip() for p in s.split(",")) if r] for s in steps]
     with open_kb(ctx) as kb:

@@ -10,19 +10,24 @@
 (:CircuitKB {singleton, instance})                the id of the SQL database this store belongs to
 (:FeatureEdges {gid, part, n, src, tgt, w, nl})   a graph's feature-to-feature edges, summed over
                                                   positions: packed little-endian arrays as base64
-                                                  (see kb.stores.neo4j_circuit_queries)
+                                                  (see kb.stores.cypher.circuits)
 
 Every statement is idempotent (IF NOT EXISTS); Community edition supports all of them.
 """
 
 from __future__ import annotations
 
-FEATURE = "Feature"
-GRAPH = "Graph"
-NODE = "Node"
-IS = "IS"
-LINK = "LINK"
-FEATURE_EDGES = "FeatureEdges"
+# the labels and relationship types above; Cypher writes them literally (they are never user
+# text), and tests/test_store_conformance.py checks that it uses no others
+FEATURE_LABEL = "Feature"
+GRAPH_LABEL = "Graph"
+NODE_LABEL = "Node"
+INSTANCE_LABEL = "CircuitKB"
+FEATURE_EDGES_LABEL = "FeatureEdges"
+LABELS = (FEATURE_LABEL, GRAPH_LABEL, NODE_LABEL, INSTANCE_LABEL, FEATURE_EDGES_LABEL)
+IS_TYPE = "IS"
+LINK_TYPE = "LINK"
+RELATIONSHIP_TYPES = (IS_TYPE, LINK_TYPE)
 
 STATEMENTS: tuple[str, ...] = (
     "CREATE CONSTRAINT feature_fid IF NOT EXISTS FOR (f:Feature) REQUIRE f.fid IS UNIQUE",

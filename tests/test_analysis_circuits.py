@@ -7,7 +7,9 @@ embedded store's answer on the same corpus.
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import math
 import random
 from pathlib import Path
@@ -18,15 +20,18 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.records import FeatureKey
-from kb.analysis.circuits import backfill_feature_edges, match_pattern, recurring_edges, strongest_paths, token_positions, two_hop_paths
 from kb.analysis.compare import compare_graphs, graph_similarity, jaccard_matrix
+from kb.analysis.edges import backfill_feature_edges, recurring_edges
+from kb.analysis.paths import strongest_paths
 from kb.analysis.pieces import neighbourhood_piece, top_piece
 from kb.analysis.scores import graph_scores, pinned_node_ids
+from kb.analysis.tokens import token_positions
+from kb.analysis.twohop import match_pattern, two_hop_paths
 from kb.api import KB
 from kb.cli import main
 from kb.errors import CircuitKBError, NotFoundError
 from kb.selection import Selection
-from kb.stores import neo4j_circuit_queries as cq
+from kb.stores.cypher import circuits as cq
 from kb.stores.circuit_queries import FeatureEdges, Step, fold_feature_edges
 from tests import circuit_reference as ref
 from tests.builders import embedding_node, error_node, feature_node, logit_node, write
@@ -402,7 +407,7 @@ def test_feature_edges_fold_positions_and_survive_storage() -> None:
     assert len(FeatureEdges.from_parts(4, list(empty.parts()))) == 0
 
 
-def test_graphs_stored_before_feature_edges_get_theirs_from_their_links(kb: KB) -> None:
+def test_graphs_stored_before_feature_edges_get_theirs_from_their_links(kb: KB, caplog: pytest.LogCaptureFixture) -> None:
     from schema.sql import graph_feature_edges
 
     assert not kb.ingest([real_graph("02")]).failed
@@ -415,7 +420,9 @@ def test_graphs_stored_before_feature_edges_get_theirs_from_their_links(kb: KB) 
     else:
         kb.store.purge_feature_edges(gid)
     assert kb.store.graphs_without_feature_edges([gid]) == [gid]
-    computed = kb.store.feature_edges([gid])[0]
+    with caplog.at_level(logging.WARNING):
+        computed = kb.store.feature_edges([gid])[0]
+    assert "1 graphs have no stored feature edges" in caplog.text and "circuits backfill" in caplog.text
     assert computed.src.tolist() == stored.src.tolist() and computed.weight.tolist() == stored.weight.tolist()
     assert backfill_feature_edges(kb) == 1 and backfill_feature_edges(kb) == 0
     assert kb.store.graphs_without_feature_edges([gid]) == []
@@ -486,6 +493,17 @@ def test_cypher_builders_carry_values_only_as_parameters() -> None:
     query, params = cq.chain_query([1, 2], [Step(fids=frozenset({5}), positions={1: frozenset({2})}, embeddings=True), Step()])
     assert "$f0" in query and "$p0" in query and params["f0"] == [5] and params["p0"] == {"1": [2]}
     assert "5" not in query.replace("$f0", "")
+    edges = fold_feature_edges(4, np.array([7, 9, -1]), np.array([0, 1]), np.array([1, 0]), np.array([0.5, -2.0]))
+    part = next(edges.parts())
+    query, params = cq.create_feature_edges(4, part)
+    assert "$src" in query and params["gid"] == 4 and base64.b64decode(params["w"]) == part["weight"]
+    stored_as_text = {"gid": 4, "part": 0, **{prop: params[prop] for prop in ("src", "tgt", "w", "nl")}}
+    stored_as_bytes = {**stored_as_text, **{prop: base64.b64decode(params[prop]) for prop in ("src", "tgt", "w", "nl")}}
+    for record in (stored_as_text, stored_as_bytes):
+        back = FeatureEdges.from_parts(4, [cq.part_of_record(record)])
+        assert back.src.tolist() == [7, 9] and back.weight.tolist() == [0.5, -2.0]
+    for query, params in (cq.read_feature_edges([3, 4]), cq.graphs_with_feature_edges([4, 3, 4]), cq.delete_feature_edges(4)):
+        assert "$gid" in query and "4" not in query.replace("$gid", "")
 
 
 # --- the CLI -------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ on the real graphs and on random corpora; the Neo4j store must give the embedded
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import random
@@ -22,7 +23,7 @@ from kb.cli import main
 from kb.errors import CircuitKBError, NotFoundError
 from kb.featureref import BadFeatureRef, format_feature_ref, parse_feature_ref
 from kb.selection import Selection
-from kb.stores import neo4j_feature_queries as cq
+from kb.stores.cypher import features as cq
 from tests import feature_reference as ref
 from tests.builders import embedding_node, error_node, feature_node, logit_node, small_graph, write
 from tests.conftest import real_graph
@@ -481,3 +482,25 @@ def test_cypher_builders_carry_values_only_as_parameters() -> None:
         assert str(hostile[0]) not in text
         assert any(isinstance(v, list) and hostile[0] in v for v in params.values())
     assert "n.idx >= 0" in cq.layer_counts_query([1])[0]  # the (gid, idx) index seek
+
+
+# --- layers ---------------------------------------------------------------------------------------
+
+
+def test_analyses_name_the_core_never_the_kb_a_backend_or_a_private_helper() -> None:
+    folder = Path(__file__).resolve().parents[1] / "kb" / "analysis"
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                modules, names = [node.module or ""], [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                modules, names = [a.name for a in node.names], []
+            else:
+                continue
+            for module in modules:
+                if module in ("kb.api", "kb.search", "kb.cli") or module.startswith(("kb.stores.embedded", "kb.stores.neo4j", "kb.stores.cypher", "app")):
+                    found.append(f"{path.name}: {module}")
+            found += [f"{path.name}: {node.module}.{name}" for name in names if name.startswith("_") and node.module != "__future__"]
+    assert found == []
+    assert "kb: Core" in (folder / "edges.py").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -14,6 +15,9 @@ from ingest.graphfile import read_graph
 from kb import registry
 from kb.api import KB
 from kb.errors import NotFoundError
+from kb.stores.base import NODE_COLUMNS
+from kb.stores.cypher import graphs as graph_cypher
+from schema import graph_schema
 from schema.sql import features
 from tests.builders import small_graph, write
 from tests.conftest import real_graph
@@ -108,3 +112,45 @@ def test_a_neo4j_database_belongs_to_one_sql_database(make_kb: Callable[..., KB]
     with pytest.raises(ConfigError, match="another circuitkb knowledge base"):
         KB.open(Config.load(env=other_sql))
     assert first.stats()["graphs"] == 1
+
+
+# --- the Cypher of the Neo4j store, by its text ------------------------------------------------
+
+
+def test_graph_cypher_builders_carry_values_only_as_parameters() -> None:
+    hostile = "x' }) DETACH DELETE n //"
+    for query, params in (graph_cypher.claim_instance(hostile), graph_cypher.adopt_instance(hostile), graph_cypher.create_graph(7, hostile)):
+        assert hostile not in query and hostile in params.values()
+    query, params = graph_cypher.create_links(7, [0, 1], [1, 2], [0.5, -0.25], 10)
+    assert "$src" in query and "$w" in query and "0.5" not in query and params["first"] == 10
+    for gids in (None, [1, 2]):
+        query, params = graph_cypher.count_nodes(gids)
+        assert ("$gids" in query) == (gids is not None) and params.get("gids") == gids
+
+
+def test_a_node_row_travels_to_neo4j_properties_and_back() -> None:
+    row = [f"v{i}" for i in range(len(NODE_COLUMNS))]
+    row[NODE_COLUMNS.index("clerp")] = None
+    props = graph_cypher.node_properties(3, row)
+    assert props["gid"] == 3 and props["fid"] == row[NODE_COLUMNS.index("feature_id")]
+    assert "feature_id" not in props and "clerp" not in props  # nulls are left out
+    assert graph_cypher.stored_node_row(props) == dict(zip(NODE_COLUMNS, row))
+
+
+def test_every_cypher_statement_lives_in_the_cypher_package_and_names_only_schema_labels() -> None:
+    root = Path(__file__).resolve().parents[1]
+    cypher_dir = root / "kb" / "stores" / "cypher"
+    clause = re.compile(r"\b(MATCH|MERGE|UNWIND)\b\s*[\(\$]")
+    outside = [
+        str(path.relative_to(root))
+        for folder in ("kb", "ingest", "app")
+        for path in sorted((root / folder).rglob("*.py"))
+        # the development server (its own admin statements) is not the store
+        if cypher_dir not in path.parents and "neo4j_dev" not in path.parts and clause.search(path.read_text())
+    ]
+    assert outside == []
+    texts = "\n".join(path.read_text() for path in sorted(cypher_dir.glob("*.py")))
+    labels = set(re.findall(r"\(\w*:(\w+)", texts)) | set(re.findall(r"USING INDEX \w+:(\w+)", texts))
+    types = set(re.findall(r"\[\w*:(\w+)", texts))
+    assert labels and labels <= set(graph_schema.LABELS)
+    assert types == set(graph_schema.RELATIONSHIP_TYPES)

@@ -1,6 +1,6 @@
 """Questions asked of many graphs at once: shared features, where a feature is used, languages.
 
-Every function takes a KB and a Selection and returns data frames (in small result types with
+Every function takes a :class:`kb.core.Core` and a Selection and returns data frames (in small result types with
 ``as_dict`` for JSON); the stores do the grouping and counting.
 """
 

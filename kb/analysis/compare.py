@@ -9,7 +9,7 @@ Two graphs are aligned by *node key*:
   (-1 is the last token), so the final tokens of the two prompts line up.
 
 An edge joins two node keys; its weight in a graph is the sum of the weights of the links
-between their nodes (as in :mod:`kb.analysis.circuits`). The summary compares features and
+between their nodes (as in :mod:`kb.analysis.edges`). The summary compares features and
 feature-to-feature edges:
 
 - Jaccard of features and of feature edges: |A and B| / |A or B|;
@@ -25,25 +25,24 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
 
 from ingest.records import FeatureKey
+from kb import sqlqueries
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_keys
+from kb.core import Core
 from kb.errors import CircuitKBError, NotFoundError
 from kb.selection import GraphInfo, Selection
 from kb.stores.circuit_queries import FeatureEdges, Skeleton
-from schema.sql import labels
 
-if TYPE_CHECKING:
-    from kb.api import KB
 
 NodeKey = tuple[Any, ...]
 
-NODE_COLUMNS = (
+# one row per node key of either graph (a stored node's columns are kb.stores.base.NODE_COLUMNS)
+COMPARED_NODE_COLUMNS = (
     "key",
     "kind",
     *FEATURE_COLUMNS,
@@ -62,7 +61,7 @@ NODE_COLUMNS = (
     "clerp_a",
     "clerp_b",
 )
-EDGE_COLUMNS = ("source", "target", "source_kind", "target_kind", "in_a", "in_b", "weight_a", "weight_b", "weight_diff")
+COMPARED_EDGE_COLUMNS = ("source", "target", "source_kind", "target_kind", "in_a", "in_b", "weight_a", "weight_b", "weight_diff")
 # matrices of more graphs than this would not fit in memory comfortably (n * n floats)
 MAX_MATRIX_GRAPHS = 5000
 
@@ -148,7 +147,7 @@ def _fold(graph: GraphInfo, skeleton: Skeleton, from_end: bool, qparams: dict[st
 class GraphComparison:
     """Two graphs aligned by node key.
 
-    ``nodes`` (NODE_COLUMNS) and ``edges`` (EDGE_COLUMNS): every key and edge of either graph,
+    ``nodes`` (COMPARED_NODE_COLUMNS) and ``edges`` (COMPARED_EDGE_COLUMNS): every key and edge of either graph,
     with ``in_a``/``in_b`` saying where it is and the differences B - A where it is in both;
     ``summary``: the figures of the module docstring; ``labels``: each feature of either graph
     with its clerp in each and the labels people wrote for it; ``supernodes``: each graph's
@@ -204,7 +203,7 @@ class GraphComparison:
         }
 
 
-def compare_graphs(kb: "KB", slug_a: str, slug_b: str) -> GraphComparison:
+def compare_graphs(kb: Core, slug_a: str, slug_b: str) -> GraphComparison:
     """Align graphs ``slug_a`` and ``slug_b`` by node key and report what differs."""
     if slug_a == slug_b:
         raise CircuitKBError("compare needs two different graphs")
@@ -256,7 +255,7 @@ def _node_frame(a: _Side, b: _Side, keys: dict[int, FeatureKey], ordered: list[N
                 "clerp_b": nb["clerp"] if nb else None,
             }
         )
-    return _none_for_nan(pd.DataFrame(rows, columns=list(NODE_COLUMNS)))
+    return _none_for_nan(pd.DataFrame(rows, columns=list(COMPARED_NODE_COLUMNS)))
 
 
 def _none_for_nan(frame: pd.DataFrame) -> pd.DataFrame:
@@ -283,7 +282,7 @@ def _edge_frame(a: _Side, b: _Side, rank: dict[NodeKey, int], texts: dict[NodeKe
             "weight_b": weights_b,
             "weight_diff": [_diff(x, y) for x, y in zip(weights_a, weights_b)],
         },
-        columns=list(EDGE_COLUMNS),
+        columns=list(COMPARED_EDGE_COLUMNS),
     )
     return frame
 
@@ -332,19 +331,15 @@ def weighted_overlap(a: dict[Any, float], b: dict[Any, float]) -> float | None:
     return low / high if high else None
 
 
-def _label_frame(kb: "KB", a: _Side, b: _Side, keys: dict[int, FeatureKey], ordered: list[NodeKey]) -> pd.DataFrame:
+def _label_frame(kb: Core, a: _Side, b: _Side, keys: dict[int, FeatureKey], ordered: list[NodeKey]) -> pd.DataFrame:
     """Each feature of either graph that has a clerp in one of them or a label people wrote."""
-    from kb.stores.embedded_feature_queries import among
-
     columns = [*FEATURE_COLUMNS, "in_a", "in_b", "clerp_a", "clerp_b", "labels"]
     fids = [k[1] for k in ordered if k[0] == "feature"]
     written: dict[int, list[str]] = defaultdict(list)
-    if fids:
-        with kb.engine.connect() as conn:
-            query = select(labels.c.feature_id, labels.c.text, labels.c.graph_slug).where(among(conn, labels.c.feature_id, fids)).order_by(labels.c.id)
-            for fid, text, graph_slug in conn.execute(query):
-                if graph_slug in (None, a.graph.slug, b.graph.slug):
-                    written[fid].append(text if graph_slug is None else f"{text} [{graph_slug}]")
+    with kb.engine.connect() as conn:
+        for fid, text, graph_slug in sqlqueries.feature_labels(conn, fids):
+            if graph_slug in (None, a.graph.slug, b.graph.slug):
+                written[fid].append(text if graph_slug is None else f"{text} [{graph_slug}]")
     rows = []
     for key in ordered:
         if key[0] != "feature":
@@ -408,7 +403,7 @@ class GraphSimilarity:
 
 
 def graph_similarity(
-    kb: "KB",
+    kb: Core,
     selection: Selection | None = None,
     *,
     measure: str = "features",
@@ -447,7 +442,7 @@ def graph_similarity(
     return GraphSimilarity(graphs, measure, pd.DataFrame(matrix, index=slugs, columns=slugs), clusters, tree)
 
 
-def _feature_items(kb: "KB", gids: Sequence[int]) -> list[np.ndarray]:
+def _feature_items(kb: Core, gids: Sequence[int]) -> list[np.ndarray]:
     per_graph = kb.store.graph_features(gids)
     return [per_graph[g] for g in gids]
 

@@ -1,38 +1,32 @@
-"""Feature identities for analyses: SQL ids to (transcoder set, layer, index) and back."""
+"""What every analysis needs of features and graphs: SQL ids to (transcoder set, layer, index)
+and back, the graphs a selection chooses, and features as rows and JSON show them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Sequence
-
-from sqlalchemy import select
+from typing import Any, Iterable, Mapping, Sequence
 
 from ingest.records import FeatureKey
+from kb import sqlqueries
+from kb.core import Core
 from kb.errors import CircuitKBError, NotFoundError
 from kb.featureref import parse_feature_ref
 from kb.registry import lookup_features
 from kb.selection import GraphInfo, Selection
-from kb.stores.embedded_feature_queries import among
-from schema.sql import READY, features, graphs
-
-if TYPE_CHECKING:
-    from kb.api import KB
 
 FEATURE_COLUMNS = ("transcoder_set", "layer", "index")
 
 
-def feature_keys(kb: "KB", fids: Iterable[int]) -> dict[int, FeatureKey]:
+def feature_keys(kb: Core, fids: Iterable[int]) -> dict[int, FeatureKey]:
     """The identity of each SQL feature id."""
     wanted = sorted(set(fids))
     if not wanted:
         return {}
-    f = features.c
     with kb.engine.connect() as conn:
-        rows = conn.execute(select(f.id, f.transcoder_set, f.layer, f["index"]).where(among(conn, f.id, wanted)))
-        return {fid: FeatureKey(tset, layer, index) for fid, tset, layer, index in rows}
+        return sqlqueries.feature_keys(conn, wanted)
 
 
 def resolve_features(
-    kb: "KB", refs: Sequence[str | FeatureKey], *, transcoder_set: str | None = None, model: str | None = None
+    kb: Core, refs: Sequence[str | FeatureKey], *, transcoder_set: str | None = None, model: str | None = None
 ) -> dict[FeatureKey, int]:
     """The SQL id of each feature reference (see :mod:`kb.featureref`), in the order given.
 
@@ -55,7 +49,19 @@ def feature_dict(key: FeatureKey) -> dict[str, object]:
     return {"transcoder_set": key.transcoder_set, "layer": key.layer, "index": key.index}
 
 
-def chosen_graphs(kb: "KB", selection: Selection | None, at_least: int = 1) -> list[GraphInfo]:
+def key_tuple(key: FeatureKey) -> tuple[str, int, int]:
+    """A feature as the values of FEATURE_COLUMNS."""
+    return (key.transcoder_set, key.layer, key.index)
+
+
+def feature_json(row: Any, prefix: str) -> dict[str, Any]:
+    """The feature held in a row's ``{prefix}transcoder_set``, ``_layer`` and ``_index`` (a mapping
+    or a named tuple), as JSON shows it."""
+    get = row.get if isinstance(row, Mapping) else lambda name: getattr(row, name)
+    return {"transcoder_set": get(f"{prefix}transcoder_set"), "layer": int(get(f"{prefix}layer")), "index": int(get(f"{prefix}index"))}
+
+
+def chosen_graphs(kb: Core, selection: Selection | None, at_least: int = 1) -> list[GraphInfo]:
     """The graphs a selection matches; an error when fewer than ``at_least``."""
     graphs = kb.select(selection)
     if len(graphs) < at_least:
@@ -64,19 +70,26 @@ def chosen_graphs(kb: "KB", selection: Selection | None, at_least: int = 1) -> l
     return graphs
 
 
-def chosen_graph_ids(kb: "KB", selection: Selection | None) -> list[int]:
+def one_graph(kb: Core, slug: str) -> GraphInfo:
+    """The visible graph ``slug``; NotFoundError when there is none."""
+    found = kb.select(Selection(slugs=(slug,)))
+    if not found:
+        raise NotFoundError(f"no graph with slug {slug!r}")
+    return found[0]
+
+
+def chosen_graph_ids(kb: Core, selection: Selection | None) -> list[int]:
     """The ids of the graphs a selection matches, without loading their rows when it is empty."""
     if selection is None or selection.is_empty():
         return kb.graph_ids()
     return [g.gid for g in kb.select(selection)]
 
 
-def graphs_by_id(kb: "KB", gids: Iterable[int]) -> dict[int, GraphInfo]:
+def graphs_by_id(kb: Core, gids: Iterable[int]) -> dict[int, GraphInfo]:
     """The visible graphs among ``gids``, by id (for the few graphs a result lists)."""
     wanted = sorted(set(gids))
     if not wanted:
         return {}
-    g = graphs.c
     with kb.engine.connect() as conn:
-        slugs = list(conn.execute(select(g.slug).where(among(conn, g.id, wanted), g.status == READY)).scalars())
+        slugs = sqlqueries.ready_slugs(conn, wanted)
     return {info.gid: info for info in kb.select(Selection(slugs=tuple(slugs)))}

@@ -24,20 +24,16 @@ import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
-from sqlalchemy import select
 
+from kb import sqlqueries
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_keys
+from kb.core import Core
 from kb.errors import CircuitKBError
 from kb.selection import GraphInfo, Selection
-from kb.stores.embedded_feature_queries import among
-from schema.sql import READY
-from schema.sql import graphs as graphs_table  # `graphs` names the chosen graphs here
 
-if TYPE_CHECKING:
-    from kb.api import KB
 
 KEPT, ACTIVE = "kept", "active"
 SHARED, SPECIFIC = "shared", "specific"
@@ -94,7 +90,7 @@ class LanguageOverlap:
 
 
 def language_overlap(
-    kb: "KB",
+    kb: Core,
     selection: Selection | None = None,
     *,
     baseline: Selection | None = None,
@@ -163,12 +159,10 @@ def _multilingual_families(graphs: Iterable[GraphInfo]) -> dict[str, list[_Graph
     return {f: members for f, members in families.items() if len({g.language for g in members}) >= 2}
 
 
-def _visible_in(kb: "KB", languages: Sequence[str]) -> list[_Graph]:
+def _visible_in(kb: Core, languages: Sequence[str]) -> list[_Graph]:
     """Every visible graph in one of ``languages`` (a lean read of the registry: four columns)."""
-    g = graphs_table.c
     with kb.engine.connect() as conn:
-        rows = conn.execute(select(g.id, g.slug, g.language, g.family).where(g.status == READY, g.language.in_(list(languages))))
-        return [_Graph(*row) for row in rows]
+        return [_Graph(*row) for row in sqlqueries.ready_graphs_in(conn, languages)]
 
 
 def _draw(pool: Sequence[_Graph], family: str, language: str, n: int, seed: int) -> list[_Graph]:
@@ -220,12 +214,11 @@ def _curves(pair_rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=list(CURVE_COLUMNS)).astype({"iou": float, "baseline_iou": float})
 
 
-def pruned_graphs(kb: "KB", gids: Sequence[int]) -> dict[int, bool]:
+def pruned_graphs(kb: Core, gids: Sequence[int]) -> dict[int, bool]:
     """Whether each graph is pruned (see the module docstring); unknown counts as pruned."""
-    g = graphs_table.c
     with kb.engine.connect() as conn:
-        rows = conn.execute(select(g.id, g.metadata).where(among(conn, g.id, gids))).all()
-    return {gid: _threshold(metadata or {}) < 1.0 for gid, metadata in rows}
+        metadata = sqlqueries.graph_metadata(conn, gids)
+    return {gid: _threshold(meta) < 1.0 for gid, meta in metadata.items()}
 
 
 def _threshold(metadata: dict[str, Any]) -> float:
@@ -237,7 +230,7 @@ def _threshold(metadata: dict[str, Any]) -> float:
     return 0.0
 
 
-def _feature_classes(kb: "KB", families: dict[str, list[_Graph]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _feature_classes(kb: Core, families: dict[str, list[_Graph]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each family feature's languages and class (FEATURE_CLASS_COLUMNS), and their counts per layer."""
     all_members = [g for members in families.values() for g in members]
     pruned = pruned_graphs(kb, [g.gid for g in all_members])

@@ -16,15 +16,14 @@ by source or target), so the cost depends on the size of the piece, not of the g
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
-from kb.analysis.circuits import _one_graph
+from kb.analysis.features import one_graph
+from kb.core import Core
 from kb.errors import CircuitKBError, NotFoundError
 from kb.export import node_json
 from kb.stores.circuit_queries import BOTH, IN, OUT, LinkSet
 
-if TYPE_CHECKING:
-    from kb.api import KB
 
 DIRECTIONS = {"down": OUT, "up": IN, "both": BOTH}
 MAX_PIECE_NODES = 20_000
@@ -43,11 +42,11 @@ class Piece:
         return self.doc
 
 
-def top_piece(kb: "KB", slug: str, n: int, *, include_logits: bool = True) -> Piece:
+def top_piece(kb: Core, slug: str, n: int, *, include_logits: bool = True) -> Piece:
     """The ``n`` most influential nodes of graph ``slug`` (plus its logits) and the links among them."""
     if not 1 <= n <= MAX_PIECE_NODES:
         raise CircuitKBError(f"n must be between 1 and {MAX_PIECE_NODES}, got {n}")
-    graph = _one_graph(kb, slug)
+    graph = one_graph(kb, slug)
     chosen = list(kb.store.top_nodes(graph.gid, n))
     if include_logits:
         chosen += kb.store.logit_nodes(graph.gid)
@@ -57,7 +56,7 @@ def top_piece(kb: "KB", slug: str, n: int, *, include_logits: bool = True) -> Pi
 
 
 def neighbourhood_piece(
-    kb: "KB",
+    kb: Core,
     slug: str,
     node: str | int,
     *,
@@ -73,7 +72,7 @@ def neighbourhood_piece(
         raise CircuitKBError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     if hops < 0 or not 1 <= max_nodes <= MAX_PIECE_NODES:
         raise CircuitKBError(f"hops must be >= 0 and max_nodes between 1 and {MAX_PIECE_NODES}")
-    graph = _one_graph(kb, slug)
+    graph = one_graph(kb, slug)
     start = _node_index(kb, graph.gid, slug, node)
     side = DIRECTIONS[direction]
     reached = {start}
@@ -102,7 +101,7 @@ def neighbourhood_piece(
     return _piece(kb, slug, graph.gid, chosen, links, info)
 
 
-def _node_index(kb: "KB", gid: int, slug: str, node: str | int) -> int:
+def _node_index(kb: Core, gid: int, slug: str, node: str | int) -> int:
     if isinstance(node, int):
         if not kb.store.node_rows(gid, [node]):
             raise NotFoundError(f"graph {slug!r} has no node number {node}")
@@ -115,7 +114,7 @@ def _node_index(kb: "KB", gid: int, slug: str, node: str | int) -> int:
     return found[0]
 
 
-def _piece(kb: "KB", slug: str, gid: int, chosen: Sequence[int], links: LinkSet, info: dict[str, Any]) -> Piece:
+def _piece(kb: Core, slug: str, gid: int, chosen: Sequence[int], links: LinkSet, info: dict[str, Any]) -> Piece:
     rows = kb.store.node_rows(gid, chosen)
     node_ids = {r["idx"]: r["node_id"] for r in rows}
     registry_row = kb.graph_row(slug)

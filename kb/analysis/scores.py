@@ -31,19 +31,17 @@ scores of full graphs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from ingest.records import FeatureKey
-from kb.analysis.circuits import _one_graph
-from kb.analysis.features import feature_dict, feature_keys
+from kb.analysis.features import feature_dict, feature_keys, one_graph
+from kb.core import Core
 from kb.errors import CircuitKBError
 from kb.registry import lookup_features
 from kb.stores.circuit_queries import Skeleton
 
-if TYPE_CHECKING:
-    from kb.api import KB
 
 MAX_ITERATIONS = 1000
 
@@ -149,7 +147,7 @@ def _influence(normalised: Any, logit_weight: np.ndarray) -> np.ndarray:
 
 
 def graph_scores(
-    kb: "KB",
+    kb: Core,
     slug: str,
     *,
     features: Sequence[str | FeatureKey] | None = None,
@@ -162,7 +160,7 @@ def graph_scores(
     (e.g. a saved view's pinned ids); other features fold into error nodes."""
     from kb.featureref import parse_feature_ref
 
-    graph = _one_graph(kb, slug)
+    graph = one_graph(kb, slug)
     skeleton = kb.store.graph_skeleton(graph.gid)
     nodes = skeleton.nodes
     feature_nodes = nodes[nodes["kind"] == "feature"]
@@ -185,13 +183,13 @@ def graph_scores(
     return GraphScores(graph.slug, replacement, completeness, n_features, n_features_kept, len(feature_nodes), n_kept, kept_keys)
 
 
-def pinned_node_ids(kb: "KB", slug: str) -> list[str]:
+def pinned_node_ids(kb: Core, slug: str) -> list[str]:
     """The node_ids pinned in a graph's saved view (qParams.pinnedIds)."""
     row = kb.graph_row(slug)
     return [str(i) for i in (row.qparams or {}).get("pinnedIds") or []]
 
 
-def supernode_node_ids(kb: "KB", slug: str) -> list[str]:
+def supernode_node_ids(kb: Core, slug: str) -> list[str]:
     """The node_ids of every member of a graph's saved supernodes (qParams.supernodes)."""
     row = kb.graph_row(slug)
     return [str(i) for group in (row.qparams or {}).get("supernodes") or [] for i in group[1:]]

@@ -9,17 +9,16 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_keys
+from kb.core import Core
 from kb.errors import CircuitKBError
 from kb.selection import GraphInfo, Selection
 from kb.stores.feature_queries import Presence
 
-if TYPE_CHECKING:
-    from kb.api import KB
 
 PRESENCE_COLUMNS = (*FEATURE_COLUMNS, "fid", "slug", "activation", "influence", "positions")
 SUMMARY_COLUMNS = (*FEATURE_COLUMNS, "fid", "n_graphs", "mean_activation", "max_activation", "best_influence")
@@ -85,7 +84,7 @@ class FamilyCore:
         }
 
 
-def shared_features(kb: "KB", selection: Selection | None = None, min_graphs: int | None = None) -> SharedFeatures:
+def shared_features(kb: Core, selection: Selection | None = None, min_graphs: int | None = None) -> SharedFeatures:
     """Features present in at least ``min_graphs`` of the chosen graphs (default: in all of them)."""
     graphs = chosen_graphs(kb, selection)
     k = len(graphs) if min_graphs is None else min_graphs
@@ -95,7 +94,7 @@ def shared_features(kb: "KB", selection: Selection | None = None, min_graphs: in
     return SharedFeatures(graphs, k, summarise(rows), _frame(rows, PRESENCE_COLUMNS))
 
 
-def family_core(kb: "KB", selection: Selection | None = None) -> FamilyCore:
+def family_core(kb: Core, selection: Selection | None = None) -> FamilyCore:
     """The features every chosen graph has, against what each one adds (needs two graphs or more)."""
     graphs = chosen_graphs(kb, selection, at_least=2)
     rows = presence_rows(kb, kb.store.shared_presence([g.gid for g in graphs], 1), graphs)
@@ -108,7 +107,7 @@ def family_core(kb: "KB", selection: Selection | None = None) -> FamilyCore:
     return FamilyCore(graphs, summarise(core), _frame(core, PRESENCE_COLUMNS), _frame(added, (*PRESENCE_COLUMNS, "n_members", "unique")))
 
 
-def presence_rows(kb: "KB", presence: Sequence[Presence], graphs: Sequence[GraphInfo]) -> list[tuple[Any, ...]]:
+def presence_rows(kb: Core, presence: Sequence[Presence], graphs: Sequence[GraphInfo]) -> list[tuple[Any, ...]]:
     """Store presences as tuples of PRESENCE_COLUMNS, sorted by feature then slug."""
     slugs = {g.gid: g.slug for g in graphs}
     keys = feature_keys(kb, {p.fid for p in presence})

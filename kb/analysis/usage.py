@@ -11,18 +11,17 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
 from ingest.records import FeatureKey
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graph_ids, feature_dict, feature_keys, graphs_by_id, resolve_features
+from kb.core import Core
 from kb.errors import CircuitKBError
 from kb.selection import GraphInfo, Selection
 from kb.stores.feature_queries import DIRECTIONS, Neighbour, NeighbourSummary, Presence
 
-if TYPE_CHECKING:
-    from kb.api import KB
 
 RANK_BY = ("activation", "influence")
 
@@ -109,7 +108,7 @@ class FeatureUsage:
 
 
 def used_by(
-    kb: "KB",
+    kb: Core,
     features: Sequence[str | FeatureKey],
     selection: Selection | None = None,
     *,

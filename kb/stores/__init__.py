@@ -1,4 +1,11 @@
-"""Graph stores: where each graph's nodes and links live. One interface, two backends."""
+"""Graph stores: where each graph's nodes and links live. One interface, two backends.
+
+- ``base``, ``feature_queries``, ``circuit_queries``: the interface (:class:`GraphStore`), the
+  answers' types, and what is the same on every store, written once over a few primitives
+  (the abstract methods) that each backend implements;
+- ``embedded``, ``embedded_*_queries``: the backend in tables of the SQL database;
+- ``neo4j_store``, ``neo4j_*_queries``: the Neo4j backend, running the Cypher of ``cypher/``.
+"""
 
 from __future__ import annotations
 

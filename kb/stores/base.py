@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -34,7 +35,8 @@ NODE_COLUMNS = (
 )
 
 Finalize = Callable[[Connection], None]
-Progress = Callable[[int], None]
+# called with the number of links just written
+LinkProgress = Callable[[int], None]
 
 
 @dataclass
@@ -75,7 +77,7 @@ class GraphStore(FeatureQueries, CircuitQueries, ABC):
         graph: ParsedGraph,
         feature_ids: dict[FeatureKey, int],
         finalize: Finalize,
-        progress: Progress | None = None,
+        progress: LinkProgress | None = None,
     ) -> None:
         """Store graph ``gid`` whole, then run ``finalize`` in a SQL transaction that publishes it.
 
@@ -98,10 +100,8 @@ class GraphStore(FeatureQueries, CircuitQueries, ABC):
         """Release connections."""
 
 
-def node_row(node: Any, feature_ids: dict[FeatureKey, int]) -> tuple:
+def node_values(node: Any, feature_ids: dict[FeatureKey, int]) -> tuple:
     """A parsed node as a tuple in NODE_COLUMNS order (``extra`` as JSON text or None)."""
-    import json
-
     return (
         node.idx,
         node.node_id,

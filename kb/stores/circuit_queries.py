@@ -5,8 +5,8 @@ Four kinds of answers, each the same on every store:
 - a graph's *feature edges*: every link from a node of feature A to a node of feature B, with
   the weights of the links of one graph summed (a feature active at several positions has several
   nodes; their links are folded into one edge per pair of features). Written at ingest, next to
-  the graph, by :func:`fold_feature_edges`; many graphs are aggregated in numpy by
-  :mod:`kb.analysis.circuits`;
+  the graph, by :func:`fold_parsed_graph`; many graphs are aggregated in numpy by
+  :mod:`kb.analysis.edges`;
 - a graph's *skeleton*: its nodes and links without labels or extra fields, for analyses that
   walk one graph (paths, comparison, scores);
 - *chains*: node-level paths step_0 -> step_1 -> ... -> a target logit, matched across graphs
@@ -20,12 +20,18 @@ feature ids are SQL ``features.id``; nodes are named inside their graph by ``idx
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
+
+from ingest.records import FeatureKey, ParsedGraph
+from kb.errors import NotFoundError
+
+log = logging.getLogger(__name__)
 
 # edges per stored part of a graph's feature edges (~24 MB); pruned graphs need one part
 FEATURE_EDGE_PART = 1_000_000
@@ -119,6 +125,23 @@ def fold_feature_edges(
     n_links = np.zeros(len(merged), dtype=np.int64)
     np.add.at(n_links, inverse, counts)
     return FeatureEdges(gid, (merged >> 32).astype(np.int32), (merged & 0xFFFFFFFF).astype(np.int32), total, n_links.astype(np.int32))
+
+
+def fold_parsed_graph(gid: int, graph: ParsedGraph, feature_ids: Mapping[FeatureKey, int]) -> FeatureEdges:
+    """The feature edges of a parsed graph that is being stored as ``gid``."""
+    node_fids = np.full(len(graph.nodes), -1, dtype=np.int64)
+    for node in graph.nodes:
+        if node.feature_key is not None:
+            node_fids[node.idx] = feature_ids[node.feature_key]
+    return fold_feature_edges(gid, node_fids, graph.link_src, graph.link_tgt, graph.link_weight)
+
+
+def fold_skeleton(skeleton: Skeleton) -> FeatureEdges:
+    """The feature edges of a stored graph, folded from its links (as at ingest, so the same sums)."""
+    nodes = skeleton.nodes
+    node_fids = np.full(int(nodes.index.max()) + 1 if len(nodes) else 0, -1, dtype=np.int64)
+    node_fids[nodes.index.to_numpy()] = nodes["feature_id"].to_numpy()
+    return fold_feature_edges(skeleton.gid, node_fids, skeleton.link_src, skeleton.link_tgt, skeleton.link_weight)
 
 
 def fold_link_features(gid: int, src_fids: np.ndarray, tgt_fids: np.ndarray, weights: np.ndarray) -> FeatureEdges:
@@ -238,16 +261,116 @@ IN, OUT, BOTH = "in", "out", "both"
 
 
 class CircuitQueries(ABC):
-    @abstractmethod
+    """The circuit questions. A store implements the abstract primitives; what is the same on
+    every store (the fallback for graphs without stored feature edges, folding rows into
+    answers) is written here once."""
+
+    # --- written once, over the primitives ------------------------------------------------------
+
     def feature_edges(self, gids: Sequence[int]) -> list[FeatureEdges]:
         """Each graph's feature edges, in the order of ``gids``.
 
-        Graphs stored before feature edges were kept get theirs computed from their links.
+        Graphs stored before feature edges were kept get theirs computed from their links (a graph
+        that is not stored has none).
         """
+        unique = sorted(set(gids))
+        stored = self._stored_feature_edges(unique)
+        missing = [g for g in unique if g not in stored]
+        if missing:
+            log.warning("%d graphs have no stored feature edges; computing them from their links (`circuitkb circuits backfill` stores them)", len(missing))
+        computed = {g: self._feature_edges_from_links(g) for g in missing}
+        return [computed[g] if g in computed else FeatureEdges.from_parts(g, stored[g]) for g in gids]
 
-    @abstractmethod
+    def _feature_edges_from_links(self, gid: int) -> FeatureEdges:
+        try:
+            skeleton = self.graph_skeleton(gid)
+        except NotFoundError:
+            return fold_link_features(gid, np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+        return fold_skeleton(skeleton)
+
     def graphs_without_feature_edges(self, gids: Sequence[int]) -> list[int]:
         """Those of ``gids`` whose feature edges are not stored (graphs stored before they were kept)."""
+        have = self._graphs_with_feature_edges(sorted(set(gids)))
+        return [g for g in gids if g not in have]
+
+    def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Each graph's distinct feature ids, sorted (an empty array for a graph without features)."""
+        found: dict[int, list[int]] = {g: [] for g in gids}
+        if found:
+            for gid, fids in self._graph_feature_ids(sorted(found)):
+                found[gid].extend(fids)
+        return {g: np.unique(np.asarray(f, dtype=np.int64)) for g, f in found.items()}
+
+    def feature_positions(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, ...]]:
+        """For each (gid, fid) of ``keys`` present in its graph: the sorted positions of its nodes."""
+        wanted = set(keys)
+        found: dict[tuple[int, int], set[int]] = {}
+        if wanted:
+            for gid, fid, pos in self._feature_position_rows(sorted(wanted)):
+                if (gid, fid) in wanted:
+                    found.setdefault((gid, fid), set()).add(pos)
+        return {key: tuple(sorted(p)) for key, p in found.items()}
+
+    def direct_weights(self, pairs: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
+        """For (gid, src idx, tgt idx): the summed weight of the links src -> tgt, where there are any.
+
+        Summed in file order, so every store gives the same sum to the last bit."""
+        out: dict[tuple[int, int, int], float] = {}
+        if pairs:
+            for gid, src, tgt, weight in self._link_rows_between(sorted(set(pairs))):
+                out[(gid, src, tgt)] = out.get((gid, src, tgt), 0.0) + weight
+        return out
+
+    def input_totals(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:
+        """For each (gid, idx): the sum of |weight| of every link into that node (0.0 if none)."""
+        out = {key: 0.0 for key in set(nodes)}
+        if out:
+            for gid, idx, total in self._input_total_rows(sorted(out)):
+                out[(gid, idx)] = float(total or 0.0)
+        return out
+
+    def links_around(self, gid: int, idxs: Sequence[int], min_abs_weight: float, direction: str = BOTH) -> LinkSet:
+        """The links into (``in``), out of (``out``) or either side of (``both``) the nodes
+        ``idxs`` whose |weight| is at least ``min_abs_weight``."""
+        found: dict[int, tuple[int, int, float]] = {}
+        wanted = sorted(set(idxs))
+        for side in {IN: (IN,), OUT: (OUT,), BOTH: (OUT, IN)}[direction]:
+            for i, s, t, w in self._links_on_side(gid, wanted, min_abs_weight, side):
+                found[i] = (s, t, w)
+        return LinkSet.of(list(found.values()))
+
+    # --- primitives: each store answers these in its own query language ------------------------
+
+    @abstractmethod
+    def _stored_feature_edges(self, gids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        """The stored parts (see :meth:`FeatureEdges.from_parts`) of the graphs of ``gids`` that have them."""
+
+    @abstractmethod
+    def _graphs_with_feature_edges(self, gids: Sequence[int]) -> set[int]:
+        """Those of ``gids`` whose feature edges are stored."""
+
+    @abstractmethod
+    def _graph_feature_ids(self, gids: Sequence[int]) -> Iterable[tuple[int, Iterable[int]]]:
+        """(gid, feature ids) of the graphs ``gids``; a graph may come several times, a feature repeat."""
+
+    @abstractmethod
+    def _feature_position_rows(self, keys: Sequence[tuple[int, int]]) -> Iterable[tuple[int, int, int]]:
+        """(gid, fid, ctx_idx) of the nodes of at least the features of ``keys`` in their graphs
+        (rows of other pairs may come along; they are left out above)."""
+
+    @abstractmethod
+    def _link_rows_between(self, pairs: Sequence[tuple[int, int, int]]) -> Iterable[tuple[int, int, int, float]]:
+        """(gid, src, tgt, weight) of every link src -> tgt of the (gid, src idx, tgt idx) ``pairs``,
+        those of one pair in file order."""
+
+    @abstractmethod
+    def _input_total_rows(self, nodes: Sequence[tuple[int, int]]) -> Iterable[tuple[int, int, float | None]]:
+        """(gid, idx, sum of |weight| into it) for nodes of ``nodes`` that exist (None or absent: no links in)."""
+
+    @abstractmethod
+    def _links_on_side(self, gid: int, idxs: Sequence[int], min_abs_weight: float, side: str) -> Iterable[tuple[int, int, int, float]]:
+        """(link idx, src, tgt, weight) of the links out of (``out``) or into (``in``) the nodes
+        ``idxs`` with |weight| >= ``min_abs_weight``."""
 
     @abstractmethod
     def save_feature_edges(self, edges: FeatureEdges) -> bool:
@@ -265,24 +388,8 @@ class CircuitQueries(ABC):
         """
 
     @abstractmethod
-    def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
-        """Each graph's distinct feature ids, sorted (an empty array for a graph without features)."""
-
-    @abstractmethod
-    def feature_positions(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, ...]]:
-        """For each (gid, fid) of ``keys`` present in its graph: the sorted positions of its nodes."""
-
-    @abstractmethod
     def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:
         """The ChainNode of each (gid, idx) that exists."""
-
-    @abstractmethod
-    def direct_weights(self, pairs: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
-        """For (gid, src idx, tgt idx): the summed weight of the links src -> tgt, where there are any."""
-
-    @abstractmethod
-    def input_totals(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:
-        """For each (gid, idx): the sum of |weight| of every link into that node (0.0 if none)."""
 
     @abstractmethod
     def top_nodes(self, gid: int, n: int) -> list[int]:
@@ -306,8 +413,3 @@ class CircuitQueries(ABC):
     @abstractmethod
     def links_among(self, gid: int, idxs: Sequence[int]) -> LinkSet:
         """The links whose source and target are both among ``idxs``."""
-
-    @abstractmethod
-    def links_around(self, gid: int, idxs: Sequence[int], min_abs_weight: float, direction: str = BOTH) -> LinkSet:
-        """The links into (``in``), out of (``out``) or either side of (``both``) the nodes
-        ``idxs`` whose |weight| is at least ``min_abs_weight``."""

@@ -16,9 +16,9 @@ from sqlalchemy import Connection, Engine, delete, func, select
 
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
-from kb.stores.embedded_feature_queries import EmbeddedFeatureQueries
+from kb.stores.base import NODE_COLUMNS, Finalize, GraphStore, LinkProgress, StoredGraph, node_values
 from kb.stores.embedded_circuit_queries import EmbeddedCircuitQueries, purge_feature_edges, write_feature_edges
-from kb.stores.base import NODE_COLUMNS, Finalize, GraphStore, Progress, StoredGraph, node_row
+from kb.stores.embedded_feature_queries import EmbeddedFeatureQueries
 from schema.sql import graph_links, graph_nodes
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
         graph: ParsedGraph,
         feature_ids: dict[FeatureKey, int],
         finalize: Finalize,
-        progress: Progress | None = None,
+        progress: LinkProgress | None = None,
     ) -> None:
         """One transaction for an ordinary graph; a huge one is committed in slices.
 
@@ -53,7 +53,7 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
         n = graph.n_links
         with self.engine.begin() as conn:
             self._purge(conn, gid)
-            rows = [(gid, *node_row(node, feature_ids)) for node in graph.nodes]
+            rows = [(gid, *node_values(node, feature_ids)) for node in graph.nodes]
             bulk_insert(conn, "graph_nodes", ("graph_id", *NODE_COLUMNS), rows)
             if n <= TRANSACTION_LINKS:
                 self._insert_links(conn, gid, graph, 0, n, progress)
@@ -68,7 +68,7 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
             finalize(conn)
 
     @staticmethod
-    def _insert_links(conn: Connection, gid: int, graph: ParsedGraph, first: int, last: int, progress: Progress | None) -> None:
+    def _insert_links(conn: Connection, gid: int, graph: ParsedGraph, first: int, last: int, progress: LinkProgress | None) -> None:
         for start in range(first, last, LINK_BATCH):
             stop = min(last, start + LINK_BATCH)
             batch = zip(

@@ -1,21 +1,17 @@
-"""CircuitQueries on the embedded store (SQL over graph_nodes, graph_links, graph_feature_edges)."""
+"""CircuitQueries primitives on the embedded store (SQL over graph_nodes, graph_links, graph_feature_edges)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Sequence
 
-import numpy as np
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, true, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
+from kb.sqlqueries import among
 from kb.stores.base import NODE_COLUMNS
-from kb.stores.embedded_feature_queries import among, distinct_features, keys_table
 from kb.stores.circuit_queries import (
-    BOTH,
-    IN,
     OUT,
     SKELETON_COLUMNS,
     ChainMatch,
@@ -25,23 +21,18 @@ from kb.stores.circuit_queries import (
     LinkSet,
     Skeleton,
     Step,
-    fold_feature_edges,
+    fold_parsed_graph,
     skeleton_from_rows,
 )
+from kb.stores.embedded_feature_queries import distinct_features, keys_table
 from schema.sql import graph_feature_edges, graph_links, graph_nodes
-
-log = logging.getLogger(__name__)
 
 _CHUNK = 900
 
 
 def write_feature_edges(conn: Connection, gid: int, graph: ParsedGraph, feature_ids: dict[FeatureKey, int]) -> None:
     """Store graph ``gid``'s feature edges; called inside the transaction that writes the graph."""
-    fids = np.full(len(graph.nodes), -1, dtype=np.int64)
-    for node in graph.nodes:
-        if node.feature_key is not None:
-            fids[node.idx] = feature_ids[node.feature_key]
-    _insert_feature_edges(conn, fold_feature_edges(gid, fids, graph.link_src, graph.link_tgt, graph.link_weight))
+    _insert_feature_edges(conn, fold_parsed_graph(gid, graph, feature_ids))
 
 
 def _insert_feature_edges(conn: Connection, edges: FeatureEdges) -> None:
@@ -59,30 +50,24 @@ def purge_feature_edges(conn: Connection, gid: int) -> None:
 class EmbeddedCircuitQueries(CircuitQueries):
     engine: Engine
 
-    def feature_edges(self, gids: Sequence[int]) -> list[FeatureEdges]:
+    def _stored_feature_edges(self, gids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
         fe = graph_feature_edges.c
         parts: dict[int, list[dict[str, Any]]] = {}
-        unique = sorted(set(gids))
         with self.engine.connect() as conn:
-            for start in range(0, len(unique), _CHUNK):
-                chunk = unique[start : start + _CHUNK]
+            for start in range(0, len(gids), _CHUNK):
+                chunk = list(gids[start : start + _CHUNK])
                 rows = conn.execute(select(fe.graph_id, fe.part, fe.src, fe.tgt, fe.weight, fe.n_links).where(fe.graph_id.in_(chunk)))
                 for gid, part, src, tgt, weight, n_links in rows:
                     parts.setdefault(gid, []).append({"part": part, "src": src, "tgt": tgt, "weight": weight, "n_links": n_links})
-            missing = [g for g in unique if g not in parts]
-            if missing:
-                log.warning("%d graphs have no stored feature edges; computing them from their links (`circuitkb circuits backfill` stores them)", len(missing))
-            computed = {g: _feature_edges_from_links(conn, g) for g in missing}
-        return [computed[g] if g in computed else FeatureEdges.from_parts(g, parts[g]) for g in gids]
+        return parts
 
-    def graphs_without_feature_edges(self, gids: Sequence[int]) -> list[int]:
+    def _graphs_with_feature_edges(self, gids: Sequence[int]) -> set[int]:
         fe = graph_feature_edges.c
-        unique = sorted(set(gids))
         have: set[int] = set()
         with self.engine.connect() as conn:
-            for start in range(0, len(unique), _CHUNK):
-                have.update(conn.execute(select(fe.graph_id).where(fe.graph_id.in_(unique[start : start + _CHUNK])).distinct()).scalars())
-        return [g for g in gids if g not in have]
+            for start in range(0, len(gids), _CHUNK):
+                have.update(conn.execute(select(fe.graph_id).where(fe.graph_id.in_(list(gids[start : start + _CHUNK]))).distinct()).scalars())
+        return have
 
     def save_feature_edges(self, edges: FeatureEdges) -> bool:
         with self.engine.begin() as conn:
@@ -143,49 +128,40 @@ class EmbeddedCircuitQueries(CircuitQueries):
                 out[(gid, about[0])] = ChainNode(*about)
         return out
 
-    def direct_weights(self, pairs: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
-        with self.engine.connect() as conn:
-            return _direct_weights(conn, set(pairs))
-
-    def graph_features(self, gids: Sequence[int]) -> dict[int, np.ndarray]:
-        found: dict[int, set[int]] = {g: set() for g in gids}
-        if gids:
-            with self.engine.connect() as conn:
-                for gid, _layer, fid in conn.execute(distinct_features(conn, gids)):
-                    found[gid].add(fid)
-        return {g: np.array(sorted(f), dtype=np.int64) for g, f in found.items()}
-
-    def feature_positions(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, ...]]:
-        wanted = set(keys)
-        if not wanted:
-            return {}
-        c = graph_nodes.c
-        found: dict[tuple[int, int], set[int]] = {}
-        with self.engine.connect() as conn:
-            # reading the listed graphs' nodes in key order beats one lookup per (graph, feature)
-            gids, fids = sorted({g for g, _ in wanted}), sorted({f for _, f in wanted})
-            query = select(c.graph_id, c.feature_id, c.ctx_idx).where(among(conn, c.graph_id, gids), among(conn, c.feature_id, fids))
-            for gid, fid, pos in conn.execute(query):
-                if (gid, fid) in wanted:
-                    found.setdefault((gid, fid), set()).add(pos)
-        return {key: tuple(sorted(p)) for key, p in found.items()}
-
-    def input_totals(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:
-        out = {key: 0.0 for key in set(nodes)}
-        if not out:
-            return out
+    def _link_rows_between(self, pairs: Sequence[tuple[int, int, int]]) -> list[tuple[int, int, int, float]]:
         link = graph_links.c
         with self.engine.connect() as conn:
-            keys = keys_table(conn, list(out), ("gid", "idx"))
+            keys = keys_table(conn, pairs, ("gid", "src", "tgt"))
+            query = (
+                select(link.graph_id, link.src, link.tgt, link.weight)
+                .select_from(keys)
+                .join(graph_links, and_(link.graph_id == keys.c.gid, link.src == keys.c.src, link.tgt == keys.c.tgt))
+                .order_by(link.graph_id, link.idx)
+            )
+            return [tuple(row) for row in conn.execute(query)]
+
+    def _graph_feature_ids(self, gids: Sequence[int]) -> list[tuple[int, list[int]]]:
+        with self.engine.connect() as conn:
+            return [(gid, [fid]) for gid, _layer, fid in conn.execute(distinct_features(conn, gids))]
+
+    def _feature_position_rows(self, keys: Sequence[tuple[int, int]]) -> list[tuple[int, int, int]]:
+        c = graph_nodes.c
+        # reading the listed graphs' nodes in key order beats one lookup per (graph, feature)
+        gids, fids = sorted({g for g, _ in keys}), sorted({f for _, f in keys})
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(select(c.graph_id, c.feature_id, c.ctx_idx).where(among(conn, c.graph_id, gids), among(conn, c.feature_id, fids)))]
+
+    def _input_total_rows(self, nodes: Sequence[tuple[int, int]]) -> list[tuple[int, int, float]]:
+        link = graph_links.c
+        with self.engine.connect() as conn:
+            keys = keys_table(conn, nodes, ("gid", "idx"))
             query = (
                 select(link.graph_id, link.tgt, func.sum(func.abs(link.weight)))
                 .select_from(keys)
                 .join(graph_links, and_(link.graph_id == keys.c.gid, link.tgt == keys.c.idx))
                 .group_by(link.graph_id, link.tgt)
             )
-            for gid, idx, total in conn.execute(query):
-                out[(gid, idx)] = float(total)
-        return out
+            return [tuple(row) for row in conn.execute(query)]
 
     def top_nodes(self, gid: int, n: int) -> list[int]:
         c = graph_nodes.c
@@ -227,21 +203,16 @@ class EmbeddedCircuitQueries(CircuitQueries):
                 rows += [(s, t, w) for s, t, w in conn.execute(query) if t in keep]
         return LinkSet.of(rows)
 
-    def links_around(self, gid: int, idxs: Sequence[int], min_abs_weight: float, direction: str = BOTH) -> LinkSet:
-        wanted = sorted(set(idxs))
+    def _links_on_side(self, gid: int, idxs: Sequence[int], min_abs_weight: float, side: str) -> list[tuple[int, int, int, float]]:
         link = graph_links.c
-        found: dict[int, tuple[int, int, float]] = {}
-        sides = {IN: [link.tgt], OUT: [link.src], BOTH: [link.src, link.tgt]}[direction]
+        column = link.src if side == OUT else link.tgt
+        rows: list[tuple[int, int, int, float]] = []
         with self.engine.connect() as conn:
-            for column in sides:
-                for start in range(0, len(wanted), _CHUNK):
-                    chunk = wanted[start : start + _CHUNK]
-                    query = select(link.idx, link.src, link.tgt, link.weight).where(
-                        link.graph_id == gid, column.in_(chunk), func.abs(link.weight) >= min_abs_weight
-                    )
-                    for i, s, t, w in conn.execute(query):
-                        found[i] = (s, t, w)
-        return LinkSet.of(list(found.values()))
+            for start in range(0, len(idxs), _CHUNK):
+                chunk = list(idxs[start : start + _CHUNK])
+                query = select(link.idx, link.src, link.tgt, link.weight).where(link.graph_id == gid, column.in_(chunk), func.abs(link.weight) >= min_abs_weight)
+                rows += [tuple(row) for row in conn.execute(query)]
+        return rows
 
 
 _ABOUT = ("idx", "node_id", "kind", "ctx_idx", "feature_id", "clerp")
@@ -257,13 +228,6 @@ def _step_condition(node: Any, step: Step) -> ColumnElement[bool]:
         condition = and_(condition, tuple_(node.c.graph_id, node.c.ctx_idx).in_(pairs))
     return condition
 
-
-def _direct_weights(conn: Connection, pairs: set[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
-    """For (gid, src idx, tgt idx): the summed weight of the links src -> tgt, where there are any."""
-    link = graph_links.c
-    out: dict[tuple[int, int, int], float] = {}
-    if not pairs:
-        return out
     keys = keys_table(conn, list(pairs), ("gid", "src", "tgt"))
     query = (
         select(link.graph_id, link.src, link.tgt, link.weight)
@@ -274,20 +238,3 @@ def _direct_weights(conn: Connection, pairs: set[tuple[int, int, int]]) -> dict[
     for gid, src, tgt, weight in conn.execute(query):
         out[(gid, src, tgt)] = out.get((gid, src, tgt), 0.0) + weight
     return out
-
-
-def _feature_edges_from_links(conn: Connection, gid: int) -> FeatureEdges:
-    """Feature edges of a graph stored before they were kept, folded from its links."""
-    c = graph_nodes.c
-    fids = dict(conn.execute(select(c.idx, c.feature_id).where(c.graph_id == gid, c.feature_id.is_not(None))).all())
-    n_nodes = conn.execute(select(func.max(c.idx)).where(c.graph_id == gid)).scalar()
-    links = conn.execute(
-        select(graph_links.c.src, graph_links.c.tgt, graph_links.c.weight).where(graph_links.c.graph_id == gid).order_by(graph_links.c.idx)
-    ).all()
-    node_fids = np.full((n_nodes or 0) + 1, -1, dtype=np.int64)
-    for idx, fid in fids.items():
-        node_fids[idx] = fid
-    src = np.fromiter((r[0] for r in links), dtype=np.int64, count=len(links))
-    tgt = np.fromiter((r[1] for r in links), dtype=np.int64, count=len(links))
-    weight = np.fromiter((r[2] for r in links), dtype=np.float64, count=len(links))
-    return fold_feature_edges(gid, node_fids, src, tgt, weight)

@@ -1,9 +1,8 @@
 """FeatureQueries on the embedded store: SQLAlchemy Core over graph_nodes and graph_links.
 
 The same statements run on SQLite and PostgreSQL. A list of ids travels as ONE parameter
-(a JSON array read with ``json_each`` on SQLite, an array compared with ``= ANY`` on
-PostgreSQL), so that ten thousand graph ids neither hit a bound-parameter limit nor change the
-statement's text.
+(:func:`kb.sqlqueries.among`, and :func:`keys_table` for composite keys), so that ten thousand
+graph ids neither hit a bound-parameter limit nor change the statement's text.
 """
 
 from __future__ import annotations
@@ -11,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-from sqlalchemy import ARRAY, ColumnElement, Connection, Engine, Integer, and_, any_, case, func, literal, select
+from sqlalchemy import ARRAY, Connection, Engine, Integer, and_, case, func, literal, select
 
+from kb.sqlqueries import among
 from kb.stores.feature_queries import (
-    WIDE_SHARE,
     DOWNSTREAM,
     UPSTREAM,
     FeatureQueries,
@@ -24,22 +23,7 @@ from kb.stores.feature_queries import (
     NeighbourSummary,
     Presence,
 )
-from schema.sql import READY, graph_links, graph_nodes, graphs
-
-
-def among(conn: Connection, column: ColumnElement[Any], ids: Sequence[int], *, lookup: bool = True) -> ColumnElement[bool]:
-    """``column IN ids``, with the ids bound as one parameter.
-
-    ``lookup=False`` keeps SQLite from answering the test with an index on ``column``. Without
-    statistics, SQLite otherwise drives a query from a long id list through the primary key,
-    reading every node of every listed graph, where a lookup by feature reads only a few.
-    """
-    values = sorted({int(i) for i in ids})
-    if conn.dialect.name == "postgresql":
-        return column == any_(literal(values, ARRAY(Integer)))
-    listed = func.json_each(json.dumps(values)).table_valued("value")
-    tested = column if lookup else column + 0
-    return tested.in_(select(listed.c.value))
+from schema.sql import graph_links, graph_nodes
 
 
 def keys_table(conn: Connection, keys: Sequence[tuple[int, ...]], names: Sequence[str]) -> Any:
@@ -52,12 +36,6 @@ def keys_table(conn: Connection, keys: Sequence[tuple[int, ...]], names: Sequenc
         return func.unnest(*columns).table_valued(*names).render_derived(name="k")
     listed = func.json_each(json.dumps(rows)).table_valued("value")
     return select(*(func.json_extract(listed.c.value, f"$[{i}]").label(n) for i, n in enumerate(names))).subquery("k")
-
-
-def _many(conn: Connection, gids: Sequence[int]) -> bool:
-    """Whether ``gids`` are so large a share of the stored graphs that a scan by feature is cheaper."""
-    stored = conn.execute(select(func.count()).select_from(graphs).where(graphs.c.status == READY)).scalar_one()
-    return len(set(gids)) > WIDE_SHARE * stored
 
 
 class EmbeddedFeatureQueries(FeatureQueries):
@@ -78,7 +56,7 @@ class EmbeddedFeatureQueries(FeatureQueries):
             return []
         n = graph_nodes.c
         with self.engine.connect() as conn:
-            by_graph = not _many(conn, gids)
+            by_graph = not self._is_wide(gids)
             query = select(n.feature_id, n.graph_id, n.activation, n.influence, n.ctx_idx).where(
                 among(conn, n.graph_id, gids, lookup=by_graph), n.feature_id.is_not(None)
             )

@@ -15,6 +15,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
 
+from sqlalchemy import Engine
+
+from kb import sqlqueries
+
 UPSTREAM = "upstream"  # the neighbour's links go into the feature's nodes: it feeds the feature
 DOWNSTREAM = "downstream"  # the feature's nodes link into the neighbour: the feature drives it
 DIRECTIONS = (UPSTREAM, DOWNSTREAM)
@@ -97,6 +101,14 @@ class LayerOverlap:
 
 
 class FeatureQueries(ABC):
+    engine: Engine  # the SQL database, whose registry says which graphs are visible
+
+    def _is_wide(self, gids: Sequence[int]) -> bool:
+        """Whether ``gids`` are so large a share of the visible graphs that reading nodes by
+        feature costs less than reading every node of every graph."""
+        with self.engine.connect() as conn:
+            return len(set(gids)) > WIDE_SHARE * sqlqueries.ready_graph_count(conn)
+
     @abstractmethod
     def feature_presence(self, fids: Sequence[int], gids: Sequence[int] | None = None) -> list[Presence]:
         """Every (feature, graph) pair where one of ``fids`` has a node, within ``gids`` if given.

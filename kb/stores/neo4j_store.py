@@ -14,12 +14,12 @@ import numpy as np
 from sqlalchemy import Engine
 
 from ingest.records import FeatureKey, ParsedGraph
-from kb import cypher
 from kb.config import redact_url
 from kb.errors import ConfigError, NotFoundError, StoreUnavailable
-from kb.stores.neo4j_feature_queries import Neo4jFeatureQueries
+from kb.stores.base import Finalize, GraphStore, LinkProgress, StoredGraph, node_values
+from kb.stores.cypher import graphs as cypher
 from kb.stores.neo4j_circuit_queries import Neo4jCircuitQueries
-from kb.stores.base import NODE_COLUMNS, Finalize, GraphStore, Progress, StoredGraph, node_row
+from kb.stores.neo4j_feature_queries import Neo4jFeatureQueries
 from schema.graph_schema import STATEMENTS
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
         graph: ParsedGraph,
         feature_ids: dict[FeatureKey, int],
         finalize: Finalize,
-        progress: Progress | None = None,
+        progress: LinkProgress | None = None,
     ) -> None:
         if self.run_read(*cypher.graph_has_nodes(gid))[0]["found"]:
             self.purge(gid)
@@ -126,7 +126,7 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
             {"fid": fid, "transcoder_set": key.transcoder_set, "layer": key.layer, "index": key.index}
             for key, fid in sorted(feature_ids.items(), key=lambda kv: kv[1])
         ]
-        node_rows = [_node_props(gid, node_row(n, feature_ids)) for n in graph.nodes]
+        node_rows = [cypher.node_properties(gid, node_values(n, feature_ids)) for n in graph.nodes]
         # an ordinary graph's header, features and nodes travel in one transaction
         statements = [cypher.create_graph(gid, graph.header.slug)]
         statements += [cypher.merge_features(feature_rows[i : i + NODE_BATCH]) for i in range(0, len(feature_rows), NODE_BATCH)]
@@ -169,7 +169,7 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
         records = self.run_read(*cypher.graph_nodes(gid))
         if not records:
             raise NotFoundError(f"graph {gid} has no nodes in Neo4j")
-        nodes = [{c: r["n"].get(_PROPERTY_OF_COLUMN[c]) for c in NODE_COLUMNS} for r in records]
+        nodes = [cypher.stored_node_row(r["n"]) for r in records]
         links = self.run_read(*cypher.graph_links(gid))
         src = np.array([r["s"] for r in links], dtype=np.int32)
         tgt = np.array([r["t"] for r in links], dtype=np.int32)
@@ -183,14 +183,3 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
             "features": self.run_read(*cypher.count_features(gids))[0]["n"],
         }
 
-
-# the SQL id of a node's feature is called fid on Neo4j nodes, as on :Feature
-_PROPERTY_OF_COLUMN = {c: ("fid" if c == "feature_id" else c) for c in NODE_COLUMNS}
-
-
-def _node_props(gid: int, row: tuple) -> dict[str, Any]:
-    props = {"gid": gid}
-    for column, value in zip(NODE_COLUMNS, row):
-        if value is not None:
-            props[_PROPERTY_OF_COLUMN[column]] = value
-    return props

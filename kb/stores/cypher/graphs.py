@@ -1,14 +1,31 @@
-"""Every Cypher statement of the Neo4j store, as pure functions returning (query, params).
+"""Cypher of whole graphs: the store's instance marker, writing, purging, reading and counting.
 
-Values always travel as parameters; labels and types are the constants of
-``schema.graph_schema``, never user text.
+A node's columns (``kb.stores.base.NODE_COLUMNS``) are properties of the same names on
+``(:Node)``, except the SQL feature id, which is ``fid`` there as on ``(:Feature)``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
-Query = tuple[str, dict[str, Any]]
+from kb.stores.base import NODE_COLUMNS
+from kb.stores.cypher import Query
+
+PROPERTY_OF_COLUMN = {c: ("fid" if c == "feature_id" else c) for c in NODE_COLUMNS}
+
+
+def node_properties(gid: int, row: Sequence[Any]) -> dict[str, Any]:
+    """The properties of a (:Node) from a row in NODE_COLUMNS order; nulls are left out."""
+    props = {"gid": gid}
+    for column, value in zip(NODE_COLUMNS, row):
+        if value is not None:
+            props[PROPERTY_OF_COLUMN[column]] = value
+    return props
+
+
+def stored_node_row(node: Any) -> dict[str, Any]:
+    """A stored (:Node) as a dict of NODE_COLUMNS."""
+    return {c: node.get(PROPERTY_OF_COLUMN[c]) for c in NODE_COLUMNS}
 
 
 def claim_instance(instance: str) -> Query:

@@ -1,0 +1,189 @@
+"""Chains across graphs: two-hop paths (token -> unnamed intermediate -> answer) and
+"A -> B -> ... -> answer" patterns, each matched inside the store and scored as in
+:mod:`kb.analysis.chains`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from ingest.records import FeatureKey
+from kb.analysis.chains import chain_json, chains_frame
+from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_dict, feature_json
+from kb.analysis.tokens import feature_names, token_positions, words
+from kb.core import Core
+from kb.errors import CircuitKBError
+from kb.featureref import parse_feature_ref
+from kb.registry import lookup_features
+from kb.selection import GraphInfo, Selection
+from kb.stores.circuit_queries import ChainMatch, Step
+
+
+@dataclass
+class TwoHopPaths:
+    """Two-hop paths token -> intermediate feature -> target logit, one row per path.
+
+    The intermediate feature sits at no position whose token names it (its labels, clerps or
+    explanations share no word with the tokens at its positions); ``via`` further asks that its
+    names contain that word. ``unnamed`` counts paths skipped because their intermediate feature
+    has no name at all, so whether a token names it cannot be told.
+    """
+
+    graphs: list[GraphInfo]
+    token: str | None
+    position: int | None
+    via: str | None
+    paths: pd.DataFrame
+    unnamed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "graphs": len(self.graphs),
+            "token": self.token,
+            "position": self.position,
+            "via": self.via,
+            "unnamed_skipped": self.unnamed,
+            "paths": [_two_hop_json(row) for row in self.paths.to_dict("records")],
+        }
+
+
+def two_hop_paths(
+    kb: Core,
+    selection: Selection | None = None,
+    *,
+    token: str | None = None,
+    position: int | None = None,
+    via: str | None = None,
+    top: int | None = 10,
+) -> TwoHopPaths:
+    """Paths from a prompt token (its features and its embedding) through an intermediate feature
+    not named by the tokens where it sits, to the target logit, with the direct shortcut link.
+
+    ``top`` keeps the best paths of each graph (None: all). Sorted by slug, then score.
+    """
+    graphs = chosen_graphs(kb, selection)
+    positions = {g.gid: frozenset(token_positions(g, token=token, position=position)) for g in graphs}
+    positions = {gid: p for gid, p in positions.items() if p}
+    matches = kb.store.chains(sorted(positions), [Step(positions=positions, embeddings=True), Step()])
+    mid_fids = sorted({m.fids[1] for m in matches if m.fids[1] is not None})
+    names = feature_names(kb, mid_fids)
+    where = kb.store.feature_positions(sorted({(m.gid, m.fids[1]) for m in matches if m.fids[1] is not None}))
+    tokens = {g.gid: g.prompt_tokens for g in graphs}
+    via_words = words(via) if via else set()
+    verdicts: dict[tuple[int, int], str | None] = {}
+    kept, unnamed = [], 0
+    for match in matches:
+        key = (match.gid, match.fids[1])
+        if key not in verdicts:
+            verdicts[key] = _intermediate(names.get(match.fids[1], []), where.get(key, ()), tokens[match.gid], via_words)
+        if verdicts[key] == "":
+            unnamed += 1
+        elif verdicts[key] is not None:
+            kept.append(match)
+    frame = chains_frame(kb, graphs, kept, 2, top)
+    if len(frame):
+        frame["mid_name"] = [clerp if clerp else names[fid][0] for clerp, fid in zip(frame["n1_clerp"], frame["n1_fid"])]
+        frame["mid_positions"] = [where.get((gid, fid), ()) for gid, fid in zip(frame["gid"], frame["n1_fid"])]
+        frame["mid_tokens"] = [tuple(tokens[gid][p] for p in ps) for gid, ps in zip(frame["gid"], frame["mid_positions"])]
+    return TwoHopPaths(graphs, token, position, via, frame, unnamed)
+
+
+def _intermediate(names: list[str], positions: tuple[int, ...], tokens: Sequence[str], via_words: set[str]) -> str | None:
+    """"ok" if an intermediate feature with these names at these positions qualifies, "" if it has
+    no name, None if a token at its positions names it (or its names lack the ``via`` words)."""
+    if not names:
+        return ""
+    name_words = set().union(*(words(n) for n in names))
+    if via_words and not via_words <= name_words:
+        return None
+    if any(words(tokens[p]) & name_words for p in positions if 0 <= p < len(tokens)):
+        return None
+    return "ok"
+
+
+@dataclass
+class PatternMatches:
+    """Paths step_0 -> ... -> step_n -> target logit whose nodes are among the features of each step.
+
+    ``matches``: one row per path in a graph; ``summary``: one row per sequence of features,
+    in how many graphs it occurs and its mean and best score.
+    """
+
+    graphs: list[GraphInfo]
+    steps: list[list[FeatureKey] | None]
+    matches: pd.DataFrame
+    summary: pd.DataFrame
+
+    def as_dict(self) -> dict[str, Any]:
+        n = len(self.steps)
+        return {
+            "graphs": len(self.graphs),
+            "steps": [None if s is None else [feature_dict(k) for k in s] for s in self.steps],
+            "summary": [
+                {
+                    "features": [feature_json(row, f"n{i}_") for i in range(n)],
+                    "n_graphs": int(row["n_graphs"]),
+                    "mean_score": float(row["mean_score"]),
+                    "best_score": float(row["best_score"]),
+                    "slugs": list(row["slugs"]),
+                }
+                for row in self.summary.to_dict("records")
+            ],
+            "matches": [chain_json(row, n) for row in self.matches.to_dict("records")],
+        }
+
+
+def match_pattern(
+    kb: Core,
+    steps: Sequence[Sequence[str | FeatureKey] | None],
+    selection: Selection | None = None,
+    *,
+    transcoder_set: str | None = None,
+    model: str | None = None,
+) -> PatternMatches:
+    """Match "A -> B -> ... -> answer logit" across graphs, with A among the first step's features,
+    B among the second's, and so on (None: any feature). References as in :mod:`kb.featureref`.
+
+    Unknown features match nothing. Sorted by slug, then score.
+    """
+    if not steps:
+        raise CircuitKBError("a pattern needs at least one step before the answer logit")
+    graphs = chosen_graphs(kb, selection)
+    keys: list[list[FeatureKey] | None] = []
+    for step in steps:
+        if step is None:
+            keys.append(None)
+            continue
+        parsed = [s if isinstance(s, FeatureKey) else parse_feature_ref(s, transcoder_set=transcoder_set, model=model) for s in step]
+        if not parsed:
+            raise CircuitKBError("a step of a pattern names no feature; leave it out or use None for any feature")
+        keys.append(parsed)
+    with kb.engine.connect() as conn:
+        known = lookup_features(conn, [k for step in keys if step for k in step])
+    store_steps = [Step() if step is None else Step(fids=frozenset(known[k] for k in step if k in known)) for step in keys]
+    if any(s.fids is not None and not s.fids for s in store_steps):
+        matches: list[ChainMatch] = []
+    else:
+        matches = kb.store.chains([g.gid for g in graphs], store_steps)
+    frame = chains_frame(kb, graphs, matches, len(steps))
+    return PatternMatches(graphs, keys, frame, _pattern_summary(frame, len(steps)))
+
+
+def _pattern_summary(frame: pd.DataFrame, n: int) -> pd.DataFrame:
+    feature_cols = [f"n{i}_{c}" for i in range(n) for c in FEATURE_COLUMNS]
+    columns = [*feature_cols, "n_graphs", "mean_score", "best_score", "slugs"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    best_per_graph = frame.sort_values("score", ascending=False).drop_duplicates([*feature_cols, "slug"])
+    grouped = best_per_graph.groupby(feature_cols, as_index=False, dropna=False).agg(
+        n_graphs=("slug", "size"), mean_score=("score", "mean"), best_score=("score", "max"), slugs=("slug", lambda s: tuple(sorted(s)))
+    )
+    return grouped.sort_values(["n_graphs", "mean_score"], ascending=[False, False]).reset_index(drop=True)[columns]
+
+
+def _two_hop_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = chain_json(row, 2)
+    out["intermediate"] = {"name": row["mid_name"], "positions": [int(p) for p in row["mid_positions"]], "tokens": list(row["mid_tokens"])}
+    return out

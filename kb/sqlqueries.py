@@ -1,0 +1,90 @@
+"""Reads of the SQL database that the questions share: features by id, their texts, graphs' metadata.
+
+They belong to the core layer (beside :mod:`kb.registry`), so that analyses and both graph stores
+read the same way and no analysis reaches into a store for its SQL.
+
+A list of ids travels as ONE parameter (:func:`among`): a JSON array read with ``json_each`` on
+SQLite, an array compared with ``= ANY`` on PostgreSQL, so that ten thousand ids neither hit a
+bound-parameter limit nor change the statement's text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import ARRAY, ColumnElement, Connection, Integer, any_, func, literal, select
+
+from ingest.records import FeatureKey
+from schema.sql import READY, descriptions, features, graphs, labels
+
+
+def among(conn: Connection, column: ColumnElement[Any], ids: Iterable[int], *, lookup: bool = True) -> ColumnElement[bool]:
+    """``column IN ids``, with the ids bound as one parameter.
+
+    ``lookup=False`` keeps SQLite from answering the test with an index on ``column``. Without
+    statistics, SQLite otherwise drives a query from a long id list through the primary key,
+    reading every node of every listed graph, where a lookup by feature reads only a few.
+    """
+    values = sorted({int(i) for i in ids})
+    if conn.dialect.name == "postgresql":
+        return column == any_(literal(values, ARRAY(Integer)))
+    listed = func.json_each(json.dumps(values)).table_valued("value")
+    tested = column if lookup else column + 0
+    return tested.in_(select(listed.c.value))
+
+
+def ready_graph_count(conn: Connection) -> int:
+    """How many graphs are visible."""
+    return conn.execute(select(func.count()).select_from(graphs).where(graphs.c.status == READY)).scalar_one()
+
+
+def feature_keys(conn: Connection, fids: Iterable[int]) -> dict[int, FeatureKey]:
+    """The identity (transcoder set, layer, index) of each SQL feature id that exists."""
+    wanted = sorted(set(fids))
+    if not wanted:
+        return {}
+    f = features.c
+    rows = conn.execute(select(f.id, f.transcoder_set, f.layer, f["index"]).where(among(conn, f.id, wanted)))
+    return {fid: FeatureKey(tset, layer, index) for fid, tset, layer, index in rows}
+
+
+def feature_labels(conn: Connection, fids: Sequence[int]) -> list[tuple[int, str, str | None]]:
+    """(feature id, text, graph slug or None) of every label people wrote for ``fids``, oldest first."""
+    if not fids:
+        return []
+    query = select(labels.c.feature_id, labels.c.text, labels.c.graph_slug).where(among(conn, labels.c.feature_id, fids)).order_by(labels.c.id)
+    return [tuple(row) for row in conn.execute(query)]
+
+
+def feature_descriptions(conn: Connection, fids: Sequence[int]) -> list[tuple[int, str, str | None]]:
+    """(feature id, source, text) of every description (clerps, explanations) of ``fids``, oldest first."""
+    if not fids:
+        return []
+    d = descriptions.c
+    query = select(d.feature_id, d.source, d.text).where(among(conn, d.feature_id, fids)).order_by(d.id)
+    return [tuple(row) for row in conn.execute(query)]
+
+
+def ready_slugs(conn: Connection, gids: Iterable[int]) -> list[str]:
+    """The slugs of the visible graphs among ``gids``."""
+    wanted = sorted(set(gids))
+    if not wanted:
+        return []
+    g = graphs.c
+    return list(conn.execute(select(g.slug).where(among(conn, g.id, wanted), g.status == READY)).scalars())
+
+
+def ready_graphs_in(conn: Connection, languages: Sequence[str]) -> list[tuple[int, str, str | None, str | None]]:
+    """(id, slug, language, family) of every visible graph in one of ``languages``."""
+    g = graphs.c
+    return [tuple(row) for row in conn.execute(select(g.id, g.slug, g.language, g.family).where(g.status == READY, g.language.in_(list(languages))))]
+
+
+def graph_metadata(conn: Connection, gids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """The file metadata of each graph among ``gids`` ({} where it had none)."""
+    wanted = sorted(set(gids))
+    if not wanted:
+        return {}
+    g = graphs.c
+    return {gid: metadata or {} for gid, metadata in conn.execute(select(g.id, g.metadata).where(among(conn, g.id, wanted)))}
