@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from kb.cli_options import echo_json, echo_table, feature_text, handles_errors, json_option, number, open_kb, selection_options
+from kb.cli.options import echo_json, echo_table, feature_text, handles_errors, json_option, number, open_kb, selection_options
 from kb.errors import CircuitKBError
 from kb.selection import Selection
 

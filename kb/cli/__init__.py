@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from kb.cli_options import echo_json, handles_errors, json_option, open_kb
+from kb.cli.options import echo_json, handles_errors, json_option, open_kb
 from kb.config import SETTINGS, Config
 
 log = logging.getLogger("circuitkb")
@@ -275,14 +275,11 @@ def neo4j_status(ctx: click.Context, folder: Path | None) -> None:
 
 
 def _register_area_commands() -> None:
-    from kb import cli_analysis, cli_circuits, cli_search
+    from kb.cli import analysis, circuits, search
 
-    for module in (cli_search, cli_analysis, cli_circuits):
+    for module in (search, analysis, circuits):
         for command in module.COMMANDS:
             main.add_command(command)
 
 
 _register_area_commands()
-
-if __name__ == "__main__":
-    main()

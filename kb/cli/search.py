@@ -6,7 +6,7 @@ import re
 
 import click
 
-from kb.cli_options import echo_json, handles_errors, json_option, open_kb, selection_options
+from kb.cli.options import echo_json, handles_errors, json_option, open_kb, selection_options
 from kb.errors import CircuitKBError
 from kb.selection import Selection
 

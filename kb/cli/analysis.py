@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from kb.cli_options import echo_json, echo_table, feature_text, handles_errors, json_option, number, open_kb, selection_options
+from kb.cli.options import echo_json, echo_table, feature_text, handles_errors, json_option, number, open_kb, selection_options
 from kb.selection import Selection
 
 
