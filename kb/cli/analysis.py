@@ -1,13 +1,17 @@
-"""``circuitkb`` commands for features across graphs: shared, used-by, languages, sets."""
+"""``circuitkb`` questions about features and graphs: shared, used-by, languages, sets, compare, scores, subgraph."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
 
-from kb.cli.options import echo_json, echo_table, feature_text, handles_errors, json_option, number, open_kb, selection_options
+from kb.cli.options import handles_errors, json_option, open_kb, selection_options, transcoder_set_option
+from kb.cli.output import echo_json, echo_more, echo_table, feature_text, number
+from kb.errors import CircuitKBError
 from kb.selection import Selection
 
 
@@ -62,8 +66,7 @@ def _print_shared(summary: pd.DataFrame, presence: pd.DataFrame, limit: int) -> 
             for r in summary.head(limit).itertuples()
         ]
     )
-    if len(summary) > limit:
-        click.echo(f"... {len(summary) - limit} more (--limit, or --json for all)")
+    echo_more(limit, len(summary))
 
 
 # --- used-by -----------------------------------------------------------------------------------
@@ -72,7 +75,7 @@ def _print_shared(summary: pd.DataFrame, presence: pd.DataFrame, limit: int) -> 
 @click.command("used-by")
 @click.argument("features", nargs=-1, required=True)
 @selection_options
-@click.option("--transcoder-set", help="Transcoder set of short references like L20/1234 (e.g. gemma-2-2b/clt-hp).")
+@transcoder_set_option
 @click.option("--any", "any_feature", is_flag=True, help="Graphs with any of the features (default: with all of them).")
 @click.option("--rank-by", type=click.Choice(["activation", "influence"]), default="activation", show_default=True)
 @click.option("--limit", default=20, show_default=True, help="Graphs to list (0: all).")
@@ -193,4 +196,174 @@ def sets_save(ctx: click.Context, name: str, selection: Selection, as_json: bool
         click.echo(f"saved {len(slugs)} graphs as {name!r}; use --set {name}")
 
 
-COMMANDS: list[click.Command] = [shared_cmd, used_by_cmd, languages_cmd, sets_group]
+# --- compare ----------------------------------------------------------------------------------
+
+
+@click.command("compare")
+@click.argument("pair", nargs=-1, metavar="[SLUG_A SLUG_B]")
+@selection_options
+@click.option("--measure", type=click.Choice(["features", "edges"]), default="features", show_default=True, help="Similarity of many graphs: Jaccard of their features or feature edges.")
+@click.option("--clusters", "n_clusters", type=int, help="Cut the clustering into this many clusters (default: at distance --threshold).")
+@click.option("--threshold", type=float, help="Distance (1 - similarity) at which clusters split; default 0.5.")
+@click.option("--limit", default=25, show_default=True, help="Rows per table.")
+@json_option
+@click.pass_context
+@handles_errors
+def compare_cmd(
+    ctx: click.Context,
+    pair: tuple[str, ...],
+    selection: Selection,
+    measure: str,
+    n_clusters: int | None,
+    threshold: float | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Compare two graphs (SLUG_A SLUG_B), or cluster many (chosen with the options).
+
+    Two graphs are aligned by feature; embeddings and logits by token (positions counted from the
+    end when the prompts differ in length).
+    """
+    from kb.analysis.compare import compare_graphs, graph_similarity
+
+    if pair and len(pair) != 2:
+        raise CircuitKBError("give two slugs to compare two graphs, or choose many with --graph/--tag/--family/...")
+    with open_kb(ctx) as kb:
+        if pair:
+            result = compare_graphs(kb, pair[0], pair[1])
+        else:
+            many = graph_similarity(kb, selection, measure=measure, n_clusters=n_clusters, threshold=threshold)
+    if pair:
+        _print_comparison(result, limit, as_json)
+        return
+    if as_json:
+        echo_json(many.as_dict())
+        return
+    click.echo(f"{len(many.graphs)} graphs, similarity = Jaccard of {measure}; {many.clusters['cluster'].nunique()} clusters")
+    for cluster, rows in many.clusters.sort_values("order").groupby("cluster", sort=False):
+        click.echo(f"  cluster {cluster}: {', '.join(rows['slug'])}")
+    if len(many.graphs) <= 12:
+        click.echo(many.matrix.round(2).to_string())
+
+
+def _print_comparison(result: Any, limit: int, as_json: bool) -> None:
+    if as_json:
+        echo_json(result.as_dict())
+        return
+    s = result.summary
+    click.echo(f"A = {result.a.slug}: {result.a.prompt!r}\nB = {result.b.slug}: {result.b.prompt!r}")
+    click.echo(
+        f"features: {s['features_shared']} shared of {s['features_a']} (A) and {s['features_b']} (B), Jaccard {number(s['features_jaccard'])}\n"
+        f"feature edges: {s['feature_edges_shared']} shared, Jaccard {number(s['feature_edges_jaccard'])}, weighted overlap {number(s['weighted_overlap'])}\n"
+        f"influence rank correlation (shared features): {number(s['influence_spearman'])} over {s['influence_pairs']}"
+    )
+    nodes = result.nodes
+    both = nodes[nodes["in_a"] & nodes["in_b"] & (nodes["kind"] == "feature")]
+    both = both.reindex(both["activation_diff"].abs().sort_values(ascending=False).index)
+    for title, frame in (("only in A", result.only_in("a")), ("only in B", result.only_in("b")), ("in both, largest activation change", both)):
+        click.echo(f"\n{title}: {len(frame)}")
+        echo_table(
+            [
+                {"node": r.key, "positions": ",".join(map(str, r.positions_a or r.positions_b)), "act A": number(r.activation_a), "act B": number(r.activation_b), "clerp": (r.clerp_a or r.clerp_b or "")[:30]}
+                for r in frame.head(limit).itertuples()
+            ]
+        )
+    if len(result.supernodes):
+        click.echo("\nsupernodes (A | B):")
+        for r in result.supernodes.itertuples():
+            click.echo(f"  {r.label}: {len(r.members_a)} | {len(r.members_b)} members, {len(r.shared)} shared")
+
+
+# --- scores -----------------------------------------------------------------------------------
+
+
+@click.command("scores")
+@click.argument("slug")
+@click.option("--feature", "features", multiple=True, help="Keep this feature in the subgraph (repeatable).")
+@click.option("--node", "node_ids", multiple=True, help="Keep this feature node (node_id) in the subgraph (repeatable).")
+@click.option("--pinned", is_flag=True, help="Keep the feature nodes pinned in the graph's saved view.")
+@click.option("--supernodes", is_flag=True, help="Keep the members of the graph's saved supernodes.")
+@transcoder_set_option
+@json_option
+@click.pass_context
+@handles_errors
+def scores_cmd(
+    ctx: click.Context,
+    slug: str,
+    features: tuple[str, ...],
+    node_ids: tuple[str, ...],
+    pinned: bool,
+    supernodes: bool,
+    transcoder_set: str | None,
+    as_json: bool,
+) -> None:
+    """Replacement and completeness scores of a graph, or of a subgraph (unchosen features fold
+    into the error node of their layer and position). Computed on the stored, pruned graph."""
+    from kb.analysis.scores import graph_scores, pinned_node_ids, supernode_node_ids
+
+    with open_kb(ctx) as kb:
+        chosen = list(node_ids)
+        if pinned:
+            chosen += pinned_node_ids(kb, slug)
+        if supernodes:
+            chosen += supernode_node_ids(kb, slug)
+        subgraph = bool(features or chosen)
+        result = graph_scores(kb, slug, features=list(features) if subgraph else None, node_ids=chosen if subgraph else None, transcoder_set=transcoder_set)
+    if as_json:
+        echo_json(result.as_dict())
+        return
+    what = f"subgraph of {result.n_features_kept} features ({result.n_feature_nodes_kept} nodes)" if result.kept is not None else f"whole graph ({result.n_features} features)"
+    click.echo(f"{slug}, {what}:\n  replacement  {number(result.replacement, 4)}\n  completeness {number(result.completeness, 4)}")
+
+
+# --- subgraph -----------------------------------------------------------------------------------
+
+
+@click.command("subgraph")
+@click.argument("slug")
+@click.option("--top", "top_n", type=int, help="The N most influential nodes (plus the logits) and the links among them.")
+@click.option("--around", help="The neighbourhood of this node (a node_id, or an idx as #123).")
+@click.option("--hops", default=1, show_default=True, help="Steps from the --around node.")
+@click.option("--min-weight", default=0.0, show_default=True, help="Follow links with |weight| at least this.")
+@click.option("--direction", type=click.Choice(["down", "up", "both"]), default="both", show_default=True)
+@click.option("--max-nodes", default=500, show_default=True)
+@click.option("--no-logits", is_flag=True, help="With --top: leave out the logit nodes.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the piece as graph JSON to this file.")
+@json_option
+@click.pass_context
+@handles_errors
+def subgraph_cmd(
+    ctx: click.Context,
+    slug: str,
+    top_n: int | None,
+    around: str | None,
+    hops: int,
+    min_weight: float,
+    direction: str,
+    max_nodes: int,
+    no_logits: bool,
+    output: Path | None,
+    as_json: bool,
+) -> None:
+    """A piece of a graph, read without loading the whole graph, as graph JSON the viewers load."""
+    from kb.analysis.pieces import neighbourhood_piece, top_piece
+
+    if (top_n is None) == (around is None):
+        raise CircuitKBError("choose the piece with either --top N or --around NODE")
+    with open_kb(ctx) as kb:
+        if top_n is not None:
+            piece = top_piece(kb, slug, top_n, include_logits=not no_logits)
+        else:
+            node: str | int = int(around[1:]) if around and around.startswith("#") and around[1:].isdigit() else str(around)
+            piece = neighbourhood_piece(kb, slug, node, hops=hops, min_abs_weight=min_weight, direction=direction, max_nodes=max_nodes)
+    if output is not None:
+        output.write_text(json.dumps(piece.doc, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+        click.echo(f"wrote {output}: {len(piece.nodes)} nodes, {len(piece.links)} links", err=True)
+    if as_json:
+        echo_json(piece.doc)
+    elif output is None:
+        click.echo(f"{len(piece.nodes)} nodes, {len(piece.links)} links (-o FILE or --json for the graph JSON)")
+        echo_table([{"node_id": n["node_id"], "layer": n["layer"], "pos": n["ctx_idx"], "influence": number(n.get("influence")), "clerp": (n.get("clerp") or "")[:40]} for n in piece.doc["nodes"][:40]])
+
+
+COMMANDS: list[click.Command] = [shared_cmd, used_by_cmd, languages_cmd, sets_group, compare_cmd, scores_cmd, subgraph_cmd]

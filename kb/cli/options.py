@@ -1,14 +1,13 @@
-"""Options and helpers shared by every ``circuitkb`` command."""
+"""Options shared by several ``circuitkb`` commands, each written once as a decorator."""
 
 from __future__ import annotations
 
 import functools
-import json
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import click
-import pandas as pd
 
 from kb.config import Config
 from kb.errors import CircuitKBError
@@ -32,20 +31,16 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(fn)
-
-
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
 def open_kb(ctx: click.Context):  # noqa: ANN201
     """The KB of the configuration the ``circuitkb`` group read."""
     from kb.api import KB
 
     config: Config = ctx.find_root().obj["config"]
     return KB.open(config)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(fn)
 
 
 def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -75,23 +70,17 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def echo_table(rows: list[dict[str, Any]]) -> None:
-    """Print rows as an aligned text table (nothing for no rows)."""
-    if rows:
-        click.echo(pd.DataFrame(rows).to_string(index=False))
+def transcoder_set_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The transcoder set that short feature references (``L20/1234``) belong to."""
+    return click.option("--transcoder-set", help="Transcoder set of short references like L20/1234 (e.g. gemma-2-2b/clt-hp).")(fn)
 
 
-def number(value: Any, digits: int = 3) -> str:
-    """A number in ``digits`` significant digits for a table; blank when missing."""
-    return "" if value is None or pd.isna(value) else f"{value:.{digits}g}"
+def token_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A prompt token, by its text or its position."""
+    fn = click.option("--position", type=int, help="The prompt position (0 is <bos>; -1 the last token).")(fn)
+    return click.option("--token", help="The prompt token, by its text (e.g. Dallas).")(fn)
 
 
-def feature_text(row: Any, prefix: str = "", *, with_set: bool = True) -> str:
-    """A feature as ``set/L{layer}/{index}`` (or ``L{layer}/{index}``) from the columns
-    {prefix}transcoder_set, layer and index of a dict or a named tuple; blank for no feature."""
-    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
-    tset = get(f"{prefix}transcoder_set")
-    if tset is None or pd.isna(tset):
-        return ""
-    short = f"L{int(get(prefix + 'layer'))}/{int(get(prefix + 'index'))}"
-    return f"{tset}/{short}" if with_set else short
+def neo4j_dir_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The folder of the development Neo4j server."""
+    return click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), help="Server folder (default HOME/neo4j).")(fn)
