@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -88,3 +90,36 @@ def test_yaml_manifest_and_its_errors(tmp_path: Path) -> None:
 )
 def test_language_detection(prompt: str, language: str | None) -> None:
     assert detect_language(prompt) == language
+
+
+# --- the command's structure ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["export", "nope"], {}, "no graph with slug 'nope'"),  # NotFoundError, raised inside a command
+        (["subgraph", "nope"], {}, "either --top N or --around NODE"),  # CircuitKBError raised by the command itself
+        (["stats"], {"CIRCUITKB_NEO4J_URI": "http://localhost:7474"}, "CIRCUITKB_NEO4J_URI must start with"),  # ConfigError, in the group
+    ],
+)
+def test_the_group_turns_our_errors_into_one_line_and_exit_status_2(tmp_path: Path, args: list[str], env: dict[str, str], message: str) -> None:
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), *args], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert "Traceback" not in result.output and result.stdout == ""
+
+
+def test_other_exceptions_are_not_swallowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Config, "describe", broken)
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), "config"])
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
+
+
+def test_the_cli_runs_as_a_module(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "kb.cli", "--home", str(tmp_path), "config"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["home"] == str(tmp_path)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from kb.cli.options import handles_errors, json_option, open_kb, selection_options, transcoder_set_option
+from kb.cli.options import json_option, open_kb, selection_options, transcoder_set_option
 from kb.cli.output import echo_json, echo_more, echo_table, feature_text, number
 from kb.errors import CircuitKBError
 from kb.selection import Selection
@@ -25,7 +25,6 @@ from kb.selection import Selection
 @click.option("--limit", default=40, show_default=True, help="Rows to print per table (--json prints everything).")
 @json_option
 @click.pass_context
-@handles_errors
 def shared_cmd(ctx: click.Context, selection: Selection, min_graphs: int | None, core: bool, limit: int, as_json: bool) -> None:
     """Features present in at least K of the chosen graphs, with activation, influence and positions in each."""
     from kb.analysis import family_core, shared_features
@@ -82,7 +81,6 @@ def _print_shared(summary: pd.DataFrame, presence: pd.DataFrame, limit: int) -> 
 @click.option("--neighbours", default=5, show_default=True, help="Strongest neighbours per graph and direction, and in the summary.")
 @json_option
 @click.pass_context
-@handles_errors
 def used_by_cmd(
     ctx: click.Context,
     features: tuple[str, ...],
@@ -153,7 +151,6 @@ def used_by_cmd(
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the per-layer curves (long format, ready to plot) to this CSV file.")
 @json_option
 @click.pass_context
-@handles_errors
 def languages_cmd(ctx: click.Context, selection: Selection, baseline_pairs: int, seed: int, csv_path: Path | None, as_json: bool) -> None:
     """Per layer, how much each language pair of a family shares (IoU), against unrelated prompts."""
     from kb.analysis import language_overlap
@@ -185,7 +182,6 @@ def sets_group() -> None:
 @selection_options
 @json_option
 @click.pass_context
-@handles_errors
 def sets_save(ctx: click.Context, name: str, selection: Selection, as_json: bool) -> None:
     """Save the graphs the selection matches now under NAME."""
     with open_kb(ctx) as kb:
@@ -208,7 +204,6 @@ def sets_save(ctx: click.Context, name: str, selection: Selection, as_json: bool
 @click.option("--limit", default=25, show_default=True, help="Rows per table.")
 @json_option
 @click.pass_context
-@handles_errors
 def compare_cmd(
     ctx: click.Context,
     pair: tuple[str, ...],
@@ -286,7 +281,6 @@ def _print_comparison(result: Any, limit: int, as_json: bool) -> None:
 @transcoder_set_option
 @json_option
 @click.pass_context
-@handles_errors
 def scores_cmd(
     ctx: click.Context,
     slug: str,
@@ -331,7 +325,6 @@ def scores_cmd(
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the piece as graph JSON to this file.")
 @json_option
 @click.pass_context
-@handles_errors
 def subgraph_cmd(
     ctx: click.Context,
     slug: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kb.cli.options import handles_errors, json_option, open_kb, selection_options, token_options, transcoder_set_option
+from kb.cli.options import json_option, open_kb, selection_options, token_options, transcoder_set_option
 from kb.cli.output import echo_json, echo_more, echo_table, feature_text, number
 from kb.selection import Selection
 
@@ -23,7 +23,6 @@ def circuits_group() -> None:
 @click.option("--limit", default=40, show_default=True, help="Edges to list (0: all).")
 @json_option
 @click.pass_context
-@handles_errors
 def edges_cmd(ctx: click.Context, selection: Selection, min_graphs: int, limit: int, as_json: bool) -> None:
     """Feature-to-feature edges present in at least K graphs, with their count and mean/min weight.
 
@@ -55,7 +54,6 @@ def edges_cmd(ctx: click.Context, selection: Selection, min_graphs: int, limit: 
 
 @circuits_group.command("backfill")
 @click.pass_context
-@handles_errors
 def backfill_cmd(ctx: click.Context) -> None:
     """Store the feature edges of graphs ingested before circuitkb kept them (run once after upgrading)."""
     from kb.analysis.circuits import backfill_feature_edges
@@ -73,7 +71,6 @@ def backfill_cmd(ctx: click.Context) -> None:
 @click.option("--with-embedding", is_flag=True, help="Also start at the token's embedding node.")
 @json_option
 @click.pass_context
-@handles_errors
 def paths_cmd(ctx: click.Context, slug: str, token: str | None, position: int | None, top: int, max_hops: int, with_embedding: bool, as_json: bool) -> None:
     """The strongest paths from the features at a prompt token to the target logit.
 
@@ -103,7 +100,6 @@ def paths_cmd(ctx: click.Context, slug: str, token: str | None, position: int | 
 @click.option("--top", default=10, show_default=True, help="Paths per graph (0: all).")
 @json_option
 @click.pass_context
-@handles_errors
 def two_hop_cmd(ctx: click.Context, selection: Selection, token: str | None, position: int | None, via: str | None, top: int, as_json: bool) -> None:
     """Two-hop paths token -> intermediate feature -> target logit, plus the direct shortcut.
 
@@ -147,7 +143,6 @@ def two_hop_cmd(ctx: click.Context, selection: Selection, token: str | None, pos
 @click.option("--limit", default=40, show_default=True, help="Rows to list (0: all).")
 @json_option
 @click.pass_context
-@handles_errors
 def pattern_cmd(ctx: click.Context, steps: tuple[str, ...], selection: Selection, transcoder_set: str | None, limit: int, as_json: bool) -> None:
     """Match "A -> B -> answer logit" across graphs, with A among the first step's features and B
     among the second's.

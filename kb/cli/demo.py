@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from kb.cli.ingest import run_ingest
-from kb.cli.options import handles_errors, open_kb
+from kb.cli.options import open_kb
 from kb.config import Config
 
 
@@ -17,7 +17,6 @@ from kb.config import Config
 @click.option("--graphs", "n_graphs", default=60, show_default=True, help="Size of the generated sample corpus.")
 @click.option("--seed", default=0, show_default=True)
 @click.pass_context
-@handles_errors
 def demo(ctx: click.Context, folder: Path | None, n_graphs: int, seed: int) -> None:
     """Generate a sample corpus and ingest it (or ingest FOLDER of real graphs), then say what to try."""
     config: Config = ctx.obj["config"]

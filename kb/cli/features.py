@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from kb.cli.options import handles_errors, json_option, open_kb
+from kb.cli.options import json_option, open_kb
 from kb.cli.output import echo_json
 
 
@@ -25,7 +25,6 @@ def features() -> None:
 @click.option("--kind", help="Explanation type to record when the file does not say it.")
 @json_option
 @click.pass_context
-@handles_errors
 def features_import(ctx: click.Context, paths: tuple[str, ...], model, source, transcoder_set, schema, author, kind, as_json: bool) -> None:  # noqa: ANN001
     """Import Neuronpedia explanations, circuit-tracer feature files or a CSV of labels."""
     from kb.featuremeta import import_feature_metadata

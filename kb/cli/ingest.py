@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from kb.cli.options import handles_errors, json_option, open_kb
+from kb.cli.options import json_option, open_kb
 from kb.cli.output import echo_json
 
 
@@ -74,7 +74,6 @@ def run_ingest(ctx: click.Context, paths: tuple[str, ...], manifest: Path | None
 @click.option("--on-change", type=click.Choice(["replace", "skip", "fail"]), default="replace", show_default=True, help="What to do when a slug is stored with other content.")
 @json_option
 @click.pass_context
-@handles_errors
 def ingest(ctx: click.Context, paths: tuple[str, ...], manifest: Path | None, on_change: str, as_json: bool) -> None:
     """Ingest graph files (.json, .json.gz), folders or globs. Exit status 1 if any file failed."""
     sys.exit(run_ingest(ctx, paths, manifest, on_change, as_json))
@@ -83,7 +82,6 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], manifest: Path | None, on
 @click.command()
 @json_option
 @click.pass_context
-@handles_errors
 def stats(ctx: click.Context, as_json: bool) -> None:
     """Counts of graphs, nodes, links, features and descriptions."""
     with open_kb(ctx) as kb:
@@ -99,7 +97,6 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @click.argument("slug")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: standard output). A name ending .gz is compressed.")
 @click.pass_context
-@handles_errors
 def export(ctx: click.Context, slug: str, output: Path | None) -> None:
     """Write a stored graph back as graph JSON (loads in circuit-tracer's and Neuronpedia's viewers)."""
     with open_kb(ctx) as kb:

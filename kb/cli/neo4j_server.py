@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from kb.cli.options import handles_errors, neo4j_dir_option
+from kb.cli.options import neo4j_dir_option
 
 
 @click.group()
@@ -24,7 +24,6 @@ def _neo4j_home(ctx: click.Context, folder: Path | None) -> Path:
 @click.option("--port", default=7687, show_default=True, help="Bolt port.")
 @click.option("--heap", default="1g", show_default=True, help="Java heap size.")
 @click.pass_context
-@handles_errors
 def neo4j_start(ctx: click.Context, folder: Path | None, port: int, heap: str) -> None:
     """Start it (building it on first use) and wait until Bolt answers."""
     from kb import neo4j_dev
@@ -38,7 +37,6 @@ def neo4j_start(ctx: click.Context, folder: Path | None, port: int, heap: str) -
 @neo4j.command("stop")
 @neo4j_dir_option
 @click.pass_context
-@handles_errors
 def neo4j_stop(ctx: click.Context, folder: Path | None) -> None:
     """Stop it."""
     from kb import neo4j_dev
@@ -50,7 +48,6 @@ def neo4j_stop(ctx: click.Context, folder: Path | None) -> None:
 @neo4j.command("status")
 @neo4j_dir_option
 @click.pass_context
-@handles_errors
 def neo4j_status(ctx: click.Context, folder: Path | None) -> None:
     """Say whether it runs, and where. Exit status 1 if it does not."""
     from kb import neo4j_dev

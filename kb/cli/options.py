@@ -3,32 +3,12 @@
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
 from kb.config import Config
-from kb.errors import CircuitKBError
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
-
-
-def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our own errors into one line on stderr and exit status 2, without a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CircuitKBError as exc:
-            _fail(str(exc))
-
-    return wrapper
 
 
 def open_kb(ctx: click.Context):  # noqa: ANN201

@@ -6,7 +6,7 @@ import re
 
 import click
 
-from kb.cli.options import handles_errors, json_option, open_kb, selection_options
+from kb.cli.options import json_option, open_kb, selection_options
 from kb.cli.output import echo_json, short_text
 from kb.errors import CircuitKBError
 from kb.selection import Selection
@@ -39,7 +39,6 @@ def parse_layers(text: str | None) -> tuple[int | None, int | None]:
 @selection_options
 @json_option
 @click.pass_context
-@handles_errors
 def search_cmd(
     ctx: click.Context,
     query: str,
