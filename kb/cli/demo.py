@@ -15,7 +15,7 @@ from kb.config import Config
 @click.command()
 @click.argument("folder", required=False, type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--graphs", "n_graphs", default=60, show_default=True, help="Size of the generated sample corpus.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of the generated corpus.")
 @click.pass_context
 def demo(ctx: click.Context, folder: Path | None, n_graphs: int, seed: int) -> None:
     """Generate a sample corpus and ingest it (or ingest FOLDER of real graphs), then say what to try."""
@@ -45,7 +45,8 @@ def demo(ctx: click.Context, folder: Path | None, n_graphs: int, seed: int) -> N
         f"  circuitkb --home {home} shared --family {family} --json\n"
         f"  circuitkb --home {home} languages\n"
         f"  circuitkb --home {home} export {example} -o graph.json\n"
-        f"  CIRCUITKB_HOME={home} streamlit run app/main.py"
+        f"Open it in the browser:\n"
+        f"  circuitkb --home {home} app"
     )
     sys.exit(status)
 
