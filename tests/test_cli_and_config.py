@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import click
 import jsonschema
 import pytest
 from click.testing import CliRunner
@@ -115,6 +116,27 @@ def test_the_group_turns_our_errors_into_one_line_and_exit_status_2(tmp_path: Pa
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert "Traceback" not in result.output and result.stdout == ""
+
+
+def test_errors_are_handled_only_by_the_group() -> None:
+    sources = {p.name: p.read_text(encoding="utf-8") for p in Path(app_command.__file__).parent.glob("*.py")}
+    assert len(sources) >= 8
+    assert [name for name, text in sources.items() if "except CircuitKBError" in text] == ["__init__.py"]
+
+
+def test_every_command_answers_help() -> None:
+    def walk(command: click.Command, path: list[str]) -> list[list[str]]:
+        found = [path]
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                found += walk(sub, [*path, name])
+        return found
+
+    paths = walk(main, [])
+    assert ["app"] in paths and ["circuits", "two-hop"] in paths and ["neo4j", "status"] in paths
+    for path in paths:
+        result = CliRunner().invoke(main, [*path, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output, path
 
 
 def test_other_exceptions_are_not_swallowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
