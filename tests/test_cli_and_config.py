@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
+import click
 import jsonschema
 import pytest
 from click.testing import CliRunner
@@ -12,8 +19,10 @@ from click.testing import CliRunner
 from ingest.language import detect_language
 from ingest.manifest import load_manifest
 from kb.api import KB
+import app
+from kb.cli import app as app_command
 from kb.cli import main
-from kb.config import Config
+from kb.config import SETTINGS, Config
 from kb.errors import CircuitKBError, ConfigError
 from tests.conftest import DATA, GRAPHS
 
@@ -29,6 +38,7 @@ def test_demo_generates_ingests_and_says_what_next(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--home", str(tmp_path), "demo", "--graphs", "12"])
     assert result.exit_code == 0, result.output
     assert "holds 12 graphs" in result.output and "Try next" in result.output
+    assert result.output.rstrip().endswith(f"circuitkb --home {tmp_path} app")
     with KB.open(Config.load(home=tmp_path, env={})) as kb:
         graphs = kb.select()
         assert len(graphs) == 12
@@ -88,3 +98,118 @@ def test_yaml_manifest_and_its_errors(tmp_path: Path) -> None:
 )
 def test_language_detection(prompt: str, language: str | None) -> None:
     assert detect_language(prompt) == language
+
+
+# --- the command's structure ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["export", "nope"], {}, "no graph with slug 'nope'"),  # NotFoundError, raised inside a command
+        (["subgraph", "nope"], {}, "either --top N or --around NODE"),  # CircuitKBError raised by the command itself
+        (["stats"], {"CIRCUITKB_NEO4J_URI": "http://localhost:7474"}, "CIRCUITKB_NEO4J_URI must start with"),  # ConfigError, in the group
+    ],
+)
+def test_the_group_turns_our_errors_into_one_line_and_exit_status_2(tmp_path: Path, args: list[str], env: dict[str, str], message: str) -> None:
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), *args], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert "Traceback" not in result.output and result.stdout == ""
+
+
+def test_errors_are_handled_only_by_the_group() -> None:
+    sources = {p.name: p.read_text(encoding="utf-8") for p in Path(app_command.__file__).parent.glob("*.py")}
+    assert len(sources) >= 8
+    assert [name for name, text in sources.items() if "except CircuitKBError" in text] == ["__init__.py"]
+
+
+def test_every_command_answers_help() -> None:
+    def walk(command: click.Command, path: list[str]) -> list[list[str]]:
+        found = [path]
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                found += walk(sub, [*path, name])
+        return found
+
+    paths = walk(main, [])
+    assert ["app"] in paths and ["circuits", "two-hop"] in paths and ["neo4j", "status"] in paths
+    for path in paths:
+        result = CliRunner().invoke(main, [*path, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output, path
+
+
+def test_other_exceptions_are_not_swallowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Config, "describe", broken)
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), "config"])
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
+
+
+def test_the_cli_runs_as_a_module(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "kb.cli", "--home", str(tmp_path), "config"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["home"] == str(tmp_path)
+
+
+# --- circuitkb app -------------------------------------------------------------------------------
+
+
+def test_app_runs_streamlit_on_the_configured_knowledge_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    launched: list[tuple[list[str], dict[str, str]]] = []
+    monkeypatch.setattr(app_command, "launch", lambda argv, env: launched.append((argv, env)))
+    env = {"CIRCUITKB_SQL_URL": "postgresql://u:s3cret-pw@db/kb", "CIRCUITKB_NEO4J_URI": "bolt://127.0.0.1:7999", "CIRCUITKB_NEO4J_PASSWORD": "n30-secret"}
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), "app", "--port", "8765"], env=env)
+    assert result.exit_code == 0, result.output
+    [(argv, child_env)] = launched
+    assert argv[:4] == [sys.executable, "-m", "streamlit", "run"]
+    assert Path(argv[4]) == Path(app.__file__).parent / "main.py"
+    assert dict(zip(argv[5::2], argv[6::2])) == {"--server.port": "8765", "--server.address": "127.0.0.1", "--server.headless": "true"}
+    assert Config.load(env=child_env) == Config.load(home=tmp_path, env=env)
+    assert child_env["PATH"] == os.environ["PATH"]
+    assert "http://127.0.0.1:8765" in result.output
+    assert "s3cret-pw" not in result.output and "n30-secret" not in result.output
+
+
+def test_app_environment_carries_every_setting_and_drops_stale_ones(tmp_path: Path) -> None:
+    config = Config(
+        home=tmp_path, sql_url="postgresql://u:pw@db/kb", neo4j_uri="neo4j://n:7687", neo4j_user="me",
+        neo4j_password="pw2", neo4j_database="graphs", embedding_model="/models/m",
+    )  # fmt: skip
+    env = app_command.app_environment(config, {"KEEP": "1"})
+    assert {s.env for s in SETTINGS} <= set(env) and env["KEEP"] == "1"
+    assert Config.load(env=env) == config
+    stale = {"CIRCUITKB_NEO4J_URI": "bolt://elsewhere:1", "CIRCUITKB_NEO4J_PASSWORD": "old", "CIRCUITKB_EMBEDDING_MODEL": "old"}
+    env = app_command.app_environment(Config.load(home=tmp_path, env={}), stale)
+    assert not set(stale) & set(env)
+    assert Config.load(env=env).graph_store == "embedded"
+
+
+def test_app_really_starts_and_answers_its_health_check(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "HOME": str(tmp_path)}  # Streamlit's own files stay out of the user's home
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kb.cli", "--home", str(tmp_path / "kb"), "app", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        answer, deadline = "", time.monotonic() + 120
+        while answer != "ok" and proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=5) as response:
+                    answer = response.read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert answer == "ok", f"exit status {proc.poll()}"
+    finally:
+        proc.terminate()
+        try:
+            output, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+    assert f"http://127.0.0.1:{port}" in output

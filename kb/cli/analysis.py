@@ -1,4 +1,4 @@
-"""``circuitkb`` commands for circuits, comparison, scores and pieces of graphs."""
+"""``circuitkb`` questions about features and graphs: shared, used-by, languages, sets, compare, scores, subgraph."""
 
 from __future__ import annotations
 
@@ -7,192 +7,189 @@ from pathlib import Path
 from typing import Any
 
 import click
+import pandas as pd
 
-from kb.cli_options import echo_json, echo_table, feature_text, handles_errors, json_option, number, open_kb, selection_options
+from kb.cli.options import json_option, open_kb, selection_options, transcoder_set_option
+from kb.cli.output import echo_json, echo_more, echo_table, feature_text, number
 from kb.errors import CircuitKBError
 from kb.selection import Selection
 
 
-def _more(shown: int, total: int) -> None:
-    if total > shown:
-        click.echo(f"... {total - shown} more (--limit, or --json for all)")
+# --- shared ------------------------------------------------------------------------------------
 
 
-# --- circuits ------------------------------------------------------------------------------------
-
-
-@click.group("circuits")
-def circuits_group() -> None:
-    """Recurring circuits: shared feature edges, strongest paths, two-hop paths, patterns."""
-
-
-@circuits_group.command("edges")
+@click.command("shared")
 @selection_options
-@click.option("-k", "--min-graphs", default=2, show_default=True, help="Edges present in at least K of the chosen graphs.")
-@click.option("--limit", default=40, show_default=True, help="Edges to list (0: all).")
+@click.option("-k", "--min-graphs", type=int, help="Features in at least K of the chosen graphs (default: in all of them).")
+@click.option("--core", is_flag=True, help="The common core of the chosen graphs (a family) and what each member adds.")
+@click.option("--limit", default=40, show_default=True, help="Rows to print per table (--json prints everything).")
 @json_option
 @click.pass_context
-@handles_errors
-def edges_cmd(ctx: click.Context, selection: Selection, min_graphs: int, limit: int, as_json: bool) -> None:
-    """Feature-to-feature edges present in at least K graphs, with their count and mean/min weight.
-
-    A graph's edge A -> B sums the weights of every link from a node of A to a node of B.
-    """
-    from kb.analysis.edges import recurring_edges
+def shared_cmd(ctx: click.Context, selection: Selection, min_graphs: int | None, core: bool, limit: int, as_json: bool) -> None:
+    """Features present in at least K of the chosen graphs, with activation, influence and positions in each."""
+    from kb.analysis import family_core, shared_features
 
     with open_kb(ctx) as kb:
-        result = recurring_edges(kb, selection, min_graphs=min_graphs, limit=limit or None)
+        result = family_core(kb, selection) if core else shared_features(kb, selection, min_graphs)
     if as_json:
         echo_json(result.as_dict())
         return
-    click.echo(f"{result.n_found} feature edges in at least {min_graphs} of {len(result.graphs)} graphs")
+    if core:
+        click.echo(f"common core of {len(result.graphs)} graphs: {len(result.core)} features")
+        _print_shared(result.core, result.core_presence, limit)
+        for graph in result.graphs:
+            added = result.additions[result.additions["slug"] == graph.slug]
+            click.echo(f"\n{graph.slug} ({graph.language or '?'}) adds {len(added)} features, {int(added['unique'].sum())} in no other member")
+            echo_table(
+                [
+                    {"feature": feature_text(r), "members": int(r.n_members), "activation": number(r.activation), "influence": number(r.influence), "positions": ",".join(map(str, r.positions))}
+                    for r in added.head(limit).itertuples()
+                ]
+            )
+        return
+    click.echo(f"{len(result.features)} features in at least {result.min_graphs} of {len(result.graphs)} graphs")
+    _print_shared(result.features, result.presence, limit)
+
+
+def _print_shared(summary: pd.DataFrame, presence: pd.DataFrame, limit: int) -> None:
+    where = presence.groupby("fid").apply(lambda rows: "; ".join(f"{r.slug}@{','.join(map(str, r.positions))}" for r in rows.itertuples()), include_groups=False)
     echo_table(
         [
             {
-                "source": feature_text(r, "src_", with_set=False),
-                "target": feature_text(r, "tgt_", with_set=False),
+                "feature": feature_text(r),
                 "graphs": int(r.n_graphs),
-                "mean w": number(r.mean_weight),
-                "min w": number(r.min_weight),
-                "max w": number(r.max_weight),
+                "mean act": number(r.mean_activation),
+                "best infl": number(r.best_influence),
+                "where (slug@positions)": where.get(r.fid, "")[:90],
             }
-            for r in result.edges.itertuples()
+            for r in summary.head(limit).itertuples()
         ]
     )
-    _more(len(result.edges), result.n_found)
+    echo_more(limit, len(summary))
 
 
-@circuits_group.command("backfill")
-@click.pass_context
-@handles_errors
-def backfill_cmd(ctx: click.Context) -> None:
-    """Store the feature edges of graphs ingested before circuitkb kept them (run once after upgrading)."""
-    from kb.analysis.edges import backfill_feature_edges
-
-    with open_kb(ctx) as kb:
-        done = backfill_feature_edges(kb)
-    click.echo(f"stored the feature edges of {done} graphs")
+# --- used-by -----------------------------------------------------------------------------------
 
 
-def _token_options(fn: Any) -> Any:
-    fn = click.option("--position", type=int, help="The prompt position (0 is <bos>; -1 the last token).")(fn)
-    return click.option("--token", help="The prompt token, by its text (e.g. Dallas).")(fn)
-
-
-@circuits_group.command("paths")
-@click.argument("slug")
-@_token_options
-@click.option("--top", default=5, show_default=True, help="Paths to list.")
-@click.option("--max-hops", default=6, show_default=True, help="Longest path, in links.")
-@click.option("--with-embedding", is_flag=True, help="Also start at the token's embedding node.")
+@click.command("used-by")
+@click.argument("features", nargs=-1, required=True)
+@selection_options
+@transcoder_set_option
+@click.option("--any", "any_feature", is_flag=True, help="Graphs with any of the features (default: with all of them).")
+@click.option("--rank-by", type=click.Choice(["activation", "influence"]), default="activation", show_default=True)
+@click.option("--limit", default=20, show_default=True, help="Graphs to list (0: all).")
+@click.option("--neighbours", default=5, show_default=True, help="Strongest neighbours per graph and direction, and in the summary.")
 @json_option
 @click.pass_context
-@handles_errors
-def paths_cmd(ctx: click.Context, slug: str, token: str | None, position: int | None, top: int, max_hops: int, with_embedding: bool, as_json: bool) -> None:
-    """The strongest paths from the features at a prompt token to the target logit.
+def used_by_cmd(
+    ctx: click.Context,
+    features: tuple[str, ...],
+    selection: Selection,
+    transcoder_set: str | None,
+    any_feature: bool,
+    rank_by: str,
+    limit: int,
+    neighbours: int,
+    as_json: bool,
+) -> None:
+    """The graphs that contain FEATURES, ranked, with each feature's strongest neighbours.
 
-    A path's score is the product of each link's share of its target's input (|w| over the sum
-    of |w| into the target).
+    A feature is written gemma-2-2b/clt-hp/20/1234, gemma-2-2b/20-clt-hp/1234 (Neuronpedia),
+    20-clt-hp/1234 with --model, or L20/1234 with --transcoder-set. --model also chooses the
+    graphs of that model.
     """
-    from kb.analysis.paths import strongest_paths
+    from kb.analysis import used_by
 
     with open_kb(ctx) as kb:
-        result = strongest_paths(kb, slug, token=token, position=position, top=top, max_hops=max_hops, include_embedding=with_embedding)
+        usage = used_by(
+            kb,
+            list(features),
+            selection,
+            transcoder_set=transcoder_set,
+            model=selection.model,
+            require_all=not any_feature,
+            rank_by=rank_by,
+            limit=limit or None,
+            neighbours=neighbours,
+        )
+    if as_json:
+        echo_json(usage.as_dict())
+        return
+    named = ", ".join(str(k) for k in usage.features)
+    click.echo(f"{named}: in {usage.n_graphs} graphs ({'any' if any_feature else 'all'} of the features), ranked by {rank_by}")
+    echo_table(
+        [
+            {"rank": int(r.rank), "graph": r.slug, "lang": r.language or "", "score": number(r.score), "feature": feature_text(r), "activation": number(r.activation), "influence": number(r.influence), "positions": ",".join(map(str, r.positions))}
+            for r in usage.graphs.itertuples()
+        ]
+    )
+    if not usage.neighbours.empty:
+        click.echo("\nstrongest neighbours in each graph (summed link weight):")
+        echo_table(
+            [
+                {"graph": r.slug, "feature": f"L{r.layer}/{r.index}", "dir": r.direction, "#": int(r.rank), "neighbour": feature_text(r, "neighbour_") or f"{r.kind} {r.node_id}", "weight": number(r.weight), "links": int(r.n_links)}
+                for r in usage.neighbours.itertuples()
+            ]
+        )
+    if not usage.summary.empty:
+        click.echo(f"\nover all {usage.n_graphs} graphs:")
+        echo_table(
+            [
+                {"feature": f"L{r.layer}/{r.index}", "dir": r.direction, "#": int(r.rank), "neighbour": feature_text(r, "neighbour_"), "graphs": int(r.n_graphs), "mean weight": number(r.mean_weight)}
+                for r in usage.summary.itertuples()
+            ]
+        )
+
+
+# --- languages ---------------------------------------------------------------------------------
+
+
+@click.command("languages")
+@selection_options
+@click.option("--baseline-pairs", default=100, show_default=True, help="About how many unrelated graph pairs per language pair make the baseline.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the baseline draw.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the per-layer curves (long format, ready to plot) to this CSV file.")
+@json_option
+@click.pass_context
+def languages_cmd(ctx: click.Context, selection: Selection, baseline_pairs: int, seed: int, csv_path: Path | None, as_json: bool) -> None:
+    """Per layer, how much each language pair of a family shares (IoU), against unrelated prompts."""
+    from kb.analysis import language_overlap
+
+    with open_kb(ctx) as kb:
+        result = language_overlap(kb, selection, max_baseline_pairs=baseline_pairs, seed=seed)
+    if csv_path is not None:
+        result.curves.to_csv(csv_path, index=False)
+        click.echo(f"wrote {csv_path}", err=True)
     if as_json:
         echo_json(result.as_dict())
         return
-    target = result.target.clerp or result.target.node_id if result.target else "none"
-    click.echo(f"{slug}: paths from positions {', '.join(map(str, result.positions)) or 'none'} to {target}")
-    frame = result.frame()
-    if frame.empty:
-        click.echo("no path")
+    click.echo("IoU of the features present per layer (baseline: unrelated prompts of the same languages)")
+    click.echo(result.table().round(3).to_string())
+    click.echo("\nfeatures present in every language (shared) or not (specific), per layer:")
+    click.echo(result.layers.round(3).to_string(index=False))
+
+
+# --- saved sets --------------------------------------------------------------------------------
+
+
+@click.group("sets")
+def sets_group() -> None:
+    """Saved sets of graphs, to choose them again with --set NAME."""
+
+
+@sets_group.command("save")
+@click.argument("name")
+@selection_options
+@json_option
+@click.pass_context
+def sets_save(ctx: click.Context, name: str, selection: Selection, as_json: bool) -> None:
+    """Save the graphs the selection matches now under NAME."""
+    with open_kb(ctx) as kb:
+        slugs = kb.save_set(name, selection)
+    if as_json:
+        echo_json({"name": name, "slugs": slugs})
     else:
-        click.echo(frame.to_string(index=False))
-
-
-@circuits_group.command("two-hop")
-@selection_options
-@_token_options
-@click.option("--via", help="Keep intermediate features whose names contain this word (e.g. Texas).")
-@click.option("--top", default=10, show_default=True, help="Paths per graph (0: all).")
-@json_option
-@click.pass_context
-@handles_errors
-def two_hop_cmd(ctx: click.Context, selection: Selection, token: str | None, position: int | None, via: str | None, top: int, as_json: bool) -> None:
-    """Two-hop paths token -> intermediate feature -> target logit, plus the direct shortcut.
-
-    The intermediate feature sits at no position whose token names it (by its labels, clerps or
-    explanations): e.g. a "Texas" feature reached from "Dallas" in a prompt without "Texas".
-    """
-    from kb.analysis.twohop import two_hop_paths
-
-    with open_kb(ctx) as kb:
-        result = two_hop_paths(kb, selection, token=token, position=position, via=via, top=top or None)
-    if as_json:
-        echo_json(result.as_dict())
-        return
-    click.echo(f"{len(result.paths)} two-hop paths in {result.paths['slug'].nunique() if len(result.paths) else 0} of {len(result.graphs)} graphs ({result.unnamed} skipped: intermediate feature without a name)")
-    echo_table(
-        [
-            {
-                "slug": r["slug"][:40],
-                "score": number(r["score"]),
-                "from": r["n0_node_id"],
-                "via": f"{feature_text(r, 'n1_', with_set=False)} {r['mid_name'][:30]!r}",
-                "at": ",".join(t.strip() for t in r["mid_tokens"]),
-                "to": r["t_node_id"],
-                "shortcut": number(r["shortcut_weight"]),
-            }
-            for r in result.paths.to_dict("records")
-        ]
-    )
-
-
-@circuits_group.command("pattern")
-@click.option(
-    "--step",
-    "steps",
-    multiple=True,
-    required=True,
-    help="Features allowed at one step, comma-separated references, or 'any' (repeat: A, then B, ...; the answer logit comes last).",
-)
-@selection_options
-@click.option("--transcoder-set", help="Transcoder set of short references like L20/1234.")
-@click.option("--limit", default=40, show_default=True, help="Rows to list (0: all).")
-@json_option
-@click.pass_context
-@handles_errors
-def pattern_cmd(ctx: click.Context, steps: tuple[str, ...], selection: Selection, transcoder_set: str | None, limit: int, as_json: bool) -> None:
-    """Match "A -> B -> answer logit" across graphs, with A among the first step's features and B
-    among the second's.
-
-    A feature is written gemma-2-2b/clt-hp/20/1234, gemma-2-2b/20-clt-hp/1234 (Neuronpedia), or
-    L20/1234 with --transcoder-set.
-    """
-    from kb.analysis.twohop import match_pattern
-
-    parsed = [None if s.strip().lower() == "any" else [r for r in (p.strip() for p in s.split(",")) if r] for s in steps]
-    with open_kb(ctx) as kb:
-        result = match_pattern(kb, parsed, selection, transcoder_set=transcoder_set, model=selection.model)
-    if as_json:
-        echo_json(result.as_dict())
-        return
-    n = len(steps)
-    n_graphs = result.matches["slug"].nunique() if len(result.matches) else 0
-    click.echo(f"{len(result.matches)} matching paths, {len(result.summary)} sequences of features, in {n_graphs} of {len(result.graphs)} graphs")
-    shown = result.summary.head(limit or None)
-    echo_table(
-        [
-            {
-                "path": " -> ".join(feature_text(r, f"n{i}_", with_set=False) for i in range(n)) + " -> answer",
-                "graphs": int(r["n_graphs"]),
-                "mean score": number(r["mean_score"]),
-                "best score": number(r["best_score"]),
-            }
-            for r in shown.to_dict("records")
-        ]
-    )
-    _more(len(shown), len(result.summary))
+        click.echo(f"saved {len(slugs)} graphs as {name!r}; use --set {name}")
 
 
 # --- compare ----------------------------------------------------------------------------------
@@ -207,7 +204,6 @@ def pattern_cmd(ctx: click.Context, steps: tuple[str, ...], selection: Selection
 @click.option("--limit", default=25, show_default=True, help="Rows per table.")
 @json_option
 @click.pass_context
-@handles_errors
 def compare_cmd(
     ctx: click.Context,
     pair: tuple[str, ...],
@@ -282,10 +278,9 @@ def _print_comparison(result: Any, limit: int, as_json: bool) -> None:
 @click.option("--node", "node_ids", multiple=True, help="Keep this feature node (node_id) in the subgraph (repeatable).")
 @click.option("--pinned", is_flag=True, help="Keep the feature nodes pinned in the graph's saved view.")
 @click.option("--supernodes", is_flag=True, help="Keep the members of the graph's saved supernodes.")
-@click.option("--transcoder-set", help="Transcoder set of short references like L20/1234.")
+@transcoder_set_option
 @json_option
 @click.pass_context
-@handles_errors
 def scores_cmd(
     ctx: click.Context,
     slug: str,
@@ -330,7 +325,6 @@ def scores_cmd(
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the piece as graph JSON to this file.")
 @json_option
 @click.pass_context
-@handles_errors
 def subgraph_cmd(
     ctx: click.Context,
     slug: str,
@@ -365,4 +359,4 @@ def subgraph_cmd(
         echo_table([{"node_id": n["node_id"], "layer": n["layer"], "pos": n["ctx_idx"], "influence": number(n.get("influence")), "clerp": (n.get("clerp") or "")[:40]} for n in piece.doc["nodes"][:40]])
 
 
-COMMANDS: list[click.Command] = [circuits_group, compare_cmd, scores_cmd, subgraph_cmd]
+COMMANDS: list[click.Command] = [shared_cmd, used_by_cmd, languages_cmd, sets_group, compare_cmd, scores_cmd, subgraph_cmd]

@@ -6,7 +6,8 @@ import re
 
 import click
 
-from kb.cli_options import echo_json, handles_errors, json_option, open_kb, selection_options
+from kb.cli.options import json_option, open_kb, selection_options
+from kb.cli.output import echo_json, short_text
 from kb.errors import CircuitKBError
 from kb.selection import Selection
 
@@ -38,7 +39,6 @@ def parse_layers(text: str | None) -> tuple[int | None, int | None]:
 @selection_options
 @json_option
 @click.pass_context
-@handles_errors
 def search_cmd(
     ctx: click.Context,
     query: str,
@@ -81,17 +81,12 @@ def search_cmd(
         for d in hit.descriptions:
             where = f" in {', '.join(d['graphs'][:2])}" if d["graphs"] else ""
             by = f" by {d['author']}" if d["author"] else ""
-            click.echo(f"       {d['source']}{by}{where}: {_short(d['text'])}")
+            click.echo(f"       {d['source']}{by}{where}: {short_text(d['text'])}")
         for label in hit.labels[:3]:
-            click.echo(f"       label by {label['author']}: {_short(label['text'])}")
+            click.echo(f"       label by {label['author']}: {short_text(label['text'])}")
         if hit.top_active:
             tops = ", ".join(f"{g['slug']} ({g['activation']:.3g})" for g in hit.top_active)
             click.echo(f"       most active in: {tops}")
-
-
-def _short(text: str, width: int = 100) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 COMMANDS: list[click.Command] = [search_cmd]

@@ -1,0 +1,5 @@
+"""``python -m kb.cli``: the ``circuitkb`` command without its installed script."""
+
+from kb.cli import main
+
+main()
