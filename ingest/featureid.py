@@ -4,7 +4,11 @@ Three encodings exist in real files (see the brief):
 - schema 0: ``layer * 10**k + index`` where 10**k is the first power of ten above the
   transcoder width (gemma-2-2b 16k: ``layer * 100000 + index``);
 - schema 1: the Cantor pairing ``(l + i)(l + i + 1) / 2 + i``;
-- Neuronpedia's converter: node ids ``{layer}_cro_{idx}_{pos}``, where the id itself says it.
+- Neuronpedia's converter: node ids ``{layer}_cro_{idx}_{pos}`` (transcoder features) and
+  ``{layer}_lor_{idx}_{pos}`` (Lorsa attention features of the CRM engine), where the id itself says it.
+
+A graph of the CRM engine holds features of two sets: its transcoder's and its Lorsa's. The same
+(layer, index) names two different features, one in each set (:func:`lorsa_set_of`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 MAX_FEATURE_ID = 2**63 - 1
 
-_CONVERTER_ID = re.compile(r"^(\d+)_cro_(\d+)_(\d+)$")
+_CONVERTER_ID = re.compile(r"^(\d+)_(?:cro|lor)_(\d+)_(\d+)$")
 _PLAIN_ID = re.compile(r"^(\d+)_(\d+)_(\d+)$")
 
 # Transcoder releases known under two names: the repository a local circuit-tracer run names,
@@ -111,6 +115,23 @@ def transcoder_set_of(metadata: dict[str, Any]) -> str | None:
     if model:
         return canonical_transcoder_set(model)
     return None
+
+
+def lorsa_set_of(metadata: dict[str, Any], transcoder_set: str) -> str:
+    """The canonical set of a graph's Lorsa features.
+
+    ``feature_details.neuronpedia_lorsa_source_set`` (or the same key in ``info``), qualified by
+    the model like any Neuronpedia source set; without it (or when it names the transcoder set
+    itself), ``{transcoder_set}/lorsa``, so that a Lorsa feature never shares its identity with
+    the transcoder feature at the same (layer, index).
+    """
+    model = metadata.get("scan") if isinstance(metadata.get("scan"), str) else None
+    for source in (metadata.get("feature_details"), metadata.get("info")):
+        if isinstance(source, dict) and isinstance(source.get("neuronpedia_lorsa_source_set"), str):
+            name = canonical_transcoder_set(source["neuronpedia_lorsa_source_set"], model)
+            if name.strip("/") and name != transcoder_set:
+                return name
+    return f"{transcoder_set}/lorsa"
 
 
 def _common_prefix(names: list[str]) -> str:
