@@ -26,6 +26,7 @@ def qk_rows(gid: int, rows: Sequence[QKContribution], nodes: Sequence[Node], fea
             "target_idx": r.target_idx,
             "role": r.role,
             "rank": r.rank,
+            "target_node_id": nodes[r.target_idx].node_id,
             "target_feature_id": fid(nodes[r.target_idx].feature_key),
             "q_node_id": r.q_node_id,
             "q_feature_id": fid(r.q_feature),

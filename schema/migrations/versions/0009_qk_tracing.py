@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column('target_idx', sa.Integer(), nullable=False),
         sa.Column('role', sa.String(length=8), nullable=False),
         sa.Column('rank', sa.Integer(), nullable=False),
+        sa.Column('target_node_id', sa.String(length=200), nullable=False),
         sa.Column('target_feature_id', sa.Integer(), nullable=True),
         sa.Column('q_node_id', sa.String(length=200), nullable=True),
         sa.Column('q_feature_id', sa.Integer(), nullable=True),
