@@ -1,4 +1,7 @@
-"""The model's causal order, which every link of a graph respects.
+"""The model's causal order, which every link of an attribution graph respects.
+
+It tells colliding node_ids apart (a link is resolved when exactly one reading respects it), and
+it checks links: one that runs against it is kept as the file has it and reported in a warning.
 
 A node's *place* is a number: embeddings first (-1), then each layer L as two sublayers, its
 attention (2L) and its MLP (2L + 1), then the logits (infinity). Transcoder features and MLP

@@ -286,6 +286,8 @@ class _GraphBuilder:
         self.n_links_seen = 0
         self.warnings: list[str] = []
         self.n_prompt_tokens: int | None = None
+        self.n_against_order = 0
+        self.against_order: list[str] = []
         self.unknown_types: dict[str, int] = {}
         self.qk_only: dict[str, Node] = {}
         # (QK row, JSON path of its q contributor, of its k contributor), resolved once every node is read
@@ -521,8 +523,9 @@ class _GraphBuilder:
         except KeyError:
             return None
         s, t = np.array(src), np.array(tgt)
-        if not ((self.earliest[s] < self.latest[t]) & (self.ctx[s] <= self.ctx[t])).all():
-            return None
+        against = ~((self.earliest[s] < self.latest[t]) & (self.ctx[s] <= self.ctx[t]))
+        for i in np.flatnonzero(against).tolist():
+            self._note_against_order(self.n_links_seen + i, src[i], tgt[i])
         return src, tgt, weights
 
     def add_link(self, raw: Any) -> None:
@@ -553,7 +556,7 @@ class _GraphBuilder:
         else:
             s, t = srcs[0], tgts[0]
             if not self._may_feed(s, t):
-                raise self.fail(where, self._against_order(s, t))
+                self._note_against_order(i, s, t)
         if len(raw) > 3:
             self.link_extra[len(self.src)] = {k: v for k, v in raw.items() if k not in ("source", "target", "weight")}
         self.src.append(s)
@@ -569,15 +572,21 @@ class _GraphBuilder:
     def _may_feed(self, s: int, t: int) -> bool:
         return may_feed(self.spans[s], self.nodes[s].ctx_idx, self.spans[t], self.nodes[t].ctx_idx)
 
+    def _note_against_order(self, i: int, s: int, t: int) -> None:
+        """Keep a link that runs against the causal order, and say so (a few are named in the warning)."""
+        self.n_against_order += 1
+        if len(self.against_order) < 3:
+            self.against_order.append(f"links[{i}]: {self._against_order(s, t)}")
+
     def _against_order(self, s: int, t: int) -> str:
         source, target = self.nodes[s], self.nodes[t]
         if source.ctx_idx > target.ctx_idx:
             return (
-                f"the link runs backwards in the context: {source.node_id!r} at position {source.ctx_idx} "
+                f"runs backwards in the context: {source.node_id!r} at position {source.ctx_idx} "
                 f"cannot feed {target.node_id!r} at position {target.ctx_idx}"
             )
         return (
-            f"the link runs against the model's order: {source.node_id!r} ({sublayer_name(source)}) "
+            f"runs against the model's order: {source.node_id!r} ({sublayer_name(source)}) "
             f"cannot feed {target.node_id!r} ({sublayer_name(target)})"
         )
 
@@ -609,6 +618,11 @@ class _GraphBuilder:
             raise self.fail("nodes", "missing")
         qk = self._resolve_qk()
         warnings = list(self.warnings)
+        if self.n_against_order:
+            warnings.append(
+                f"{self.path}: {self.n_against_order} links run against the model's causal order "
+                f"({'; '.join(self.against_order)}); they are kept as the file has them"
+            )
         if self.unknown_types:
             named = ", ".join(f"{t!r} ({n})" for t, n in sorted(self.unknown_types.items()))
             warnings.append(
