@@ -391,3 +391,23 @@ def test_used_by_shows_what_drives_queries_and_keys(make_kb: Any, kb_env: Any, t
     result = runner.invoke(main, ["used-by", f"{LORSA_SET}/L3/9", "--json"], env=env, catch_exceptions=False)
     doc = json.loads(result.output)
     assert doc["qk"]["n_graphs"] == 2 and doc["qk"]["summary"][0]["role"] == "q"
+
+
+def test_the_app_shows_what_drives_queries_and_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from kb.config import Config
+
+    with KB.open(Config.load(home=tmp_path / "home", env={})) as kb:
+        ingest_crm(kb, tmp_path)
+    monkeypatch.setenv("CIRCUITKB_HOME", str(tmp_path / "home"))
+    for name in ("CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI"):
+        monkeypatch.delenv(name, raising=False)
+    app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "main.py"), default_timeout=120)
+    app.run()
+    app.sidebar.radio(key="page").set_value("Where a feature is used").run()
+    app.text_input(key="usedby-ref").set_value(f"{LORSA_SET}/L3/9").run()
+    assert not app.exception, app.exception
+    assert [s.value for s in app.subheader][-1] == "What drives its queries and keys (QK tracing)"
+    summary = app.dataframe[2].value
+    assert list(summary["role"]) == ["q", "k", "k", "k", "pair"] and set(summary["n_graphs"]) == {2}
