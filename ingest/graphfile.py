@@ -451,9 +451,9 @@ class _GraphBuilder:
         absent = [k for k in PROMOTED_NODE_FIELDS if k not in raw]
         if absent:
             extra["__absent__"] = absent
-        if layer_is_int and kind != EMBEDDING:
+        if layer_is_int:
             extra[INT_LAYER] = True
-        node = Node(
+        return Node(
             idx=idx,
             node_id=node_id,
             js_node_id=js_id,
@@ -471,7 +471,6 @@ class _GraphBuilder:
             is_target_logit=target,
             extra=extra,
         )
-        return node
 
     def nodes_done(self) -> None:
         if not self.nodes:
