@@ -411,3 +411,19 @@ def test_the_app_shows_what_drives_queries_and_keys(tmp_path: Path, monkeypatch:
     assert [s.value for s in app.subheader][-1] == "What drives its queries and keys (QK tracing)"
     summary = app.dataframe[2].value
     assert list(summary["role"]) == ["q", "k", "k", "k", "pair"] and set(summary["n_graphs"]) == {2}
+
+
+def test_a_piece_of_a_crm_graph_resolves_its_qk_tracing(kb: KB, tmp_path: Path) -> None:
+    from kb.analysis.pieces import neighbourhood_piece
+
+    first, _ = ingest_crm(kb, tmp_path)
+    piece = neighbourhood_piece(kb, "crm-texas", LORSA_TOP, hops=1)
+    doc = piece.doc
+    assert LORSA_TOP in {n["node_id"] for n in doc["nodes"]} and TC_SAME not in {n["node_id"] for n in doc["nodes"]}
+    # every contributor outside the piece is described: the file's pruned ones and the graph's own nodes
+    assert set(doc["qk_only_nodes"]) == {BIAS_Q, TC_PRUNED, TC_SAME, LORSA_LOW}
+    assert doc["qk_only_nodes"][TC_PRUNED] == first["qk_only_nodes"][TC_PRUNED]
+    assert doc["qk_only_nodes"][TC_SAME]["feature_type"] == "cross layer transcoder"
+    valid_against_schema(doc)
+    again = read_graph(write(tmp_path / "piece.json", doc))
+    assert {c.k_feature for c in again.qk if c.role == "k"} == {TC_1_7, FeatureKey(TRANSCODER_SET, 0, 33), LORSA_1_7}

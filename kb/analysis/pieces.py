@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 from kb.analysis.circuits import _one_graph
+from kb.analysis.qk import qk_only_nodes_of_piece
 from kb.errors import CircuitKBError, NotFoundError
 from kb.export import node_json
 from kb.stores.circuit_queries import BOTH, IN, OUT, LinkSet
@@ -135,4 +136,7 @@ def _piece(kb: "KB", slug: str, gid: int, chosen: Sequence[int], links: LinkSet,
         "nodes": [node_json(r) for r in rows],
         "links": [{"source": node_ids[s], "target": node_ids[t], "weight": w} for s, t, w in zip(links.src.tolist(), links.tgt.tolist(), links.weight.tolist())],
     }
+    qk_only = qk_only_nodes_of_piece(kb, gid, doc["nodes"], registry_row.extra)  # QK contributors left out of the piece
+    if qk_only:
+        doc["qk_only_nodes"] = qk_only
     return Piece(slug, list(chosen), links, doc)

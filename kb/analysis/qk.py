@@ -20,6 +20,7 @@ from sqlalchemy import select
 from ingest.records import FeatureKey
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graph_ids, feature_dict, feature_keys, resolve_features
 from kb.errors import CircuitKBError
+from kb.export import node_json
 from kb.selection import Selection
 from kb.stores.embedded_feature_queries import among
 from schema.sql import READY, graph_qk, graphs
@@ -143,6 +144,29 @@ def _frame(rows: Sequence[tuple[Any, ...]], columns: Sequence[str]) -> pd.DataFr
         elif name in ("weight", "mean_weight"):
             frame[name] = frame[name].astype(float)
     return frame
+
+
+def qk_only_nodes_of_piece(kb: "KB", gid: int, nodes: Sequence[dict[str, Any]], graph_extra: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``qk_only_nodes`` a piece of graph ``gid`` needs: a descriptor of every QK contributor
+    its nodes name that is not among them (from the file's ``qk_only_nodes``, else the graph's
+    node), so that the piece resolves its QK tracing as the whole graph does."""
+    present = {n["node_id"] for n in nodes}
+    wanted: list[str] = []
+    for node in nodes:
+        for rows in (node.get("qk_tracing_results") or {}).values():
+            wanted += [i for row in rows for i in row[:-1] if i not in present]
+    known = dict((graph_extra or {}).get("qk_only_nodes") or {})
+    out: dict[str, Any] = {}
+    for node_id in dict.fromkeys(wanted):
+        if node_id in known:
+            out[node_id] = known[node_id]
+            continue
+        found = kb.store.find_nodes(gid, node_id)
+        if found:
+            descriptor = node_json(kb.store.node_rows(gid, found[:1])[0])
+            descriptor.pop("qk_tracing_results", None)
+            out[node_id] = descriptor
+    return out
 
 
 def _key_columns(key: FeatureKey | None) -> tuple[Any, Any, Any]:
