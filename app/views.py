@@ -101,6 +101,7 @@ def shared_page(kb: KB) -> None:
 
 
 def used_by_page(kb: KB) -> None:
+    from kb.analysis.qk import qk_drivers
     from kb.analysis.usage import used_by
 
     st.header("Where a feature is used")
@@ -111,6 +112,7 @@ def used_by_page(kb: KB) -> None:
         return
     try:
         usage = used_by(kb, [ref], model=model or None, rank_by=rank_by)
+        qk = qk_drivers(kb, usage.features)
     except CircuitKBError as exc:
         _show_error(exc)
         return
@@ -118,6 +120,11 @@ def used_by_page(kb: KB) -> None:
     st.dataframe(usage.graphs, width="stretch", hide_index=True)
     st.subheader("Usual neighbours over all graphs")
     st.dataframe(usage.summary, width="stretch", hide_index=True)
+    if qk.n_graphs:
+        st.subheader("What drives its queries and keys (QK tracing)")
+        st.caption(f"in {qk.n_graphs} graphs; pruned: the contributor is only in the file's qk_only_nodes")
+        st.dataframe(qk.summary, width="stretch", hide_index=True)
+        st.dataframe(qk.rows, width="stretch", hide_index=True)
 
 
 def languages_page(kb: KB) -> None:

@@ -3,8 +3,9 @@
 Real graph files encode a feature node's (layer, index) in one of four ways; :func:`decode_feature`
 tries them in this order:
 
-- Neuronpedia's converter writes node ids ``{layer}_cro_{index}_{position}``: the id says it,
-  whatever the ``feature`` field holds;
+- Neuronpedia's converter writes node ids ``{layer}_cro_{index}_{position}`` (transcoder
+  features) and ``{layer}_lor_{index}_{position}`` (Lorsa attention features of the CRM engine):
+  the id says it, whatever the ``feature`` field holds;
 - a file whose ``feature`` is null but whose node id is ``{layer}_{index}_{position}`` is read
   from the id;
 - schema 1 (``metadata.schema_version`` >= 1): ``feature`` is the Cantor pairing
@@ -14,7 +15,9 @@ tries them in this order:
   are the node's layer and the rest the index; on layer 0 the ``feature`` is the index itself.
 
 A transcoder set is stored under one canonical name (:func:`canonical_transcoder_set`), derived
-from a graph's metadata by :func:`transcoder_set_of`.
+from a graph's metadata by :func:`transcoder_set_of`. A graph of the CRM engine holds features of
+two sets: its transcoder's and its Lorsa's. The same (layer, index) names two different features,
+one in each set (:func:`lorsa_set_of`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 
 MAX_FEATURE_ID = 2**63 - 1
 
-_CONVERTER_ID = re.compile(r"^(\d+)_cro_(\d+)_(\d+)$")
+_CONVERTER_ID = re.compile(r"^(\d+)_(?:cro|lor)_(\d+)_(\d+)$")
 _PLAIN_ID = re.compile(r"^(\d+)_(\d+)_(\d+)$")
 
 # Transcoder releases known under two names: the repository a local circuit-tracer run names,
@@ -121,6 +124,23 @@ def transcoder_set_of(metadata: dict[str, Any]) -> str | None:
     if model:
         return canonical_transcoder_set(model)
     return None
+
+
+def lorsa_set_of(metadata: dict[str, Any], transcoder_set: str) -> str:
+    """The canonical set of a graph's Lorsa features.
+
+    ``feature_details.neuronpedia_lorsa_source_set`` (or the same key in ``info``), qualified by
+    the model like any Neuronpedia source set; without it (or when it names the transcoder set
+    itself), ``{transcoder_set}/lorsa``, so that a Lorsa feature never shares its identity with
+    the transcoder feature at the same (layer, index).
+    """
+    model = metadata.get("scan") if isinstance(metadata.get("scan"), str) else None
+    for source in (metadata.get("feature_details"), metadata.get("info")):
+        if isinstance(source, dict) and isinstance(source.get("neuronpedia_lorsa_source_set"), str):
+            name = canonical_transcoder_set(source["neuronpedia_lorsa_source_set"], model)
+            if name.strip("/") and name != transcoder_set:
+                return name
+    return f"{transcoder_set}/lorsa"
 
 
 def _common_prefix(names: list[str]) -> str:

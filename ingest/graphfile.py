@@ -13,21 +13,28 @@ import json
 import logging
 import os
 from array import array
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
 import numpy as np
 
-from ingest.featureid import MAX_FEATURE_ID, decode_feature, transcoder_set_of
+from ingest.causal import causal_span, may_feed, sublayer_name
+from ingest.featureid import MAX_FEATURE_ID, decode_feature, lorsa_set_of, transcoder_set_of
 from ingest.records import (
     EMBEDDING_KIND,
     FEATURE_KIND,
     FEATURE_TYPES,
+    INT_LAYER,
+    LORSA,
+    OTHER_KIND,
     PROMOTED_NODE_FIELDS,
+    QK_LISTS,
     FeatureKey,
     GraphHeader,
     Node,
     ParsedGraph,
+    QKContribution,
 )
 from kb.errors import GraphFormatError
 
@@ -278,6 +285,15 @@ class _GraphBuilder:
         self.ambiguous: list[dict[str, Any]] = []
         self.n_links_seen = 0
         self.warnings: list[str] = []
+        self.n_prompt_tokens: int | None = None
+        self.n_against_order = 0
+        self.against_order: list[str] = []
+        self.unknown_types: dict[str, int] = {}
+        self.qk_only: dict[str, Node] = {}
+        # (QK row, JSON path of its q contributor, of its k contributor), resolved once every node is read
+        self.pending_qk: list[tuple[QKContribution, str | None, str | None]] = []
+        self.spans: list[tuple[float, float]] = []
+        self.earliest = self.latest = self.ctx = np.zeros(0)
 
     def fail(self, where: str, reason: str) -> GraphFormatError:
         return GraphFormatError(self.path, where, reason)
@@ -324,27 +340,62 @@ class _GraphBuilder:
             metadata=metadata,
             qparams=qparams,
             extra=dict(extra),
+            lorsa_set=lorsa_set_of(metadata, tset),
         )
+        if "prompt_tokens" in metadata:
+            self.n_prompt_tokens = len(tokens)
+        if "qk_only_nodes" in extra:
+            self._read_qk_only_nodes(extra["qk_only_nodes"])
+
+    def _read_qk_only_nodes(self, entries: Any) -> None:
+        """The top-level ``qk_only_nodes``: {node_id: node} of QK contributors pruned out of ``nodes``."""
+        if not isinstance(entries, dict):
+            raise self.fail("qk_only_nodes", f"expected an object keyed by node_id, got {_type_name(entries)}")
+        for key, raw in entries.items():
+            where = f"qk_only_nodes[{json.dumps(key, ensure_ascii=False)}]"
+            node = self.parse_node(raw, where, -1)
+            if node.node_id != key:
+                raise self.fail(f"{where}.node_id", f"is {node.node_id!r}, but the entry is keyed {key!r}")
+            self.qk_only[key] = node
 
     # nodes
 
     def add_node(self, raw: Any) -> None:
-        assert self.header is not None
         idx = len(self.nodes)
         where = f"nodes[{idx}]"
+        node = self.parse_node(raw, where, idx)
+        pair = (node.node_id, node.js_node_id)
+        if pair in self.seen_pairs:
+            raise self.fail(
+                where,
+                f"the same node twice: node_id {node.node_id!r} and jsNodeId {node.js_node_id!r} already at nodes[{self.seen_pairs[pair]}]",
+            )
+        self.seen_pairs[pair] = idx
+        qk = node.extra.get("qk_tracing_results")
+        if qk is not None:
+            self.pending_qk.extend(_qk_rows(self, idx, qk, f"{where}.qk_tracing_results"))
+        self.nodes.append(node)
+        self.by_node_id.setdefault(node.node_id, []).append(idx)
+
+    def parse_node(self, raw: Any, where: str, idx: int) -> Node:
+        """One node object of ``nodes`` (or of ``qk_only_nodes``, with ``idx`` -1), validated."""
+        assert self.header is not None
         if not isinstance(raw, dict):
             raise self.fail(where, f"expected an object, got {_type_name(raw)}")
         node_id = raw.get("node_id")
         if not isinstance(node_id, str) or not node_id:
             raise self.fail(f"{where}.node_id", "missing or not a string")
         ftype = raw.get("feature_type")
-        if ftype not in FEATURE_TYPES:
-            raise self.fail(
-                f"{where}.feature_type", f"unknown feature type {ftype!r} (known: {', '.join(sorted(FEATURE_TYPES))})"
-            )
-        kind = FEATURE_TYPES[ftype]
+        if not isinstance(ftype, str) or not ftype:
+            raise self.fail(f"{where}.feature_type", f"expected a feature type like 'cross layer transcoder', got {_type_name(ftype)}")
+        kind = FEATURE_TYPES.get(ftype)
+        if kind is None:
+            # a type newer than this code: kept (and exported) as it is, never taken for a feature
+            kind = OTHER_KIND
+            self.unknown_types[ftype] = self.unknown_types.get(ftype, 0) + 1
         layer = raw.get("layer")
-        if _is_int(layer):
+        layer_is_int = _is_int(layer)
+        if layer_is_int:
             layer = str(int(layer))
         if not isinstance(layer, str) or not layer:
             raise self.fail(f"{where}.layer", f"expected a string like \"12\" or \"E\", got {_type_name(layer)}")
@@ -352,22 +403,23 @@ class _GraphBuilder:
             layer_num = -1
         elif layer.isdigit():
             layer_num = int(layer)
+        elif kind == OTHER_KIND:
+            layer_num = -1
         else:
             raise self.fail(f"{where}.layer", f"expected a layer number, got {layer!r}")
         ctx = raw.get("ctx_idx")
         if not _is_int(ctx) or int(ctx) < 0:
             raise self.fail(f"{where}.ctx_idx", f"expected a non-negative integer, got {_type_name(ctx)} {ctx!r}")
         ctx = int(ctx)
+        n_tokens = self.n_prompt_tokens
+        if n_tokens is not None and ctx >= n_tokens:
+            raise self.fail(
+                f"{where}.ctx_idx",
+                f"position {ctx} lies past the prompt, which has {n_tokens} tokens (metadata.prompt_tokens: positions 0 to {n_tokens - 1})",
+            )
         js_id = raw.get("jsNodeId")
         if js_id is not None and not isinstance(js_id, str):
             raise self.fail(f"{where}.jsNodeId", f"expected a string, got {_type_name(js_id)}")
-        pair = (node_id, js_id)
-        if pair in self.seen_pairs:
-            raise self.fail(
-                where,
-                f"the same node twice: node_id {node_id!r} and jsNodeId {js_id!r} already at nodes[{self.seen_pairs[pair]}]",
-            )
-        self.seen_pairs[pair] = idx
         feature = raw.get("feature")
         if feature is not None:
             if not _is_int(feature):
@@ -381,7 +433,8 @@ class _GraphBuilder:
                 f_layer, f_index = decode_feature(feature, node_id, layer_num, self.header.schema_version)
             except ValueError as exc:
                 raise self.fail(f"{where}.feature", str(exc)) from None
-            key = FeatureKey(self.header.transcoder_set, f_layer, f_index)
+            feature_set = self.header.lorsa_set if ftype == LORSA else self.header.transcoder_set
+            key = FeatureKey(feature_set or self.header.transcoder_set, f_layer, f_index)
         floats = {}
         for name in ("influence", "activation", "token_prob"):
             value = raw.get(name)
@@ -398,27 +451,26 @@ class _GraphBuilder:
         absent = [k for k in PROMOTED_NODE_FIELDS if k not in raw]
         if absent:
             extra["__absent__"] = absent
-        self.nodes.append(
-            Node(
-                idx=idx,
-                node_id=node_id,
-                js_node_id=js_id,
-                kind=kind,
-                feature_type=ftype,
-                layer=layer,
-                layer_num=layer_num,
-                ctx_idx=ctx,
-                feature=feature,
-                feature_key=key,
-                clerp=clerp,
-                influence=floats["influence"],
-                activation=floats["activation"],
-                token_prob=floats["token_prob"],
-                is_target_logit=target,
-                extra=extra,
-            )
+        if layer_is_int:
+            extra[INT_LAYER] = True
+        return Node(
+            idx=idx,
+            node_id=node_id,
+            js_node_id=js_id,
+            kind=kind,
+            feature_type=ftype,
+            layer=layer,
+            layer_num=layer_num,
+            ctx_idx=ctx,
+            feature=feature,
+            feature_key=key,
+            clerp=clerp,
+            influence=floats["influence"],
+            activation=floats["activation"],
+            token_prob=floats["token_prob"],
+            is_target_logit=target,
+            extra=extra,
         )
-        self.by_node_id.setdefault(node_id, []).append(idx)
 
     def nodes_done(self) -> None:
         if not self.nodes:
@@ -426,6 +478,11 @@ class _GraphBuilder:
         self.ready_for_links = True
         self.has_shared_ids = any(len(v) > 1 for v in self.by_node_id.values())
         self.unique_index = {k: v[0] for k, v in self.by_node_id.items()}
+        self.spans = [causal_span(n, n.layer.isdigit()) for n in self.nodes]
+        # the same rule as ingest.causal.may_feed, vectorised for whole chunks of links
+        self.earliest = np.array([s[0] for s in self.spans])
+        self.latest = np.array([s[1] for s in self.spans])
+        self.ctx = np.array([n.ctx_idx for n in self.nodes], dtype=np.int64)
 
     # links
 
@@ -461,9 +518,14 @@ class _GraphBuilder:
             return None
         index = self.unique_index
         try:
-            return [index[x] for x in sources], [index[x] for x in targets], weights
+            src, tgt = [index[x] for x in sources], [index[x] for x in targets]
         except KeyError:
             return None
+        s, t = np.array(src), np.array(tgt)
+        against = ~((self.earliest[s] < self.latest[t]) & (self.ctx[s] <= self.ctx[t]))
+        for i in np.flatnonzero(against).tolist():
+            self._note_against_order(self.n_links_seen + i, src[i], tgt[i])
+        return src, tgt, weights
 
     def add_link(self, raw: Any) -> None:
         i = self.n_links_seen
@@ -492,6 +554,8 @@ class _GraphBuilder:
             s, t = resolved
         else:
             s, t = srcs[0], tgts[0]
+            if not self._may_feed(s, t):
+                self._note_against_order(i, s, t)
         if len(raw) > 3:
             self.link_extra[len(self.src)] = {k: v for k, v in raw.items() if k not in ("source", "target", "weight")}
         self.src.append(s)
@@ -499,25 +563,71 @@ class _GraphBuilder:
         self.weight.append(float(weight))
 
     def _disambiguate(self, srcs: list[int], tgts: list[int]) -> tuple[int, int] | None:
-        """Keep only (source, target) pairs that respect the model's causal order.
-
-        A link runs from an earlier layer to a later one, and never backwards in the
-        context; when exactly one candidate pair does, the link is resolved without doubt.
-        """
-        nodes = self.nodes
-        options = [
-            (s, t)
-            for s in srcs
-            for t in tgts
-            if nodes[s].layer_num < nodes[t].layer_num and nodes[s].ctx_idx <= nodes[t].ctx_idx
-        ]
+        """Keep only (source, target) pairs that respect the model's causal order
+        (:mod:`ingest.causal`); when exactly one pair does, the link is resolved without doubt."""
+        options = [(s, t) for s in srcs for t in tgts if self._may_feed(s, t)]
         return options[0] if len(options) == 1 else None
+
+    def _may_feed(self, s: int, t: int) -> bool:
+        return may_feed(self.spans[s], self.nodes[s].ctx_idx, self.spans[t], self.nodes[t].ctx_idx)
+
+    def _note_against_order(self, i: int, s: int, t: int) -> None:
+        """Keep a link that runs against the causal order, and say so (a few are named in the warning)."""
+        self.n_against_order += 1
+        if len(self.against_order) < 3:
+            self.against_order.append(f"links[{i}]: {self._against_order(s, t)}")
+
+    def _against_order(self, s: int, t: int) -> str:
+        source, target = self.nodes[s], self.nodes[t]
+        if source.ctx_idx > target.ctx_idx:
+            return (
+                f"runs backwards in the context: {source.node_id!r} at position {source.ctx_idx} "
+                f"cannot feed {target.node_id!r} at position {target.ctx_idx}"
+            )
+        return (
+            f"runs against the model's order: {source.node_id!r} ({sublayer_name(source)}) "
+            f"cannot feed {target.node_id!r} ({sublayer_name(target)})"
+        )
+
+    # QK tracing
+
+    def _contributor(self, node_id: str | None, where: str | None) -> FeatureKey | None:
+        """The feature a QK contributor is, if any; it must be a node of ``nodes`` or ``qk_only_nodes``."""
+        if node_id is None:
+            return None
+        found = [self.nodes[i] for i in self.by_node_id.get(node_id, ())]
+        if not found and node_id in self.qk_only:
+            found = [self.qk_only[node_id]]
+        if not found:
+            raise self.fail(where or "", f"no node {node_id!r} in nodes or qk_only_nodes")
+        keys = {n.feature_key for n in found if n.feature_key is not None}
+        return keys.pop() if len(keys) == 1 else None
+
+    def _resolve_qk(self) -> list[QKContribution]:
+        out = []
+        for row, q_where, k_where in self.pending_qk:
+            q_feature = self._contributor(row.q_node_id, q_where)
+            k_feature = self._contributor(row.k_node_id, k_where)
+            out.append(replace(row, q_feature=q_feature, k_feature=k_feature))
+        return out
 
     def finish(self) -> ParsedGraph:
         assert self.header is not None
         if not self.ready_for_links:
             raise self.fail("nodes", "missing")
+        qk = self._resolve_qk()
         warnings = list(self.warnings)
+        if self.n_against_order:
+            warnings.append(
+                f"{self.path}: {self.n_against_order} links run against the model's causal order "
+                f"({'; '.join(self.against_order)}); they are kept as the file has them"
+            )
+        if self.unknown_types:
+            named = ", ".join(f"{t!r} ({n})" for t, n in sorted(self.unknown_types.items()))
+            warnings.append(
+                f"{self.path}: nodes of feature types this version does not know: {named}; they are kept "
+                f"and exported as they are, but are not features (known: {', '.join(sorted(FEATURE_TYPES))})"
+            )
         dupes = {k: v for k, v in self.by_node_id.items() if len(v) > 1}
         if dupes:
             sample = ", ".join(sorted(dupes)[:5])
@@ -544,4 +654,31 @@ class _GraphBuilder:
             link_extra=self.link_extra,
             ambiguous_links=self.ambiguous,
             warnings=warnings,
+            qk=qk,
+            qk_only_nodes=list(self.qk_only.values()),
         )
+
+
+def _qk_rows(builder: _GraphBuilder, idx: int, results: Any, where: str) -> Iterator[tuple[QKContribution, str | None, str | None]]:
+    """The rows of one node's ``qk_tracing_results``, checked for shape (contributors are resolved later)."""
+    if not isinstance(results, dict):
+        raise builder.fail(where, f"expected an object with {', '.join(QK_LISTS)}, got {_type_name(results)}")
+    for name, role in QK_LISTS.items():
+        rows = results.get(name, [])
+        if not isinstance(rows, list):
+            raise builder.fail(f"{where}.{name}", f"expected an array, got {_type_name(rows)}")
+        width = 3 if role == "pair" else 2
+        for rank, item in enumerate(rows):
+            here = f"{where}.{name}[{rank}]"
+            shape = "[q node_id, k node_id, attribution]" if role == "pair" else "[node_id, attribution]"
+            if (
+                not isinstance(item, list)
+                or len(item) != width
+                or not all(isinstance(v, str) for v in item[:-1])
+                or not _is_number(item[-1])
+            ):
+                raise builder.fail(here, f"expected {shape}, got {json.dumps(item, ensure_ascii=False)[:80]}")
+            q_id = item[0] if role in ("pair", "q") else None
+            k_id = item[1] if role == "pair" else item[0] if role == "k" else None
+            row = QKContribution(idx, role, rank, q_id, k_id, float(item[-1]))
+            yield row, f"{here}[0]" if q_id is not None else None, f"{here}[{1 if role == 'pair' else 0}]" if k_id is not None else None

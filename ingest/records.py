@@ -19,14 +19,36 @@ FEATURE_KIND = "feature"
 ERROR_KIND = "error"
 EMBEDDING_KIND = "embedding"
 LOGIT_KIND = "logit"
+BIAS_KIND = "bias"
+OTHER_KIND = "other"
+"""Nodes that are none of the above: the converter's ``unknown`` sources, the viewer's own
+kinds, and feature types newer than this code. They are kept and exported, never features."""
 
 # the file's feature_type -> the node's kind
 FEATURE_TYPES = {
     "cross layer transcoder": FEATURE_KIND,
     "transcoder": FEATURE_KIND,
+    "lorsa": FEATURE_KIND,
     "mlp reconstruction error": ERROR_KIND,
+    "lorsa error": ERROR_KIND,
     "embedding": EMBEDDING_KIND,
     "logit": LOGIT_KIND,
+    "bias": BIAS_KIND,
+    "unknown": OTHER_KIND,
+    "unexplored node": OTHER_KIND,
+    "supernode": OTHER_KIND,
+}
+
+# feature types whose nodes sit in the attention sublayer of their layer (the CRM engine's Lorsa);
+# every other feature and error sits in the MLP sublayer, which reads the attention's output
+ATTENTION_TYPES = frozenset({"lorsa", "lorsa error"})
+LORSA = "lorsa"
+
+# the three lists of a Lorsa node's qk_tracing_results, and the role each gives its rows
+QK_LISTS = {
+    "pair_wise_contributors": "pair",
+    "top_q_marginal_contributors": "q",
+    "top_k_marginal_contributors": "k",
 }
 
 # fields of a node that get their own column; everything else is kept in Node.extra
@@ -45,6 +67,10 @@ PROMOTED_NODE_FIELDS = (
 )
 
 
+# marker in Node.extra: the file wrote the node's layer as a number (the CRM engine does), not a string
+INT_LAYER = "__int_layer__"
+
+
 @dataclass(frozen=True, order=True)
 class FeatureKey:
     """A feature's identity across graphs."""
@@ -57,6 +83,26 @@ class FeatureKey:
         return f"{self.transcoder_set}/L{self.layer}/{self.index}"
 
 
+@dataclass(frozen=True)
+class QKContribution:
+    """One row of a Lorsa node's QK tracing: what drives the query and/or key of node ``target_idx``.
+
+    ``role`` is ``pair`` (a query contributor and a key contributor together), ``q`` or ``k``
+    (marginal); ``rank`` is the row's place in its list. A contributor is named by node_id, which
+    the file resolves in ``nodes`` or in the top-level ``qk_only_nodes``; ``*_feature`` is its
+    feature when it is one.
+    """
+
+    target_idx: int
+    role: str
+    rank: int
+    q_node_id: str | None
+    k_node_id: str | None
+    weight: float
+    q_feature: FeatureKey | None = None
+    k_feature: FeatureKey | None = None
+
+
 @dataclass
 class Node:
     idx: int
@@ -66,7 +112,8 @@ class Node:
     feature_type: str
     layer: str
     layer_num: int
-    """Order in the model: -1 for embeddings, the layer for features and errors, n_layers+1 for logits."""
+    """The layer number: -1 for embeddings, the layer for features, errors and biases, the logit
+    layer for logits (-1 for a node of another kind whose layer is not a number)."""
     ctx_idx: int
     feature: int | None
     feature_key: FeatureKey | None
@@ -76,7 +123,8 @@ class Node:
     token_prob: float | None
     is_target_logit: bool | None
     extra: dict[str, Any] = field(default_factory=dict)
-    """Every other field of the node, plus ``__absent__``: promoted fields the file left out."""
+    """Every other field of the node, plus ``__absent__``: promoted fields the file left out, and
+    ``__int_layer__`` when the layer was written as a number."""
 
 
 @dataclass
@@ -93,7 +141,9 @@ class GraphHeader:
     metadata: dict[str, Any]
     qparams: dict[str, Any]
     extra: dict[str, Any]
-    """Unknown top-level fields, kept as they were."""
+    """Unknown top-level fields (and ``qk_only_nodes``), kept as they were."""
+    lorsa_set: str | None = None
+    """The canonical transcoder set of the graph's Lorsa (attention) features."""
 
 
 @dataclass
@@ -119,6 +169,9 @@ class ParsedGraph:
     link_extra: dict[int, dict[str, Any]]
     ambiguous_links: list[dict[str, Any]]
     warnings: list[str]
+    qk: list[QKContribution] = field(default_factory=list)
+    qk_only_nodes: list[Node] = field(default_factory=list)
+    """The file's ``qk_only_nodes``, parsed (``idx`` -1): QK contributors pruned out of ``nodes``."""
 
     @property
     def n_links(self) -> int:
@@ -126,3 +179,8 @@ class ParsedGraph:
 
     def features(self) -> set[FeatureKey]:
         return {n.feature_key for n in self.nodes if n.feature_key is not None}
+
+    def qk_features(self) -> set[FeatureKey]:
+        """Features named by QK tracing, whether or not they have a node in ``nodes``."""
+        out = {c.q_feature for c in self.qk if c.q_feature is not None}
+        return out | {c.k_feature for c in self.qk if c.k_feature is not None}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ingest.records import INT_LAYER
 from kb.stores.base import StoredGraph
 
 _NODE_FIELD_OF_COLUMN = {
@@ -29,6 +30,7 @@ def node_json(row: dict[str, Any]) -> dict[str, Any]:
         extra = json.loads(extra)
     extra = dict(extra or {})
     absent = set(extra.pop("__absent__", ()))
+    int_layer = extra.pop(INT_LAYER, False)
     out: dict[str, Any] = {}
     for column, name in _NODE_FIELD_OF_COLUMN.items():
         if name in absent:
@@ -36,6 +38,8 @@ def node_json(row: dict[str, Any]) -> dict[str, Any]:
         value = row[column]
         if column == "is_target_logit" and value is not None:
             value = bool(value)
+        elif column == "layer" and int_layer:
+            value = int(value)
         out[name] = value
     out.update(extra)
     return out

@@ -25,6 +25,7 @@ from ingest.records import ParsedGraph
 from kb import registry
 from kb.core import Core
 from kb.errors import CircuitKBError
+from kb.qk_store import qk_rows, write_qk
 from schema.sql import LOADING, READY, REPLACED, graphs
 
 log = logging.getLogger(__name__)
@@ -183,9 +184,14 @@ def _write(
     language = (tagging.language if tagging and tagging.language else None) or detect_language(graph.header.prompt)
     keys = graph.features()
     with core.engine.begin() as conn:
-        feature_ids = registry.ensure_features(conn, keys, core.feature_id_cache)
+        # QK tracing may name features that were pruned out of the graph's nodes: known, not used
+        all_ids = registry.ensure_features(conn, keys | graph.qk_features(), core.feature_id_cache)
+    feature_ids = {k: all_ids[k] for k in keys}
+    qk = qk_rows(gid, graph.qk, graph.nodes, all_ids)
     clerps = [
-        (feature_ids[n.feature_key], n.clerp) for n in graph.nodes if n.feature_key is not None and n.clerp
+        (feature_ids[n.feature_key], n.clerp)
+        for n in graph.nodes
+        if n.feature_key is not None and n.clerp and n.clerp != f"F{n.feature}"  # the CRM converter's placeholder
     ]
     link_extra: dict[str, Any] = {}
     if graph.link_extra:
@@ -205,6 +211,7 @@ def _write(
 
     def finalize(conn: Connection) -> None:
         registry.finish(conn, gid, graph.header.slug, previous_id, done)
+        write_qk(conn, gid, qk)
 
     core.store.write_graph(gid, graph, feature_ids, finalize, progress.on_links if progress else None)
 

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from ingest.records import FeatureKey, GraphHeader
-from schema.sql import LOADING, READY, REPLACED, descriptions, features, graph_link_extra, graph_tags, graphs, kb_meta
+from schema.sql import LOADING, READY, REPLACED, descriptions, features, graph_link_extra, graph_qk, graph_tags, graphs, kb_meta
 
 # a writer on another host is presumed dead when it has not been heard of for this long
 LEASE = timedelta(minutes=30)
@@ -260,6 +260,7 @@ def stale_versions(conn: Connection) -> list[tuple[int, str]]:
 
 
 def forget(conn: Connection, gid: int) -> None:
+    conn.execute(delete(graph_qk).where(graph_qk.c.graph_id == gid))
     conn.execute(delete(graph_tags).where(graph_tags.c.graph_id == gid))
     conn.execute(delete(graph_link_extra).where(graph_link_extra.c.graph_id == gid))
     conn.execute(delete(descriptions).where(descriptions.c.graph_id == gid))

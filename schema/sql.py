@@ -189,6 +189,29 @@ graph_link_extra = Table(
     Column("extra", JSON, nullable=False),  # {"fields": {link idx: {...}}, "ambiguous": [raw links]}
 )
 
+# Each graph's QK tracing (CRM engine): for a Lorsa node (target_idx, a graph_nodes idx; its node_id
+# and its feature target_feature_id), the features and nodes that drive its query and key. role 'pair' names a
+# query and a key contributor together, 'q' and 'k' one of them; rank is the row's place in the
+# file's list. A contributor is named by node_id (in the graph's nodes or in its qk_only_nodes) and
+# by features.id when it is a feature. Kept in SQL for every graph store, written with the registry
+# row that publishes the graph. The file's qk_tracing_results stay in the node's extra for export.
+graph_qk = Table(
+    "graph_qk",
+    metadata,
+    Column("graph_id", Integer, ForeignKey("graphs.id", ondelete="CASCADE"), primary_key=True),
+    Column("target_idx", Integer, primary_key=True),
+    Column("role", String(8), primary_key=True),
+    Column("rank", Integer, primary_key=True),
+    Column("target_node_id", String(200), nullable=False),
+    Column("target_feature_id", Integer),
+    Column("q_node_id", String(200)),
+    Column("q_feature_id", Integer),
+    Column("k_node_id", String(200)),
+    Column("k_feature_id", Integer),
+    Column("weight", Float, nullable=False),
+    Index("ix_graph_qk_target_feature_id_graph_id", "target_feature_id", "graph_id"),
+)
+
 # --- saved sets of graphs ------------------------------------------------------------------------
 
 graph_sets = Table(

@@ -98,13 +98,13 @@ def test_gzip_is_read_whatever_its_name(tmp_path: Path) -> None:
 
 def test_unknown_fields_are_kept(tmp_path: Path) -> None:
     doc = small_graph()
-    doc["qk_only_nodes"] = ["x"]
-    doc["nodes"][3]["qk_tracing_results"] = {"pairs": [1, 2]}
+    doc["viewer_state"] = ["x"]
+    doc["nodes"][3]["steering"] = {"pairs": [1, 2]}
     doc["links"][0]["note"] = "hand-checked"
     for stream in (False, True):
         graph = read_graph(write(tmp_path / "g.json", doc), stream=stream)
-        assert graph.header.extra == {"qk_only_nodes": ["x"]}
-        assert graph.nodes[3].extra["qk_tracing_results"] == {"pairs": [1, 2]}
+        assert graph.header.extra == {"viewer_state": ["x"]}
+        assert graph.nodes[3].extra["steering"] == {"pairs": [1, 2]}
         assert graph.link_extra == {0: {"note": "hand-checked"}}
 
 

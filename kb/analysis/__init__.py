@@ -5,6 +5,7 @@ Every function takes a :class:`kb.core.Core` and a Selection and returns data fr
 """
 
 from kb.analysis.languages import LanguageOverlap, language_overlap
+from kb.analysis.qk import QKDrivers, qk_drivers
 from kb.analysis.shared import FamilyCore, SharedFeatures, family_core, shared_features
 from kb.analysis.usage import FeatureUsage, used_by
 
@@ -12,9 +13,11 @@ __all__ = [
     "FamilyCore",
     "FeatureUsage",
     "LanguageOverlap",
+    "QKDrivers",
     "SharedFeatures",
     "family_core",
     "language_overlap",
+    "qk_drivers",
     "shared_features",
     "used_by",
 ]

@@ -4,9 +4,16 @@ Two graphs are aligned by *node key*:
 
 - a feature node by its feature (transcoder set, layer, index): its nodes at every position fold
   into one (activation: the largest; influence: the smallest, most important; positions listed);
+  a Lorsa (attention) feature is a feature of its own set, like any other;
 - an embedding by its token text and position, a logit by its token text, an error node by its
-  layer and position. When the prompts have different lengths, positions count from the end
-  (-1 is the last token), so the final tokens of the two prompts line up.
+  layer, position and sublayer (an MLP reconstruction error and a Lorsa error of the same layer
+  and position are two keys); a bias leaf by its layer, position and kind (``mlp_bout``); a node
+  of another kind (``unknown``, a type newer than this code) by its type, layer, position and
+  node_id without the position. When the prompts have different lengths, positions count from
+  the end (-1 is the last token), so the final tokens of the two prompts line up.
+
+Only features and feature-to-feature edges enter the summary; error, bias and other nodes are
+listed in ``nodes`` and ``edges`` and never count as features.
 
 An edge joins two node keys; its weight in a graph is the sum of the weights of the links
 between their nodes (as in :mod:`kb.analysis.edges`). The summary compares features and
@@ -30,7 +37,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from ingest.records import FeatureKey
+from ingest.records import ATTENTION_TYPES, FeatureKey
 from kb import sqlqueries
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_keys
 from kb.core import Core
@@ -85,9 +92,18 @@ def node_keys(skeleton: Skeleton, prompt_length: int, from_end: bool, tokens: Se
             out[row.idx] = ("embedding", pos, token)
         elif kind == "logit":
             out[row.idx] = ("logit", _logit_token(row.clerp, row.node_id))
+        elif kind == "error":
+            out[row.idx] = ("error", int(row.layer_num), pos, "attention" if row.feature_type in ATTENTION_TYPES else "mlp")
+        elif kind == "bias":
+            out[row.idx] = ("bias", int(row.layer_num), pos, _without_position(row.node_id, row.ctx_idx).partition("_bias_")[2])
         else:
-            out[row.idx] = ("error", int(row.layer_num), pos)
+            out[row.idx] = ("other", row.feature_type, str(row.layer), pos, _without_position(row.node_id, row.ctx_idx))
     return out
+
+
+def _without_position(node_id: str, ctx_idx: int) -> str:
+    suffix = f"_{ctx_idx}"
+    return node_id[: -len(suffix)] if node_id.endswith(suffix) else node_id
 
 
 def _logit_token(clerp: str | None, node_id: str) -> str:
@@ -96,7 +112,8 @@ def _logit_token(clerp: str | None, node_id: str) -> str:
 
 
 def key_text(key: NodeKey, keys: dict[int, FeatureKey]) -> str:
-    """A key as people read it: ``L20/1234``, ``emb " is"@-1``, ``logit " Austin"``, ``err L3@-2``."""
+    """A key as people read it: ``L20/1234``, ``emb " is"@-1``, ``logit " Austin"``, ``err L3@-2``
+    (``attn err L3@-2`` for a Lorsa error), ``bias L2 mlp_bout@-1``, ``unknown 0_unknown_x@2``."""
     kind = key[0]
     if kind == "feature":
         feature = keys[key[1]]
@@ -105,7 +122,11 @@ def key_text(key: NodeKey, keys: dict[int, FeatureKey]) -> str:
         return f"emb {key[2]!r}@{key[1]}"
     if kind == "logit":
         return f"logit {key[1]!r}"
-    return f"err L{key[1]}@{key[2]}"
+    if kind == "bias":
+        return f"bias L{key[1]} {key[3]}@{key[2]}"
+    if kind == "other":
+        return f"{key[1]} {key[4]}@{key[3]}"
+    return f"{'attn err' if key[3] == 'attention' else 'err'} L{key[1]}@{key[2]}"
 
 
 @dataclass
@@ -237,9 +258,9 @@ def _node_frame(a: _Side, b: _Side, keys: dict[int, FeatureKey], ordered: list[N
                 "key": texts[key],
                 "kind": key[0],
                 "transcoder_set": feature.transcoder_set if feature else None,
-                "layer": feature.layer if feature else (key[1] if key[0] == "error" else None),
+                "layer": feature.layer if feature else (key[1] if key[0] in ("error", "bias") else _layer_of_other(key)),
                 "index": feature.index if feature else None,
-                "position": key[1] if key[0] == "embedding" else (key[2] if key[0] == "error" else None),
+                "position": key[1] if key[0] == "embedding" else key[2] if key[0] in ("error", "bias") else key[3] if key[0] == "other" else None,
                 "token": key[2] if key[0] == "embedding" else (key[1] if key[0] == "logit" else None),
                 "in_a": na is not None,
                 "in_b": nb is not None,
@@ -470,7 +491,11 @@ def jaccard_matrix(items: Sequence[np.ndarray]) -> np.ndarray:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-_KIND_ORDER = {"embedding": 0, "feature": 1, "error": 2, "logit": 3}
+_KIND_ORDER = {"embedding": 0, "feature": 1, "error": 2, "bias": 3, "other": 4, "logit": 5}
+
+
+def _layer_of_other(key: NodeKey) -> int | None:
+    return int(key[2]) if key[0] == "other" and key[2].isdigit() else None
 
 
 def _sort_key(key: NodeKey) -> tuple[Any, ...]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from kb.analysis.features import one_graph
+from kb.analysis.qk import qk_only_nodes_of_piece
 from kb.core import Core
 from kb.errors import CircuitKBError, NotFoundError
 from kb.export import node_json
@@ -134,4 +135,7 @@ def _piece(kb: Core, slug: str, gid: int, chosen: Sequence[int], links: LinkSet,
         "nodes": [node_json(r) for r in rows],
         "links": [{"source": node_ids[s], "target": node_ids[t], "weight": w} for s, t, w in zip(links.src.tolist(), links.tgt.tolist(), links.weight.tolist())],
     }
+    qk_only = qk_only_nodes_of_piece(kb, gid, doc["nodes"], registry_row.extra)  # QK contributors left out of the piece
+    if qk_only:
+        doc["qk_only_nodes"] = qk_only
     return Piece(slug, list(chosen), links, doc)

@@ -13,8 +13,15 @@ The replacement and completeness scores of circuit-tracer's method (Ameisen et a
   times (influence + logit weight), divided by the sum of (influence + logit weight). Nodes with
   no input (embeddings, errors) count as complete, as in circuit-tracer.
 
+Graphs of the CRM engine (Lorsa attention features) add kinds of node. A Lorsa feature is a
+feature and a Lorsa error an error, like transcoder features and MLP reconstruction errors; each
+layer and position has two error nodes, one per sublayer (attention, MLP). Bias leaves and nodes
+of other kinds (``unknown``, types newer than this code) are neither tokens nor errors: they keep
+their own rows, their influence counts in neither term of the replacement score, and in the
+completeness score the input they give counts as explained (as an embedding's does).
+
 A *subgraph* keeps some features and folds every other feature node into the error node of its
-layer and position (creating that error node if the graph had none): the folded node's outgoing
+layer, position and sublayer (creating that error node if the graph had none): the folded node's outgoing
 links become the error node's, summed with its own before taking absolute values, and its
 incoming links are dropped, since error nodes are sources. Its scores say how much of the graph
 the chosen features explain.
@@ -35,7 +42,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ingest.records import FeatureKey
+from ingest.records import ATTENTION_TYPES, FeatureKey
 from kb.analysis.features import feature_dict, feature_keys, one_graph
 from kb.core import Core
 from kb.errors import CircuitKBError
@@ -87,24 +94,25 @@ def compute_scores(skeleton: Skeleton, keep: Iterable[int] | None = None) -> tup
     # each node's row in the matrix; folded features share their error node's row
     row_of: dict[int, int] = {}
     roles: list[str] = []
-    error_rows: dict[tuple[int, int], int] = {}
+    error_rows: dict[tuple[int, int, bool], int] = {}
 
-    def error_row(layer: int, pos: int) -> int:
-        if (layer, pos) not in error_rows:
-            error_rows[(layer, pos)] = len(roles)
+    def error_row(layer: int, pos: int, attention: bool) -> int:
+        if (layer, pos, attention) not in error_rows:
+            error_rows[(layer, pos, attention)] = len(roles)
             roles.append("error")
-        return error_rows[(layer, pos)]
+        return error_rows[(layer, pos, attention)]
 
-    placed = list(zip(index.tolist(), kind.tolist(), nodes["layer_num"].tolist(), nodes["ctx_idx"].tolist()))
-    for idx, k, layer, pos in placed:
+    attention = nodes["feature_type"].isin(ATTENTION_TYPES).tolist()
+    placed = list(zip(index.tolist(), kind.tolist(), nodes["layer_num"].tolist(), nodes["ctx_idx"].tolist(), attention))
+    for idx, k, layer, pos, attn in placed:
         if k == "error":
-            row_of[idx] = error_row(layer, pos)
+            row_of[idx] = error_row(layer, pos, attn)
         elif k != "feature" or idx in kept:
             row_of[idx] = len(roles)
             roles.append(k)
-    for idx, k, layer, pos in placed:
+    for idx, k, layer, pos, attn in placed:
         if k == "feature" and idx not in kept:
-            row_of[idx] = error_row(layer, pos)
+            row_of[idx] = error_row(layer, pos, attn)
 
     role = np.array(roles)
     n = len(roles)

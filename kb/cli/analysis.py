@@ -96,9 +96,10 @@ def used_by_cmd(
 
     A feature is written gemma-2-2b/clt-hp/20/1234, gemma-2-2b/20-clt-hp/1234 (Neuronpedia),
     20-clt-hp/1234 with --model, or L20/1234 with --transcoder-set. --model also chooses the
-    graphs of that model.
+    graphs of that model. For a Lorsa (attention) feature of a CRM graph, the output also says
+    which features drive its queries and keys (QK tracing; "qk" in --json).
     """
-    from kb.analysis import used_by
+    from kb.analysis import qk_drivers, used_by
 
     with open_kb(ctx) as kb:
         usage = used_by(
@@ -112,8 +113,9 @@ def used_by_cmd(
             limit=limit or None,
             neighbours=neighbours,
         )
+        qk = qk_drivers(kb, usage.features, selection, limit=neighbours)
     if as_json:
-        echo_json(usage.as_dict())
+        echo_json({**usage.as_dict(), "qk": qk.as_dict()})
         return
     named = ", ".join(str(k) for k in usage.features)
     click.echo(f"{named}: in {usage.n_graphs} graphs ({'any' if any_feature else 'all'} of the features), ranked by {rank_by}")
@@ -137,6 +139,34 @@ def used_by_cmd(
             [
                 {"feature": f"L{r.layer}/{r.index}", "dir": r.direction, "#": int(r.rank), "neighbour": feature_text(r, "neighbour_"), "graphs": int(r.n_graphs), "mean weight": number(r.mean_weight)}
                 for r in usage.summary.itertuples()
+            ]
+        )
+    if qk.n_graphs:
+        _echo_qk(qk)
+
+
+def _echo_qk(qk: Any) -> None:
+    """What drives the queries and keys of Lorsa features: per graph, then over all graphs."""
+    click.echo(f"\nwhat drives the queries and keys (QK tracing, {qk.n_graphs} graphs; * pruned from the graph):")
+
+    def contributor(r: Any, side: str) -> str:
+        node_id = getattr(r, f"{side}_node_id")
+        if node_id is None:
+            return ""
+        return (feature_text(r, f"{side}_") or node_id) + ("*" if getattr(r, f"{side}_pruned") else "")
+
+    echo_table(
+        [
+            {"graph": r.slug, "feature": f"L{int(r.layer)}/{int(r.index)}", "node": r.target_node_id, "role": r.role, "#": int(r.rank) + 1, "query": contributor(r, "q"), "key": contributor(r, "k"), "attribution": number(r.weight)}
+            for r in qk.rows.itertuples()
+        ]
+    )
+    if not qk.summary.empty:
+        click.echo(f"\nQK contributors over all {qk.n_graphs} graphs:")
+        echo_table(
+            [
+                {"feature": f"L{int(r.layer)}/{int(r.index)}", "role": r.role, "query": feature_text(r, "q_"), "key": feature_text(r, "k_"), "graphs": int(r.n_graphs), "mean attribution": number(r.mean_weight)}
+                for r in qk.summary.itertuples()
             ]
         )
 

@@ -40,6 +40,7 @@ SKELETON_COLUMNS = (
     "idx",
     "node_id",
     "kind",
+    "feature_type",
     "layer",
     "layer_num",
     "ctx_idx",
