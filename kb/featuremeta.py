@@ -39,7 +39,7 @@ from ingest.featurefiles import (
 )
 from ingest.records import FeatureKey
 from kb import registry
-from kb.errors import CircuitKBError
+from kb.errors import CircuitKBError, PermissionDenied
 from schema.sql import READY, descriptions, feature_details, graphs, labels
 
 if TYPE_CHECKING:
@@ -260,17 +260,15 @@ def _existing_details(conn: Connection, fids: list[int]) -> dict[int, dict[str, 
 
 
 def _add_labels(conn: Connection, records: list[Label], feature_ids: dict[FeatureKey, int]) -> int:
-    """Insert the labels that do not exist yet; returns how many."""
+    """Insert the labels that do not exist yet, each with its first version; returns how many."""
+    from kb.labels.labels import insert_label
+
     wanted = {(feature_ids[r.feature], r.author, r.graph_slug, r.text) for r in records}
     existing = _existing_labels(conn, sorted({key[0] for key in wanted}))
-    stamp = registry.now()
-    rows = [
-        {"feature_id": fid, "author": author, "graph_slug": slug, "text": text, "created_at": stamp, "updated_at": stamp}
-        for fid, author, slug, text in sorted(wanted - existing.keys(), key=_label_order)
-    ]
-    if rows:
-        conn.execute(insert(labels), rows)
-    return len(rows)
+    added = sorted(wanted - existing.keys(), key=_label_order)
+    for fid, author, slug, text in added:
+        insert_label(conn, fid, author, text, graph_slug=slug)
+    return len(added)
 
 
 def _label_order(key: tuple) -> tuple:
@@ -289,26 +287,30 @@ def _existing_labels(conn: Connection, fids: list[int]) -> dict[tuple, int]:
 
 
 def add_label(kb: "KB", feature: FeatureKey, text: str, author: str, graph_slug: str | None = None) -> int:
-    """Label a feature (optionally as seen in one graph); returns the label's id.
+    """Label a feature (optionally as seen in one graph) in a single-user knowledge base; returns
+    the label's id.
 
     Adding the same label again (same feature, author, graph and text) returns the existing id.
+    Once the knowledge base has accounts, labels are written by a signed-in user through
+    :func:`kb.labels.add` (this raises PermissionDenied).
     """
+    from kb.labels.accounts import has_accounts
+    from kb.labels.labels import insert_label
+
     if not isinstance(feature, FeatureKey):
         raise CircuitKBError(f"feature must be a FeatureKey, got {type(feature).__name__}")
     _required(feature.transcoder_set, "transcoder set", MAX_SET)
     text = _required(text, "label text")
     author = _required(author, "author", MAX_AUTHOR)
     slug = _required(graph_slug, "graph slug", MAX_SLUG) if graph_slug is not None else None
+    if has_accounts(kb):
+        raise PermissionDenied("this knowledge base has accounts: sign in and label with kb.labels.add (circuitkb labels add --as NAME)")
     with kb.engine.begin() as conn:
         fid = _lock_and_ensure(conn, [feature])[feature]
         existing = _existing_labels(conn, [fid]).get((fid, author, slug, text))
         if existing is not None:
             return existing
-        stamp = registry.now()
-        values = {"feature_id": fid, "author": author, "graph_slug": slug, "text": text}
-        return conn.execute(
-            insert(labels).values(created_at=stamp, updated_at=stamp, **values).returning(labels.c.id)
-        ).scalar_one()
+        return insert_label(conn, fid, author, text, graph_slug=slug).id
 
 
 def _required(value: Any, what: str, max_length: int | None = None) -> str:
@@ -324,7 +326,9 @@ def _required(value: Any, what: str, max_length: int | None = None) -> str:
 
 
 def labels_of(kb: "KB", feature: FeatureKey) -> list[dict[str, Any]]:
-    """Every label of a feature, oldest first: id, author, text, graph_slug, created_at, updated_at."""
+    """Every label of a feature, oldest first: id, author, text, graph_slug, created_at,
+    updated_at, and node_id, note, confidence, status, version (see :mod:`kb.labels` for votes
+    and history)."""
     with kb.engine.connect() as conn:
         fid = registry.lookup_features(conn, [feature]).get(feature)
         if fid is None:
@@ -341,6 +345,11 @@ def _label_dict(row: Any) -> dict[str, Any]:
         "graph_slug": row.graph_slug,
         "created_at": _iso(row.created_at),
         "updated_at": _iso(row.updated_at),
+        "node_id": row.node_id,
+        "note": row.note,
+        "confidence": row.confidence,
+        "status": row.status,
+        "version": row.version,
     }
 
 
