@@ -283,6 +283,8 @@ def _register_area_commands() -> None:
 
 
 _register_area_commands()
+from kb.cli_labels import labels as _labels_group, users as _users_group  # noqa: E402
+main.add_command(_users_group), main.add_command(_labels_group)
 
 if __name__ == "__main__":
     main()

@@ -116,7 +116,7 @@ def anonymous(core: "Core") -> Actor:
     if not has_accounts(core):
         return local_actor()
     if not settings.get(core, "anonymous_read"):
-        raise SignInFailed("this knowledge base needs you to sign in (an admin can allow anonymous read-only visitors)")
+        raise SignInFailed("this knowledge base needs you to sign in (circuitkb: --as NAME; an admin can allow anonymous read-only visitors with `circuitkb labels settings anonymous_read yes`)")
     return Actor("anonymous", VIEWER, anonymous=True)
 
 
