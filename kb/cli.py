@@ -275,16 +275,14 @@ def neo4j_status(ctx: click.Context, folder: Path | None) -> None:
 
 
 def _register_area_commands() -> None:
-    from kb import cli_analysis, cli_circuits, cli_search
+    from kb import cli_analysis, cli_circuits, cli_labels, cli_search
 
-    for module in (cli_search, cli_analysis, cli_circuits):
+    for module in (cli_search, cli_analysis, cli_circuits, cli_labels):
         for command in module.COMMANDS:
             main.add_command(command)
 
 
 _register_area_commands()
-from kb.cli_labels import labels as _labels_group, users as _users_group  # noqa: E402
-main.add_command(_users_group), main.add_command(_labels_group)
 
 if __name__ == "__main__":
     main()

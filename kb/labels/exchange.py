@@ -5,6 +5,7 @@ label (with every version), vote, comment and saved subgraph, authors and times 
 are matched by natural keys: labels, comments and subgraphs by uuid, versions by (label uuid,
 version), votes by (label uuid, voter). Importing the same file twice changes nothing.
 
+A label's ``updated_at`` is when it changed *here* (search notices changed labels by it).
 A label known here whose versions went another way (same version number, other text) keeps
 the local ones; the import reports it under ``diverged``.
 """
@@ -196,7 +197,7 @@ def _import_label(conn: Connection, r: dict[str, Any], fid: int, report: ImportR
                 uuid=r["uuid"], feature_id=fid, graph_slug=r.get("graph_slug"), node_id=r.get("node_id"), author=r["author"],
                 text=last["text"], note=last.get("note"), confidence=last.get("confidence"), status=r.get("status") or "proposed",
                 status_by=r.get("status_by"), version=last["version"], edited_by=last["editor"],
-                created_at=_time(r.get("created_at")), updated_at=_time(last.get("created_at")),
+                created_at=_time(r.get("created_at")), updated_at=registry.now(),
             )
             .returning(labels.c.id)
         ).scalar_one()
@@ -227,7 +228,7 @@ def _import_label(conn: Connection, r: dict[str, Any], fid: int, report: ImportR
             update(labels)
             .where(labels.c.id == label_id, labels.c.version == current)
             .values(text=last["text"], note=last.get("note"), confidence=last.get("confidence"), version=last["version"],
-                    edited_by=last["editor"], updated_at=_time(last.get("created_at")))
+                    edited_by=last["editor"], updated_at=registry.now())
         )
     return label_id
 

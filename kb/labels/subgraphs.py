@@ -17,6 +17,7 @@ import uuid as uuidlib
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from kb import registry
 from kb.errors import CircuitKBError, EditConflict, NotFoundError
@@ -81,6 +82,13 @@ def save(
     name = clean_text(name, "subgraph name", 200)
     core.graph_row(graph_slug)
     parts = _check_parts(pinned_ids, supernodes, clerps, thresholds, view)
+    try:
+        return _save(core, actor, graph_slug, name, parts, base_version)
+    except IntegrityError:  # someone saved that name at the same moment
+        raise CircuitKBError(f"graph {graph_slug!r} already has a subgraph named {name!r}; edit it with its version, or pick another name") from None
+
+
+def _save(core: "Core", actor: Actor, graph_slug: str, name: str, parts: dict[str, Any], base_version: int | None) -> dict[str, Any]:
     stamp = registry.now()
     with core.engine.begin() as conn:
         authorize(conn, actor, LABELLER)
