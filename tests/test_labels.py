@@ -546,3 +546,37 @@ def test_cli_export_import_and_viewer(cli_env: dict[str, str], tmp_path: Path, k
     assert {n["node_id"]: n["clerp"] for n in doc["nodes"]}["23_8683_8"] == "say big"
     listed = json.loads(_cli(cli_env, "labels", "subgraphs", "gemma-small-big-en", "--json").stdout)
     assert [s["name"] for s in listed] == [api.FILE_VIEW]
+
+
+@pytest.mark.parametrize("sql", SQLS)
+def test_migration_gives_existing_labels_a_uuid_and_a_first_version(sql: str, kb_env: Callable[..., dict[str, str]]) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import text
+
+    from kb.sqldb import make_engine, migrate
+
+    config = Config.load(env=kb_env(sql, "embedded"))
+    config.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(config.sql_url)
+    schema_dir = Path(__file__).resolve().parents[1] / "schema"
+    alembic_cfg = AlembicConfig(str(schema_dir / "alembic.ini"))
+    alembic_cfg.set_main_option("script_location", str(schema_dir / "migrations"))
+    with engine.begin() as conn:
+        alembic_cfg.attributes["connection"] = conn
+        command.upgrade(alembic_cfg, "0005")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO features (id, transcoder_set, layer, \"index\") VALUES (1, 'x/y', 2, 3)"))
+        for i, words in enumerate(("Texas", "Lone Star"), 1):
+            conn.execute(
+                text("INSERT INTO labels (id, feature_id, author, text, created_at, updated_at) VALUES (:i, 1, 'ann', :t, :now, :now)"),
+                {"i": i, "t": words, "now": accounts.now()},
+            )
+    migrate(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(select(labels.c.id, labels.c.uuid, labels.c.version, labels.c.status).order_by(labels.c.id)).all()
+        versions = conn.execute(select(label_versions.c.label_id, label_versions.c.version, label_versions.c.text, label_versions.c.editor)).all()
+    engine.dispose()
+    assert [(r.version, r.status) for r in rows] == [(1, "proposed"), (1, "proposed")]
+    assert len({r.uuid for r in rows}) == 2 and all(len(r.uuid) == 36 for r in rows)
+    assert sorted(versions) == [(1, 1, "Texas", "ann"), (2, 1, "Lone Star", "ann")]

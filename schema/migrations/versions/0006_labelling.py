@@ -131,24 +131,30 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('up_votes', sa.Integer(), server_default=sa.text('0'), nullable=False))
         batch_op.add_column(sa.Column('down_votes', sa.Integer(), server_default=sa.text('0'), nullable=False))
         batch_op.drop_constraint(batch_op.f('uq_labels_feature_id_author_graph_slug_text'), type_='unique')
-    _give_existing_labels_a_uuid_and_a_first_version()
+    _give_existing_labels_a_uuid()
     with op.batch_alter_table('labels', schema=None) as batch_op:
         batch_op.alter_column('uuid', existing_type=sa.String(length=36), nullable=False)
         batch_op.create_unique_constraint(batch_op.f('uq_labels_uuid'), ['uuid'])
+    # only now: on SQLite a batch operation recreates `labels`, and dropping the old table
+    # deletes, through ON DELETE CASCADE, the versions and votes that point at it
+    _give_existing_labels_a_first_version()
 
 
-def _give_existing_labels_a_uuid_and_a_first_version() -> None:
+def _give_existing_labels_a_uuid() -> None:
     bind = op.get_bind()
-    labels = sa.table(
-        'labels', sa.column('id'), sa.column('uuid'), sa.column('author'), sa.column('text'), sa.column('created_at')
-    )
+    labels = sa.table('labels', sa.column('id'), sa.column('uuid'))
+    for (label_id,) in bind.execute(sa.select(labels.c.id)).all():
+        bind.execute(sa.update(labels).where(labels.c.id == label_id).values(uuid=str(uuid.uuid4())))
+
+
+def _give_existing_labels_a_first_version() -> None:
+    bind = op.get_bind()
+    labels = sa.table('labels', sa.column('id'), sa.column('author'), sa.column('text'), sa.column('created_at'))
     versions = sa.table(
         'label_versions',
         sa.column('label_id'), sa.column('version'), sa.column('action'), sa.column('text'), sa.column('editor'), sa.column('created_at'),
     )
     rows = bind.execute(sa.select(labels.c.id, labels.c.author, labels.c.text, labels.c.created_at)).all()
-    for row in rows:
-        bind.execute(sa.update(labels).where(labels.c.id == row.id).values(uuid=str(uuid.uuid4())))
     if rows:
         bind.execute(
             sa.insert(versions),
