@@ -127,12 +127,15 @@ def authorize(conn: Connection, actor: Actor, needed: str) -> str:
     """
     if not isinstance(actor, Actor):
         raise PermissionDenied(f"every write names who acts (an Actor); got {type(actor).__name__}")
+    # one round trip: the actor's role now, and whether the knowledge base has accounts at all
+    any_admin = select(users.c.id).where(users.c.role == ADMIN).exists()
+    own_role = select(users.c.role).where(users.c.name == actor.name).scalar_subquery()
+    has_admin, role = conn.execute(select(any_admin, own_role)).one()
     if actor.anonymous:
         role = VIEWER
-    elif not _has_admin(conn):
+    elif not has_admin:
         role = ADMIN
     else:
-        role = conn.execute(select(users.c.role).where(users.c.name == actor.name)).scalar()
         if role is None or not actor.signed_in:
             raise PermissionDenied(f"{actor.name!r} is not signed in to this knowledge base; sign in with an account that has the {needed} role")
     if _RANK[role] < _RANK[needed]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from kb.errors import CircuitKBError
 from kb.registry import dialect_insert
@@ -38,9 +38,14 @@ SETTINGS: dict[str, LabelSetting] = {
 
 
 def get(core: "Core", name: str) -> Any:
-    setting = _setting(name)
     with core.engine.connect() as conn:
-        raw = conn.execute(select(kb_meta.c.value).where(kb_meta.c.key == _PREFIX + name)).scalar()
+        return read(conn, name)
+
+
+def read(conn: Connection, name: str) -> Any:
+    """A setting's value, read in the caller's transaction."""
+    setting = _setting(name)
+    raw = conn.execute(select(kb_meta.c.value).where(kb_meta.c.key == _PREFIX + name)).scalar()
     return setting.default if raw is None else _parse(setting, raw)
 
 

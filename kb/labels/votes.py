@@ -32,9 +32,9 @@ def vote(core: "Core", actor: Actor, label_id: int, up: bool = True, reason: str
     Returns the label's up_votes, down_votes and status after the vote.
     """
     reason = clean_text(reason, "reason", MAX_NOTE) if reason and reason.strip() else None
-    needed = settings.get(core, "votes_to_accept")
     with core.engine.begin() as conn:
         authorize(conn, actor, LABELLER)
+        needed = settings.read(conn, "votes_to_accept")
         if conn.execute(select(labels.c.id).where(labels.c.id == label_id).with_for_update()).first() is None:
             raise NotFoundError(f"no label with id {label_id}")
         stamp = registry.now()
