@@ -139,3 +139,29 @@ def test_roles_decide_what_the_panel_offers_and_kb_checks_again(home: str) -> No
     assert not app.exception, app.exception
     assert [r["text"] for r in api.labels_of_feature(core_of(home), TEXAS)] == ["Texas"]
     assert "secret-pw" not in "\n".join(all_text(app) + [markdown_text(app)])
+
+
+def test_the_panel_of_a_selected_node_labels_that_node(home: str) -> None:
+    from kb.api import KB
+    from tests.conftest import real_graph
+
+    with KB.open(Config.load(home=home, env={})) as kb:
+        kb.ingest([real_graph("01")])
+    feature = FeatureKey("gemma-2-2b/gemmascope-transcoder-16k", 23, 8683)
+    slug, node = "gemma-small-big-en", "23_8683_8"
+    with core_of(home) as core:
+        api.add(core, accounts.local_actor("ann"), feature, "elsewhere", graph_slug=slug, node_id="23_8683_7")
+    app = AppTest.from_function(panel_script, args=(home, (feature.transcoder_set, feature.layer, feature.index), slug, node), default_timeout=60)
+    app.run()
+    assert not app.exception, app.exception
+    assert "No labels yet." in all_text(app)  # the label of another node does not apply here
+    p = _prefix(feature, slug, node)
+    app.text_input(key=f"{p}-add-text").set_value("say big, here")
+    app.radio(key=f"{p}-add-scope").set_value("this node only")
+    app.button(key=f"{p}-add-submit").click().run()
+    assert not app.exception, app.exception
+    with core_of(home) as core:
+        shown = api.labels_of_feature(core, feature, slug, node)
+    assert [(r["text"], r["graph_slug"], r["node_id"]) for r in shown] == [("say big, here", slug, node)]
+    assert list(app.dataframe[0].value["text"]) == ["say big, here"]
+    assert list(app.dataframe[0].value["scope"]) == [f"{slug} / {node}"]
