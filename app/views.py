@@ -264,7 +264,8 @@ def _flat(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def labels_page(kb: KB) -> None:
-    from kb.featuremeta import add_label, descriptions_of
+    from kb.descriptions import descriptions_of
+    from kb.featuremeta import add_label
     from kb.featureref import parse_feature_ref
 
     st.header("Label a feature")

@@ -30,6 +30,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CIRCUITKB_NEO4J_PASSWORD", "Neo4j password", secret=True),
     Setting("CIRCUITKB_NEO4J_DATABASE", "Neo4j database name (default: the server's default)"),
     Setting("CIRCUITKB_EMBEDDING_MODEL", "sentence-transformers model name or path for feature search"),
+    Setting("CIRCUITKB_PASSWORD", "password of the --as user of `users` and `labels` commands (never printed)", secret=True),
 )
 
 

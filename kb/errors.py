@@ -44,3 +44,20 @@ class StoreUnavailable(CircuitKBError):
 
 class ServerError(CircuitKBError):
     """The development Neo4j or PostgreSQL server could not be started or stopped."""
+
+
+class SignInFailed(PermissionDenied):
+    """A wrong user name or password, an expired session, or too many failed attempts."""
+
+
+class EditConflict(CircuitKBError):
+    """Someone saved the thing being edited since the version the edit was based on.
+
+    ``current_version`` and ``current_text`` are what they saved, for the editor to merge.
+    """
+
+    def __init__(self, message: str, current_version: int, current_text: str, edited_by: str | None) -> None:
+        self.current_version = current_version
+        self.current_text = current_text
+        self.edited_by = edited_by
+        super().__init__(message)

@@ -12,18 +12,18 @@ database's write lock (SQLite: taken by the first INSERT of the transaction; Pos
 transaction-scoped advisory lock), so that concurrent imports cannot both add one row.
 
 Labels live only in ``labels`` (the source of truth for what people write);
-:func:`descriptions_of` shows them next to explanations and graph clerps as source ``label``.
+:func:`kb.descriptions.descriptions_of` shows them next to explanations and graph clerps as source ``label``.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, insert, null, or_, select, update
+from sqlalchemy import Connection, insert, null, select, update
 
 from ingest.featurefiles import (
     MAX_AUTHOR,
@@ -40,17 +40,16 @@ from ingest.featurefiles import (
 from ingest.records import FeatureKey
 from kb import registry
 from kb.core import Core
-from kb.errors import CircuitKBError
-from schema.sql import READY, descriptions, feature_details, graphs, labels
+from kb.descriptions import NEURONPEDIA_SOURCE
+from kb.errors import CircuitKBError, PermissionDenied
+from kb.labels.accounts import has_accounts
+from kb.labels.labels import insert_label
+from schema.sql import descriptions, feature_details, labels
 
-NEURONPEDIA_SOURCE = "neuronpedia"
-LABEL_SOURCE = "label"
 # serialises writers of graph-less descriptions and of labels on PostgreSQL
 _PG_LOCK_KEY = 715518
 _CHUNK = 900
 _DETAIL_COLUMNS = ("examples_quantiles", "top_logits", "bottom_logits", "act_min", "act_max", "activation_frequency", "extra")
-# descriptions_of lists what people wrote first, then graph clerps, then machine explanations
-_SOURCE_ORDER = {LABEL_SOURCE: 0, "clerp": 1, NEURONPEDIA_SOURCE: 2}
 
 
 @dataclass
@@ -258,17 +257,13 @@ def _existing_details(conn: Connection, fids: list[int]) -> dict[int, dict[str, 
 
 
 def _add_labels(conn: Connection, records: list[Label], feature_ids: dict[FeatureKey, int]) -> int:
-    """Insert the labels that do not exist yet; returns how many."""
+    """Insert the labels that do not exist yet, each with its first version; returns how many."""
     wanted = {(feature_ids[r.feature], r.author, r.graph_slug, r.text) for r in records}
     existing = _existing_labels(conn, sorted({key[0] for key in wanted}))
-    stamp = registry.now()
-    rows = [
-        {"feature_id": fid, "author": author, "graph_slug": slug, "text": text, "created_at": stamp, "updated_at": stamp}
-        for fid, author, slug, text in sorted(wanted - existing.keys(), key=_label_order)
-    ]
-    if rows:
-        conn.execute(insert(labels), rows)
-    return len(rows)
+    added = sorted(wanted - existing.keys(), key=_label_order)
+    for fid, author, slug, text in added:
+        insert_label(conn, fid, author, text, graph_slug=slug)
+    return len(added)
 
 
 def _label_order(key: tuple) -> tuple:
@@ -287,9 +282,12 @@ def _existing_labels(conn: Connection, fids: list[int]) -> dict[tuple, int]:
 
 
 def add_label(core: Core, feature: FeatureKey, text: str, author: str, graph_slug: str | None = None) -> int:
-    """Label a feature (optionally as seen in one graph); returns the label's id.
+    """Label a feature (optionally as seen in one graph) in a single-user knowledge base; returns
+    the label's id.
 
     Adding the same label again (same feature, author, graph and text) returns the existing id.
+    Once the knowledge base has accounts, labels are written by a signed-in user through
+    :func:`kb.labels.add` (this raises PermissionDenied).
     """
     if not isinstance(feature, FeatureKey):
         raise CircuitKBError(f"feature must be a FeatureKey, got {type(feature).__name__}")
@@ -297,16 +295,14 @@ def add_label(core: Core, feature: FeatureKey, text: str, author: str, graph_slu
     text = _required(text, "label text")
     author = _required(author, "author", MAX_AUTHOR)
     slug = _required(graph_slug, "graph slug", MAX_SLUG) if graph_slug is not None else None
+    if has_accounts(core):
+        raise PermissionDenied("this knowledge base has accounts: sign in and label with kb.labels.add (circuitkb labels add --as NAME)")
     with core.engine.begin() as conn:
         fid = _lock_and_ensure(conn, [feature])[feature]
         existing = _existing_labels(conn, [fid]).get((fid, author, slug, text))
         if existing is not None:
             return existing
-        stamp = registry.now()
-        values = {"feature_id": fid, "author": author, "graph_slug": slug, "text": text}
-        return conn.execute(
-            insert(labels).values(created_at=stamp, updated_at=stamp, **values).returning(labels.c.id)
-        ).scalar_one()
+        return insert_label(conn, fid, author, text, graph_slug=slug).id
 
 
 def _required(value: Any, what: str, max_length: int | None = None) -> str:
@@ -316,93 +312,3 @@ def _required(value: Any, what: str, max_length: int | None = None) -> str:
     if max_length is not None and len(value) > max_length:
         raise CircuitKBError(f"{what} is longer than {max_length} characters")
     return value
-
-
-# --- reading -------------------------------------------------------------------------------------------
-
-
-def labels_of(core: Core, feature: FeatureKey) -> list[dict[str, Any]]:
-    """Every label of a feature, oldest first: id, author, text, graph_slug, created_at, updated_at."""
-    with core.engine.connect() as conn:
-        fid = registry.lookup_features(conn, [feature]).get(feature)
-        if fid is None:
-            return []
-        rows = conn.execute(select(labels).where(labels.c.feature_id == fid).order_by(labels.c.created_at, labels.c.id))
-        return [_label_dict(row) for row in rows]
-
-
-def _label_dict(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "author": row.author,
-        "text": row.text,
-        "graph_slug": row.graph_slug,
-        "created_at": _iso(row.created_at),
-        "updated_at": _iso(row.updated_at),
-    }
-
-
-def descriptions_of(core: Core, feature: FeatureKey) -> list[dict[str, Any]]:
-    """Everything said about a feature: labels, clerps of visible graphs, Neuronpedia explanations.
-
-    Each item has id, source (``label`` | ``clerp`` | ``neuronpedia`` | ...), kind, author, text,
-    graph_id and graph_slug (the graph a clerp or label is about, else None), scores, origin and
-    created_at; labels come first, then clerps, then explanations, each oldest first.
-    """
-    with core.engine.connect() as conn:
-        fid = registry.lookup_features(conn, [feature]).get(feature)
-        if fid is None:
-            return []
-        items = [_description_dict(row) for row in conn.execute(_descriptions_query(fid))]
-        rows = conn.execute(select(labels).where(labels.c.feature_id == fid))
-        items.extend(_label_as_description(row) for row in rows)
-    items.sort(key=lambda d: (_SOURCE_ORDER.get(d["source"], len(_SOURCE_ORDER)), d["created_at"] or "", d["id"]))
-    return items
-
-
-def _descriptions_query(fid: int) -> Any:
-    d = descriptions.c
-    return (
-        select(descriptions, graphs.c.slug.label("graph_slug"))
-        .select_from(descriptions.outerjoin(graphs, graphs.c.id == d.graph_id))
-        .where(d.feature_id == fid, or_(d.graph_id.is_(None), graphs.c.status == READY))
-    )
-
-
-def _description_dict(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "source": row.source,
-        "kind": row.kind,
-        "author": row.author,
-        "text": row.text,
-        "graph_id": row.graph_id,
-        "graph_slug": row.graph_slug,
-        "scores": row.scores,
-        "origin": row.origin,
-        "created_at": _iso(row.created_at),
-    }
-
-
-def _label_as_description(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "source": LABEL_SOURCE,
-        "kind": "",
-        "author": row.author,
-        "text": row.text,
-        "graph_id": None,
-        "graph_slug": row.graph_slug,
-        "scores": None,
-        "origin": None,
-        "created_at": _iso(row.created_at),
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    """A stored time as ISO 8601 in UTC (SQLite gives it back without a zone)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat()

@@ -131,18 +131,150 @@ feature_details = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# What people say about features. ``labels`` holds each label's current version (search, compare
+# and circuits read it); ``label_versions`` every version. A label is about a feature everywhere
+# (graph_slug NULL), about the feature in one graph (graph_slug), or about one node of a graph
+# (graph_slug and node_id). ``version`` is the number of the current version: an edit names the
+# version it was based on and is refused when that is no longer current. ``up_votes`` and
+# ``down_votes`` are recounted from ``label_votes`` in the transaction of each vote.
+PROPOSED, ACCEPTED, REJECTED = "proposed", "accepted", "rejected"
+LABEL_STATUSES = (PROPOSED, ACCEPTED, REJECTED)
+
 labels = Table(
     "labels",
     metadata,
     Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False),
     Column("feature_id", Integer, ForeignKey("features.id"), nullable=False),
     Column("graph_slug", String(300)),  # a label may be about the feature in one graph
+    Column("node_id", String(200)),  # ... or about one node of that graph
+    Column("author", String(200), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("note", Text),
+    Column("confidence", Float),
+    Column("status", String(16), nullable=False, server_default=text("'proposed'")),
+    Column("status_by", String(200)),  # the admin who set the status, or "votes"
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("edited_by", String(200)),
+    Column("up_votes", Integer, nullable=False, server_default=text("0")),
+    Column("down_votes", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("uuid"),
+    Index("ix_labels_feature", "feature_id"),
+)
+
+label_versions = Table(
+    "label_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("label_id", Integer, ForeignKey("labels.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("action", String(16), nullable=False),  # create | edit | revert | import
+    Column("based_on", Integer),  # the version an edit started from; a revert's target
+    Column("text", Text, nullable=False),
+    Column("note", Text),
+    Column("confidence", Float),
+    Column("editor", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("label_id", "version"),
+)
+
+label_votes = Table(
+    "label_votes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("label_id", Integer, ForeignKey("labels.id", ondelete="CASCADE"), nullable=False),
+    Column("voter", String(200), nullable=False),
+    Column("value", Integer, nullable=False),  # +1 or -1
+    Column("reason", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("label_id", "voter"),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False),
+    Column("feature_id", Integer, ForeignKey("features.id"), nullable=False),
     Column("author", String(200), nullable=False),
     Column("text", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("uuid"),
+    Index("ix_comments_feature", "feature_id"),
+)
+
+# --- people ------------------------------------------------------------------------------------------
+
+VIEWER, LABELLER, ADMIN = "viewer", "labeller", "admin"
+ROLES = (VIEWER, LABELLER, ADMIN)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("password_hash", Text, nullable=False),  # argon2id, with its parameters and salt
+    Column("role", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("name"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),  # sha256 of the token; the token itself is never stored
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# failed sign-ins per user name (known or not), for the rate limit
+sign_in_failures = Table(
+    "sign_in_failures",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", DateTime(timezone=True), nullable=False),
+    Column("locked_until", DateTime(timezone=True)),
+)
+
+# who did what: written in the transaction of each write; no function changes or deletes a row
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Index("ix_audit_log_at", "at"),
+)
+
+# --- saved subgraphs: a named view of one graph, as Neuronpedia saves them ------------------------------
+
+subgraphs = Table(
+    "subgraphs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False),
+    Column("graph_slug", String(300), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("pinned_ids", JSON, nullable=False),  # [node_id, ...]
+    Column("supernodes", JSON, nullable=False),  # [[name, node_id, ...], ...]
+    Column("clerps", JSON, nullable=False),  # [[node_id, clerp], ...]
+    Column("thresholds", JSON, nullable=False),  # {"pruningThreshold": .8, "densityThreshold": .99}
+    Column("view", JSON, nullable=False),  # the other qParams: linkType, clickedId, sg_pos
+    Column("origin", String(100)),  # "qParams:<content hash>" for the view saved in the graph file
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("feature_id", "author", "graph_slug", "text"),
-    Index("ix_labels_feature", "feature_id"),
+    UniqueConstraint("uuid"),
+    UniqueConstraint("graph_slug", "name"),
 )
 
 # --- the embedded graph store: each graph's nodes and links, keyed by graph id -----------------

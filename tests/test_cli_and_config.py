@@ -179,7 +179,8 @@ def test_app_environment_carries_every_setting_and_drops_stale_ones(tmp_path: Pa
         neo4j_password="pw2", neo4j_database="graphs", embedding_model="/models/m",
     )  # fmt: skip
     env = app_command.app_environment(config, {"KEEP": "1"})
-    assert {s.env for s in SETTINGS} <= set(env) and env["KEEP"] == "1"
+    assert {s.env for s in SETTINGS if s.env != "CIRCUITKB_PASSWORD"} <= set(env) and env["KEEP"] == "1"
+    assert "CIRCUITKB_PASSWORD" not in app_command.app_environment(config, {"CIRCUITKB_PASSWORD": "secret"})
     assert Config.load(env=env) == config
     stale = {"CIRCUITKB_NEO4J_URI": "bolt://elsewhere:1", "CIRCUITKB_NEO4J_PASSWORD": "old", "CIRCUITKB_EMBEDDING_MODEL": "old"}
     env = app_command.app_environment(Config.load(home=tmp_path, env={}), stale)

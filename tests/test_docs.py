@@ -265,6 +265,8 @@ def shared_options() -> set[tuple[tuple[str, ...], str | None]]:
     @options.transcoder_set_option
     @options.token_options
     @options.neo4j_dir_option
+    @options.as_option
+    @options.model_option
     def probe(**kwargs: object) -> None: ...
 
     return {(tuple(p.opts), getattr(p, "help", None)) for p in probe.params}

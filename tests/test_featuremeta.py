@@ -21,7 +21,8 @@ from ingest.featureid import cantor_pair, canonical_transcoder_set
 from ingest.records import FeatureKey
 from kb.api import KB
 from kb.errors import CircuitKBError, ConfigError, MetadataFormatError
-from kb.featuremeta import add_label, descriptions_of, import_feature_metadata, labels_of
+from kb.descriptions import descriptions_of, labels_of
+from kb.featuremeta import add_label, import_feature_metadata
 from schema.sql import descriptions, feature_details, features, labels
 from tests.conftest import FEATURES, real_graph
 

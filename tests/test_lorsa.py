@@ -23,7 +23,8 @@ from kb.analysis.scores import graph_scores
 from kb.api import KB
 from kb.cli import main
 from kb.errors import GraphFormatError
-from kb.featuremeta import add_label, labels_of
+from kb.descriptions import labels_of
+from kb.featuremeta import add_label
 from kb.search import search
 from kb.selection import Selection
 from schema.sql import descriptions

@@ -32,7 +32,8 @@ def app_script() -> Path:
 
 def app_environment(config: Config, base: Mapping[str, str]) -> dict[str, str]:
     """``base`` with the ``CIRCUITKB_*`` variables set so that ``Config.load()`` in the app
-    reads ``config`` again (unset ones removed, so nothing of ``base`` contradicts it)."""
+    reads ``config`` again (unset ones removed, so nothing of ``base`` contradicts it). A CLI
+    user's ``CIRCUITKB_PASSWORD`` is never handed on: people sign in to the app themselves."""
     values = {
         "CIRCUITKB_HOME": str(config.home),
         "CIRCUITKB_SQL_URL": config.sql_url,
@@ -43,6 +44,7 @@ def app_environment(config: Config, base: Mapping[str, str]) -> dict[str, str]:
         "CIRCUITKB_EMBEDDING_MODEL": config.embedding_model,
     }
     env = dict(base)
+    env.pop("CIRCUITKB_PASSWORD", None)
     for name, value in values.items():
         if value is None:
             env.pop(name, None)

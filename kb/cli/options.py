@@ -19,6 +19,17 @@ def open_kb(ctx: click.Context):  # noqa: ANN201
     return KB.open(config)
 
 
+PASSWORD_ENV = "CIRCUITKB_PASSWORD"
+
+
+def as_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--as", "as_name", metavar="NAME", help=f"Act as this user (password from ${PASSWORD_ENV} or a prompt).")(fn)
+
+
+def model_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--model", help="Model id for short feature references like 20-clt-hp/1234.")(fn)
+
+
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(fn)
 

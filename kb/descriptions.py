@@ -1,0 +1,121 @@
+"""Reading what is said about a feature: people's labels, graph clerps and imported explanations.
+
+Writers live elsewhere (:mod:`kb.featuremeta` imports files, :mod:`kb.labels` keeps people's
+labels with their versions); both read through here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from ingest.records import FeatureKey
+from kb import registry
+from kb.core import Core
+from schema.sql import READY, descriptions, graphs, labels
+
+NEURONPEDIA_SOURCE = "neuronpedia"
+LABEL_SOURCE = "label"
+# descriptions_of lists what people wrote first, then graph clerps, then machine explanations
+_SOURCE_ORDER = {LABEL_SOURCE: 0, "clerp": 1, NEURONPEDIA_SOURCE: 2}
+
+
+def labels_of(core: Core, feature: FeatureKey) -> list[dict[str, Any]]:
+    """Every label of a feature, oldest first: id, author, text, graph_slug, created_at,
+    updated_at, and node_id, note, confidence, status, version (see :mod:`kb.labels` for votes
+    and history)."""
+    with core.engine.connect() as conn:
+        fid = registry.lookup_features(conn, [feature]).get(feature)
+        if fid is None:
+            return []
+        rows = conn.execute(select(labels).where(labels.c.feature_id == fid).order_by(labels.c.created_at, labels.c.id))
+        return [_label_dict(row) for row in rows]
+
+
+def _label_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "author": row.author,
+        "text": row.text,
+        "graph_slug": row.graph_slug,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+        "node_id": row.node_id,
+        "note": row.note,
+        "confidence": row.confidence,
+        "status": row.status,
+        "version": row.version,
+    }
+
+
+def descriptions_of(core: Core, feature: FeatureKey) -> list[dict[str, Any]]:
+    """Everything said about a feature: labels, clerps of visible graphs, Neuronpedia explanations.
+
+    Each item has id, source (``label`` | ``clerp`` | ``neuronpedia`` | ...), kind, author, text,
+    graph_id and graph_slug (the graph a clerp or label is about, else None), scores, origin and
+    created_at; labels come first, then clerps, then explanations, each oldest first.
+    """
+    with core.engine.connect() as conn:
+        fid = registry.lookup_features(conn, [feature]).get(feature)
+        if fid is None:
+            return []
+        items = [_description_dict(row) for row in conn.execute(_descriptions_query(fid))]
+        rows = conn.execute(select(labels).where(labels.c.feature_id == fid))
+        items.extend(_label_as_description(row) for row in rows)
+    items.sort(key=lambda d: (_SOURCE_ORDER.get(d["source"], len(_SOURCE_ORDER)), d["created_at"] or "", d["id"]))
+    return items
+
+
+def _descriptions_query(fid: int) -> Any:
+    d = descriptions.c
+    return (
+        select(descriptions, graphs.c.slug.label("graph_slug"))
+        .select_from(descriptions.outerjoin(graphs, graphs.c.id == d.graph_id))
+        .where(d.feature_id == fid, or_(d.graph_id.is_(None), graphs.c.status == READY))
+    )
+
+
+def _description_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "source": row.source,
+        "kind": row.kind,
+        "author": row.author,
+        "text": row.text,
+        "graph_id": row.graph_id,
+        "graph_slug": row.graph_slug,
+        "scores": row.scores,
+        "origin": row.origin,
+        "created_at": _iso(row.created_at),
+    }
+
+
+def _label_as_description(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "source": LABEL_SOURCE,
+        "kind": "",
+        "author": row.author,
+        "text": row.text,
+        "graph_id": None,
+        "graph_slug": row.graph_slug,
+        "scores": None,
+        "origin": None,
+        "created_at": _iso(row.created_at),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    """A stored time as ISO 8601 in UTC (SQLite gives it back without a zone)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat()
+
+
+def imported_descriptions(core: Core, feature: FeatureKey) -> list[dict[str, Any]]:
+    """What tools said about the feature (Neuronpedia explanations, graph clerps), apart from labels."""
+    return [d for d in descriptions_of(core, feature) if d["source"] != LABEL_SOURCE]
