@@ -2,7 +2,7 @@
 
     CIRCUITKB_HOME=~/.circuitkb streamlit run app/main.py
 
-One page per module of ``app.pages`` (their addresses are in docs/app.md); every number comes
+One page per module of ``app.views`` (their addresses are in docs/app.md); every number comes
 from a ``kb`` call, read through :mod:`app.state`. Text that users wrote (labels, clerps,
 prompts) is shown as text, never as HTML or Markdown.
 """

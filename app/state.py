@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from typing import Any, Callable
 
 import pandas as pd
@@ -33,12 +34,14 @@ class BadParameter(CircuitKBError):
 
 
 @st.cache_resource(show_spinner=False)
-def open_kb() -> KB:
-    return KB.open(Config.load())
+def open_kb(settings: tuple[tuple[str, str], ...]) -> KB:
+    """The KB of these settings, opened once per server process (a failure is retried next time)."""
+    return KB.open(Config.load(env=dict(settings)))
 
 
 def kb() -> KB:
-    return open_kb()
+    settings = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("CIRCUITKB_")))
+    return open_kb(settings)
 
 
 def version() -> str:

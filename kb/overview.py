@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from ingest.records import FeatureKey
-from schema.sql import READY, descriptions, feature_details, features, graphs, labels
+from schema.sql import READY, descriptions, feature_details, features, graphs, kb_meta, labels
 
 if TYPE_CHECKING:
     from kb.core import Core
@@ -17,13 +17,15 @@ NEURONPEDIA = "https://www.neuronpedia.org"
 
 
 def kb_version(kb: "Core") -> str:
-    """A fingerprint that changes whenever graphs, features, descriptions or labels change.
+    """A fingerprint that changes whenever graphs, features, descriptions or labels change,
+    and differs between two knowledge bases (it starts with the KB's instance id).
 
     Cheap (a few indexed aggregates), so a front end can ask it on every page view and key its
     caches on it: an ingest, an import or a saved, edited or deleted label shows at once.
     """
     with kb.engine.connect() as conn:
         parts = [
+            conn.execute(select(kb_meta.c.value).where(kb_meta.c.key == "instance")).one_or_none() or ("",),
             conn.execute(select(func.count(), func.max(graphs.c.id)).where(graphs.c.status == READY)).one(),
             conn.execute(select(func.max(features.c.id))).one(),
             conn.execute(select(func.count(), func.max(descriptions.c.id))).one(),

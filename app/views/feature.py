@@ -6,7 +6,7 @@ section (see :data:`SECTIONS`).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import pandas as pd
 import streamlit as st
@@ -95,8 +95,8 @@ def graphs(key: FeatureKey) -> None:
     tabs = st.tabs(["by activation", "by influence"])
     for tab, rank_by in zip(tabs, ("activation", "influence")):
         with tab:
-            usage = state.usage(v, key, rank_by)
-            if usage.n_graphs == 0:
+            usage = _usage(key, rank_by)
+            if usage is None or usage.n_graphs == 0:
                 st.caption("No stored graph contains this feature.")
                 continue
             st.caption(f"in {usage.n_graphs} graphs; the first {len(usage.graphs)} by {rank_by}")
@@ -109,12 +109,19 @@ def graphs(key: FeatureKey) -> None:
                 cols[1].caption(f"{rank_by} {value:.4g} · positions {', '.join(str(p) for p in row.positions)}" if value is not None and value == value else "")
 
 
+def _usage(key: FeatureKey, rank_by: str) -> Any:
+    """Where the feature is used; None when no stored graph has it."""
+    try:
+        return state.usage(state.version(), key, rank_by)
+    except NotFoundError:
+        return None
+
+
 def neighbours(key: FeatureKey) -> None:
-    v = state.version()
-    usage = state.usage(v, key, "activation")
+    usage = _usage(key, "activation")
     st.markdown("**What usually feeds it and what it usually drives, across graphs**")
-    summary = usage.summary
-    if summary.empty:
+    summary = usage.summary if usage is not None else None
+    if summary is None or summary.empty:
         st.caption("No feature links to or from it in the stored graphs.")
         return
     frame = summary.assign(

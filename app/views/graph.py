@@ -21,6 +21,8 @@ from kb.errors import NotFoundError
 
 PAGE = "graph"
 MAX_EXPANDED = 10
+DEFAULT_TOP = 120
+DEFAULT_EDGE = 0.02
 BIG_GRAPH_LINKS = 500_000  # above this, scores are computed on request only
 
 
@@ -39,9 +41,9 @@ def render() -> None:
     params = {
         "g": Param("graph-g", one_of(slugs, "graph"), slugs[0]),
         "node": Param("graph-node", text, ""),
-        "top": Param("graph-top", int_in(1, MAX_TOP), 200),
+        "top": Param("graph-top", int_in(1, MAX_TOP), DEFAULT_TOP),
         "nt": Param("graph-nt", float_in(0.0, 1.0), 1.0),
-        "et": Param("graph-et", float_in(0.0, 1.0), 0.0),
+        "et": Param("graph-et", float_in(0.0, 0.5), DEFAULT_EDGE),
         "saved": Param("graph-saved", _flag, False),
     }
     read_url(PAGE, params)
@@ -68,7 +70,7 @@ def render() -> None:
         details = None
     expanded = _expanded(slug, node)
     view = state.graph_view(v, slug, int(top), tuple(expanded), nt if nt < 1.0 else None, float(et))
-    write_url(PAGE, {"g": slug, "node": node, "top": int(top) if top != 200 else None, "nt": nt if nt < 1.0 else None, "et": et or None, "saved": "1" if saved else None})
+    write_url(PAGE, {"g": slug, "node": node, "top": int(top) if top != DEFAULT_TOP else None, "nt": nt if nt < 1.0 else None, "et": et if et != DEFAULT_EDGE else None, "saved": "1" if saved else None})
 
     left, right = st.columns([3, 2])
     with left:
