@@ -37,9 +37,14 @@ def render() -> None:
     st.plotly_chart(overlap_figure(overlap.curves, band), key="languages-chart", config={"displaylogo": False})
     st.dataframe(overlap.table(), width="stretch", key="languages-table")
     st.subheader("Shared and language-specific features")
-    if not overlap.layers.empty:
-        st.bar_chart(overlap.layers, x="layer", y=["n_shared", "n_specific"], key="languages-bars", stack=True)
-    features = overlap.features
+    layers, features = overlap.layers, overlap.features
+    if not layers.empty:
+        # "active": anywhere in the unpruned context; "kept": in the pruned graphs (see kb.analysis.languages)
+        basis = st.radio("Features", sorted(set(layers["basis"])), horizontal=True, key="languages-basis", help="active: present in the graph; kept: kept after pruning")
+        layers = layers[layers["basis"] == basis]
+        features = features[features["basis"] == basis]
+        counts = layers.groupby("layer")[["n_shared", "n_specific"]].sum()
+        st.bar_chart(counts, stack=True, x_label="layer", y_label="features")
     for kind, title in (("shared", "In every language of the family"), ("specific", "In some languages only")):
         part = features[features["class"] == kind]
         st.markdown(f"**{title}** ({len(part)})")
