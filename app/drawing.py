@@ -170,7 +170,7 @@ def _hover(row: Any) -> str:
     if row.supernode:
         lines.append(f"supernode: {hover(row.supernode)}")
     numbers = []
-    for name in ("activation", "influence", "token_prob"):
+    for name in ("activation", "influence", "token_prob") if row.kind == "logit" else ("activation", "influence"):
         value = getattr(row, name)
         if value is not None and not pd.isna(value):
             numbers.append(f"{name} {value:.4g}")

@@ -190,8 +190,7 @@ def test_feature_address_shows_descriptions_labels_and_graphs(real: dict[str, An
     app = open_page("feature", f=feature_address(key))
     assert not problems(app), problems(app)
     assert app.subheader[0].value == f"{key.transcoder_set}/L{key.layer}/{key.index}"
-    labels = frame_with(app, "text", "author", "updated_at")
-    assert HOSTILE in list(labels["text"])
+    assert HOSTILE in texts(app)
     graph_links = [label for label in link_labels(app) if slug_of("02") in label]
     assert graph_links
     assert any(b.proto.url.startswith("https://www.neuronpedia.org/gemma-2-2b/") for b in app.get("link_button"))
@@ -282,7 +281,7 @@ def test_an_unreachable_server_is_a_message(empty_home: Path, monkeypatch: pytes
 def test_a_hostile_label_is_text_on_the_feature_and_graph_pages(real: dict[str, Any]) -> None:
     feature = open_page("feature", f=feature_address(real["feature"]))
     graph = open_page("graph", g=slug_of("02"), node=real["node"])
-    assert HOSTILE in list(frame_with(feature, "text", "author", "updated_at")["text"])
+    assert HOSTILE in texts(feature)
     assert HOSTILE in texts(graph)
     for app in (feature, graph):
         assert all("<img" not in m.value for m in app.markdown)

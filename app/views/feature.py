@@ -85,8 +85,11 @@ def labels(key: FeatureKey) -> None:
     if not written:
         st.caption("No one has labelled this feature yet.")
         return
-    frame = pd.DataFrame(written, columns=["text", "author", "graph_slug", "updated_at"])
-    st.dataframe(frame, width="stretch", hide_index=True, key="feature-labels")
+    for label in written:
+        with st.container(border=True):
+            st.text(label["text"])
+            where = f"in graph {label['graph_slug']}" if label["graph_slug"] else "in every graph"
+            st.text(f"{label['author']} · {where} · {(label['updated_at'] or '')[:16]}")
 
 
 def graphs(key: FeatureKey) -> None:

@@ -15,7 +15,7 @@ import streamlit as st
 
 from app import state
 from app.drawing import graph_figure
-from app.widgets import Param, feature_link, float_in, int_in, one_of, read_url, require_graphs, text, write_url
+from app.widgets import Param, feature_link, link, float_in, int_in, one_of, read_url, require_graphs, text, write_url
 from kb.analysis.graphview import MAX_TOP
 from kb.errors import NotFoundError
 
@@ -57,7 +57,12 @@ def render() -> None:
     saved = cols[4].toggle("Saved view", key="graph-saved", help="Only the file's pinned nodes and supernodes")
 
     graph = next(g for g in everything if g.slug == slug)
-    st.text(graph.prompt)
+    head = st.columns([4, 1])
+    head[0].text(graph.prompt)
+    with head[1]:
+        other = next((g.slug for g in everything if g.slug != slug and g.family and g.family == graph.family), None) or next((g.slug for g in everything if g.slug != slug), None)
+        if other:
+            link("compare", "Compare with another graph", a=slug, b=other)
     v = state.version()
     node = st.session_state.get("graph-node") or ""
     if node:
@@ -145,7 +150,8 @@ def _node_panel(details: Any) -> None:
         st.caption("labels")
         for label in details.labels:
             st.text(label)
-    numbers = {name: row.get(name) for name in ("activation", "influence", "token_prob") if row.get(name) is not None}
+    names = ("activation", "influence", "token_prob") if row["kind"] == "logit" else ("activation", "influence")
+    numbers = {name: row.get(name) for name in names if row.get(name) is not None}
     if numbers:
         st.text(" · ".join(f"{k} {v:.4g}" for k, v in numbers.items()))
     st.caption(f"Strongest inputs, as shares of this node's total input ({details.n_inputs:,} links in)")
@@ -156,7 +162,7 @@ def _node_panel(details: Any) -> None:
 
 def _neighbour_table(key: str, frame: pd.DataFrame) -> None:
     st.session_state[f"{key}-ids"] = frame["node_id"].tolist()
-    shown = frame[["node_id", "feature", "clerp", "weight", "share"]]
+    shown = frame[["share", "node_id", "clerp", "feature", "weight"]]
     st.dataframe(
         shown,
         width="stretch",
@@ -164,7 +170,7 @@ def _neighbour_table(key: str, frame: pd.DataFrame) -> None:
         on_select="rerun",
         selection_mode="single-row",
         key=key,
-        column_config={"share": st.column_config.ProgressColumn("share", format="percent", min_value=-1.0, max_value=1.0), "weight": st.column_config.NumberColumn(format="%.4g")},
+        column_config={"share": st.column_config.NumberColumn("share", format="percent"), "weight": st.column_config.NumberColumn(format="%.4g")},
     )
 
 

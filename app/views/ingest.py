@@ -84,6 +84,8 @@ def _report(report: Any, names: dict[str, str]) -> None:
         + [{"file": name(i["path"]), "outcome": "failed", "slug": None, "detail": local(i["error"])} for i in report.failed]
     )
     st.dataframe(pd.DataFrame(rows, columns=["file", "outcome", "slug", "detail"]), width="stretch", hide_index=True, key="ingest-report")
+    for failure in report.failed:
+        st.text(local(failure["error"]))
     for warning in report.warnings:
         st.text(local(warning))
     if report.ingested:
