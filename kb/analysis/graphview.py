@@ -277,7 +277,7 @@ def feature_node(kb: "Core", slug: str, key: FeatureKey, positions: Sequence[int
     ``{layer}_cro_{index}_{pos}`` from Neuronpedia's converter), an indexed lookup each.
     """
     graph = _one_graph(kb, slug)
-    fids = {fid for fid, k in feature_keys_of(kb, [key]).items()}
+    fids = set(feature_keys_of(kb, [key]))
     found: list[int] = []
     for pos in positions:
         for node_id in (f"{key.layer}_{key.index}_{pos}", f"{key.layer}_cro_{key.index}_{pos}"):
