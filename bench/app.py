@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import socket
 import statistics
@@ -240,10 +241,11 @@ def time_interactions(browser: Any, base: str, address: str, runs: int) -> dict[
 
 
 def _p(values: list[float], q: float) -> float | None:
+    """The nearest-rank ``q`` quantile."""
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def run(work: Path, size: int, big_links: int, runs: int) -> list[str]:
@@ -273,7 +275,10 @@ def report(size: int, big_links: int, runs: int, rows: list[dict[str, Any]]) -> 
         f"Corpus: {size} generated graphs" + (f" and one large graph of {big_links:,} links" if big_links else "") + f"; {runs} runs each; "
         f"chromium {CHROMIUM}, headless, on this machine ({os.cpu_count()} cores). Produced by `python -m bench.app --size {size} --big-links {big_links} --runs {runs}`.",
         "",
-        "*first*: the cold run (empty caches); p50 / p95 over all runs; *kb p50*: the page's main kb call alone, uncached.",
+        "*first*: the cold run (empty caches); p50 / p95 over all runs (nearest rank); *kb p50*: the page's main kb call alone, uncached.",
+        "An open starts a fresh browser context, so it includes loading Streamlit's and Plotly's JavaScript without a browser cache "
+        "and opening the websocket; the kb column is the query's part, the rest is Streamlit, the transfer and the drawing. "
+        "Other processes running on the machine inflate every figure: compare runs made on a quiet machine only.",
         "",
         "| page | measure | first | p50 | p95 | kb p50 |",
         "|---|---|---|---|---|---|",
