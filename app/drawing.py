@@ -29,7 +29,7 @@ KIND_STYLE = {  # kind: (symbol, colour, legend name)
     "logit": ("hexagon", "#ff7f0e", "logit"),
 }
 OTHER_STYLE = ("star", "#9467bd", None)  # kinds newer than this viewer (lorsa, bias, ...)
-MARK_STYLE = {"shared": "#6a3d9a", "only here": "#e6550d"}  # compare page: features by where they are
+MARK_STYLE = {"shared": "#6a3d9a", "only here": "#e7298a"}  # compare page: features by where they are
 WIDTH_BINS = ((0.0, 0.6), (0.02, 1.2), (0.08, 2.2), (0.25, 3.6))  # (|share| from, line width)
 
 
@@ -181,7 +181,7 @@ def _hover(row: Any) -> str:
     return "<br>".join(lines)
 
 
-def similarity_figure(matrix: pd.DataFrame, order: list[str], *, height: int = 520) -> go.Figure:
+def similarity_figure(matrix: pd.DataFrame, order: list[str], *, height: int = 620) -> go.Figure:
     """The similarity matrix in clustering order as square markers, one clickable point per pair."""
     slugs = list(order)
     values = matrix.loc[slugs, slugs].to_numpy()
@@ -193,7 +193,8 @@ def similarity_figure(matrix: pd.DataFrame, order: list[str], *, height: int = 5
             cs.append(float(values[i, j]))
             data.append([a, b])
             texts.append(f"{hover(a)}<br>{hover(b)}<br>similarity {values[i, j]:.3f}")
-    size = max(6, min(40, int((height - 140) / max(1, len(slugs)))))
+    plot = height - 180  # pixels left for the cells once the slug labels have their margin
+    size = max(3, int(0.92 * plot / max(1, len(slugs))))
     fig = go.Figure(
         go.Scatter(
             x=xs,
@@ -207,12 +208,14 @@ def similarity_figure(matrix: pd.DataFrame, order: list[str], *, height: int = 5
     )
     ticks = list(range(len(slugs)))
     labels = [hover(s if len(s) <= 28 else s[:27] + "…") for s in slugs]
+    span = [-0.5, len(slugs) - 0.5]
     fig.update_layout(
         height=height,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        width=height + 100,
+        margin={"l": 180, "r": 10, "t": 10, "b": 170},
         clickmode="event+select",
-        xaxis={"tickmode": "array", "tickvals": ticks, "ticktext": labels, "tickangle": -45, "showgrid": False, "zeroline": False},
-        yaxis={"tickmode": "array", "tickvals": ticks, "ticktext": labels, "autorange": "reversed", "showgrid": False, "zeroline": False},
+        xaxis={"tickmode": "array", "tickvals": ticks, "ticktext": labels, "tickangle": -45, "showgrid": False, "zeroline": False, "range": span},
+        yaxis={"tickmode": "array", "tickvals": ticks, "ticktext": labels, "showgrid": False, "zeroline": False, "range": span[::-1]},
     )
     return fig
 

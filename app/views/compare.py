@@ -14,7 +14,8 @@ from app.widgets import Param, feature_url, graph_filter, one_of, read_url, requ
 
 PAGE = "compare"
 MEASURES = ("features", "edges")
-TOP = 150
+TOP = 120
+EDGE = 0.05  # links below this share of their target's input are left out of the side-by-side drawings
 
 
 def render() -> None:
@@ -71,12 +72,12 @@ def _two(a: str, b: str) -> None:
     cols = st.columns(2)
     for col, side, slug in ((cols[0], "a", a), (cols[1], "b", b)):
         with col:
-            view = state.graph_view(v, slug, TOP, (), None, 0.0)
+            view = state.graph_view(v, slug, TOP, (), None, EDGE)
             marks = {ref: "shared" for ref in shared} | {ref: "only here" for ref in only[side]}
             st.markdown(f"**{side.upper()}**")
             st.text(view.graph.prompt)
             st.plotly_chart(graph_figure(view, marks=marks, height=520), key=f"compare-chart-{side}", config={"displaylogo": False})
-    st.caption("Features: purple in both graphs, orange only in this one; grey nodes are errors, embeddings and logits.")
+    st.caption("Features: purple in both graphs, pink only in this one. Errors are grey squares, embeddings green diamonds, logits orange hexagons.")
     st.subheader("Features only in A / only in B / in both")
     nodes = comparison.nodes.assign(open=[feature_url(s, l, i) for s, l, i in zip(comparison.nodes["transcoder_set"], comparison.nodes["layer"], comparison.nodes["index"])])
     where = pd.Series(["both" if x and y else ("only A" if x else "only B") for x, y in zip(nodes["in_a"], nodes["in_b"])], index=nodes.index)
@@ -101,7 +102,7 @@ def _many(selection: Any, measure: str) -> None:
     similarity = state.similarity(v, selection, measure)
     order = similarity.clusters.sort_values("order")["slug"].tolist()
     st.caption(f"{len(order)} graphs in clustering order; click a cell to compare that pair.")
-    st.plotly_chart(similarity_figure(similarity.matrix, order), on_select="rerun", selection_mode="points", key="compare-matrix", config={"displaylogo": False})
+    st.plotly_chart(similarity_figure(similarity.matrix, order), width="content", on_select="rerun", selection_mode="points", key="compare-matrix", config={"displaylogo": False})
     st.dataframe(similarity.clusters.sort_values("order"), width="stretch", hide_index=True, key="compare-clusters")
 
 

@@ -35,6 +35,8 @@ def render() -> None:
     overlap, band = state.languages(v, selection)
     st.caption("Overlap of the features active anywhere in the context (IoU per layer) between the same prompt in two languages; the dotted line and grey band: unrelated prompts of the same two languages (mean, 10th to 90th percentile).")
     st.plotly_chart(overlap_figure(overlap.curves, band), key="languages-chart", config={"displaylogo": False})
+    if overlap.curves["baseline_iou"].isna().all():
+        st.info("No baseline yet: the knowledge base has no unrelated prompts in these languages to compare with. Ingest graphs of other prompts in the same languages to see it.")
     st.dataframe(overlap.table(), width="stretch", key="languages-table")
     st.subheader("Shared and language-specific features")
     layers, features = overlap.layers, overlap.features
