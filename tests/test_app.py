@@ -119,31 +119,28 @@ def test_every_page_renders_on_the_real_graphs(real: dict[str, Any], page_name: 
     assert app.header or app.title
 
 
-def test_each_page_shows_its_content_on_every_store(kb_env: Callable[[str, str], dict[str, str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for sql, store in KB_VARIANTS:
-        env = kb_env(sql, store) | {"CIRCUITKB_HOME": str(tmp_path / f"{sql}-{store}")}
-        for name in ("CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI", "CIRCUITKB_NEO4J_USER", "CIRCUITKB_NEO4J_PASSWORD"):
-            monkeypatch.delenv(name, raising=False)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        with KB.open(Config.load(env=env)) as kb:
-            kb.ingest([real_graph("02"), real_graph("03"), real_graph("06")], manifest=_manifest(tmp_path))
-            key, node = _labelled_node(kb, slug_of("02"))
-        graph = open_page("graph", g=slug_of("02"), node=node)
-        assert not problems(graph), (sql, store, problems(graph))
-        assert len(graph.get("plotly_chart")) == 1 and len(graph.dataframe) >= 2  # drawing, inputs, outputs
-        compare = open_page("compare", a=slug_of("02"), b=slug_of("03"))
-        assert not problems(compare) and len(compare.get("plotly_chart")) == 2, (sql, store)
-        feature = open_page("feature", f=feature_address(key))
-        assert not problems(feature) and feature.get("page_link"), (sql, store)
-        languages = open_page("languages", family=FAMILY)
-        assert not problems(languages) and languages.get("plotly_chart"), (sql, store)
-        across = open_page("across", family=FAMILY)
-        assert not problems(across) and len(across.dataframe[0].value) > 0, (sql, store)
-        if store == "neo4j":
-            from tests.conftest import neo4j_settings, wipe_neo4j
-
-            wipe_neo4j(neo4j_settings())  # the next variant starts from an empty Neo4j
+@pytest.mark.parametrize("sql, store", KB_VARIANTS, ids=[f"{s}-{g}" for s, g in KB_VARIANTS])
+def test_each_page_shows_its_content_on_every_store(sql: str, store: str, kb_env: Callable[[str, str], dict[str, str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env = kb_env(sql, store)
+    for name in ("CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI", "CIRCUITKB_NEO4J_USER", "CIRCUITKB_NEO4J_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with KB.open(Config.load(env=env)) as kb:
+        report = kb.ingest([real_graph("02"), real_graph("03"), real_graph("06")], manifest=_manifest(tmp_path))
+        assert len(report.ingested) == 3, report.as_dict()
+        key, node = _labelled_node(kb, slug_of("02"))
+    graph = open_page("graph", g=slug_of("02"), node=node)
+    assert not problems(graph), problems(graph)
+    assert len(graph.get("plotly_chart")) == 1 and len(graph.dataframe) >= 2  # drawing, inputs, outputs
+    compare = open_page("compare", a=slug_of("02"), b=slug_of("03"))
+    assert not problems(compare) and len(compare.get("plotly_chart")) == 2
+    feature = open_page("feature", f=feature_address(key))
+    assert not problems(feature) and feature.get("page_link")
+    languages = open_page("languages", family=FAMILY)
+    assert not problems(languages) and languages.get("plotly_chart")
+    across = open_page("across", family=FAMILY)
+    assert not problems(across) and len(across.dataframe[0].value) > 0
 
 
 # --- addresses -------------------------------------------------------------------------------------
