@@ -305,3 +305,19 @@ def test_uploading_graph_files_reports_each_file(server: dict[str, Any], page: P
     expect(metrics.filter(has_text="failed")).to_contain_text("1")
     shoot(page, shots, "ingest-report")
     assert re.search(r"broken\.json: links\[3\]\.target", page.locator("[data-testid=stMain]").inner_text())
+
+
+def test_a_cell_of_the_similarity_matrix_opens_that_pair(server: dict[str, Any], page: Page, shots: Path) -> None:
+    page.goto(f"{server['base']}/compare?family={FAMILY}")
+    settle(page)
+    page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=LOAD)
+    cells = page.locator(".js-plotly-plot .scatterlayer .trace.scatter .points path")
+    assert cells.count() == 4  # two graphs: a 2 x 2 matrix
+    box = cells.nth(1).bounding_box()  # off the diagonal: the two different graphs
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function("() => location.search.includes('a=')", timeout=LOAD)
+    settle(page)
+    assert {params(page).get("a"), params(page).get("b")} == {slug_of("02"), slug_of("03")}
+    assert page.locator(".js-plotly-plot").count() == 2
+    shoot(page, shots, "compare-cell-clicked")
