@@ -1,87 +1,298 @@
-"""The Streamlit app: every page renders without an exception on a small knowledge base."""
+"""The Streamlit app, page by page, with Streamlit's AppTest: every page renders its content
+without an exception, every address opens the view it names, failures read as messages, and
+text people wrote stays text. Each test points CIRCUITKB_HOME at a temporary folder."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.main import PAGES
+from app.nav import NAMES
+from ingest.records import FeatureKey
 from kb.api import KB
 from kb.config import Config
-from tests.conftest import GRAPHS
+from kb.featuremeta import add_label
+from tests.conftest import GRAPHS, KB_VARIANTS, real_graph
 
-APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+HOSTILE = "<img src=x onerror=alert(1)>"
+FAMILY = "opposite"
+
+
+def _run_page(page: str) -> None:
+    import streamlit as st
+
+    from app.nav import all_pages
+
+    st.navigation(all_pages(default=page)).run()
+
+
+def open_page(page: str, **params: str) -> AppTest:
+    """Page ``page`` opened at its address with ``params``, as a fresh browser tab would."""
+    app = AppTest.from_function(_run_page, args=(page,), default_timeout=300)
+    for name, value in params.items():
+        app.query_params[name] = value
+    app.run()
+    return app
+
+
+def problems(app: AppTest) -> list[str]:
+    return [str(e.value) for e in app.exception] + [e.value for e in app.error]
+
+
+def frame_with(app: AppTest, *columns: str) -> Any:
+    """The first table of the page that has all ``columns``."""
+    for frame in app.dataframe:
+        if set(columns) <= set(frame.value.columns):
+            return frame.value
+    raise AssertionError(f"no table with columns {columns}")
+
+
+def link_labels(app: AppTest) -> list[str]:
+    """The labels of the page's links, as shown (their Markdown escapes removed)."""
+    return [re.sub(r"\\(.)", r"\1", link.label) for link in app.get("page_link")]
+
+
+def texts(app: AppTest) -> list[str]:
+    return [t.value for t in app.text]
+
+
+def slug_of(prefix: str) -> str:
+    return json.loads(real_graph(prefix).read_text())["metadata"]["slug"]
+
+
+def _manifest(folder: Path) -> Path:
+    path = folder / "manifest.csv"
+    path.write_text(f"slug,family,language\n{slug_of('02')},{FAMILY},en\n{slug_of('03')},{FAMILY},fr\n", encoding="utf-8")
+    return path
+
+
+def _labelled_node(kb: KB, slug: str) -> tuple[FeatureKey, str]:
+    """A feature of graph ``slug`` (its most influential feature node) and that node's id."""
+    from kb.analysis.graphview import graph_view
+
+    nodes = graph_view(kb, slug, top=20).nodes
+    row = nodes[nodes["kind"] == "feature"].sort_values("influence").iloc[0]
+    transcoder_set, layer, index = row["feature"].rsplit("/", 2)
+    return FeatureKey(transcoder_set, int(layer.lstrip("L")), int(index)), row["node_id"]
+
+
+@pytest.fixture(scope="module")
+def real_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A KB in a temporary home with the real graphs (02 and 03 one family in two languages)
+    and a hostile label on a feature of graph 02."""
+    if not GRAPHS.is_dir():
+        pytest.skip(f"the real graphs are not at {GRAPHS}")
+    home = tmp_path_factory.mktemp("home")
+    with KB.open(Config.load(home=home, env={})) as kb:
+        report = kb.ingest([GRAPHS], manifest=_manifest(home))
+        assert not report.failed, report.failed
+        key, node = _labelled_node(kb, slug_of("02"))
+        add_label(kb, key, HOSTILE, "mallory")
+    return {"home": home, "feature": key, "node": node}
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    with KB.open(Config.load(home=tmp_path, env={})) as kb:
-        kb.ingest([GRAPHS])
-    monkeypatch.setenv("CIRCUITKB_HOME", str(tmp_path))
+def real(real_home: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv("CIRCUITKB_HOME", str(real_home["home"]))
     for name in ("CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI"):
         monkeypatch.delenv(name, raising=False)
-    return tmp_path
+    return real_home
 
 
-@pytest.mark.parametrize("page", list(PAGES))
-def test_every_page_renders(home: Path, page: str) -> None:
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.run()
-    app.sidebar.radio(key="page").set_value(page).run()
-    assert not app.exception, app.exception
+def feature_address(key: FeatureKey) -> str:
+    return f"{key.transcoder_set}/{key.layer}/{key.index}"
 
 
-def test_a_label_saved_in_the_app_is_shown_as_plain_text(home: Path) -> None:
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.run()
-    app.sidebar.radio(key="page").set_value("Labels").run()
-    app.text_input(key="labels-ref").set_value("20-clt-hp/1234").run()
-    app.text_input(key="labels-author").set_value("ada")
-    app.text_input(key="labels-text").set_value("<script>alert(1)</script> **bold**")
-    app.button[0].click().run()
-    assert not app.exception, app.exception
-    assert any("saved" in s.value for s in app.success)
-    shown = app.dataframe[0].value
-    assert "<script>alert(1)</script> **bold**" in list(shown["text"])
-    assert not app.markdown or all("<script>" not in m.value for m in app.markdown)
+# --- every page ------------------------------------------------------------------------------------
 
 
-def test_search_and_comparison_answer(home: Path) -> None:
-    app = AppTest.from_file(APP, default_timeout=300)
-    app.run()
-    app.sidebar.radio(key="page").set_value("Search features").run()
-    app.text_input(key="search-query").set_value("opposite").run()
-    assert not app.exception, app.exception
-    assert len(app.dataframe[0].value) > 0
-    app.sidebar.radio(key="page").set_value("Compare graphs").run()
-    assert not app.exception, app.exception
-    assert len(app.dataframe) >= 2
+@pytest.mark.parametrize("page_name", [n for n in NAMES if n != "search"])
+def test_every_page_renders_on_the_real_graphs(real: dict[str, Any], page_name: str) -> None:
+    app = open_page(page_name)
+    assert not problems(app), problems(app)
+    assert app.header or app.title
 
 
-def test_circuits_and_one_graph_pages_answer(home: Path) -> None:
-    app = AppTest.from_file(APP, default_timeout=300)
-    app.run()
-    app.sidebar.radio(key="page").set_value("Circuits").run()
-    assert not app.exception, app.exception
-    edges = app.dataframe[0].value
-    assert len(edges) > 0 and {"src_layer", "tgt_layer", "n_graphs"} <= set(edges.columns)
-    app.text_input(key="circuits-token").set_value("Dallas").run()
-    assert not app.exception, app.exception
-    assert all("error" not in e.value.lower() for e in app.error), [e.value for e in app.error]
-    assert len(app.dataframe) == 3 and len(app.dataframe[2].value) > 0  # edges, paths, two-hop
-    app.sidebar.radio(key="page").set_value("One graph").run()
-    assert not app.exception, app.exception
-    assert [m.label for m in app.metric] == ["replacement score", "completeness score"]
-    assert len(app.dataframe[0].value) > 0
+@pytest.mark.parametrize("sql, store", KB_VARIANTS, ids=[f"{s}-{g}" for s, g in KB_VARIANTS])
+def test_each_page_shows_its_content_on_every_store(sql: str, store: str, kb_env: Callable[[str, str], dict[str, str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env = kb_env(sql, store)
+    for name in ("CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI", "CIRCUITKB_NEO4J_USER", "CIRCUITKB_NEO4J_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with KB.open(Config.load(env=env)) as kb:
+        report = kb.ingest([real_graph("02"), real_graph("03"), real_graph("06")], manifest=_manifest(tmp_path))
+        assert len(report.ingested) == 3, report.as_dict()
+        key, node = _labelled_node(kb, slug_of("02"))
+    graph = open_page("graph", g=slug_of("02"), node=node)
+    assert not problems(graph), problems(graph)
+    assert len(graph.get("plotly_chart")) == 1 and len(graph.dataframe) >= 2  # drawing, inputs, outputs
+    compare = open_page("compare", a=slug_of("02"), b=slug_of("03"))
+    assert not problems(compare) and len(compare.get("plotly_chart")) == 2
+    feature = open_page("feature", f=feature_address(key))
+    assert not problems(feature) and feature.get("page_link")
+    languages = open_page("languages", family=FAMILY)
+    assert not problems(languages) and languages.get("plotly_chart")
+    across = open_page("across", family=FAMILY)
+    assert not problems(across) and len(across.dataframe[0].value) > 0
 
 
-def test_a_link_with_a_page_opens_that_page(home: Path) -> None:
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.query_params["page"] = "One graph"
-    app.run()
-    assert not app.exception, app.exception
-    assert app.sidebar.radio(key="page").value == "One graph"
-    influence = list(app.dataframe[0].value["influence"].dropna())
-    assert influence == sorted(influence)  # most influential first
+# --- addresses -------------------------------------------------------------------------------------
+
+
+def test_graph_address_opens_the_graph_with_that_node_selected(real: dict[str, Any]) -> None:
+    slug = slug_of("02")
+    app = open_page("graph", g=slug, node=real["node"], top="50")
+    assert not problems(app), problems(app)
+    assert app.selectbox(key="graph-g").value == slug
+    assert app.selectbox(key="graph-node").value == real["node"]
+    assert app.number_input(key="graph-top").value == 50
+    assert dict(app.query_params) == {"g": slug, "node": real["node"], "top": "50"}
+    inputs = app.dataframe[0].value
+    assert {"node_id", "share"} <= set(inputs.columns) and len(inputs) > 0
+    assert (inputs["share"].abs() <= 1.0).all()
+    assert any(label.startswith("Feature page") for label in link_labels(app))
+
+
+def test_choosing_a_node_writes_it_to_the_address(real: dict[str, Any]) -> None:
+    slug = slug_of("02")
+    app = open_page("graph", g=slug)
+    options = app.selectbox(key="graph-node").options
+    chosen = options[2]
+    app.selectbox(key="graph-node").set_value(chosen).run()
+    assert not problems(app), problems(app)
+    assert app.query_params["node"] == [chosen] or app.query_params["node"] == chosen
+    app.selectbox(key="graph-g").set_value(slug_of("03")).run()
+    assert not problems(app)
+    assert "node" not in app.query_params and app.query_params["g"] in (slug_of("03"), [slug_of("03")])
+
+
+def test_search_address_shows_hits_that_link_to_feature_pages(real: dict[str, Any]) -> None:
+    app = open_page("search", q="capital")
+    assert not problems(app), problems(app)
+    assert app.text_input(key="search-q").value == "capital"
+    links = app.get("page_link")
+    assert len(links) >= 5
+    assert all(l.proto.page.endswith("feature") or "feature" in str(l.proto) for l in links)
+
+
+def test_feature_address_shows_descriptions_labels_and_graphs(real: dict[str, Any]) -> None:
+    key = real["feature"]
+    app = open_page("feature", f=feature_address(key))
+    assert not problems(app), problems(app)
+    assert app.subheader[0].value == f"{key.transcoder_set}/L{key.layer}/{key.index}"
+    assert HOSTILE in texts(app)
+    graph_links = [label for label in link_labels(app) if slug_of("02") in label]
+    assert graph_links
+    assert any(b.proto.url.startswith("https://www.neuronpedia.org/gemma-2-2b/") for b in app.get("link_button"))
+
+
+def test_compare_and_across_addresses(real: dict[str, Any]) -> None:
+    app = open_page("compare", a=slug_of("02"), b=slug_of("03"))
+    assert not problems(app), problems(app)
+    assert (app.selectbox(key="compare-a").value, app.selectbox(key="compare-b").value) == (slug_of("02"), slug_of("03"))
+    only = frame_with(app, "in", "key", "clerp_a")
+    assert {"both", "only A", "only B"} <= set(only["in"])
+    many = open_page("compare", family=FAMILY)
+    assert not problems(many), problems(many)
+    assert many.radio(key="compare-view").value == "Many graphs" and many.get("plotly_chart")
+    across = open_page("across", family=FAMILY)
+    assert not problems(across), problems(across)
+    assert across.selectbox(key="across-family").value == FAMILY
+    shared = across.dataframe[0].value
+    assert len(shared) > 0 and shared["open"].str.startswith("./feature?f=").all()
+
+
+def test_languages_address_draws_the_overlap_of_the_family(real: dict[str, Any]) -> None:
+    app = open_page("languages", family=FAMILY)
+    assert not problems(app), problems(app)
+    chart = app.get("plotly_chart")[0]
+    figure = json.loads(chart.proto.spec)
+    names = [trace.get("name", "") for trace in figure["data"]]
+    assert any("same prompt" in n for n in names) and any("baseline" in n for n in names)
+    assert frame_with(app, "class", "languages").shape[0] > 0
+
+
+def test_graphs_labels_and_ingest_addresses(real: dict[str, Any]) -> None:
+    graphs = open_page("graphs", language="fr")
+    assert not problems(graphs)
+    assert list(graphs.dataframe[0].value["slug"]) == [slug_of("03")]
+    labels = open_page("labels")
+    assert not problems(labels)
+    assert HOSTILE in list(labels.dataframe[0].value["text"])
+    ingest = open_page("ingest")
+    assert not problems(ingest) and ingest.header[0].value == "Ingest"
+
+
+# --- failures as messages ------------------------------------------------------------------------------
+
+
+def test_malformed_and_unknown_parameters_are_messages(real: dict[str, Any]) -> None:
+    app = open_page("graph", g="no-such-graph", top="many")
+    assert not problems(app), problems(app)
+    warnings = " ".join(w.value for w in app.warning)
+    assert "g='no-such-graph'" in warnings and "top='many'" in warnings
+    node = open_page("graph", g=slug_of("02"), node="99_99_99")
+    assert not problems(node) and any("has no node" in w.value for w in node.warning)
+    feature = open_page("feature", f="not a feature")
+    assert not problems(feature) and feature.warning
+    unknown = open_page("feature", f="gemma-2-2b/clt-hp/3/999999")
+    assert not problems(unknown) and any("knows nothing about" in w.value for w in unknown.warning)
+    languages = open_page("languages", family="no-such-family")
+    assert not problems(languages) and languages.warning
+
+
+@pytest.fixture
+def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("CIRCUITKB_HOME", str(tmp_path / "empty"))
+    for name in ("CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI"):
+        monkeypatch.delenv(name, raising=False)
+    yield tmp_path
+
+
+@pytest.mark.parametrize("page_name", ["home", "graphs", "search", "feature", "graph", "compare", "across", "languages"])
+def test_an_empty_knowledge_base_says_how_to_add_data(empty_home: Path, page_name: str) -> None:
+    app = open_page(page_name)
+    assert not problems(app), problems(app)
+    assert any("empty" in i.value for i in app.info)
+    assert "Ingest graph files" in link_labels(app)
+
+
+def test_an_unreachable_server_is_a_message(empty_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CIRCUITKB_NEO4J_URI", "bolt://127.0.0.1:9")
+    monkeypatch.setenv("CIRCUITKB_NEO4J_PASSWORD", "x")
+    app = open_page("graphs")
+    assert not app.exception
+    assert any("cannot be reached" in e.value for e in app.error)
+
+
+# --- user text stays text ------------------------------------------------------------------------------
+
+
+def test_a_hostile_label_is_text_on_the_feature_and_graph_pages(real: dict[str, Any]) -> None:
+    feature = open_page("feature", f=feature_address(real["feature"]))
+    graph = open_page("graph", g=slug_of("02"), node=real["node"])
+    assert HOSTILE in texts(feature)
+    assert HOSTILE in texts(graph)
+    for app in (feature, graph):
+        assert all("<img" not in m.value for m in app.markdown)
+        assert all("<img" not in c.value for c in app.caption)
+    hover = json.dumps([t.get("hovertext") for t in json.loads(graph.get("plotly_chart")[0].proto.spec)["data"]])
+    assert "&lt;img src=x onerror=alert(1)&gt;" in hover and "<img" not in hover
+
+
+def test_a_new_label_shows_without_a_restart(real: dict[str, Any]) -> None:
+    key = FeatureKey(real["feature"].transcoder_set, real["feature"].layer, real["feature"].index)
+    before = open_page("labels")
+    n = len(before.dataframe[0].value)
+    with KB.open(Config.load(env=dict(os.environ))) as kb:
+        add_label(kb, key, f"fresh label {n}", "ada")
+    after = open_page("labels")
+    assert len(after.dataframe[0].value) == n + 1
+    assert after.dataframe[0].value["text"].iloc[0] == f"fresh label {n}"

@@ -1,0 +1,123 @@
+"""/compare?a=SLUG&b=SLUG : two graphs side by side; /compare?family=F (or tag=, language=, set=):
+the similarity of many, in clustering order, each cell a link to that pair."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app import state
+from app.drawing import graph_figure, similarity_figure
+from app.widgets import Param, feature_url, graph_filter, one_of, read_url, require_graphs, selection_params, write_url
+
+PAGE = "compare"
+MEASURES = ("features", "edges")
+TOP = 120
+EDGE = 0.05  # links below this share of their target's input are left out of the side-by-side drawings
+
+
+def render() -> None:
+    st.header("Compare graphs")
+    everything = require_graphs(at_least=2)
+    if everything is None:
+        return
+    slugs = [g.slug for g in everything]
+    params = {
+        "a": Param("compare-a", one_of(slugs, "graph"), slugs[0]),
+        "b": Param("compare-b", one_of(slugs, "graph"), slugs[1]),
+        "measure": Param("compare-measure", one_of(MEASURES, "measure"), "features"),
+        **selection_params(PAGE, everything),
+    }
+    many = any(name in st.query_params for name in ("family", "tag", "language", "set", "many"))
+    if st.session_state.get("_url-compare") != st.query_params.to_dict():
+        st.session_state["compare-view"] = "Many graphs" if many else "Two graphs"
+    read_url(PAGE, params)
+    _take_cell_click()
+    view = st.radio("Compare", ["Two graphs", "Many graphs"], horizontal=True, key="compare-view", label_visibility="collapsed")
+    if view == "Two graphs":
+        cols = st.columns(2)
+        a = cols[0].selectbox("Graph A", slugs, key="compare-a")
+        b = cols[1].selectbox("Graph B", slugs, key="compare-b")
+        write_url(PAGE, {"a": a, "b": b})
+        _two(a, b)
+    else:
+        selection, chosen = graph_filter(PAGE, everything)
+        measure = st.radio("Jaccard of their", MEASURES, horizontal=True, key="compare-measure")
+        filters = {k: v for k, v in chosen.items() if v}
+        write_url(PAGE, {**filters, "measure": measure if measure != "features" else None, "many": None if filters else "1"})
+        _many(selection, measure)
+
+
+def _two(a: str, b: str) -> None:
+    if a == b:
+        st.info("Choose two different graphs.")
+        return
+    v = state.version()
+    comparison = state.compare(v, a, b)
+    shared = set()
+    only = {"a": set(), "b": set()}
+    for r in comparison.nodes[comparison.nodes["kind"] == "feature"].itertuples():
+        ref = f"{r.transcoder_set}/L{int(r.layer)}/{int(r.index)}"
+        if r.in_a and r.in_b:
+            shared.add(ref)
+        else:
+            only["a" if r.in_a else "b"].add(ref)
+    summary = comparison.summary
+    st.caption(
+        f"{len(shared)} features in both, {len(only['a'])} only in A, {len(only['b'])} only in B · "
+        + " · ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in summary.items() if isinstance(v, float))
+    )
+    cols = st.columns(2)
+    for col, side, slug in ((cols[0], "a", a), (cols[1], "b", b)):
+        with col:
+            view = state.graph_view(v, slug, TOP, (), None, EDGE)
+            marks = {ref: "shared" for ref in shared} | {ref: "only here" for ref in only[side]}
+            st.markdown(f"**{side.upper()}**")
+            st.text(view.graph.prompt)
+            st.plotly_chart(graph_figure(view, marks=marks, height=520), key=f"compare-chart-{side}", config={"displaylogo": False})
+    st.caption("Features: purple in both graphs, pink only in this one. Errors are grey squares, embeddings green diamonds, logits orange hexagons.")
+    st.subheader("Features only in A / only in B / in both")
+    nodes = comparison.nodes.assign(open=[feature_url(s, l, i) for s, l, i in zip(comparison.nodes["transcoder_set"], comparison.nodes["layer"], comparison.nodes["index"])])
+    where = pd.Series(["both" if x and y else ("only A" if x else "only B") for x, y in zip(nodes["in_a"], nodes["in_b"])], index=nodes.index)
+    nodes.insert(0, "in", where)
+    columns = ["in", "open", "key", "kind", "activation_a", "activation_b", "activation_diff", "influence_a", "influence_b", "clerp_a", "clerp_b"]
+    st.dataframe(nodes[columns], width="stretch", hide_index=True, key="compare-nodes", column_config={"open": st.column_config.LinkColumn("feature", display_text="open")})
+    st.subheader("Edges")
+    st.dataframe(comparison.edges, width="stretch", hide_index=True, key="compare-edges")
+    st.subheader("Labels side by side")
+    st.dataframe(comparison.labels, width="stretch", hide_index=True, key="compare-labels")
+    if not comparison.supernodes.empty:
+        st.subheader("Supernodes")
+        st.dataframe(comparison.supernodes, width="stretch", hide_index=True, key="compare-supernodes")
+
+
+def _many(selection: Any, measure: str) -> None:
+    v = state.version()
+    chosen = state.graphs(v, selection)
+    if len(chosen) < 2:
+        st.info("The filter chooses fewer than two graphs; widen it to see how they resemble each other.")
+        return
+    similarity = state.similarity(v, selection, measure)
+    order = similarity.clusters.sort_values("order")["slug"].tolist()
+    st.caption(f"{len(order)} graphs in clustering order; click a cell to compare that pair.")
+    st.plotly_chart(similarity_figure(similarity.matrix, order), width="content", on_select="rerun", selection_mode="points", key="compare-matrix", config={"displaylogo": False})
+    st.dataframe(similarity.clusters.sort_values("order"), width="stretch", hide_index=True, key="compare-clusters")
+
+
+def _take_cell_click() -> None:
+    """A click on a cell of the matrix opens that pair."""
+    chart = st.session_state.get("compare-matrix")
+    points = (chart or {}).get("selection", {}).get("points", []) if chart else []
+    pairs = [tuple(p["customdata"]) for p in points if isinstance(p.get("customdata"), (list, tuple)) and len(p["customdata"]) == 2]
+    if pairs and pairs[0] != st.session_state.get("compare-matrix-seen") and pairs[0][0] != pairs[0][1]:
+        st.session_state["compare-matrix-seen"] = pairs[0]
+        a, b = pairs[0]
+        st.query_params.from_dict({"a": a, "b": b})
+        st.session_state["compare-a"], st.session_state["compare-b"] = a, b
+        st.session_state["compare-view"] = "Two graphs"
+        for name in ("family", "tag", "language", "set"):
+            st.session_state.pop(f"{PAGE}-{name}", None)
+        st.session_state["_url-compare"] = {"a": a, "b": b}
+        st.rerun()

@@ -1,0 +1,53 @@
+"""/languages?family=F : how much of a family's circuit is shared across its languages, layer by
+layer, against the baseline of unrelated prompts, and which features are shared or specific."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import state
+from app.drawing import overlap_figure
+from app.widgets import graph_filter, link_columns, read_url, require_graphs, selection_params, with_links, write_url
+
+PAGE = "languages"
+
+
+def render() -> None:
+    st.header("Languages")
+    everything = require_graphs()
+    if everything is None:
+        return
+    read_url(PAGE, selection_params(PAGE, everything))
+    selection, chosen = graph_filter(PAGE, everything)
+    write_url(PAGE, chosen)
+    v = state.version()
+    multilingual = sorted({g.family for g in everything if g.family and len({h.language for h in everything if h.family == g.family and h.language}) >= 2})
+    if not multilingual:
+        st.info(
+            "No family of prompts has graphs in two languages yet. The measure compares the same prompt in several "
+            "languages: ingest the graphs with a manifest that gives each graph its family and language (Ingest page)."
+        )
+        return
+    graphs = state.graphs(v, selection)
+    if not any(g.family in multilingual for g in graphs):
+        st.info(f"None of the chosen graphs belongs to a family with two languages; choose one of: {', '.join(multilingual)}.")
+        return
+    overlap, band = state.languages(v, selection)
+    st.caption("Overlap of the features active anywhere in the context (IoU per layer) between the same prompt in two languages; the dotted line and grey band: unrelated prompts of the same two languages (mean, 10th to 90th percentile).")
+    st.plotly_chart(overlap_figure(overlap.curves, band), key="languages-chart", config={"displaylogo": False})
+    if overlap.curves["baseline_iou"].isna().all():
+        st.info("No baseline yet: the knowledge base has no unrelated prompts in these languages to compare with. Ingest graphs of other prompts in the same languages to see it.")
+    st.dataframe(overlap.table(), width="stretch", key="languages-table")
+    st.subheader("Shared and language-specific features")
+    layers, features = overlap.layers, overlap.features
+    if not layers.empty:
+        # "active": anywhere in the unpruned context; "kept": in the pruned graphs (see kb.analysis.languages)
+        basis = st.radio("Features", sorted(set(layers["basis"])), horizontal=True, key="languages-basis", help="active: present in the graph; kept: kept after pruning")
+        layers = layers[layers["basis"] == basis]
+        features = features[features["basis"] == basis]
+        counts = layers.groupby("layer")[["n_shared", "n_specific"]].sum()
+        st.bar_chart(counts, stack=True, x_label="layer", y_label="features")
+    for kind, title in (("shared", "In every language of the family"), ("specific", "In some languages only")):
+        part = features[features["class"] == kind]
+        st.markdown(f"**{title}** ({len(part)})")
+        st.dataframe(with_links(part), width="stretch", hide_index=True, key=f"languages-{kind}", column_config=link_columns("open"))

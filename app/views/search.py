@@ -1,0 +1,90 @@
+"""/search?q=TEXT : features by concept, words or id, with the search API's filters; every hit
+links to its feature page."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import state
+from app.widgets import Param, feature_address, graph_filter, int_in, link, one_of, read_url, require_graphs, selection_params, text, write_url
+from kb.featureref import format_feature_ref
+from kb.search.query import MODES, SearchFilters
+
+PAGE = "search"
+SOURCES = ("neuronpedia", "clerp", "label")
+
+
+def _sources(raw: str) -> list[str]:
+    chosen = [s for s in raw.split(",") if s]
+    unknown = [s for s in chosen if s not in SOURCES]
+    if unknown:
+        raise ValueError(f"sources are {', '.join(SOURCES)}")
+    return chosen
+
+
+def render() -> None:
+    st.header("Search features")
+    everything = require_graphs()
+    if everything is None:
+        return
+    params = {
+        "q": Param("search-q", text, ""),
+        "k": Param("search-k", int_in(5, 100), 20),
+        "mode": Param("search-mode", one_of(MODES, "search mode"), "blend"),
+        "tset": Param("search-tset", text, ""),
+        "lmin": Param("search-lmin", int_in(0, 999), 0),
+        "lmax": Param("search-lmax", int_in(0, 999), 999),
+        "sources": Param("search-sources", _sources, []),
+        **selection_params(PAGE, everything),
+    }
+    read_url(PAGE, params)
+    query = st.text_input("Concept, words, or a feature id", key="search-q", placeholder="say a capital city · antonym · L20/1234 · 20-clt-hp/1234")
+    with st.expander("Filters", expanded=False):
+        cols = st.columns(4)
+        k = cols[0].slider("Results", 5, 100, key="search-k")
+        mode = cols[1].radio("Match", MODES, key="search-mode", horizontal=True, help="blend: meaning and words; semantic: meaning only; keyword: words only")
+        tset = cols[2].text_input("Transcoder set or model", key="search-tset", help="e.g. gemma-2-2b/clt-hp, gemma-2-2b or clt-hp")
+        sources = cols[3].multiselect("Said by", SOURCES, key="search-sources", help="Neuronpedia explanations, clerps in graphs, labels people wrote")
+        lcols = st.columns(2)
+        lmin = lcols[0].number_input("From layer", min_value=0, max_value=999, key="search-lmin")
+        lmax = lcols[1].number_input("To layer", min_value=0, max_value=999, key="search-lmax")
+        st.caption("Only features that appear in these graphs:")
+        selection, chosen = graph_filter(PAGE, everything)
+    write_url(
+        PAGE,
+        {
+            "q": query.strip(), "k": k if k != 20 else None, "mode": mode if mode != "blend" else None, "tset": tset.strip(),
+            "lmin": lmin or None, "lmax": lmax if lmax != 999 else None, "sources": tuple(sources), **chosen,
+        },
+    )  # fmt: skip
+    if not query.strip():
+        st.caption("Type a concept above: the hits are features whose descriptions, clerps or labels say it.")
+        return
+    if lmin > lmax:
+        st.warning("The layer range is empty: 'From layer' is above 'To layer'.")
+        return
+    filters = SearchFilters(
+        transcoder_set=tset.strip() or None,
+        min_layer=int(lmin) or None,
+        max_layer=int(lmax) if lmax != 999 else None,
+        sources=tuple(sources),
+        graphs=None if selection.is_empty() else selection,
+    )
+    with st.spinner("Searching"):
+        hits = state.search(state.version(), query.strip(), int(k), filters, mode)
+    if not hits:
+        st.info("No feature matches. Try other words, or widen the filters.")
+        return
+    st.caption(f"{len(hits)} features")
+    for n, hit in enumerate(hits):
+        with st.container(border=True, key=f"search-hit-{n}"):
+            cols = st.columns([3, 1, 1])
+            with cols[0]:
+                link("feature", format_feature_ref(hit.feature), f=feature_address(hit.feature))
+            cols[1].caption(f"score {hit.score:.3f} · {hit.match}")
+            cols[2].caption(f"in {hit.n_graphs} graphs")
+            said = hit.descriptions[0]["text"] if hit.descriptions else (hit.matched_text or "")
+            if said:
+                st.text(said)
+            if hit.labels:
+                st.text("labels: " + "; ".join(label["text"] for label in hit.labels))

@@ -1,0 +1,238 @@
+"""Widgets and helpers every page shares: the address bar as the page's state, links between
+pages, the graph filter, and text shown inert.
+
+Address bar: a page lists its parameters as :class:`Param` (widget key, parser, default). Before
+its widgets it calls :func:`read_url`, which sets the widgets from the address when the address
+changed from outside (a fresh tab, a shared link, a link from another page); after them it calls
+:func:`write_url` with what the widgets say, so the address always reopens the view.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import urlencode
+
+import pandas as pd
+import streamlit as st
+
+from app import state
+from app.nav import page
+from app.state import BadParameter
+from ingest.records import FeatureKey
+from kb.featureref import BadFeatureRef, format_feature_ref, parse_feature_ref
+from kb.selection import GraphInfo, Selection
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a page's address: the widget it sets, how to read it, the default."""
+
+    key: str
+    parse: Callable[[str], Any]
+    default: Any = None
+
+
+def read_url(page_name: str, params: Mapping[str, Param]) -> None:
+    """Set the page's widgets from the address when the address changed from outside.
+
+    A value the page cannot read is reported in the page's own words and replaced by its default.
+    """
+    current = st.query_params.to_dict()
+    if st.session_state.get(_written(page_name)) == current:
+        return
+    for name, param in params.items():
+        raw = current.get(name)
+        value = param.default
+        if raw is not None:
+            try:
+                value = param.parse(raw)
+            except (BadParameter, BadFeatureRef, ValueError) as exc:
+                st.warning(f"The address has {name}={raw!r}, which this page cannot use: {exc}")
+        st.session_state[param.key] = value
+    st.session_state[_written(page_name)] = current
+
+
+def write_url(page_name: str, values: Mapping[str, Any]) -> None:
+    """Make the address say ``values`` (None, empty and False values left out)."""
+    wanted = {k: _text(v) for k, v in values.items() if v is not None and v != "" and v is not False and v != ()}
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
+    st.session_state[_written(page_name)] = wanted
+
+
+def _written(page_name: str) -> str:
+    return f"_url-{page_name}"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        if not re.fullmatch(r"-?\d+", raw.strip()):
+            raise BadParameter(f"it should be a whole number between {low} and {high}")
+        value = int(raw)
+        if not low <= value <= high:
+            raise BadParameter(f"it should be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def float_in(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise BadParameter(f"it should be a number between {low:g} and {high:g}") from None
+        if not low <= value <= high:
+            raise BadParameter(f"it should be between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+def one_of(choices: Sequence[str], what: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise BadParameter(f"no {what} is called that; choose one in the list below")
+        return raw
+
+    return parse
+
+
+def text(raw: str) -> str:
+    return raw
+
+
+def feature_param(raw: str) -> str:
+    """A feature reference from the address, checked now so that a typo says so at once."""
+    return feature_address(parse_feature_ref(raw))
+
+
+# --- text shown inert -----------------------------------------------------------------------------
+
+
+def md(value: Any) -> str:
+    """``value`` as Markdown that shows exactly those characters (for link labels and captions)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
+
+
+def hover(value: Any) -> str:
+    """``value`` for a Plotly hover or tick label: escaped, so tags show as text."""
+    return html.escape(str(value), quote=False)
+
+
+# --- links ------------------------------------------------------------------------------------------
+
+
+def url(page_name: str, **params: Any) -> str:
+    """The address of a page, relative to the app (for links inside tables)."""
+    query = urlencode({k: _text(v) for k, v in params.items() if v is not None and v != ""})
+    return f"./{page_name}" + (f"?{query}" if query else "")
+
+
+def link(page_name: str, label: str, **params: Any) -> None:
+    """A link to another view; ``label`` is shown as text, never as Markdown."""
+    query = {k: _text(v) for k, v in params.items() if v is not None and v != ""}
+    st.page_link(page(page_name), label=md(label), query_params=query)
+
+
+def feature_address(key: FeatureKey) -> str:
+    """The ``f=`` value of a feature's page: ``TRANSCODER_SET/LAYER/INDEX``."""
+    return f"{key.transcoder_set}/{key.layer}/{key.index}"
+
+
+def feature_link(key: FeatureKey, label: str | None = None) -> None:
+    link("feature", label or format_feature_ref(key), f=feature_address(key))
+
+
+def feature_url(transcoder_set: Any, layer: Any, index: Any) -> str | None:
+    """The address of a feature's page from table columns; None where the row has no feature."""
+    if transcoder_set is None or layer is None or index is None or any(_missing(v) for v in (transcoder_set, layer, index)):
+        return None
+    return url("feature", f=f"{transcoder_set}/{int(layer)}/{int(index)}")
+
+
+def with_links(frame: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
+    """``frame`` with a first column ``{prefix}open``, the address of the feature named by its
+    ``{prefix}transcoder_set/layer/index`` columns, and without internal ids."""
+    out = frame.drop(columns=[c for c in ("fid", "src_fid", "tgt_fid") if c in frame.columns])
+    columns = (out[f"{prefix}transcoder_set"], out[f"{prefix}layer"], out[f"{prefix}index"])
+    out.insert(0, f"{prefix}open", [feature_url(s, l, i) for s, l, i in zip(*columns)])
+    return out
+
+
+def link_columns(*columns: str) -> dict[str, Any]:
+    """Column settings that show the ``open`` columns of :func:`with_links` as links."""
+    return {c: st.column_config.LinkColumn(c.replace("open", "feature"), display_text="open") for c in columns}
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(value != value)  # NaN and pandas' NA
+    except TypeError:
+        return True
+
+
+def graph_link(slug: str, node: str | None = None, label: str | None = None) -> None:
+    link("graph", label or (f"{slug} · node {node}" if node else slug), g=slug, node=node)
+
+
+# --- shared widgets ---------------------------------------------------------------------------------
+
+
+def require_graphs(at_least: int = 1) -> list[GraphInfo] | None:
+    """Every stored graph; when there are fewer than ``at_least``, says how to add some and returns None."""
+    found = state.graphs(state.version())
+    if len(found) >= at_least:
+        return found
+    if not found:
+        st.info("The knowledge base is empty: there is no graph to show yet.")
+        st.markdown("Add attribution graphs (circuit-tracer or Neuronpedia graph files, `.json` or `.json.gz`) on the Ingest page:")
+    else:
+        st.info(f"This page needs at least {at_least} graphs; the knowledge base has {len(found)}.")
+        st.markdown("Add more graphs on the Ingest page:")
+    link("ingest", "Ingest graph files")
+    return None
+
+
+SELECTION_PARAMS = ("family", "tag", "language", "set")
+
+
+def selection_params(prefix: str, graphs: Sequence[GraphInfo]) -> dict[str, Param]:
+    """Address parameters of the graph filter: family, tag, language, set."""
+    families = sorted({g.family for g in graphs if g.family})
+    tags = sorted({t for g in graphs for t in g.tags})
+    languages = sorted({g.language for g in graphs if g.language})
+    return {
+        "family": Param(f"{prefix}-family", one_of(families, "family"), ""),
+        "tag": Param(f"{prefix}-tag", one_of(tags, "tag"), ""),
+        "language": Param(f"{prefix}-language", one_of(languages, "language"), ""),
+        "set": Param(f"{prefix}-set", text, ""),
+    }
+
+
+def graph_filter(prefix: str, graphs: Sequence[GraphInfo]) -> tuple[Selection, dict[str, str]]:
+    """Widgets that choose graphs (family, tag, language, saved set); the selection and its address values."""
+    families = sorted({g.family for g in graphs if g.family})
+    tags = sorted({t for g in graphs for t in g.tags})
+    languages = sorted({g.language for g in graphs if g.language})
+    cols = st.columns(4)
+    family = cols[0].selectbox("Family", ["", *families], key=f"{prefix}-family", format_func=lambda v: v or "(any)")
+    tag = cols[1].selectbox("Tag", ["", *tags], key=f"{prefix}-tag", format_func=lambda v: v or "(any)")
+    language = cols[2].selectbox("Language", ["", *languages], key=f"{prefix}-language", format_func=lambda v: v or "(any)")
+    saved = cols[3].text_input("Saved set", key=f"{prefix}-set", help="A set saved with `circuitkb sets save`; leave empty for all graphs")
+    values = {"family": family, "tag": tag, "language": language, "set": saved.strip()}
+    selection = Selection(family=family or None, tags=(tag,) if tag else (), language=language or None, saved_set=saved.strip() or None)
+    return selection, values

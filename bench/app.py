@@ -1,0 +1,308 @@
+"""Benchmark of the app in a real browser: page load and interaction latency, p50 / p95.
+
+    python -m bench.app --size 1000 --big-links 16000000     # the issue's sizes (a quiet machine)
+    python -m bench.app --size 20 --big-links 200000 --runs 3  # a quick look
+
+On a generated corpus of ``--size`` graphs plus one large unpruned graph of ``--big-links``
+links, the app is served by ``streamlit run`` and driven by Playwright (Debian's
+/usr/bin/chromium). Measured from Python around the browser:
+
+- *open*: from ``page.goto(address)`` to the page drawn (the app's run finished, no loading
+  placeholder left, the page's main element visible), for every page of docs/app.md;
+- *interactions* on the graph page: select a node with a click (which also expands its
+  neighbourhood), and move the edge threshold one step; from the input to the updated view.
+
+Each measure runs ``--runs`` times in a fresh browser context; the first run of an address is
+cold (the app's caches are empty), the others warm. The *kb* column times the page's main ``kb``
+call alone in this process (uncached): the part of a cold open that is the query; the rest is
+Streamlit, the transfer and the drawing. Writes ``bench/results/app.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import quote
+
+from bench.report import ms
+
+log = logging.getLogger("bench.app")
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "app.md"
+CHROMIUM = "/usr/bin/chromium"
+TIMEOUT = 300_000  # ms
+
+
+def _synth() -> Any:
+    """The synthetic-corpus generator; the one place this benchmark imports it (it is moving
+    from ``ingest.synth`` to a package of its own)."""
+    from ingest import synth
+
+    return synth
+
+
+# --- the knowledge base ----------------------------------------------------------------------------
+
+
+def build_kb(work: Path, size: int, big_links: int) -> tuple[Path, str | None]:
+    """The home of a KB holding the corpus of ``size`` graphs and the large graph; built once."""
+    from kb.api import KB
+    from kb.config import Config
+
+    home = work / f"kb-app-{size}-{big_links}"
+    done = home / "bench-ready.json"
+    if done.exists():
+        return home, json.loads(done.read_text())["big"]
+    synth = _synth()
+    corpus = work / f"corpus-{size}"
+    if not (corpus / "manifest.csv").exists():
+        log.info("generating %d graphs in %s", size, corpus)
+        synth.generate_corpus(corpus, size, seed=0, workers=os.cpu_count() or 1)
+    big_slug = None
+    paths: list[Path] = [corpus]
+    if big_links:
+        big = work / f"large-{big_links}.json"
+        if not big.exists():
+            log.info("writing a graph of %d links", big_links)
+            synth.write_large_graph(big, big_links, n_nodes=min(14_000, max(2_000, big_links // 1000)))
+        paths.append(big)
+    with KB.open(Config.load(home=home, env={})) as kb:
+        report = kb.ingest([corpus], manifest=corpus / "manifest.csv")
+        if big_links:
+            big_report = kb.ingest([paths[1]])
+            big_slug = (big_report.ingested or big_report.skipped)[0]["slug"]
+        log.info("ingested %d graphs (%d failed)", len(report.ingested), len(report.failed))
+    done.write_text(json.dumps({"big": big_slug}))
+    return home, big_slug
+
+
+# --- the app -----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def serve(home: Path) -> Iterator[str]:
+    """``streamlit run app/main.py`` on ``home``, on a free loopback port; yields its address."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCUITKB_")} | {"CIRCUITKB_HOME": str(home)}
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
+        "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    with open(home / "streamlit.log", "w") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2):
+                        break
+                except OSError:
+                    if time.time() > deadline or process.poll() is not None:
+                        raise RuntimeError(f"the app did not start; see {home / 'streamlit.log'}") from None
+                    time.sleep(0.3)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def drawn(page: Any, selector: str) -> None:
+    """Wait until the app's run is over, nothing is loading and ``selector`` is visible."""
+    page.wait_for_selector(selector, timeout=TIMEOUT)
+    busy = "[data-testid=stStatusWidget], [data-testid=stSkeleton]"
+    page.wait_for_function(f"() => document.querySelectorAll({json.dumps(busy)}).length === 0", timeout=TIMEOUT, polling=50)
+    if page.locator("[data-testid=stException], [data-testid=stAlertContentError]").count():
+        raise RuntimeError(f"{page.url} shows an error: {page.locator('[data-testid=stMain]').inner_text()[:500]}")
+
+
+# --- measures ------------------------------------------------------------------------------------------
+
+
+def addresses(home: Path, big: str | None) -> list[tuple[str, str, str, Callable[[Any], Any] | None]]:
+    """(name, address, selector of the drawn page, the page's main kb call) for every page."""
+    from kb.analysis.compare import compare_graphs, graph_similarity
+    from kb.analysis.graphview import graph_view
+    from kb.analysis.languages import language_overlap
+    from kb.analysis.shared import shared_features
+    from kb.search import search
+    from kb.selection import Selection
+
+    graphs = _graphs(home)
+    first, second = graphs[0], next(g for g in graphs[1:] if g.family == graphs[0].family) if graphs[0].family else graphs[1]
+    family = next((g.family for g in graphs if g.family and g.language and g.language != "en"), first.family)
+    plot = ".js-plotly-plot .scatterlayer"
+    rows: list[tuple[str, str, str, Callable[[Any], Any] | None]] = [
+        ("overview", "/", "[data-testid=stMetric]", lambda kb: kb.stats()),
+        ("graphs", "/graphs", "[data-testid=stDataFrame]", lambda kb: kb.select()),
+        ("search", "/search?q=opposite", "[data-testid=stPageLink]", lambda kb: search(kb, "opposite", k=20)),
+        ("graph", f"/graph?g={quote(first.slug)}", plot, lambda kb: graph_view(kb, first.slug, top=120, edge_threshold=0.02)),
+        ("compare two", f"/compare?a={quote(first.slug)}&b={quote(second.slug)}", plot, lambda kb: compare_graphs(kb, first.slug, second.slug)),
+        ("compare many", f"/compare?family={quote(family or '')}", plot, lambda kb: graph_similarity(kb, Selection(family=family))),
+        ("across", f"/across?family={quote(family or '')}", "[data-testid=stDataFrame]", lambda kb: shared_features(kb, Selection(family=family), 2)),
+        ("languages", f"/languages?family={quote(family or '')}", ".js-plotly-plot", lambda kb: language_overlap(kb, Selection(family=family))),
+        ("labels", "/labels", "[data-testid=stAlert], [data-testid=stDataFrame]", None),
+    ]
+    if big:
+        rows.append(("graph, large", f"/graph?g={quote(big)}", plot, lambda kb: graph_view(kb, big, top=120, edge_threshold=0.02)))
+    return rows
+
+
+def _graphs(home: Path) -> list[Any]:
+    from kb.api import KB
+    from kb.config import Config
+
+    with KB.open(Config.load(home=home, env={})) as kb:
+        return kb.select()
+
+
+def time_kb(home: Path, call: Callable[[Any], Any] | None, runs: int) -> list[float]:
+    if call is None:
+        return []
+    from kb.api import KB
+    from kb.config import Config
+
+    times = []
+    with KB.open(Config.load(home=home, env={})) as kb:
+        for _ in range(runs):
+            started = time.perf_counter()
+            call(kb)
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def time_open(browser: Any, base: str, address: str, selector: str, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        context = browser.new_context(viewport={"width": 1500, "height": 1000})
+        page = context.new_page()
+        started = time.perf_counter()
+        page.goto(base + address)
+        drawn(page, selector)
+        times.append(time.perf_counter() - started)
+        context.close()
+    return times
+
+
+def time_interactions(browser: Any, base: str, address: str, runs: int) -> dict[str, list[float]]:
+    """Select a node by a click, and move the edge threshold one step, on the graph at ``address``."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    plot = ".js-plotly-plot .scatterlayer"
+    out: dict[str, list[float]] = {"select a node (and expand it)": [], "edge threshold one step": []}
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    page = context.new_page()
+    page.goto(base + address)
+    drawn(page, plot)
+    for run in range(runs):
+        points = page.locator(".js-plotly-plot .scatterlayer .trace.scatter .points path")
+        started = None
+        for attempt in range(5):  # a click on the node already selected, or under another, changes nothing: try the next
+            target = points.nth((run * 7 + 3 + attempt * 11) % points.count())
+            box = target.bounding_box()
+            before = page.url
+            started = time.perf_counter()
+            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            try:
+                page.wait_for_function(f"() => location.href !== {json.dumps(before)}", timeout=30_000, polling=20)
+                break
+            except PlaywrightTimeout:
+                started = None
+        if started is None:
+            log.warning("no click selected a node; sample skipped")
+            continue
+        drawn(page, plot)
+        out["select a node (and expand it)"].append(time.perf_counter() - started)
+
+        slider = page.get_by_role("slider").nth(1)
+        before = page.url
+        started = time.perf_counter()
+        slider.press("ArrowRight" if run % 2 == 0 else "ArrowLeft")
+        page.wait_for_function(f"() => location.href !== {json.dumps(before)}", timeout=TIMEOUT, polling=20)
+        drawn(page, plot)
+        out["edge threshold one step"].append(time.perf_counter() - started)
+    context.close()
+    return out
+
+
+def _p(values: list[float], q: float) -> float | None:
+    """The nearest-rank ``q`` quantile."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def run(work: Path, size: int, big_links: int, runs: int) -> list[str]:
+    from playwright.sync_api import sync_playwright
+
+    home, big = build_kb(work, size, big_links)
+    rows: list[dict[str, Any]] = []
+    with serve(home) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            for name, address, selector, call in addresses(home, big):
+                log.info("opening %s", address)
+                opened = time_open(browser, base, address, selector, runs)
+                rows.append({"page": name, "measure": "open", "times": opened, "kb": time_kb(home, call, max(1, runs - 1))})
+            for name, address in (("graph", f"/graph?g={quote(_graphs(home)[0].slug)}"), *([("graph, large", f"/graph?g={quote(big)}")] if big else [])):
+                for measure, times in time_interactions(browser, base, address, runs).items():
+                    rows.append({"page": name, "measure": measure, "times": times, "kb": []})
+        finally:
+            browser.close()
+    return report(size, big_links, runs, rows)
+
+
+def report(size: int, big_links: int, runs: int, rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "# App: page and interaction latency in a real browser",
+        "",
+        f"Corpus: {size} generated graphs" + (f" and one large graph of {big_links:,} links" if big_links else "") + f"; {runs} runs each; "
+        f"chromium {CHROMIUM}, headless, on this machine ({os.cpu_count()} cores). Produced by `python -m bench.app --size {size} --big-links {big_links} --runs {runs}`.",
+        "",
+        "*first*: the cold run (empty caches); p50 / p95 over all runs (nearest rank); *kb p50*: the page's main kb call alone, uncached.",
+        "An open starts a fresh browser context, so it includes loading Streamlit's and Plotly's JavaScript without a browser cache "
+        "and opening the websocket; the kb column is the query's part, the rest is Streamlit, the transfer and the drawing. "
+        "Other processes running on the machine inflate every figure: compare runs made on a quiet machine only.",
+        "",
+        "| page | measure | first | p50 | p95 | kb p50 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t = r["times"]
+        lines.append(f"| {r['page']} | {r['measure']} | {ms(t[0] if t else None)} | {ms(_p(t, 0.5))} | {ms(_p(t, 0.95))} | {ms(statistics.median(r['kb']) if r['kb'] else None)} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1000, help="generated graphs")
+    parser.add_argument("--big-links", type=int, default=16_000_000, help="links of the large graph (0: none)")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/circuitkb-bench-app"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args.work.mkdir(parents=True, exist_ok=True)
+    lines = run(args.work, args.size, args.big_links, args.runs)
+    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    main()

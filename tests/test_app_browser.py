@@ -1,0 +1,323 @@
+"""The app in a real browser (Playwright driving Debian's chromium) on the real graphs.
+
+The walk a researcher takes: search "capital" -> a hit's feature page -> one of its graphs with
+that node selected -> compare it with another graph -> the languages of the EN/FR pair. Then
+every address from a fresh browser context, an upload on the ingest page, and a hostile label
+that must stay text. Screenshots go to $CIRCUITKB_TEST_ARTEFACTS (default: pytest's temporary
+folder, printed at the end); they are not committed.
+
+Needs ../shared/data (skipped without it, fails under CI=true) and /usr/bin/chromium
+(scripts/test.sh installs it when missing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import quote
+
+import pytest
+
+from ingest.records import FeatureKey
+from kb.api import KB
+from kb.config import Config
+from kb.featuremeta import add_label
+from tests.conftest import GRAPHS, real_graph
+
+pytest.importorskip("playwright")
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+HOSTILE = "<img src=x onerror=alert(1)>"
+FAMILY = "opposite"
+LOAD = 180_000  # ms: the first page of a cold server loads the embedding model
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(what)
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    if not CHROMIUM.exists():
+        _missing(f"{CHROMIUM} is missing (apt-get install chromium; scripts/test.sh does it)")
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": ["--no-sandbox"]}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_context_args, "viewport": {"width": 1500, "height": 1000}}
+
+
+def slug_of(prefix: str) -> str:
+    return json.loads(real_graph(prefix).read_text())["metadata"]["slug"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The app on a KB of the real graphs (02 en and 03 fr one family), served on a free port."""
+    if not GRAPHS.is_dir():
+        _missing(f"the real graphs are not at {GRAPHS}")
+    home = tmp_path_factory.mktemp("browser-home")
+    manifest = home / "manifest.csv"
+    manifest.write_text(f"slug,family,language\n{slug_of('02')},{FAMILY},en\n{slug_of('03')},{FAMILY},fr\n", encoding="utf-8")
+    with KB.open(Config.load(home=home, env={})) as kb:
+        report = kb.ingest([GRAPHS], manifest=manifest)
+        assert not report.failed, report.failed
+        from kb.analysis.graphview import graph_view
+
+        nodes = graph_view(kb, slug_of("02"), top=20).nodes
+        row = nodes[nodes["kind"] == "feature"].sort_values("influence").iloc[0]
+        tset, layer, index = row["feature"].rsplit("/", 2)
+        key = FeatureKey(tset, int(layer.lstrip("L")), int(index))
+        add_label(kb, key, HOSTILE, "mallory")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCUITKB_")} | {"CIRCUITKB_HOME": str(home)}
+    log = open(home / "streamlit.log", "w")
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
+            "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none",
+        ],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                if time.time() > deadline or process.poll() is not None:
+                    raise AssertionError(f"the app did not start; see {home / 'streamlit.log'}") from None
+                time.sleep(0.5)
+        yield {"base": base, "feature": key, "node": row["node_id"], "log": home / "streamlit.log"}
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = Path(os.environ.get("CIRCUITKB_TEST_ARTEFACTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots in {folder}")
+    return folder
+
+
+@pytest.fixture
+def dialogs(page: Page) -> list[str]:
+    """Every dialog (alert, confirm) the page opens; none should."""
+    opened: list[str] = []
+
+    def on_dialog(dialog: Any) -> None:
+        opened.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    return opened
+
+
+def settle(page: Page) -> None:
+    """Wait until the app has finished running the page and drawing it (quiet for a second)."""
+    page.wait_for_selector("[data-testid=stMain]", timeout=LOAD)
+    busy = "[data-testid=stStatusWidget], [data-testid=stSkeleton]"
+    deadline = time.time() + LOAD / 1000
+    quiet = 0
+    while quiet < 3:
+        assert time.time() < deadline, "the page did not finish drawing"
+        page.wait_for_timeout(350)
+        quiet = quiet + 1 if page.locator(busy).count() == 0 else 0
+    assert page.locator("[data-testid=stException]").count() == 0, page.locator("[data-testid=stException]").first.inner_text()
+    errors = page.locator("[data-testid=stAlertContentError]")
+    assert errors.count() == 0, errors.first.inner_text()
+    assert "Traceback" not in page.locator("[data-testid=stMain]").inner_text()
+
+
+def shoot(page: Page, folder: Path, name: str) -> None:
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def params(page: Page) -> dict[str, str]:
+    from urllib.parse import parse_qsl, urlparse
+
+    return dict(parse_qsl(urlparse(page.url).query))
+
+
+def path_of(page: Page) -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(page.url).path
+
+
+def test_the_researchers_walk(server: dict[str, Any], page: Page, shots: Path, dialogs: list[str]) -> None:
+    page.goto(f"{server['base']}/search")
+    settle(page)
+    box = page.get_by_label("Concept, words, or a feature id")
+    box.fill("capital")
+    box.press("Enter")
+    settle(page)
+    expect(page.get_by_text("features", exact=False).first).to_be_visible()
+    shoot(page, shots, "1-search")
+    hits = page.locator("[data-testid=stPageLink] a[href*='feature']")
+    assert hits.count() >= 5
+    assert params(page) == {"q": "capital"}
+    hits.first.click()
+    settle(page)
+    assert path_of(page) == "/feature" and "f" in params(page)
+    expect(page.get_by_text("Graphs that contain it")).to_be_visible()
+    shoot(page, shots, "2-feature")
+
+    graphs = page.locator("[data-testid=stPageLink] a[href*='graph']")
+    assert graphs.count() >= 1
+    graphs.first.click()
+    settle(page)
+    page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=LOAD)
+    chosen = params(page)
+    assert path_of(page) == "/graph" and chosen.get("g") and chosen.get("node")
+    expect(page.get_by_text("Strongest inputs", exact=False)).to_be_visible()
+    shoot(page, shots, "3-graph-selected")
+
+    # a click on another node selects it: the address and the panel follow
+    points = page.locator(".js-plotly-plot .scatterlayer .trace.scatter .points path")
+    assert points.count() > 20
+    target = points.nth(points.count() // 2)
+    target.scroll_into_view_if_needed()
+    box = target.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function(f"() => !location.search.includes({json.dumps('node=' + quote(chosen['node']))})", timeout=LOAD)
+    settle(page)
+    assert params(page).get("node") and params(page)["node"] != chosen["node"]
+    shoot(page, shots, "4-graph-clicked")
+
+    page.locator("[data-testid=stPageLink] a[href*='compare']").first.click()
+    settle(page)
+    assert path_of(page) == "/compare" and params(page).get("a") == chosen["g"] and params(page).get("b")
+    assert page.locator(".js-plotly-plot").count() == 2
+    expect(page.get_by_text("only in A", exact=False).first).to_be_visible()
+    shoot(page, shots, "5-compare")
+
+    page.goto(f"{server['base']}/languages?family={FAMILY}")
+    settle(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=LOAD)
+    expect(page.get_by_text("Shared and language-specific features")).to_be_visible()
+    shoot(page, shots, "6-languages")
+    assert dialogs == []
+
+
+def addresses(server: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(name, address, a text the view shows) for every address of docs/app.md."""
+    key = server["feature"]
+    feature = f"{key.transcoder_set}/{key.layer}/{key.index}"
+    a, b = slug_of("02"), slug_of("03")
+    return [
+        ("search", "/search?q=capital", "features"),
+        ("feature", f"/feature?f={quote(feature, safe='/')}", "Graphs that contain it"),
+        ("graph", f"/graph?g={a}&node={quote(server['node'])}&top=80", "Strongest inputs"),
+        ("compare-two", f"/compare?a={a}&b={b}", "only in A"),
+        ("compare-many", f"/compare?family={FAMILY}", "clustering order"),
+        ("across", f"/across?family={FAMILY}", "graphs chosen"),
+        ("languages", f"/languages?family={FAMILY}", "Shared and language-specific features"),
+        ("graphs", "/graphs?language=fr", "1 of 9 graphs"),
+        ("labels", "/labels", "latest labels"),
+        ("ingest", "/ingest", "Graph files"),
+    ]
+
+
+def test_every_address_reopens_its_view_in_a_fresh_browser(server: dict[str, Any], browser: Browser, shots: Path) -> None:
+    from urllib.parse import parse_qsl, urlparse
+
+    for name, address, shown in addresses(server):
+        context = browser.new_context(viewport={"width": 1500, "height": 1000})
+        page = context.new_page()
+        page.goto(server["base"] + address)
+        settle(page)
+        expect(page.get_by_text(shown, exact=False).first).to_be_visible()
+        wanted = dict(parse_qsl(urlparse(address).query))
+        assert {k: v for k, v in params(page).items() if k in wanted} == wanted, (name, page.url)
+        shoot(page, shots, f"link-{name}")
+        context.close()
+
+
+def test_a_hostile_label_is_shown_as_text(server: dict[str, Any], page: Page, shots: Path, dialogs: list[str]) -> None:
+    key = server["feature"]
+    page.goto(f"{server['base']}/feature?f={quote(f'{key.transcoder_set}/{key.layer}/{key.index}', safe='/')}")
+    settle(page)
+    expect(page.get_by_text(HOSTILE, exact=True).first).to_be_visible()
+    assert page.locator("[data-testid=stMain] img[src='x']").count() == 0
+    shoot(page, shots, "label-feature")
+    page.goto(f"{server['base']}/graph?g={slug_of('02')}&node={quote(server['node'])}")
+    settle(page)
+    page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=LOAD)
+    expect(page.get_by_text(HOSTILE, exact=True).first).to_be_visible()
+    # hovering the labelled node shows the label in Plotly's tooltip, as text
+    page.get_by_label("Selected node").first.scroll_into_view_if_needed()
+    points = page.locator(".js-plotly-plot .scatterlayer .trace.scatter .points path")
+    for i in range(points.count()):
+        box = points.nth(i).bounding_box()
+        if box and box["width"] > 14:  # the selected node is drawn large
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            break
+    page.wait_for_timeout(500)
+    hover = page.locator(".hoverlayer").first.text_content() or ""
+    assert HOSTILE in hover, hover
+    assert page.locator("img[src='x']").count() == 0
+    shoot(page, shots, "label-graph")
+    assert dialogs == []
+
+
+def test_uploading_graph_files_reports_each_file(server: dict[str, Any], page: Page, shots: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    doc = json.loads(real_graph("04").read_text())
+    doc["metadata"]["slug"] = "broken-upload"
+    doc["links"][3]["target"] = "no-such-node"
+    broken.write_text(json.dumps(doc))
+    page.goto(f"{server['base']}/ingest")
+    settle(page)
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").first.set_input_files([str(real_graph("04")), str(broken)])
+    page.wait_for_timeout(1500)
+    page.get_by_role("button", name="Ingest").click()
+    settle(page)
+    metrics = page.locator("[data-testid=stMetric]")
+    expect(metrics.filter(has_text="skipped")).to_contain_text("1")
+    expect(metrics.filter(has_text="failed")).to_contain_text("1")
+    shoot(page, shots, "ingest-report")
+    assert re.search(r"broken\.json: links\[3\]\.target", page.locator("[data-testid=stMain]").inner_text())
+
+
+def test_a_cell_of_the_similarity_matrix_opens_that_pair(server: dict[str, Any], page: Page, shots: Path) -> None:
+    page.goto(f"{server['base']}/compare?family={FAMILY}")
+    settle(page)
+    page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=LOAD)
+    cells = page.locator(".js-plotly-plot .scatterlayer .trace.scatter .points path")
+    assert cells.count() == 4  # two graphs: a 2 x 2 matrix
+    box = cells.nth(1).bounding_box()  # off the diagonal: the two different graphs
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function("() => location.search.includes('a=')", timeout=LOAD)
+    settle(page)
+    assert {params(page).get("a"), params(page).get("b")} == {slug_of("02"), slug_of("03")}
+    assert page.locator(".js-plotly-plot").count() == 2
+    shoot(page, shots, "compare-cell-clicked")
