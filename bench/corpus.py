@@ -23,7 +23,7 @@ def corpus(work: Path, size: int) -> Path:
     """The folder of the seeded synthetic corpus of ``size`` graphs, generated if missing."""
     folder = work / f"corpus-{size}"
     if not (folder / "manifest.csv").exists():
-        from ingest.synth import generate_corpus
+        from synth import generate_corpus
 
         log.info("generating %d graphs in %s", size, folder)
         generate_corpus(folder, size, seed=0, workers=os.cpu_count() or 1)

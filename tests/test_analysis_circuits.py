@@ -192,7 +192,7 @@ def test_pieces_of_a_real_graph_match_the_file(kb: KB) -> None:
 
 
 def test_pieces_never_read_the_whole_graph(sqlite_kb: KB, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ingest.synth import write_large_graph
+    from synth import write_large_graph
 
     path = write_large_graph(Path(sqlite_kb.config.home) / "large.json", n_links=60_000, n_nodes=2_500, seed=1)
     assert not sqlite_kb.ingest([path]).failed
@@ -348,7 +348,7 @@ def test_random_corpora_match_brute_force(kb: KB, tmp_path: Path) -> None:
 
 
 def test_neo4j_answers_as_the_embedded_store(make_kb: Callable[..., KB], kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path) -> None:
-    from ingest.synth import generate_corpus
+    from synth import generate_corpus
 
     info = generate_corpus(tmp_path / "synth", 16, seed=4, languages=("en", "fr"), family_size=2)
     answers = []

@@ -348,7 +348,7 @@ def _rounded(value: Any) -> Any:
 
 
 def test_neo4j_answers_as_the_embedded_store(make_kb: Callable[..., KB], kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path) -> None:
-    from ingest.synth import generate_corpus
+    from synth import generate_corpus
 
     info = generate_corpus(tmp_path / "synth", 14, seed=3, languages=("en", "fr", "de"), family_size=3)
     answers = []
@@ -378,7 +378,7 @@ def test_neo4j_answers_as_the_embedded_store(make_kb: Callable[..., KB], kb_env:
 
 
 def test_a_planted_multilingual_family_gives_its_per_layer_profile(kb: KB, tmp_path: Path) -> None:
-    from ingest.synth import MULTILINGUAL_PROFILE, expected_iou, generate_corpus
+    from synth import MULTILINGUAL_PROFILE, expected_iou, generate_corpus
 
     info = generate_corpus(tmp_path / "planted", 24, seed=5, languages=("en", "fr", "de"), family_size=3)
     assert not kb.ingest([tmp_path / "planted"], manifest=info.manifest).failed

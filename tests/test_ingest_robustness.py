@@ -14,7 +14,7 @@ from typing import Callable
 import pytest
 from sqlalchemy import create_engine, select
 
-from ingest.synth import write_large_graph
+from synth import write_large_graph
 from kb.api import KB
 from kb.config import Config
 from schema.sql import LOADING, graphs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import itertools
 import json
 import math
@@ -16,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from ingest import synth
-from ingest.synth import (
+import synth
+from synth import (
+    CLT_FEATURE_TYPE,
     CREATOR_NAME,
     GENERATOR_NAME,
     LOGIT_LAYER,
@@ -33,12 +35,16 @@ from ingest.synth import (
     tokenize,
     write_large_graph,
 )
+from synth.files import write_graph
+from synth.graph import build_graph
+from synth.large import allocate
+from synth.model import default_model
+from synth.vocabulary import universe_for
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REAL_GRAPHS = sorted((SHARED_DATA / "graphs").glob("*_schema1.json"))
-FEATURE = "cross layer transcoder"
 ID_PATTERNS = {
-    FEATURE: re.compile(r"^(\d+)_(\d+)_(\d+)$"),
+    CLT_FEATURE_TYPE: re.compile(r"^(\d+)_(\d+)_(\d+)$"),
     "mlp reconstruction error": re.compile(r"^0_(\d+)_(\d+)$"),
     "embedding": re.compile(r"^E_(\d+)_(\d+)$"),
     "logit": re.compile(rf"^{LOGIT_LAYER}_(\d+)_(\d+)$"),
@@ -65,7 +71,7 @@ def graphs(corpus: CorpusInfo) -> dict[str, dict[str, Any]]:
 def _features_by_layer(graph: dict[str, Any]) -> dict[int, set[int]]:
     found: dict[int, set[int]] = defaultdict(set)
     for node in graph["nodes"]:
-        if node["feature_type"] == FEATURE:
+        if node["feature_type"] == CLT_FEATURE_TYPE:
             layer, index = cantor_unpair(node["feature"])
             found[layer].add(index)
     return found
@@ -110,11 +116,10 @@ def test_generate_graph_is_seeded_and_matches_the_writer() -> None:
     assert a["metadata"]["slug"].startswith(SLUG_PREFIX)
     assert json.loads(json.dumps(a)) == a
     spec = synth.sample_prompt(random.Random(9), "fr")
-    graph = synth._build_graph(random.Random(2), spec, synth._universe(0), synth._default_model(), {},
-                               frozenset(), "synth-x", True, True, 0)
-    import io
+    graph = build_graph(random.Random(2), spec, universe_for(0), default_model(), {},
+                        frozenset(), "synth-x", True, True, 0)
     text = io.StringIO()
-    synth._write_graph(graph, text)
+    write_graph(graph, text)
     assert text.getvalue() == json.dumps(graph.as_dict(), ensure_ascii=False, separators=(",", ":"))
 
 
@@ -143,14 +148,14 @@ def _check_nodes(g: dict[str, Any]) -> None:
     assert len(ids) == len(set(ids)), "node ids must be unique within a file"
     kinds = [n["feature_type"] for n in g["nodes"]]
     blocks = [k for k, _ in itertools.groupby(kinds)]
-    assert blocks == [FEATURE, "mlp reconstruction error", "embedding", "logit"]
+    assert blocks == [CLT_FEATURE_TYPE, "mlp reconstruction error", "embedding", "logit"]
     for n in g["nodes"]:
         assert list(n) == NODE_FIELDS
         m = ID_PATTERNS[n["feature_type"]].match(n["node_id"])
         assert m, n["node_id"]
         assert n["run_idx"] == 0 and n["reverse_ctx_idx"] == 0
         kind = n["feature_type"]
-        if kind == FEATURE:
+        if kind == CLT_FEATURE_TYPE:
             layer, index, pos = map(int, m.groups())
             assert (layer, index) == cantor_unpair(n["feature"]) and index >= synth.MIN_FEATURE_INDEX
             assert n["layer"] == str(layer) and n["ctx_idx"] == pos and 1 <= pos <= last
@@ -184,7 +189,7 @@ def _check_links(g: dict[str, Any]) -> None:
         s, t = index[link["source"]], index[link["target"]]
         assert isinstance(link["weight"], float) and link["weight"] != 0.0
         src, tgt = nodes[s], nodes[t]
-        assert tgt["feature_type"] in (FEATURE, "logit")
+        assert tgt["feature_type"] in (CLT_FEATURE_TYPE, "logit")
         assert src["feature_type"] != "logit"
         assert src["ctx_idx"] <= tgt["ctx_idx"]
         if src["feature_type"] != "embedding" and tgt["feature_type"] != "logit":
@@ -374,7 +379,7 @@ def test_two_hop_paths_and_shortcuts_are_planted(corpus: CorpusInfo, graphs: dic
 # -- the large-graph writer ------------------------------------------------------------------
 
 def test_large_graph_is_streamed_with_exact_counts(tmp_path: Path) -> None:
-    synth._default_model().weight_texts()  # built once per process, not part of the streaming
+    default_model().weight_texts()  # built once per process, not part of the streaming
     tracemalloc.start()
     try:
         path = write_large_graph(tmp_path / "large.json", n_links=200_000, n_nodes=3000, seed=1)
@@ -404,5 +409,5 @@ def test_allocation_fills_caps_and_sums_exactly() -> None:
     caps = [rng.randrange(0, 50) for _ in range(300)]
     wants = [rng.random() + 0.01 for _ in caps]
     for total in (0, 17, sum(caps) // 2, sum(caps)):
-        quota = synth._allocate(total, wants, caps)
+        quota = allocate(total, wants, caps)
         assert sum(quota) == total and all(0 <= q <= c for q, c in zip(quota, caps))
