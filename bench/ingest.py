@@ -30,10 +30,10 @@ from typing import Any
 from ingest.graphfile import read_graph
 from ingest.paths import expand_paths
 from synth import generate_corpus, write_large_graph
-from kb import neo4j_dev
+from devserver import neo4j as neo4j_dev
 from kb.api import KB
 from kb.config import Config
-from kb.neo4j_dev.bulk import bulk_import
+from devserver.neo4j_bulk import bulk_import
 
 
 def ingest_rate(kb: KB, corpus: Path) -> dict[str, Any]:

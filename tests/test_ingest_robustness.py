@@ -156,7 +156,7 @@ def test_a_neo4j_restart_mid_ingest_leaves_nothing_partial_and_the_rerun_complet
     """Runs its own Neo4j, so that restarting it disturbs no other test."""
     import socket
 
-    from kb import neo4j_dev
+    from devserver import neo4j as neo4j_server
 
     need = neo4j_settings()  # the suite's Neo4j must be available, so Java and Maven are too
     del need
@@ -164,7 +164,7 @@ def test_a_neo4j_restart_mid_ingest_leaves_nothing_partial_and_the_rerun_complet
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = tmp_path / "neo4j"
-    info = neo4j_dev.start(server, port=port, heap="512m")
+    info = neo4j_server.start(server, port=port, heap="512m")
     try:
         env = {
             **kb_env("sqlite", "embedded"),
@@ -179,10 +179,10 @@ def test_a_neo4j_restart_mid_ingest_leaves_nothing_partial_and_the_rerun_complet
             time.sleep(0.05)
         time.sleep(1.0)
         assert proc.poll() is None, "ingest finished before the restart"
-        neo4j_dev.stop(server)
+        neo4j_server.stop(server)
         with KB.open(Config.load(env={k: v for k, v in env.items() if not k.startswith("CIRCUITKB_NEO4J")})) as kb:
             assert kb.select() == []  # while the server is down, the registry shows nothing partial
-        info = neo4j_dev.start(server, port=port, heap="512m")
+        info = neo4j_server.start(server, port=port, heap="512m")
         out, err = proc.communicate(timeout=600)
         # the driver may retry through the restart (then the ingest simply completes), or give up
         # (then the graph stays invisible and the rerun below finishes it)
@@ -198,4 +198,4 @@ def test_a_neo4j_restart_mid_ingest_leaves_nothing_partial_and_the_rerun_complet
             assert kb.stats()["links"] == 150_000
             assert kb.store.counts(None)["links"] == 150_000
     finally:
-        neo4j_dev.stop(server)
+        neo4j_server.stop(server)
