@@ -40,9 +40,8 @@ from synth.graph import build_graph
 from synth.large import allocate
 from synth.model import default_model
 from synth.vocabulary import universe_for
+from tests.conftest import DATA, GRAPHS
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-REAL_GRAPHS = sorted((SHARED_DATA / "graphs").glob("*_schema1.json"))
 ID_PATTERNS = {
     CLT_FEATURE_TYPE: re.compile(r"^(\d+)_(\d+)_(\d+)$"),
     "mlp reconstruction error": re.compile(r"^0_(\d+)_(\d+)$"),
@@ -83,6 +82,7 @@ def _all_files(folder: Path) -> dict[str, bytes]:
 
 # -- determinism -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
     generate_corpus(tmp_path / "a", 25, seed=3)
     generate_corpus(tmp_path / "b", 25, seed=3)
@@ -103,6 +103,7 @@ def test_gzip_is_deterministic_and_holds_the_same_json(tmp_path: Path) -> None:
         assert gzip.decompress(g.read_bytes()) == p.read_bytes()
 
 
+@pytest.mark.slow
 def test_worker_processes_do_not_change_the_bytes(tmp_path: Path) -> None:
     generate_corpus(tmp_path / "one", 30, seed=11, workers=1)
     generate_corpus(tmp_path / "two", 30, seed=11, workers=2)
@@ -125,6 +126,7 @@ def test_generate_graph_is_seeded_and_matches_the_writer() -> None:
 
 # -- format ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_files_have_the_real_structure(graphs: dict[str, dict[str, Any]]) -> None:
     for slug, g in graphs.items():
         assert list(g) == ["metadata", "qParams", "nodes", "links"]
@@ -198,12 +200,10 @@ def _check_links(g: dict[str, Any]) -> None:
     assert order == sorted(order) and len(set(order)) == len(order)
 
 
+@pytest.mark.slow
 def test_files_validate_against_the_neuronpedia_schema(graphs: dict[str, dict[str, Any]]) -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    schema_path = SHARED_DATA / "neuronpedia-graph-schema.json"
-    if not schema_path.is_file():
-        pytest.skip("no Neuronpedia schema in shared/data")
-    schema = json.loads(schema_path.read_text())
+    schema = json.loads((DATA / "neuronpedia-graph-schema.json").read_text())
     for g in list(graphs.values())[:10]:
         jsonschema.validate(g, schema)
 
@@ -224,6 +224,7 @@ def test_languages_are_honoured(tmp_path: Path) -> None:
         generate_corpus(tmp_path / "x", 2, languages=("xx",))
 
 
+@pytest.mark.slow
 def test_manifest_lists_every_file(corpus: CorpusInfo) -> None:
     with open(corpus.manifest, encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -244,6 +245,7 @@ def _close(a: float, b: float, rel: float) -> bool:
     return abs(a - b) <= rel * abs(b)
 
 
+@pytest.mark.slow
 def test_statistics_match_the_real_graphs(corpus: CorpusInfo) -> None:
     got, real = calibrate(corpus.paths), REAL_STATS
     for kind in "FREL":
@@ -272,9 +274,8 @@ def test_statistics_match_the_real_graphs(corpus: CorpusInfo) -> None:
     assert abs(got["logit_prob_mass"] - real["logit_prob_mass"]) < 0.08
 
 
-@pytest.mark.skipif(not REAL_GRAPHS, reason="the real graphs of shared/data are not here")
 def test_calibration_constants_were_measured_on_the_real_graphs() -> None:
-    measured = calibrate(REAL_GRAPHS)
+    measured = calibrate(sorted(GRAPHS.glob("*_schema1.json")))
     assert measured == REAL_STATS
 
 
@@ -296,6 +297,7 @@ def _band(values: list[float], layers: range) -> float:
 EARLY, MIDDLE, LATE = range(0, 4), range(9, 17), range(22, 26)
 
 
+@pytest.mark.slow
 def test_multilingual_families_share_the_middle_layers(corpus: CorpusInfo,
                                                        graphs: dict[str, dict[str, Any]]) -> None:
     feats = {slug: _features_by_layer(g) for slug, g in graphs.items()}
@@ -316,6 +318,7 @@ def test_multilingual_families_share_the_middle_layers(corpus: CorpusInfo,
         assert abs(_band(measured, band) - _band(expected, band)) < 0.15, band
 
 
+@pytest.mark.slow
 def test_variant_families_share_their_common_core(corpus: CorpusInfo, graphs: dict[str, dict[str, Any]]) -> None:
     feats = {slug: _features_by_layer(g) for slug, g in graphs.items()}
     families = [f for f in corpus.families if f.kind == "variant" and len(f.slugs) > 1]
@@ -331,6 +334,7 @@ def test_variant_families_share_their_common_core(corpus: CorpusInfo, graphs: di
     assert sum(measured) / len(measured) > 0.8 * sum(expected) / len(expected)
 
 
+@pytest.mark.slow
 def test_features_are_reused_across_unrelated_prompts(corpus: CorpusInfo,
                                                       graphs: dict[str, dict[str, Any]]) -> None:
     feats = {slug: {(l, i) for l, idx in _features_by_layer(g).items() for i in idx}
@@ -357,6 +361,7 @@ def test_features_are_reused_across_unrelated_prompts(corpus: CorpusInfo,
     assert abs(mean - synth.UNRELATED_JACCARD_REAL) < 0.04
 
 
+@pytest.mark.slow
 def test_two_hop_paths_and_shortcuts_are_planted(corpus: CorpusInfo, graphs: dict[str, dict[str, Any]]) -> None:
     assert corpus.two_hops
     for hop in corpus.two_hops:
@@ -378,6 +383,7 @@ def test_two_hop_paths_and_shortcuts_are_planted(corpus: CorpusInfo, graphs: dic
 
 # -- the large-graph writer ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_large_graph_is_streamed_with_exact_counts(tmp_path: Path) -> None:
     default_model().weight_texts()  # built once per process, not part of the streaming
     tracemalloc.start()
