@@ -89,6 +89,7 @@ def test_recurring_edges_of_real_graphs_match_the_raw_links(kb: KB) -> None:
     _check_edges(pair, ref.recurring(docs[:2], 2))
 
 
+@pytest.mark.slow
 def test_the_english_and_french_opposite_graphs_share_76_of_346_features(kb: KB) -> None:
     en, fr = real_graph("02"), real_graph("03")
     assert not kb.ingest([en, fr]).failed
@@ -114,6 +115,7 @@ def test_the_english_and_french_opposite_graphs_share_76_of_346_features(kb: KB)
     json.dumps(got.as_dict())
 
 
+@pytest.mark.slow
 def test_dallas_texas_austin_two_hop_paths_and_strongest_paths(kb: KB) -> None:
     paths = [real_graph(p) for p in ("05", "06", "07")]
     assert not kb.ingest(paths).failed
@@ -143,6 +145,7 @@ def test_dallas_texas_austin_two_hop_paths_and_strongest_paths(kb: KB) -> None:
     assert strongest.target.node_id == "27_22605_10"
 
 
+@pytest.mark.slow
 def test_scores_of_real_graphs_and_of_a_pinned_subgraph(kb: KB) -> None:
     paths = [real_graph("01"), real_graph("02")]
     assert not kb.ingest(paths).failed
@@ -191,6 +194,7 @@ def test_pieces_of_a_real_graph_match_the_file(kb: KB) -> None:
     assert kept_pins <= {n["node_id"] for n in piece.doc["nodes"]}
 
 
+@pytest.mark.slow
 def test_pieces_never_read_the_whole_graph(sqlite_kb: KB, monkeypatch: pytest.MonkeyPatch) -> None:
     from synth import write_large_graph
 
@@ -274,6 +278,7 @@ def _random_corpus(folder: Path, seed: int, n: int = 8) -> list[ref.Doc]:
     return docs
 
 
+@pytest.mark.slow
 def test_random_corpora_match_brute_force(kb: KB, tmp_path: Path) -> None:
     docs = _random_corpus(tmp_path / "corpus", seed=11)
     assert not kb.ingest([tmp_path / "corpus"]).failed
@@ -347,6 +352,7 @@ def test_random_corpora_match_brute_force(kb: KB, tmp_path: Path) -> None:
             assert {(l["source"], l["target"], l["weight"]) for l in got.doc["links"]} == links
 
 
+@pytest.mark.slow
 def test_neo4j_answers_as_the_embedded_store(make_kb: Callable[..., KB], kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path) -> None:
     from synth import generate_corpus
 
@@ -491,6 +497,7 @@ def test_cypher_builders_carry_values_only_as_parameters() -> None:
 # --- the CLI -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_commands_print_json_with_feature_objects(kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path) -> None:
     env = kb_env("sqlite", "embedded")
     runner = CliRunner()

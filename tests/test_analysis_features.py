@@ -230,6 +230,7 @@ def _position(g: ref.Raw, node_id: str) -> int:
     return next(i for i, n in enumerate(g.nodes) if n["node_id"] == node_id)
 
 
+@pytest.mark.slow
 def test_random_corpora_match_brute_force(kb: KB, tmp_path: Path) -> None:
     raws, tags = _random_corpus(tmp_path / "corpus", seed=7)
     report = kb.ingest([tmp_path / "corpus"], manifest=tmp_path / "corpus" / "manifest.csv")
@@ -347,6 +348,7 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+@pytest.mark.slow
 def test_neo4j_answers_as_the_embedded_store(make_kb: Callable[..., KB], kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path) -> None:
     from synth import generate_corpus
 
@@ -377,6 +379,7 @@ def test_neo4j_answers_as_the_embedded_store(make_kb: Callable[..., KB], kb_env:
 # --- a planted family gives the profile it was built with --------------------------------------
 
 
+@pytest.mark.slow
 def test_a_planted_multilingual_family_gives_its_per_layer_profile(kb: KB, tmp_path: Path) -> None:
     from synth import MULTILINGUAL_PROFILE, expected_iou, generate_corpus
 

@@ -13,6 +13,8 @@ from kb.config import Config
 from tests.conftest import GRAPHS
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+# Every test renders pages of a knowledge base of the nine real graphs: about a minute in all.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

@@ -99,6 +99,7 @@ def test_kill_9_mid_ingest_leaves_nothing_visible_and_the_rerun_completes(
         assert kb.store.counts(None)["nodes"] == report["ingested"][0]["nodes"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
 def test_two_ingests_of_overlapping_folders_at_once_make_no_duplicates(
     variant: tuple[str, str], kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path
@@ -134,6 +135,7 @@ def test_two_ingests_of_overlapping_folders_at_once_make_no_duplicates(
         assert len(slugs) == len(set(slugs))
 
 
+@pytest.mark.slow
 def test_cli_reports_failures_with_exit_status_1_and_json(kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path) -> None:
     env = kb_env("sqlite", "embedded")
     good = write(tmp_path / "good.json", small_graph("good"))
@@ -156,6 +158,7 @@ def test_cli_reports_failures_with_exit_status_1_and_json(kb_env: Callable[[str,
     assert missing.returncode == 2 and "no graph with slug 'nope'" in missing.stderr
 
 
+@pytest.mark.slow
 def test_credentials_are_never_printed(kb_env: Callable[[str, str], dict[str, str]]) -> None:
     env = {**kb_env("sqlite", "embedded"), "CIRCUITKB_SQL_URL": "postgresql://user:s3cret-pw@127.0.0.1:1/db", "CIRCUITKB_NEO4J_PASSWORD": "n30-secret"}
     shown = run_cli(env, "config")
