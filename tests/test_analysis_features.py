@@ -418,6 +418,7 @@ def _correlation(xs: list[float], ys: list[float]) -> float:
 # --- the command line ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_commands_print_json_with_feature_objects(kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path) -> None:
     env = kb_env("sqlite", "embedded")
     runner = CliRunner()

