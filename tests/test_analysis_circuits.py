@@ -353,6 +353,7 @@ def test_random_corpora_match_brute_force(kb: KB, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.neo4j
 def test_neo4j_answers_as_the_embedded_store(make_kb: Callable[..., KB], kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path) -> None:
     from synth import generate_corpus
 
@@ -430,6 +431,7 @@ def test_graphs_stored_before_feature_edges_get_theirs_from_their_links(kb: KB) 
     assert not kb.store.save_feature_edges(stored) and kb.store.graphs_without_feature_edges([gid]) == [gid]
 
 
+@pytest.mark.neo4j
 def test_feature_edges_stored_as_byte_arrays_by_older_versions_still_read(make_kb: Callable[..., KB]) -> None:
     kb = make_kb("sqlite", "neo4j")  # only Neo4j ever stored them another way
     assert not kb.ingest([real_graph("02")]).failed

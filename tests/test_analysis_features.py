@@ -349,6 +349,7 @@ def _rounded(value: Any) -> Any:
 
 
 @pytest.mark.slow
+@pytest.mark.neo4j
 def test_neo4j_answers_as_the_embedded_store(make_kb: Callable[..., KB], kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path) -> None:
     from synth import generate_corpus
 
