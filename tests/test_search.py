@@ -366,6 +366,7 @@ def test_configured_model_by_local_path_rebuilds_for_it(make_kb: Callable[..., K
     assert folders == [model_slug(str(local))] and folders[0].startswith("my-model-")
 
 
+@pytest.mark.slow  # imports torch and sentence-transformers
 def test_a_missing_model_says_what_to_do(sqlite_kb: KB, tmp_path: Path) -> None:
     from kb.errors import ConfigError
 
