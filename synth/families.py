@@ -69,6 +69,8 @@ class FamilyInfo:
 
 @dataclass(frozen=True)
 class Member:
+    """One prompt of a family and the file it is written to."""
+
     spec: PromptSpec
     slug: str
     file_name: str
@@ -77,6 +79,8 @@ class Member:
 
 @dataclass(frozen=True)
 class FamilyPlan:
+    """A family before its graphs are drawn: its members, and the core of features they share."""
+
     index: int
     name: str
     kind: str
@@ -91,6 +95,7 @@ _FAMILY_KIND_WEIGHTS = {"multilingual": 0.5, "variant": 0.35, "single": 0.15}
 
 
 def plan_corpus(seed: int, n_graphs: int, languages: Sequence[str], family_size: int, gz: bool) -> list[FamilyPlan]:
+    """The families of a corpus of ``n_graphs`` prompts, drawn from the seed before any graph is."""
     rng = seeded(seed, "plan")
     universe = universe_for(seed)
     kinds = [k for k in _FAMILY_KIND_WEIGHTS

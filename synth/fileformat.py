@@ -55,6 +55,7 @@ def cantor_unpair(value: int) -> tuple[int, int]:
 
 
 def logit_node_dict(token: str, prob: float, pos: int, is_target: bool) -> dict[str, Any]:
+    """The node of an output token at the last position."""
     vocab = token_id(token)
     node = node_dict(f"{LOGIT_LAYER}_{vocab}_{pos}", vocab, LOGIT_LAYER, pos, LOGIT_TYPE, f"L_{vocab}-{pos}",
                      f'Output "{token}" (p={prob:.3f})', None, None)
@@ -65,13 +66,14 @@ def logit_node_dict(token: str, prob: float, pos: int, is_target: bool) -> dict[
 
 def node_dict(node_id: str, feature: int, layer: str, pos: int, kind: str, js_id: str, clerp: str,
               influence: float | None, activation: float | None) -> dict[str, Any]:
-    # Field order of the real Neuronpedia files.
+    """One node record, its fields in the order of the real Neuronpedia files."""
     return {"node_id": node_id, "feature": feature, "layer": layer, "ctx_idx": pos, "feature_type": kind,
             "token_prob": 0.0, "is_target_logit": False, "run_idx": 0, "reverse_ctx_idx": 0,
             "jsNodeId": js_id, "clerp": clerp, "influence": influence, "activation": activation}
 
 
 def graph_metadata(slug: str, tokens: Sequence[str], create_time_ms: int) -> dict[str, Any]:
+    """The ``metadata`` of a synthetic file, saying that it is synthetic."""
     return {
         "slug": slug,
         "scan": SCAN,
@@ -97,8 +99,10 @@ def graph_metadata(slug: str, tokens: Sequence[str], create_time_ms: int) -> dic
 
 
 def create_time(rng: random.Random) -> int:
+    """A creation time in milliseconds, in the second half of 2025 or so."""
     return 1_750_000_000_000 + rng.randrange(20_000_000_000)
 
 
 def slugify(text: str) -> str:
+    """Lower-case letters and digits joined by dashes, for slugs and file names."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "graph"

@@ -12,6 +12,7 @@ from synth.graph import Graph
 
 
 def compact_json(value: Any) -> str:
+    """JSON without spaces, non-ASCII kept, as the real files are written."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -28,6 +29,7 @@ def write_graph(graph: Graph, fh: TextIO) -> None:
 
 
 def open_text(path: Path, compress: bool) -> TextIO:
+    """A text file to write, gzip-compressed with a fixed header when ``compress``."""
     if compress:
         raw = open(path, "wb")
         # mtime=0 and no file name keep .gz files byte-identical from run to run.

@@ -354,6 +354,7 @@ def _valid_edge(layers: Sequence[int], positions: Sequence[int], source: int, ta
 def build_graph(rng: random.Random, spec: PromptSpec, universe: Universe, model: Model,
                 core: Mapping[int, Sequence[int]], shared: frozenset[str], slug: str,
                 labelled: bool, with_supernodes: bool, create_time_ms: int) -> Graph:
+    """One graph of ``spec``: features, error, embedding and logit nodes, links with the planted ones."""
     builder = _Builder(rng, spec, universe, model, core, shared)
     builder.select_features()
     tokens, last = builder.tokens, builder.last

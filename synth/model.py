@@ -59,4 +59,5 @@ def _weight_pool(stats: Mapping[str, Any], pair: str) -> list[float]:
 
 @lru_cache(maxsize=1)
 def default_model() -> Model:
+    """The samplers of :data:`REAL_STATS`, built once per process."""
     return Model(REAL_STATS)

@@ -23,10 +23,12 @@ _F32 = struct.Struct("<f")
 
 
 def f32(x: float) -> float:
+    """Round to float32, as the influences of the real files are."""
     return _F32.unpack(_F32.pack(x))[0]
 
 
 def quantiles(values: Sequence[float], points: Sequence[float] = QUANTILE_POINTS) -> list[float]:
+    """The values at ``points`` of the sorted ``values`` (lower element; zeros when empty)."""
     xs = sorted(values)
     if not xs:
         return [0.0] * len(points)
@@ -54,6 +56,7 @@ class InverseCdf:
 
 
 def cumulative(xs: Sequence[float]) -> list[float]:
+    """Running sums, as random.choices takes for ``cum_weights``."""
     out, total = [], 0.0
     for x in xs:
         total += x

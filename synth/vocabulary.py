@@ -101,4 +101,5 @@ class Universe:
 
 @lru_cache(maxsize=8)
 def universe_for(seed: int) -> Universe:
+    """The feature vocabulary of a corpus seed, cached per process."""
     return Universe(seed)
