@@ -3,7 +3,7 @@
     /root/.cache/circuitkb/venv/bin/python -m bench.analysis_circuits --size 1000 [--stores embedded neo4j]
         [--work /tmp/circ-bench] [--repeats 20] [--baseline-repeats 2] [--large-links 0] [--report]
 
-For one corpus size, in one run: generates the synthetic corpus (``ingest.synth``, seed 0) and
+For one corpus size, in one run: generates the synthetic corpus (``synth``, seed 0) and
 ingests it into each store if that was not done before (kept in ``--work``; Neo4j is a dev server
 of our own in ``WORK/neo4j-SIZE``), then times each query on each store (p50 and p95 over
 ``--repeats`` calls after two warm-up calls, arguments cycling over graphs, pairs or families)
@@ -447,7 +447,7 @@ def measure(kbs: dict[str, KB], folder: Path, repeats: int, baseline_repeats: in
 
 def measure_large(work: Path, stores: list[str], n_links: int, repeats: int, heap: str, pagecache: str, with_pandas: bool) -> dict[str, Any]:
     """The two pieces on one big graph, per store, against pandas over its JSON file."""
-    from ingest.synth import write_large_graph
+    from synth import write_large_graph
 
     folder = work / f"large-{n_links}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -495,7 +495,7 @@ def write_report(work: Path) -> None:
     lines = [
         "# Circuits, comparison, scores, pieces of big graphs",
         "",
-        "Synthetic corpus (`ingest.synth.generate_corpus`, seed 0; ~4,400 links and ~390 nodes per graph).",
+        "Synthetic corpus (`synth.generate_corpus`, seed 0; ~4,400 links and ~390 nodes per graph).",
         "Each size was measured in one run: every query on each store (p50 / p95 over the repeats, after",
         "two warm-up calls, arguments cycling over 20 graphs or 10 families) and, side by side, the plain",
         "pandas script that answers the same question from the JSON files (json.load + pandas; it reads",

@@ -3,7 +3,7 @@
     /root/.cache/circuitkb/venv/bin/python -m bench.analysis_features --size 1000 [--stores embedded neo4j]
         [--work /tmp/feat-bench] [--repeats 30] [--baseline-repeats 3] [--report]
 
-For one corpus size, in one run: generates the synthetic corpus (``ingest.synth``, seed 0) and
+For one corpus size, in one run: generates the synthetic corpus (``synth``, seed 0) and
 ingests it into each store if that was not done before (kept in ``--work``; Neo4j is a dev server
 of our own in ``WORK/neo4j-SIZE``), then times each query on each store (p50 and p95 over
 ``--repeats`` calls after one warm-up call per argument, arguments cycling over families or
@@ -329,7 +329,7 @@ def write_report(work: Path) -> None:
     lines = [
         "# Features across graphs: shared, family core, used-by, languages",
         "",
-        "Synthetic corpus (`ingest.synth.generate_corpus`, seed 0; ~4,400 links and ~390 nodes per graph).",
+        "Synthetic corpus (`synth.generate_corpus`, seed 0; ~4,400 links and ~390 nodes per graph).",
         "Each size was measured in one run: every query on each store (p50 / p95 over the repeats, after",
         "one warm-up call per argument, arguments cycling over 10 families or 5 features) and, side by side, the plain",
         "pandas script that answers the same question from the JSON files (json.load + pandas; it reads",

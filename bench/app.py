@@ -46,9 +46,8 @@ TIMEOUT = 300_000  # ms
 
 
 def _synth() -> Any:
-    """The synthetic-corpus generator; the one place this benchmark imports it (it is moving
-    from ``ingest.synth`` to a package of its own)."""
-    from ingest import synth
+    """The synthetic-corpus generator (imported when a corpus is made, not at start)."""
+    import synth
 
     return synth
 

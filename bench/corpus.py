@@ -23,7 +23,7 @@ def corpus(work: Path, size: int) -> Path:
     """The folder of the seeded synthetic corpus of ``size`` graphs, generated if missing."""
     folder = work / f"corpus-{size}"
     if not (folder / "manifest.csv").exists():
-        from ingest.synth import generate_corpus
+        from synth import generate_corpus
 
         log.info("generating %d graphs in %s", size, folder)
         generate_corpus(folder, size, seed=0, workers=os.cpu_count() or 1)
@@ -34,7 +34,7 @@ def open_bench_kb(work: Path, name: str, store: str, port: int, heap: str, pagec
     """The knowledge base ``name`` on ``store``; for Neo4j, its own server is started first."""
     env = {"CIRCUITKB_HOME": str(work / f"kb-{name}-{store}")}
     if store == "neo4j":
-        from kb import neo4j_dev
+        from devserver import neo4j as neo4j_dev
 
         home = work / f"neo4j-{name}"
         info = neo4j_dev.start(home, port=port, heap=heap, pagecache=pagecache)

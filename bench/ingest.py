@@ -2,7 +2,7 @@
 
     python -m bench.ingest --graphs 1000 [--pg-url URL] [--large-links 16000000]
 
-Generates the synthetic corpus (ingest/synth.py), then in one run:
+Generates the synthetic corpus (synth/), then in one run:
 - ingests it into the embedded store on SQLite (and PostgreSQL with --pg-url) and into Neo4j
   (a development server this script starts), timing parse and store writes apart;
 - writes links one per transaction into Neo4j (the naive loader) for a sample of graphs;
@@ -29,11 +29,11 @@ from typing import Any
 
 from ingest.graphfile import read_graph
 from ingest.paths import expand_paths
-from ingest.synth import generate_corpus, write_large_graph
-from kb import neo4j_dev
+from synth import generate_corpus, write_large_graph
+from devserver import neo4j as neo4j_dev
 from kb.api import KB
 from kb.config import Config
-from kb.neo4j_dev.bulk import bulk_import
+from devserver.neo4j_bulk import bulk_import
 
 
 def ingest_rate(kb: KB, corpus: Path) -> dict[str, Any]:

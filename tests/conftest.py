@@ -3,15 +3,31 @@
 Services come from the environment that scripts/test.sh sets up:
   CIRCUITKB_TEST_PG_URL        a PostgreSQL URL whose user may create databases
   CIRCUITKB_TEST_NEO4J_URI     plus _USER and _PASSWORD: a Neo4j server the tests may wipe
-Without them a test that needs one is skipped on a laptop, and fails under CI (CI=true).
+The real graphs and feature files are read in place from ../shared/data, beside the checkout.
+Without a service or the data, a test that needs it is skipped on a laptop, and fails under CI
+(CI=true).
+
+Markers, so that a loop can leave out what it lacks (``pytest -m "not slow"``):
+  neo4j, postgres   set here from the parameters of a test (the ``kb`` fixture's ``sqlite-neo4j``,
+                    ``postgres-embedded``, ...), or written on a test that opens one itself
+  real_data         set here on every test that reads ../shared/data: its code, a fixture it uses or
+                    a helper of the tests refers to DATA, GRAPHS, FEATURES or a path under them
+                    (or calls real_graph); checked before the test runs
+  slow              written on the long tests (large files, kill -9, server restarts, the demo)
+
+The session runs with its own CIRCUITKB_HOME and without the caller's CIRCUITKB_SQL_URL and
+CIRCUITKB_NEO4J_* settings, so that no test reads or writes the user's knowledge base.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import types
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -25,8 +41,97 @@ FEATURES = DATA / "features"
 KB_VARIANTS = [("sqlite", "embedded"), ("postgres", "embedded"), ("sqlite", "neo4j"), ("postgres", "neo4j")]
 
 
+# The name prefixes of the real graph files (a test can be parametrized over them without the data).
+REAL_GRAPH_PREFIXES = ("01", "02", "03", "04", "05", "06", "07", "08", "10")
+
+_USER_SETTINGS = ("CIRCUITKB_HOME", "CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI", "CIRCUITKB_NEO4J_USER",
+                  "CIRCUITKB_NEO4J_PASSWORD", "CIRCUITKB_NEO4J_DATABASE")
+_SESSION_HOME: Path | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _SESSION_HOME
+    _SESSION_HOME = Path(tempfile.mkdtemp(prefix="circuitkb-test-home-"))
+    for name in _USER_SETTINGS:
+        os.environ.pop(name, None)
+    os.environ["CIRCUITKB_HOME"] = str(_SESSION_HOME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SESSION_HOME is not None:
+        shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark a test neo4j or postgres when one of its parameters names that service, and real_data
+    when its code reads the real data."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        values: list[object] = []
+        for value in (callspec.params.values() if callspec is not None else ()):
+            values.extend(value if isinstance(value, (tuple, list)) else [value])
+        for service in ("neo4j", "postgres"):
+            if service in values:
+                item.add_marker(service)
+        if item.get_closest_marker("real_data") is None and _reads_real_data(item):
+            item.add_marker("real_data")
+
+
+def _reads_real_data(item: pytest.Item) -> bool:
+    test = getattr(item, "obj", None)
+    functions = [getattr(test, "__func__", test)]
+    fixture_defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    functions += [defs[-1].func for defs in fixture_defs.values() if defs]
+    seen: set[int] = set()
+    return any(_refers_to_real_data(f, seen) for f in functions if isinstance(f, types.FunctionType))
+
+
+def _refers_to_real_data(function: types.FunctionType, seen: set[int]) -> bool:
+    """True if the function, its nested code, or a test helper it calls names the real data."""
+    if id(function) in seen:
+        return False
+    seen.add(id(function))
+    names: set[str] = set()
+    codes = [function.__code__]
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(const for const in code.co_consts if isinstance(const, types.CodeType))
+    for name in names:
+        value: Any = function.__globals__.get(name)
+        if _is_real_data_path(value):
+            return True
+        if (isinstance(value, types.FunctionType) and value.__module__.startswith("tests")
+                and _refers_to_real_data(value, seen)):
+            return True
+    return False
+
+
+def _is_real_data_path(value: object) -> bool:
+    if isinstance(value, (list, tuple)):
+        return any(_is_real_data_path(v) for v in value)
+    return isinstance(value, Path) and (value == DATA or DATA in value.parents)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("real_data") is not None:
+        need_real_data()
+
+
+def need_real_data() -> None:
+    """Skip (fail under CI=true) when the real graphs and feature files are not beside the checkout."""
+    missing = [folder for folder in (GRAPHS, FEATURES) if not folder.is_dir()]
+    if missing:
+        message = (f"the real data are not here: {', '.join(map(str, missing))} missing "
+                   "(tests read ../shared/data beside the checkout)")
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
 def real_graph(prefix: str) -> Path:
-    """The real graph file whose name starts with ``prefix`` (e.g. "02")."""
+    """The real graph file whose name starts with ``prefix`` (e.g. "02"); skips without the data."""
+    need_real_data()
     matches = sorted(GRAPHS.glob(f"{prefix}*.json"))
     if len(matches) != 1:
         raise LookupError(f"expected one graph named {prefix}* in {GRAPHS}, found {len(matches)}")

@@ -94,6 +94,7 @@ def test_recurring_edges_of_real_graphs_match_the_raw_links(kb: KB) -> None:
     _check_edges(pair, ref.recurring(docs[:2], 2))
 
 
+@pytest.mark.slow
 def test_the_english_and_french_opposite_graphs_share_76_of_346_features(kb: KB) -> None:
     en, fr = real_graph("02"), real_graph("03")
     assert not kb.ingest([en, fr]).failed
@@ -119,6 +120,7 @@ def test_the_english_and_french_opposite_graphs_share_76_of_346_features(kb: KB)
     json.dumps(got.as_dict())
 
 
+@pytest.mark.slow
 def test_dallas_texas_austin_two_hop_paths_and_strongest_paths(kb: KB) -> None:
     paths = [real_graph(p) for p in ("05", "06", "07")]
     assert not kb.ingest(paths).failed
@@ -148,6 +150,7 @@ def test_dallas_texas_austin_two_hop_paths_and_strongest_paths(kb: KB) -> None:
     assert strongest.target.node_id == "27_22605_10"
 
 
+@pytest.mark.slow
 def test_scores_of_real_graphs_and_of_a_pinned_subgraph(kb: KB) -> None:
     paths = [real_graph("01"), real_graph("02")]
     assert not kb.ingest(paths).failed
@@ -196,8 +199,9 @@ def test_pieces_of_a_real_graph_match_the_file(kb: KB) -> None:
     assert kept_pins <= {n["node_id"] for n in piece.doc["nodes"]}
 
 
+@pytest.mark.slow
 def test_pieces_never_read_the_whole_graph(sqlite_kb: KB, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ingest.synth import write_large_graph
+    from synth import write_large_graph
 
     path = write_large_graph(Path(sqlite_kb.config.home) / "large.json", n_links=60_000, n_nodes=2_500, seed=1)
     assert not sqlite_kb.ingest([path]).failed
@@ -279,6 +283,7 @@ def _random_corpus(folder: Path, seed: int, n: int = 8) -> list[ref.Doc]:
     return docs
 
 
+@pytest.mark.slow
 def test_random_corpora_match_brute_force(kb: KB, tmp_path: Path) -> None:
     docs = _random_corpus(tmp_path / "corpus", seed=11)
     assert not kb.ingest([tmp_path / "corpus"]).failed
@@ -352,8 +357,10 @@ def test_random_corpora_match_brute_force(kb: KB, tmp_path: Path) -> None:
             assert {(l["source"], l["target"], l["weight"]) for l in got.doc["links"]} == links
 
 
+@pytest.mark.slow
+@pytest.mark.neo4j
 def test_neo4j_answers_as_the_embedded_store(make_kb: Callable[..., KB], kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path) -> None:
-    from ingest.synth import generate_corpus
+    from synth import generate_corpus
 
     info = generate_corpus(tmp_path / "synth", 16, seed=4, languages=("en", "fr"), family_size=2)
     answers = []
@@ -431,6 +438,7 @@ def test_graphs_stored_before_feature_edges_get_theirs_from_their_links(kb: KB, 
     assert not kb.store.save_feature_edges(stored) and kb.store.graphs_without_feature_edges([gid]) == [gid]
 
 
+@pytest.mark.neo4j
 def test_feature_edges_stored_as_byte_arrays_by_older_versions_still_read(make_kb: Callable[..., KB]) -> None:
     kb = make_kb("sqlite", "neo4j")  # only Neo4j ever stored them another way
     assert not kb.ingest([real_graph("02")]).failed
@@ -509,6 +517,7 @@ def test_cypher_builders_carry_values_only_as_parameters() -> None:
 # --- the CLI -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_commands_print_json_with_feature_objects(kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path) -> None:
     env = kb_env("sqlite", "embedded")
     runner = CliRunner()

@@ -231,6 +231,7 @@ def _position(g: ref.Raw, node_id: str) -> int:
     return next(i for i, n in enumerate(g.nodes) if n["node_id"] == node_id)
 
 
+@pytest.mark.slow
 def test_random_corpora_match_brute_force(kb: KB, tmp_path: Path) -> None:
     raws, tags = _random_corpus(tmp_path / "corpus", seed=7)
     report = kb.ingest([tmp_path / "corpus"], manifest=tmp_path / "corpus" / "manifest.csv")
@@ -348,8 +349,10 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+@pytest.mark.slow
+@pytest.mark.neo4j
 def test_neo4j_answers_as_the_embedded_store(make_kb: Callable[..., KB], kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path) -> None:
-    from ingest.synth import generate_corpus
+    from synth import generate_corpus
 
     info = generate_corpus(tmp_path / "synth", 14, seed=3, languages=("en", "fr", "de"), family_size=3)
     answers = []
@@ -378,8 +381,9 @@ def test_neo4j_answers_as_the_embedded_store(make_kb: Callable[..., KB], kb_env:
 # --- a planted family gives the profile it was built with --------------------------------------
 
 
+@pytest.mark.slow
 def test_a_planted_multilingual_family_gives_its_per_layer_profile(kb: KB, tmp_path: Path) -> None:
-    from ingest.synth import MULTILINGUAL_PROFILE, expected_iou, generate_corpus
+    from synth import MULTILINGUAL_PROFILE, expected_iou, generate_corpus
 
     info = generate_corpus(tmp_path / "planted", 24, seed=5, languages=("en", "fr", "de"), family_size=3)
     assert not kb.ingest([tmp_path / "planted"], manifest=info.manifest).failed
@@ -416,6 +420,7 @@ def _correlation(xs: list[float], ys: list[float]) -> float:
 # --- the command line ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_commands_print_json_with_feature_objects(kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path) -> None:
     env = kb_env("sqlite", "embedded")
     runner = CliRunner()

@@ -18,7 +18,7 @@ from ingest.records import FeatureKey
 from kb.api import KB
 from kb.config import Config
 from kb.featuremeta import add_label
-from tests.conftest import GRAPHS, KB_VARIANTS, real_graph
+from tests.conftest import GRAPHS, KB_VARIANTS, need_real_data, real_graph
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 FAMILY = "opposite"
@@ -86,8 +86,7 @@ def _labelled_node(kb: KB, slug: str) -> tuple[FeatureKey, str]:
 def real_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A KB in a temporary home with the real graphs (02 and 03 one family in two languages)
     and a hostile label on a feature of graph 02."""
-    if not GRAPHS.is_dir():
-        pytest.skip(f"the real graphs are not at {GRAPHS}")
+    need_real_data()
     home = tmp_path_factory.mktemp("home")
     with KB.open(Config.load(home=home, env={})) as kb:
         report = kb.ingest([GRAPHS], manifest=_manifest(home))

@@ -30,7 +30,7 @@ from ingest.records import FeatureKey
 from kb.api import KB
 from kb.config import Config
 from kb.featuremeta import add_label
-from tests.conftest import GRAPHS, real_graph
+from tests.conftest import GRAPHS, need_real_data, real_graph
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
@@ -73,8 +73,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The app on a KB of the real graphs (02 en and 03 fr one family), served on a free port."""
-    if not GRAPHS.is_dir():
-        _missing(f"the real graphs are not at {GRAPHS}")
+    need_real_data()
     home = tmp_path_factory.mktemp("browser-home")
     manifest = home / "manifest.csv"
     manifest.write_text(f"slug,family,language\n{slug_of('02')},{FAMILY},en\n{slug_of('03')},{FAMILY},fr\n", encoding="utf-8")

@@ -27,13 +27,18 @@ from kb.errors import CircuitKBError, ConfigError
 from tests.conftest import DATA, GRAPHS
 
 
+@pytest.mark.slow
 def test_exports_validate_against_neuronpedias_schema(sqlite_kb: KB) -> None:
     schema = json.loads((DATA / "neuronpedia-graph-schema.json").read_text())
-    sqlite_kb.ingest([GRAPHS])
-    for graph in sqlite_kb.select():
+    report = sqlite_kb.ingest([GRAPHS])
+    assert not report.failed
+    graphs = sqlite_kb.select()
+    assert len(graphs) == len(list(GRAPHS.glob("*.json"))) == 9
+    for graph in graphs:
         jsonschema.validate(sqlite_kb.export(graph.slug), schema)
 
 
+@pytest.mark.slow
 def test_demo_generates_ingests_and_says_what_next(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--home", str(tmp_path), "demo", "--graphs", "12"])
     assert result.exit_code == 0, result.output
@@ -46,6 +51,7 @@ def test_demo_generates_ingests_and_says_what_next(tmp_path: Path) -> None:
         assert all(g.slug.startswith("synth-") for g in graphs)
 
 
+@pytest.mark.slow
 def test_demo_on_a_folder_of_real_graphs(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--home", str(tmp_path), "demo", str(GRAPHS)])
     assert result.exit_code == 0, result.output

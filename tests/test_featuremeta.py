@@ -205,6 +205,7 @@ def test_explanations_map_named_by_options_or_file_name(meta_kb: KB, tmp_path: P
     assert [d["text"] for d in descriptions_of(meta_kb, FeatureKey(PLT, 21, 7))] == ["layer 21 feature"]
 
 
+@pytest.mark.slow
 def test_explanations_land_on_schema0_graph_features(tmp_path: Path, make_kb: Callable[..., KB]) -> None:
     kb = make_kb("sqlite", "embedded")
     graph = real_graph("01")
@@ -319,6 +320,7 @@ def test_feature_files_schema0_need_the_layer(meta_kb: KB, tmp_path: Path) -> No
     assert "does not start with its layer 21" in report.failed[0]["error"]
 
 
+@pytest.mark.slow
 def test_schema0_feature_file_matches_graph_node(make_kb: Callable[..., KB], tmp_path: Path) -> None:
     kb = make_kb("sqlite", "embedded")
     graph = real_graph("01")

@@ -16,6 +16,7 @@ from tests.conftest import GRAPHS, real_graph
 from tests.test_graphfile import raw_feature_keys
 
 
+@pytest.mark.slow
 def test_every_real_graph_stores_with_its_counts_and_exports_equal(kb: KB) -> None:
     report = kb.ingest([GRAPHS])
     assert report.failed == [] and len(report.ingested) == 9

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 import pytest
 from sqlalchemy import create_engine, select
 
-from ingest.synth import write_large_graph
+from synth import write_large_graph
 from kb.api import KB
 from kb.config import Config
 from schema.sql import LOADING, graphs
 from tests.builders import small_graph, write
 from tests.conftest import GRAPHS, neo4j_settings
+from tests.paused_ingest import PAUSED
 
 VARIANTS = [("sqlite", "embedded"), ("postgres", "embedded"), ("sqlite", "neo4j")]
 IDS = [f"{s}-{g}" for s, g in VARIANTS]
@@ -46,26 +47,41 @@ def loading_rows(env: dict[str, str]) -> int:
     try:
         with engine.connect() as conn:
             return len(conn.execute(select(graphs.c.id).where(graphs.c.status == LOADING)).all())
-    except Exception:  # the schema may not exist yet while the child starts
-        return 0
     finally:
         engine.dispose()
 
 
+def paused_ingest(env: dict[str, str], path: Path, timeout: float = 300.0) -> subprocess.Popen:
+    """An ingest of ``path`` in a child process, returned once it has written its first links and
+    waits (tests/paused_ingest.py): kill it, or write a line to its stdin to let it finish."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.paused_ingest", str(path)], env={**os.environ, **env},
+        cwd=Path(__file__).resolve().parents[1], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        ready = selector.select(timeout)
+    line = proc.stdout.readline() if ready else ""
+    if not line.startswith(PAUSED):
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"the ingest did not pause half-way within {timeout:.0f} s (said {line!r}): {err}")
+    return proc
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
 def test_kill_9_mid_ingest_leaves_nothing_visible_and_the_rerun_completes(
     variant: tuple[str, str], kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path
 ) -> None:
     env = kb_env(*variant)
+    # More links than one write batch of the store, so that the pause falls between two batches.
     big = write_large_graph(tmp_path / "big.json", n_links=400_000 if variant[1] == "embedded" else 150_000, n_nodes=4_000, seed=1)
-    proc = cli(env, "ingest", str(big))
-    deadline = time.time() + 300
-    while loading_rows(env) == 0 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)  # let it write some links
-    assert proc.poll() is None, f"ingest finished before it could be killed: {proc.communicate()}"
+    proc = paused_ingest(env, big)
+    assert loading_rows(env) == 1  # registered, half-written, not yet visible
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
 
     with KB.open(Config.load(env=env)) as kb:
         assert kb.stats()["graphs"] == 0
@@ -83,6 +99,7 @@ def test_kill_9_mid_ingest_leaves_nothing_visible_and_the_rerun_completes(
         assert kb.store.counts(None)["nodes"] == report["ingested"][0]["nodes"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
 def test_two_ingests_of_overlapping_folders_at_once_make_no_duplicates(
     variant: tuple[str, str], kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path
@@ -118,6 +135,7 @@ def test_two_ingests_of_overlapping_folders_at_once_make_no_duplicates(
         assert len(slugs) == len(set(slugs))
 
 
+@pytest.mark.slow
 def test_cli_reports_failures_with_exit_status_1_and_json(kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path) -> None:
     env = kb_env("sqlite", "embedded")
     good = write(tmp_path / "good.json", small_graph("good"))
@@ -140,6 +158,7 @@ def test_cli_reports_failures_with_exit_status_1_and_json(kb_env: Callable[[str,
     assert missing.returncode == 2 and "no graph with slug 'nope'" in missing.stderr
 
 
+@pytest.mark.slow
 def test_credentials_are_never_printed(kb_env: Callable[[str, str], dict[str, str]]) -> None:
     env = {**kb_env("sqlite", "embedded"), "CIRCUITKB_SQL_URL": "postgresql://user:s3cret-pw@127.0.0.1:1/db", "CIRCUITKB_NEO4J_PASSWORD": "n30-secret"}
     shown = run_cli(env, "config")
@@ -150,13 +169,15 @@ def test_credentials_are_never_printed(kb_env: Callable[[str, str], dict[str, st
     assert "***" in failed.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.neo4j
 def test_a_neo4j_restart_mid_ingest_leaves_nothing_partial_and_the_rerun_completes(
     kb_env: Callable[[str, str], dict[str, str]], tmp_path: Path
 ) -> None:
     """Runs its own Neo4j, so that restarting it disturbs no other test."""
     import socket
 
-    from kb import neo4j_dev
+    from devserver import neo4j as neo4j_server
 
     need = neo4j_settings()  # the suite's Neo4j must be available, so Java and Maven are too
     del need
@@ -164,7 +185,7 @@ def test_a_neo4j_restart_mid_ingest_leaves_nothing_partial_and_the_rerun_complet
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = tmp_path / "neo4j"
-    info = neo4j_dev.start(server, port=port, heap="512m")
+    info = neo4j_server.start(server, port=port, heap="512m")
     try:
         env = {
             **kb_env("sqlite", "embedded"),
@@ -173,17 +194,13 @@ def test_a_neo4j_restart_mid_ingest_leaves_nothing_partial_and_the_rerun_complet
             "CIRCUITKB_NEO4J_PASSWORD": info.password,
         }
         big = write_large_graph(tmp_path / "big.json", n_links=150_000, n_nodes=3_000, seed=2)
-        proc = cli(env, "ingest", str(big), "--json")
-        deadline = time.time() + 300
-        while loading_rows(env) == 0 and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.0)
-        assert proc.poll() is None, "ingest finished before the restart"
-        neo4j_dev.stop(server)
+        proc = paused_ingest(env, big)
+        assert loading_rows(env) == 1
+        neo4j_server.stop(server)
         with KB.open(Config.load(env={k: v for k, v in env.items() if not k.startswith("CIRCUITKB_NEO4J")})) as kb:
             assert kb.select() == []  # while the server is down, the registry shows nothing partial
-        info = neo4j_dev.start(server, port=port, heap="512m")
-        out, err = proc.communicate(timeout=600)
+        info = neo4j_server.start(server, port=port, heap="512m")
+        out, err = proc.communicate("go on\n", timeout=600)
         # the driver may retry through the restart (then the ingest simply completes), or give up
         # (then the graph stays invisible and the rerun below finishes it)
         with KB.open(Config.load(env=env)) as kb:
@@ -198,4 +215,4 @@ def test_a_neo4j_restart_mid_ingest_leaves_nothing_partial_and_the_rerun_complet
             assert kb.stats()["links"] == 150_000
             assert kb.store.counts(None)["links"] == 150_000
     finally:
-        neo4j_dev.stop(server)
+        neo4j_server.stop(server)

@@ -21,7 +21,7 @@ from kb.config import Config
 from kb.errors import EditConflict, NotFoundError, PermissionDenied, SignInFailed
 from kb.descriptions import descriptions_of, labels_of
 from kb.featuremeta import add_label
-from kb.labels import accounts, settings
+from kb.labels import accounts
 from kb.labels.accounts import Actor
 from schema.sql import audit_log, label_versions, label_votes, labels, sessions, users
 from tests.conftest import DATA, real_graph

@@ -28,6 +28,7 @@ def test_migrations_create_exactly_the_models_and_rerun_cleanly(sql: str, kb_env
     assert diff == []
 
 
+@pytest.mark.neo4j
 def test_neo4j_constraints_apply_idempotently(make_kb: Callable[..., KB]) -> None:
     kb = make_kb("sqlite", "neo4j")
     kb.store.setup()  # KB.open applied them once already

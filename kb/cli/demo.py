@@ -22,7 +22,7 @@ def demo(ctx: click.Context, folder: Path | None, n_graphs: int, seed: int) -> N
     config: Config = ctx.obj["config"]
     manifest: Path | None = None
     if folder is None:
-        from ingest.synth import generate_corpus
+        from synth import generate_corpus
 
         folder = config.home / "demo-corpus"
         click.echo(f"generating {n_graphs} synthetic graphs (seed {seed}) in {folder} ...")

@@ -26,7 +26,7 @@ def _neo4j_home(ctx: click.Context, folder: Path | None) -> Path:
 @click.pass_context
 def neo4j_start(ctx: click.Context, folder: Path | None, port: int, heap: str) -> None:
     """Start it (building it on first use) and wait until Bolt answers."""
-    from kb import neo4j_dev
+    from devserver import neo4j as neo4j_dev
 
     info = neo4j_dev.start(_neo4j_home(ctx, folder), port=port, heap=heap)
     click.echo(f"Neo4j is up at {info.uri} (user {info.user}; password in {info.home / 'password'})")
@@ -39,7 +39,7 @@ def neo4j_start(ctx: click.Context, folder: Path | None, port: int, heap: str) -
 @click.pass_context
 def neo4j_stop(ctx: click.Context, folder: Path | None) -> None:
     """Stop it."""
-    from kb import neo4j_dev
+    from devserver import neo4j as neo4j_dev
 
     was_running = neo4j_dev.stop(_neo4j_home(ctx, folder))
     click.echo("stopped" if was_running else "was not running")
@@ -50,7 +50,7 @@ def neo4j_stop(ctx: click.Context, folder: Path | None) -> None:
 @click.pass_context
 def neo4j_status(ctx: click.Context, folder: Path | None) -> None:
     """Say whether it runs, and where. Exit status 1 if it does not."""
-    from kb import neo4j_dev
+    from devserver import neo4j as neo4j_dev
 
     info = neo4j_dev.status(_neo4j_home(ctx, folder))
     if info is None:

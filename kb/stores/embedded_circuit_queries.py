@@ -227,14 +227,3 @@ def _step_condition(node: Any, step: Step) -> ColumnElement[bool]:
         pairs = sorted((gid, pos) for gid, positions in step.positions.items() for pos in positions)
         condition = and_(condition, tuple_(node.c.graph_id, node.c.ctx_idx).in_(pairs))
     return condition
-
-    keys = keys_table(conn, list(pairs), ("gid", "src", "tgt"))
-    query = (
-        select(link.graph_id, link.src, link.tgt, link.weight)
-        .select_from(keys)
-        .join(graph_links, and_(link.graph_id == keys.c.gid, link.src == keys.c.src, link.tgt == keys.c.tgt))
-        .order_by(link.graph_id, link.idx)
-    )
-    for gid, src, tgt, weight in conn.execute(query):
-        out[(gid, src, tgt)] = out.get((gid, src, tgt), 0.0) + weight
-    return out

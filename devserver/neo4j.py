@@ -1,7 +1,8 @@
 """A real Neo4j Community 5.26 LTS server for development and tests, started by circuitkb itself.
 
-Neo4j runs embedded in a small Java launcher (``src/main/java/circuitkb/DevServer.java``) whose
-dependencies Maven resolves from Maven Central; no Neo4j distribution is downloaded or installed.
+Neo4j runs embedded in a small Java launcher (``devserver/java/src/main/java/circuitkb/DevServer.java``,
+built by :mod:`devserver.neo4j_build`) whose dependencies Maven resolves from Maven Central; no Neo4j
+distribution is downloaded or installed.
 Everything lives in one *home* folder::
 
     home/
@@ -21,12 +22,10 @@ Needs Java 17 or 21 (``java`` and ``javac``, or ``$JAVA_HOME``) and Maven 3 (``m
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -37,18 +36,15 @@ from pathlib import Path
 from neo4j import GraphDatabase
 from neo4j.exceptions import AuthError, DriverError, Neo4jError
 
+from devserver.neo4j_build import JVM_FLAGS, LAUNCHER_CLASS, NEO4J_VERSION, Build, ensure_built, prepare_neo4j_home
 from kb.errors import ServerError
 
 __all__ = [
-    "JVM_FLAGS",
     "NEO4J_VERSION",
     "USER",
-    "Build",
     "ServerInfo",
-    "ensure_built",
     "is_running",
     "log_tail",
-    "prepare_neo4j_home",
     "start",
     "status",
     "stop",
@@ -56,29 +52,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-NEO4J_VERSION = "5.26.30"
 USER = "neo4j"
-
-_PACKAGE_DIR = Path(__file__).resolve().parent
-_POM = _PACKAGE_DIR / "pom.xml"
-_LAUNCHER_SOURCE = _PACKAGE_DIR / "src" / "main" / "java" / "circuitkb" / "DevServer.java"
-_LAUNCHER_CLASS = "circuitkb.DevServer"
-
-# The module opens and native access that Neo4j 5.26's own neo4j.conf passes with
-# server.jvm.additional (the same list is in ConfigFileMigrator of org.neo4j:neo4j-dbms:5.26.30),
-# plus the conf's GC and Netty settings that also suit an embedded server.
-JVM_FLAGS: tuple[str, ...] = (
-    "--add-opens=java.base/java.nio=ALL-UNNAMED",
-    "--add-opens=java.base/java.io=ALL-UNNAMED",
-    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
-    "--enable-native-access=ALL-UNNAMED",
-    "-XX:+UseG1GC",
-    "-XX:-OmitStackTraceInFastThrow",
-    "-Djdk.nio.maxCachedBufferSize=1024",
-    "-Dio.netty.tryReflectionSetAccessible=true",
-    "-Dlog4j2.disable.jmx=true",
-    "-Dfile.encoding=UTF-8",
-)
 
 _SIZE = re.compile(r"^[1-9][0-9]*[kKmMgG]?$")
 _LOG_TAIL_LINES = 30
@@ -96,14 +70,6 @@ class ServerInfo:
     password: str = field(repr=False)
     pid: int
     home: Path
-
-
-@dataclass(frozen=True)
-class Build:
-    """A built launcher: the java binary to run and the classpath holding the launcher and Neo4j."""
-
-    java: Path
-    classpath: str  # launcher classes first, then every Neo4j jar
 
 
 def start(
@@ -196,49 +162,6 @@ def status(home: Path) -> ServerInfo | None:
     return info if _answers(info) else None
 
 
-def ensure_built(home: Path) -> Build:
-    """Resolve the Neo4j jars with Maven and compile the launcher into ``home/build``, once.
-
-    The build is redone only when pom.xml or DevServer.java changed. Also used by the bulk importer.
-    """
-    java, javac = _java_tools()
-    build_dir = Path(home).resolve() / "build"
-    classes = build_dir / "classes"
-    classpath_file = build_dir / "classpath.txt"
-    stamp_file = build_dir / "stamp"
-    stamp = _source_stamp()
-    if stamp_file.exists() and stamp_file.read_text() == stamp and classpath_file.exists():
-        return Build(java, f"{classes}{os.pathsep}{classpath_file.read_text().strip()}")
-
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise ServerError("mvn not found: install Maven 3 (apt-get install maven) to fetch Neo4j's jars")
-    started = time.monotonic()
-    log.info("Building the Neo4j %s dev launcher in %s (with an empty ~/.m2 Maven fetches ~150 MB of jars)", NEO4J_VERSION, build_dir)
-    if build_dir.exists():
-        shutil.rmtree(build_dir)
-    classes.mkdir(parents=True)
-    _run_build_step(
-        [mvn, "-B", "-q", "-f", str(_POM), "dependency:build-classpath", f"-Dmdep.outputFile={classpath_file}"],
-        "Maven could not resolve the Neo4j jars (is Maven Central reachable?)",
-    )
-    jars = classpath_file.read_text().strip()
-    _run_build_step(
-        [str(javac), "--release", "17", "-d", str(classes), "-cp", jars, str(_LAUNCHER_SOURCE)],
-        "javac could not compile DevServer.java",
-    )
-    stamp_file.write_text(stamp)
-    log.info("Built the dev launcher in %.1f s", time.monotonic() - started)
-    return Build(java, f"{classes}{os.pathsep}{jars}")
-
-
-def prepare_neo4j_home(home: Path) -> Path:
-    """Create the Neo4j home inside ``home`` (with the conf/ folder neo4j-admin insists on)."""
-    neo4j_home = Path(home).resolve() / "neo4j"
-    (neo4j_home / "conf").mkdir(parents=True, exist_ok=True)
-    return neo4j_home
-
-
 def is_running(home: Path) -> bool:
     """True if the JVM of ``home``'s server is alive, whether or not it answers yet."""
     home = Path(home).resolve()
@@ -266,7 +189,7 @@ def _launch(home: Path, build: Build, port: int, heap: str, pagecache: str, data
         *JVM_FLAGS,
         "-cp",
         build.classpath,
-        _LAUNCHER_CLASS,
+        LAUNCHER_CLASS,
         "--home", str(prepare_neo4j_home(home)),
         "--port", str(port),
         "--password-file", str(_password_file(home)),
@@ -324,48 +247,6 @@ def _answers(info: ServerInfo) -> bool:
         return False
 
 
-def _java_tools() -> tuple[Path, Path]:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home:
-        java, javac = Path(java_home) / "bin" / "java", Path(java_home) / "bin" / "javac"
-    else:
-        found_java, found_javac = shutil.which("java"), shutil.which("javac")
-        if found_java is None:
-            raise ServerError("java not found: install a JDK 17 or 21 (apt-get install openjdk-17-jdk-headless)")
-        if found_javac is None:
-            raise ServerError("javac not found: install a full JDK 17 or 21, not only a JRE")
-        java, javac = Path(found_java), Path(found_javac)
-    if not java.exists() or not javac.exists():
-        raise ServerError(f"java or javac missing under JAVA_HOME={java_home}")
-    major = _java_major(java)
-    if major < 17:
-        raise ServerError(f"Neo4j {NEO4J_VERSION} needs Java 17 or 21, but {java} is Java {major}")
-    return java, javac
-
-
-def _java_major(java: Path) -> int:
-    result = subprocess.run([str(java), "-version"], capture_output=True, text=True, check=False)
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr)
-    if match is None:
-        raise ServerError(f"cannot tell the version of {java}: {result.stderr.strip()}")
-    major = int(match.group(1))
-    return int(match.group(2) or 0) if major == 1 else major  # "1.8.0" means Java 8
-
-
-def _run_build_step(command: list[str], failure: str) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip().splitlines()[-_LOG_TAIL_LINES:]
-        raise ServerError(f"{failure}; exit code {result.returncode}:\n" + "\n".join(output))
-
-
-def _source_stamp() -> str:
-    digest = hashlib.sha256()
-    for path in (_POM, _LAUNCHER_SOURCE):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def _ensure_password(home: Path) -> str:
     path = _password_file(home)
     if path.exists():
@@ -417,7 +298,7 @@ def _is_server_process(pid: int, home: Path) -> bool:
         arguments = cmdline.read_bytes().split(b"\0")
     except OSError:
         return False
-    return _LAUNCHER_CLASS.encode() in arguments and str(home / "neo4j").encode() in arguments
+    return LAUNCHER_CLASS.encode() in arguments and str(home / "neo4j").encode() in arguments
 
 
 def _alive(pid: int) -> bool:

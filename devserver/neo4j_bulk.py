@@ -21,8 +21,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from devserver.neo4j import is_running, log_tail
+from devserver.neo4j_build import JVM_FLAGS, ensure_built, prepare_neo4j_home
 from kb.errors import ServerError
-from kb.neo4j_dev import JVM_FLAGS, ensure_built, is_running, log_tail, prepare_neo4j_home
 
 __all__ = ["bulk_import"]
 
@@ -105,7 +106,8 @@ def bulk_import(
 def _check_arguments(home: Path, database: str, nodes_csv: list[Path], rels_csv: list[Path]) -> None:
     if is_running(home):
         raise ServerError(
-            f"the Neo4j dev server of {home} is running: stop it (kb.neo4j_dev.stop) before an offline import"
+            f"the Neo4j dev server of {home} is running: stop it (circuitkb neo4j stop --dir {home}) "
+            "before an offline import"
         )
     if not _DATABASE_NAME.match(database):
         raise ServerError(f"invalid Neo4j database name {database!r}")
