@@ -77,9 +77,10 @@ def sign_in_box(kb: Any) -> Actor | None:
 # --- the labelling panel -------------------------------------------------------------------------------------
 
 
-def label_panel(kb: Any, feature: FeatureKey, graph_slug: str | None = None, node_id: str | None = None) -> None:
+def label_panel(kb: Any, feature: FeatureKey, graph_slug: str | None = None, node_id: str | None = None, *, descriptions: bool = True) -> None:
     """A feature's labels ranked by votes, with status, votes, history, edit and vote controls,
-    a form to add one, the feature's discussion, and the imported descriptions.
+    a form to add one, the feature's discussion, and (unless the page shows them already,
+    ``descriptions=False``) the imported descriptions.
 
     The page shows :func:`sign_in_box` once (e.g. in the sidebar); the panel acts as
     :func:`current_user` and only offers what that user's role allows (kb checks it again)."""
@@ -102,7 +103,7 @@ def label_panel(kb: Any, feature: FeatureKey, graph_slug: str | None = None, nod
     if actor.can("labeller"):
         _add_form(kb, actor, feature, graph_slug, node_id, prefix)
     _discussion(kb, actor, feature, prefix)
-    described = imported_descriptions(kb, feature)
+    described = imported_descriptions(kb, feature) if descriptions else []
     if described:
         st.subheader("Imported descriptions")
         frame = pd.DataFrame(described, columns=["source", "kind", "author", "text", "graph_slug"])

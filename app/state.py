@@ -19,6 +19,7 @@ from typing import Any, Callable
 import pandas as pd
 import streamlit as st
 
+from app.labelling import sign_in_box
 from ingest.records import FeatureKey
 from kb.api import KB
 from kb.config import Config
@@ -57,7 +58,8 @@ def guarded(render: Callable[[], None]) -> Callable[[], None]:
     @functools.wraps(render)
     def page() -> None:
         try:
-            render()
+            if allowed():
+                render()
         except StoreUnavailable as exc:
             st.error(
                 "The knowledge base cannot be reached, so this page cannot show anything. "
@@ -72,6 +74,18 @@ def guarded(render: Callable[[], None]) -> Callable[[], None]:
             st.error(f"Something went wrong on this page ({type(exc).__name__}). The app's log has the details.")
 
     return page
+
+
+def allowed() -> bool:
+    """Whether this browser session may see the pages: always without accounts; with accounts,
+    once signed in (the form is in the sidebar), or as an anonymous visitor where an admin
+    allows them. The kb checks every write again."""
+    with st.sidebar:
+        actor = sign_in_box(kb())
+    if actor is None:
+        st.info("This knowledge base has accounts: sign in with the form in the sidebar to see it.")
+        return False
+    return True
 
 
 # --- cached reads ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from app import state
+from app.labelling import label_panel
 from app.widgets import Param, feature_address, feature_param, feature_url, graph_link, read_url, require_graphs, write_url
 from ingest.records import FeatureKey
 from kb.errors import NotFoundError
@@ -79,17 +80,8 @@ def descriptions(key: FeatureKey) -> None:
 
 
 def labels(key: FeatureKey) -> None:
-    v = state.version()
-    written = state.labels(v, key)
-    st.markdown("**Labels**")
-    if not written:
-        st.caption("No one has labelled this feature yet.")
-        return
-    for label in written:
-        with st.container(border=True):
-            st.text(label["text"])
-            where = f"in graph {label['graph_slug']}" if label["graph_slug"] else "in every graph"
-            st.text(f"{label['author']} · {where} · {(label['updated_at'] or '')[:16]}")
+    """People's labels with votes, history and discussion, and the forms to add to them."""
+    label_panel(state.kb(), key, descriptions=False)
 
 
 def graphs(key: FeatureKey) -> None:

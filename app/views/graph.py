@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from app import state
+from app.labelling import label_panel
 from app.drawing import graph_figure
 from app.widgets import Param, feature_link, link, float_in, int_in, one_of, read_url, require_graphs, text, write_url
 from kb.analysis.graphview import MAX_TOP
@@ -98,6 +99,10 @@ def render() -> None:
         if details is not None:
             _node_panel(details)
         _scores(v, slug, view)
+    if details is not None and details.feature is not None:
+        with st.container(border=True):
+            st.caption(f"Labels of {details.feature}, the feature of the selected node (a new label here is about this node of {slug})")
+            label_panel(state.kb(), details.feature, graph_slug=slug, node_id=details.node["node_id"])
 
 
 def _forget_nodes() -> None:

@@ -1,4 +1,5 @@
-"""/labels : what people labelled lately, newest first; each feature a link to its page."""
+"""/labels : labelling activity (new label versions and votes), then the latest labels, each
+feature a link to its page."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app import state
+from app.labelling import activity_feed
 from app.widgets import feature_url, link_columns
 
 PAGE = "labels"
@@ -14,6 +16,9 @@ SHOWN = 100
 
 def render() -> None:
     st.header("Labels")
+    st.subheader("Activity")
+    activity_feed(state.kb())
+    st.subheader("Latest labels")
     recent = state.recent_labels(state.version(), SHOWN)
     if not recent:
         st.info("No one has labelled a feature yet.")
