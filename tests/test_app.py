@@ -295,3 +295,41 @@ def test_a_new_label_shows_without_a_restart(real: dict[str, Any]) -> None:
     after = open_page("labels")
     assert len(after.dataframe[0].value) == n + 1
     assert after.dataframe[0].value["text"].iloc[0] == f"fresh label {n}"
+
+
+# --- accounts ----------------------------------------------------------------------------------------
+
+
+def test_with_accounts_a_page_asks_to_sign_in_and_a_labeller_labels_the_selected_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kb import labels as api
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CIRCUITKB_HOME", str(home))
+    for name in ("CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI"):
+        monkeypatch.delenv(name, raising=False)
+    with KB.open(Config.load(home=home, env={})) as kb:
+        assert len(kb.ingest([real_graph("02")]).ingested) == 1
+        key, node = _labelled_node(kb, slug_of("02"))
+        ada = api.add_user(kb, api.local_actor(), "ada", "ada-secret-pw", "admin")
+        assert ada["role"] == "admin"
+        api.add_user(kb, api.authenticate(kb, "ada", "ada-secret-pw"), "lin", "lin-secret-pw", "labeller")
+
+    app = open_page("graph", g=slug_of("02"), node=node)
+    assert not problems(app), problems(app)
+    assert any("sign in" in info.value for info in app.info)
+    assert not app.get("plotly_chart")  # nothing of the knowledge base before signing in
+
+    app.text_input(key="labelling-sign-in-name").set_value("lin")
+    app.text_input(key="labelling-sign-in-password").set_value("lin-secret-pw")
+    app.button(key="labelling-sign-in-submit").click().run()
+    assert not problems(app), problems(app)
+    assert len(app.get("plotly_chart")) == 1 and "Signed in as lin (labeller)" in texts(app)
+
+    add = [t for t in app.text_input if t.key and t.key.endswith("-add-text")]
+    assert len(add) == 1, "the selected node's panel offers a label form"
+    add[0].set_value("small, as in size")
+    next(b for b in app.button if b.key and b.key.endswith("-add-submit")).click().run()
+    assert not problems(app), problems(app)
+    with KB.open(Config.load(home=home, env={})) as kb:
+        written = api.labels_of_feature(kb, key, slug_of("02"), node)
+    assert [(w["text"], w["author"]) for w in written] == [("small, as in size", "lin")]
