@@ -44,7 +44,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bench import search_texts
-from kb.search.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder, model_slug
+from kb.search.embedder import ENGLISH_MODEL, SentenceTransformerEmbedder, model_slug
 
 OUT = Path(__file__).resolve().parent / "out" / "search"
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,16 +163,16 @@ def stage_index(args: argparse.Namespace) -> dict[str, Any]:
     _, base, base_info = base_vectors(args.base)
     folder = OUT / f"ann-{args.n}"
     started = time.perf_counter()
-    count = write_vectors(folder, DEFAULT_MODEL, drawn_vectors(base, args.n, seed=3))
+    count = write_vectors(folder, ENGLISH_MODEL, drawn_vectors(base, args.n, seed=3))
     draw_seconds = time.perf_counter() - started
     rss_before = rss_mb()
     started = time.perf_counter()
-    index = VectorIndex(folder, DEFAULT_MODEL)
+    index = VectorIndex(folder, ENGLISH_MODEL)
     index.load()  # no index on disk: builds (trains, adds) and saves it
     build_seconds = time.perf_counter() - started
     rss_after = rss_mb()
     started = time.perf_counter()
-    reloaded = VectorIndex(folder, DEFAULT_MODEL)
+    reloaded = VectorIndex(folder, ENGLISH_MODEL)
     reloaded.load()
     load_seconds = time.perf_counter() - started
     del reloaded
@@ -244,7 +244,7 @@ def stage_load(args: argparse.Namespace) -> dict[str, Any]:
     embedder.embed(["warm up"])
     before = {f: rss_mb(f) for f in ("RssAnon", "RssFile")}
     started = time.perf_counter()
-    index = VectorIndex(folder, DEFAULT_MODEL)
+    index = VectorIndex(folder, ENGLISH_MODEL)
     index.load()
     load_seconds = time.perf_counter() - started
     loaded = {f: rss_mb(f) for f in ("RssAnon", "RssFile")}
@@ -311,8 +311,8 @@ def stage_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     engine.sync(embed=False)
     catalog_seconds = time.perf_counter() - started
     n_texts = engine.catalog.n_texts()
-    folder = home / "search" / model_slug(DEFAULT_MODEL)
-    write_vectors(folder, DEFAULT_MODEL, drawn_vectors(base, n_texts, seed=4))
+    folder = home / "search" / model_slug(ENGLISH_MODEL)
+    write_vectors(folder, ENGLISH_MODEL, drawn_vectors(base, n_texts, seed=4))
     started = time.perf_counter()
     engine.sync()  # loads the vectors, builds the index
     build_seconds = time.perf_counter() - started

@@ -16,11 +16,12 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
+from ingest.records import FeatureKey
 from kb.core import Core
 from kb.search.embedder import Embedder, shared_embedder
 from kb.search.query import MODES, FeatureSearch, SearchError, SearchFilters, SearchHit
 
-__all__ = ["MODES", "FeatureSearch", "HasSearcher", "SearchError", "SearchFilters", "SearchHit", "Searchers", "search"]
+__all__ = ["MODES", "FeatureSearch", "HasSearcher", "SearchError", "SearchFilters", "SearchHit", "Searchers", "like", "search"]
 
 
 class HasSearcher(Protocol):
@@ -70,3 +71,17 @@ def search(
 ) -> list[SearchHit]:
     """The ``k`` features that best match ``query``: concept words, feature ids, or both."""
     return kb.searcher(embedder).search(query, k=k, filters=filters, mode=mode)
+
+
+def like(
+    kb: HasSearcher,
+    feature: FeatureKey | str,
+    k: int = 20,
+    filters: SearchFilters | None = None,
+    *,
+    cooccurring: bool = False,
+    embedder: Embedder | None = None,
+) -> list[SearchHit]:
+    """Search by example: the ``k`` features described most like ``feature`` (optionally only
+    those that appear in a graph with it)."""
+    return kb.searcher(embedder).like(feature, k=k, filters=filters, cooccurring=cooccurring)
