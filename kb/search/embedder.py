@@ -35,7 +35,7 @@ MULTILINGUAL_DIM = 512
 DEFAULT_MODEL = f"{ENGLISH_MODEL}+{MULTILINGUAL_MODEL}"
 # share of the English model in a query's fused score (the multilingual model has the rest),
 # tuned on tests/relevance.yaml (bench/results/search.md)
-ENGLISH_WEIGHT = 0.5
+ENGLISH_WEIGHT = 0.6
 # names under which people refer to the packaged English model
 _DEFAULT_ALIASES = {
     "all-minilm-l6-v2",
