@@ -47,11 +47,8 @@ class NumpyMiniLM:
             self._heads = int(config["num_attention_heads"])
             self._layers = int(config["num_hidden_layers"])
             self._eps = float(config.get("layer_norm_eps", _LAYER_NORM_EPS))
-            weights = load_file(str(self.folder / "model.safetensors"))
-            # HF stores Linear weights as (out, in); keep them transposed once for x @ W
-            self._weights = {
-                k: np.ascontiguousarray(v.T) if k.startswith("encoder.") and v.ndim == 2 else v for k, v in weights.items()
-            }
+            # Linear weights are stored (out, in): the forward pass multiplies by their transposed views
+            self._weights = load_file(str(self.folder / "model.safetensors"))
             tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
             tokenizer.enable_truncation(max_length=MAX_TOKENS)
             tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
@@ -98,18 +95,18 @@ class NumpyMiniLM:
             def split(t: np.ndarray) -> np.ndarray:
                 return t.reshape(n, length, self._heads, head).transpose(0, 2, 1, 3)
 
-            q = split(x @ w[p + "attention.self.query.weight"] + w[p + "attention.self.query.bias"])
-            k = split(x @ w[p + "attention.self.key.weight"] + w[p + "attention.self.key.bias"])
-            v = split(x @ w[p + "attention.self.value.weight"] + w[p + "attention.self.value.bias"])
+            q = split(x @ w[p + "attention.self.query.weight"].T + w[p + "attention.self.query.bias"])
+            k = split(x @ w[p + "attention.self.key.weight"].T + w[p + "attention.self.key.bias"])
+            v = split(x @ w[p + "attention.self.value.weight"].T + w[p + "attention.self.value.bias"])
             scores = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(head)) + bias
             scores -= scores.max(axis=-1, keepdims=True)
             probs = np.exp(scores)
             probs /= probs.sum(axis=-1, keepdims=True)
             context = (probs @ v).transpose(0, 2, 1, 3).reshape(n, length, width)
-            attended = context @ w[p + "attention.output.dense.weight"] + w[p + "attention.output.dense.bias"]
+            attended = context @ w[p + "attention.output.dense.weight"].T + w[p + "attention.output.dense.bias"]
             x = self._norm(attended + x, p + "attention.output.LayerNorm")
-            inner = _gelu(x @ w[p + "intermediate.dense.weight"] + w[p + "intermediate.dense.bias"])
-            out = inner @ w[p + "output.dense.weight"] + w[p + "output.dense.bias"]
+            inner = _gelu(x @ w[p + "intermediate.dense.weight"].T + w[p + "intermediate.dense.bias"])
+            out = inner @ w[p + "output.dense.weight"].T + w[p + "output.dense.bias"]
             x = self._norm(out + x, p + "output.LayerNorm")
         return x
 
