@@ -6,7 +6,8 @@
     /root/.cache/circuitkb/venv/bin/python -m bench.search --stage pipeline --n 1000000
 
 ``relevance``: the relevance set of ``tests/relevance.yaml`` on the real graphs and explanations;
-recall@10 and MRR of the blended, semantic-only and keyword-only rankings.
+recall@10 and MRR per language (English, French, Spanish, German, Chinese, Japanese) of the
+blended, semantic-only and keyword-only rankings.
 
 ``index``: the approximate index alone on ``--n`` vectors. Embedding 1M texts with MiniLM on 2
 CPU cores takes hours, so the benchmark embeds ``--base`` generated descriptions (realistic
@@ -35,7 +36,6 @@ import hashlib
 import json
 import os
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -44,7 +44,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bench import search_texts
-from kb.search.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder, model_slug
+from kb.search.embedder import ENGLISH_MODEL, SentenceTransformerEmbedder, model_slug
 
 OUT = Path(__file__).resolve().parent / "out" / "search"
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,16 +163,16 @@ def stage_index(args: argparse.Namespace) -> dict[str, Any]:
     _, base, base_info = base_vectors(args.base)
     folder = OUT / f"ann-{args.n}"
     started = time.perf_counter()
-    count = write_vectors(folder, DEFAULT_MODEL, drawn_vectors(base, args.n, seed=3))
+    count = write_vectors(folder, ENGLISH_MODEL, drawn_vectors(base, args.n, seed=3))
     draw_seconds = time.perf_counter() - started
     rss_before = rss_mb()
     started = time.perf_counter()
-    index = VectorIndex(folder, DEFAULT_MODEL)
+    index = VectorIndex(folder, ENGLISH_MODEL)
     index.load()  # no index on disk: builds (trains, adds) and saves it
     build_seconds = time.perf_counter() - started
     rss_after = rss_mb()
     started = time.perf_counter()
-    reloaded = VectorIndex(folder, DEFAULT_MODEL)
+    reloaded = VectorIndex(folder, ENGLISH_MODEL)
     reloaded.load()
     load_seconds = time.perf_counter() - started
     del reloaded
@@ -244,7 +244,7 @@ def stage_load(args: argparse.Namespace) -> dict[str, Any]:
     embedder.embed(["warm up"])
     before = {f: rss_mb(f) for f in ("RssAnon", "RssFile")}
     started = time.perf_counter()
-    index = VectorIndex(folder, DEFAULT_MODEL)
+    index = VectorIndex(folder, ENGLISH_MODEL)
     index.load()
     load_seconds = time.perf_counter() - started
     loaded = {f: rss_mb(f) for f in ("RssAnon", "RssFile")}
@@ -311,8 +311,8 @@ def stage_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     engine.sync(embed=False)
     catalog_seconds = time.perf_counter() - started
     n_texts = engine.catalog.n_texts()
-    folder = home / "search" / model_slug(DEFAULT_MODEL)
-    write_vectors(folder, DEFAULT_MODEL, drawn_vectors(base, n_texts, seed=4))
+    folder = home / "search" / model_slug(ENGLISH_MODEL)
+    write_vectors(folder, ENGLISH_MODEL, drawn_vectors(base, n_texts, seed=4))
     started = time.perf_counter()
     engine.sync()  # loads the vectors, builds the index
     build_seconds = time.perf_counter() - started
@@ -358,45 +358,26 @@ def _timed(fn: Callable[[str], Any], queries: list[str]) -> list[float]:
 
 
 def stage_relevance(args: argparse.Namespace) -> dict[str, Any]:
-    import yaml
-
-    from ingest.records import FeatureKey
     from kb.api import KB
     from kb.config import Config
     from kb.featuremeta import add_label, import_feature_metadata
-    from kb.search import search
+    from kb.search import relevance, search
 
-    rel = yaml.safe_load((ROOT / "tests" / "relevance.yaml").read_text(encoding="utf-8"))
-
-    def key(name: str) -> FeatureKey:
-        alias, layer, index = name.split("/")
-        return FeatureKey(rel["sets"][alias], int(layer[1:]), int(index))
-
+    rel = relevance.load(ROOT / "tests" / "relevance.yaml")
     with tempfile.TemporaryDirectory() as home:
         kb = KB.open(Config.load(home=home, env={}))
         kb.ingest([DATA / "graphs"])
         import_feature_metadata(kb, [DATA / "features"])
-        for item in rel["labels"]:
-            add_label(kb, key(item["feature"]), item["text"], item["author"])
-        out: dict[str, Any] = {"queries": len(rel["queries"]), "modes": {}, "per_query": []}
-        per_mode: dict[str, list[tuple[float, float]]] = {}
+        for feature, text, author in rel.labels:
+            add_label(kb, feature, text, author)
+        out: dict[str, Any] = {"queries": len(rel.cases), "languages": rel.languages, "modes": {}, "per_query": {}}
         for mode in ("blend", "semantic", "keyword"):
-            rows = []
-            for item in rel["queries"]:
-                expected = {key(name) for name in item["expect"]}
-                found = [h.feature for h in search(kb, item["query"], k=10, mode=mode)]
-                recall = len(expected & set(found)) / min(len(expected), 10)
-                rank = next((i for i, f in enumerate(found, 1) if f in expected), None)
-                rows.append((recall, 1.0 / rank if rank else 0.0))
-            per_mode[mode] = rows
-            out["modes"][mode] = {
-                "recall_at_10": round(statistics.mean(r for r, _ in rows), 3),
-                "mrr": round(statistics.mean(m for _, m in rows), 3),
-            }
-        for i, item in enumerate(rel["queries"]):
-            out["per_query"].append(
-                {"query": item["query"], **{f"{m}_recall": round(per_mode[m][i][0], 2) for m in per_mode}, **{f"{m}_rr": round(per_mode[m][i][1], 2) for m in per_mode}}
-            )
+            scores = relevance.measure(rel, lambda q, mode=mode: [h.feature for h in search(kb, q, k=10, mode=mode)])
+            out["modes"][mode] = relevance.as_report(scores)
+            for s in scores.values():
+                for case, recall, rr in s.per_case:
+                    row = out["per_query"].setdefault(f"{case.language}: {case.query}", {})
+                    row[f"{mode}_recall"], row[f"{mode}_rr"] = round(recall, 2), round(rr, 2)
         kb.close()
     return out
 

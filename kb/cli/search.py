@@ -29,7 +29,9 @@ def parse_layers(text: str | None) -> tuple[int | None, int | None]:
 
 
 @click.command("search")
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option("--like", "like", metavar="FEATURE", help="Search by example: features described like this one (L20/1234, 20-clt-hp/1234, a URL).")
+@click.option("--cooccurring", is_flag=True, help="With --like: only features that appear in a graph with the example.")
 @click.option("-k", "--k", "k", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many features to return.")
 @click.option("--transcoder-set", help="Only features of this set: gemma-2-2b/clt-hp, a model id (gemma-2-2b) or a source set (clt-hp).")
 @click.option("--layers", help="Only features in these layers: 20, 10-20, 10- or -5.")
@@ -41,7 +43,9 @@ def parse_layers(text: str | None) -> tuple[int | None, int | None]:
 @click.pass_context
 def search_cmd(
     ctx: click.Context,
-    query: str,
+    query: str | None,
+    like: str | None,
+    cooccurring: bool,
     k: int,
     transcoder_set: str | None,
     layers: str | None,
@@ -51,13 +55,19 @@ def search_cmd(
     selection: Selection,
     as_json: bool,
 ) -> None:
-    """Find features by concept ("say a capital city"), words, or id (L20/1234, 20-clt-hp/1234, a Neuronpedia URL).
+    """Find features by concept ("say a capital city"), words, or id (L20/1234, 20-clt-hp/1234, a Neuronpedia URL),
+    in any language; or by example (--like FEATURE).
 
     The graph options (--tag, --family, --language, --prompt, ...) keep only features that
     appear in the graphs they select.
     """
     from kb.search import SearchFilters, search
+    from kb.search import like as search_like
 
+    if (query is None) == (like is None):
+        raise click.UsageError("give a QUERY, or --like FEATURE")
+    if cooccurring and like is None:
+        raise click.UsageError("--cooccurring goes with --like")
     low, high = parse_layers(layers)
     filters = SearchFilters(
         transcoder_set=transcoder_set,
@@ -68,9 +78,13 @@ def search_cmd(
         graphs=None if selection.is_empty() else selection,
     )
     with open_kb(ctx) as kb:
-        hits = search(kb, query, k=k, filters=filters, mode=mode)
+        if like is not None:
+            hits = search_like(kb, like, k=k, filters=filters, cooccurring=cooccurring)
+        else:
+            hits = search(kb, query or "", k=k, filters=filters, mode=mode)
     if as_json:
-        echo_json({"query": query, "mode": mode, "hits": [h.as_dict() for h in hits]})
+        asked = {"like": like, "cooccurring": cooccurring} if like is not None else {"query": query, "mode": mode}
+        echo_json({**asked, "hits": [h.as_dict() for h in hits]})
         return
     if not hits:
         click.echo("no matching features")

