@@ -40,7 +40,7 @@ from ingest.featureid import canonical_transcoder_set
 from ingest.records import FeatureKey
 from kb.core import Core
 from kb.errors import CircuitKBError
-from kb.featureref import FeatureRef, find_feature_refs
+from kb.featureref import BadFeatureRef, FeatureRef, find_feature_refs, read_feature_ref
 from kb.search import sync
 from kb.search.catalog import DF_CAP, LABEL, Catalog, Doc, DocFilter, words
 from kb.search.embedder import Embedder, model_slug
@@ -267,7 +267,10 @@ class FeatureSearch:
     def _example(self, feature: FeatureKey | str) -> tuple[int, FeatureKey]:
         """The id and key of a feature given as a key or written as in a query (``L20/1234``, a URL...)."""
         if isinstance(feature, str):
-            refs, rest = find_feature_refs(feature.strip())
+            try:  # every written form of one feature (gemma-2-2b/clt-hp/20/1234, ...), else as in a query
+                refs, rest = [read_feature_ref(feature)], ""
+            except BadFeatureRef:
+                refs, rest = find_feature_refs(feature.strip())
             if len(refs) != 1 or rest:
                 raise SearchError(f"--like takes one feature, like gemma-2-2b/20-clt-hp/1234 or L20/1234; got {feature!r}")
             found = self._resolve_refs(refs, DocFilter(), None)
