@@ -151,6 +151,14 @@ def usage(v: str, key: FeatureKey, rank_by: str) -> Any:
 
 
 @st.cache_data(show_spinner=False, max_entries=_ENTRIES)
+def qk(v: str, key: FeatureKey, slug: str | None = None) -> Any:
+    """What drives the queries and keys of a Lorsa feature (QK tracing), in graph ``slug`` or in all."""
+    from kb.analysis.qk import qk_drivers
+
+    return qk_drivers(kb(), [key], Selection(slugs=(slug,)) if slug else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=_ENTRIES)
 def neuronpedia(v: str, key: FeatureKey) -> str | None:
     from kb.overview import neuronpedia_url
 

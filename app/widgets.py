@@ -236,3 +236,11 @@ def graph_filter(prefix: str, graphs: Sequence[GraphInfo]) -> tuple[Selection, d
     values = {"family": family, "tag": tag, "language": language, "set": saved.strip()}
     selection = Selection(family=family or None, tags=(tag,) if tag else (), language=language or None, saved_set=saved.strip() or None)
     return selection, values
+
+
+def qk_tables(drivers: Any, key: str) -> None:
+    """The QK summary over graphs and the traced contributors of each graph."""
+    st.caption(f"in {drivers.n_graphs} graphs; pruned: the contributor is only in the file's qk_only_nodes")
+    if not drivers.summary.empty:
+        st.dataframe(drivers.summary, width="stretch", hide_index=True, key=f"{key}-summary")
+    st.dataframe(drivers.rows, width="stretch", hide_index=True, key=f"{key}-rows")

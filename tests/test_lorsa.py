@@ -404,14 +404,30 @@ def test_the_app_shows_what_drives_queries_and_keys(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("CIRCUITKB_HOME", str(tmp_path / "home"))
     for name in ("CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI"):
         monkeypatch.delenv(name, raising=False)
-    app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "main.py"), default_timeout=120)
-    app.run()
-    app.sidebar.radio(key="page").set_value("Where a feature is used").run()
-    app.text_input(key="usedby-ref").set_value(f"{LORSA_SET}/L3/9").run()
-    assert not app.exception, app.exception
-    assert [s.value for s in app.subheader][-1] == "What drives its queries and keys (QK tracing)"
-    summary = app.dataframe[2].value
+
+    def opened(page: str, **params: str) -> AppTest:
+        app = AppTest.from_function(_run_app_page, args=(page,), default_timeout=120)
+        for name, value in params.items():
+            app.query_params[name] = value
+        return app.run()
+
+    feature = opened("feature", f=f"{LORSA_SET}/3/9")
+    assert not feature.exception, feature.exception
+    summary = next(d.value for d in feature.dataframe if "n_graphs" in d.value.columns and "role" in d.value.columns)
     assert list(summary["role"]) == ["q", "k", "k", "k", "pair"] and set(summary["n_graphs"]) == {2}
+
+    graph = opened("graph", g="crm-texas", node=LORSA_TOP)
+    assert not graph.exception, graph.exception
+    rows = next(d.value for d in graph.dataframe if "target_node_id" in d.value.columns)
+    assert set(rows["slug"]) == {"crm-texas"} and set(rows["role"]) == {"q", "k", "pair"}
+
+
+def _run_app_page(page: str) -> None:
+    import streamlit as st
+
+    from app.nav import all_pages
+
+    st.navigation(all_pages(default=page)).run()
 
 
 def test_a_piece_of_a_crm_graph_resolves_its_qk_tracing(kb: KB, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import streamlit as st
 
 from app import state
 from app.labelling import label_panel
-from app.widgets import Param, feature_address, feature_param, feature_url, graph_link, read_url, require_graphs, write_url
+from app.widgets import Param, qk_tables, feature_address, feature_param, feature_url, graph_link, read_url, require_graphs, write_url
 from ingest.records import FeatureKey
 from kb.errors import NotFoundError
 from kb.featureref import EXAMPLES, BadFeatureRef, format_feature_ref, parse_feature_ref
@@ -134,4 +134,13 @@ def neighbours(key: FeatureKey) -> None:
         )
 
 
-SECTIONS: list[Callable[[FeatureKey], None]] = [header, descriptions, labels, graphs, neighbours]
+def queries_and_keys(key: FeatureKey) -> None:
+    """For a Lorsa (attention) feature of CRM graphs: the features that drive its queries and keys."""
+    drivers = state.qk(state.version(), key)
+    if not drivers.n_graphs:
+        return
+    st.markdown("**What drives its queries and keys (QK tracing)**")
+    qk_tables(drivers, "feature-qk")
+
+
+SECTIONS: list[Callable[[FeatureKey], None]] = [header, descriptions, labels, graphs, neighbours, queries_and_keys]

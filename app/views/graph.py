@@ -16,7 +16,7 @@ import streamlit as st
 from app import state
 from app.labelling import label_panel
 from app.drawing import graph_figure
-from app.widgets import Param, feature_link, link, float_in, int_in, one_of, read_url, require_graphs, text, write_url
+from app.widgets import Param, feature_link, qk_tables, link, float_in, int_in, one_of, read_url, require_graphs, text, write_url
 from kb.analysis.graphview import MAX_TOP
 from kb.errors import NotFoundError
 
@@ -100,6 +100,11 @@ def render() -> None:
             _node_panel(details)
         _scores(v, slug, view)
     if details is not None and details.feature is not None:
+        drivers = state.qk(v, details.feature, slug)
+        if drivers.n_graphs:
+            with st.container(border=True):
+                st.caption(f"What drives the queries and keys of {details.feature} in this graph (QK tracing)")
+                qk_tables(drivers, "graph-qk")
         with st.container(border=True):
             st.caption(f"Labels of {details.feature}, the feature of the selected node (a new label here is about this node of {slug})")
             label_panel(state.kb(), details.feature, graph_slug=slug, node_id=details.node["node_id"])
