@@ -305,6 +305,9 @@ def test_label_input_is_checked(sqlite_kb: KB) -> None:
             api.add(sqlite_kb, me, TEXAS, "Texas", **kwargs)
     with pytest.raises(Exception, match="required"):
         api.add(sqlite_kb, me, TEXAS, "   ")
+    sqlite_kb.ingest([real_graph("02")])
+    with pytest.raises(NotFoundError, match="has no node 'no_such_node'"):
+        api.add(sqlite_kb, me, TEXAS, "Texas", graph_slug=sqlite_kb.select()[0].slug, node_id="no_such_node")
     assert count(sqlite_kb, labels) == 0
 
 
@@ -404,7 +407,8 @@ def test_export_then_import_into_an_empty_kb_gives_the_same_work_and_twice_chang
     kb.ingest([real_graph("02")])
     slug = kb.select()[0].slug
     ann, bob = accounts.local_actor("ann"), accounts.local_actor("bob")
-    ref = api.add(kb, ann, TEXAS, "Texas", note="n", confidence=0.5, graph_slug=slug, node_id="20_1234_3")
+    node = next(n["node_id"] for n in json.loads(real_graph("02").read_text())["nodes"] if n["feature_type"] == "cross layer transcoder")
+    ref = api.add(kb, ann, TEXAS, "Texas", note="n", confidence=0.5, graph_slug=slug, node_id=node)
     api.edit(kb, bob, ref.id, "Texas state", base_version=1)
     other = api.add(kb, bob, FeatureKey(CLT, 3, 7), "commas")
     api.vote(kb, ann, other.id, reason="yes")

@@ -80,10 +80,12 @@ def add(
     confidence = check_confidence(confidence)
     if node_id is not None and graph_slug is None:
         raise CircuitKBError("a label on a node names its graph too (--graph SLUG --node NODE_ID)")
+    node_id = _optional(node_id, "node id", MAX_NODE_ID)
     if graph_slug is not None:
         graph_slug = clean_text(graph_slug, "graph slug", MAX_SLUG)
-        core.graph_row(graph_slug)  # NotFoundError for a graph that is not stored
-    node_id = _optional(node_id, "node id", MAX_NODE_ID)
+        graph = core.graph_row(graph_slug)  # NotFoundError for a graph that is not stored
+        if node_id is not None and not core.store.find_nodes(graph.id, node_id):
+            raise NotFoundError(f"graph {graph_slug} has no node {node_id!r}")
     with core.engine.begin() as conn:
         authorize(conn, actor, LABELLER)
         fid = registry.ensure_features(conn, [feature])[feature]
