@@ -60,6 +60,8 @@ def streamlit_command(config: Config, port: int, host: str, base_env: Mapping[st
         "--server.port", str(port),
         "--server.address", host,
         "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",  # nothing leaves the machine
+        "--client.toolbarMode", "minimal",  # no "Deploy" button: this app is served here
     ]  # fmt: skip
     return argv, app_environment(config, base_env)
 
