@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-REPORTS = ("ingest", "search", "analysis-features", "analysis-circuits")
+REPORTS = ("ingest", "search", "analysis-features", "analysis-circuits", "app", "labels")
 
 HEADER = """# Benchmarks
 
@@ -27,6 +27,8 @@ command that produced it.
 | feature search | `python -m bench.search --stage relevance\\|index\\|load\\|pipeline` | [Feature search](#feature-search-relevance-and-performance) |
 | shared features, used-by, languages | `python -m bench.analysis_features --size 1000\\|10000` | [Features across graphs](#features-across-graphs-shared-family-core-used-by-languages) |
 | circuits, comparison, scores, pieces | `python -m bench.analysis_circuits --size 1000\\|10000` | [Circuits](#circuits-comparison-scores-pieces-of-big-graphs) |
+| the app in a browser | `python -m bench.app --size 1000 --big-links 16000000` | [The app](#app-page-and-interaction-latency-in-a-real-browser) |
+| labelling under parallel writers | `python -m bench.labels` | [Labelling](#collaborative-labelling-under-parallel-writers-postgresql) |
 """
 
 
