@@ -98,8 +98,11 @@ def label_panel(kb: Any, feature: FeatureKey, graph_slug: str | None = None, nod
     else:
         st.text("No labels yet.")
     for item in rows[:SHOWN_LABELS]:
-        with st.expander(f"Label {item['id']} (version {item['version']}, {item['status']})"):
-            _one_label(kb, actor, item, f"{prefix}-{item['id']}")
+        with st.container(border=True):
+            st.text(item["text"])  # people's text, shown as text
+            st.text(f"label {item['id']} · version {item['version']} · {item['status']} · +{item['up_votes']} / -{item['down_votes']} · {item['author']}")
+            with st.expander(f"Label {item['id']}: note, votes, history, edit"):
+                _one_label(kb, actor, item, f"{prefix}-{item['id']}")
     if actor.can("labeller"):
         _add_form(kb, actor, feature, graph_slug, node_id, prefix)
     _discussion(kb, actor, feature, prefix)
@@ -111,7 +114,6 @@ def label_panel(kb: Any, feature: FeatureKey, graph_slug: str | None = None, nod
 
 
 def _one_label(kb: Any, actor: Actor, item: dict[str, Any], key: str) -> None:
-    st.text(item["text"])
     if item["note"]:
         st.text(item["note"])
     votes = api.votes_on(kb, item["id"])

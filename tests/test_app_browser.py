@@ -264,13 +264,13 @@ def test_a_hostile_label_is_shown_as_text(server: dict[str, Any], page: Page, sh
     key = server["feature"]
     page.goto(f"{server['base']}/feature?f={quote(f'{key.transcoder_set}/{key.layer}/{key.index}', safe='/')}")
     settle(page)
-    expect(page.get_by_text(HOSTILE, exact=True).first).to_be_visible()
+    expect(page.locator("[data-testid=stText]").filter(has_text=HOSTILE).first).to_be_visible()
     assert page.locator("[data-testid=stMain] img[src='x']").count() == 0
     shoot(page, shots, "label-feature")
     page.goto(f"{server['base']}/graph?g={slug_of('02')}&node={quote(server['node'])}")
     settle(page)
     page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=LOAD)
-    expect(page.get_by_text(HOSTILE, exact=True).first).to_be_visible()
+    expect(page.locator("[data-testid=stText]").filter(has_text=HOSTILE).first).to_be_visible()
     # hovering the labelled node shows the label in Plotly's tooltip, as text
     page.get_by_label("Selected node").first.scroll_into_view_if_needed()
     points = page.locator(".js-plotly-plot .scatterlayer .trace.scatter .points path")
