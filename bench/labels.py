@@ -55,7 +55,7 @@ def labeller_session(name: str, rounds: int, seed: int) -> dict[str, Any]:
     from kb.errors import EditConflict
     from kb.labels.accounts import authenticate
     from schema.sql import labels
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     rng = random.Random(seed)
     actor = authenticate(_core, name, PASSWORD)
@@ -70,9 +70,9 @@ def labeller_session(name: str, rounds: int, seed: int) -> dict[str, Any]:
         ref = api.add(_core, actor, feature, f"{name} round {round_no}", confidence=rng.random())
         timings["add"].append(time.perf_counter() - started)
         added.append(ref.id)
-        with _core.engine.connect() as conn:
-            top = conn.execute(select(func.max(labels.c.id))).scalar_one()
-        target = rng.randint(1, top)
+        with _core.engine.connect() as conn:  # ids may have gaps (PostgreSQL sequences): choose among the stored ones
+            ids = list(conn.execute(select(labels.c.id)).scalars())
+        target = rng.choice(ids)
         for _attempt in range(2):
             base = api.label(_core, target)["version"]
             started = time.perf_counter()
@@ -86,7 +86,7 @@ def labeller_session(name: str, rounds: int, seed: int) -> dict[str, Any]:
             edits[target] += 1
             break
         for _ in range(3):
-            voted = rng.randint(1, top)
+            voted = rng.choice(ids)
             up = rng.random() < 0.7
             started = time.perf_counter()
             api.vote(_core, actor, voted, up=up)
