@@ -20,6 +20,9 @@ from kb.config import Config
 from kb.featuremeta import add_label
 from tests.conftest import GRAPHS, KB_VARIANTS, need_real_data, real_graph
 
+# every test renders pages of a knowledge base of real graphs: a minute and a half in all
+pytestmark = pytest.mark.slow
+
 HOSTILE = "<img src=x onerror=alert(1)>"
 FAMILY = "opposite"
 

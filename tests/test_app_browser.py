@@ -35,6 +35,9 @@ from tests.conftest import GRAPHS, need_real_data, real_graph
 pytest.importorskip("playwright")
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
+# a Streamlit server and Chromium: about two minutes in all
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = "<img src=x onerror=alert(1)>"

@@ -197,6 +197,7 @@ def test_app_environment_carries_every_setting_and_drops_stale_ones(tmp_path: Pa
     assert Config.load(env=env).graph_store == "embedded"
 
 
+@pytest.mark.slow
 def test_app_really_starts_and_answers_its_health_check(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -41,6 +41,9 @@ from kb.api import KB
 from kb.cli import main, options
 from kb.config import SETTINGS, Config
 
+# builds a demo knowledge base and runs every documented command: about 20 s
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 

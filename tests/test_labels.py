@@ -472,6 +472,7 @@ def cli_env(kb_env: Callable[..., dict[str, str]]) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_cli_users_and_roles_on_every_write_command(cli_env: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     result = _cli(cli_env, "labels", "add", "gemma-2-2b/clt-hp/20/1234", "Texas", "--json")
@@ -536,6 +537,7 @@ def test_cli_users_and_roles_on_every_write_command(cli_env: dict[str, str], cap
         assert all(secret not in h for h in hashes)
 
 
+@pytest.mark.slow
 def test_cli_export_import_and_viewer(cli_env: dict[str, str], tmp_path: Path, kb_env: Callable[..., dict[str, str]]) -> None:
     assert _cli(cli_env, "ingest", str(real_graph("01"))).exit_code == 0
     assert _cli(cli_env, "labels", "add", "gemma-2-2b/gemmascope-transcoder-16k/23/8683", "say big", "--confidence", "0.7").exit_code == 0

@@ -15,6 +15,9 @@ from kb.api import KB
 from kb.labels.accounts import local_actor
 from schema.sql import label_versions, label_votes
 
+# real parallel processes on both SQL databases
+pytestmark = pytest.mark.slow
+
 SQLS = ["sqlite", "postgres"]
 TEXAS = FeatureKey("gemma-2-2b/clt-hp", 20, 1234)
 # fork: the children start with the modules loaded (spawning twenty interpreters that each

