@@ -11,6 +11,8 @@ import streamlit as st
 from app import state
 from app.drawing import graph_figure, similarity_figure
 from app.widgets import Param, feature_url, graph_filter, one_of, read_url, require_graphs, selection_params, write_url
+from ingest.records import FeatureKey
+from kb.featureref import format_feature_ref
 
 PAGE = "compare"
 MEASURES = ("features", "edges")
@@ -59,7 +61,7 @@ def _two(a: str, b: str) -> None:
     shared = set()
     only = {"a": set(), "b": set()}
     for r in comparison.nodes[comparison.nodes["kind"] == "feature"].itertuples():
-        ref = f"{r.transcoder_set}/L{int(r.layer)}/{int(r.index)}"
+        ref = format_feature_ref(FeatureKey(r.transcoder_set, int(r.layer), int(r.index)))
         if r.in_a and r.in_b:
             shared.add(ref)
         else:

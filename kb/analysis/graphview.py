@@ -99,8 +99,9 @@ def graph_view(
     pinned = [p for p in qparams.get("pinnedIds") or [] if isinstance(p, str)]
     supernodes = [(str(g[0]), [m for m in g[1:] if isinstance(m, str)]) for g in qparams.get("supernodes") or [] if isinstance(g, list) and g]
 
-    chosen = set(kb.store.top_nodes(gid, top)) | set(kb.store.logit_nodes(gid))
-    kept = set(kb.store.logit_nodes(gid))
+    logits = set(kb.store.logit_nodes(gid))
+    chosen = set(kb.store.top_nodes(gid, top)) | logits
+    kept = set(logits)
     for node_id in pinned:
         found = kb.store.find_nodes(gid, node_id)
         chosen.update(found)

@@ -38,6 +38,7 @@ from sqlalchemy import Engine, and_, or_, select
 
 from ingest.featureid import canonical_transcoder_set
 from ingest.records import FeatureKey
+from kb import registry
 from kb.core import Core
 from kb.errors import CircuitKBError
 from kb.featureref import BadFeatureRef, FeatureRef, find_feature_refs, read_feature_ref
@@ -278,11 +279,8 @@ class FeatureSearch:
                 names = ", ".join(str(s.key) for s in found[:5])
                 raise SearchError(f"{feature!r} names {len(found)} features{': ' + names if names else ''}; name its transcoder set")
             return found[0].fid, found[0].key
-        f = features.c
         with self.core.engine.connect() as conn:
-            fid = conn.execute(
-                select(f.id).where(f.transcoder_set == feature.transcoder_set, f.layer == feature.layer, f["index"] == feature.index)
-            ).scalar()
+            fid = registry.lookup_features(conn, [feature]).get(feature)
         if fid is None:
             raise SearchError(f"no feature {feature} in this knowledge base")
         return int(fid), feature
