@@ -52,7 +52,7 @@ def read_url(page_name: str, params: Mapping[str, Param]) -> None:
             try:
                 value = param.parse(raw)
             except (BadParameter, BadFeatureRef, ValueError) as exc:
-                st.warning(f"The address has {name}={raw!r}, which this page cannot use: {exc}")
+                st.warning(md(f"The address has {name}={raw!r}, which this page cannot use: {exc}"))
         st.session_state[param.key] = value
     st.session_state[_written(page_name)] = current
 

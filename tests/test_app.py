@@ -56,9 +56,14 @@ def frame_with(app: AppTest, *columns: str) -> Any:
     raise AssertionError(f"no table with columns {columns}")
 
 
+def shown(markdown: str) -> str:
+    """Markdown source as the page shows it (its escapes removed)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
 def link_labels(app: AppTest) -> list[str]:
     """The labels of the page's links, as shown (their Markdown escapes removed)."""
-    return [re.sub(r"\\(.)", r"\1", link.label) for link in app.get("page_link")]
+    return [shown(link.label) for link in app.get("page_link")]
 
 
 def texts(app: AppTest) -> list[str]:
@@ -238,8 +243,10 @@ def test_graphs_labels_and_ingest_addresses(real: dict[str, Any]) -> None:
 def test_malformed_and_unknown_parameters_are_messages(real: dict[str, Any]) -> None:
     app = open_page("graph", g="no-such-graph", top="many")
     assert not problems(app), problems(app)
-    warnings = " ".join(w.value for w in app.warning)
+    warnings = " ".join(shown(w.value) for w in app.warning)
     assert "g='no-such-graph'" in warnings and "top='many'" in warnings
+    crafted = open_page("graph", g="[x](http://example.invalid)")
+    assert any(r"\[x\]\(http" in w.value for w in crafted.warning)  # an address's text is never Markdown
     node = open_page("graph", g=slug_of("02"), node="99_99_99")
     assert not problems(node) and any("has no node" in w.value for w in node.warning)
     feature = open_page("feature", f="not a feature")

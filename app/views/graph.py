@@ -16,7 +16,7 @@ import streamlit as st
 from app import state
 from app.labelling import label_panel
 from app.drawing import graph_figure
-from app.widgets import Param, feature_link, qk_tables, link, float_in, int_in, one_of, read_url, require_graphs, text, write_url
+from app.widgets import Param, md, feature_link, qk_tables, link, float_in, int_in, one_of, read_url, require_graphs, text, write_url
 from kb.analysis.graphview import MAX_TOP
 from kb.errors import NotFoundError
 
@@ -70,7 +70,7 @@ def render() -> None:
         try:
             details = state.node_details(v, slug, node)
         except NotFoundError:
-            st.warning(f"Graph {slug} has no node {node!r}; click a node in the drawing to select one.")
+            st.warning(md(f"Graph {slug} has no node {node!r}; click a node in the drawing to select one."))
             node, details = "", None
     else:
         details = None

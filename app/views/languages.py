@@ -7,7 +7,7 @@ import streamlit as st
 
 from app import state
 from app.drawing import overlap_figure
-from app.widgets import graph_filter, link_columns, read_url, require_graphs, selection_params, with_links, write_url
+from app.widgets import md, graph_filter, link_columns, read_url, require_graphs, selection_params, with_links, write_url
 
 PAGE = "languages"
 
@@ -30,7 +30,7 @@ def render() -> None:
         return
     graphs = state.graphs(v, selection)
     if not any(g.family in multilingual for g in graphs):
-        st.info(f"None of the chosen graphs belongs to a family with two languages; choose one of: {', '.join(multilingual)}.")
+        st.info(md(f"None of the chosen graphs belongs to a family with two languages; choose one of: {', '.join(multilingual)}."))
         return
     overlap, band = state.languages(v, selection)
     st.caption("Overlap of the features active anywhere in the context (IoU per layer) between the same prompt in two languages; the dotted line and grey band: unrelated prompts of the same two languages (mean, 10th to 90th percentile).")
