@@ -6,7 +6,6 @@ labels with their versions); both read through here.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -40,8 +39,8 @@ def _label_dict(row: Any) -> dict[str, Any]:
         "author": row.author,
         "text": row.text,
         "graph_slug": row.graph_slug,
-        "created_at": _iso(row.created_at),
-        "updated_at": _iso(row.updated_at),
+        "created_at": registry.iso(row.created_at),
+        "updated_at": registry.iso(row.updated_at),
         "node_id": row.node_id,
         "note": row.note,
         "confidence": row.confidence,
@@ -88,7 +87,7 @@ def _description_dict(row: Any) -> dict[str, Any]:
         "graph_slug": row.graph_slug,
         "scores": row.scores,
         "origin": row.origin,
-        "created_at": _iso(row.created_at),
+        "created_at": registry.iso(row.created_at),
     }
 
 
@@ -103,18 +102,8 @@ def _label_as_description(row: Any) -> dict[str, Any]:
         "graph_slug": row.graph_slug,
         "scores": None,
         "origin": None,
-        "created_at": _iso(row.created_at),
+        "created_at": registry.iso(row.created_at),
     }
-
-
-def _iso(value: datetime | None) -> str | None:
-    """A stored time as ISO 8601 in UTC (SQLite gives it back without a zone)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat()
-
 
 def imported_descriptions(core: Core, feature: FeatureKey) -> list[dict[str, Any]]:
     """What tools said about the feature (Neuronpedia explanations, graph clerps), apart from labels."""

@@ -34,6 +34,16 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def aware(value: datetime) -> datetime:
+    """A stored time with its zone (SQLite gives times back without one; they are UTC)."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def iso(value: datetime | None) -> str | None:
+    """A stored time as ISO 8601 in UTC, or None."""
+    return None if value is None else aware(value).astimezone(timezone.utc).isoformat()
+
+
 def owner_token() -> str:
     return f"{_HOST}:{os.getpid()}"
 

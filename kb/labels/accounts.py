@@ -28,6 +28,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from kb import registry
 from kb.errors import CircuitKBError, NotFoundError, PermissionDenied, SignInFailed
 from kb.labels import audit, settings
 from kb.registry import dialect_insert, now
@@ -170,7 +171,7 @@ def list_users(core: "Core") -> list[dict[str, Any]]:
     """Every account: name, role, created_at (never a password hash)."""
     with core.engine.connect() as conn:
         rows = conn.execute(select(users.c.name, users.c.role, users.c.created_at).order_by(users.c.name)).all()
-    return [{"name": r.name, "role": r.role, "created_at": audit.iso(r.created_at)} for r in rows]
+    return [{"name": r.name, "role": r.role, "created_at": registry.iso(r.created_at)} for r in rows]
 
 
 def set_role(core: "Core", actor: Actor, name: str, role: str) -> None:
@@ -271,7 +272,7 @@ def actor_for_token(core: "Core", token: str) -> Actor:
             .select_from(sessions.join(users, users.c.id == sessions.c.user_id))
             .where(sessions.c.token_hash == _token_hash(token))
         ).first()
-    if row is None or audit.aware(row.expires_at) <= now():
+    if row is None or registry.aware(row.expires_at) <= now():
         raise SignInFailed("the session has expired or was closed; sign in again")
     return Actor(row.name, row.role, signed_in=True)
 
@@ -288,8 +289,8 @@ def _token_hash(token: str) -> str:
 def _refuse_if_locked(core: "Core", name: str) -> None:
     with core.engine.connect() as conn:
         until = conn.execute(select(sign_in_failures.c.locked_until).where(sign_in_failures.c.name == name)).scalar()
-    if until is not None and audit.aware(until) > now():
-        wait = int((audit.aware(until) - now()).total_seconds()) + 1
+    if until is not None and registry.aware(until) > now():
+        wait = int((registry.aware(until) - now()).total_seconds()) + 1
         raise SignInFailed(f"too many failed sign-ins for {name!r}; try again in {wait} s")
 
 

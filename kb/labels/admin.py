@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from kb import registry
 from kb.core import Core
 from kb.labels import audit, settings
 from kb.labels.accounts import Actor, authorize
@@ -30,4 +31,4 @@ def read_audit_log(core: Core, actor: Actor, limit: int = 100) -> list[dict[str,
     with core.engine.connect() as conn:
         authorize(conn, actor, ADMIN)
         rows = conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)).all()
-    return [{"id": r.id, "at": audit.iso(r.at), "actor": r.actor, "action": r.action, "target": r.target, "detail": r.detail} for r in rows]
+    return [{"id": r.id, "at": registry.iso(r.at), "actor": r.actor, "action": r.action, "target": r.target, "detail": r.detail} for r in rows]

@@ -65,7 +65,7 @@ def export_records(core: "Core", actor: Actor) -> Iterator[dict[str, Any]]:
         for v in conn.execute(select(label_versions).order_by(label_versions.c.label_id, label_versions.c.version)):
             versions.setdefault(v.label_id, []).append(
                 {"version": v.version, "action": v.action, "based_on": v.based_on, "text": v.text, "note": v.note,
-                 "confidence": v.confidence, "editor": v.editor, "created_at": audit.iso(v.created_at)}
+                 "confidence": v.confidence, "editor": v.editor, "created_at": registry.iso(v.created_at)}
             )
         uuids: dict[int, str] = {}
         query = select(labels, f.transcoder_set, f.layer, f["index"]).select_from(labels.join(features, f.id == labels.c.feature_id))
@@ -73,23 +73,23 @@ def export_records(core: "Core", actor: Actor) -> Iterator[dict[str, Any]]:
             uuids[r.id] = r.uuid
             yield {
                 "kind": "label", "uuid": r.uuid, "feature": _feature(r), "graph_slug": r.graph_slug, "node_id": r.node_id,
-                "author": r.author, "status": r.status, "status_by": r.status_by, "created_at": audit.iso(r.created_at),
+                "author": r.author, "status": r.status, "status_by": r.status_by, "created_at": registry.iso(r.created_at),
                 "versions": versions.get(r.id, []),
             }
         for v in conn.execute(select(label_votes).order_by(label_votes.c.id)):
             yield {
                 "kind": "vote", "label": uuids[v.label_id], "voter": v.voter, "value": v.value, "reason": v.reason,
-                "created_at": audit.iso(v.created_at), "updated_at": audit.iso(v.updated_at),
+                "created_at": registry.iso(v.created_at), "updated_at": registry.iso(v.updated_at),
             }
         query = select(comments, f.transcoder_set, f.layer, f["index"]).select_from(comments.join(features, f.id == comments.c.feature_id))
         for c in conn.execute(query.order_by(comments.c.id)):
-            yield {"kind": "comment", "uuid": c.uuid, "feature": _feature(c), "author": c.author, "text": c.text, "created_at": audit.iso(c.created_at)}
+            yield {"kind": "comment", "uuid": c.uuid, "feature": _feature(c), "author": c.author, "text": c.text, "created_at": registry.iso(c.created_at)}
         for s in conn.execute(select(subgraphs).order_by(subgraphs.c.id)):
             yield {
                 "kind": "subgraph", "uuid": s.uuid, "graph_slug": s.graph_slug, "name": s.name, "author": s.author,
                 "pinned_ids": s.pinned_ids, "supernodes": s.supernodes, "clerps": s.clerps, "thresholds": s.thresholds,
                 "view": s.view, "origin": s.origin, "version": s.version,
-                "created_at": audit.iso(s.created_at), "updated_at": audit.iso(s.updated_at),
+                "created_at": registry.iso(s.created_at), "updated_at": registry.iso(s.updated_at),
             }
 
 
@@ -241,7 +241,7 @@ def _import_vote(conn: Connection, r: dict[str, Any], label_id: int, report: Imp
         conn.execute(insert(label_votes).values(label_id=label_id, voter=r["voter"], value=r["value"], reason=r.get("reason"), created_at=_time(r.get("created_at")), updated_at=updated))
         report.votes_added += 1
         return True
-    if (row.value, row.reason) != (r["value"], r.get("reason")) and audit.aware(row.updated_at) < updated:
+    if (row.value, row.reason) != (r["value"], r.get("reason")) and registry.aware(row.updated_at) < updated:
         conn.execute(update(label_votes).where(c.id == row.id).values(value=r["value"], reason=r.get("reason"), updated_at=updated))
         report.votes_updated += 1
         return True
@@ -274,4 +274,4 @@ def _key(feature: dict[str, Any]) -> FeatureKey:
 
 
 def _time(value: str | None) -> datetime:
-    return audit.aware(datetime.fromisoformat(value)) if value else registry.now()
+    return registry.aware(datetime.fromisoformat(value)) if value else registry.now()

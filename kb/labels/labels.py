@@ -278,8 +278,8 @@ def label_dict(row: Any) -> dict[str, Any]:
         "status_by": row.status_by,
         "up_votes": row.up_votes,
         "down_votes": row.down_votes,
-        "created_at": audit.iso(row.created_at),
-        "updated_at": audit.iso(row.updated_at),
+        "created_at": registry.iso(row.created_at),
+        "updated_at": registry.iso(row.updated_at),
     }
 
 
@@ -292,7 +292,7 @@ def history(core: "Core", label_id: int) -> list[dict[str, Any]]:
     return [
         {
             "version": r.version, "action": r.action, "based_on": r.based_on, "text": r.text, "note": r.note,
-            "confidence": r.confidence, "editor": r.editor, "created_at": audit.iso(r.created_at),
+            "confidence": r.confidence, "editor": r.editor, "created_at": registry.iso(r.created_at),
         }
         for r in rows
     ]
@@ -303,7 +303,7 @@ def votes_on(core: "Core", label_id: int) -> list[dict[str, Any]]:
     c = label_votes.c
     with core.engine.connect() as conn:
         rows = conn.execute(select(label_votes).where(c.label_id == label_id).order_by(c.updated_at.desc(), c.id.desc())).all()
-    return [{"voter": r.voter, "value": r.value, "reason": r.reason, "updated_at": audit.iso(r.updated_at)} for r in rows]
+    return [{"voter": r.voter, "value": r.value, "reason": r.reason, "updated_at": registry.iso(r.updated_at)} for r in rows]
 
 
 def comments_of(core: "Core", feature: FeatureKey) -> list[dict[str, Any]]:
@@ -313,7 +313,7 @@ def comments_of(core: "Core", feature: FeatureKey) -> list[dict[str, Any]]:
         if fid is None:
             return []
         rows = conn.execute(select(comments).where(comments.c.feature_id == fid).order_by(comments.c.created_at, comments.c.id)).all()
-    return [{"id": r.id, "author": r.author, "text": r.text, "created_at": audit.iso(r.created_at)} for r in rows]
+    return [{"id": r.id, "author": r.author, "text": r.text, "created_at": registry.iso(r.created_at)} for r in rows]
 
 
 def show(core: "Core", feature: FeatureKey, graph_slug: str | None = None, node_id: str | None = None) -> dict[str, Any]:
@@ -354,7 +354,7 @@ def activity(core: "Core", limit: int = 50) -> list[dict[str, Any]]:
         rows = conn.execute(query).all()
     return [
         {
-            "at": audit.iso(r.at), "kind": r.kind, "what": r.what, "who": r.who, "label_id": r.label_id,
+            "at": registry.iso(r.at), "kind": r.kind, "what": r.what, "who": r.who, "label_id": r.label_id,
             "feature": f"{r.transcoder_set}/L{r.layer}/{r.index}", "text": r.text, "value": r.value or None,
         }
         for r in rows

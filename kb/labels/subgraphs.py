@@ -182,8 +182,8 @@ def _sub_dict(row: Any) -> dict[str, Any]:
         "view": dict(row.view),
         "origin": row.origin,
         "version": row.version,
-        "created_at": audit.iso(row.created_at),
-        "updated_at": audit.iso(row.updated_at),
+        "created_at": registry.iso(row.created_at),
+        "updated_at": registry.iso(row.updated_at),
     }
 
 
@@ -250,7 +250,7 @@ def team_clerps(core: "Core", graph_slug: str, nodes: list[dict[str, Any]]) -> d
                 if r.graph_slug in (None, graph_slug):
                     by_feature.setdefault(r.feature_id, []).append(
                         {"id": r.id, "text": r.text, "node_id": r.node_id, "graph_slug": r.graph_slug, "status": r.status,
-                         "up_votes": r.up_votes, "down_votes": r.down_votes, "created_at": audit.iso(r.created_at)}
+                         "up_votes": r.up_votes, "down_votes": r.down_votes, "created_at": registry.iso(r.created_at)}
                     )
     out: dict[str, str] = {}
     for node in nodes:

@@ -311,13 +311,11 @@ def shared_embedder(name: str | None) -> Embedder:
     No name (``CIRCUITKB_EMBEDDING_MODEL`` unset) is the default: the English and the
     multilingual model fused (:class:`FusedEmbedder`); any other name is that model alone.
     """
-    key = DEFAULT_MODEL if name is None or not name.strip() or name.strip() == DEFAULT_MODEL else str(name).strip()
+    key = (name or "").strip() or DEFAULT_MODEL
     if is_default_model(key):
         key = ENGLISH_MODEL
     with _shared_lock:
-        if key not in _shared:
-            _shared[key] = _make(key)
-        return _shared[key]
+        return _shared_part(key)
 
 
 def _make(key: str) -> Embedder:
@@ -333,7 +331,8 @@ def _make(key: str) -> Embedder:
 
 
 def _shared_part(key: str) -> Embedder:
-    """A part of the fused default, shared with a search that names that model alone (lock held)."""
+    """The model ``key``, made once per process; the fused default's parts are shared with a
+    search that names that model alone (call with the lock held)."""
     if key not in _shared:
         _shared[key] = _make(key)
     return _shared[key]

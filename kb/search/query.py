@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, or_, select
 
 from ingest.featureid import canonical_transcoder_set
 from ingest.records import FeatureKey
@@ -46,6 +46,7 @@ from kb.search import sync
 from kb.search.catalog import DF_CAP, LABEL, Catalog, Doc, DocFilter, words
 from kb.search.embedder import Embedder, model_slug
 from kb.search.index import VectorIndex
+from kb.sqlqueries import among
 from kb.selection import Selection
 from schema.sql import READY, features, graphs, labels
 
@@ -541,12 +542,10 @@ def _best_descriptions(docs: list[Doc], texts: dict[int, str], relevance: dict[i
 
 def _slugs(engine: Engine, gids: set[int]) -> dict[int, str]:
     wanted = sorted(g for g in gids if g is not None)
-    out: dict[int, str] = {}
+    if not wanted:
+        return {}
     with engine.connect() as conn:
-        for start in range(0, len(wanted), 900):
-            chunk = wanted[start : start + 900]
-            out.update(conn.execute(select(graphs.c.id, graphs.c.slug).where(and_(graphs.c.id.in_(chunk), graphs.c.status == READY))).all())
-    return out
+        return dict(conn.execute(select(graphs.c.id, graphs.c.slug).where(among(conn, graphs.c.id, wanted), graphs.c.status == READY)).all())
 
 
 def _labels(engine: Engine, fids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:

@@ -145,7 +145,7 @@ def _sync_descriptions(engine: Engine, catalog: Catalog, report: SyncReport) -> 
             catalog.delete_docs(DESCRIPTION)
             watermark = 0
             report.descriptions_reloaded = True
-    ready = _ready_gids(engine)
+    ready: set[int] | None = None  # read once, and only when there are descriptions to add
     f = features.c
     query = (
         select(d.id, d.feature_id, f.transcoder_set, f.layer, f["index"], d.source, d.author, d.text, d.text_hash, d.graph_id)
@@ -159,6 +159,8 @@ def _sync_descriptions(engine: Engine, catalog: Catalog, report: SyncReport) -> 
             rows = conn.execute(query.where(d.id > watermark)).all()
             if not rows:
                 break
+            if ready is None:
+                ready = _ready_gids(engine)
             visible = [r for r in rows if r.graph_id is None or r.graph_id in ready]
             ids = catalog.text_ids([(bytes.fromhex(r.text_hash), r.text) for r in visible])
             report.descriptions_added += catalog.add_docs(
