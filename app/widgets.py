@@ -210,11 +210,18 @@ def require_graphs(at_least: int = 1) -> list[GraphInfo] | None:
 SELECTION_PARAMS = ("family", "tag", "language", "set")
 
 
+def _choices(graphs: Sequence[GraphInfo]) -> tuple[list[str], list[str], list[str]]:
+    """The families, tags and languages the graphs have, sorted."""
+    return (
+        sorted({g.family for g in graphs if g.family}),
+        sorted({t for g in graphs for t in g.tags}),
+        sorted({g.language for g in graphs if g.language}),
+    )
+
+
 def selection_params(prefix: str, graphs: Sequence[GraphInfo]) -> dict[str, Param]:
     """Address parameters of the graph filter: family, tag, language, set."""
-    families = sorted({g.family for g in graphs if g.family})
-    tags = sorted({t for g in graphs for t in g.tags})
-    languages = sorted({g.language for g in graphs if g.language})
+    families, tags, languages = _choices(graphs)
     return {
         "family": Param(f"{prefix}-family", one_of(families, "family"), ""),
         "tag": Param(f"{prefix}-tag", one_of(tags, "tag"), ""),
@@ -225,9 +232,7 @@ def selection_params(prefix: str, graphs: Sequence[GraphInfo]) -> dict[str, Para
 
 def graph_filter(prefix: str, graphs: Sequence[GraphInfo]) -> tuple[Selection, dict[str, str]]:
     """Widgets that choose graphs (family, tag, language, saved set); the selection and its address values."""
-    families = sorted({g.family for g in graphs if g.family})
-    tags = sorted({t for g in graphs for t in g.tags})
-    languages = sorted({g.language for g in graphs if g.language})
+    families, tags, languages = _choices(graphs)
     cols = st.columns(4)
     family = cols[0].selectbox("Family", ["", *families], key=f"{prefix}-family", format_func=lambda v: v or "(any)")
     tag = cols[1].selectbox("Tag", ["", *tags], key=f"{prefix}-tag", format_func=lambda v: v or "(any)")
