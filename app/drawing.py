@@ -30,6 +30,8 @@ KIND_STYLE = {  # kind: (symbol, colour, legend name)
 }
 OTHER_STYLE = ("star", "#9467bd", None)  # kinds newer than this viewer (lorsa, bias, ...)
 MARK_STYLE = {"shared": "#6a3d9a", "only here": "#e7298a"}  # compare page: features by where they are
+SUPERNODE_COLOUR = "#6a3d9a"
+LINK_HANDLE = "link"  # first item of a link handle's customdata (a node's is [idx, node_id])
 WIDTH_BINS = ((0.0, 0.6), (0.02, 1.2), (0.08, 2.2), (0.25, 3.6))  # (|share| from, line width)
 
 
@@ -92,6 +94,8 @@ def graph_figure(
                     continue
                 opacity = 0.9 if highlighted else (0.15 if selected_idx else 0.45)
                 fig.add_trace(_segments(chunk, where, x, y, colour, width * (1.6 if highlighted else 1.0), opacity))
+    if not links.empty:
+        fig.add_trace(_link_handles(links, nodes, where, x, y))
 
     kinds = nodes["kind"].fillna("unknown")
     for kind in list(KIND_STYLE) + sorted(set(kinds) - set(KIND_STYLE)):
@@ -115,6 +119,9 @@ def graph_figure(
                 hoverinfo="text",
             )
         )
+    for shape, note in _supernode_boxes(view.supernodes, nodes, x, y):
+        fig.add_shape(shape)
+        fig.add_annotation(note)
     tokens = list(view.graph.prompt_tokens)
     positions = sorted(set(nodes["ctx_idx"].tolist()) | set(range(len(tokens))))
     top = view.n_layers + 1
@@ -157,6 +164,45 @@ def _segments(links: pd.DataFrame, where: Mapping[int, int], x: np.ndarray, y: n
     return go.Scatter(
         x=xs, y=ys, mode="lines", line={"color": colour, "width": width}, opacity=opacity, hoverinfo="skip", showlegend=False
     )
+
+
+def _link_handles(links: pd.DataFrame, nodes: pd.DataFrame, where: Mapping[int, int], x: np.ndarray, y: np.ndarray) -> go.Scatter:
+    """An invisible point in the middle of each link: hovering it shows the link, a click selects it.
+
+    Plotly reports clicks on points only, never on lines, so each link gets a handle."""
+    src = np.array([where[s] for s in links["src"].tolist()], dtype=int)
+    tgt = np.array([where[t] for t in links["tgt"].tolist()], dtype=int)
+    ids = nodes["node_id"].to_numpy()
+    texts = [
+        f"{hover(ids[a])} → {hover(ids[b])}<br>weight {w:.4g} · {share:.1%} of the target's input"
+        for a, b, w, share in zip(src.tolist(), tgt.tolist(), links["weight"].tolist(), links["share"].tolist())
+    ]
+    return go.Scatter(
+        x=(x[src] + x[tgt]) / 2,
+        y=(y[src] + y[tgt]) / 2,
+        mode="markers",
+        marker={"size": 8, "color": "rgba(0,0,0,0)"},
+        customdata=np.stack([np.full(len(src), LINK_HANDLE, dtype=object), ids[src], ids[tgt]], axis=1),
+        hovertext=texts,
+        hoverinfo="text",
+        showlegend=False,
+        name="links",
+    )
+
+
+def _supernode_boxes(supernodes: list[tuple[str, list[str]]], nodes: pd.DataFrame, x: np.ndarray, y: np.ndarray) -> list[tuple[dict, dict]]:
+    """A dashed box around the drawn members of each of the file's supernodes, named above it."""
+    row_of = {node_id: i for i, node_id in enumerate(nodes["node_id"].tolist())}
+    out = []
+    for label, members in supernodes:
+        rows = [row_of[m] for m in members if m in row_of]
+        if not rows:
+            continue
+        x0, x1, y0, y1 = x[rows].min() - 0.15, x[rows].max() + 0.15, y[rows].min() - 0.45, y[rows].max() + 0.45
+        shape = {"type": "rect", "x0": x0, "x1": x1, "y0": y0, "y1": y1, "line": {"color": SUPERNODE_COLOUR, "width": 1.5, "dash": "dot"}, "layer": "below"}
+        note = {"x": (x0 + x1) / 2, "y": y1, "text": hover(label), "showarrow": False, "yanchor": "bottom", "font": {"size": 10, "color": SUPERNODE_COLOUR}}
+        out.append((shape, note))
+    return out
 
 
 def _hover(row: Any) -> str:

@@ -116,6 +116,13 @@ def graph_view(v: str, slug: str, top: int, expand: tuple[str, ...], node_thresh
 
 
 @st.cache_data(show_spinner=False, max_entries=_ENTRIES)
+def known_nodes(v: str, slug: str, node_ids: tuple[str, ...]) -> list[str]:
+    from kb.analysis.graphview import known_nodes as known
+
+    return known(kb(), slug, node_ids)
+
+
+@st.cache_data(show_spinner=False, max_entries=_ENTRIES)
 def node_details(v: str, slug: str, node_id: str) -> Any:
     from kb.analysis.graphview import node_details as details
 

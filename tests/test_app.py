@@ -4,17 +4,21 @@ text people wrote stays text. Each test points CIRCUITKB_HOME at a temporary fol
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
+import plotly.io
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.nav import NAMES
 from ingest.records import FeatureKey
+from kb.analysis.graphview import graph_view
 from kb.api import KB
 from kb.config import Config
 from kb.featuremeta import add_label
@@ -68,6 +72,13 @@ def link_labels(app: AppTest) -> list[str]:
 
 def texts(app: AppTest) -> list[str]:
     return [t.value for t in app.text]
+
+
+def plotted(values: Any) -> np.ndarray:
+    """A figure's array as Plotly's JSON holds it: a list, or typed bytes in base64."""
+    if isinstance(values, dict) and "bdata" in values:
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]))
+    return np.asarray(values)
 
 
 def slug_of(prefix: str) -> str:
@@ -178,6 +189,64 @@ def test_choosing_a_node_writes_it_to_the_address(real: dict[str, Any]) -> None:
     app.selectbox(key="graph-g").set_value(slug_of("03")).run()
     assert not problems(app)
     assert "node" not in app.query_params and app.query_params["g"] in (slug_of("03"), [slug_of("03")])
+
+
+def test_expanded_neighbourhoods_and_a_chosen_link_are_in_the_address(real: dict[str, Any]) -> None:
+    slug = slug_of("02")
+    app = open_page("graph", g=slug, top="30")
+    options = app.selectbox(key="graph-node").options
+    first, second = options[1], options[2]
+    app.selectbox(key="graph-node").set_value(first).run()
+    app.selectbox(key="graph-node").set_value(second).run()
+    assert not problems(app), problems(app)
+    params = {k: app.query_params[k] for k in app.query_params}
+    assert params["node"] in (second, [second]) and params["x"] in (first, [first])
+    drawn = [c.value for c in app.caption if " nodes and " in c.value]
+
+    # the same address in a fresh tab draws the same piece, with both neighbourhoods
+    again = open_page("graph", g=slug, top="30", node=second, x=first)
+    assert not problems(again), problems(again)
+    assert tuple(again.session_state["graph-x"]) == (first, second)
+    assert [c.value for c in again.caption if " nodes and " in c.value] == drawn
+
+    # a link of the drawing, chosen by its ends
+    with KB.open(Config.load(env={"CIRCUITKB_HOME": str(real["home"])})) as kb:
+        view = graph_view(kb, slug, top=30, expand=(first, second), edge_threshold=0.02)
+    ids = dict(zip(view.nodes["idx"], view.nodes["node_id"]))
+    strongest = view.links.iloc[view.links["share"].abs().argmax()]
+    src, tgt = ids[int(strongest["src"])], ids[int(strongest["tgt"])]
+    chosen = open_page("graph", g=slug, top="30", node=second, x=first, link=f"{src},{tgt}")
+    assert not problems(chosen), problems(chosen)
+    assert f"{src} → {tgt}" in texts(chosen)
+    assert any(t.startswith("weight ") and f"of {tgt}'s total input" in t for t in texts(chosen))
+    chosen.button(key="graph-link-tgt").click().run()
+    assert not problems(chosen), problems(chosen)
+    assert chosen.selectbox(key="graph-node").value == tgt and "link" not in chosen.query_params
+
+
+def test_an_unknown_expanded_node_or_a_bad_link_is_a_message(real: dict[str, Any]) -> None:
+    slug = slug_of("02")
+    app = open_page("graph", g=slug, x="no_such_node")
+    assert not app.exception
+    assert any("has no node no_such_node" in shown(w.value) for w in app.warning)
+    bad = open_page("graph", g=slug, link="only-one-end")
+    assert not bad.exception
+    assert any("two node ids separated by a comma" in w.value for w in bad.warning)
+
+
+def test_supernodes_are_boxes_and_links_have_handles_in_the_drawing(real: dict[str, Any]) -> None:
+    slug = slug_of("01")  # its file has 5 supernodes
+    app = open_page("graph", g=slug, saved="1")
+    assert not problems(app), problems(app)
+    figure = plotly.io.from_json(app.get("plotly_chart")[0].proto.spec)
+    qparams = json.loads(real_graph("01").read_text())["qParams"]
+    names = {group[0] for group in qparams["supernodes"]}
+    boxes = [shape for shape in figure.layout.shapes if shape.type == "rect"]
+    assert len(boxes) == len(names) and {note.text for note in figure.layout.annotations} == names
+    handles = [trace for trace in figure.data if trace.name == "links"]
+    drawn = sum(len(plotted(trace.x)) // 3 for trace in figure.data if trace.mode == "lines")
+    assert len(handles) == 1 and len(plotted(handles[0].x)) == drawn > 0
+    assert all(data[0] == "link" and len(data) == 3 for data in handles[0].customdata)
 
 
 def test_search_address_shows_hits_that_link_to_feature_pages(real: dict[str, Any]) -> None:

@@ -1,9 +1,11 @@
-"""/graph?g=SLUG[&node=NODE_ID][&top=N] : one attribution graph, drawn, with the selected node's details.
+"""/graph?g=SLUG[&node=NODE_ID][&top=N][&x=NODE,NODE...][&link=SRC,TGT] : one attribution graph, drawn,
+with the selected node's details.
 
 The drawing is a bounded piece of the graph (kb.analysis.graphview): the ``top`` most influential
 nodes, the logits, the file's pinned nodes, and the neighbourhood of every node clicked since the
-graph was opened. A click on a node (or a row of its inputs / outputs) selects it; the address
-keeps the selected node, so a link reopens the same view.
+graph was opened (``x``, oldest first). A click on a node (or a row of its inputs / outputs)
+selects it; a click on the middle of a link selects the link. The address keeps all of it, so a
+link reopens the same view.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import streamlit as st
 
 from app import state
 from app.labelling import label_panel
-from app.drawing import graph_figure
+from app.drawing import LINK_HANDLE, graph_figure
 from app.widgets import Param, md, feature_link, qk_tables, link, float_in, int_in, one_of, read_url, require_graphs, text, write_url
 from kb.analysis.graphview import MAX_TOP
+from app.state import BadParameter
 from kb.errors import NotFoundError
 
 PAGE = "graph"
@@ -33,6 +36,20 @@ def _flag(raw: str) -> bool:
     return raw == "1"
 
 
+def _node_list(raw: str) -> tuple[str, ...]:
+    nodes = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    if len(nodes) > MAX_EXPANDED:
+        raise BadParameter(f"at most {MAX_EXPANDED} expanded nodes, separated by commas")
+    return nodes
+
+
+def _link_pair(raw: str) -> str:
+    ends = [n.strip() for n in raw.split(",")]
+    if len(ends) != 2 or not all(ends):
+        raise BadParameter("it should be two node ids separated by a comma: source,target")
+    return ",".join(ends)
+
+
 def render() -> None:
     st.header("Graph")
     everything = require_graphs()
@@ -46,6 +63,8 @@ def render() -> None:
         "nt": Param("graph-nt", float_in(0.0, 1.0), 1.0),
         "et": Param("graph-et", float_in(0.0, 0.5), DEFAULT_EDGE),
         "saved": Param("graph-saved", _flag, False),
+        "x": Param("graph-x", _node_list, ()),
+        "link": Param("graph-link", _link_pair, ""),
     }
     read_url(PAGE, params)
     _take_clicks()
@@ -74,9 +93,14 @@ def render() -> None:
             node, details = "", None
     else:
         details = None
-    expanded = _expanded(slug, node)
+    expanded = _expanded(v, slug, node)
     view = state.graph_view(v, slug, int(top), tuple(expanded), nt if nt < 1.0 else None, float(et))
-    write_url(PAGE, {"g": slug, "node": node, "top": int(top) if top != DEFAULT_TOP else None, "nt": nt if nt < 1.0 else None, "et": et if et != DEFAULT_EDGE else None, "saved": "1" if saved else None})
+    chosen_link = st.session_state.get("graph-link") or ""
+    write_url(PAGE, {
+        "g": slug, "node": node, "top": int(top) if top != DEFAULT_TOP else None, "nt": nt if nt < 1.0 else None,
+        "et": et if et != DEFAULT_EDGE else None, "saved": "1" if saved else None,
+        "x": tuple(n for n in expanded if n != node), "link": chosen_link,
+    })  # fmt: skip
 
     left, right = st.columns([3, 2])
     with left:
@@ -87,7 +111,8 @@ def render() -> None:
         figure = graph_figure(view, selected=node or None, only_saved=saved)
         st.plotly_chart(figure, on_select="rerun", selection_mode="points", key="graph-chart", config={"scrollZoom": True, "displaylogo": False})
         if expanded and st.button("Collapse the expanded neighbourhoods", key="graph-collapse"):
-            st.session_state["graph-expanded"] = {"slug": slug, "nodes": []}
+            st.session_state["graph-x"] = ()
+            st.session_state["graph-node"] = ""
             st.rerun()
         _saved_view(view)
     with right:
@@ -96,6 +121,8 @@ def render() -> None:
             options.append(node)
         st.session_state["graph-node"] = node
         st.selectbox("Selected node", options, key="graph-node", format_func=lambda n: n or "(click a node in the drawing)")
+        if chosen_link:
+            _link_panel(view, chosen_link)
         if details is not None:
             _node_panel(details)
         _scores(v, slug, view)
@@ -112,17 +139,23 @@ def render() -> None:
 
 def _forget_nodes() -> None:
     st.session_state["graph-node"] = ""
-    st.session_state["graph-expanded"] = {"slug": None, "nodes": []}
+    st.session_state["graph-x"] = ()
+    st.session_state["graph-link"] = ""
 
 
-def _expanded(slug: str, node: str) -> list[str]:
-    """The nodes clicked since this graph was opened (their neighbourhoods are drawn), latest last."""
-    memory = st.session_state.get("graph-expanded") or {"slug": slug, "nodes": []}
-    nodes = list(memory["nodes"]) if memory.get("slug") == slug else []
+def _expanded(v: str, slug: str, node: str) -> list[str]:
+    """The nodes clicked since this graph was opened (their neighbourhoods are drawn), latest last.
+
+    Nodes the graph does not have (a hand-edited address) are dropped with a warning."""
+    nodes = list(st.session_state.get("graph-x") or ())
     if node and node not in nodes:
         nodes.append(node)
     nodes = nodes[-MAX_EXPANDED:]
-    st.session_state["graph-expanded"] = {"slug": slug, "nodes": nodes}
+    missing = [n for n in nodes if n not in state.known_nodes(v, slug, tuple(nodes))]
+    if missing:
+        st.warning(md(f"Graph {slug} has no node {', '.join(missing)}; it is left out of the expanded neighbourhoods."))
+        nodes = [n for n in nodes if n not in missing]
+    st.session_state["graph-x"] = tuple(nodes)
     return nodes
 
 
@@ -130,8 +163,11 @@ def _take_clicks() -> None:
     """Select the node clicked in the drawing, or in the inputs / outputs tables, since the last run."""
     chart = st.session_state.get("graph-chart")
     points = (chart or {}).get("selection", {}).get("points", []) if chart else []
-    clicked = [p["customdata"][1] for p in points if isinstance(p.get("customdata"), (list, tuple)) and len(p["customdata"]) == 2]
+    data = [p["customdata"] for p in points if isinstance(p.get("customdata"), (list, tuple))]
+    clicked = [d[1] for d in data if len(d) == 2]
+    links = [f"{d[1]},{d[2]}" for d in data if len(d) == 3 and d[0] == LINK_HANDLE]
     _take("graph-chart", tuple(clicked))
+    _take_link(tuple(links))
     for table in ("graph-inputs", "graph-outputs"):
         picked = (st.session_state.get(table) or {}).get("selection", {}).get("rows", []) if st.session_state.get(table) else []
         ids = st.session_state.get(f"{table}-ids") or []
@@ -143,6 +179,38 @@ def _take(source: str, nodes: tuple[str, ...]) -> None:
     if nodes and nodes != st.session_state.get(seen):
         st.session_state["graph-node"] = str(nodes[0])
     st.session_state[seen] = nodes
+
+
+def _take_link(links: tuple[str, ...]) -> None:
+    if links and links != st.session_state.get("graph-link-seen"):
+        st.session_state["graph-link"] = links[0]
+    st.session_state["graph-link-seen"] = links
+
+
+def _link_panel(view: Any, chosen: str) -> None:
+    """The selected link: its ends (each can be selected) and its weight and share."""
+    src_id, tgt_id = chosen.split(",", 1)
+    idx_of = dict(zip(view.nodes["node_id"], view.nodes["idx"]))
+    drawn = view.links[(view.links["src"] == idx_of.get(src_id)) & (view.links["tgt"] == idx_of.get(tgt_id))]
+    with st.container(border=True):
+        st.caption("Selected link")
+        st.text(f"{src_id} → {tgt_id}")
+        if drawn.empty:
+            st.caption("This link is not among the links drawn now (lower the edge threshold, or expand one of its ends).")
+        else:
+            weight, share = float(drawn["weight"].sum()), float(drawn["share"].sum())
+            st.text(f"weight {weight:.4g} · {share:.1%} of {tgt_id}'s total input")
+        cols = st.columns(3)
+        cols[0].button("Select the source", key="graph-link-src", on_click=_select, args=(src_id,))
+        cols[1].button("Select the target", key="graph-link-tgt", on_click=_select, args=(tgt_id,))
+        cols[2].button("Clear", key="graph-link-clear", on_click=_select, args=(None,))
+
+
+def _select(node_id: str | None) -> None:
+    """(A button's callback, run before the page's widgets.) Select ``node_id`` instead of the link."""
+    if node_id is not None:
+        st.session_state["graph-node"] = node_id
+    st.session_state["graph-link"] = ""
 
 
 def _node_panel(details: Any) -> None:

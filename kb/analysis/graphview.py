@@ -153,6 +153,12 @@ def graph_view(
     )
 
 
+def known_nodes(kb: "Core", slug: str, node_ids: Sequence[str]) -> list[str]:
+    """Those of ``node_ids`` that graph ``slug`` has, in the order given."""
+    gid = one_graph(kb, slug).gid
+    return [n for n in node_ids if kb.store.find_nodes(gid, n)]
+
+
 def resolve_node(kb: "Core", gid: int, slug: str, node_id: str) -> int:
     """The idx of node ``node_id`` of graph ``gid``; the first one when the file's ids collide."""
     found = kb.store.find_nodes(gid, node_id)
