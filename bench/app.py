@@ -8,13 +8,17 @@ links, the app is served by ``streamlit run`` and driven by Playwright (Debian's
 /usr/bin/chromium). Measured from Python around the browser:
 
 - *open*: from ``page.goto(address)`` to the page drawn (the app's run finished, no loading
-  placeholder left, the page's main element visible), for every page of docs/app.md;
+  placeholder left, the page's main element visible), for every page of docs/app.md: as a first
+  visit (a fresh browser, nothing cached) and in a new tab of a browser that has visited the app;
+- *in the app*: with the app open in a tab, from a click on a page's entry of the sidebar, or on
+  a link of a researcher's walk (a search hit -> its feature page -> one of its graphs -> compare
+  with another), to that page drawn. Streamlit changes page inside the tab (no reload), as a
+  researcher moves around;
 - *interactions* on the graph page: select a node with a click (which also expands its
   neighbourhood), and move the edge threshold one step; from the input to the updated view.
 
-Each measure runs ``--runs`` times in a fresh browser context; the first run of an address is
-cold (the app's caches are empty), the others warm. The *kb* column times the page's main ``kb``
-call alone in this process (uncached): the part of a cold open that is the query; the rest is
+Each measure runs ``--runs`` times; the first run of an address is cold (the app's caches are
+empty), the others warm. The *kb* column times the page's main ``kb`` call alone in this process (uncached): the part of a cold open that is the query; the rest is
 Streamlit, the transfer and the drawing. Writes ``bench/results/app.md``.
 """
 
@@ -96,12 +100,12 @@ def serve(home: Path) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCUITKB_")} | {"CIRCUITKB_HOME": str(home)}
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
-        "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-    ]  # fmt: skip
+    from kb.cli.app import streamlit_command
+    from kb.config import Config
+
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCUITKB_")}
+    command, env = streamlit_command(Config.load(home=home, env={}), port, "127.0.0.1", base_env)
+    command.extend(["--server.fileWatcherType", "none"])  # as `circuitkb app` runs it, without watching files
     with open(home / "streamlit.log", "w") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
@@ -130,7 +134,58 @@ def drawn(page: Any, selector: str) -> None:
         raise RuntimeError(f"{page.url} shows an error: {page.locator('[data-testid=stMain]').inner_text()[:500]}")
 
 
+def arrived(page: Any, title: str, selector: str) -> None:
+    """Wait until the page titled ``title`` (its heading) is drawn in the tab, its run over."""
+    page.wait_for_function(
+        "t => [...document.querySelectorAll('[data-testid=stMain] h1, [data-testid=stMain] h2')].some(h => h.innerText.trim() === t)",
+        arg=title, timeout=TIMEOUT, polling=20,
+    )  # fmt: skip
+    drawn(page, selector)
+
+
 # --- measures ------------------------------------------------------------------------------------------
+
+# (address, heading, selector of the drawn page) of each page reached from the sidebar
+SIDEBAR = (
+    ("graphs", "Graphs", "[data-testid=stDataFrame]"),
+    ("search", "Search features", "[data-testid=stTextInput]"),
+    ("graph", "Graph", ".js-plotly-plot .scatterlayer"),
+    ("compare", "Compare graphs", ".js-plotly-plot .scatterlayer"),
+    ("across", "Across prompts", "[data-testid=stDataFrame]"),
+    ("languages", "Languages", "[data-testid=stMain] [data-testid=stAlert], .js-plotly-plot"),
+    ("labels", "Labels", "[data-testid=stAlert], [data-testid=stDataFrame]"),
+    ("", "circuitkb", "[data-testid=stMetric]"),
+)
+
+
+def time_in_app(browser: Any, base: str, runs: int) -> dict[str, list[float]]:
+    """Pages reached inside one open tab: from the sidebar, and along a researcher's walk."""
+    out: dict[str, list[float]] = {}
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    page = context.new_page()
+    page.goto(base + "/")
+    drawn(page, "[data-testid=stMetric]")
+    for _ in range(runs):
+        for address, title, selector in SIDEBAR:
+            started = time.perf_counter()
+            page.locator(f"[data-testid=stSidebarNav] a[href='{base}/{address}']").click()
+            arrived(page, title, selector)
+            out.setdefault(f"sidebar -> {address or 'overview'}", []).append(time.perf_counter() - started)
+        page.goto(base + "/search?q=opposite")
+        drawn(page, "[data-testid=stPageLink]")
+        walk = (
+            ("a search hit -> its feature page", "[data-testid=stMain] [data-testid=stPageLink] a[href*='feature?f=']", "Feature", "[data-testid=stDataFrame]"),
+            ("feature -> one of its graphs", "[data-testid=stMain] a[href*='graph?g=']", "Graph", ".js-plotly-plot .scatterlayer"),
+            ("graph -> compare with another", "[data-testid=stMain] a[href*='compare?a=']", "Compare graphs", ".js-plotly-plot .scatterlayer"),
+        )
+        for step, link, title, selector in walk:
+            started = time.perf_counter()
+            page.locator(link).first.click()
+            arrived(page, title, selector)
+            out.setdefault(step, []).append(time.perf_counter() - started)
+    context.close()
+    return out
+
 
 
 def addresses(home: Path, big: str | None) -> list[tuple[str, str, str, Callable[[Any], Any] | None]]:
@@ -185,17 +240,31 @@ def time_kb(home: Path, call: Callable[[Any], Any] | None, runs: int) -> list[fl
     return times
 
 
-def time_open(browser: Any, base: str, address: str, selector: str, runs: int) -> list[float]:
-    times = []
+def time_open(browser: Any, base: str, address: str, selector: str, runs: int) -> dict[str, list[float]]:
+    """From ``page.goto(address)`` to the page drawn: in a fresh browser each time (a first visit:
+    no JavaScript cached), and in a new tab of a browser that has been to the app (Streamlit's
+    scripts are served as immutable, so a browser keeps them)."""
+    out: dict[str, list[float]] = {"first visit (fresh browser)": [], "open in a new tab": []}
     for _ in range(runs):
         context = browser.new_context(viewport={"width": 1500, "height": 1000})
-        page = context.new_page()
-        started = time.perf_counter()
-        page.goto(base + address)
-        drawn(page, selector)
-        times.append(time.perf_counter() - started)
+        out["first visit (fresh browser)"].append(_goto(context, base + address, selector))
         context.close()
-    return times
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    _goto(context, base + address, selector)  # the browser's first visit, not counted
+    for _ in range(runs):
+        out["open in a new tab"].append(_goto(context, base + address, selector))
+    context.close()
+    return out
+
+
+def _goto(context: Any, address: str, selector: str) -> float:
+    page = context.new_page()
+    started = time.perf_counter()
+    page.goto(address)
+    drawn(page, selector)
+    elapsed = time.perf_counter() - started
+    page.close()
+    return elapsed
 
 
 def time_interactions(browser: Any, base: str, address: str, runs: int) -> dict[str, list[float]]:
@@ -257,8 +326,12 @@ def run(work: Path, size: int, big_links: int, runs: int) -> list[str]:
         try:
             for name, address, selector, call in addresses(home, big):
                 log.info("opening %s", address)
-                opened = time_open(browser, base, address, selector, runs)
-                rows.append({"page": name, "measure": "open", "times": opened, "kb": time_kb(home, call, max(1, runs - 1))})
+                kb_times = time_kb(home, call, max(1, runs - 1))
+                for measure, times in time_open(browser, base, address, selector, runs).items():
+                    rows.append({"page": name, "measure": measure, "times": times, "kb": kb_times})
+            log.info("moving around inside the app")
+            for measure, times in time_in_app(browser, base, runs).items():
+                rows.append({"page": "in the app", "measure": measure, "times": times, "kb": []})
             for name, address in (("graph", f"/graph?g={quote(_graphs(home)[0].slug)}"), *([("graph, large", f"/graph?g={quote(big)}")] if big else [])):
                 for measure, times in time_interactions(browser, base, address, runs).items():
                     rows.append({"page": name, "measure": measure, "times": times, "kb": []})
@@ -275,8 +348,10 @@ def report(size: int, big_links: int, runs: int, rows: list[dict[str, Any]]) -> 
         f"chromium {CHROMIUM}, headless, on this machine ({os.cpu_count()} cores). Produced by `python -m bench.app --size {size} --big-links {big_links} --runs {runs}`.",
         "",
         "*first*: the cold run (empty caches); p50 / p95 over all runs (nearest rank); *kb p50*: the page's main kb call alone, uncached.",
-        "An open starts a fresh browser context, so it includes loading Streamlit's and Plotly's JavaScript without a browser cache "
-        "and opening the websocket; the kb column is the query's part, the rest is Streamlit, the transfer and the drawing. "
+        "A *first visit* starts a fresh browser context, so it includes loading Streamlit's and Plotly's JavaScript without a browser cache; "
+        "*open in a new tab* opens the address in a new tab of a browser that has visited the app before (its scripts cached, as Streamlit serves them immutable); "
+        "*in the app* rows change page inside one open tab, as a researcher moves around. "
+        "The kb column is the query's part, the rest is Streamlit, the transfer and the drawing. "
         "Other processes running on the machine inflate every figure: compare runs made on a quiet machine only.",
         "",
         "| page | measure | first | p50 | p95 | kb p50 |",
