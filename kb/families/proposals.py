@@ -62,6 +62,7 @@ _STOPWORDS = frozenset(
     "el los las una es y del con por".split()
 )
 _NAME_WORDS = 3
+_NAME_CHARS = 40  # a language written without spaces makes one long "word" of a prompt
 
 
 @dataclass(frozen=True)
@@ -337,7 +338,7 @@ def suggest_name(prompts: Sequence[tuple[str | None, str]]) -> str:
     words = [[w.casefold() for w in _WORD.findall(text)] for text in texts]
     common = set(words[0]).intersection(*words[1:])
     chosen = list(dict.fromkeys(w for w in words[0] if w in common and w not in _STOPWORDS and not w.isdigit()))
-    return "-".join(chosen[:_NAME_WORDS])
+    return "-".join(chosen[:_NAME_WORDS])[:_NAME_CHARS].strip("-")
 
 
 def _named(proposals: list[FamilyProposal], taken: set[str]) -> list[FamilyProposal]:
