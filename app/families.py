@@ -25,9 +25,10 @@ from schema.sql import LABELLER
 PROPOSAL_COLUMNS = ["name", "status", "graphs", "languages", "prompt similarity", "shared features", "features in all", "outputs in all", "transcoder set"]
 
 
-def proposals_panel(selection: Selection, show_family: Callable[[str], None]) -> None:
+def proposals_panel(selection: Selection, show_family: Callable[[str | None], None]) -> None:
     """The families proposed among the graphs of ``selection`` (its family left aside), with a
-    form to accept each; ``show_family(name)`` is called after one is accepted."""
+    form to accept each and one to rename or clear a family; ``show_family(name)`` is called
+    with the family to show after a change (None: no family)."""
     kb = state.kb()
     actor = current_user(kb)
     if DONE_KEY in st.session_state:
@@ -69,16 +70,22 @@ def proposals_panel(selection: Selection, show_family: Callable[[str], None]) ->
         frame = pd.DataFrame([k.as_dict() for k in found.kept_apart], columns=["slug_a", "slug_b", "prompt_similarity", "reason"])
         st.dataframe(frame, hide_index=True, width="stretch", key="families-apart")
     if can_write:
-        _edit_form(kb, actor)
+        _edit_form(kb, actor, show_family)
 
 
-def _accept(kb: Any, actor: Any, proposal: FamilyProposal, name: str, moving: bool, show_family: Callable[[str], None]) -> None:
+def _accept(kb: Any, actor: Any, proposal: FamilyProposal, name: str, moving: bool, show_family: Callable[[str | None], None]) -> None:
     change = api.accept_proposal(kb, actor, proposal, name, replace=moving)
     show_family(change.family or proposal.name)
 
 
-def _edit_form(kb: Any, actor: Any) -> None:
-    """Rename a family, or clear it (its graphs stay, without a family)."""
+def _clear(kb: Any, actor: Any, name: str, show_family: Callable[[str | None], None]) -> None:
+    api.clear_family(kb, actor, name)
+    show_family(None)
+
+
+def _edit_form(kb: Any, actor: Any, show_family: Callable[[str | None], None]) -> None:
+    """Rename a family, or clear it (its graphs stay, without a family); the page then shows the
+    renamed family, or no family."""
     names = [f.name for f in state.families(state.version())]
     if not names:
         return
@@ -87,9 +94,9 @@ def _edit_form(kb: Any, actor: Any) -> None:
         new = st.text_input("New name", key="families-edit-name")
         rename, clear = st.columns(2)
         if rename.button("Rename", key="families-edit-rename"):
-            run_write(lambda: api.rename_family(kb, actor, chosen, new), "Family renamed.")
+            run_write(lambda: show_family(api.rename_family(kb, actor, chosen, new).family), "Family renamed.")
         if clear.button("Clear", key="families-edit-clear", help="Take every graph out of this family"):
-            run_write(lambda: api.clear_family(kb, actor, chosen), "Family cleared.")
+            run_write(lambda: _clear(kb, actor, chosen, show_family), "Family cleared.")
 
 
 def _proposal_frame(proposals: tuple[FamilyProposal, ...]) -> pd.DataFrame:

@@ -386,6 +386,16 @@ def test_the_languages_page_proposes_the_pair_and_accepting_it_draws_its_overlap
         assert {g.slug: g.family for g in kb.select()} == {slug_of("02"): "opposite <b>", slug_of("03"): "opposite <b>", slug_of("04"): None}
     assert frame_with(app, "name", "status")["status"].tolist() == ["accepted"]
     assert not _family_buttons(app)
+    # renamed, the page follows it; cleared, the page shows no family and proposes the pair again
+    app.selectbox(key="families-edit-family").set_value("opposite <b>")
+    app.text_input(key="families-edit-name").set_value("antonyms")
+    app.button(key="families-edit-rename").click().run()
+    assert not problems(app), problems(app)
+    assert app.selectbox(key="languages-family").value == "antonyms" and app.get("plotly_chart")
+    app.button(key="families-edit-clear").click().run()
+    assert not problems(app), problems(app)
+    assert app.selectbox(key="languages-family").value == "" and "family" not in app.query_params
+    assert frame_with(app, "name", "status")["status"].tolist() == ["new"] and _family_buttons(app)
 
 
 def test_a_viewer_sees_the_proposals_but_no_form_to_accept_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

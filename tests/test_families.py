@@ -116,6 +116,9 @@ def test_the_same_question_in_three_languages_is_proposed_and_the_rest_kept_apar
 
 def test_both_kinds_of_evidence_must_agree(sqlite_kb: KB, tmp_path: Path) -> None:
     ingest_built(sqlite_kb, tmp_path / "built", ["sport-en", "sport-fr", "capital-en", "opposite-en"])
+    # prompts of special tokens only say nothing: not alike, whatever their features
+    blank = [write(tmp_path / f"blank-{i}.json", prompt_graph(f"blank-{i}", "<bos>", COMMON)) for i in (1, 2)]
+    assert len(sqlite_kb.ingest(blank).ingested) == 2
     assert propose_families(sqlite_kb).proposals == ()  # sport: same question, no shared feature; capital: same features, another question
     loose = propose_families(sqlite_kb, shared_features=0.0)
     assert [p.slugs for p in loose.proposals] == [("sport-en", "sport-fr")]

@@ -59,6 +59,9 @@ def render() -> None:
     proposals_panel(selection, _show_family)
 
 
-def _show_family(name: str) -> None:
-    """Open the page on family ``name`` (read from the address at the next run)."""
-    st.query_params["family"] = name
+def _show_family(name: str | None) -> None:
+    """Open the page on family ``name``, or on no family (read from the address at the next run)."""
+    if name:
+        st.query_params["family"] = name
+    elif "family" in st.query_params:
+        del st.query_params["family"]

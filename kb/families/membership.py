@@ -21,7 +21,7 @@ from typing import Any, Iterable, Sequence
 
 from sqlalchemy import Connection, select, update
 
-from kb import registry
+from kb import registry, sqlqueries
 from kb.core import Core
 from kb.errors import CircuitKBError, FamilyConflict, NotFoundError
 from kb.families.proposals import FamilyProposal, comparable_key
@@ -212,7 +212,7 @@ def _write(conn: Connection, gids: list[int], family: str | None, *, was: object
     """Set the family of ``gids`` where it still is ``was`` (None: no family; _ANY: whatever it
     is): a concurrent change since they were read makes the whole change fail, not half of it."""
     g = graphs.c
-    stmt = update(graphs).where(g.id.in_(gids), g.status == READY)
+    stmt = update(graphs).where(sqlqueries.among(conn, g.id, gids), g.status == READY)
     if was is None:
         stmt = stmt.where(g.family.is_(None))
     elif was is not _ANY:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, Sequence
 
 import numpy as np
@@ -48,8 +48,9 @@ SHARED_FEATURES = 0.15
 OUTPUTS_SHOWN = 3
 # Pairs of graphs kept apart (same question, different transcoder sets) listed at most.
 APART_SHOWN = 50
-# Prompts compared with all others at once (a block of the similarity matrix in memory).
-_BLOCK = 1024
+# Prompts compared with all others at once (a block of the similarity matrix in memory: 256 rows
+# of 50,000 graphs is 51 MB).
+_BLOCK = 256
 
 NEW, ACCEPTED, PARTIAL = "new", "accepted", "partial"
 
@@ -157,7 +158,7 @@ class FamilyProposals:
     proposals: tuple[FamilyProposal, ...]
     kept_apart: tuple[KeptApart, ...]
     n_graphs: int
-    thresholds: dict[str, float] = field(default_factory=lambda: {"prompt_similarity": PROMPT_SIMILARITY, "shared_features": SHARED_FEATURES})
+    thresholds: dict[str, float]
 
     def named(self, name: str) -> FamilyProposal:
         """The proposal whose suggested name is ``name``."""
@@ -231,15 +232,16 @@ def comparable_key(graph: Comparable) -> tuple[str, str]:
     return (graph.model or "", graph.transcoder_set)
 
 
-def prompt_text(prompt: str) -> str:
-    """A prompt as the sentence model reads it: without special tokens such as ``<bos>``."""
-    return strip_special(prompt)
-
-
 def _prompt_vectors(graphs: Sequence[GraphInfo], embedder: Embedder | None) -> np.ndarray:
+    """Unit vectors of the prompts without special tokens such as ``<bos>``; zero for a prompt
+    with nothing else (it is like no other)."""
     if embedder is None:
         embedder = shared_embedder(MULTILINGUAL_MODEL)
-    vectors = np.asarray(embedder.embed([prompt_text(g.prompt) for g in graphs]), dtype=np.float32)
+    texts = [strip_special(g.prompt) for g in graphs]
+    said = [i for i, text in enumerate(texts) if text]
+    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    if said:
+        vectors[said] = np.asarray(embedder.embed([texts[i] for i in said]), dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms > 0, norms, 1.0)
 
@@ -334,7 +336,7 @@ def suggest_name(prompts: Sequence[tuple[str | None, str]]) -> str:
     one), function words left out: ``opposite-small`` for 'The opposite of "small" is "'."""
     languages = [lang for lang, _ in prompts]
     language = "en" if "en" in languages else languages[0]
-    texts = [prompt_text(text) for lang, text in prompts if lang == language]
+    texts = [strip_special(text) for lang, text in prompts if lang == language]
     words = [[w.casefold() for w in _WORD.findall(text)] for text in texts]
     common = set(words[0]).intersection(*words[1:])
     chosen = list(dict.fromkeys(w for w in words[0] if w in common and w not in _STOPWORDS and not w.isdigit()))
