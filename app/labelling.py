@@ -67,7 +67,7 @@ def sign_in_box(kb: Any) -> Actor | None:
             try:
                 session = api.sign_in(kb, name.strip(), password)
             except SignInFailed as exc:
-                _error(exc)
+                show_error(exc)
             else:
                 st.session_state[TOKEN_KEY] = session.token
                 st.rerun()
@@ -129,19 +129,19 @@ def _one_label(kb: Any, actor: Actor, item: dict[str, Any], key: str) -> None:
     reason = st.text_input("Reason for your vote (optional)", key=f"{key}-reason")
     up, down = st.columns(2)
     if up.button("Vote up", key=f"{key}-up"):
-        _act(lambda: api.vote(kb, actor, item["id"], up=True, reason=reason), "Vote saved.")
+        run_write(lambda: api.vote(kb, actor, item["id"], up=True, reason=reason), "Vote saved.")
     if down.button("Vote down", key=f"{key}-down"):
-        _act(lambda: api.vote(kb, actor, item["id"], up=False, reason=reason), "Vote saved.")
+        run_write(lambda: api.vote(kb, actor, item["id"], up=False, reason=reason), "Vote saved.")
     _edit_form(kb, actor, item, key)
     versions = [h["version"] for h in history if h["version"] != item["version"]]
     if versions:
         target = st.selectbox("Revert to version", versions, key=f"{key}-revert-to")
         if st.button("Revert", key=f"{key}-revert"):
-            _act(lambda: api.revert(kb, actor, item["id"], int(target), item["version"]), "Reverted.")
+            run_write(lambda: api.revert(kb, actor, item["id"], int(target), item["version"]), "Reverted.")
     if actor.can("admin"):
         status = st.selectbox("Status", ["proposed", "accepted", "rejected"], index=["proposed", "accepted", "rejected"].index(item["status"]), key=f"{key}-status")
         if st.button("Set status", key=f"{key}-set-status"):
-            _act(lambda: api.set_status(kb, actor, item["id"], status), "Status saved.")
+            run_write(lambda: api.set_status(kb, actor, item["id"], status), "Status saved.")
 
 
 def _edit_form(kb: Any, actor: Actor, item: dict[str, Any], key: str) -> None:
@@ -159,7 +159,7 @@ def _edit_form(kb: Any, actor: Actor, item: dict[str, Any], key: str) -> None:
                 st.text(exc.current_text)
                 st.session_state[base_key] = exc.current_version  # merge by hand, then save again
             except CircuitKBError as exc:
-                _error(exc)
+                show_error(exc)
             else:
                 st.session_state[base_key] = saved.version
                 st.success(f"Saved as version {saved.version}.")
@@ -180,7 +180,7 @@ def _add_form(kb: Any, actor: Actor, feature: FeatureKey, graph_slug: str | None
         if st.form_submit_button("Add label", key=f"{prefix}-add-submit"):
             slug = graph_slug if scope != scopes[0] else None
             node = node_id if scope == "this node only" else None
-            _act(lambda: api.add(kb, actor, feature, text, note=note or None, confidence=confidence, graph_slug=slug, node_id=node), "Label added.")
+            run_write(lambda: api.add(kb, actor, feature, text, note=note or None, confidence=confidence, graph_slug=slug, node_id=node), "Label added.")
 
 
 def _discussion(kb: Any, actor: Actor, feature: FeatureKey, prefix: str) -> None:
@@ -194,7 +194,7 @@ def _discussion(kb: Any, actor: Actor, feature: FeatureKey, prefix: str) -> None
         with st.form(f"{prefix}-comment", clear_on_submit=True):
             text = st.text_area("Comment", key=f"{prefix}-comment-text")
             if st.form_submit_button("Post comment", key=f"{prefix}-comment-submit"):
-                _act(lambda: api.comment(kb, actor, feature, text), "Comment posted.")
+                run_write(lambda: api.comment(kb, actor, feature, text), "Comment posted.")
 
 
 def activity_feed(kb: Any, limit: int = 50) -> None:
@@ -227,18 +227,18 @@ def _prefix(feature: FeatureKey, graph_slug: str | None, node_id: str | None) ->
     return f"lp-{digest}"
 
 
-def _act(call: Any, done: str) -> None:
+def run_write(call: Any, done: str) -> None:
     """Run a write; on success rerun (so every table shows it) and say ``done`` once."""
     try:
         call()
     except CircuitKBError as exc:  # PermissionDenied names the role needed
-        _error(exc)
+        show_error(exc)
     else:
         st.session_state[DONE_KEY] = done
         st.rerun()
 
 
-def _error(exc: Exception) -> None:
+def show_error(exc: Exception) -> None:
     """An error without the user's text in Markdown: its message shown as plain text."""
     st.error("That did not work:")
     st.text(str(exc))

@@ -217,6 +217,20 @@ def languages(v: str, selection: Selection) -> tuple[Any, pd.DataFrame]:
 
 
 @st.cache_data(show_spinner=False, max_entries=_ENTRIES)
+def family_proposals(v: str, selection: Selection) -> Any:
+    from kb.families import propose_families
+
+    return propose_families(kb(), selection)
+
+
+@st.cache_data(show_spinner=False, max_entries=_ENTRIES)
+def families(v: str, selection: Selection | None = None) -> list[Any]:
+    from kb.families import list_families
+
+    return list_families(kb(), selection)
+
+
+@st.cache_data(show_spinner=False, max_entries=_ENTRIES)
 def recent_labels(v: str, limit: int) -> list[dict[str, Any]]:
     from kb.overview import recent_labels as recent
 

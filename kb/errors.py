@@ -61,3 +61,12 @@ class EditConflict(CircuitKBError):
         self.current_text = current_text
         self.edited_by = edited_by
         super().__init__(message)
+
+
+class FamilyConflict(CircuitKBError):
+    """Graphs already belong to another family (from a manifest or accepted before), and the
+    change did not say to replace it. ``taken`` maps each such graph's slug to its family."""
+
+    def __init__(self, message: str, taken: dict[str, str]) -> None:
+        self.taken = taken
+        super().__init__(message)

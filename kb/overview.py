@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from ingest.records import FeatureKey
+from kb.registry import FAMILIES_CHANGED
 from schema.sql import READY, descriptions, feature_details, features, graphs, kb_meta, labels
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ NEURONPEDIA = "https://www.neuronpedia.org"
 
 
 def kb_version(kb: "Core") -> str:
-    """A fingerprint that changes whenever graphs, features, descriptions or labels change,
+    """A fingerprint that changes whenever graphs, their families, features, descriptions or labels change,
     and differs between two knowledge bases (it starts with the KB's instance id).
 
     Cheap (a few indexed aggregates), so a front end can ask it on every page view and key its
@@ -26,6 +27,7 @@ def kb_version(kb: "Core") -> str:
     with kb.engine.connect() as conn:
         parts = [
             conn.execute(select(kb_meta.c.value).where(kb_meta.c.key == "instance")).one_or_none() or ("",),
+            conn.execute(select(kb_meta.c.value).where(kb_meta.c.key == FAMILIES_CHANGED)).one_or_none() or ("",),
             conn.execute(select(func.count(), func.max(graphs.c.id)).where(graphs.c.status == READY)).one(),
             conn.execute(select(func.max(features.c.id))).one(),
             conn.execute(select(func.count(), func.max(descriptions.c.id))).one(),

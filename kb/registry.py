@@ -285,6 +285,17 @@ def counts(conn: Connection) -> dict[str, int]:
     }
 
 
+# the key in kb_meta whose value changes with every change of graphs' families (kb_version reads it)
+FAMILIES_CHANGED = "families.changed"
+
+
+def mark_families_changed(conn: Connection) -> None:
+    """Record, in the caller's transaction, that some graph's family changed."""
+    stamp = uuid.uuid4().hex
+    stmt = dialect_insert(conn, kb_meta).values(key=FAMILIES_CHANGED, value=stamp)
+    conn.execute(stmt.on_conflict_do_update(index_elements=[kb_meta.c.key], set_={"value": stamp}))
+
+
 def instance_id(engine: Engine) -> str:
     """This knowledge base's id, made once: a graph store is paired with one SQL database."""
     with engine.begin() as conn:

@@ -81,6 +81,12 @@ def ready_graphs_in(conn: Connection, languages: Sequence[str]) -> list[tuple[in
     return [tuple(row) for row in conn.execute(select(g.id, g.slug, g.language, g.family).where(g.status == READY, g.language.in_(list(languages))))]
 
 
+def family_names(conn: Connection) -> set[str]:
+    """Every family name that a visible graph has."""
+    g = graphs.c
+    return set(conn.execute(select(g.family).where(g.status == READY, g.family.is_not(None)).distinct()).scalars())
+
+
 def graph_metadata(conn: Connection, gids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """The file metadata of each graph among ``gids`` ({} where it had none)."""
     wanted = sorted(set(gids))

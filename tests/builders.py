@@ -6,7 +6,7 @@ import copy
 import gzip
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ingest.featureid import cantor_pair
 
@@ -136,3 +136,33 @@ def write(path: Path, doc: Any, compress: bool = False) -> Path:
     else:
         path.write_text(text, encoding="utf-8")
     return path
+
+
+def prompt_graph(
+    slug: str,
+    prompt: str,
+    features: Sequence[tuple[int, int]],
+    outputs: Sequence[tuple[int, float]] = ((2910, 0.5),),
+    transcoder_set: str = "mntss/clt-gemma-2-2b-2.5M",
+) -> dict[str, Any]:
+    """A graph of ``prompt`` whose features (layer, index) sit on the last token and each drive
+    the output logits (vocabulary id, probability; the first is the target)."""
+    nodes = [embedding_node(2, 0), embedding_node(651, 1)]
+    nodes += [feature_node(layer, index, 1) for layer, index in features]
+    nodes += [logit_node(vocab, 1, prob, i == 0) for i, (vocab, prob) in enumerate(outputs)]
+    links = [{"source": "E_651_1", "target": f"{layer}_{index}_1", "weight": 1.0} for layer, index in features]
+    links += [{"source": f"{layer}_{index}_1", "target": f"27_{vocab}_1", "weight": 0.5} for layer, index in features for vocab, _ in outputs]
+    return {
+        "metadata": {
+            "slug": slug,
+            "scan": "gemma-2-2b",
+            "prompt_tokens": ["<bos>", "x"],
+            "prompt": prompt,
+            "node_threshold": 0.8,
+            "schema_version": 1,
+            "info": {"transcoder_set": transcoder_set, "creator_name": "tests"},
+        },
+        "qParams": {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""},
+        "nodes": nodes,
+        "links": links,
+    }

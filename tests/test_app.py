@@ -412,3 +412,72 @@ def test_with_accounts_a_page_asks_to_sign_in_and_a_labeller_labels_the_selected
     with KB.open(Config.load(home=home, env={})) as kb:
         written = api.labels_of_feature(kb, key, slug_of("02"), node)
     assert [(w["text"], w["author"]) for w in written] == [("small, as in size", "lin")]
+
+
+# --- families found in the prompts ---------------------------------------------------------------------
+
+
+def _home_without_families(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home with graphs 02 (English), 03 (French) and 04 and no manifest: no family at all."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("CIRCUITKB_HOME", str(home))
+    for name in ("CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI"):
+        monkeypatch.delenv(name, raising=False)
+    with KB.open(Config.load(home=home, env={})) as kb:
+        assert len(kb.ingest([real_graph("02"), real_graph("03"), real_graph("04")]).ingested) == 3
+    return home
+
+
+def _family_buttons(app: AppTest) -> list[Any]:
+    return [b for b in app.button if b.key and b.key.startswith("fp-") and b.key.endswith("-submit")]
+
+
+def test_the_languages_page_proposes_the_pair_and_accepting_it_draws_its_overlap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = _home_without_families(tmp_path, monkeypatch)
+    app = open_page("languages")
+    assert not problems(app), problems(app)
+    assert any("No family" in i.value for i in app.info) and not app.get("plotly_chart")
+    proposals = frame_with(app, "name", "status", "languages", "prompt similarity")
+    assert list(proposals["name"]) == ["opposite-small"] and list(proposals["languages"]) == ["en, fr"]
+    members = frame_with(app, "graph", "language", "prompt", "outputs")
+    assert set(members["graph"]) == {slug_of("02"), slug_of("03")}
+    (name,) = [t for t in app.text_input if t.key and t.key.startswith("fp-") and t.key.endswith("-name")]
+    assert name.value == "opposite-small"
+    name.set_value("opposite <b>")
+    _family_buttons(app)[0].click().run()
+    assert not problems(app), problems(app)
+    assert "Family saved." in [s.value for s in app.success]
+    assert app.query_params["family"] in ("opposite <b>", ["opposite <b>"])
+    assert app.selectbox(key="languages-family").value == "opposite <b>"
+    assert app.get("plotly_chart") and frame_with(app, "class", "languages").shape[0] > 0
+    assert all("<b>" not in m.value for m in app.markdown)  # the name typed is never Markdown
+    with KB.open(Config.load(home=home, env={})) as kb:
+        assert {g.slug: g.family for g in kb.select()} == {slug_of("02"): "opposite <b>", slug_of("03"): "opposite <b>", slug_of("04"): None}
+    assert frame_with(app, "name", "status")["status"].tolist() == ["accepted"]
+    assert not _family_buttons(app)
+    # renamed, the page follows it; cleared, the page shows no family and proposes the pair again
+    app.selectbox(key="families-edit-family").set_value("opposite <b>")
+    app.text_input(key="families-edit-name").set_value("antonyms")
+    app.button(key="families-edit-rename").click().run()
+    assert not problems(app), problems(app)
+    assert app.selectbox(key="languages-family").value == "antonyms" and app.get("plotly_chart")
+    app.button(key="families-edit-clear").click().run()
+    assert not problems(app), problems(app)
+    assert app.selectbox(key="languages-family").value == "" and "family" not in app.query_params
+    assert frame_with(app, "name", "status")["status"].tolist() == ["new"] and _family_buttons(app)
+
+
+def test_a_viewer_sees_the_proposals_but_no_form_to_accept_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kb import labels as api
+
+    home = _home_without_families(tmp_path, monkeypatch)
+    with KB.open(Config.load(home=home, env={})) as kb:
+        api.add_user(kb, api.local_actor(), "ada", "ada-secret-pw", "admin")
+        api.add_user(kb, api.authenticate(kb, "ada", "ada-secret-pw"), "vic", "vic-secret-pw", "viewer")
+    app = open_page("languages")
+    app.text_input(key="labelling-sign-in-name").set_value("vic")
+    app.text_input(key="labelling-sign-in-password").set_value("vic-secret-pw")
+    app.button(key="labelling-sign-in-submit").click().run()
+    assert not problems(app), problems(app)
+    assert list(frame_with(app, "name", "status")["name"]) == ["opposite-small"]
+    assert not _family_buttons(app) and any("labeller" in c.value for c in app.caption)

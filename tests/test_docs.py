@@ -17,6 +17,7 @@ The examples are written for a reader, so some words stand for data. Here they b
                            working folder, where files the commands write (-o ...) land too
     features/*.json        a small Neuronpedia explanations file, written by the test
     --family opposite      a family of the demo corpus in several languages
+    PROPOSAL               a family `circuitkb families propose` finds in the demo corpus
     gemma-2-2b/clt-hp/20/1234   a feature of SLUG (described in features/)
 
 Globs are expanded as a shell would. Each ``circuitkb demo`` line runs in a fresh home.
@@ -40,6 +41,7 @@ from click.testing import CliRunner
 from kb.api import KB
 from kb.cli import main, options
 from kb.config import SETTINGS, Config
+from kb.families import propose_families
 
 # builds a demo knowledge base and runs every documented command: about 20 s
 pytestmark = pytest.mark.slow
@@ -145,6 +147,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
         pair = by_family[family][:2]
         slug = graphs[0].slug
         doc = kb.export(slug)
+        proposal = propose_families(kb).proposals[0].name
     node = min((n for n in doc["nodes"] if n.get("feature_type") == "cross layer transcoder"), key=lambda n: n["influence"])
     shared = CliRunner().invoke(main, ["shared", "--graph", slug, "--json"], env=clean_env(home))
     feature = json.loads(shared.output)["features"][0]["feature"]
@@ -159,6 +162,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
         "SLUG_B": pair[1].slug,
         "NODE_ID": node["node_id"],
         "FOLDER": "corpus",
+        "PROPOSAL": proposal,
         "gemma-2-2b/clt-hp/20/1234": f"gemma-2-2b/clt-hp/{layer}/{index}",
     }
     return Demo(home, work, names, {("--family", "opposite"): family})

@@ -66,7 +66,7 @@ def test_the_check_sees_an_import_inside_a_function(tmp_path: Path) -> None:
 
 
 CORE = ("kb/config.py", "kb/errors.py", "kb/sqldb.py", "kb/registry.py", "kb/selection.py", "kb/sqlqueries.py", "kb/featureref.py", "kb/qk_store.py", "kb/core.py", "kb/stores")
-QUESTIONS = ("kb.ingestion", "kb.analysis", "kb.search", "kb.featuremeta", "kb.labels", "kb.export", "kb.descriptions", "kb.overview")
+QUESTIONS = ("kb.ingestion", "kb.analysis", "kb.families", "kb.search", "kb.featuremeta", "kb.labels", "kb.export", "kb.descriptions", "kb.overview")
 
 
 def test_the_kb_core_imports_no_question() -> None:

@@ -1,11 +1,13 @@
 """/languages?family=F : how much of a family's circuit is shared across its languages, layer by
-layer, against the baseline of unrelated prompts, and which features are shared or specific."""
+layer, against the baseline of unrelated prompts, and which features are shared or specific;
+below, the families found in the prompts, to accept (:mod:`app.families`)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from app import state
+from app.families import proposals_panel
 from app.drawing import overlap_figure
 from app.widgets import md, graph_filter, link_columns, read_url, require_graphs, selection_params, with_links, write_url
 
@@ -25,12 +27,15 @@ def render() -> None:
     if not multilingual:
         st.info(
             "No family of prompts has graphs in two languages yet. The measure compares the same prompt in several "
-            "languages: ingest the graphs with a manifest that gives each graph its family and language (Ingest page)."
+            "languages: accept a family found in the prompts below, or ingest the graphs with a manifest that gives "
+            "each graph its family and language (Ingest page)."
         )
+        proposals_panel(selection, _show_family)
         return
     graphs = state.graphs(v, selection)
     if not any(g.family in multilingual for g in graphs):
         st.info(md(f"None of the chosen graphs belongs to a family with two languages; choose one of: {', '.join(multilingual)}."))
+        proposals_panel(selection, _show_family)
         return
     overlap, band = state.languages(v, selection)
     st.caption("Overlap of the features active anywhere in the context (IoU per layer) between the same prompt in two languages; the dotted line and grey band: unrelated prompts of the same two languages (mean, 10th to 90th percentile).")
@@ -51,3 +56,12 @@ def render() -> None:
         part = features[features["class"] == kind]
         st.markdown(f"**{title}** ({len(part)})")
         st.dataframe(with_links(part), width="stretch", hide_index=True, key=f"languages-{kind}", column_config=link_columns("open"))
+    proposals_panel(selection, _show_family)
+
+
+def _show_family(name: str | None) -> None:
+    """Open the page on family ``name``, or on no family (read from the address at the next run)."""
+    if name:
+        st.query_params["family"] = name
+    elif "family" in st.query_params:
+        del st.query_params["family"]

@@ -91,7 +91,7 @@ def node_keys(skeleton: Skeleton, prompt_length: int, from_end: bool, tokens: Se
             token = tokens[row.ctx_idx] if 0 <= row.ctx_idx < len(tokens) else row.node_id
             out[row.idx] = ("embedding", pos, token)
         elif kind == "logit":
-            out[row.idx] = ("logit", _logit_token(row.clerp, row.node_id))
+            out[row.idx] = ("logit", logit_token(row.clerp, row.node_id))
         elif kind == "error":
             out[row.idx] = ("error", int(row.layer_num), pos, "attention" if row.feature_type in ATTENTION_TYPES else "mlp")
         elif kind == "bias":
@@ -106,7 +106,8 @@ def _without_position(node_id: str, ctx_idx: int) -> str:
     return node_id[: -len(suffix)] if node_id.endswith(suffix) else node_id
 
 
-def _logit_token(clerp: str | None, node_id: str) -> str:
+def logit_token(clerp: str | None, node_id: str) -> str:
+    """The token a logit node predicts, read from its clerp ``Output "tok" (p=0.402)`` (else its id)."""
     match = _OUTPUT.match(clerp or "")
     return match.group(1) if match else node_id
 

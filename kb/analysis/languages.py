@@ -110,8 +110,8 @@ def language_overlap(
     families = _multilingual_families(chosen)
     if not families:
         raise CircuitKBError(
-            "no family among the chosen graphs has prompts in two languages; tag graphs with a family and a language "
-            "(an ingest manifest) or choose another --family"
+            "no family among the chosen graphs has prompts in two languages; `circuitkb families propose` finds families "
+            "in the prompts for you to accept, an ingest manifest declares them, or choose another --family"
         )
     languages = sorted({g.language for members in families.values() for g in members if g.language})
     if baseline is None:
