@@ -1,6 +1,6 @@
 """Chains across graphs: two-hop paths (token -> unnamed intermediate -> answer) and
-"A -> B -> ... -> answer" patterns, each matched inside the store and scored as in
-:mod:`kb.analysis.chains`."""
+"A -> B -> ... -> answer" patterns, each matched, scored (as :mod:`kb.analysis.chains` says) and
+cut to the best paths of each graph inside the store, which also counts the paths not shown."""
 
 from __future__ import annotations
 
