@@ -19,12 +19,18 @@ Queries:
 - strongest paths: the 5 best paths from the features at the second-last token to the answer;
 - two-hop: the two-hop prompts (tag ``two-hop``), token -> unnamed-by-its-token feature -> answer,
   the 10 best paths of each graph;
-- pattern: A -> B -> answer across all graphs, A among 10 frequent features, B among 30;
+- pattern: A -> B -> answer across all graphs, A among 10 frequent features, B among 30; all
+  matching paths, and the 10 best of each graph (scored and cut inside the store) with the
+  summary over all of them;
 - compare: two members of a multilingual family, aligned;
 - similarity: the Jaccard matrix of the ``antonym`` graphs' features and its clustering;
 - scores: replacement and completeness of one graph;
 - piece (top 200) and piece (2-hop): the 200 most influential nodes with the links among them;
   the 2-hop neighbourhood of the answer logit over links of |w| >= 1.
+
+On the big graph of ``--large-links`` also: one node's details as the app shows them when it is
+clicked (its strongest inputs and outputs as shares of each target's input total), for the node
+with the most links out.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ import pandas as pd
 
 from kb.analysis.compare import compare_graphs, graph_similarity
 from kb.analysis.edges import recurring_edges
+from kb.analysis.graphview import node_details
 from kb.analysis.paths import strongest_paths
 from kb.analysis.pieces import neighbourhood_piece, top_piece
 from kb.analysis.scores import graph_scores
@@ -359,6 +366,12 @@ def scenarios(kb: KB, folder: Path) -> list[Scenario]:
             lambda s, p: s == p,
         ),
         Scenario(
+            "pattern A -> B -> answer (all, top 10 each)",
+            lambda kb, i: match_pattern(kb, steps, top=10).n_matches,
+            lambda i: pandas_pattern(files, first, second),
+            lambda s, p: s == p,
+        ),
+        Scenario(
             "compare two graphs",
             lambda kb, i: _summary(compare_graphs(kb, *members[families[i % len(families)]][:2]).summary),
             lambda i: pandas_compare(*(file_of[s] for s in members[families[i % len(families)]][:2])),
@@ -462,9 +475,11 @@ def measure_large(work: Path, stores: list[str], n_links: int, repeats: int, hea
         out[f"ingest_{store}"] = ingest_once(kb, work, f"large-{n_links}", store, folder, 1)
         kbs[store] = kb
     slug = next(iter(kbs.values())).select()[0].slug
+    busiest = _busiest_node(path)
     cases = [
         ("piece: top 200 nodes", lambda kb: _size(top_piece(kb, slug, 200)), lambda: pandas_top(str(path), 200)),
         ("piece: 2-hop, |w| >= 2, 500 nodes", lambda kb: len(_around_large(kb, slug).nodes), lambda: pandas_around(str(path), 2, 2.0, 500)),
+        ("node details (the node with most links out)", lambda kb: _details(kb, slug, busiest), lambda: pandas_details(str(path), busiest)),
     ]
     for name, store_call, pandas_call in cases:
         seconds, answer = timed(pandas_call) if with_pandas else (None, None)
@@ -480,6 +495,31 @@ def measure_large(work: Path, stores: list[str], n_links: int, repeats: int, hea
     for kb in kbs.values():
         kb.close()
     return out
+
+
+def _busiest_node(path: Path) -> str:
+    """The node_id of the big graph's node with the most links out, read from the file once."""
+    import ijson
+
+    counts: dict[str, int] = defaultdict(int)
+    with open(path, "rb") as fh:
+        for source in ijson.items(fh, "links.item.source"):
+            counts[source] += 1
+    return max(sorted(counts), key=lambda n: counts[n])
+
+
+def _details(kb: KB, slug: str, node_id: str) -> tuple[int, int, list[float]]:
+    details = node_details(kb, slug, node_id)
+    return details.n_inputs, details.n_outputs, [round(float(s), 9) for s in details.outputs["share"]]
+
+
+def pandas_details(path: str, node_id: str, top: int = 10) -> tuple[int, int, list[float]]:
+    links = pd.DataFrame(read(path)["links"])
+    totals = links.assign(a=links["weight"].abs()).groupby("target")["a"].sum()
+    out = links[links["source"] == node_id]
+    shares = out["weight"].to_numpy() / totals[out["target"]].to_numpy()
+    best = np.argsort(-np.abs(shares), kind="stable")[:top]
+    return int((links["target"] == node_id).sum()), len(out), [round(float(s), 9) for s in shares[best]]
 
 
 def _around_large(kb: KB, slug: str) -> Any:

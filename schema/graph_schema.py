@@ -4,7 +4,9 @@
                                                   fid is the SQL features.id
 (:Graph {gid, slug, ready})                       one per stored graph version
 (:Node {gid, idx, node_id, kind, layer, ...})     a graph's own nodes (features at a position,
-                                                  errors, embeddings, logits)
+                                                  errors, embeddings, logits); input_total is the
+                                                  sum of |w| of the links into the node (absent on
+                                                  nodes written before it was kept)
 (:Node)-[:IS]->(:Feature)                         for feature nodes
 (:Node)-[:LINK {w, i}]->(:Node)                   weighted links; i is the link's place in the file
 (:CircuitKB {singleton, instance})                the id of the SQL database this store belongs to

@@ -299,6 +299,9 @@ graph_nodes = Table(
     Column("token_prob", Float),
     Column("is_target_logit", Boolean),
     Column("extra", Text),
+    # the sum of |weight| of the links into the node (0.0 for none), written with the node: what a
+    # link's share of its target's input divides by (see kb.stores.base.node_input_totals)
+    Column("input_total", Float),
     Index("ix_graph_nodes_feature", "feature_id", "graph_id"),
     sqlite_with_rowid=False,
 )

@@ -34,7 +34,7 @@ from kb.selection import Selection
 from kb.stores.cypher import circuits as cq
 from kb.stores.circuit_queries import FeatureEdges, Step, fold_feature_edges
 from tests import circuit_reference as ref
-from tests.builders import embedding_node, error_node, feature_node, logit_node, write
+from tests.builders import embedding_node, error_node, feature_node, logit_node, small_graph, write
 from tests.conftest import GRAPHS, real_graph
 
 CLT = "gemma-2-2b/clt-hp"
@@ -477,6 +477,184 @@ def test_the_chain_query_sees_only_the_graphs_it_is_given(kb: KB, tmp_path: Path
     assert kb.store.chains([], [Step()]) == []
 
 
+def _totals_from_links(slug: str, kb: KB) -> tuple[int, np.ndarray]:
+    """A stored graph's input totals recomputed from its stored links, in file order."""
+    gid = next(g.gid for g in kb.select() if g.slug == slug)
+    stored = kb.store.load_graph(gid)
+    totals = np.zeros(len(stored.nodes))
+    np.add.at(totals, stored.link_tgt, np.abs(stored.link_weight))
+    return gid, totals
+
+
+def test_each_node_keeps_its_input_total_and_a_replaced_graph_gets_new_ones(kb: KB, tmp_path: Path) -> None:
+    docs = _random_corpus(tmp_path / "c", seed=6, n=2)
+    assert not kb.ingest([tmp_path / "c", real_graph("02")]).failed
+
+    def check(docs: list[ref.Doc]) -> None:
+        for g in kb.select():
+            gid, want = _totals_from_links(g.slug, kb)
+            keys = [(gid, i) for i in range(len(want))]
+            got = kb.store.input_totals(keys)
+            # summed once at ingest in file order, as here: equal to the last bit
+            assert [got[k] for k in keys] == want.tolist()
+            assert [r["input_total"] for r in kb.store.node_rows(gid, range(len(want)))] == want.tolist()
+            assert 0.0 in want.tolist() and want.max() > 0
+        for doc in docs:
+            gid = next(g.gid for g in kb.select() if g.slug == doc.slug)
+            totals = doc.input_total()
+            got = kb.store.input_totals([(gid, i) for i in range(len(doc.nodes))])
+            assert all(got[(gid, i)] == totals.get(i, 0.0) for i in range(len(doc.nodes)))
+
+    check(docs)
+    changed = json.loads((tmp_path / "c" / f"{docs[0].slug}.json").read_text())
+    changed["links"] = changed["links"][::2]
+    write(tmp_path / "c" / f"{docs[0].slug}.json", changed)
+    assert not kb.ingest([tmp_path / "c"]).failed
+    check([ref.from_doc(changed), docs[1]])
+    assert kb.export(docs[1].slug)["nodes"] == json.loads((tmp_path / "c" / f"{docs[1].slug}.json").read_text())["nodes"]
+
+
+def test_the_store_scores_chains_and_keeps_the_best_of_each_graph(kb: KB, tmp_path: Path) -> None:
+    _random_corpus(tmp_path / "c", seed=8, n=4)
+    assert not kb.ingest([tmp_path / "c"]).failed
+    gids = [g.gid for g in kb.select()]
+    start = Step(positions={gid: frozenset({1, 2}) for gid in gids}, embeddings=True)
+    for steps in ([Step(), Step()], [Step()], [start, Step()]):
+        every = kb.store.chains(gids, steps)
+        assert len({m.gid for m in every}) >= 2
+        totals = kb.store.input_totals(sorted({(m.gid, i) for m in every for i in m.nodes[1:]}))
+        assert all(m.totals == tuple(totals[(m.gid, i)] for i in m.nodes[1:]) for m in every)
+        for top in (1, 3):
+            want = sorted(m for gid in gids for m in sorted((m for m in every if m.gid == gid), key=lambda m: (-m.score, m.nodes))[:top])
+            got = kb.store.chains(gids, steps, top)
+            assert got == want and [(m.weights, m.fids, m.totals) for m in got] == [(m.weights, m.fids, m.totals) for m in want]
+        counted: dict[tuple[int, tuple[int | None, ...]], list[float]] = {}
+        for m in every:
+            counted.setdefault((m.gid, m.fids[:-1]), []).append(m.score)
+        groups = kb.store.chain_groups(gids, steps, at=range(len(steps)))
+        # the store's scores are the same floating-point operations as ChainMatch.score
+        assert {(g.gid, g.fids): (g.n_chains, g.best_score) for g in groups} == {k: (len(v), max(v)) for k, v in counted.items()}
+        middles = {(m.gid, m.fids[-2]) for m in every if m.fids[-2] is not None}
+        some = {gid: frozenset(f for g, f in middles if g == gid) for gid in gids[:2]}
+        through = [*steps[:-1], Step(graph_fids=some)]
+        assert kb.store.chains(gids, through) == [m for m in every if m.gid in some and m.fids[-2] in some[m.gid]]
+    assert kb.store.chain_groups([], [Step()], at=[0]) == [] and kb.store.chains(gids, [Step()], 1)
+
+
+def test_patterns_keep_the_best_paths_of_each_graph_and_summarise_every_path(kb: KB, tmp_path: Path) -> None:
+    docs = _random_corpus(tmp_path / "c", seed=12, n=4)
+    assert not kb.ingest([tmp_path / "c"]).failed
+    every = match_pattern(kb, [None, None])
+    best = match_pattern(kb, [None, None], top=2)
+    expected = {(d.slug, *p["nodes"]): p["score"] for d in docs for p in ref.pattern(d, [None, None])}
+    assert best.n_matches == every.n_matches == len(every.matches) == len(expected) > 0
+    assert set(_chain_set(best.matches, 2)) <= set(_chain_set(every.matches, 2)) == set(expected)
+    for slug, rows in every.matches.groupby("slug"):
+        ranked = rows.assign(order=-rows["score"]).sort_values(["order", "n0_idx", "n1_idx", "t_idx"]).head(2)
+        assert best.matches[best.matches["slug"] == slug][["n0_node_id", "n1_node_id", "t_node_id"]].values.tolist() == ranked[["n0_node_id", "n1_node_id", "t_node_id"]].values.tolist()
+    # the summary counts every path, whatever the cut: per sequence, each graph's best path
+    by_sequence: dict[tuple[Any, ...], dict[str, float]] = {}
+    for d in docs:
+        key_of = {n["node_id"]: k for n, k in zip(d.nodes, d.keys)}
+        for p in ref.pattern(d, [None, None]):
+            seen = by_sequence.setdefault((key_of[p["nodes"][0]], key_of[p["nodes"][1]]), {})
+            seen[d.slug] = max(seen.get(d.slug, 0.0), p["score"])
+    for summary in (every.summary, best.summary):
+        got = {((r["n0_layer"], r["n0_index"]), (r["n1_layer"], r["n1_index"])): r for r in summary.to_dict("records")}
+        assert got.keys() == by_sequence.keys()
+        for sequence, per_graph in by_sequence.items():
+            row = got[sequence]
+            assert row["n_graphs"] == len(per_graph) and row["slugs"] == tuple(sorted(per_graph))
+            assert close(row["best_score"], max(per_graph.values())) and close(row["mean_score"], sum(per_graph.values()) / len(per_graph))
+    assert best.as_dict()["n_matches"] == len(expected) and best.as_dict()["top"] == 2
+    with pytest.raises(CircuitKBError, match="top"):
+        match_pattern(kb, [None], top=0)
+
+
+
+def _two_hop_graph(rng: random.Random, slug: str) -> dict[str, Any]:
+    """Many paths " Dallas" -> intermediate -> answer: features and the embedding at position 1
+    feed features at positions 1-3 (some named only by "", some by a token where they sit), which
+    feed the logits."""
+    tokens = ["<bos>", " Dallas", " is", " in", " the"]
+    nodes = [embedding_node(100 + p, p) for p in range(len(tokens))]
+    starts = [nodes[1]] + [feature_node(2, 100 + i, 1, 1.0, 0.5, rng.choice(["Dallas", ""])) for i in rng.sample(range(6), 4)]
+    names = {10: "Texas", 11: "state", 12: "", 13: "", 14: "is", 15: "capital", 16: "Texas state"}
+    middles = [feature_node(8, 100 + i, pos, 1.0, 0.5, names[i] if rng.random() < 0.8 else "") for i, pos in zip(rng.sample(sorted(names), 5), (1, 2, 2, 3, 4))]
+    logits = [logit_node(500 + k, 4, 0.5 - 0.1 * k, k == 0) for k in range(3)]
+    nodes += starts[1:] + middles + logits
+    links = []
+    for middle in middles:
+        for start in rng.sample(starts, 3):
+            links.append({"source": start["node_id"], "target": middle["node_id"], "weight": round(rng.uniform(-2, 2), 3)})
+        for logit in rng.sample(logits, 2):
+            links.append({"source": middle["node_id"], "target": logit["node_id"], "weight": round(rng.uniform(-2, 2), 3)})
+    for start in starts[1:]:
+        links.append({"source": nodes[1]["node_id"], "target": start["node_id"], "weight": 1.0})
+        links.append({"source": start["node_id"], "target": logits[0]["node_id"], "weight": round(rng.uniform(-1, 1), 3)})
+    doc = small_graph(slug)
+    doc["metadata"].update(prompt_tokens=tokens, prompt="".join(tokens))
+    doc["qParams"] = {"pinnedIds": [], "supernodes": []}
+    return {**doc, "nodes": nodes, "links": links}
+
+
+def test_two_hop_paths_keep_the_best_of_each_graph_and_count_every_unnamed_path(kb: KB, tmp_path: Path) -> None:
+    rng = random.Random(4)
+    (tmp_path / "c").mkdir()
+    raw = [_two_hop_graph(rng, f"hop-{i}") for i in range(4)]
+    for doc in raw:
+        write(tmp_path / "c" / f"{doc['metadata']['slug']}.json", doc)
+    assert not kb.ingest([tmp_path / "c"]).failed
+    docs = [ref.from_doc(doc) for doc in raw]
+    names = _names(docs)
+    for via in (None, "Texas"):
+        expected = {(d.slug, *p["nodes"]): p for d in docs for p in ref.two_hops(d, ref.positions_of(d, "Dallas"), names, via)}
+        every = two_hop_paths(kb, token="Dallas", via=via, top=None)
+        found = _chain_set(every.paths, 2)
+        assert found.keys() == expected.keys() and all(close(score, expected[key]["score"]) for key, score in found.items())
+        for top in (1, 2):
+            cut = two_hop_paths(kb, token="Dallas", via=via, top=top)
+            assert cut.unnamed == every.unnamed
+            assert cut.paths.to_dict("records") == every.paths.groupby("slug").head(top).to_dict("records")
+    # paths through a feature that nothing names are counted, not shown
+    unnamed_paths = 0
+    for d in docs:
+        starts = {i for i, n in enumerate(d.nodes) if n["ctx_idx"] == 1 and d.kind(i) in ("feature", "embedding")}
+        for s, m, _ in d.links:
+            if s in starts and d.kind(m) == "feature" and d.keys[m] not in names:
+                unnamed_paths += sum(1 for a, t, _ in d.links if a == m and t in d.targets())
+    assert every.unnamed == unnamed_paths > 0 and len(every.paths) > 8
+
+
+@pytest.mark.neo4j
+def test_neo4j_nodes_written_without_input_totals_get_them_from_their_links(make_kb: Callable[..., KB], tmp_path: Path) -> None:
+    from kb.analysis.graphview import node_details
+
+    kb = make_kb("sqlite", "neo4j")
+    docs = _random_corpus(tmp_path / "c", seed=9, n=3)
+    assert not kb.ingest([tmp_path / "c"]).failed
+    gid, totals = _totals_from_links(docs[0].slug, kb)
+    # a feature with links in and out, so that its inputs' shares divide by its own total
+    busiest = max((i for i in range(len(docs[0].nodes)) if docs[0].kind(i) == "feature"), key=lambda i: sum(1 for s, t, _ in docs[0].links if i in (s, t)))
+
+    def answers() -> Any:
+        details = node_details(kb, docs[0].slug, docs[0].nodes[busiest]["node_id"], top=100)
+        return _rounded(
+            {
+                "totals": [kb.store.input_totals([(gid, i)])[(gid, i)] for i in range(len(totals))],
+                "two_hop": two_hop_paths(kb, token="Dallas", top=2).as_dict(),
+                "pattern": match_pattern(kb, [None, None], top=3).as_dict(),
+                "details": [details.input_total, *(f.astype(object).where(f.notna(), None).to_dict("records") for f in (details.inputs, details.outputs))],
+            }
+        )
+
+    before = answers()
+    assert before["totals"] == _rounded(totals.tolist()) and before["pattern"]["matches"] and before["details"][1]
+    kb.store.run_write("MATCH (n:Node) REMOVE n.input_total", {})  # as graphs written by older versions
+    assert kb.store.node_rows(gid, [0])[0]["input_total"] is None
+    assert answers() == before
+
+
 def test_token_positions_count_from_the_end_and_match_text() -> None:
     from kb.selection import GraphInfo
 
@@ -498,9 +676,11 @@ def test_cypher_builders_carry_values_only_as_parameters() -> None:
     hostile = "x' }) DETACH DELETE n //"
     query, params = cq.find_nodes_query(3, hostile)
     assert hostile not in query and params["node_id"] == hostile
-    query, params = cq.chain_query([1, 2], [Step(fids=frozenset({5}), positions={1: frozenset({2})}, embeddings=True), Step()])
-    assert "$f0" in query and "$p0" in query and params["f0"] == [5] and params["p0"] == {"1": [2]}
-    assert "5" not in query.replace("$f0", "")
+    steps = [Step(fids=frozenset({98765}), positions={1: frozenset({2})}, embeddings=True), Step(graph_fids={1: frozenset({43210})})]
+    for query, params in (cq.chain_query([1, 2], steps, top=77777), cq.chain_groups_query([1, 2], steps, at=[0, 1])):
+        assert "$f0" in query and "$p0" in query and "$g1" in query and params["f0"] == [98765] and params["p0"] == {"1": [2]}
+        assert params["g1"] == {"1": [43210]} and not any(v in query for v in ("98765", "43210", "77777"))
+    assert "$top" in cq.chain_query([1], steps, top=77777)[0]
     edges = fold_feature_edges(4, np.array([7, 9, -1]), np.array([0, 1]), np.array([1, 0]), np.array([0.5, -2.0]))
     part = next(edges.parts())
     query, params = cq.create_feature_edges(4, part)

@@ -97,6 +97,13 @@ def test_node_details_give_inputs_as_shares_of_its_input_and_outputs_of_theirs(k
     weight = next(l["weight"] for l in into if l["source"] == source)
     assert mine["share"] == pytest.approx(weight / totals[target])
     assert details.feature is not None or details.node["kind"] != "feature"
+    # every input and output, as shares of the file's sums (the stored totals stand in for them)
+    for row in details.inputs.itertuples():
+        assert row.share == pytest.approx(row.weight / totals[target], rel=1e-12)
+    out_of = [l for l in doc["links"] if l["source"] == source]
+    assert len(outputs) == len(out_of) and len(outputs) > 1
+    for row in outputs.itertuples():
+        assert row.share == pytest.approx(row.weight / totals[row.node_id], rel=1e-12)
 
 
 def test_feature_node_finds_the_most_active_node_of_a_feature(sqlite_kb: KB) -> None:

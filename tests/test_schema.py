@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -12,7 +15,7 @@ from kb.api import KB
 from kb.config import Config
 from kb.sqldb import make_engine, migrate
 from schema.graph_schema import STATEMENTS
-from schema.sql import metadata
+from schema.sql import graph_nodes, metadata
 
 
 @pytest.mark.parametrize("sql", ["sqlite", "postgres"])
@@ -37,3 +40,41 @@ def test_neo4j_constraints_apply_idempotently(make_kb: Callable[..., KB]) -> Non
     indexes = {r["name"] for r in kb.store.run_read("SHOW INDEXES YIELD name", {})}
     assert {"node_gid_idx", "node_fid"} <= indexes
     assert all("IF NOT EXISTS" in s for s in STATEMENTS)
+
+
+@pytest.mark.parametrize("sql", ["sqlite", "postgres"])
+def test_migration_0008_gives_stored_nodes_their_input_totals(sql: str, kb_env: Callable[[str, str], dict[str, str]]) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    config = Config.load(env=kb_env(sql, "embedded"))
+    config.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(config.sql_url)
+    schema_dir = Path(__file__).resolve().parents[1] / "schema"
+    alembic_cfg = AlembicConfig(str(schema_dir / "alembic.ini"))
+    alembic_cfg.set_main_option("script_location", str(schema_dir / "migrations"))
+    with engine.begin() as conn:
+        alembic_cfg.attributes["connection"] = conn
+        command.upgrade(alembic_cfg, "0007")
+    # nodes and links as the embedded store kept them before 0008: two graphs, some nodes without input
+    rng = np.random.default_rng(7)
+    nodes = sa.table("graph_nodes", *(sa.column(c) for c in ("graph_id", "idx", "node_id", "kind", "feature_type", "layer", "layer_num", "ctx_idx")))
+    links = sa.table("graph_links", *(sa.column(c) for c in ("graph_id", "idx", "src", "tgt", "weight")))
+    expected: dict[tuple[int, int], float] = {}
+    with engine.begin() as conn:
+        for gid, n_nodes, n_links in ((3, 40, 300), (9, 25, 0)):
+            conn.execute(nodes.insert(), [{"graph_id": gid, "idx": i, "node_id": f"n{i}", "kind": "feature", "feature_type": "cross layer transcoder", "layer": "1", "layer_num": 1, "ctx_idx": 0} for i in range(n_nodes)])
+            src, tgt = rng.integers(0, n_nodes, n_links), rng.integers(0, n_nodes // 2, n_links)
+            weight = rng.normal(size=n_links)
+            if n_links:
+                conn.execute(links.insert(), [{"graph_id": gid, "idx": i, "src": int(a), "tgt": int(b), "weight": float(w)} for i, (a, b, w) in enumerate(zip(src, tgt, weight))])
+            totals = np.zeros(n_nodes)
+            np.add.at(totals, tgt, np.abs(weight))
+            expected.update({(gid, i): float(t) for i, t in enumerate(totals)})
+    migrate(engine)
+    with engine.connect() as conn:
+        got = {(g, i): t for g, i, t in conn.execute(sa.select(graph_nodes.c.graph_id, graph_nodes.c.idx, graph_nodes.c.input_total))}
+    engine.dispose()
+    assert got.keys() == expected.keys()
+    assert all(got[k] == pytest.approx(v, rel=1e-12, abs=0.0) for k, v in expected.items())
+    assert sum(1 for v in got.values() if v == 0.0) >= 25 + 20 and all(got[(9, i)] == 0.0 for i in range(25))

@@ -3,7 +3,9 @@
 - A link's *share* is |w| divided by the sum of |w| over every link into its target, the way
   circuit-tracer's viewer shows a node's inputs as fractions. A path's *score* is the product of
   its links' shares: the fraction of the answer's input that flows along that path. Stored graphs
-  are pruned, so the sums run over the links kept by pruning.
+  are pruned, so the sums run over the links kept by pruning. Each node's sum is stored with it
+  at ingest, and the store scores chains and keeps the best of each graph itself
+  (:meth:`kb.stores.circuit_queries.CircuitQueries.chains`).
 - The *target logit* is the logit node marked ``is_target_logit``. A graph without one has no
   chains (pattern and two-hop queries find nothing there); :func:`kb.analysis.paths.strongest_paths`
   falls back to its most probable logit.
@@ -11,8 +13,6 @@
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -21,17 +21,18 @@ import pandas as pd
 from kb.analysis.features import FEATURE_COLUMNS, feature_keys
 from kb.core import Core
 from kb.selection import GraphInfo
-from kb.stores.circuit_queries import ChainMatch
+from kb.stores.circuit_queries import ChainMatch, link_share
 
 CHAIN_FIXED_COLUMNS = ("slug", "score", "shortcut_weight", "shortcut_share")
 
 
-def chains_frame(kb: Core, graphs: Sequence[GraphInfo], matches: Sequence[ChainMatch], n_steps: int, top: int | None = None) -> pd.DataFrame:
-    """One row per chain, by slug then best score (ties, to 12 digits, by node idx), the ``top`` best of each
-    graph (None: all): slug, gid, score, shortcut; for each step n0.. and the target t: idx,
-    node_id, kind, ctx_idx, token, clerp, fid and feature; each link's weight and share.
+def chains_frame(kb: Core, graphs: Sequence[GraphInfo], matches: Sequence[ChainMatch], n_steps: int) -> pd.DataFrame:
+    """One row per chain, by slug then best score (ties by node idx): slug, gid, score,
+    shortcut; for each step n0.. and the target t: idx, node_id, kind, ctx_idx, token, clerp, fid
+    and feature; each link's weight and share.
 
-    Shares need every chain's input totals; nodes are described for the kept chains only.
+    Scores and shares come from the chains' weights and input totals; nodes are described here,
+    so ``matches`` should be only the chains to show (the store keeps the best of each graph).
     """
     names = [f"n{i}" for i in range(n_steps)] + ["t"]
     node_columns = ("idx", "node_id", "kind", "ctx_idx", "token", "clerp", "fid", *FEATURE_COLUMNS)
@@ -41,33 +42,19 @@ def chains_frame(kb: Core, graphs: Sequence[GraphInfo], matches: Sequence[ChainM
     if not matches:
         return pd.DataFrame(columns)
     slugs = {g.gid: g.slug for g in graphs}
-    totals = kb.store.input_totals(sorted({(m.gid, i) for m in matches for i in m.nodes[1:]}))
-    scored = []
-    for m in matches:
-        shares = tuple(abs(w) / totals[(m.gid, t)] if totals[(m.gid, t)] else 0.0 for w, t in zip(m.weights, m.nodes[1:]))
-        scored.append((slugs[m.gid], -math.prod(shares), m.nodes, m, shares))
-    # stores sum input totals in different orders: scores equal to 12 digits tie, broken by idx
-    scored.sort(key=lambda s: (s[0], float(f"{s[1]:.12g}"), s[2]))
-    if top is not None:
-        per_graph: dict[str, int] = defaultdict(int)
-        kept = []
-        for entry in scored:
-            if per_graph[entry[0]] < top:
-                per_graph[entry[0]] += 1
-                kept.append(entry)
-        scored = kept
-    about = kb.store.describe_nodes(sorted({(m.gid, i) for *_, m, _ in scored for i in m.nodes}))
-    shortcuts = kb.store.direct_weights(sorted({(m.gid, m.nodes[0], m.nodes[-1]) for *_, m, _ in scored}))
-    keys = feature_keys(kb, {f for *_, m, _ in scored for f in m.fids if f is not None})
+    scored = sorted(((slugs[m.gid], -m.score, m.nodes, m) for m in matches), key=lambda s: s[:3])
+    about = kb.store.describe_nodes(sorted({(m.gid, i) for *_, m in scored for i in m.nodes}))
+    shortcuts = kb.store.direct_weights(sorted({(m.gid, m.nodes[0], m.nodes[-1]) for *_, m in scored}))
+    keys = feature_keys(kb, {f for *_, m in scored for f in m.fids if f is not None})
     tokens = {g.gid: g.prompt_tokens for g in graphs}
-    for slug, negative, _, m, shares in scored:
-        target_total = totals[(m.gid, m.nodes[-1])]
+    for slug, negative, _, m in scored:
+        target_total = m.totals[-1]
         shortcut = shortcuts.get((m.gid, m.nodes[0], m.nodes[-1]))
         columns["gid"].append(m.gid)
         columns["slug"].append(slug)
         columns["score"].append(-negative)
         columns["shortcut_weight"].append(shortcut)
-        columns["shortcut_share"].append(abs(shortcut) / target_total if shortcut is not None and target_total else None)
+        columns["shortcut_share"].append(link_share(shortcut, target_total) if shortcut is not None and target_total else None)
         prompt = tokens[m.gid]
         for name, idx in zip(names, m.nodes):
             node = about[(m.gid, idx)]
@@ -82,7 +69,7 @@ def chains_frame(kb: Core, graphs: Sequence[GraphInfo], matches: Sequence[ChainM
             columns[f"{name}_transcoder_set"].append(feature.transcoder_set if feature else None)
             columns[f"{name}_layer"].append(feature.layer if feature else None)
             columns[f"{name}_index"].append(feature.index if feature else None)
-        for i, (w, share) in enumerate(zip(m.weights, shares)):
+        for i, (w, share) in enumerate(zip(m.weights, m.shares)):
             columns[f"w{i}"].append(w)
             columns[f"share{i}"].append(share)
     frame = pd.DataFrame(columns)

@@ -235,10 +235,9 @@ def node_details(kb: "Core", slug: str, node_id: str, *, top: int = 10) -> NodeD
     row = kb.store.node_rows(gid, [idx])[0]
     into = kb.store.links_around(gid, [idx], 0.0, IN)
     out_of = kb.store.links_around(gid, [idx], 0.0, OUT)
-    input_total = float(np.abs(into.weight).sum()) if len(into) else 0.0
+    totals = kb.store.input_totals([(gid, t) for t in {idx, *out_of.tgt.tolist()}])
+    input_total = totals[(gid, idx)]
     in_shares = into.weight / input_total if input_total > 0 else np.zeros(len(into))
-    targets = sorted(set(out_of.tgt.tolist()))
-    totals = kb.store.input_totals([(gid, t) for t in targets])
     out_den = np.array([totals.get((gid, t), 0.0) for t in out_of.tgt.tolist()], dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         out_shares = np.where(out_den > 0, out_of.weight / out_den, 0.0)

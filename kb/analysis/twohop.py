@@ -1,6 +1,6 @@
 """Chains across graphs: two-hop paths (token -> unnamed intermediate -> answer) and
-"A -> B -> ... -> answer" patterns, each matched inside the store and scored as in
-:mod:`kb.analysis.chains`."""
+"A -> B -> ... -> answer" patterns, each matched, scored (as :mod:`kb.analysis.chains` says) and
+cut to the best paths of each graph inside the store, which also counts the paths not shown."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import pandas as pd
 
 from ingest.records import FeatureKey
 from kb.analysis.chains import chain_json, chains_frame
-from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_dict, feature_json
+from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_dict, feature_json, feature_keys
 from kb.analysis.tokens import feature_names, token_positions, words
 from kb.core import Core
 from kb.errors import CircuitKBError
 from kb.featureref import parse_feature_ref
 from kb.registry import lookup_features
 from kb.selection import GraphInfo, Selection
-from kb.stores.circuit_queries import ChainMatch, Step
+from kb.stores.circuit_queries import ChainGroup, ChainMatch, Step
 
 
 @dataclass
@@ -66,23 +66,26 @@ def two_hop_paths(
     graphs = chosen_graphs(kb, selection)
     positions = {g.gid: frozenset(token_positions(g, token=token, position=position)) for g in graphs}
     positions = {gid: p for gid, p in positions.items() if p}
-    matches = kb.store.chains(sorted(positions), [Step(positions=positions, embeddings=True), Step()])
-    mid_fids = sorted({m.fids[1] for m in matches if m.fids[1] is not None})
-    names = feature_names(kb, mid_fids)
-    where = kb.store.feature_positions(sorted({(m.gid, m.fids[1]) for m in matches if m.fids[1] is not None}))
+    start = Step(positions=positions, embeddings=True)
+    # which intermediates qualify is decided per (graph, feature) first, so that the store can
+    # score only the paths through them and keep the best of each graph
+    middles = kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
+    keys = [(g.gid, g.fids[0]) for g in middles]
+    names = feature_names(kb, sorted({fid for _, fid in keys}))
+    where = kb.store.feature_positions(keys)
     tokens = {g.gid: g.prompt_tokens for g in graphs}
     via_words = words(via) if via else set()
-    verdicts: dict[tuple[int, int], str | None] = {}
-    kept, unnamed = [], 0
-    for match in matches:
-        key = (match.gid, match.fids[1])
-        if key not in verdicts:
-            verdicts[key] = _intermediate(names.get(match.fids[1], []), where.get(key, ()), tokens[match.gid], via_words)
-        if verdicts[key] == "":
-            unnamed += 1
-        elif verdicts[key] is not None:
-            kept.append(match)
-    frame = chains_frame(kb, graphs, kept, 2, top)
+    allowed: dict[int, set[int]] = {}
+    unnamed = 0
+    for group, (gid, fid) in zip(middles, keys):
+        verdict = _intermediate(names.get(fid, []), where.get((gid, fid), ()), tokens[gid], via_words)
+        if verdict == "":
+            unnamed += group.n_chains
+        elif verdict is not None:
+            allowed.setdefault(gid, set()).add(fid)
+    through = Step(graph_fids={gid: frozenset(fids) for gid, fids in allowed.items()})
+    matches = kb.store.chains(sorted(allowed), [start, through], top) if allowed else []
+    frame = chains_frame(kb, graphs, matches, 2)
     if len(frame):
         frame["mid_name"] = [clerp if clerp else names[fid][0] for clerp, fid in zip(frame["n1_clerp"], frame["n1_fid"])]
         frame["mid_positions"] = [where.get((gid, fid), ()) for gid, fid in zip(frame["gid"], frame["n1_fid"])]
@@ -107,20 +110,25 @@ def _intermediate(names: list[str], positions: tuple[int, ...], tokens: Sequence
 class PatternMatches:
     """Paths step_0 -> ... -> step_n -> target logit whose nodes are among the features of each step.
 
-    ``matches``: one row per path in a graph; ``summary``: one row per sequence of features,
-    in how many graphs it occurs and its mean and best score.
+    ``matches``: one row per path in a graph (with ``top``, the best ``top`` of each graph);
+    ``n_matches``: how many paths match in all; ``summary``: one row per sequence of features
+    over every matching path, in how many graphs it occurs and its mean and best score.
     """
 
     graphs: list[GraphInfo]
     steps: list[list[FeatureKey] | None]
     matches: pd.DataFrame
     summary: pd.DataFrame
+    n_matches: int
+    top: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         n = len(self.steps)
         return {
             "graphs": len(self.graphs),
             "steps": [None if s is None else [feature_dict(k) for k in s] for s in self.steps],
+            "n_matches": self.n_matches,
+            "top": self.top,
             "summary": [
                 {
                     "features": [feature_json(row, f"n{i}_") for i in range(n)],
@@ -142,14 +150,18 @@ def match_pattern(
     *,
     transcoder_set: str | None = None,
     model: str | None = None,
+    top: int | None = None,
 ) -> PatternMatches:
     """Match "A -> B -> ... -> answer logit" across graphs, with A among the first step's features,
     B among the second's, and so on (None: any feature). References as in :mod:`kb.featureref`.
 
+    ``top`` keeps the best paths of each graph (None: all); the summary counts every path.
     Unknown features match nothing. Sorted by slug, then score.
     """
     if not steps:
         raise CircuitKBError("a pattern needs at least one step before the answer logit")
+    if top is not None and top < 1:
+        raise CircuitKBError(f"top must be at least 1 (or None for all paths), got {top}")
     graphs = chosen_graphs(kb, selection)
     keys: list[list[FeatureKey] | None] = []
     for step in steps:
@@ -163,20 +175,28 @@ def match_pattern(
     with kb.engine.connect() as conn:
         known = lookup_features(conn, [k for step in keys if step for k in step])
     store_steps = [Step() if step is None else Step(fids=frozenset(known[k] for k in step if k in known)) for step in keys]
-    if any(s.fids is not None and not s.fids for s in store_steps):
-        matches: list[ChainMatch] = []
-    else:
-        matches = kb.store.chains([g.gid for g in graphs], store_steps)
+    matches: list[ChainMatch] = []
+    groups: list[ChainGroup] = []
+    if not any(s.fids is not None and not s.fids for s in store_steps):
+        gids = [g.gid for g in graphs]
+        groups = kb.store.chain_groups(gids, store_steps, at=range(len(steps)))
+        matches = kb.store.chains(gids, store_steps, top)
     frame = chains_frame(kb, graphs, matches, len(steps))
-    return PatternMatches(graphs, keys, frame, _pattern_summary(frame, len(steps)))
+    summary = _pattern_summary(kb, graphs, groups, len(steps))
+    return PatternMatches(graphs, keys, frame, summary, sum(g.n_chains for g in groups), top)
 
 
-def _pattern_summary(frame: pd.DataFrame, n: int) -> pd.DataFrame:
+def _pattern_summary(kb: Core, graphs: Sequence[GraphInfo], groups: Sequence[ChainGroup], n: int) -> pd.DataFrame:
+    """One row per sequence of features: from each graph's best path through it, in how many graphs
+    it occurs, their mean and best score, and the slugs."""
     feature_cols = [f"n{i}_{c}" for i in range(n) for c in FEATURE_COLUMNS]
     columns = [*feature_cols, "n_graphs", "mean_score", "best_score", "slugs"]
-    if frame.empty:
+    if not groups:
         return pd.DataFrame(columns=columns)
-    best_per_graph = frame.sort_values("score", ascending=False).drop_duplicates([*feature_cols, "slug"])
+    slugs = {g.gid: g.slug for g in graphs}
+    keys = feature_keys(kb, {f for g in groups for f in g.fids if f is not None})
+    rows = [[*(getattr(keys[f], c) for f in g.fids for c in FEATURE_COLUMNS), slugs[g.gid], g.best_score] for g in groups]
+    best_per_graph = pd.DataFrame(rows, columns=[*feature_cols, "slug", "score"])
     grouped = best_per_graph.groupby(feature_cols, as_index=False, dropna=False).agg(
         n_graphs=("slug", "size"), mean_score=("score", "mean"), best_score=("score", "max"), slugs=("slug", lambda s: tuple(sorted(s)))
     )

@@ -141,9 +141,10 @@ def two_hop_cmd(ctx: click.Context, selection: Selection, token: str | None, pos
 @selection_options
 @transcoder_set_option
 @click.option("--limit", default=40, show_default=True, help="Rows to list (0: all).")
+@click.option("--top", default=10, show_default=True, help="Matching paths per graph in --json (0: all); the summary counts every path.")
 @json_option
 @click.pass_context
-def pattern_cmd(ctx: click.Context, steps: tuple[str, ...], selection: Selection, transcoder_set: str | None, limit: int, as_json: bool) -> None:
+def pattern_cmd(ctx: click.Context, steps: tuple[str, ...], selection: Selection, transcoder_set: str | None, limit: int, top: int, as_json: bool) -> None:
     """Match "A -> B -> answer logit" across graphs, with A among the first step's features and B
     among the second's.
 
@@ -154,13 +155,13 @@ def pattern_cmd(ctx: click.Context, steps: tuple[str, ...], selection: Selection
 
     parsed = [None if s.strip().lower() == "any" else [r for r in (p.strip() for p in s.split(",")) if r] for s in steps]
     with open_kb(ctx) as kb:
-        result = match_pattern(kb, parsed, selection, transcoder_set=transcoder_set, model=selection.model)
+        result = match_pattern(kb, parsed, selection, transcoder_set=transcoder_set, model=selection.model, top=top or None)
     if as_json:
         echo_json(result.as_dict())
         return
     n = len(steps)
     n_graphs = result.matches["slug"].nunique() if len(result.matches) else 0
-    click.echo(f"{len(result.matches)} matching paths, {len(result.summary)} sequences of features, in {n_graphs} of {len(result.graphs)} graphs")
+    click.echo(f"{result.n_matches} matching paths, {len(result.summary)} sequences of features, in {n_graphs} of {len(result.graphs)} graphs")
     shown = result.summary.head(limit or None)
     echo_table(
         [

@@ -32,6 +32,7 @@ NODE_COLUMNS = (
     "token_prob",
     "is_target_logit",
     "extra",
+    "input_total",
 )
 
 Finalize = Callable[[Connection], None]
@@ -100,8 +101,17 @@ class GraphStore(FeatureQueries, CircuitQueries, ABC):
         """Release connections."""
 
 
-def node_values(node: Any, feature_ids: dict[FeatureKey, int]) -> tuple:
-    """A parsed node as a tuple in NODE_COLUMNS order (``extra`` as JSON text or None)."""
+def node_input_totals(graph: ParsedGraph) -> np.ndarray:
+    """Each node's total input, by idx: the sum of |weight| of the links into it (0.0 for a node
+    without any), float64, summed in file order. A link's share divides by its target's total;
+    stores keep it with the node so that no question sums a node's links when it asks."""
+    weights = np.abs(np.asarray(graph.link_weight, dtype=np.float64))
+    return np.bincount(np.asarray(graph.link_tgt, dtype=np.int64), weights=weights, minlength=len(graph.nodes))
+
+
+def node_values(node: Any, feature_ids: dict[FeatureKey, int], input_totals: np.ndarray) -> tuple:
+    """A parsed node as a tuple in NODE_COLUMNS order (``extra`` as JSON text or None);
+    ``input_totals`` are the graph's :func:`node_input_totals`."""
     return (
         node.idx,
         node.node_id,
@@ -119,4 +129,5 @@ def node_values(node: Any, feature_ids: dict[FeatureKey, int]) -> tuple:
         node.token_prob,
         node.is_target_logit,
         json.dumps(node.extra, ensure_ascii=False, separators=(",", ":")) if node.extra else None,
+        float(input_totals[node.idx]),
     )

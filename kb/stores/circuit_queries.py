@@ -9,18 +9,21 @@ Four kinds of answers, each the same on every store:
   :mod:`kb.analysis.edges`;
 - a graph's *skeleton*: its nodes and links without labels or extra fields, for analyses that
   walk one graph (paths, comparison, scores);
-- *chains*: node-level paths step_0 -> step_1 -> ... -> a target logit, matched across graphs
-  inside the store (pattern queries, two-hop paths);
+- *chains*: node-level paths step_0 -> step_1 -> ... -> a target logit, matched across graphs,
+  scored and cut to the best of each graph inside the store (pattern queries, two-hop paths);
 - *pieces* of one graph, served without reading the whole graph: its top nodes by influence,
   the links among chosen nodes, the links around chosen nodes above a weight.
 
 Graph ids always come from the caller (the SQL registry decides which graphs are visible);
-feature ids are SQL ``features.id``; nodes are named inside their graph by ``idx``.
+feature ids are SQL ``features.id``; nodes are named inside their graph by ``idx``. Each node
+carries its *input total* (the sum of |weight| of the links into it), written at ingest
+(:func:`kb.stores.base.node_input_totals`): a link's share of its target's input divides by it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
@@ -200,14 +203,17 @@ def skeleton_from_rows(gid: int, rows: Sequence[Mapping[str, Any]], src: Sequenc
 class Step:
     """Which nodes may stand at one place of a chain.
 
-    ``fids``: feature nodes of these features (None: any feature node). ``positions``: only
-    nodes at these token positions, per graph id (None: any position; a graph missing from the
-    map matches nothing). ``embeddings``: the embedding nodes (at those positions) qualify too.
+    ``fids``: feature nodes of these features (None: any feature node). ``graph_fids``: feature
+    nodes of these features, per graph id (None: no such limit; a graph missing from the map
+    matches nothing). ``positions``: only nodes at these token positions, per graph id (None:
+    any position; a graph missing from the map matches nothing). ``embeddings``: the embedding
+    nodes (at those positions) qualify too.
     """
 
     fids: frozenset[int] | None = None
     positions: Mapping[int, frozenset[int]] | None = None
     embeddings: bool = False
+    graph_fids: Mapping[int, frozenset[int]] | None = None
 
 
 class ChainNode(NamedTuple):
@@ -221,12 +227,22 @@ class ChainNode(NamedTuple):
     clerp: str | None
 
 
+def link_share(weight: float, total: float) -> float:
+    """A link's share of its target's input: |weight| / the target's input total (0.0 if that is 0).
+
+    Stores that score chains in their query language compute the same expression, and a chain's
+    score as the product of its shares from the first link on, so that they rank as this does.
+    """
+    return abs(weight) / total if total else 0.0
+
+
 @dataclass(frozen=True, order=True)
 class ChainMatch:
     """One path step_0 -> ... -> step_n -> target logit in graph ``gid``.
 
     ``nodes`` are the idx of each step's node and, last, of the target logit; ``fids`` their
-    feature ids (None for other nodes); ``weights`` the weight of each link along the path.
+    feature ids (None for other nodes); ``weights`` the weight of each link along the path;
+    ``totals`` the input total of each node after the first (the target of each link).
     Chains are many (hundreds per graph): what else a reader needs of their nodes comes from
     :meth:`CircuitQueries.describe_nodes` for the chains that are kept.
     """
@@ -235,6 +251,28 @@ class ChainMatch:
     nodes: tuple[int, ...]
     weights: tuple[float, ...] = field(compare=False)
     fids: tuple[int | None, ...] = field(compare=False, default=())
+    totals: tuple[float, ...] = field(compare=False, default=())
+
+    @property
+    def shares(self) -> tuple[float, ...]:
+        """Each link's share of its target's input."""
+        return tuple(link_share(w, t) for w, t in zip(self.weights, self.totals))
+
+    @property
+    def score(self) -> float:
+        """The product of the shares: the fraction of the answer's input flowing along the chain."""
+        return math.prod(self.shares)
+
+
+@dataclass(frozen=True)
+class ChainGroup:
+    """The chains of graph ``gid`` whose nodes at the grouped steps are of features ``fids``
+    (None where a node is not a feature): how many (``n_chains``) and the best score."""
+
+    gid: int
+    fids: tuple[int | None, ...]
+    n_chains: int
+    best_score: float
 
 
 @dataclass(frozen=True)
@@ -323,12 +361,22 @@ class CircuitQueries(ABC):
         return out
 
     def input_totals(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], float]:
-        """For each (gid, idx): the sum of |weight| of every link into that node (0.0 if none)."""
+        """For each (gid, idx): the sum of |weight| of every link into that node (0.0 if none),
+        as stored with the node."""
         out = {key: 0.0 for key in set(nodes)}
         if out:
             for gid, idx, total in self._input_total_rows(sorted(out)):
                 out[(gid, idx)] = float(total or 0.0)
         return out
+
+    def chain_groups(self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int]) -> list[ChainGroup]:
+        """The paths :meth:`chains` would give, counted inside the store by graph and by the
+        features of their nodes at the steps ``at`` (indexes into ``steps``), with the best
+        score of each group. Sorted by gid, then fids (None before any feature)."""
+        if not steps or not gids:
+            return []
+        groups = self._chain_groups(sorted(set(gids)), steps, tuple(at))
+        return sorted(groups, key=lambda g: (g.gid, tuple(-1 if f is None else f for f in g.fids)))
 
     def links_around(self, gid: int, idxs: Sequence[int], min_abs_weight: float, direction: str = BOTH) -> LinkSet:
         """The links into (``in``), out of (``out``) or either side of (``both``) the nodes
@@ -366,7 +414,7 @@ class CircuitQueries(ABC):
 
     @abstractmethod
     def _input_total_rows(self, nodes: Sequence[tuple[int, int]]) -> Iterable[tuple[int, int, float | None]]:
-        """(gid, idx, sum of |weight| into it) for nodes of ``nodes`` that exist (None or absent: no links in)."""
+        """(gid, idx, input total) of the nodes of ``nodes`` that exist."""
 
     @abstractmethod
     def _links_on_side(self, gid: int, idxs: Sequence[int], min_abs_weight: float, side: str) -> Iterable[tuple[int, int, int, float]]:
@@ -382,11 +430,17 @@ class CircuitQueries(ABC):
         """Every node (SKELETON_COLUMNS) and link of graph ``gid``; NotFoundError if it has none."""
 
     @abstractmethod
-    def chains(self, gids: Sequence[int], steps: Sequence[Step]) -> list[ChainMatch]:
-        """Every path through nodes matching ``steps`` in turn, then into a target logit.
+    def chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None = None) -> list[ChainMatch]:
+        """Every path through nodes matching ``steps`` in turn, then into a target logit, or with
+        ``top`` the ``top`` best of each graph (highest :attr:`ChainMatch.score`, ties by nodes),
+        chosen inside the store.
 
         One link per hop; sorted by (gid, nodes).
         """
+
+    @abstractmethod
+    def _chain_groups(self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int]) -> Iterable[ChainGroup]:
+        """The groups of :meth:`chain_groups` (``gids`` sorted and distinct, ``steps`` not empty), in any order."""
 
     @abstractmethod
     def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, delete, func, select
 
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
-from kb.stores.base import NODE_COLUMNS, Finalize, GraphStore, LinkProgress, StoredGraph, node_values
+from kb.stores.base import NODE_COLUMNS, Finalize, GraphStore, LinkProgress, StoredGraph, node_input_totals, node_values
 from kb.stores.embedded_circuit_queries import EmbeddedCircuitQueries, purge_feature_edges, write_feature_edges
 from kb.stores.embedded_feature_queries import EmbeddedFeatureQueries
 from schema.sql import graph_links, graph_nodes
@@ -53,7 +53,8 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
         n = graph.n_links
         with self.engine.begin() as conn:
             self._purge(conn, gid)
-            rows = [(gid, *node_values(node, feature_ids)) for node in graph.nodes]
+            totals = node_input_totals(graph)
+            rows = [(gid, *node_values(node, feature_ids, totals)) for node in graph.nodes]
             bulk_insert(conn, "graph_nodes", ("graph_id", *NODE_COLUMNS), rows)
             if n <= TRANSACTION_LINKS:
                 self._insert_links(conn, gid, graph, 0, n, progress)

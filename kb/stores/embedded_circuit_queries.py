@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, true, tuple_
+from sqlalchemy import Connection, Engine, Float, Select, and_, case, delete, func, insert, literal, or_, select, true, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from ingest.records import FeatureKey, ParsedGraph
@@ -14,6 +14,7 @@ from kb.stores.base import NODE_COLUMNS
 from kb.stores.circuit_queries import (
     OUT,
     SKELETON_COLUMNS,
+    ChainGroup,
     ChainMatch,
     ChainNode,
     CircuitQueries,
@@ -89,31 +90,50 @@ class EmbeddedCircuitQueries(CircuitQueries):
             ).all()
         return skeleton_from_rows(gid, rows, [r[0] for r in links], [r[1] for r in links], [r[2] for r in links])
 
-    def chains(self, gids: Sequence[int], steps: Sequence[Step]) -> list[ChainMatch]:
+    def chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None = None) -> list[ChainMatch]:
         if not steps or not gids:
             return []
-        nodes = [graph_nodes.alias(f"n{i}") for i in range(len(steps) + 1)]
-        links = [graph_links.alias(f"l{i}") for i in range(len(steps))]
-        first, target = nodes[0], nodes[-1]
-        query = select(first.c.graph_id, *(n.c.idx for n in nodes), *(n.c.feature_id for n in nodes), *(link.c.weight for link in links)).select_from(first)
-        # graph ids are joined as `x.graph_id = y.graph_id + 0`: without the `+ 0` SQLite carries the
-        # first step's graph filter to every node alias and starts from all nodes of the graphs
-        # (the least selective step) instead of from the first step
-        for i, link in enumerate(links):
-            nxt = nodes[i + 1]
-            query = query.join(link, and_(link.c.graph_id == nodes[i].c.graph_id + 0, link.c.src == nodes[i].c.idx))
-            query = query.join(nxt, and_(nxt.c.graph_id == link.c.graph_id + 0, nxt.c.idx == link.c.tgt))
-        conditions = [_step_condition(node, step) for node, step in zip(nodes, steps)]
-        conditions.append(target.c.is_target_logit == true())
+        k = len(steps)
         out: list[ChainMatch] = []
-        unique = sorted(set(gids))
-        k = len(nodes)
         with self.engine.connect() as conn:
-            for start in range(0, len(unique), _CHUNK):
-                chunk = unique[start : start + _CHUNK]
-                for row in conn.execute(query.where(first.c.graph_id.in_(chunk), *conditions)):
-                    out.append(ChainMatch(row[0], tuple(row[1 : 1 + k]), tuple(row[1 + 2 * k :]), tuple(row[1 + k : 1 + 2 * k])))
+            path = _ChainPath(conn, steps)
+            nodes, links = path.nodes, path.links
+            columns = [
+                nodes[0].c.graph_id.label("gid"),
+                *(n.c.idx.label(f"i{j}") for j, n in enumerate(nodes)),
+                *(n.c.feature_id.label(f"f{j}") for j, n in enumerate(nodes)),
+                *(link.c.weight.label(f"w{j}") for j, link in enumerate(links)),
+                *(n.c.input_total.label(f"c{j}") for j, n in enumerate(nodes[1:], start=1)),
+            ]
+            for chunk in _chunks(sorted(set(gids))):
+                query = path.select(columns, chunk)
+                if top is not None:
+                    best_first = func.row_number().over(partition_by=nodes[0].c.graph_id, order_by=[path.score.desc(), *(n.c.idx for n in nodes)])
+                    ranked = query.add_columns(best_first.label("rn")).subquery("ranked")
+                    query = select(*(ranked.c[c.name] for c in columns)).where(ranked.c.rn <= top)
+                for row in conn.execute(query):
+                    m = row._mapping
+                    out.append(
+                        ChainMatch(
+                            m["gid"],
+                            tuple(m[f"i{j}"] for j in range(k + 1)),
+                            tuple(m[f"w{j}"] for j in range(k)),
+                            tuple(m[f"f{j}"] for j in range(k + 1)),
+                            tuple(m[f"c{j}"] for j in range(1, k + 1)),
+                        )
+                    )
         out.sort()
+        return out
+
+    def _chain_groups(self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int]) -> list[ChainGroup]:
+        out: list[ChainGroup] = []
+        with self.engine.connect() as conn:
+            path = _ChainPath(conn, steps)
+            keys = [path.nodes[0].c.graph_id, *(path.nodes[i].c.feature_id for i in at)]
+            for chunk in _chunks(gids):
+                query = path.select([*keys, func.count(), func.max(path.score)], chunk).group_by(*keys)
+                for gid, *fids, n, best in conn.execute(query):
+                    out.append(ChainGroup(gid, tuple(fids), n, best))
         return out
 
     def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:
@@ -152,15 +172,10 @@ class EmbeddedCircuitQueries(CircuitQueries):
             return [tuple(row) for row in conn.execute(select(c.graph_id, c.feature_id, c.ctx_idx).where(among(conn, c.graph_id, gids), among(conn, c.feature_id, fids)))]
 
     def _input_total_rows(self, nodes: Sequence[tuple[int, int]]) -> list[tuple[int, int, float]]:
-        link = graph_links.c
+        c = graph_nodes.c
         with self.engine.connect() as conn:
             keys = keys_table(conn, nodes, ("gid", "idx"))
-            query = (
-                select(link.graph_id, link.tgt, func.sum(func.abs(link.weight)))
-                .select_from(keys)
-                .join(graph_links, and_(link.graph_id == keys.c.gid, link.tgt == keys.c.idx))
-                .group_by(link.graph_id, link.tgt)
-            )
+            query = select(c.graph_id, c.idx, c.input_total).select_from(keys).join(graph_nodes, and_(c.graph_id == keys.c.gid, c.idx == keys.c.idx))
             return [tuple(row) for row in conn.execute(query)]
 
     def top_nodes(self, gid: int, n: int) -> list[int]:
@@ -218,10 +233,50 @@ class EmbeddedCircuitQueries(CircuitQueries):
 _ABOUT = ("idx", "node_id", "kind", "ctx_idx", "feature_id", "clerp")
 
 
-def _step_condition(node: Any, step: Step) -> ColumnElement[bool]:
+def _chunks(gids: Sequence[int]) -> Iterator[list[int]]:
+    for start in range(0, len(gids), _CHUNK):
+        yield list(gids[start : start + _CHUNK])
+
+
+class _ChainPath:
+    """The join of a chain n0 -[l0]-> n1 -[l1]-> ... -> t (t a target logit) whose nodes match
+    ``steps``, and its score: the product of each link's share of its target's input, computed
+    as :class:`kb.stores.circuit_queries.ChainMatch` computes it."""
+
+    def __init__(self, conn: Connection, steps: Sequence[Step]) -> None:
+        self.nodes = [graph_nodes.alias(f"n{i}") for i in range(len(steps) + 1)]
+        self.links = [graph_links.alias(f"l{i}") for i in range(len(steps))]
+        joined: Any = self.nodes[0]
+        # graph ids are joined as `x.graph_id = y.graph_id + 0`: without the `+ 0` SQLite carries the
+        # first step's graph filter to every node alias and starts from all nodes of the graphs
+        # (the least selective step) instead of from the first step
+        for node, link, nxt in zip(self.nodes, self.links, self.nodes[1:]):
+            joined = joined.join(link, and_(link.c.graph_id == node.c.graph_id + 0, link.c.src == node.c.idx))
+            joined = joined.join(nxt, and_(nxt.c.graph_id == link.c.graph_id + 0, nxt.c.idx == link.c.tgt))
+        self.joined = joined
+        self.conditions = [_step_condition(conn, node, step) for node, step in zip(self.nodes, steps)]
+        self.conditions.append(self.nodes[-1].c.is_target_logit == true())
+        shares = [
+            case((nxt.c.input_total > 0.0, func.abs(link.c.weight, type_=Float) / nxt.c.input_total), else_=literal(0.0, Float))
+            for link, nxt in zip(self.links, self.nodes[1:])
+        ]
+        score = shares[0]
+        for share in shares[1:]:
+            score = score * share
+        self.score = score
+
+    def select(self, columns: Sequence[Any], gids: Sequence[int]) -> Select:
+        """``columns`` of the chains of graphs ``gids``."""
+        return select(*columns).select_from(self.joined).where(self.nodes[0].c.graph_id.in_(list(gids)), *self.conditions)
+
+
+def _step_condition(conn: Connection, node: Any, step: Step) -> ColumnElement[bool]:
     feature: ColumnElement[bool] = node.c.kind == "feature"
     if step.fids is not None:
         feature = and_(feature, node.c.feature_id.in_(sorted(step.fids)))
+    if step.graph_fids is not None:
+        keys = keys_table(conn, [(gid, fid) for gid, fids in step.graph_fids.items() for fid in fids], ("gid", "fid"))
+        feature = and_(feature, tuple_(node.c.graph_id, node.c.feature_id).in_(select(keys.c.gid, keys.c.fid)))
     condition = or_(feature, node.c.kind == "embedding") if step.embeddings else feature
     if step.positions is not None:
         pairs = sorted((gid, pos) for gid, positions in step.positions.items() for pos in positions)

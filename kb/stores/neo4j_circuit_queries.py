@@ -12,6 +12,7 @@ from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
 from kb.stores.circuit_queries import (
     SKELETON_COLUMNS,
+    ChainGroup,
     ChainMatch,
     ChainNode,
     CircuitQueries,
@@ -73,20 +74,25 @@ class Neo4jCircuitQueries(CircuitQueries):
         links = self.run_read(*cypher.skeleton_links(gid))[0]
         return skeleton_from_rows(gid, rows, links["s"], links["t"], links["w"])
 
-    def chains(self, gids: Sequence[int], steps: Sequence[Step]) -> list[ChainMatch]:
+    def chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None = None) -> list[ChainMatch]:
         if not steps or not gids:
             return []
         out = []
         k = len(steps)
-        for r in self.run_read(*cypher.chain_query(gids, steps)):
-            middles = list(zip(*(r[f"m{i}"] for i in range(1, k)))) or [()] * len(r["w0"])
-            middle_fids = list(zip(*(r[f"f{i}"] for i in range(1, k)))) or [()] * len(r["w0"])
-            for mids, mid_fids, weights in zip(middles, middle_fids, zip(*(r[f"w{i}"] for i in range(k)))):
-                nodes = (r["first"], *mids, r["last"])
-                fids = (r["first_fid"], *mid_fids, r["last_fid"])
-                out.append(ChainMatch(r["gid"], nodes, tuple(float(w) for w in weights), fids))
+        for r in self.run_read(*cypher.chain_query(gids, steps, top)):
+            nodes = zip(*(r[f"i{i}"] for i in range(k + 1)))
+            fids = zip(*(r[f"f{i}"] for i in range(k + 1)))
+            weights = zip(*(r[f"w{i}"] for i in range(k)))
+            totals = zip(*(r[f"c{i}"] for i in range(1, k + 1)))
+            for path, path_fids, path_weights, path_totals in zip(nodes, fids, weights, totals):
+                out.append(ChainMatch(r["gid"], path, tuple(float(w) for w in path_weights), path_fids, tuple(float(c) for c in path_totals)))
         out.sort()
         return out
+
+    def _chain_groups(self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int]) -> Iterator[ChainGroup]:
+        for r in self.run_read(*cypher.chain_groups_query(gids, steps, at)):
+            for key, n, best in zip(r["keys"], r["counts"], r["bests"]):
+                yield ChainGroup(r["gid"], tuple(key), n, float(best))
 
     def _graph_feature_ids(self, gids: Sequence[int]) -> list[tuple[int, list[int]]]:
         return [(r["gid"], r["fids"]) for r in self.run_read(*graph_layer_features_query(gids))]

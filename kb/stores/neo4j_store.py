@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from ingest.records import FeatureKey, ParsedGraph
 from kb.config import redact_url
 from kb.errors import ConfigError, NotFoundError, StoreUnavailable
-from kb.stores.base import Finalize, GraphStore, LinkProgress, StoredGraph, node_values
+from kb.stores.base import Finalize, GraphStore, LinkProgress, StoredGraph, node_input_totals, node_values
 from kb.stores.cypher import graphs as cypher
 from kb.stores.neo4j_circuit_queries import Neo4jCircuitQueries
 from kb.stores.neo4j_feature_queries import Neo4jFeatureQueries
@@ -126,7 +126,8 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
             {"fid": fid, "transcoder_set": key.transcoder_set, "layer": key.layer, "index": key.index}
             for key, fid in sorted(feature_ids.items(), key=lambda kv: kv[1])
         ]
-        node_rows = [cypher.node_properties(gid, node_values(n, feature_ids)) for n in graph.nodes]
+        totals = node_input_totals(graph)
+        node_rows = [cypher.node_properties(gid, node_values(n, feature_ids, totals)) for n in graph.nodes]
         # an ordinary graph's header, features and nodes travel in one transaction
         statements = [cypher.create_graph(gid, graph.header.slug)]
         statements += [cypher.merge_features(feature_rows[i : i + NODE_BATCH]) for i in range(0, len(feature_rows), NODE_BATCH)]

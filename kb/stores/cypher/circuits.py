@@ -89,13 +89,20 @@ def skeleton_links(gid: int) -> Query:
     )
 
 
-def chain_query(gids: Sequence[int], steps: Sequence[Step]) -> Query:
-    """Paths n0 -> n1 -> ... -> t, one LINK per hop, with t a target logit.
+def input_total(name: str) -> str:
+    """The input total of node ``name``: its stored ``input_total``, or, on a node written before
+    totals were stored, the sum of |w| of the links into it."""
+    return (
+        f"CASE WHEN {name}.input_total IS NULL "
+        f"THEN reduce(s = 0.0, w IN [({name})<-[x:LINK]-() | x.w] | s + abs(w)) "
+        f"ELSE {name}.input_total END"
+    )
 
-    One record per (first node, target), with its paths as parallel flat lists: m1.., f1.. the
-    idx and fid of each middle node, w0.. each link's weight (fewer records and flat lists cost
-    the driver far less than a record or a nested list per path).
-    """
+
+def _chain_match(gids: Sequence[int], steps: Sequence[Step]) -> tuple[str, dict[str, Any]]:
+    """MATCH ... WITH ...: the chains n0 -[l0]-> n1 -> ... -> t (t a target logit) whose nodes match
+    ``steps``, with c1.. the input total of each node after the first and ``score`` the product of
+    each link's share of its target's input (as :class:`ChainMatch` computes it)."""
     k = len(steps)
     names = [f"n{i}" for i in range(k)] + ["t"]
     pattern = "(n0:Node)" + "".join(f"-[l{i}:LINK]->({names[i + 1]}:Node)" for i in range(k))
@@ -103,11 +110,47 @@ def chain_query(gids: Sequence[int], steps: Sequence[Step]) -> Query:
     conditions = ["n0.gid IN $gids", "t.is_target_logit = true"]
     for i, step in enumerate(steps):
         conditions.append(_step_condition(f"n{i}", i, step, params))
-    lists = [f"collect({n}.idx) AS m{i}, collect({n}.fid) AS f{i}" for i, n in enumerate(names[1:-1], start=1)]
-    lists += [f"collect(l{i}.w) AS w{i}" for i in range(k)]
+    totals = ", ".join(f"{input_total(n)} AS c{i}" for i, n in enumerate(names[1:], start=1))
+    shares = " * ".join(f"(CASE WHEN c{i + 1} > 0 THEN abs(l{i}.w) / c{i + 1} ELSE 0.0 END)" for i in range(k))
+    links = ", ".join(f"l{i}" for i in range(k))
+    carried = ", ".join(names) + ", " + links + ", " + ", ".join(f"c{i}" for i in range(1, k + 1))
     return (
         f"MATCH {pattern} WHERE {' AND '.join(conditions)} "
-        f"RETURN n0.gid AS gid, n0.idx AS first, n0.fid AS first_fid, t.idx AS last, t.fid AS last_fid, {', '.join(lists)}",
+        f"WITH {', '.join(names)}, {links}, {totals} "
+        f"WITH {carried}, {shares} AS score ",
+        params,
+    )
+
+
+def chain_query(gids: Sequence[int], steps: Sequence[Step], top: int | None = None) -> Query:
+    """Chains as :func:`_chain_match` finds them, all or the ``top`` best of each graph (by score,
+    ties by nodes): one record per graph with the chains as parallel flat lists (i0.. the idx and
+    f0.. the fid of the node at each place, w0.. each link's weight, c1.. each target's input
+    total); fewer records and flat lists cost the driver far less than a record or a nested list
+    per chain."""
+    k = len(steps)
+    names = [f"n{i}" for i in range(k)] + ["t"]
+    match, params = _chain_match(gids, steps)
+    fields = [f"{n}.idx" for n in names] + [f"{n}.fid" for n in names] + [f"l{i}.w" for i in range(k)] + [f"c{i}" for i in range(1, k + 1)]
+    lists = [f"i{i}" for i in range(k + 1)] + [f"f{i}" for i in range(k + 1)] + [f"w{i}" for i in range(k)] + [f"c{i}" for i in range(1, k + 1)]
+    kept = "collect([" + ", ".join(fields) + "])"
+    if top is not None:
+        match += f"ORDER BY score DESC, {', '.join(f'{n}.idx' for n in names)} "
+        kept += "[..$top]"
+        params["top"] = top
+    columns = ", ".join(f"[p IN kept | p[{j}]] AS {name}" for j, name in enumerate(lists))
+    return f"{match}WITH n0.gid AS gid, {kept} AS kept RETURN gid, {columns}", params
+
+
+def chain_groups_query(gids: Sequence[int], steps: Sequence[Step], at: Sequence[int]) -> Query:
+    """Chains as :func:`_chain_match` finds them, counted by graph and by the fids of their nodes
+    at the steps ``at``, with the best score of each group: one record per graph, its groups as
+    parallel lists (``keys`` the fids of each group)."""
+    match, params = _chain_match(gids, steps)
+    key = "[" + ", ".join(f"n{i}.fid" for i in at) + "]"
+    return (
+        f"{match}WITH n0.gid AS gid, {key} AS key, count(*) AS n, max(score) AS best "
+        "RETURN gid, collect(key) AS keys, collect(n) AS counts, collect(best) AS bests",
         params,
     )
 
@@ -152,6 +195,9 @@ def _step_condition(name: str, i: int, step: Step, params: dict[str, Any]) -> st
     if step.fids is not None:
         params[f"f{i}"] = sorted(step.fids)
         feature = f"({feature} AND {name}.fid IN $f{i})"
+    if step.graph_fids is not None:
+        params[f"g{i}"] = {str(gid): sorted(fids) for gid, fids in step.graph_fids.items()}
+        feature = f"({feature} AND {name}.fid IN $g{i}[toString({name}.gid)])"
     condition = f"({feature} OR {name}.kind = 'embedding')" if step.embeddings else feature
     if step.positions is not None:
         params[f"p{i}"] = {str(gid): sorted(positions) for gid, positions in step.positions.items()}
@@ -162,8 +208,7 @@ def _step_condition(name: str, i: int, step: Step, params: dict[str, Any]) -> st
 def input_totals_query(nodes: Sequence[tuple[int, int]]) -> Query:
     return (
         "UNWIND $groups AS g UNWIND g[1] AS i MATCH (n:Node {gid: g[0], idx: i}) "
-        "OPTIONAL MATCH (n)<-[r:LINK]-() "
-        "WITH g[0] AS gid, i, sum(abs(r.w)) AS total "
+        f"WITH g[0] AS gid, i, {input_total('n')} AS total "
         "RETURN gid, collect(i) AS idxs, collect(total) AS totals",
         {"groups": _by_graph(nodes)},
     )
