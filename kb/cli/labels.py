@@ -10,36 +10,23 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
-from kb.cli.options import PASSWORD_ENV, as_option, json_option, model_option, open_kb
+from kb.cli.options import acting_user, as_option, json_option, model_option, open_kb
 from kb.cli.output import echo_json, echo_table
 from kb.errors import EditConflict
 
 CONFLICT_STATUS = 3
 
 
-def _actor(kb: Any, name: str | None) -> Any:
-    """Who this command acts as (see :func:`kb.labels.accounts.acting_user`)."""
-    from kb.labels import accounts
-
-    if not accounts.has_accounts(kb) or name is None:
-        return accounts.acting_user(kb, name)
-    password = os.environ.get(PASSWORD_ENV)
-    if password is None:
-        password = click.prompt(f"password for {name}", hide_input=True, err=True)
-    return accounts.authenticate(kb, name, password)
-
-
 def _reader(kb: Any, name: str | None) -> Any:
     from kb.labels.labels import can_read
 
-    actor = _actor(kb, name)
+    actor = acting_user(kb, name)
     can_read(kb, actor)
     return actor
 
@@ -92,7 +79,7 @@ def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool, as
     else:
         password = click.prompt(f"new password for {name}", hide_input=True, confirmation_prompt=True, err=True)
     with open_kb(ctx) as kb:
-        made = accounts.add_user(kb, _actor(kb, as_name), name, password, role)
+        made = accounts.add_user(kb, acting_user(kb, as_name), name, password, role)
     if as_json:
         echo_json(made)
     else:
@@ -129,7 +116,7 @@ def users_set_role(ctx: click.Context, name: str, role: str, as_name: str | None
     from kb.labels import accounts
 
     with open_kb(ctx) as kb:
-        accounts.set_role(kb, _actor(kb, as_name), name, role)
+        accounts.set_role(kb, acting_user(kb, as_name), name, role)
     echo_json({"name": name, "role": role}) if as_json else click.echo(f"{name} is now {role}")
 
 
@@ -143,7 +130,7 @@ def users_remove(ctx: click.Context, name: str, as_name: str | None, as_json: bo
     from kb.labels import accounts
 
     with open_kb(ctx) as kb:
-        accounts.remove_user(kb, _actor(kb, as_name), name)
+        accounts.remove_user(kb, acting_user(kb, as_name), name)
     echo_json({"removed": name}) if as_json else click.echo(f"removed {name}")
 
 
@@ -171,7 +158,7 @@ def labels_add(ctx: click.Context, feature: str, text: str, note, confidence, gr
     from kb import labels as api
 
     with open_kb(ctx) as kb:
-        ref = api.add(kb, _actor(kb, as_name), _feature(feature, model), text, note=note, confidence=confidence, graph_slug=graph_slug, node_id=node_id)
+        ref = api.add(kb, acting_user(kb, as_name), _feature(feature, model), text, note=note, confidence=confidence, graph_slug=graph_slug, node_id=node_id)
     echo_json(ref.as_dict()) if as_json else click.echo(f"label {ref.id} version {ref.version}")
 
 
@@ -195,7 +182,7 @@ def labels_edit(ctx: click.Context, label_id: int, text: str, base_version: int,
     if confidence is not None:
         changes["confidence"] = confidence
     with open_kb(ctx) as kb:
-        ref = api.edit(kb, _actor(kb, as_name), label_id, text, base_version, **changes)
+        ref = api.edit(kb, acting_user(kb, as_name), label_id, text, base_version, **changes)
     echo_json(ref.as_dict()) if as_json else click.echo(f"label {ref.id} version {ref.version}")
 
 
@@ -212,7 +199,7 @@ def labels_revert(ctx: click.Context, label_id: int, to_version: int, base_versi
     from kb import labels as api
 
     with open_kb(ctx) as kb:
-        ref = api.revert(kb, _actor(kb, as_name), label_id, to_version, base_version)
+        ref = api.revert(kb, acting_user(kb, as_name), label_id, to_version, base_version)
     echo_json(ref.as_dict()) if as_json else click.echo(f"label {ref.id} version {ref.version}")
 
 
@@ -228,7 +215,7 @@ def labels_vote(ctx: click.Context, label_id: int, down: bool, reason, as_name, 
     from kb import labels as api
 
     with open_kb(ctx) as kb:
-        result = api.vote(kb, _actor(kb, as_name), label_id, up=not down, reason=reason)
+        result = api.vote(kb, acting_user(kb, as_name), label_id, up=not down, reason=reason)
     if as_json:
         echo_json(result)
     else:
@@ -246,7 +233,7 @@ def labels_status(ctx: click.Context, label_id: int, status: str, as_name, as_js
     from kb import labels as api
 
     with open_kb(ctx) as kb:
-        api.set_status(kb, _actor(kb, as_name), label_id, status)
+        api.set_status(kb, acting_user(kb, as_name), label_id, status)
     echo_json({"id": label_id, "status": status}) if as_json else click.echo(f"label {label_id} is {status}")
 
 
@@ -262,7 +249,7 @@ def labels_comment(ctx: click.Context, feature: str, text: str, model, as_name, 
     from kb import labels as api
 
     with open_kb(ctx) as kb:
-        comment_id = api.comment(kb, _actor(kb, as_name), _feature(feature, model), text)
+        comment_id = api.comment(kb, acting_user(kb, as_name), _feature(feature, model), text)
     echo_json({"id": comment_id}) if as_json else click.echo(f"comment {comment_id}")
 
 
@@ -324,7 +311,7 @@ def labels_audit(ctx: click.Context, limit: int, as_name, as_json: bool) -> None
     from kb import labels as api
 
     with open_kb(ctx) as kb:
-        rows = api.audit_log(kb, _actor(kb, as_name), limit)
+        rows = api.audit_log(kb, acting_user(kb, as_name), limit)
     echo_json(rows) if as_json else echo_table([{**r, "detail": json.dumps(r["detail"], ensure_ascii=False)} for r in rows])
 
 
@@ -341,7 +328,7 @@ def labels_settings(ctx: click.Context, name, value, as_name, as_json: bool) -> 
 
     with open_kb(ctx) as kb:
         if value is not None:
-            api.set_setting(kb, _actor(kb, as_name), name, value)
+            api.set_setting(kb, acting_user(kb, as_name), name, value)
         else:
             _reader(kb, as_name)
         data = settings.all_settings(kb)
@@ -362,7 +349,7 @@ def labels_export(ctx: click.Context, output: Path, as_name, as_json: bool) -> N
     from kb import labels as api
 
     with open_kb(ctx) as kb, open(output, "w", encoding="utf-8") as fh:
-        n = api.export_jsonl(kb, _actor(kb, as_name), fh)
+        n = api.export_jsonl(kb, acting_user(kb, as_name), fh)
     echo_json({"output": str(output), "records": n}) if as_json else click.echo(f"wrote {n} records to {output}", err=True)
 
 
@@ -376,7 +363,7 @@ def labels_import(ctx: click.Context, path: Path, as_name, as_json: bool) -> Non
     from kb import labels as api
 
     with open_kb(ctx) as kb:
-        report = api.import_jsonl(kb, _actor(kb, as_name), path)
+        report = api.import_jsonl(kb, acting_user(kb, as_name), path)
     data = report.as_dict()
     if as_json:
         echo_json(data)

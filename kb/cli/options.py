@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +25,18 @@ PASSWORD_ENV = "CIRCUITKB_PASSWORD"
 
 def as_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--as", "as_name", metavar="NAME", help=f"Act as this user (password from ${PASSWORD_ENV} or a prompt).")(fn)
+
+
+def acting_user(kb: Any, name: str | None) -> Any:
+    """Who a command acts as, given its ``--as`` (see :func:`kb.labels.accounts.acting_user`)."""
+    from kb.labels import accounts
+
+    if not accounts.has_accounts(kb) or name is None:
+        return accounts.acting_user(kb, name)
+    password = os.environ.get(PASSWORD_ENV)
+    if password is None:
+        password = click.prompt(f"password for {name}", hide_input=True, err=True)
+    return accounts.authenticate(kb, name, password)
 
 
 def model_option(fn: Callable[..., Any]) -> Callable[..., Any]:
