@@ -433,10 +433,14 @@ feature_totals = Table(
     Column("influence_min", Float),
     Column("influence_max", Float),
     Index("ix_feature_totals_n_graphs", "n_graphs"),
+    sqlite_with_rowid=False,
 )
 
 # Per feature edge over the visible graphs that have it: how many, and sum, sum of absolute
-# values, minimum and maximum of the per-graph weight, and the links folded into it.
+# values, minimum and maximum of the per-graph weight, and the links folded into it. Indexed by
+# number of graphs (the most widely shared first, without sorting them all) and by target (the
+# edges into a feature); every publish moves thousands of keys in the first index, so it is the
+# only one on a column that changes.
 feature_edge_totals = Table(
     "feature_edge_totals",
     metadata,
@@ -450,6 +454,7 @@ feature_edge_totals = Table(
     Column("n_links", BigInteger, nullable=False),
     Index("ix_feature_edge_totals_n_graphs", "n_graphs"),
     Index("ix_feature_edge_totals_tgt_src", "tgt", "src"),
+    sqlite_with_rowid=False,
 )
 
 # How many feature edges are in exactly n_graphs visible graphs (rows with none are left out):

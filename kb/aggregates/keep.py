@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, update
+from sqlalchemy import Connection, Executable, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from kb.aggregates.values import GraphValues
@@ -79,13 +79,7 @@ def _add_feature_totals(conn: Connection, rows: Sequence[tuple[int, int, float |
             **{f"{v}_max": _greatest(t[f"{v}_max"], new[f"{v}_max"]) for v in ("activation", "influence")},
         },
     )
-    conn.execute(
-        stmt,
-        [
-            {"feature_id": fid, "n_graphs": 1, **_stat("activation", act), **_stat("influence", infl)}
-            for fid, _gid, act, infl in rows
-        ],
-    )
+    _executemany(conn, stmt, [{"feature_id": fid, "n_graphs": 1, **_stat("activation", act), **_stat("influence", infl)} for fid, _gid, act, infl in rows])
 
 
 def _stat(name: str, value: float | None) -> dict[str, Any]:
@@ -114,7 +108,8 @@ def _take_features(conn: Connection, gid: int) -> None:
     if gone:
         conn.execute(delete(feature_totals).where(among(conn, t.feature_id, gone)))
     if minus:
-        conn.execute(
+        _executemany(
+            conn,
             update(feature_totals)
             .where(t.feature_id == bindparam("b_fid"))
             .values(
@@ -137,7 +132,8 @@ def _take_features(conn: Connection, gid: int) -> None:
             .group_by(fg.feature_id)
         ).all()
         names = [f"b_{v}_{s}" for v in ("activation", "influence") for s in ("n", "sum", "min", "max")]
-        conn.execute(
+        _executemany(
+            conn,
             update(feature_totals)
             .where(t.feature_id == bindparam("b_fid"))
             .values(n_graphs=bindparam("b_n"), **{name[2:]: bindparam(name) for name in names}),
@@ -150,6 +146,10 @@ def _take_features(conn: Connection, gid: int) -> None:
 
 def _add_edge_totals(conn: Connection, rows: Sequence[tuple[int, int, int, float, int]]) -> None:
     t = feature_edge_totals.c
+    moves = Counter({(0, 1): len(rows)})
+    for n, count in _counts_of(conn, [(src, tgt) for src, tgt, *_rest in rows]).items():
+        moves[(0, 1)] -= count
+        moves[(n, n + 1)] += count
     stmt = dialect_insert(conn, feature_edge_totals)
     new = stmt.excluded
     stmt = stmt.on_conflict_do_update(
@@ -162,13 +162,21 @@ def _add_edge_totals(conn: Connection, rows: Sequence[tuple[int, int, int, float
             "weight_max": case((new.weight_max > t.weight_max, new.weight_max), else_=t.weight_max),
             "n_links": t.n_links + new.n_links,
         },
-    ).returning(t.n_graphs)
+    )
     params = [
         {"src": s, "tgt": g, "n_graphs": 1, "weight_sum": w, "abs_sum": abs(w), "weight_min": w, "weight_max": w, "n_links": n}
         for s, g, _gid, w, n in rows
     ]
-    counts = conn.execute(stmt, params).scalars().all()
-    _move_histogram(conn, [(n - 1, n) for n in counts])
+    _executemany(conn, stmt, params)
+    _move_histogram(conn, moves)
+
+
+def _counts_of(conn: Connection, keys: Sequence[tuple[int, int]]) -> Counter[int]:
+    """How many of the edges ``keys`` are in n graphs now, per n (edges in none left out)."""
+    t = feature_edge_totals.c
+    table = keys_table(conn, keys, ("src", "tgt"))
+    query = select(t.n_graphs, func.count()).select_from(table).join(feature_edge_totals, and_(t.src == table.c.src, t.tgt == table.c.tgt)).group_by(t.n_graphs)
+    return Counter(dict(conn.execute(query).all()))
 
 
 def _take_edges(conn: Connection, gid: int) -> None:
@@ -180,12 +188,13 @@ def _take_edges(conn: Connection, gid: int) -> None:
     keys = keys_table(conn, [(r.src, r.tgt) for r in rows], ("src", "tgt"))
     query = select(t.src, t.tgt, t.n_graphs, t.weight_min, t.weight_max).select_from(keys).join(feature_edge_totals, and_(t.src == keys.c.src, t.tgt == keys.c.tgt))
     totals = {(r.src, r.tgt): r for r in conn.execute(query)}
-    gone, recompute, minus, moves = [], [], [], []
+    gone, recompute, minus = [], [], []
+    moves: Counter[tuple[int, int]] = Counter()
     for src, tgt, weight, n_links in rows:
         total = totals.get((src, tgt))
         if total is None:
             continue
-        moves.append((total.n_graphs, total.n_graphs - 1))
+        moves[(total.n_graphs, total.n_graphs - 1)] += 1
         key = {"b_src": src, "b_tgt": tgt}
         if total.n_graphs <= 1:
             gone.append(key)
@@ -195,9 +204,10 @@ def _take_edges(conn: Connection, gid: int) -> None:
             minus.append({**key, "b_w": weight, "b_abs": abs(weight), "b_nl": n_links})
     by_key = and_(t.src == bindparam("b_src"), t.tgt == bindparam("b_tgt"))
     if gone:
-        conn.execute(delete(feature_edge_totals).where(by_key), gone)
+        _executemany(conn, delete(feature_edge_totals).where(by_key), gone)
     if minus:
-        conn.execute(
+        _executemany(
+            conn,
             update(feature_edge_totals)
             .where(by_key)
             .values(
@@ -216,7 +226,8 @@ def _take_edges(conn: Connection, gid: int) -> None:
             .join(feature_edge_graphs, and_(eg.src == keys.c.src, eg.tgt == keys.c.tgt))
             .group_by(eg.src, eg.tgt)
         ).all()
-        conn.execute(
+        _executemany(
+            conn,
             update(feature_edge_totals)
             .where(by_key)
             .values(
@@ -235,13 +246,13 @@ def _take_edges(conn: Connection, gid: int) -> None:
     _move_histogram(conn, moves)
 
 
-def _move_histogram(conn: Connection, moves: Sequence[tuple[int, int]]) -> None:
-    """Edges whose number of graphs went from a to b: one fewer edge in a graphs, one more in b
-    (0 is no row)."""
+def _move_histogram(conn: Connection, moves: Counter[tuple[int, int]]) -> None:
+    """``moves[(a, b)]`` edges went from being in a graphs to b: that many fewer edges in a graphs
+    and more in b (0 graphs has no row)."""
     delta: Counter[int] = Counter()
-    for old, new in moves:
-        delta[old] -= 1
-        delta[new] += 1
+    for (old, new), count in moves.items():
+        delta[old] -= count
+        delta[new] += count
     rows = [{"n_graphs": n, "n_edges": d} for n, d in sorted(delta.items()) if n > 0 and d != 0]
     if not rows:
         return
@@ -252,6 +263,23 @@ def _move_histogram(conn: Connection, moves: Sequence[tuple[int, int]]) -> None:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def _executemany(conn: Connection, stmt: Executable, rows: Sequence[dict[str, Any]]) -> None:
+    """Run ``stmt`` once per row of parameters through the driver: for the thousands of keys of
+    a graph, SQLAlchemy's work per row would cost more than the database's."""
+    compiled = stmt.compile(dialect=conn.dialect)
+    fixed = compiled.params  # the statement's own constants (the 1 of ``n_graphs - 1``), and None for the rows' names
+    order = compiled.positiontup
+    if order:
+        params: Sequence[Any] = [tuple(row[name] if name in row else fixed[name] for name in order) for row in rows]
+    else:
+        params = [{**fixed, **row} for row in rows]
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(str(compiled), params)
+    finally:
+        cursor.close()
 
 
 def _at_end(value: float | None, low: float | None, high: float | None) -> bool:

@@ -63,7 +63,8 @@ def upgrade() -> None:
     sa.Column('influence_sum', sa.Float(), nullable=True),
     sa.Column('influence_min', sa.Float(), nullable=True),
     sa.Column('influence_max', sa.Float(), nullable=True),
-    sa.PrimaryKeyConstraint('feature_id', name=op.f('pk_feature_totals'))
+    sa.PrimaryKeyConstraint('feature_id', name=op.f('pk_feature_totals')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('feature_totals', schema=None) as batch_op:
         batch_op.create_index('ix_feature_totals_n_graphs', ['n_graphs'], unique=False)
@@ -77,7 +78,8 @@ def upgrade() -> None:
     sa.Column('weight_min', sa.Float(), nullable=False),
     sa.Column('weight_max', sa.Float(), nullable=False),
     sa.Column('n_links', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('src', 'tgt', name=op.f('pk_feature_edge_totals'))
+    sa.PrimaryKeyConstraint('src', 'tgt', name=op.f('pk_feature_edge_totals')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('feature_edge_totals', schema=None) as batch_op:
         batch_op.create_index('ix_feature_edge_totals_n_graphs', ['n_graphs'], unique=False)
