@@ -213,10 +213,10 @@ def _write(
         link_extra=link_extra or None,
     )
 
-    values = of_parsed_graph(gid, graph, feature_ids)
-
     def finalize(conn: Connection) -> None:
-        aggregates.lock(conn)  # first, before any other row of the registry is locked
+        # folded here, once the store has let go of its own fold of a big graph's links
+        values = of_parsed_graph(gid, graph, feature_ids)
+        aggregates.lock(conn)  # first, before any row of the registry is locked
         registry.finish(conn, gid, graph.header.slug, previous_id, done)
         if previous_id is not None and previous_id != gid:
             aggregates.unpublish(conn, previous_id)
