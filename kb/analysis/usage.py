@@ -128,8 +128,7 @@ def used_by(
     direction, and in the summary (None: all; 0: none).
 
     For one feature over all graphs, the count, the ranking and the summary come from the
-    aggregates (:mod:`kb.aggregates`) and only the listed graphs are read, so the answer costs
-    the same however many graphs contain the feature.
+    aggregates (:mod:`kb.aggregates`): of the graphs, only the listed ones are read.
     """
     if rank_by not in RANK_BY:
         raise CircuitKBError(f"rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
@@ -197,7 +196,7 @@ def _one_feature_over_all(kb: Core, fid: int, rank_by: str, limit: int | None, n
         total = aggregates.feature_total(conn, fid)
         n_graphs = total.n_graphs if total is not None else 0
         best = aggregates.top_graphs(conn, fid, rank_by, limit) if n_graphs and limit != 0 else []
-        summary = []
+        summary: list[NeighbourSummary] = []
         if neighbours != 0 and n_graphs:
             for side in DIRECTIONS:
                 for edge in aggregates.edges_at(conn, fid, side, neighbours):
