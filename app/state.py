@@ -190,7 +190,7 @@ def similarity(v: str, selection: Selection, measure: str) -> Any:
 def shared(v: str, selection: Selection, min_graphs: int) -> Any:
     from kb.analysis.shared import shared_features
 
-    return shared_features(kb(), selection, min_graphs=min_graphs)
+    return shared_features(kb(), selection, min_graphs=min_graphs, with_presence=False)
 
 
 @st.cache_data(show_spinner=False, max_entries=_ENTRIES)

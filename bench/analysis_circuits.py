@@ -23,7 +23,8 @@ Queries:
   matching paths, and the 10 best of each graph (scored and cut inside the store) with the
   summary over all of them;
 - compare: two members of a multilingual family, aligned;
-- similarity: the Jaccard matrix of the ``antonym`` graphs' features and its clustering;
+- similarity: the Jaccard matrix of the ``antonym`` graphs' features and its clustering, and of
+  one multilingual family's;
 - scores: replacement and completeness of one graph;
 - piece (top 200) and piece (2-hop): the 200 most influential nodes with the links among them;
   the 2-hop neighbourhood of the answer logit over links of |w| >= 1.
@@ -62,7 +63,7 @@ from kb.analysis.pieces import neighbourhood_piece, top_piece
 from kb.analysis.scores import graph_scores
 from kb.analysis.twohop import match_pattern, two_hop_paths
 from bench.corpus import corpus, ingest_once, open_bench_kb
-from bench.report import growth_table, timing_table
+from bench.report import growth_table, print_growth, timing_table
 from kb.api import KB
 from kb.selection import Selection
 
@@ -384,6 +385,12 @@ def scenarios(kb: KB, folder: Path) -> list[Scenario]:
             lambda s, p: s.shape == p.shape and np.allclose(s, p),
         ),
         Scenario(
+            "similarity + clustering (family)",
+            lambda kb, i: graph_similarity(kb, Selection(family=families[i % len(families)])).matrix.to_numpy(),
+            lambda i: pandas_similarity([file_of[s] for s in sorted(manifest.loc[manifest["family"] == families[i % len(families)], "slug"])]),
+            lambda s, p: s.shape == p.shape and np.allclose(s, p),
+        ),
+        Scenario(
             "scores (one graph)",
             lambda kb, i: _pair(graph_scores(kb, sample[i % len(sample)])),
             lambda i: pandas_scores(file_of[sample[i % len(sample)]]),
@@ -628,6 +635,7 @@ def main() -> None:
     }
     results.write_text(json.dumps(result, indent=1))
     write_report(args.work)
+    print_growth({data["size"]: data for data in (json.loads(p.read_text()) for p in args.work.glob("circuits-results-*.json"))})
 
 
 def _open_kb(args: argparse.Namespace, store: str) -> KB:

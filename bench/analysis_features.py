@@ -15,7 +15,8 @@ calls). The first call of each query checks that the store and the script agree.
 Queries:
 - shared (family): features in every member of a multilingual family, with their presence;
 - family core: the core of a variant family and what each member adds;
-- shared (k of all): features in at least half of all graphs;
+- shared (k of all): features in at least half of all graphs (the summary, which the aggregates
+  answer; "with presence" also reads every graph's presence of those features);
 - used-by: graphs with a feature, best 20 by activation, 5 neighbours each way, and the
   summary over all graphs; once for features in most graphs (the head of the background) and
   once for features around the median frequency;
@@ -43,7 +44,7 @@ import pandas as pd
 
 from kb.analysis import family_core, language_overlap, shared_features, used_by
 from bench.corpus import corpus, ingest_once, open_bench_kb
-from bench.report import growth_table, timing_table
+from bench.report import growth_table, print_growth, timing_table
 from kb.api import KB
 from kb.selection import Selection
 
@@ -244,9 +245,16 @@ def scenarios(kb: KB, folder: Path, size: int) -> list[Scenario]:
         Scenario(
             "shared (k of all)",
             [size // 2],
-            lambda kb, k: shared_features(kb, None, min_graphs=k),
+            lambda kb, k: shared_features(kb, None, min_graphs=k, with_presence=False),
             lambda folder, k: pandas_shared(folder, None, k),
             lambda got, want: set(zip(got.features["layer"], got.features["index"])) == want,
+        ),
+        Scenario(
+            "shared (k of all, with presence)",
+            [size // 2],
+            lambda kb, k: shared_features(kb, None, min_graphs=k),
+            lambda folder, k: pandas_shared(folder, None, k),
+            lambda got, want: set(zip(got.features["layer"], got.features["index"])) == want and set(got.presence["fid"]) == set(got.features["fid"]),
         ),
         *(
             Scenario(
@@ -395,6 +403,7 @@ def main() -> None:
         }
         (args.work / f"results-{args.size}.json").write_text(json.dumps(run, indent=1))
     write_report(args.work)
+    print_growth({int(p.stem.split("-")[1]): json.loads(p.read_text()) for p in args.work.glob("results-*.json")})
 
 
 if __name__ == "__main__":

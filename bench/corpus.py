@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from kb.aggregates.check import rebuild
+from kb.aggregates.reads import stale_reason
 from kb.api import KB
 from kb.config import Config
 
@@ -39,7 +41,13 @@ def open_bench_kb(work: Path, name: str, store: str, port: int, heap: str, pagec
         home = work / f"neo4j-{name}"
         info = neo4j_dev.start(home, port=port, heap=heap, pagecache=pagecache)
         env.update(CIRCUITKB_NEO4J_URI=info.uri, CIRCUITKB_NEO4J_USER=info.user, CIRCUITKB_NEO4J_PASSWORD=(home / "password").read_text().strip())
-    return KB.open(Config.load(env=env))
+    kb = KB.open(Config.load(env=env))
+    with kb.engine.connect() as conn:
+        stale = stale_reason(conn)
+    if stale is not None:  # a knowledge base ingested before the aggregates existed
+        log.info("rebuilding the aggregates of %s (%s)", name, stale)
+        rebuild(kb)
+    return kb
 
 
 def ingest_once(kb: KB, work: Path, name: str, store: str, folder: Path, expected: int) -> dict[str, Any]:

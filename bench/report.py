@@ -40,3 +40,12 @@ def growth_table(small: int, small_rows: list[dict[str, Any]], big: int, big_row
             cells.append(f"{b / a:.1f}x" if a and b else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def print_growth(runs: dict[int, dict[str, Any]]) -> None:
+    """Print the growth table of the smallest and the largest size measured so far (each run a
+    dict with ``rows`` and ``stores``), when there are two."""
+    if len(runs) < 2:
+        return
+    small, big = min(runs), max(runs)
+    print("\n".join(growth_table(small, runs[small]["rows"], big, runs[big]["rows"], runs[big]["stores"])))

@@ -1,7 +1,7 @@
 """The knowledge base as the CLI, the app and the tests open it: :class:`KB`.
 
-``KB`` is the facade on top: a :class:`~kb.core.Core` that also ingests, exports, counts and
-owns its searchers. The questions (:mod:`kb.analysis`, :mod:`kb.search`, :mod:`kb.featuremeta`)
+``KB`` is the facade on top: a :class:`~kb.core.Core` that also ingests, removes, exports,
+counts and owns its searchers. The questions (:mod:`kb.analysis`, :mod:`kb.search`, :mod:`kb.featuremeta`)
 are functions that take it as a ``Core``; nothing below this module imports it.
 """
 
@@ -19,6 +19,8 @@ from kb.config import Config
 from kb.core import Core
 from kb.export import graph_json
 from kb.ingestion import IngestProgress, IngestReport, ingest_paths
+from kb.labels.accounts import Actor, local_actor
+from kb.removal import RemoveReport, remove_graphs
 from kb.search import FeatureSearch, Searchers
 from kb.search.embedder import Embedder
 from kb.stores import GraphStore
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 
 class KB(Core):
     """A knowledge base: a :class:`~kb.core.Core` (SQL database plus graph store) that also
-    ingests, exports, counts and owns its feature-search state.
+    ingests, removes, exports, counts and owns its feature-search state.
 
     Open it with :meth:`KB.open`, which applies migrations and store constraints; the
     constructor does no I/O.
@@ -56,6 +58,11 @@ class KB(Core):
         if manifest is not None and not isinstance(manifest, Manifest):
             manifest = load_manifest(Path(manifest))
         return ingest_paths(self, paths, manifest, on_change, progress)
+
+    def remove(self, slugs: Iterable[str], actor: Actor | None = None) -> RemoveReport:
+        """Remove the graphs ``slugs``, all or none; see :mod:`kb.removal`. ``actor`` is who
+        removes them (an admin once accounts exist; by default the local user)."""
+        return remove_graphs(self, list(slugs), actor or local_actor())
 
     # --- search ------------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Each graph lands whole or not at all: its registry row stays ``loading`` (invisible) until
 the store has every node and link, and a row left ``loading`` by a dead writer is purged by
-the next ingest. Re-ingesting the same content is a no-op (content hash). A changed file under
+the next ingest. The transaction that publishes a graph also adds it to the aggregates over the
+visible graphs (:mod:`kb.aggregates`) and takes away the version it replaces. Re-ingesting the same content is a no-op (content hash). A changed file under
 a slug that exists replaces the old version by default (``on_change="replace"``); ``"skip"``
 keeps the old one and ``"fail"`` reports a conflict.
 """
@@ -23,10 +24,12 @@ from ingest.manifest import Manifest
 from ingest.paths import expand_paths
 from ingest.records import ParsedGraph
 from kb import registry
+from kb.aggregates import keep as aggregates
+from kb.aggregates.values import of_parsed_graph
 from kb.core import Core
 from kb.errors import CircuitKBError
 from kb.qk_store import qk_rows, write_qk
-from schema.sql import LOADING, READY, REPLACED, graphs
+from schema.sql import LOADING, READY, REMOVED, REPLACED, graphs
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +72,12 @@ class IngestProgress:
 
 
 def recover(core: Core) -> int:
-    """Purge graphs left half-written by dead writers and replaced versions; returns how many."""
+    """Purge graphs left half-written by dead writers, replaced versions and removed graphs
+    whose data is still stored; returns how many."""
     with core.engine.connect() as conn:
         rows = conn.execute(
             select(graphs.c.id, graphs.c.status, graphs.c.store, graphs.c.owner, graphs.c.heartbeat_at).where(
-                graphs.c.status.in_([LOADING, REPLACED])
+                graphs.c.status.in_([LOADING, REPLACED, REMOVED])
             )
         ).all()
     cleaned = 0
@@ -210,7 +214,13 @@ def _write(
     )
 
     def finalize(conn: Connection) -> None:
+        # folded here, once the store has let go of its own fold of a big graph's links
+        values = of_parsed_graph(gid, graph, feature_ids)
+        aggregates.lock(conn)  # first, before any row of the registry is locked
         registry.finish(conn, gid, graph.header.slug, previous_id, done)
+        if previous_id is not None and previous_id != gid:
+            aggregates.unpublish(conn, previous_id)
+        aggregates.publish(conn, values)
         write_qk(conn, gid, qk)
 
     core.store.write_graph(gid, graph, feature_ids, finalize, progress.on_links if progress else None)

@@ -35,8 +35,9 @@ metadata = MetaData(
 )
 
 # graph lifecycle: a row is 'loading' while its data is written, 'ready' once complete and
-# visible, 'replaced' when a newer version of the same slug took its place.
-LOADING, READY, REPLACED = "loading", "ready", "replaced"
+# visible, 'replaced' when a newer version of the same slug took its place, 'removed' when
+# `circuitkb remove` took it out (its data is purged next; the row then goes).
+LOADING, READY, REPLACED, REMOVED = "loading", "ready", "replaced", "removed"
 
 features = Table(
     "features",
@@ -381,6 +382,92 @@ graph_feature_edges = Table(
 # the other end is in the index too, so the links among chosen nodes are found in the index alone
 Index("ix_graph_links_graph_id_src_tgt", graph_links.c.graph_id, graph_links.c.src, graph_links.c.tgt)
 Index("ix_graph_links_graph_id_tgt_src", graph_links.c.graph_id, graph_links.c.tgt, graph_links.c.src)
+
+# --- aggregates over the visible graphs, the same for every graph store (kb.aggregates) ------------
+#
+# Written in the SQL transaction that publishes a graph (status 'ready') or takes it out of sight,
+# so that they always count exactly the visible graphs. A graph's feature values and feature edges
+# are kept per graph (the first two tables), so that a minimum or maximum that a removed graph held
+# is recomputed from the graphs that remain; the totals answer the questions over all graphs.
+
+# Each visible graph's features: the strongest activation and the best (smallest) influence of
+# the feature's nodes in the graph (None when no node has one). Keyed by feature first: the
+# graphs that contain a feature, without reading any graph.
+feature_graphs = Table(
+    "feature_graphs",
+    metadata,
+    Column("feature_id", Integer, primary_key=True),
+    Column("graph_id", Integer, primary_key=True),
+    Column("activation", Float),
+    Column("influence", Float),
+    Index("ix_feature_graphs_graph_id_feature_id", "graph_id", "feature_id"),
+    Index("ix_feature_graphs_feature_id_activation", "feature_id", "activation"),
+    Index("ix_feature_graphs_feature_id_influence", "feature_id", "influence"),
+    sqlite_with_rowid=False,
+)
+
+# Each visible graph's feature edges (as graph_feature_edges holds them, one row per edge): the
+# summed weight of the links from a node of feature src to a node of feature tgt, and their number.
+feature_edge_graphs = Table(
+    "feature_edge_graphs",
+    metadata,
+    Column("src", Integer, primary_key=True),
+    Column("tgt", Integer, primary_key=True),
+    Column("graph_id", Integer, primary_key=True),
+    Column("weight", Float, nullable=False),
+    Column("n_links", Integer, nullable=False),
+    Index("ix_feature_edge_graphs_graph_id_src_tgt", "graph_id", "src", "tgt"),
+    sqlite_with_rowid=False,
+)
+
+# Per feature over the visible graphs that contain it: how many, and count, sum, minimum and
+# maximum of its per-graph activation and influence (those of feature_graphs that are not None).
+feature_totals = Table(
+    "feature_totals",
+    metadata,
+    Column("feature_id", Integer, primary_key=True),
+    Column("n_graphs", Integer, nullable=False),
+    Column("activation_n", Integer, nullable=False),
+    Column("activation_sum", Float),
+    Column("activation_min", Float),
+    Column("activation_max", Float),
+    Column("influence_n", Integer, nullable=False),
+    Column("influence_sum", Float),
+    Column("influence_min", Float),
+    Column("influence_max", Float),
+    Index("ix_feature_totals_n_graphs", "n_graphs"),
+    sqlite_with_rowid=False,
+)
+
+# Per feature edge over the visible graphs that have it: how many, and sum, sum of absolute
+# values, minimum and maximum of the per-graph weight, and the links folded into it. Indexed by
+# number of graphs (the most widely shared first, without sorting them all) and by target (the
+# edges into a feature); every publish moves thousands of keys in the first index, so it is the
+# only one on a column that changes.
+feature_edge_totals = Table(
+    "feature_edge_totals",
+    metadata,
+    Column("src", Integer, primary_key=True),
+    Column("tgt", Integer, primary_key=True),
+    Column("n_graphs", Integer, nullable=False),
+    Column("weight_sum", Float, nullable=False),
+    Column("abs_sum", Float, nullable=False),
+    Column("weight_min", Float, nullable=False),
+    Column("weight_max", Float, nullable=False),
+    Column("n_links", BigInteger, nullable=False),
+    Index("ix_feature_edge_totals_n_graphs", "n_graphs"),
+    Index("ix_feature_edge_totals_tgt_src", "tgt", "src"),
+    sqlite_with_rowid=False,
+)
+
+# How many feature edges are in exactly n_graphs visible graphs (rows with none are left out):
+# how many edges recur in at least k graphs, without counting them.
+feature_edge_histogram = Table(
+    "feature_edge_histogram",
+    metadata,
+    Column("n_graphs", Integer, primary_key=True),
+    Column("n_edges", BigInteger, nullable=False),
+)
 
 # --- facts about this knowledge base ---------------------------------------------------------------
 

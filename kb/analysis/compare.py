@@ -39,6 +39,7 @@ import pandas as pd
 
 from ingest.records import ATTENTION_TYPES, FeatureKey
 from kb import sqlqueries
+from kb.aggregates import reads as aggregates
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_keys
 from kb.core import Core
 from kb.errors import CircuitKBError, NotFoundError
@@ -445,12 +446,7 @@ def graph_similarity(
     graphs = chosen_graphs(kb, selection, at_least=2)
     if len(graphs) > MAX_MATRIX_GRAPHS:
         raise CircuitKBError(f"{len(graphs)} graphs make too big a matrix; choose at most {MAX_MATRIX_GRAPHS}")
-    gids = [g.gid for g in graphs]
-    if measure == "features":
-        items = _feature_items(kb, gids)
-    else:
-        items = feature_edge_items(kb.store.feature_edges(gids))
-    matrix = jaccard_matrix(items)
+    matrix = jaccard_matrix(_items(kb, [g.gid for g in graphs], measure))
     distance = squareform(1.0 - matrix, checks=False)
     tree = linkage(distance, method="average")
     if n_clusters is not None:
@@ -464,9 +460,17 @@ def graph_similarity(
     return GraphSimilarity(graphs, measure, pd.DataFrame(matrix, index=slugs, columns=slugs), clusters, tree)
 
 
-def _feature_items(kb: Core, gids: Sequence[int]) -> list[np.ndarray]:
-    per_graph = kb.store.graph_features(gids)
-    return [per_graph[g] for g in gids]
+def _items(kb: Core, gids: Sequence[int], measure: str) -> list[np.ndarray]:
+    """Each graph's features or feature edges as distinct integers: from the per-graph rows of
+    the aggregates (an index lookup per graph), or from the graph store while they are stale."""
+    with kb.engine.connect() as conn:
+        if aggregates.stale_reason(conn) is None:
+            per_graph = aggregates.graph_feature_sets(conn, gids) if measure == "features" else aggregates.graph_edge_sets(conn, gids)
+            return [per_graph[g] for g in gids]
+    if measure == "features":
+        found = kb.store.graph_features(gids)
+        return [found[g] for g in gids]
+    return feature_edge_items(kb.store.feature_edges(gids))
 
 
 def jaccard_matrix(items: Sequence[np.ndarray]) -> np.ndarray:

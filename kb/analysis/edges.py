@@ -5,7 +5,8 @@ B. A feature active at several positions has several nodes; the weights of all l
 nodes to B's nodes in one graph are summed into that graph's edge weight (positions folded by
 summing, as a supernode's edges are the sums of its members' in circuit-tracer's viewer). Each
 store keeps every graph's feature edges (:class:`kb.stores.circuit_queries.FeatureEdges`);
-they are aggregated over many graphs here, in numpy.
+they are aggregated over the chosen graphs here, in numpy. Over all graphs, the totals kept at
+ingest (:mod:`kb.aggregates`) answer instead, however many graphs there are.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_json, feature_keys, key_tuple
+from kb.aggregates import reads as aggregates
+from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_json, feature_keys, key_tuple, over_all_graphs
 from kb.core import Core
 from kb.errors import CircuitKBError
-from kb.selection import GraphInfo, Selection
+from kb.selection import Selection
 from kb.stores.circuit_queries import FeatureEdges
 
 EDGE_COLUMNS = (
@@ -102,20 +104,20 @@ def _empty_aggregate() -> EdgeAggregate:
 
 @dataclass
 class RecurringEdges:
-    """Feature edges present in at least ``min_graphs`` of ``graphs`` (EDGE_COLUMNS).
+    """Feature edges present in at least ``min_graphs`` of ``n_graphs`` chosen graphs (EDGE_COLUMNS).
 
     ``n_found`` counts all such edges; ``edges`` holds the first ``limit`` of them, most
     widely shared first, then strongest mean weight.
     """
 
-    graphs: list[GraphInfo]
+    n_graphs: int
     min_graphs: int
     n_found: int
     edges: pd.DataFrame
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "graphs": len(self.graphs),
+            "graphs": self.n_graphs,
             "min_graphs": self.min_graphs,
             "n_found": self.n_found,
             "edges": [
@@ -144,27 +146,29 @@ def recurring_edges(kb: Core, selection: Selection | None = None, *, min_graphs:
         raise CircuitKBError(f"min_graphs must be at least 1, got {min_graphs}")
     if limit is not None and limit < 0:
         raise CircuitKBError(f"limit must not be negative, got {limit}")
+    n_all = over_all_graphs(kb, selection)
+    if n_all is not None:
+        with kb.engine.connect() as conn:
+            n_found = aggregates.edge_count(conn, min_graphs)
+            top = aggregates.top_edges(conn, min_graphs, limit)
+        columns = [(e.src, e.tgt, e.n_graphs, e.mean, e.weight_min, e.weight_max, e.mean_abs, e.n_links) for e in top]
+        return RecurringEdges(n_all, min_graphs, n_found, _edge_frame(kb, columns))
     graphs = chosen_graphs(kb, selection)
     agg = aggregate_feature_edges(kb.store.feature_edges([g.gid for g in graphs]), min_graphs)
     n_found = len(agg.src)
     stop = n_found if limit is None else min(limit, n_found)
-    keys = feature_keys(kb, np.concatenate([agg.src[:stop], agg.tgt[:stop]]).tolist())
+    columns = list(zip(agg.src[:stop].tolist(), agg.tgt[:stop].tolist(), agg.n_graphs[:stop].tolist(), agg.mean[:stop].tolist(), agg.min[:stop].tolist(), agg.max[:stop].tolist(), agg.mean_abs[:stop].tolist(), agg.n_links[:stop].tolist()))
+    return RecurringEdges(len(graphs), min_graphs, n_found, _edge_frame(kb, columns))
+
+
+def _edge_frame(kb: Core, edges: Sequence[tuple[int, int, int, float, float, float, float, int]]) -> pd.DataFrame:
+    """EDGE_COLUMNS of (src, tgt, n_graphs, mean, min, max, mean_abs, n_links) tuples."""
+    keys = feature_keys(kb, [fid for e in edges for fid in e[:2]])
     rows = [
-        (
-            *key_tuple(keys[int(s)]),
-            *key_tuple(keys[int(t)]),
-            int(s),
-            int(t),
-            int(agg.n_graphs[i]),
-            float(agg.mean[i]),
-            float(agg.min[i]),
-            float(agg.max[i]),
-            float(agg.mean_abs[i]),
-            int(agg.n_links[i]),
-        )
-        for i, (s, t) in enumerate(zip(agg.src[:stop], agg.tgt[:stop]))
+        (*key_tuple(keys[s]), *key_tuple(keys[t]), s, t, int(n), float(mean), float(low), float(high), float(mean_abs), int(links))
+        for s, t, n, mean, low, high, mean_abs, links in edges
     ]
-    return RecurringEdges(graphs, min_graphs, n_found, pd.DataFrame(rows, columns=list(EDGE_COLUMNS)))
+    return pd.DataFrame(rows, columns=list(EDGE_COLUMNS))
 
 
 def backfill_feature_edges(kb: Core, progress: Callable[[str], None] | None = None) -> int:

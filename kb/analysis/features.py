@@ -1,17 +1,22 @@
 """What every analysis needs of features and graphs: SQL ids to (transcoder set, layer, index)
-and back, the graphs a selection chooses, and features as rows and JSON show them."""
+and back, the graphs a selection chooses (and whether the aggregates over all graphs answer for
+it), and features as rows and JSON show them."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Iterable, Mapping, Sequence
 
 from ingest.records import FeatureKey
 from kb import sqlqueries
+from kb.aggregates import reads as aggregates
 from kb.core import Core
 from kb.errors import CircuitKBError, NotFoundError
 from kb.featureref import parse_feature_ref
 from kb.registry import lookup_features
 from kb.selection import GraphInfo, Selection
+
+log = logging.getLogger(__name__)
 
 FEATURE_COLUMNS = ("transcoder_set", "layer", "index")
 
@@ -64,10 +69,32 @@ def feature_json(row: Any, prefix: str) -> dict[str, Any]:
 def chosen_graphs(kb: Core, selection: Selection | None, at_least: int = 1) -> list[GraphInfo]:
     """The graphs a selection matches; an error when fewer than ``at_least``."""
     graphs = kb.select(selection)
-    if len(graphs) < at_least:
-        needed = "any graph" if at_least == 1 else f"at least {at_least} graphs"
-        raise CircuitKBError(f"the selection matches {len(graphs)} graph(s); this needs {needed} (`circuitkb stats` says what is stored)")
+    _enough(len(graphs), at_least)
     return graphs
+
+
+def _enough(n: int, at_least: int) -> None:
+    if n < at_least:
+        needed = "any graph" if at_least == 1 else f"at least {at_least} graphs"
+        raise CircuitKBError(f"the selection matches {n} graph(s); this needs {needed} (`circuitkb stats` says what is stored)")
+
+
+def over_all_graphs(kb: Core, selection: Selection | None, at_least: int = 1) -> int | None:
+    """How many graphs are visible, when ``selection`` chooses all of them and the aggregates
+    (:mod:`kb.aggregates`) count every one; None when the question must read the graphs.
+
+    An error, as :func:`chosen_graphs` gives it, when fewer than ``at_least`` are visible.
+    """
+    if selection is not None and not selection.is_empty():
+        return None
+    with kb.engine.connect() as conn:
+        stale = aggregates.stale_reason(conn)
+        n = sqlqueries.ready_graph_count(conn)
+    if stale is not None:
+        log.warning("the aggregates over all graphs are stale (%s); reading the graphs instead (`circuitkb aggregates rebuild`)", stale)
+        return None
+    _enough(n, at_least)
+    return n
 
 
 def one_graph(kb: Core, slug: str) -> GraphInfo:

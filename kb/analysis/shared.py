@@ -13,7 +13,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_keys
+from kb.aggregates import reads as aggregates
+from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_keys, graphs_by_id, key_tuple, over_all_graphs
 from kb.core import Core
 from kb.errors import CircuitKBError
 from kb.selection import GraphInfo, Selection
@@ -26,21 +27,22 @@ SUMMARY_COLUMNS = (*FEATURE_COLUMNS, "fid", "n_graphs", "mean_activation", "max_
 
 @dataclass
 class SharedFeatures:
-    """Features present in at least ``min_graphs`` of ``graphs``.
+    """Features present in at least ``min_graphs`` of ``n_graphs`` chosen graphs.
 
     ``features``: one row per feature (SUMMARY_COLUMNS), most widely shared first;
     ``presence``: one row per (feature, graph that has it) (PRESENCE_COLUMNS), with the
-    feature's strongest activation, best (smallest) influence and its token positions there.
+    feature's strongest activation, best (smallest) influence and its token positions there;
+    None when it was not asked for (over all graphs it can be most of the corpus).
     """
 
-    graphs: list[GraphInfo]
+    n_graphs: int
     min_graphs: int
     features: pd.DataFrame
-    presence: pd.DataFrame
+    presence: pd.DataFrame | None
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "graphs": [g.slug for g in self.graphs],
+            "graphs": self.n_graphs,
             "min_graphs": self.min_graphs,
             "features": features_json(self.features, self.presence),
         }
@@ -84,14 +86,39 @@ class FamilyCore:
         }
 
 
-def shared_features(kb: Core, selection: Selection | None = None, min_graphs: int | None = None) -> SharedFeatures:
-    """Features present in at least ``min_graphs`` of the chosen graphs (default: in all of them)."""
+def shared_features(kb: Core, selection: Selection | None = None, min_graphs: int | None = None, *, with_presence: bool = True) -> SharedFeatures:
+    """Features present in at least ``min_graphs`` of the chosen graphs (default: in all of them).
+
+    Over all graphs, the summary comes from the aggregates (:mod:`kb.aggregates`), however many
+    graphs there are; ``with_presence`` then also reads each feature's presence in every graph
+    that has it, which grows with the answer.
+    """
+    n_all = over_all_graphs(kb, selection)
+    if n_all is not None:
+        k = _threshold(min_graphs, n_all)
+        with kb.engine.connect() as conn:
+            totals = aggregates.features_in(conn, k)
+        keys = feature_keys(kb, [t.fid for t in totals])
+        summary = _summary_frame(
+            [(*key_tuple(keys[t.fid]), t.fid, t.n_graphs, t.mean_activation, t.activation_max, t.influence_min) for t in totals]
+        )
+        presence = None
+        if with_presence:
+            found = kb.store.feature_presence([t.fid for t in totals], kb.graph_ids())
+            graphs = graphs_by_id(kb, {p.gid for p in found})
+            presence = _frame(presence_rows(kb, found, list(graphs.values())), PRESENCE_COLUMNS)
+        return SharedFeatures(n_all, k, summary, presence)
     graphs = chosen_graphs(kb, selection)
-    k = len(graphs) if min_graphs is None else min_graphs
-    if not 1 <= k <= len(graphs):
-        raise CircuitKBError(f"min_graphs must be between 1 and the {len(graphs)} chosen graphs, got {k}")
+    k = _threshold(min_graphs, len(graphs))
     rows = presence_rows(kb, kb.store.shared_presence([g.gid for g in graphs], k), graphs)
-    return SharedFeatures(graphs, k, summarise(rows), _frame(rows, PRESENCE_COLUMNS))
+    return SharedFeatures(len(graphs), k, summarise(rows), _frame(rows, PRESENCE_COLUMNS) if with_presence else None)
+
+
+def _threshold(min_graphs: int | None, n: int) -> int:
+    k = n if min_graphs is None else min_graphs
+    if not 1 <= k <= n:
+        raise CircuitKBError(f"min_graphs must be between 1 and the {n} chosen graphs, got {k}")
+    return k
 
 
 def family_core(kb: Core, selection: Selection | None = None) -> FamilyCore:
@@ -132,8 +159,13 @@ def summarise(rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
                 min(influences, default=None),
             )
         )  # fmt: skip
-    out.sort(key=lambda row: (-row[4], row[1], row[2], row[0]))
-    return _frame(out, SUMMARY_COLUMNS)
+    return _summary_frame(out)
+
+
+def _summary_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Rows of SUMMARY_COLUMNS, most widely shared first, then by layer, index and set."""
+    rows.sort(key=lambda row: (-row[4], row[1], row[2], row[0]))
+    return _frame(rows, SUMMARY_COLUMNS)
 
 
 def _frame(rows: Sequence[tuple[Any, ...]], columns: Sequence[str]) -> pd.DataFrame:
@@ -143,23 +175,23 @@ def _frame(rows: Sequence[tuple[Any, ...]], columns: Sequence[str]) -> pd.DataFr
     return frame
 
 
-def features_json(summary: pd.DataFrame, presence: pd.DataFrame) -> list[dict[str, Any]]:
-    by_fid = {fid: rows for fid, rows in presence.groupby("fid")}
+def features_json(summary: pd.DataFrame, presence: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """The summary's features as JSON, each with its graphs when ``presence`` is given."""
+    by_fid = {fid: rows for fid, rows in presence.groupby("fid")} if presence is not None else {}
     out = []
     for row in summary.itertuples():
-        rows = by_fid[row.fid]
-        out.append(
-            {
-                **_feature_of(row),
-                "n_graphs": int(row.n_graphs),
-                "mean_activation": _num(row.mean_activation),
-                "best_influence": _num(row.best_influence),
-                "graphs": [
-                    {"slug": r.slug, "activation": _num(r.activation), "influence": _num(r.influence), "positions": [int(p) for p in r.positions]}
-                    for r in rows.itertuples()
-                ],
-            }
-        )
+        item = {
+            **_feature_of(row),
+            "n_graphs": int(row.n_graphs),
+            "mean_activation": _num(row.mean_activation),
+            "best_influence": _num(row.best_influence),
+        }
+        if presence is not None:
+            item["graphs"] = [
+                {"slug": r.slug, "activation": _num(r.activation), "influence": _num(r.influence), "positions": [int(p) for p in r.positions]}
+                for r in by_fid[row.fid].itertuples()
+            ]
+        out.append(item)
     return out
 
 

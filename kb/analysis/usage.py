@@ -16,11 +16,12 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ingest.records import FeatureKey
-from kb.analysis.features import FEATURE_COLUMNS, chosen_graph_ids, feature_dict, feature_keys, graphs_by_id, resolve_features
+from kb.aggregates import reads as aggregates
+from kb.analysis.features import FEATURE_COLUMNS, chosen_graph_ids, feature_dict, feature_keys, graphs_by_id, over_all_graphs, resolve_features
 from kb.core import Core
 from kb.errors import CircuitKBError
 from kb.selection import GraphInfo, Selection
-from kb.stores.feature_queries import DIRECTIONS, Neighbour, NeighbourSummary, Presence
+from kb.stores.feature_queries import DIRECTIONS, UPSTREAM, Neighbour, NeighbourSummary, Presence
 
 
 RANK_BY = ("activation", "influence")
@@ -125,6 +126,9 @@ def used_by(
     (``transcoder_set`` and ``model`` complete short ones) or FeatureKeys. ``limit`` caps the
     graphs listed (None: all); ``neighbours`` caps the neighbours per graph, feature and
     direction, and in the summary (None: all; 0: none).
+
+    For one feature over all graphs, the count, the ranking and the summary come from the
+    aggregates (:mod:`kb.aggregates`): of the graphs, only the listed ones are read.
     """
     if rank_by not in RANK_BY:
         raise CircuitKBError(f"rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
@@ -132,12 +136,48 @@ def used_by(
         raise CircuitKBError("limit and neighbours must not be negative")
     ids = resolve_features(kb, features, transcoder_set=transcoder_set, model=model)
     fids = sorted(set(ids.values()))
+    n_all = over_all_graphs(kb, selection, at_least=0) if len(fids) == 1 else None
+    if n_all is not None:
+        found = _one_feature_over_all(kb, fids[0], rank_by, limit, neighbours)
+    else:
+        found = _over_chosen(kb, fids, selection, require_all, rank_by, limit, neighbours)
+    near: list[Neighbour] = []
+    if neighbours != 0 and found.n_graphs:
+        near = kb.store.feature_neighbours(fids, found.listed, neighbours)
+    keys = feature_keys(kb, set(fids) | {n.nfid for n in near if n.nfid is not None} | {s.nfid for s in found.summary})
+    ranks = {gid: i + 1 for i, gid in enumerate(found.listed)}
+    return FeatureUsage(
+        features=list(dict.fromkeys(ids)),
+        require_all=require_all,
+        rank_by=rank_by,
+        n_graphs=found.n_graphs,
+        graphs=_graph_frame(found.listed, ranks, found.scores, found.per_graph, found.graphs, keys),
+        neighbours=_neighbour_frame(near, ranks, found.graphs, keys),
+        summary=_summary_frame(found.summary, keys),
+    )
+
+
+@dataclass
+class _Found:
+    """The graphs that contain the features (``n_graphs``), the ``listed`` ones in rank order
+    with their scores, presences and rows, and the neighbour summary over all of them."""
+
+    n_graphs: int
+    listed: list[int]
+    scores: dict[int, float]
+    per_graph: dict[int, list[Presence]]
+    graphs: dict[int, GraphInfo]
+    summary: list[NeighbourSummary]
+
+
+def _over_chosen(kb: Core, fids: list[int], selection: Selection | None, require_all: bool, rank_by: str, limit: int | None, neighbours: int | None) -> _Found:
+    """Reading every presence of the features in the chosen graphs."""
     per_graph: dict[int, list[Presence]] = defaultdict(list)
     for presence in kb.store.feature_presence(fids, chosen_graph_ids(kb, selection)):
         per_graph[presence.gid].append(presence)
     containing = [gid for gid, found in per_graph.items() if not require_all or len(found) == len(fids)]
     scores = {gid: _score(per_graph[gid], rank_by) for gid in containing}
-    direction = -1.0 if rank_by == "activation" else 1.0
+    direction = _direction(rank_by)
     ranked = sorted(containing, key=lambda gid: direction * scores[gid])
     if limit is not None and len(ranked) > limit:
         # ties are broken by slug: keep every graph tied with the last one listed, then cut
@@ -145,23 +185,35 @@ def used_by(
         ranked = [gid for gid in ranked if direction * scores[gid] <= last]
     graphs = graphs_by_id(kb, ranked)
     listed = sorted(ranked, key=lambda gid: (direction * scores[gid], graphs[gid].slug))[:limit]
+    summary = kb.store.neighbour_summary(fids, containing, neighbours) if neighbours != 0 and containing else []
+    return _Found(len(containing), listed, scores, per_graph, graphs, summary)
 
-    near: list[Neighbour] = []
-    summary: list[NeighbourSummary] = []
-    if neighbours != 0 and containing:
-        near = kb.store.feature_neighbours(fids, listed, neighbours)
-        summary = kb.store.neighbour_summary(fids, containing, neighbours)
-    keys = feature_keys(kb, set(fids) | {n.nfid for n in near if n.nfid is not None} | {s.nfid for s in summary})
-    ranks = {gid: i + 1 for i, gid in enumerate(listed)}
-    return FeatureUsage(
-        features=list(dict.fromkeys(ids)),
-        require_all=require_all,
-        rank_by=rank_by,
-        n_graphs=len(containing),
-        graphs=_graph_frame(listed, ranks, scores, per_graph, graphs, keys),
-        neighbours=_neighbour_frame(near, ranks, graphs, keys),
-        summary=_summary_frame(summary, keys),
-    )
+
+def _one_feature_over_all(kb: Core, fid: int, rank_by: str, limit: int | None, neighbours: int | None) -> _Found:
+    """From the aggregates: how many graphs, the best ones by an index on the feature's values,
+    and the summary from the feature-edge totals; only the listed graphs are read."""
+    with kb.engine.connect() as conn:
+        total = aggregates.feature_total(conn, fid)
+        n_graphs = total.n_graphs if total is not None else 0
+        best = aggregates.top_graphs(conn, fid, rank_by, limit) if n_graphs and limit != 0 else []
+        summary: list[NeighbourSummary] = []
+        if neighbours != 0 and n_graphs:
+            for side in DIRECTIONS:
+                for edge in aggregates.edges_at(conn, fid, side, neighbours):
+                    summary.append(NeighbourSummary(fid, side, edge.src if side == UPSTREAM else edge.tgt, edge.n_graphs, edge.mean))
+    graphs = graphs_by_id(kb, [gid for gid, _act, _infl in best])
+    values = {gid: (act, infl) for gid, act, infl in best}
+    scores = {gid: _score([Presence(fid, gid, act, infl, ())], rank_by) for gid, (act, infl) in values.items()}
+    direction = _direction(rank_by)
+    listed = sorted(values, key=lambda gid: (direction * scores[gid], graphs[gid].slug))[:limit]
+    positions = kb.store.feature_positions([(gid, fid) for gid in listed])
+    per_graph = {gid: [Presence(fid, gid, *values[gid], positions.get((gid, fid), ()))] for gid in listed}
+    return _Found(n_graphs, listed, scores, per_graph, graphs, summary)
+
+
+def _direction(rank_by: str) -> float:
+    """-1 where the highest score ranks first (activation), 1 where the smallest does (influence)."""
+    return -1.0 if rank_by == "activation" else 1.0
 
 
 def _score(found: Sequence[Presence], rank_by: str) -> float:

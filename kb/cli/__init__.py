@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from kb.cli import analysis, app, circuits, demo, families, features, ingest, labels, neo4j_server, search
+from kb.cli import aggregates, analysis, app, circuits, demo, families, features, ingest, labels, neo4j_server, search
 from kb.config import SETTINGS, Config
 from kb.errors import CircuitKBError
 
@@ -40,6 +40,6 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
     ctx.obj["config"] = Config.load(home=home)
 
 
-for _module in (ingest, features, search, analysis, families, circuits, labels, demo, app, neo4j_server):
+for _module in (ingest, features, search, analysis, families, circuits, aggregates, labels, demo, app, neo4j_server):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -47,7 +47,7 @@ def shared_cmd(ctx: click.Context, selection: Selection, min_graphs: int | None,
                 ]
             )
         return
-    click.echo(f"{len(result.features)} features in at least {result.min_graphs} of {len(result.graphs)} graphs")
+    click.echo(f"{len(result.features)} features in at least {result.min_graphs} of {result.n_graphs} graphs")
     _print_shared(result.features, result.presence, limit)
 
 

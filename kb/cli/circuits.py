@@ -35,7 +35,7 @@ def edges_cmd(ctx: click.Context, selection: Selection, min_graphs: int, limit: 
     if as_json:
         echo_json(result.as_dict())
         return
-    click.echo(f"{result.n_found} feature edges in at least {min_graphs} of {len(result.graphs)} graphs")
+    click.echo(f"{result.n_found} feature edges in at least {min_graphs} of {result.n_graphs} graphs")
     echo_table(
         [
             {

@@ -1,4 +1,4 @@
-"""``circuitkb`` commands that put graphs in and take them out: ingest, stats, export, config."""
+"""``circuitkb`` commands that put graphs in and take them out: ingest, remove, stats, export, config."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from kb.cli.options import json_option, open_kb
+from kb.cli.options import actor_of, as_option, json_option, open_kb
 from kb.cli.output import echo_json
 
 
@@ -80,6 +80,25 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], manifest: Path | None, on
 
 
 @click.command()
+@click.argument("slugs", nargs=-1, required=True)
+@as_option
+@json_option
+@click.pass_context
+def remove(ctx: click.Context, slugs: tuple[str, ...], as_name: str | None, as_json: bool) -> None:
+    """Remove graphs by slug: their nodes, links, clerps and their part of the aggregates.
+
+    All or none: an unknown slug is an error and nothing is removed. Once the knowledge base
+    has accounts, only an admin may remove graphs (--as NAME).
+    """
+    with open_kb(ctx) as kb:
+        report = kb.remove(slugs, actor_of(kb, as_name))
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        click.echo(f"removed {len(report.removed)} graph(s): {', '.join(report.removed)}")
+
+
+@click.command()
 @json_option
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool) -> None:
@@ -115,4 +134,4 @@ def export(ctx: click.Context, slug: str, output: Path | None) -> None:
     click.echo(f"wrote {output}", err=True)
 
 
-COMMANDS: list[click.Command] = [config_cmd, ingest, stats, export]
+COMMANDS: list[click.Command] = [config_cmd, ingest, remove, stats, export]

@@ -4,8 +4,8 @@ Graphs of Neuronpedia's CRM engine carry, on each Lorsa (attention) feature node
 that drive its query and key; one row per contributor (or query/key pair), keyed by the graph and
 the node, with the contributors' feature ids for cross-graph questions.
 
-Revision ID: 0009
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-30 03:50:00.000000
 """
 

@@ -1,0 +1,157 @@
+"""What the questions over all graphs read of the aggregates: a few index lookups each, however
+many graphs are stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from sqlalchemy import Connection, func, select
+
+from kb.sqlqueries import among
+from kb.stores.feature_queries import UPSTREAM
+from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, kb_meta
+
+# the kb_meta key whose presence says the aggregates miss graphs stored before they existed
+STALE_KEY = "aggregates_stale"
+
+ACTIVATION, INFLUENCE = "activation", "influence"
+
+
+def stale_reason(conn: Connection) -> str | None:
+    """Why the aggregates cannot answer yet (graphs they do not count), or None when they can."""
+    return conn.execute(select(kb_meta.c.value).where(kb_meta.c.key == STALE_KEY)).scalar()
+
+
+@dataclass(frozen=True)
+class FeatureTotal:
+    """A feature over the visible graphs that contain it (``n_graphs``): count, sum, minimum and
+    maximum of its per-graph activation and influence, over the graphs where it has one."""
+
+    fid: int
+    n_graphs: int
+    activation_n: int
+    activation_sum: float | None
+    activation_min: float | None
+    activation_max: float | None
+    influence_n: int
+    influence_sum: float | None
+    influence_min: float | None
+    influence_max: float | None
+
+    @property
+    def mean_activation(self) -> float | None:
+        return self.activation_sum / self.activation_n if self.activation_n and self.activation_sum is not None else None
+
+
+@dataclass(frozen=True)
+class EdgeTotal:
+    """A feature edge src -> tgt over the visible graphs that have it: per-graph weights summed,
+    summed in absolute value, smallest and largest, and the links folded into it."""
+
+    src: int
+    tgt: int
+    n_graphs: int
+    weight_sum: float
+    abs_sum: float
+    weight_min: float
+    weight_max: float
+    n_links: int
+
+    @property
+    def mean(self) -> float:
+        return self.weight_sum / self.n_graphs
+
+    @property
+    def mean_abs(self) -> float:
+        return self.abs_sum / self.n_graphs
+
+
+_FEATURE_COLUMNS = [feature_totals.c[f.name] for f in feature_totals.columns]
+_EDGE_COLUMNS = [feature_edge_totals.c[c] for c in ("src", "tgt", "n_graphs", "weight_sum", "abs_sum", "weight_min", "weight_max", "n_links")]
+
+
+def features_in(conn: Connection, min_graphs: int) -> list[FeatureTotal]:
+    """Every feature in at least ``min_graphs`` visible graphs, by feature id."""
+    t = feature_totals.c
+    rows = conn.execute(select(*_FEATURE_COLUMNS).where(t.n_graphs >= min_graphs).order_by(t.feature_id))
+    return [FeatureTotal(*row) for row in rows]
+
+
+def feature_total(conn: Connection, fid: int) -> FeatureTotal | None:
+    row = conn.execute(select(*_FEATURE_COLUMNS).where(feature_totals.c.feature_id == fid)).first()
+    return FeatureTotal(*row) if row is not None else None
+
+
+def edge_count(conn: Connection, min_graphs: int) -> int:
+    """How many feature edges are in at least ``min_graphs`` visible graphs."""
+    h = feature_edge_histogram.c
+    return int(conn.execute(select(func.coalesce(func.sum(h.n_edges), 0)).where(h.n_graphs >= min_graphs)).scalar_one())
+
+
+def _edge_order(t):  # noqa: ANN001, ANN202
+    """Most widely shared first, then strongest mean weight, then (src, tgt), as
+    :func:`kb.analysis.edges.aggregate_feature_edges` ranks them."""
+    return (t.n_graphs.desc(), (func.abs(t.weight_sum) / t.n_graphs).desc(), t.src, t.tgt)
+
+
+def top_edges(conn: Connection, min_graphs: int, limit: int | None) -> list[EdgeTotal]:
+    """The feature edges in at least ``min_graphs`` visible graphs, the first ``limit`` (None: all)."""
+    t = feature_edge_totals.c
+    query = select(*_EDGE_COLUMNS).where(t.n_graphs >= min_graphs).order_by(*_edge_order(t))
+    if limit is not None:
+        query = query.limit(limit)
+    return [EdgeTotal(*row) for row in conn.execute(query)]
+
+
+def edges_at(conn: Connection, fid: int, direction: str, top: int | None) -> list[EdgeTotal]:
+    """The feature edges into (upstream) or out of (downstream) feature ``fid``, ranked by
+    number of graphs, then absolute mean weight, then the other feature's id; the first ``top``."""
+    t = feature_edge_totals.c
+    near, far = (t.tgt, t.src) if direction == UPSTREAM else (t.src, t.tgt)
+    # `+ 0`: the feature's edges are found by its index and sorted; walking the index on
+    # n_graphs instead, as PostgreSQL may plan without statistics, reads most of the table
+    query = select(*_EDGE_COLUMNS).where(near == fid).order_by((t.n_graphs + 0).desc(), (func.abs(t.weight_sum) / t.n_graphs).desc(), far)
+    if top is not None:
+        query = query.limit(top)
+    return [EdgeTotal(*row) for row in conn.execute(query)]
+
+
+def top_graphs(conn: Connection, fid: int, rank_by: str, limit: int | None) -> list[tuple[int, float | None, float | None]]:
+    """(graph id, activation, influence) of the visible graphs with feature ``fid`` that rank in
+    the first ``limit`` by strongest activation (or best, smallest, influence), with every graph
+    tied with the last of them; graphs without a value rank last. None: all of them."""
+    fg = feature_graphs.c
+    value = fg.activation if rank_by == ACTIVATION else fg.influence
+    columns = (fg.graph_id, fg.activation, fg.influence)
+    known = select(*columns).where(fg.feature_id == fid, value.is_not(None))
+    if limit is None:
+        return [tuple(r) for r in conn.execute(select(*columns).where(fg.feature_id == fid))]
+    best = [tuple(r) for r in conn.execute(known.order_by(value.desc() if rank_by == ACTIVATION else value).limit(limit))]
+    if len(best) == limit and best:
+        last = best[-1][1 if rank_by == ACTIVATION else 2]
+        ties = conn.execute(known.where(value == last))
+        return list({r[0]: tuple(r) for r in [*best, *ties]}.values())
+    # fewer graphs with a value than asked for: those without one all tie, last
+    return best + [tuple(r) for r in conn.execute(select(*columns).where(fg.feature_id == fid, value.is_(None)))]
+
+
+def graph_feature_sets(conn: Connection, gids: Sequence[int]) -> dict[int, np.ndarray]:
+    """Each visible graph's distinct feature ids, sorted (empty for a graph without features)."""
+    fg = feature_graphs.c
+    found: dict[int, list[int]] = {g: [] for g in gids}
+    if found:
+        for gid, fid in conn.execute(select(fg.graph_id, fg.feature_id).where(among(conn, fg.graph_id, found))):
+            found[gid].append(fid)
+    return {g: np.unique(np.asarray(f, dtype=np.int64)) for g, f in found.items()}
+
+
+def graph_edge_sets(conn: Connection, gids: Sequence[int]) -> dict[int, np.ndarray]:
+    """Each visible graph's feature edges as distinct keys ``src << 32 | tgt``, sorted."""
+    eg = feature_edge_graphs.c
+    found: dict[int, list[int]] = {g: [] for g in gids}
+    if found:
+        for gid, src, tgt in conn.execute(select(eg.graph_id, eg.src, eg.tgt).where(among(conn, eg.graph_id, found))):
+            found[gid].append((src << 32) | tgt)
+    return {g: np.unique(np.asarray(f, dtype=np.int64)) for g, f in found.items()}

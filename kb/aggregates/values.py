@@ -1,0 +1,82 @@
+"""What one graph adds to the aggregates: its features' values and its feature edges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from ingest.records import FeatureKey, ParsedGraph
+from kb.stores.circuit_queries import FeatureEdges, Skeleton, fold_parsed_graph, fold_skeleton
+
+
+@dataclass(frozen=True)
+class GraphValues:
+    """Graph ``gid``'s features (sorted distinct ids) with the strongest activation and the best
+    (smallest) influence of each one's nodes (NaN where none of its nodes has one), and its
+    feature edges, folded as every store folds them."""
+
+    gid: int
+    fids: np.ndarray  # int64
+    activation: np.ndarray  # float64
+    influence: np.ndarray  # float64
+    edges: FeatureEdges
+
+    def feature_rows(self) -> list[tuple[int, int, float | None, float | None]]:
+        """(feature_id, graph_id, activation, influence) as stored, None for NaN."""
+        return [
+            (fid, self.gid, _none(act), _none(infl))
+            for fid, act, infl in zip(self.fids.tolist(), self.activation.tolist(), self.influence.tolist())
+        ]
+
+    def edge_rows(self) -> list[tuple[int, int, int, float, int]]:
+        """(src, tgt, graph_id, weight, n_links) as stored."""
+        e = self.edges
+        return [(s, t, self.gid, w, n) for s, t, w, n in zip(e.src.tolist(), e.tgt.tolist(), e.weight.tolist(), e.n_links.tolist())]
+
+
+def of_parsed_graph(gid: int, graph: ParsedGraph, feature_ids: Mapping[FeatureKey, int]) -> GraphValues:
+    """The values of a parsed graph that is being stored as ``gid``."""
+    nodes = [n for n in graph.nodes if n.feature_key is not None]
+    fids = np.array([feature_ids[n.feature_key] for n in nodes], dtype=np.int64)  # type: ignore[index]
+    activation = np.array([_nan(n.activation) for n in nodes], dtype=np.float64)
+    influence = np.array([_nan(n.influence) for n in nodes], dtype=np.float64)
+    return _values(gid, fids, activation, influence, fold_parsed_graph(gid, graph, feature_ids))
+
+
+def of_skeleton(skeleton: Skeleton) -> GraphValues:
+    """The values of a stored graph, read back from its store."""
+    nodes = skeleton.nodes[skeleton.nodes["feature_id"] >= 0]
+    return _values(
+        skeleton.gid,
+        nodes["feature_id"].to_numpy(dtype=np.int64),
+        nodes["activation"].to_numpy(dtype=np.float64),
+        nodes["influence"].to_numpy(dtype=np.float64),
+        fold_skeleton(skeleton),
+    )
+
+
+def _values(gid: int, node_fids: np.ndarray, activation: np.ndarray, influence: np.ndarray, edges: FeatureEdges) -> GraphValues:
+    """Fold node values per feature: fmax / fmin leave NaN out unless a feature has nothing else."""
+    if len(node_fids) == 0:
+        empty = np.empty(0, dtype=np.float64)
+        return GraphValues(gid, np.empty(0, dtype=np.int64), empty, empty, edges)
+    order = np.argsort(node_fids, kind="stable")
+    fids = node_fids[order]
+    starts = np.flatnonzero(np.r_[True, fids[1:] != fids[:-1]])
+    return GraphValues(
+        gid,
+        fids[starts],
+        np.fmax.reduceat(activation[order], starts),
+        np.fmin.reduceat(influence[order], starts),
+        edges,
+    )
+
+
+def _nan(value: float | None) -> float:
+    return np.nan if value is None else float(value)
+
+
+def _none(value: float) -> float | None:
+    return None if value != value else value  # NaN is the one value unequal to itself

@@ -1,0 +1,419 @@
+"""The aggregates over all graphs (kb.aggregates): exact after any sequence of ingest, replace and
+remove, on every store; the questions that read them answer as brute force does; removing
+graphs; the check and rebuild commands; a knowledge base made before the aggregates existed."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from click.testing import CliRunner
+from sqlalchemy import func, select, update
+
+from kb.aggregates import reads
+from kb.aggregates.check import check, rebuild
+from kb.analysis import shared_features, used_by
+from kb.analysis.compare import graph_similarity
+from kb.analysis.edges import recurring_edges
+from kb.analysis.features import feature_keys
+from kb.api import KB
+from kb.cli import main
+from kb.config import Config
+from kb.errors import CircuitKBError, NotFoundError, PermissionDenied
+from kb.labels import accounts
+from kb.selection import Selection
+from schema.sql import audit_log, descriptions, feature_edge_totals, feature_totals, graphs, kb_meta
+from tests import circuit_reference as cref
+from tests import feature_reference as fref
+from tests.builders import embedding_node, error_node, feature_node, logit_node, small_graph, write
+
+CLT = "gemma-2-2b/clt-hp"
+SCHEMA = Path(__file__).resolve().parents[1] / "schema"
+# few values, so that graphs tie on minima and maxima and taking one away must look at the others
+WEIGHTS = (-1.5, -0.5, 0.25, 0.5, 1.0, 2.0)
+ACTIVATIONS = (0.5, 1.0, 2.0, 4.0, None)
+INFLUENCES = (0.1, 0.3, 0.3, 0.6, None)
+
+
+def random_doc(rng: random.Random, slug: str, pool: list[tuple[int, int]]) -> dict[str, Any]:
+    """A small graph over a shared pool of features, with ties and missing values on purpose."""
+    n_pos = rng.randint(3, 5)
+    nodes = [embedding_node(500 + p, p) for p in range(n_pos)]
+    for layer, index in rng.sample(pool, rng.randint(3, min(8, len(pool)))):
+        for pos in rng.sample(range(n_pos), rng.randint(1, 2)):
+            node = feature_node(layer, index, pos, activation=1.0, influence=0.5)
+            node["activation"], node["influence"] = rng.choice(ACTIVATIONS), rng.choice(INFLUENCES)
+            nodes.append(node)
+    if rng.random() < 0.5:
+        nodes.append(error_node(rng.randint(0, 3), rng.randrange(n_pos)))
+    nodes.append(logit_node(900, n_pos - 1, 0.4, True))
+
+    def rank(node: dict[str, Any]) -> int:
+        return -1 if node["layer"] == "E" else 99 if node["layer"] == "27" else int(node["layer"])
+
+    links, seen = [], set()
+    for _ in range(rng.randint(8, 30)):
+        a, b = rng.sample(range(len(nodes)), 2)
+        if rank(nodes[a]) == rank(nodes[b]):
+            continue
+        src, tgt = (a, b) if rank(nodes[a]) < rank(nodes[b]) else (b, a)
+        if nodes[src]["ctx_idx"] <= nodes[tgt]["ctx_idx"] and (src, tgt) not in seen:  # in causal order
+            seen.add((src, tgt))
+            links.append({"source": nodes[src]["node_id"], "target": nodes[tgt]["node_id"], "weight": rng.choice(WEIGHTS)})
+    doc = small_graph(slug)
+    doc["metadata"]["prompt_tokens"] = ["<bos>"] + [f" w{p}" for p in range(1, n_pos)]
+    doc["metadata"]["prompt"] = "".join(doc["metadata"]["prompt_tokens"])
+    doc["qParams"] = {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""}
+    doc["nodes"], doc["links"] = nodes, links
+    return doc
+
+
+# --- what the aggregates should hold, from the raw documents --------------------------------------
+
+
+def expected_totals(docs: list[dict[str, Any]]) -> tuple[dict[Any, tuple[Any, ...]], dict[Any, tuple[Any, ...]]]:
+    """Per feature (layer, index): (n_graphs, activation n/sum/min/max, influence n/sum/min/max);
+    per edge: (n_graphs, sum, abs sum, min, max)."""
+    features = {}
+    for key, per_graph in fref.presence([fref.from_doc(d) for d in docs]).items():
+        acts = [v[0] for v in per_graph.values() if v[0] is not None]
+        infls = [v[1] for v in per_graph.values() if v[1] is not None]
+        features[key] = (len(per_graph), *_stats(acts), *_stats(infls))
+    weights: dict[Any, list[float]] = {}
+    for doc in docs:
+        for edge, w in cref.feature_edges(cref.from_doc(doc)).items():
+            weights.setdefault(edge, []).append(w)
+    edges = {e: (len(ws), sum(ws), sum(abs(w) for w in ws), min(ws), max(ws)) for e, ws in weights.items()}
+    return features, edges
+
+
+def _stats(values: list[float]) -> tuple[Any, ...]:
+    return (len(values), sum(values) if values else None, min(values, default=None), max(values, default=None))
+
+
+def kept_totals(kb: KB) -> tuple[dict[Any, tuple[Any, ...]], dict[Any, tuple[Any, ...]]]:
+    with kb.engine.connect() as conn:
+        features = reads.features_in(conn, 1)
+        edges = reads.top_edges(conn, 1, None)
+    keys = feature_keys(kb, [t.fid for t in features] + [fid for e in edges for fid in (e.src, e.tgt)])
+    lk = {fid: (k.layer, k.index) for fid, k in keys.items()}
+    return (
+        {lk[t.fid]: (t.n_graphs, t.activation_n, t.activation_sum, t.activation_min, t.activation_max, t.influence_n, t.influence_sum, t.influence_min, t.influence_max) for t in features},
+        {(lk[e.src], lk[e.tgt]): (e.n_graphs, e.weight_sum, e.abs_sum, e.weight_min, e.weight_max) for e in edges},
+    )
+
+
+def assert_exact(kb: KB, docs: dict[str, dict[str, Any]]) -> None:
+    """The kept aggregates against brute force (counts, minima, maxima exactly; sums to rounding),
+    and circuitkb's own check against the graph store."""
+    want_f, want_e = expected_totals(list(docs.values()))
+    got_f, got_e = kept_totals(kb)
+    assert got_f.keys() == want_f.keys() and got_e.keys() == want_e.keys()
+    for key, want in want_f.items():
+        got = got_f[key]
+        assert [got[i] for i in (0, 1, 3, 4, 5, 7, 8)] == [want[i] for i in (0, 1, 3, 4, 5, 7, 8)], key
+        assert got[2] == pytest.approx(want[2]) and got[6] == pytest.approx(want[6]), key
+    for edge, want in want_e.items():
+        got = got_e[edge]
+        assert (got[0], got[3], got[4]) == (want[0], want[3], want[4]), edge
+        assert got[1] == pytest.approx(want[1], abs=1e-9) and got[2] == pytest.approx(want[2]), edge
+    with kb.engine.connect() as conn:
+        histogram = dict(conn.execute(select(feature_edge_totals.c.n_graphs, func.count()).group_by(feature_edge_totals.c.n_graphs)).all())
+        assert all(reads.edge_count(conn, k) == sum(v for n, v in histogram.items() if n >= k) for k in range(1, 8))
+    report = check(kb)
+    assert report.ok, report.differences
+
+
+# --- exact under ingest, replace and remove, on every store -----------------------------------------
+
+
+@pytest.mark.slow
+def test_aggregates_stay_exact_through_ingest_replace_and_remove(kb: KB, tmp_path: Path) -> None:
+    rng = random.Random(11)
+    pool = [(layer, 30 + rng.randrange(6)) for layer in range(5)] + [(rng.randrange(5), 40 + i) for i in range(4)]
+    pool = sorted(set(pool))
+    docs: dict[str, dict[str, Any]] = {}
+    folder = tmp_path / "files"
+    folder.mkdir()
+    made = 0
+    for step in range(9):
+        action = "ingest" if step < 3 else rng.choice(["ingest", "replace", "remove", "replace"])
+        if action == "ingest" or not docs:
+            paths = []
+            for _ in range(rng.randint(1, 3)):
+                slug = f"g{made}"
+                made += 1
+                docs[slug] = random_doc(rng, slug, pool)
+                paths.append(write(folder / f"{slug}-{step}.json", docs[slug]))
+            assert not kb.ingest(paths).failed
+        elif action == "replace":
+            slug = rng.choice(sorted(docs))
+            docs[slug] = random_doc(rng, slug, pool)
+            report = kb.ingest([write(folder / f"{slug}-{step}.json", docs[slug])])
+            assert [item["replaced"] for item in report.ingested] == [True]
+        else:
+            gone = rng.sample(sorted(docs), rng.randint(1, min(2, len(docs))))
+            assert kb.remove(gone).removed == gone
+            for slug in gone:
+                del docs[slug]
+        assert sorted(g.slug for g in kb.select()) == sorted(docs)
+        assert_exact(kb, docs)
+    answers_match_brute_force(kb, list(docs.values()))
+
+
+def answers_match_brute_force(kb: KB, docs: list[dict[str, Any]]) -> None:
+    """Every question that reads the aggregates, over all graphs, against the references."""
+    raws = [fref.from_doc(d) for d in docs]
+    crefs = [cref.from_doc(d) for d in docs]
+    for k in range(1, len(docs) + 1):
+        expected = fref.shared(raws, k)
+        got = shared_features(kb, min_graphs=k)
+        assert {(int(r.layer), int(r.index)): int(r.n_graphs) for r in got.features.itertuples()} == {key: len(v) for key, v in expected.items()}
+        for row in got.presence.itertuples():
+            act, infl, positions = expected[(row.layer, row.index)][row.slug]
+            assert (_value(row.activation), _value(row.influence), row.positions) == (act, infl, positions)
+        counts = list(got.features["n_graphs"])
+        assert counts == sorted(counts, reverse=True)
+        edges = recurring_edges(kb, min_graphs=k)
+        want = cref.recurring(crefs, k)
+        assert edges.n_found == len(want) == len(edges.edges)
+        for r in edges.edges.itertuples():
+            n, mean, low, high = want[((r.src_layer, r.src_index), (r.tgt_layer, r.tgt_index))]
+            assert (r.n_graphs, r.min_weight, r.max_weight) == (n, low, high) and r.mean_weight == pytest.approx(mean, abs=1e-9)
+    everywhere = fref.presence(raws)
+    for key in sorted(everywhere)[:4]:
+        for rank_by in ("activation", "influence"):
+            usage = used_by(kb, [f"{CLT}/{key[0]}/{key[1]}"], rank_by=rank_by, limit=2, neighbours=None)
+            assert usage.n_graphs == len(everywhere[key])
+            index, sign, missing = (0, -1, float("-inf")) if rank_by == "activation" else (1, 1, float("inf"))
+            score = {s: (v[index] if v[index] is not None else missing) for s, v in everywhere[key].items()}
+            order = sorted(score, key=lambda s: (sign * score[s], s))
+            assert list(usage.graphs["slug"]) == order[:2]
+            for direction, upstream in (("upstream", True), ("downstream", False)):
+                want = fref.summary(raws, key, upstream)
+                rows = usage.summary[usage.summary["direction"] == direction]
+                assert {(int(r.neighbour_layer), int(r.neighbour_index)): int(r.n_graphs) for r in rows.itertuples()} == {o: n for o, (n, _) in want.items()}
+                for r in rows.itertuples():
+                    assert r.mean_weight == pytest.approx(want[(int(r.neighbour_layer), int(r.neighbour_index))][1], abs=1e-9)
+    if len(docs) >= 2:
+        matrix = graph_similarity(kb, measure="features").matrix
+        by_slug = {r.slug: r for r in crefs}
+        for a in matrix.index:
+            for b in matrix.columns:
+                if a != b:
+                    sa = {k for k in by_slug[a].keys if k is not None}
+                    sb = {k for k in by_slug[b].keys if k is not None}
+                    assert matrix.loc[a, b] == pytest.approx(len(sa & sb) / len(sa | sb))
+
+
+def _value(number: float) -> float | None:
+    return None if number != number else number  # NaN in a frame is None in the file
+
+
+# --- removing graphs ----------------------------------------------------------------------------------
+
+
+def _two_graphs(kb: KB, tmp_path: Path) -> list[str]:
+    rng = random.Random(3)
+    pool = [(layer, 31) for layer in range(5)]
+    paths = [write(tmp_path / f"r{i}.json", random_doc(rng, f"r{i}", pool)) for i in range(2)]
+    first = small_graph("clerped")
+    paths.append(write(tmp_path / "clerped.json", first))
+    assert not kb.ingest(paths).failed
+    return ["r0", "r1", "clerped"]
+
+
+def test_remove_is_all_or_none_and_an_unknown_slug_changes_nothing(kb: KB, tmp_path: Path) -> None:
+    slugs = _two_graphs(kb, tmp_path)
+    before = kept_totals(kb)
+    with pytest.raises(NotFoundError, match="'nope'.*nothing was removed"):
+        kb.remove(["r0", "nope"])
+    assert sorted(g.slug for g in kb.select()) == sorted(slugs) and kept_totals(kb) == before
+    with pytest.raises(CircuitKBError, match="at least one"):
+        kb.remove([" "])
+    gid = next(g.gid for g in kb.select() if g.slug == "clerped")
+    assert kb.remove(["clerped", "clerped"]).removed == ["clerped"]
+    assert sorted(g.slug for g in kb.select()) == ["r0", "r1"]
+    with kb.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(graphs).where(graphs.c.id == gid)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(descriptions).where(descriptions.c.graph_id == gid)).scalar_one() == 0
+    assert kb.store.counts([gid]) == {"nodes": 0, "links": 0, "features": 0}
+    assert check(kb).ok
+    # removing again is an error that changes nothing; ingesting the file again brings it back
+    with pytest.raises(NotFoundError, match="clerped"):
+        kb.remove(["clerped"])
+    assert len(kb.select()) == 2
+    assert not kb.ingest([tmp_path / "clerped.json"]).failed
+    assert check(kb).ok and len(kb.select()) == 3
+
+
+def test_a_remove_interrupted_before_the_purge_is_finished_by_the_next_one(sqlite_kb: KB, tmp_path: Path) -> None:
+    _two_graphs(sqlite_kb, tmp_path)
+    gid = next(g.gid for g in sqlite_kb.select() if g.slug == "r0")
+    purge = sqlite_kb.store.purge
+
+    def killed(gid: int) -> None:
+        raise RuntimeError("killed before the purge")
+
+    sqlite_kb.store.purge = killed  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="killed"):
+        sqlite_kb.remove(["r0"])
+    sqlite_kb.store.purge = purge  # type: ignore[method-assign]
+    assert "r0" not in {g.slug for g in sqlite_kb.select()} and check(sqlite_kb).ok
+    assert sqlite_kb.store.counts([gid])["nodes"] > 0  # the data is still there ...
+    sqlite_kb.remove(["r1"])
+    assert sqlite_kb.store.counts([gid])["nodes"] == 0  # ... until the next remove (or ingest) purges it
+
+
+@pytest.mark.parametrize("sql", ["sqlite", "postgres"])
+def test_only_an_admin_removes_graphs_once_there_are_accounts(sql: str, make_kb: Callable[..., KB], tmp_path: Path) -> None:
+    kb = make_kb(sql)
+    _two_graphs(kb, tmp_path)
+    accounts.add_user(kb, accounts.local_actor(), "ada", "ada-secret-pw", "admin")
+    ada = accounts.authenticate(kb, "ada", "ada-secret-pw")
+    accounts.add_user(kb, ada, "lin", "lin-secret-pw", "labeller")
+    lin = accounts.authenticate(kb, "lin", "lin-secret-pw")
+    for who, message in ((lin, "needs the admin role"), (None, "not signed in")):
+        with pytest.raises(PermissionDenied, match=message):
+            kb.remove(["r0"], who)
+    assert len(kb.select()) == 3
+    kb.remove(["r0"], ada)
+    assert len(kb.select()) == 2 and check(kb).ok
+    with kb.engine.connect() as conn:
+        entry = conn.execute(select(audit_log.c.actor, audit_log.c.action, audit_log.c.target).where(audit_log.c.action == "graph.remove")).one()
+    assert tuple(entry) == ("ada", "graph.remove", "r0")
+
+
+# --- concurrent publishers ----------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_ingests_publishing_at_once_lose_no_update(make_kb: Callable[..., KB], kb_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:
+    env = kb_env("postgres", "embedded")
+    first = make_kb(env=env)
+    rng = random.Random(5)
+    pool = [(layer, 30 + i) for layer in range(3) for i in range(2)]
+    docs = {f"c{i}": random_doc(rng, f"c{i}", pool) for i in range(16)}
+    halves = [[write(tmp_path / f"{s}.json", d) for s, d in list(docs.items())[i::2]] for i in range(2)]
+    kbs = [first, make_kb(env=env)]
+    errors: list[BaseException] = []
+
+    def run(kb: KB, paths: list[Path]) -> None:
+        try:
+            for path in paths:  # one file at a time: many publishes interleave
+                assert not kb.ingest([path]).failed
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(kb, paths)) for kb, paths in zip(kbs, halves)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(first.select()) == 16
+    assert_exact(first, docs)
+
+
+# --- check, rebuild, a knowledge base from before the aggregates ----------------------------------------
+
+
+def test_the_check_finds_a_wrong_total_and_rebuild_mends_it(kb: KB, tmp_path: Path) -> None:
+    _two_graphs(kb, tmp_path)
+    with kb.engine.begin() as conn:
+        fid = conn.execute(select(feature_totals.c.feature_id).limit(1)).scalar_one()
+        conn.execute(update(feature_totals).where(feature_totals.c.feature_id == fid).values(n_graphs=feature_totals.c.n_graphs + 5))
+        conn.execute(update(feature_edge_totals).values(weight_max=feature_edge_totals.c.weight_max + 1))
+    report = check(kb)
+    assert not report.ok and any(f"feature_totals ({fid},)" in line for line in report.differences)
+    assert any(line.startswith("feature_edge_totals") for line in report.differences)
+    assert rebuild(kb) == 3
+    assert check(kb).ok
+
+
+def _migrate_back_and_forth(kb: KB) -> None:
+    """Take the schema down to before the aggregates and up again, as an upgrade would find it."""
+    cfg = AlembicConfig(str(SCHEMA / "alembic.ini"))
+    cfg.set_main_option("script_location", str(SCHEMA / "migrations"))
+    for step in (lambda: command.downgrade(cfg, "0007"), lambda: command.upgrade(cfg, "head")):
+        with kb.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            step()
+
+
+@pytest.mark.slow
+def test_an_older_knowledge_base_gets_its_aggregates_from_the_migration_or_a_rebuild(kb: KB, tmp_path: Path) -> None:
+    _two_graphs(kb, tmp_path)
+    before = kept_totals(kb)
+    _migrate_back_and_forth(kb)
+    with kb.engine.connect() as conn:
+        stale = reads.stale_reason(conn)
+    if kb.store.name == "embedded":
+        assert stale is None  # the migration read the graphs from SQL
+    else:
+        # graphs in Neo4j: the questions read the graphs until a rebuild
+        assert stale is not None and "not in the SQL database" in stale
+        assert kept_totals(kb) == ({}, {})
+        shared = shared_features(kb, min_graphs=1).features
+        assert {(int(r.layer), int(r.index)): int(r.n_graphs) for r in shared.itertuples()} == {key: v[0] for key, v in before[0].items()}
+        assert recurring_edges(kb, min_graphs=1).n_found == len(before[1])
+        assert not check(kb).ok
+        rebuild(kb)
+    assert_same_totals(kept_totals(kb), before)
+    assert check(kb).ok
+
+
+def assert_same_totals(got: Any, want: Any) -> None:
+    """Equal, sums to rounding (a rebuild sums in another order than the ingests did)."""
+    for mine, theirs in zip(got, want):
+        assert mine.keys() == theirs.keys()
+        for key, values in theirs.items():
+            assert mine[key] == pytest.approx(values), key
+
+
+# --- the commands ---------------------------------------------------------------------------------------
+
+
+def test_remove_and_aggregates_commands(kb_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:
+    env = kb_env("sqlite", "embedded")
+    runner = CliRunner()
+    rng = random.Random(9)
+    pool = [(layer, 33) for layer in range(5)]
+    for i in range(3):
+        write(tmp_path / f"k{i}.json", random_doc(rng, f"k{i}", pool))
+    assert runner.invoke(main, ["ingest", str(tmp_path)], env=env).exit_code == 0
+    done = runner.invoke(main, ["aggregates", "check"], env=env)
+    assert done.exit_code == 0 and "exact over the 3 visible graphs" in done.output
+    gone = runner.invoke(main, ["remove", "k0", "k2", "--json"], env=env)
+    assert gone.exit_code == 0 and json.loads(gone.output) == {"removed": ["k0", "k2"]}
+    unknown = runner.invoke(main, ["remove", "k0"], env=env)
+    assert unknown.exit_code == 2 and "no stored graph with slug 'k0'" in unknown.output
+    kb = KB.open(Config.load(env=env))
+    try:
+        with kb.engine.begin() as conn:
+            conn.execute(update(feature_totals).values(activation_n=feature_totals.c.activation_n + 1))
+    finally:
+        kb.close()
+    wrong = runner.invoke(main, ["aggregates", "check", "--json"], env=env)
+    assert wrong.exit_code == 1 and json.loads(wrong.output)["n_differences"] > 0
+    rebuilt = runner.invoke(main, ["aggregates", "rebuild"], env=env)
+    assert rebuilt.exit_code == 0 and "rebuilt the aggregates of 1 graphs" in rebuilt.output
+    assert runner.invoke(main, ["aggregates", "check"], env=env).exit_code == 0
+
+
+def test_stale_aggregates_are_not_read(sqlite_kb: KB, tmp_path: Path) -> None:
+    _two_graphs(sqlite_kb, tmp_path)
+    edges, shared = recurring_edges(sqlite_kb, min_graphs=1), shared_features(sqlite_kb, min_graphs=1)
+    with sqlite_kb.engine.begin() as conn:
+        conn.execute(update(feature_edge_totals).values(n_graphs=99))  # wrong, but marked stale below
+        conn.execute(update(feature_totals).values(n_graphs=99))
+        conn.execute(kb_meta.insert().values(key=reads.STALE_KEY, value="test"))
+    again = recurring_edges(sqlite_kb, min_graphs=1)
+    assert again.n_found == edges.n_found and again.edges[["src_fid", "tgt_fid", "n_graphs"]].equals(edges.edges[["src_fid", "tgt_fid", "n_graphs"]])
+    assert shared_features(sqlite_kb, min_graphs=1).features[["fid", "n_graphs"]].equals(shared.features[["fid", "n_graphs"]])
