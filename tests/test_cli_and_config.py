@@ -130,6 +130,19 @@ def test_errors_are_handled_only_by_the_group() -> None:
     assert [name for name, text in sources.items() if "except CircuitKBError" in text] == ["__init__.py"]
 
 
+def test_every_command_is_named_in_the_lazy_map_of_its_module() -> None:
+    import importlib
+
+    from kb.cli import COMMAND_MODULES
+
+    found = {}
+    for path in sorted(Path(app_command.__file__).parent.glob("[!_]*.py")):
+        module = importlib.import_module(f"kb.cli.{path.stem}")
+        found.update({command.name: module.__name__ for command in getattr(module, "COMMANDS", ())})
+    assert found == COMMAND_MODULES
+    assert sorted(main.list_commands(click.Context(main))) == sorted(COMMAND_MODULES)
+
+
 def test_every_command_answers_help() -> None:
     def walk(command: click.Command, path: list[str]) -> list[list[str]]:
         found = [path]
