@@ -46,7 +46,7 @@ from kb.featureref import BadFeatureRef, FeatureRef, find_feature_refs, read_fea
 from kb.search import sync
 from kb.search.catalog import DF_CAP, LABEL, Catalog, Doc, DocFilter, words
 from kb.search.embedder import Embedder, model_slug
-from kb.search.index import VectorIndex
+from kb.search.index import Vectors, VectorIndex
 from kb.sqlqueries import among
 from kb.selection import Selection
 from schema.sql import READY, features, graphs, labels
@@ -167,6 +167,25 @@ class _Scored:
     text_id: int | None
 
 
+def open_vectors(core: Core, catalog: Catalog, folder: Path, model: str) -> Vectors:
+    """Where ``model``'s vectors live: in Neo4j when the graphs are there (unless
+    ``CIRCUITKB_SEARCH_INDEX=local``, or the server is older than 5.18), else in ``folder``."""
+    wanted = core.config.search_index or ("neo4j" if core.store.name == "neo4j" else "local")
+    if wanted == "neo4j":
+        from kb.search.neo4j_index import Neo4jIndex
+        from kb.stores.neo4j_vectors import MIN_VERSION, TextVectors, VectorIndexError, supports_vectors
+
+        if core.store.name != "neo4j":
+            raise SearchError("CIRCUITKB_SEARCH_INDEX=neo4j needs the graphs in Neo4j (CIRCUITKB_NEO4J_URI)")
+        if supports_vectors(core.store):  # type: ignore[arg-type]
+            return Neo4jIndex(TextVectors(core.store, model), catalog)  # type: ignore[arg-type]
+        needed = ".".join(map(str, MIN_VERSION))
+        if core.config.search_index == "neo4j":
+            raise VectorIndexError(f"search vectors in Neo4j need Neo4j {needed} or later; set CIRCUITKB_SEARCH_INDEX=local")
+        log.warning("Neo4j is older than %s: search vectors stay in %s", needed, folder)
+    return VectorIndex(folder, model)
+
+
 class FeatureSearch:
     """Search over one knowledge base with one embedding model; reuse it across queries.
 
@@ -180,7 +199,7 @@ class FeatureSearch:
         root = Path(core.config.home) / "search"
         self.root = root
         self.catalog = Catalog(root / "catalog.sqlite")
-        self.vectors = VectorIndex(root / model_slug(embedder.name), embedder.name)
+        self.vectors = open_vectors(core, self.catalog, root / model_slug(embedder.name), embedder.name)
         self._loaded = False
         self._fingerprint: tuple | None = None
         self._lock = threading.RLock()
