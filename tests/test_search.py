@@ -684,7 +684,9 @@ def test_fused_vectors_score_the_weighted_cosines() -> None:
 
 @pytest.mark.slow
 def test_a_cold_search_imports_no_torch(kb_env: Callable[..., dict[str, str]], make_kb: Callable[..., KB], tmp_path: Path) -> None:
-    """A new process answers `circuitkb search` with numpy models: no torch, no sentence-transformers."""
+    """A new process answers `circuitkb search` with numpy models: no torch, no sentence-transformers;
+    nor pandas (the other commands' tables), Alembic (the database is up to date) or faiss (a
+    small index is searched with numpy)."""
     env = kb_env("sqlite", "embedded")
     kb = make_kb(env=env)
     small_corpus(kb, tmp_path / "corpus")
@@ -695,7 +697,7 @@ def test_a_cold_search_imports_no_torch(kb_env: Callable[..., dict[str, str]], m
         "from click.testing import CliRunner\n"
         "from kb.cli import main\n"
         "result = CliRunner().invoke(main, ['search', 'les capitales', '--k', '3', '--json'])\n"
-        "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'pandas', 'alembic', 'faiss', 'safetensors') if m in sys.modules)\n"
         "print(json.dumps({'code': result.exit_code, 'out': result.output, 'heavy': heavy}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
