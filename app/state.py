@@ -109,6 +109,13 @@ def search(v: str, query: str, k: int, filters: Any, mode: str) -> list[Any]:
 
 
 @st.cache_data(show_spinner=False, max_entries=_ENTRIES)
+def like(v: str, feature: FeatureKey, k: int, filters: Any, cooccurring: bool) -> list[Any]:
+    from kb.search import like as run
+
+    return run(kb(), feature, k=k, filters=filters, cooccurring=cooccurring)
+
+
+@st.cache_data(show_spinner=False, max_entries=_ENTRIES)
 def graph_view(v: str, slug: str, top: int, expand: tuple[str, ...], node_threshold: float | None, edge_threshold: float) -> Any:
     from kb.analysis.graphview import graph_view as view
 

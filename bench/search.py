@@ -4,10 +4,18 @@
     /root/.cache/circuitkb/venv/bin/python -m bench.search --stage index --n 1000000
     /root/.cache/circuitkb/venv/bin/python -m bench.search --stage load --n 1000000
     /root/.cache/circuitkb/venv/bin/python -m bench.search --stage pipeline --n 1000000
+    /root/.cache/circuitkb/venv/bin/python -m bench.search --stage cold --runs 20
 
 ``relevance``: the relevance set of ``tests/relevance.yaml`` on the real graphs and explanations;
 recall@10 and MRR per language (English, French, Spanish, German, Chinese, Japanese) of the
-blended, semantic-only and keyword-only rankings.
+blended, semantic-only and keyword-only rankings, on the whole set and on each half of its
+concepts (``halves``: a change tuned on one half should gain on the other too).
+
+``cold``: ``circuitkb search "say a capital city"`` as a new process, ``--runs`` times, on the real
+graphs and the layer-20 explanations in a temporary home: wall time and CPU time per run, the
+phases inside one process (CLI imported, modules imported, KB opened, index loaded, query
+embedded, searched; seconds since start), and the load average before and after (the machine is
+shared: a load above the number of cores makes the wall time meaningless).
 
 ``index``: the approximate index alone on ``--n`` vectors. Embedding 1M texts with MiniLM on 2
 CPU cores takes hours, so the benchmark embeds ``--base`` generated descriptions (realistic
@@ -32,6 +40,7 @@ Embeddings of the base texts are cached in ``bench/out/search/``.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -372,8 +381,11 @@ def stage_relevance(args: argparse.Namespace) -> dict[str, Any]:
             add_label(kb, feature, text, author)
         out: dict[str, Any] = {"queries": len(rel.cases), "languages": rel.languages, "modes": {}, "per_query": {}}
         for mode in ("blend", "semantic", "keyword"):
-            scores = relevance.measure(rel, lambda q, mode=mode: [h.feature for h in search(kb, q, k=10, mode=mode)])
+            ranked = functools.lru_cache(maxsize=None)(lambda q, mode=mode: tuple(h.feature for h in search(kb, q, k=10, mode=mode)))
+            scores = relevance.measure(rel, ranked)
             out["modes"][mode] = relevance.as_report(scores)
+            # the same figures on each half of the concepts: a tuning that holds on the half it was not tuned on
+            out.setdefault("halves", {})[mode] = [relevance.as_report(relevance.measure(half, ranked)) for half in rel.halves()]
             for s in scores.values():
                 for case, recall, rr in s.per_case:
                     row = out["per_query"].setdefault(f"{case.language}: {case.query}", {})
@@ -382,7 +394,84 @@ def stage_relevance(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-STAGES = {"embed": stage_embed, "index": stage_index, "load": stage_load, "pipeline": stage_pipeline, "relevance": stage_relevance}
+# the phases of a cold `circuitkb search`, timed inside one new process (printed as JSON)
+_PHASES = """
+import json, sys, time
+started = time.perf_counter()
+marks = {}
+def mark(name):
+    marks[name] = round(time.perf_counter() - started, 4)
+from kb.cli import main
+mark("cli_imported")
+from kb.api import KB
+from kb.config import Config
+from kb.search import search
+import kb.cli.search
+mark("modules_imported")
+kb = KB.open(Config.load(home=sys.argv[1]))
+mark("kb_opened")
+searcher = kb.searcher()
+searcher.sync()
+mark("index_loaded")
+searcher._embed_query(sys.argv[2])
+mark("query_embedded")
+hits = search(kb, sys.argv[2], k=20)
+mark("searched")
+heavy = sorted(m for m in ("torch", "pandas", "alembic", "faiss", "neo4j") if m in sys.modules)
+print(json.dumps({"marks": marks, "hits": len(hits), "heavy_modules": heavy}))
+"""
+
+
+def stage_cold(args: argparse.Namespace) -> dict[str, Any]:
+    """``circuitkb search`` from a new process, ``--runs`` times, on the real graphs and the layer-20
+    explanations ingested into a temporary home (the first search, which embeds them, is not timed)."""
+    import subprocess
+    import sys
+
+    query = "say a capital city"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCUITKB_")}
+    with tempfile.TemporaryDirectory() as home:
+        cli = [sys.executable, "-m", "kb.cli", "--home", home]
+        subprocess.run([*cli, "ingest", str(DATA / "graphs")], env=env, check=True, capture_output=True)
+        subprocess.run([*cli, "features", "import", str(DATA / "features")], env=env, check=True, capture_output=True)
+        subprocess.run([*cli, "search", "warm up"], env=env, check=True, capture_output=True)
+        load_before = os.getloadavg()
+        walls, users, systems = [], [], []
+        for _ in range(args.runs):
+            before = os.times()
+            started = time.perf_counter()
+            subprocess.run([*cli, "search", query], env=env, check=True, capture_output=True)
+            walls.append(time.perf_counter() - started)
+            after = os.times()
+            users.append(after.children_user - before.children_user)
+            systems.append(after.children_system - before.children_system)
+        phases = [json.loads(subprocess.run([sys.executable, "-c", _PHASES, home, query], env=env, check=True, capture_output=True, text=True).stdout)
+                  for _ in range(min(args.runs, 5))]
+        load_after = os.getloadavg()
+    marks = {name: round(percentile([p["marks"][name] for p in phases], 50), 3) for name in phases[0]["marks"]}
+    return {
+        "query": query,
+        "runs": args.runs,
+        "wall_s_p50": round(percentile(walls, 50), 3),
+        "wall_s_max": round(max(walls), 3),
+        "user_cpu_s_p50": round(percentile(users, 50), 3),
+        "system_cpu_s_p50": round(percentile(systems, 50), 3),
+        "in_process_s_p50_since_start": marks,
+        "heavy_modules_loaded": phases[0]["heavy_modules"],
+        "bytecode_cached": not sys.flags.dont_write_bytecode,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
+    }
+
+
+STAGES = {
+    "embed": stage_embed,
+    "index": stage_index,
+    "load": stage_load,
+    "pipeline": stage_pipeline,
+    "relevance": stage_relevance,
+    "cold": stage_cold,
+}
 
 
 def main() -> None:
@@ -391,6 +480,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--base", type=int, default=20_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=20, help="cold stage: how many new processes")
     args = parser.parse_args()
     result = STAGES[args.stage](args)
     result["load_average_1min"] = round(os.getloadavg()[0], 2)

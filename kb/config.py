@@ -30,8 +30,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CIRCUITKB_NEO4J_PASSWORD", "Neo4j password", secret=True),
     Setting("CIRCUITKB_NEO4J_DATABASE", "Neo4j database name (default: the server's default)"),
     Setting("CIRCUITKB_EMBEDDING_MODEL", "sentence-transformers model name or path for feature search"),
+    Setting(
+        "CIRCUITKB_SEARCH_INDEX",
+        "where feature search keeps its vectors: neo4j (the default when graphs are in Neo4j 5.18+: one index "
+        "for everyone who uses that database) or local (files in the home)",
+    ),
     Setting("CIRCUITKB_PASSWORD", "password of the --as user of `users` and `labels` commands (never printed)", secret=True),
 )
+
+
+SEARCH_INDEXES = ("local", "neo4j")
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ class Config:
     neo4j_password: str | None = field(default=None, repr=False)
     neo4j_database: str | None = None
     embedding_model: str | None = None
+    search_index: str | None = None  # None: in Neo4j when graphs are there, else local
 
     @property
     def graph_store(self) -> str:
@@ -57,6 +66,11 @@ class Config:
         password = env.get("CIRCUITKB_NEO4J_PASSWORD") or None
         if uri and not uri.split("://", 1)[0] in ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc"):
             raise ConfigError(f"CIRCUITKB_NEO4J_URI must start with bolt:// or neo4j:// (or +s / +ssc), got {uri.split('://', 1)[0]}://")
+        search_index = (env.get("CIRCUITKB_SEARCH_INDEX") or "").strip().lower() or None
+        if search_index not in (None, *SEARCH_INDEXES):
+            raise ConfigError(f"CIRCUITKB_SEARCH_INDEX must be one of {', '.join(SEARCH_INDEXES)}, got {search_index!r}")
+        if search_index == "neo4j" and not uri:
+            raise ConfigError("CIRCUITKB_SEARCH_INDEX=neo4j needs the graphs in Neo4j (CIRCUITKB_NEO4J_URI)")
         return cls(
             home=home_path,
             sql_url=sql_url,
@@ -65,6 +79,7 @@ class Config:
             neo4j_password=password,
             neo4j_database=env.get("CIRCUITKB_NEO4J_DATABASE") or None,
             embedding_model=env.get("CIRCUITKB_EMBEDDING_MODEL") or None,
+            search_index=search_index,
         )
 
     def describe(self) -> dict[str, str | None]:
@@ -77,6 +92,7 @@ class Config:
             "neo4j_user": self.neo4j_user if self.neo4j_uri else None,
             "neo4j_password": "***" if self.neo4j_password else None,
             "neo4j_database": self.neo4j_database,
+            "search_index": self.search_index or ("neo4j" if self.neo4j_uri else "local"),
         }
 
 

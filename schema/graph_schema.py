@@ -13,6 +13,9 @@
 (:FeatureEdges {gid, part, n, src, tgt, w, nl})   a graph's feature-to-feature edges, summed over
                                                   positions: packed little-endian arrays as base64
                                                   (see kb.stores.cypher.circuits)
+(:SearchText {hash, v_<model digest>...})         a description text (SHA-256 hex) and its vector of
+                                                  each search model, in one vector index per model
+                                                  (see kb.stores.cypher.search; made on first use)
 
 Every statement is idempotent (IF NOT EXISTS); Community edition supports all of them.
 """
@@ -26,7 +29,8 @@ GRAPH_LABEL = "Graph"
 NODE_LABEL = "Node"
 INSTANCE_LABEL = "CircuitKB"
 FEATURE_EDGES_LABEL = "FeatureEdges"
-LABELS = (FEATURE_LABEL, GRAPH_LABEL, NODE_LABEL, INSTANCE_LABEL, FEATURE_EDGES_LABEL)
+SEARCH_TEXT_LABEL = "SearchText"
+LABELS = (FEATURE_LABEL, GRAPH_LABEL, NODE_LABEL, INSTANCE_LABEL, FEATURE_EDGES_LABEL, SEARCH_TEXT_LABEL)
 IS_TYPE = "IS"
 LINK_TYPE = "LINK"
 RELATIONSHIP_TYPES = (IS_TYPE, LINK_TYPE)
@@ -43,4 +47,5 @@ STATEMENTS: tuple[str, ...] = (
     # says `n.idx IS NOT NULL`, so `MATCH (n:Node {gid: $gid})` would otherwise scan every node
     "CREATE INDEX node_gid IF NOT EXISTS FOR (n:Node) ON (n.gid)",
     "CREATE CONSTRAINT feature_edges_part IF NOT EXISTS FOR (e:FeatureEdges) REQUIRE (e.gid, e.part) IS UNIQUE",
+    "CREATE CONSTRAINT search_text_hash IF NOT EXISTS FOR (t:SearchText) REQUIRE t.hash IS UNIQUE",
 )

@@ -258,6 +258,28 @@ def test_search_address_shows_hits_that_link_to_feature_pages(real: dict[str, An
     assert all(l.proto.page.endswith("feature") or "feature" in str(l.proto) for l in links)
 
 
+def test_features_like_this_opens_the_search_by_example(real: dict[str, Any]) -> None:
+    from urllib.parse import parse_qs
+
+    from kb.featureref import format_feature_ref
+
+    key = real["feature"]
+    app = open_page("feature", f=feature_address(key))
+    button = [link for link in app.get("page_link") if shown(link.label) == "Features like this"]
+    assert len(button) == 1 and button[0].proto.page.endswith("search")
+    assert parse_qs(button[0].proto.query_string) == {"like": [feature_address(key)]}
+    app = open_page("search", like=feature_address(key))
+    assert not problems(app), problems(app)
+    assert app.text_input(key="search-like").value == feature_address(key) and app.query_params["like"] in (feature_address(key), [feature_address(key)])
+    labels = link_labels(app)
+    assert labels[0] == format_feature_ref(key) and labels.count(format_feature_ref(key)) == 1 and len(labels) >= 6  # the example, then hits
+    together = open_page("search", like=feature_address(key), together="1")
+    assert not problems(together) and together.checkbox(key="search-together").value is True
+    assert len(link_labels(together)) >= 2
+    bad = open_page("search", like="not a feature")
+    assert not problems(bad) and bad.warning and not bad.get("page_link")
+
+
 def test_feature_address_shows_descriptions_labels_and_graphs(real: dict[str, Any]) -> None:
     key = real["feature"]
     app = open_page("feature", f=feature_address(key))

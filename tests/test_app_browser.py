@@ -236,6 +236,7 @@ def addresses(server: dict[str, Any]) -> list[tuple[str, str, str]]:
     a, b = slug_of("02"), slug_of("03")
     return [
         ("search", "/search?q=capital", "features"),
+        ("search-like", f"/search?like={quote(feature, safe='/')}", "Described like"),
         ("feature", f"/feature?f={quote(feature, safe='/')}", "Graphs that contain it"),
         ("graph", f"/graph?g={a}&node={quote(server['node'])}&top=80", "Strongest inputs"),
         ("compare-two", f"/compare?a={a}&b={b}", "only in A"),
@@ -261,6 +262,19 @@ def test_every_address_reopens_its_view_in_a_fresh_browser(server: dict[str, Any
         assert {k: v for k, v in params(page).items() if k in wanted} == wanted, (name, page.url)
         shoot(page, shots, f"link-{name}")
         context.close()
+
+
+def test_features_like_this_opens_the_search_by_example(server: dict[str, Any], page: Page, shots: Path) -> None:
+    key = server["feature"]
+    feature = f"{key.transcoder_set}/{key.layer}/{key.index}"
+    page.goto(f"{server['base']}/feature?f={quote(feature, safe='/')}")
+    settle(page)
+    page.locator("[data-testid=stPageLink] a", has_text="Features like this").click()
+    settle(page)
+    assert path_of(page) == "/search" and params(page) == {"like": feature}
+    expect(page.get_by_text("Described like")).to_be_visible()
+    assert page.locator("[data-testid=stPageLink] a[href*='feature']").count() >= 3  # the example and its hits
+    shoot(page, shots, "search-like")
 
 
 def test_a_hostile_label_is_shown_as_text(server: dict[str, Any], page: Page, shots: Path, dialogs: list[str]) -> None:

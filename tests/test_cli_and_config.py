@@ -75,6 +75,12 @@ def test_config_reads_the_environment_and_hides_secrets(tmp_path: Path) -> None:
     assert "pw-123" not in shown and "neo-pw" not in shown
     with pytest.raises(ConfigError):
         Config.load(env={"CIRCUITKB_NEO4J_URI": "http://localhost:7474"})
+    assert config.search_index is None and config.describe()["search_index"] == "neo4j"
+    assert Config.load(env={"CIRCUITKB_SEARCH_INDEX": " Local "}).search_index == "local"
+    with pytest.raises(ConfigError, match="CIRCUITKB_SEARCH_INDEX must be one of local, neo4j"):
+        Config.load(env={"CIRCUITKB_SEARCH_INDEX": "pgvector"})
+    with pytest.raises(ConfigError, match="needs the graphs in Neo4j"):
+        Config.load(env={"CIRCUITKB_SEARCH_INDEX": "neo4j"})
 
 
 def test_yaml_manifest_and_its_errors(tmp_path: Path) -> None:
@@ -128,6 +134,19 @@ def test_errors_are_handled_only_by_the_group() -> None:
     sources = {p.name: p.read_text(encoding="utf-8") for p in Path(app_command.__file__).parent.glob("*.py")}
     assert len(sources) >= 8
     assert [name for name, text in sources.items() if "except CircuitKBError" in text] == ["__init__.py"]
+
+
+def test_every_command_is_named_in_the_lazy_map_of_its_module() -> None:
+    import importlib
+
+    from kb.cli import COMMAND_MODULES
+
+    found = {}
+    for path in sorted(Path(app_command.__file__).parent.glob("[!_]*.py")):
+        module = importlib.import_module(f"kb.cli.{path.stem}")
+        found.update({command.name: module.__name__ for command in getattr(module, "COMMANDS", ())})
+    assert found == COMMAND_MODULES
+    assert sorted(main.list_commands(click.Context(main))) == sorted(COMMAND_MODULES)
 
 
 def test_every_command_answers_help() -> None:
@@ -185,13 +204,13 @@ def test_app_runs_streamlit_on_the_configured_knowledge_base(tmp_path: Path, mon
 def test_app_environment_carries_every_setting_and_drops_stale_ones(tmp_path: Path) -> None:
     config = Config(
         home=tmp_path, sql_url="postgresql://u:pw@db/kb", neo4j_uri="neo4j://n:7687", neo4j_user="me",
-        neo4j_password="pw2", neo4j_database="graphs", embedding_model="/models/m",
+        neo4j_password="pw2", neo4j_database="graphs", embedding_model="/models/m", search_index="local",
     )  # fmt: skip
     env = app_command.app_environment(config, {"KEEP": "1"})
     assert {s.env for s in SETTINGS if s.env != "CIRCUITKB_PASSWORD"} <= set(env) and env["KEEP"] == "1"
     assert "CIRCUITKB_PASSWORD" not in app_command.app_environment(config, {"CIRCUITKB_PASSWORD": "secret"})
     assert Config.load(env=env) == config
-    stale = {"CIRCUITKB_NEO4J_URI": "bolt://elsewhere:1", "CIRCUITKB_NEO4J_PASSWORD": "old", "CIRCUITKB_EMBEDDING_MODEL": "old"}
+    stale = {"CIRCUITKB_NEO4J_URI": "bolt://elsewhere:1", "CIRCUITKB_NEO4J_PASSWORD": "old", "CIRCUITKB_EMBEDDING_MODEL": "old", "CIRCUITKB_SEARCH_INDEX": "neo4j"}
     env = app_command.app_environment(Config.load(home=tmp_path, env={}), stale)
     assert not set(stale) & set(env)
     assert Config.load(env=env).graph_store == "embedded"

@@ -13,7 +13,7 @@ import streamlit as st
 
 from app import state
 from app.labelling import label_panel
-from app.widgets import Param, qk_tables, feature_address, feature_param, feature_url, graph_link, read_url, require_graphs, write_url
+from app.widgets import Param, qk_tables, feature_address, feature_param, feature_url, graph_link, link, read_url, require_graphs, write_url
 from ingest.records import FeatureKey
 from kb.errors import NotFoundError
 from kb.featureref import EXAMPLES, BadFeatureRef, format_feature_ref, parse_feature_ref
@@ -63,9 +63,13 @@ def known(key: FeatureKey) -> bool:
 def header(key: FeatureKey) -> None:
     v = state.version()
     st.subheader(format_feature_ref(key))
-    link = state.neuronpedia(v, key)
-    if link:
-        st.link_button("Open on Neuronpedia", link)
+    cols = st.columns(2)
+    neuronpedia = state.neuronpedia(v, key)
+    if neuronpedia:
+        cols[0].link_button("Open on Neuronpedia", neuronpedia)
+    if state.descriptions(v, key):  # search by example compares descriptions and labels
+        with cols[1]:
+            link("search", "Features like this", like=feature_address(key))
 
 
 def descriptions(key: FeatureKey) -> None:

@@ -1,14 +1,28 @@
-"""/search?q=TEXT : features by concept, words or id, with the search API's filters; every hit
-links to its feature page."""
+"""/search?q=TEXT : features by concept, words or id, with the search API's filters;
+/search?like=TRANSCODER_SET/LAYER/INDEX : features described like that one (the feature page's
+"Features like this"). Every hit links to its feature page."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from app import state
-from app.widgets import Param, feature_address, graph_filter, int_in, link, one_of, read_url, require_graphs, selection_params, text, write_url
-from kb.featureref import format_feature_ref
-from kb.search.query import MODES, SearchFilters
+from app.widgets import (
+    Param,
+    feature_address,
+    feature_param,
+    graph_filter,
+    int_in,
+    link,
+    one_of,
+    read_url,
+    require_graphs,
+    selection_params,
+    text,
+    write_url,
+)
+from kb.featureref import EXAMPLES, BadFeatureRef, format_feature_ref, parse_feature_ref
+from kb.search.query import MODES, SearchError, SearchFilters
 
 PAGE = "search"
 SOURCES = ("neuronpedia", "clerp", "label")
@@ -22,6 +36,10 @@ def _sources(raw: str) -> list[str]:
     return chosen
 
 
+def _flag(raw: str) -> bool:
+    return raw == "1"
+
+
 def render() -> None:
     st.header("Search features")
     everything = require_graphs()
@@ -29,6 +47,8 @@ def render() -> None:
         return
     params = {
         "q": Param("search-q", text, ""),
+        "like": Param("search-like", feature_param, ""),
+        "together": Param("search-together", _flag, False),
         "k": Param("search-k", int_in(5, 100), 20),
         "mode": Param("search-mode", one_of(MODES, "search mode"), "blend"),
         "tset": Param("search-tset", text, ""),
@@ -39,6 +59,11 @@ def render() -> None:
     }
     read_url(PAGE, params)
     query = st.text_input("Concept, words, or a feature id", key="search-q", placeholder="say a capital city · antonym · L20/1234 · 20-clt-hp/1234")
+    example = st.text_input(
+        "Or features like this one", key="search-like", placeholder="gemma-2-2b/clt-hp/20/1234",
+        help="Features whose descriptions and labels are nearest to this feature's (the feature page's 'Features like this')",
+    )  # fmt: skip
+    together = st.checkbox("Only features that appear in a graph with it", key="search-together", disabled=not example.strip())
     with st.expander("Filters", expanded=False):
         cols = st.columns(4)
         k = cols[0].slider("Results", 5, 100, key="search-k")
@@ -53,11 +78,12 @@ def render() -> None:
     write_url(
         PAGE,
         {
-            "q": query.strip(), "k": k if k != 20 else None, "mode": mode if mode != "blend" else None, "tset": tset.strip(),
+            "q": query.strip(), "like": example.strip(), "together": "1" if together and example.strip() else None,
+            "k": k if k != 20 else None, "mode": mode if mode != "blend" else None, "tset": tset.strip(),
             "lmin": lmin or None, "lmax": lmax if lmax != 999 else None, "sources": tuple(sources), **chosen,
         },
     )  # fmt: skip
-    if not query.strip():
+    if not query.strip() and not example.strip():
         st.caption("Type a concept above: the hits are features whose descriptions, clerps or labels say it.")
         return
     if lmin > lmax:
@@ -70,8 +96,26 @@ def render() -> None:
         sources=tuple(sources),
         graphs=None if selection.is_empty() else selection,
     )
-    with st.spinner("Searching"):
-        hits = state.search(state.version(), query.strip(), int(k), filters, mode)
+    if example.strip():
+        try:
+            key = parse_feature_ref(example)
+        except BadFeatureRef as exc:
+            st.warning(f"'Or features like this one' is not a feature name the page can read. Write it like {EXAMPLES}.")
+            st.text(str(exc))
+            return
+        st.markdown("**Described like**")
+        link("feature", format_feature_ref(key), f=feature_address(key))
+        if query.strip():
+            st.caption("Searching by example: clear 'Or features like this one' to search the words above.")
+        try:
+            with st.spinner("Searching"):
+                hits = state.like(state.version(), key, int(k), filters, together)
+        except SearchError as exc:  # the feature is unknown, or has no description to compare
+            st.info(str(exc))
+            return
+    else:
+        with st.spinner("Searching"):
+            hits = state.search(state.version(), query.strip(), int(k), filters, mode)
     if not hits:
         st.info("No feature matches. Try other words, or widen the filters.")
         return

@@ -42,6 +42,7 @@ def app_environment(config: Config, base: Mapping[str, str]) -> dict[str, str]:
         "CIRCUITKB_NEO4J_PASSWORD": config.neo4j_password,
         "CIRCUITKB_NEO4J_DATABASE": config.neo4j_database,
         "CIRCUITKB_EMBEDDING_MODEL": config.embedding_model,
+        "CIRCUITKB_SEARCH_INDEX": config.search_index,
     }
     env = dict(base)
     env.pop("CIRCUITKB_PASSWORD", None)

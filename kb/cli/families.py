@@ -162,4 +162,4 @@ def _print_change(change: dict[str, Any], as_json: bool) -> None:
     echo_table([{"graph": m["slug"], "family before": m["before"] or "-", "family now": m["after"] or "-"} for m in moved])
 
 
-COMMANDS = (families,)
+COMMANDS: list[click.Command] = [families]

@@ -411,4 +411,4 @@ def labels_viewer(ctx: click.Context, slug: str, subgraph_name: str, no_labels: 
         click.echo(f"wrote {output}", err=True)
 
 
-COMMANDS = (users, labels)
+COMMANDS: list[click.Command] = [users, labels]

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import click
-import pandas as pd
 
 
 def echo_json(data: Any) -> None:
@@ -16,6 +15,8 @@ def echo_json(data: Any) -> None:
 def echo_table(rows: list[dict[str, Any]]) -> None:
     """Print rows as an aligned text table (nothing for no rows)."""
     if rows:
+        import pandas as pd  # heavy: only the commands that print tables pay for it
+
         click.echo(pd.DataFrame(rows).to_string(index=False))
 
 
@@ -27,7 +28,7 @@ def echo_more(shown: int, total: int) -> None:
 
 def number(value: Any, digits: int = 3) -> str:
     """A number in ``digits`` significant digits for a table; blank when missing."""
-    return "" if value is None or pd.isna(value) else f"{value:.{digits}g}"
+    return "" if _missing(value) else f"{value:.{digits}g}"
 
 
 def feature_text(row: Any, prefix: str = "", *, with_set: bool = True) -> str:
@@ -35,10 +36,20 @@ def feature_text(row: Any, prefix: str = "", *, with_set: bool = True) -> str:
     {prefix}transcoder_set, layer and index of a dict or a named tuple; blank for no feature."""
     get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
     tset = get(f"{prefix}transcoder_set")
-    if tset is None or pd.isna(tset):
+    if _missing(tset):
         return ""
     short = f"L{int(get(prefix + 'layer'))}/{int(get(prefix + 'index'))}"
     return f"{tset}/{short}" if with_set else short
+
+
+def _missing(value: Any) -> bool:
+    """None, NaN, or pandas' NA / NaT (a blank cell of a data frame)."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN, NaT; pd.NA answers NA, which bool() refuses
+    except TypeError:
+        return True
 
 
 def short_text(text: str, width: int = 100) -> str:

@@ -34,6 +34,8 @@ _SCHEMA = (
     " text_id INTEGER NOT NULL, source TEXT NOT NULL, author TEXT NOT NULL, graph_id INTEGER,"
     " PRIMARY KEY (kind, ref)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS docs_text ON docs (text_id)",
+    # a text's distinct features, read from the index alone (Catalog.feature_counts)
+    "CREATE INDEX IF NOT EXISTS docs_text_feature ON docs (text_id, feature_id)",
     "CREATE INDEX IF NOT EXISTS docs_feature ON docs (feature_id)",
     "CREATE INDEX IF NOT EXISTS docs_graph ON docs (graph_id) WHERE graph_id IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -171,11 +173,28 @@ class Catalog:
             self.conn.executemany("INSERT INTO texts_fts (rowid, text) VALUES (?, ?)", [(i, t) for i, _, t in new_rows])
         return [known[digest] for digest, _ in items]
 
-    def texts_between(self, start: int, stop: int) -> list[str]:
-        rows = self.conn.execute("SELECT id, text FROM texts WHERE id >= ? AND id < ? ORDER BY id", (start, stop)).fetchall()
+    def items_between(self, start: int, stop: int) -> list[tuple[bytes, str]]:
+        """(hash, text) of texts ``start`` to ``stop - 1``, in id order."""
+        rows = self.conn.execute("SELECT id, hash, text FROM texts WHERE id >= ? AND id < ? ORDER BY id", (start, stop)).fetchall()
         if len(rows) != stop - start or (rows and (rows[0][0] != start or rows[-1][0] != stop - 1)):
             raise RuntimeError(f"search catalog {self.path} is missing texts between {start} and {stop}; delete it to rebuild")
-        return [text for _, text in rows]
+        return [(bytes(digest), text) for _, digest, text in rows]
+
+    def hashes_of(self, ids: Iterable[int]) -> dict[int, bytes]:
+        wanted = sorted(set(ids))
+        found: dict[int, bytes] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            found.update((i, bytes(h)) for i, h in self.conn.execute(f"SELECT id, hash FROM texts WHERE id IN ({_marks(len(chunk))})", chunk))
+        return found
+
+    def ids_of_hashes(self, hashes: Iterable[bytes]) -> dict[bytes, int]:
+        wanted = sorted(set(hashes))
+        found: dict[bytes, int] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            found.update((bytes(h), i) for h, i in self.conn.execute(f"SELECT hash, id FROM texts WHERE hash IN ({_marks(len(chunk))})", chunk))
+        return found
 
     def texts_of(self, ids: Iterable[int]) -> dict[int, str]:
         wanted = sorted(set(ids))
@@ -242,14 +261,35 @@ class Catalog:
     def n_docs(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
 
-    def features_of_text(self, text_id: int, where: DocFilter, limit: int) -> list[tuple[int, str, int, int]]:
-        """(feature id, set, layer, index) of the docs with this text that pass ``where``, by feature id."""
+    def features_of_text(self, text_id: int, where: DocFilter, limit: int) -> list[tuple[int, str, int, int, bool]]:
+        """(feature id, set, layer, index, labelled) of the docs with this text that pass ``where``:
+        features that carry the text as a label first, then by feature id."""
         clause, params = where.sql()
-        return self.conn.execute(
-            f'SELECT DISTINCT feature_id, transcoder_set, layer, "index" FROM docs WHERE text_id = ?{clause} '
-            "ORDER BY feature_id LIMIT ?",
-            [text_id, *params, limit],
+        rows = self.conn.execute(
+            f'SELECT feature_id, transcoder_set, layer, "index", MAX(kind = ?) AS labelled FROM docs WHERE text_id = ?{clause} '
+            "GROUP BY feature_id ORDER BY labelled DESC, feature_id LIMIT ?",
+            [LABEL, text_id, *params, limit],
         ).fetchall()
+        return [(fid, tset, layer, index, bool(labelled)) for fid, tset, layer, index, labelled in rows]
+
+    def labelled_texts(self, text_ids: Iterable[int]) -> set[int]:
+        """Those of ``text_ids`` that are some feature's label."""
+        wanted = sorted(set(text_ids))
+        found: set[int] = set()
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            rows = self.conn.execute(f"SELECT DISTINCT text_id FROM docs WHERE kind = ? AND text_id IN ({_marks(len(chunk))})", [LABEL, *chunk])
+            found.update(r[0] for r in rows)
+        return found
+
+    def feature_counts(self, text_ids: Iterable[int], cap: int) -> dict[int, int]:
+        """How many distinct features each text describes, counted up to ``cap``."""
+        return {
+            tid: self.conn.execute(
+                "SELECT COUNT(*) FROM (SELECT DISTINCT feature_id FROM docs WHERE text_id = ? LIMIT ?)", (tid, cap)
+            ).fetchone()[0]
+            for tid in set(text_ids)
+        }
 
     def docs_of_features(self, feature_ids: Sequence[int]) -> Iterator[Doc]:
         ids = sorted(set(feature_ids))

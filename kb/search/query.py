@@ -22,6 +22,7 @@ loaded); both exist to measure what the blend adds (bench/results/search.md).
 from __future__ import annotations
 
 import functools
+import heapq
 import logging
 import math
 import re
@@ -45,7 +46,7 @@ from kb.featureref import BadFeatureRef, FeatureRef, find_feature_refs, read_fea
 from kb.search import sync
 from kb.search.catalog import DF_CAP, LABEL, Catalog, Doc, DocFilter, words
 from kb.search.embedder import Embedder, model_slug
-from kb.search.index import VectorIndex
+from kb.search.index import Vectors, VectorIndex
 from kb.sqlqueries import among
 from kb.selection import Selection
 from schema.sql import READY, features, graphs, labels
@@ -54,6 +55,12 @@ log = logging.getLogger(__name__)
 
 MODES = ("blend", "semantic", "keyword")
 KEYWORD_WEIGHT = 0.35
+# a feature's label (what a person wrote) counts this much more than a description with the same text
+LABEL_BONUS = 0.1
+# a text shared by many features ("small" as the clerp of 17 features) says less about each than one
+# written for a single feature: it loses SPECIFICITY_WEIGHT * ln(features it describes, up to the cap)
+SPECIFICITY_WEIGHT = 0.07
+SPECIFICITY_CAP = 16
 MAX_K = 1000
 MAX_QUERY_WORDS = 64
 KEYWORD_POOL = 200
@@ -160,6 +167,25 @@ class _Scored:
     text_id: int | None
 
 
+def open_vectors(core: Core, catalog: Catalog, folder: Path, model: str) -> Vectors:
+    """Where ``model``'s vectors live: in Neo4j when the graphs are there (unless
+    ``CIRCUITKB_SEARCH_INDEX=local``, or the server is older than 5.18), else in ``folder``."""
+    wanted = core.config.search_index or ("neo4j" if core.store.name == "neo4j" else "local")
+    if wanted == "neo4j":
+        from kb.search.neo4j_index import Neo4jIndex
+        from kb.stores.neo4j_vectors import MIN_VERSION, TextVectors, VectorIndexError, supports_vectors
+
+        if core.store.name != "neo4j":
+            raise SearchError("CIRCUITKB_SEARCH_INDEX=neo4j needs the graphs in Neo4j (CIRCUITKB_NEO4J_URI)")
+        if supports_vectors(core.store):  # type: ignore[arg-type]
+            return Neo4jIndex(TextVectors(core.store, model), catalog)  # type: ignore[arg-type]
+        needed = ".".join(map(str, MIN_VERSION))
+        if core.config.search_index == "neo4j":
+            raise VectorIndexError(f"search vectors in Neo4j need Neo4j {needed} or later; set CIRCUITKB_SEARCH_INDEX=local")
+        log.warning("Neo4j is older than %s: search vectors stay in %s", needed, folder)
+    return VectorIndex(folder, model)
+
+
 class FeatureSearch:
     """Search over one knowledge base with one embedding model; reuse it across queries.
 
@@ -173,7 +199,7 @@ class FeatureSearch:
         root = Path(core.config.home) / "search"
         self.root = root
         self.catalog = Catalog(root / "catalog.sqlite")
-        self.vectors = VectorIndex(root / model_slug(embedder.name), embedder.name)
+        self.vectors = open_vectors(core, self.catalog, root / model_slug(embedder.name), embedder.name)
         self._loaded = False
         self._fingerprint: tuple | None = None
         self._lock = threading.RLock()
@@ -345,7 +371,7 @@ class FeatureSearch:
         total = max(self.vectors.count, 1)
         while True:
             text_scores = self._candidates(text, terms, weights, qvec, pool, subset, mode)
-            scored, truncated = self._by_feature(text_scores, where, limit)
+            scored, truncated = self._by_feature(text_scores, where, limit, LABEL_BONUS if mode == "blend" else 0.0)
             if gids is not None:
                 unknown = [s.fid for s in scored if s.fid not in present]
                 if unknown:
@@ -395,30 +421,44 @@ class FeatureSearch:
         missing = [tid for tid in keyword_ids if tid not in cosine]
         cosine.update(self.vectors.scores(qvec, missing))
         texts = self.catalog.texts_of(cosine)
+        shared = self.catalog.feature_counts(cosine, SPECIFICITY_CAP)
         phrase = " ".join(words(text))
         out: dict[int, tuple[float, str]] = {}
         for tid, c in cosine.items():
             kw = keyword_score(terms, weights, phrase, texts.get(tid, ""))
             how = "semantic+keyword" if kw > 0 else "semantic"
-            out[tid] = (c + KEYWORD_WEIGHT * kw, how)
+            out[tid] = (c + KEYWORD_WEIGHT * kw - SPECIFICITY_WEIGHT * math.log(max(shared.get(tid, 1), 1)), how)
         return out
 
-    def _by_feature(self, text_scores: dict[int, tuple[float, str]], where: DocFilter, limit: int) -> tuple[list[_Scored], bool]:
-        """Features of the best texts, best first, until ``limit``; and whether more were left.
+    def _by_feature(
+        self, text_scores: dict[int, tuple[float, str]], where: DocFilter, limit: int, label_bonus: float = 0.0
+    ) -> tuple[list[_Scored], bool]:
+        """Features of the best texts, best first (ties: lower feature id), at least ``limit`` of
+        them if there are; and whether more were left.
 
-        Texts are visited best first, so a feature's first text is its best; a text that
-        describes many features (a clerp like "Texas" in thousands of graphs) is read only as
+        A feature scores as its best text, plus ``label_bonus`` when that text is its label. Texts
+        are visited best first (counting the bonus for texts that are some feature's label), and
+        the visit stops once ``limit`` features score more than any text left could give: a text
+        that describes many features (a clerp like "Texas" in thousands of graphs) is read only as
         far as needed.
         """
+        labelled = self.catalog.labelled_texts(text_scores) if label_bonus else set()
+
+        def ceiling(tid: int) -> float:
+            return text_scores[tid][0] + (label_bonus if tid in labelled else 0.0)
+
         found: dict[int, _Scored] = {}
-        for tid in sorted(text_scores, key=lambda t: (-text_scores[t][0], t)):
+        truncated = False
+        for tid in sorted(text_scores, key=lambda t: (-ceiling(t), t)):
+            if len(found) >= limit and heapq.nlargest(limit, (s.best for s in found.values()))[-1] > ceiling(tid):
+                truncated = True
+                break
             score, how = text_scores[tid]
-            for fid, tset, layer, index in self.catalog.features_of_text(tid, where, limit + len(found)):
-                if fid not in found:
-                    found[fid] = _Scored(fid, FeatureKey(tset, layer, index), score, how, tid)
-            if len(found) >= limit:
-                return list(found.values()), True
-        return list(found.values()), False
+            for fid, tset, layer, index, is_label in self.catalog.features_of_text(tid, where, limit + len(found)):
+                best = score + (label_bonus if is_label else 0.0)
+                if fid not in found or best > found[fid].best:
+                    found[fid] = _Scored(fid, FeatureKey(tset, layer, index), best, how, tid)
+        return sorted(found.values(), key=lambda s: (-s.best, s.fid)), truncated
 
     def _idf(self, terms: Sequence[str]) -> list[float]:
         """Rarity of each term among the catalog's texts: rare words count more."""
@@ -467,7 +507,7 @@ class FeatureSearch:
         labels_by_feature = _labels(self.core.engine, fids)
         hits = []
         # scores in [0, 1]: an id match scores 1, a blend is scaled by its maximum, BM25 by the best hit's
-        scale = {"blend": 1.0 + KEYWORD_WEIGHT, "semantic": 1.0}.get(mode)
+        scale = {"blend": 1.0 + KEYWORD_WEIGHT + LABEL_BONUS, "semantic": 1.0}.get(mode)
         if scale is None:
             scale = max((s.best for s in ranked if s.match != "id"), default=1.0) or 1.0
         for s in ranked:

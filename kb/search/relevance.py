@@ -43,6 +43,14 @@ class RelevanceSet:
     def in_language(self, language: str) -> list[Case]:
         return [c for c in self.cases if c.language == language]
 
+    def halves(self) -> tuple["RelevanceSet", "RelevanceSet"]:
+        """The concepts in file order split alternately (1st, 3rd, ... and 2nd, 4th, ...), each with
+        all its languages: tune on one half, check that the gain holds on the other."""
+        concepts = list(dict.fromkeys(c.concept for c in self.cases))
+        parity = {concept: i % 2 for i, concept in enumerate(concepts)}
+        first, second = (tuple(c for c in self.cases if parity[c.concept] == half) for half in (0, 1))
+        return RelevanceSet(first, self.labels), RelevanceSet(second, self.labels)
+
 
 @dataclass(frozen=True)
 class Score:

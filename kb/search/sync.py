@@ -30,7 +30,7 @@ from sqlalchemy import Engine, func, select
 from kb.config import redact_url
 from kb.search.catalog import DESCRIPTION, LABEL, Catalog, Doc
 from kb.search.embedder import Embedder
-from kb.search.index import VectorIndex
+from kb.search.index import Vectors
 from schema.sql import READY, descriptions, features, graphs, labels
 
 log = logging.getLogger(__name__)
@@ -90,16 +90,15 @@ def sync_catalog(engine: Engine, sql_url: str, catalog: Catalog, report: SyncRep
         raise
 
 
-def embed_missing(catalog: Catalog, vectors: VectorIndex, embedder: Embedder, report: SyncReport) -> None:
-    """Embed the catalog texts this model has no vector for yet (the caller holds the lock)."""
+def embed_missing(catalog: Catalog, vectors: Vectors, embedder: Embedder, report: SyncReport) -> None:
+    """Give every catalog text a vector of this model, embedding only those that have none
+    (the caller holds the lock)."""
     vectors.refresh()
     total = catalog.n_texts()
     while vectors.count < total:
         stop = min(vectors.count + EMBED_CHUNK, total)
-        texts = catalog.texts_between(vectors.count, stop)
-        vectors.append(embedder.embed(texts))
-        report.texts_embedded += len(texts)
-        log.info("embedded %d of %d texts with %s", vectors.count, total, embedder.name)
+        report.texts_embedded += vectors.add_texts(vectors.count, catalog.items_between(vectors.count, stop), embedder.embed)
+        log.info("%d of %d texts have vectors of %s", vectors.count, total, embedder.name)
     vectors.save()
 
 

@@ -26,13 +26,15 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
-import pandas as pd
 
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +184,8 @@ class Skeleton:
 
 def skeleton_from_rows(gid: int, rows: Sequence[Mapping[str, Any]], src: Sequence[int], tgt: Sequence[int], weight: Sequence[float]) -> Skeleton:
     """Build a Skeleton from node rows (dicts with SKELETON_COLUMNS, any order) and link lists."""
+    import pandas as pd  # heavy: only what reads whole graphs pays for it, not every command
+
     frame = pd.DataFrame.from_records(list(rows), columns=list(SKELETON_COLUMNS))
     frame["feature_id"] = frame["feature_id"].fillna(-1).astype(np.int64)
     for column in ("activation", "influence", "token_prob"):
