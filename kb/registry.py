@@ -202,8 +202,14 @@ class Finish:
 
 
 def finish(conn: Connection, gid: int, slug: str, previous_id: int | None, done: Finish) -> None:
-    """Make graph ``gid`` the visible version of its slug (inside the caller's transaction)."""
+    """Make graph ``gid`` the visible version of its slug (inside the caller's transaction).
+
+    A new version of a graph keeps the family of the version it replaces unless its manifest
+    names one: a family a person accepted survives a re-ingest of the changed file."""
+    family = done.family
     if previous_id is not None and previous_id != gid:
+        if family is None:
+            family = conn.execute(select(graphs.c.family).where(graphs.c.id == previous_id)).scalar_one_or_none()
         conn.execute(update(graphs).where(graphs.c.id == previous_id).values(status=REPLACED))
         conn.execute(delete(descriptions).where(descriptions.c.graph_id == previous_id))
     conn.execute(delete(graph_tags).where(graph_tags.c.graph_id == gid))
@@ -225,7 +231,7 @@ def finish(conn: Connection, gid: int, slug: str, previous_id: int | None, done:
             n_links=done.n_links,
             n_features=done.n_features,
             language=done.language,
-            family=done.family,
+            family=family,
             ready_at=now(),
             owner=None,
         )

@@ -186,6 +186,23 @@ def test_a_family_from_a_manifest_is_kept_unless_the_person_says_so(sql: str, ma
     assert [f.name for f in list_families(kb)] == ["opposite"]
 
 
+def test_a_changed_file_ingested_again_keeps_its_accepted_family(kb: KB, tmp_path: Path) -> None:
+    ingest_built(kb, tmp_path / "built", ["opposite-en", "opposite-fr"])
+    accept_proposal(kb, accounts.local_actor(), propose_families(kb).named("opposite-small"), "opposite")
+    changed = built_graphs()["opposite-en"]
+    (tmp_path / "changed").mkdir()
+    changed["nodes"][0]["activation"] = 123.0
+    report = kb.ingest([write(tmp_path / "changed" / "opposite-en.json", changed)])
+    assert [r["slug"] for r in report.ingested] == ["opposite-en"]  # a new version, not skipped
+    assert {g.slug: g.family for g in kb.select()} == {"opposite-en": "opposite", "opposite-fr": "opposite"}
+    # a manifest that names a family still decides
+    changed["nodes"][0]["activation"] = 124.0
+    manifest = tmp_path / "changed" / "manifest.csv"
+    manifest.write_text("slug,family\nopposite-en,antonyms\n", encoding="utf-8")
+    kb.ingest([write(tmp_path / "changed" / "opposite-en.json", changed)], manifest=manifest)
+    assert {g.slug: g.family for g in kb.select()}["opposite-en"] == "antonyms"
+
+
 @pytest.mark.parametrize("sql", SQLS)
 def test_families_are_edited_by_name(sql: str, make_kb: Callable[..., KB], tmp_path: Path) -> None:
     kb = make_kb(sql)
