@@ -9,7 +9,7 @@ position 1). Links name their ends by that number.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -71,9 +71,12 @@ PROMOTED_NODE_FIELDS = (
 INT_LAYER = "__int_layer__"
 
 
-@dataclass(frozen=True, order=True)
-class FeatureKey:
-    """A feature's identity across graphs."""
+class FeatureKey(NamedTuple):
+    """A feature's identity across graphs.
+
+    A named tuple rather than a frozen dataclass: an ingest hashes and compares one per node
+    many times, and a tuple does that in C.
+    """
 
     transcoder_set: str
     layer: int

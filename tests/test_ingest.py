@@ -145,16 +145,15 @@ def test_a_failure_in_the_middle_of_writing_leaves_nothing(kb: KB, tmp_path: Pat
 
     calls = {"n": 0}
     if kb.store.name == "embedded":
-        original = embedded.bulk_insert
+        original = embedded.insert_links
 
-        def flaky(conn, table, columns, rows):  # noqa: ANN001, ANN202
-            if table == "graph_links":
-                calls["n"] += 1
-                if calls["n"] == 3:
-                    raise RuntimeError("disk on fire")
-            return original(conn, table, columns, rows)
+        def flaky(*args):  # noqa: ANN002, ANN202
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise RuntimeError("disk on fire")
+            return original(*args)
 
-        monkeypatch.setattr(embedded, "bulk_insert", flaky)
+        monkeypatch.setattr(embedded, "insert_links", flaky)
     else:
         original = kb.store.run_write
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
+
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, true, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -41,6 +43,18 @@ def _insert_feature_edges(conn: Connection, edges: FeatureEdges) -> None:
         for p in edges.parts()
     ]
     conn.execute(insert(graph_feature_edges), rows)
+
+
+def read_links(conn: Connection, gid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Graph ``gid``'s links in file order: src, tgt (int32) and weight (float64).
+
+    They are stored in key order (src, tgt, idx) and put back in file order here: sorting by idx
+    in numpy costs less than asking the database for another order.
+    """
+    rows = conn.execute(select(graph_links.c.idx, graph_links.c.src, graph_links.c.tgt, graph_links.c.weight).where(graph_links.c.graph_id == gid)).all()
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    arr = arr[np.argsort(arr[:, 0], kind="stable")]
+    return arr[:, 1].astype(np.int32), arr[:, 2].astype(np.int32), arr[:, 3].copy()
 
 
 def purge_feature_edges(conn: Connection, gid: int) -> None:
@@ -84,10 +98,8 @@ class EmbeddedCircuitQueries(CircuitQueries):
             rows = [dict(r._mapping) for r in conn.execute(select(*(n[c] for c in SKELETON_COLUMNS)).where(n.graph_id == gid))]
             if not rows:
                 raise NotFoundError(f"graph {gid} has no nodes in the embedded store")
-            links = conn.execute(
-                select(graph_links.c.src, graph_links.c.tgt, graph_links.c.weight).where(graph_links.c.graph_id == gid).order_by(graph_links.c.idx)
-            ).all()
-        return skeleton_from_rows(gid, rows, [r[0] for r in links], [r[1] for r in links], [r[2] for r in links])
+            src, tgt, weight = read_links(conn, gid)
+        return skeleton_from_rows(gid, rows, src, tgt, weight)
 
     def chains(self, gids: Sequence[int], steps: Sequence[Step]) -> list[ChainMatch]:
         if not steps or not gids:
