@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from ingest.records import FeatureKey, GraphHeader
+from kb.sqlqueries import keys_table
 from schema.sql import LOADING, READY, REPLACED, descriptions, features, graph_link_extra, graph_qk, graph_tags, graphs, kb_meta
 
 # a writer on another host is presumed dead when it has not been heard of for this long
@@ -97,22 +98,20 @@ def ensure_features(
 
 
 def lookup_features(conn: Connection, keys: Sequence[FeatureKey]) -> dict[FeatureKey, int]:
+    """The SQL ids of the features ``keys`` that exist: one index seek per key."""
     found: dict[FeatureKey, int] = {}
-    by_set: dict[str, list[FeatureKey]] = {}
+    by_set: dict[str, list[tuple[int, int]]] = {}
     for k in keys:
-        by_set.setdefault(k.transcoder_set, []).append(k)
-    for tset, group in by_set.items():
-        wanted = {(k.layer, k.index) for k in group}
-        layers = sorted({k.layer for k in group})
-        q = select(features.c.id, features.c.layer, features.c["index"]).where(
-            features.c.transcoder_set == tset, features.c.layer.in_(layers)
+        by_set.setdefault(k.transcoder_set, []).append((k.layer, k.index))
+    f = features.c
+    for tset, pairs in by_set.items():
+        wanted = keys_table(conn, pairs, ("layer", "index"))
+        # an IN list, not a join: SQLite would scan the set's features for each key of a join
+        query = select(f.id, f.layer, f["index"]).where(
+            f.transcoder_set == tset, tuple_(f.layer, f["index"]).in_(select(wanted.c.layer, wanted.c["index"]))
         )
-        indexes = sorted({k.index for k in group})
-        for start in range(0, len(indexes), 900):
-            chunk = indexes[start : start + 900]
-            for fid, layer, index in conn.execute(q.where(features.c["index"].in_(chunk))):
-                if (layer, index) in wanted:
-                    found[FeatureKey(tset, layer, index)] = fid
+        for fid, layer, index in conn.execute(query):
+            found[FeatureKey(tset, layer, index)] = fid
     return found
 
 

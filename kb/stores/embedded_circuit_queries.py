@@ -11,7 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
-from kb.sqlqueries import among
+from kb.sqlqueries import among, keys_table
 from kb.stores.base import NODE_COLUMNS
 from kb.stores.circuit_queries import (
     OUT,
@@ -26,7 +26,7 @@ from kb.stores.circuit_queries import (
     fold_parsed_graph,
     skeleton_from_rows,
 )
-from kb.stores.embedded_feature_queries import distinct_features, keys_table
+from kb.stores.embedded_feature_queries import distinct_features
 from schema.sql import graph_feature_edges, graph_links, graph_nodes
 
 _CHUNK = 900
