@@ -10,20 +10,21 @@ before it writes anything.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, tuple_, update
+from sqlalchemy import ARRAY, BigInteger, Connection, Engine, Integer, Select, String, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from ingest.records import FeatureKey, GraphHeader
-from kb.sqlqueries import keys_table
 from schema.sql import LOADING, READY, REPLACED, descriptions, features, graph_link_extra, graph_qk, graph_tags, graphs, kb_meta
 
 # a writer on another host is presumed dead when it has not been heard of for this long
@@ -103,16 +104,36 @@ def lookup_features(conn: Connection, keys: Sequence[FeatureKey]) -> dict[Featur
     by_set: dict[str, list[tuple[int, int]]] = {}
     for k in keys:
         by_set.setdefault(k.transcoder_set, []).append((k.layer, k.index))
-    f = features.c
+    postgres = conn.dialect.name == "postgresql"
+    query = _feature_lookup(postgres)
     for tset, pairs in by_set.items():
-        wanted = keys_table(conn, pairs, ("layer", "index"))
-        # an IN list, not a join: SQLite would scan the set's features for each key of a join
-        query = select(f.id, f.layer, f["index"]).where(
-            f.transcoder_set == tset, tuple_(f.layer, f["index"]).in_(select(wanted.c.layer, wanted.c["index"]))
-        )
-        for fid, layer, index in conn.execute(query):
+        if postgres:
+            params = {"tset": tset, "layers": [p[0] for p in pairs], "indexes": [p[1] for p in pairs]}
+        else:
+            params = {"tset": tset, "pairs": json.dumps(pairs)}
+        for fid, layer, index in conn.execute(query, params):
             found[FeatureKey(tset, layer, index)] = fid
     return found
+
+
+@lru_cache(maxsize=2)
+def _feature_lookup(postgres: bool) -> Select:
+    """Features of one set by (layer, index) pairs bound as one parameter (two on PostgreSQL).
+
+    Built once: an ingest looks features up for every graph, and building the statement would
+    cost more than running it. An IN list, not a join: SQLite would scan the set's features
+    for each pair of a join.
+    """
+    f = features.c
+    if postgres:
+        pairs = func.unnest(bindparam("layers", type_=ARRAY(Integer)), bindparam("indexes", type_=ARRAY(BigInteger)))
+        wanted = pairs.table_valued("layer", "index").render_derived(name="k")
+    else:
+        listed = func.json_each(bindparam("pairs", type_=String)).table_valued("value")
+        wanted = select(func.json_extract(listed.c.value, "$[0]").label("layer"), func.json_extract(listed.c.value, "$[1]").label("index")).subquery("k")
+    return select(f.id, f.layer, f["index"]).where(
+        f.transcoder_set == bindparam("tset"), tuple_(f.layer, f["index"]).in_(select(wanted.c.layer, wanted.c["index"]))
+    )
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import orjson
 from sqlalchemy import Connection
 
 from ingest.records import FeatureKey, ParsedGraph
@@ -58,6 +59,11 @@ class GraphStore(FeatureQueries, CircuitQueries, ABC):
     """
 
     name: str
+
+    @property
+    def concurrent_writes(self) -> int:
+        """How many graphs an ingest may write at once, each from its own thread (different graphs only)."""
+        return 1
 
     @abstractmethod
     def setup(self) -> None:
@@ -118,5 +124,23 @@ def node_values(node: Any, feature_ids: dict[FeatureKey, int]) -> tuple:
         node.activation,
         node.token_prob,
         node.is_target_logit,
-        json.dumps(node.extra, ensure_ascii=False, separators=(",", ":")) if node.extra else None,
+        extra_json(node.extra) if node.extra else None,
     )
+
+
+def extra_json(extra: dict[str, Any]) -> str:
+    """A node's extra fields as compact JSON text.
+
+    orjson writes the same text twenty times faster, but turns NaN into null: it serialises
+    only fields that hold no float (strings, integers, booleans, nulls, lists of strings),
+    which is what most nodes carry; anything else, or what orjson refuses, goes to json.
+    """
+    if all(type(v) in _PLAIN or (type(v) is list and all(type(x) is str for x in v)) for v in extra.values()):
+        try:
+            return orjson.dumps(extra).decode()
+        except TypeError:  # an integer beyond 64 bits, a lone surrogate
+            pass
+    return json.dumps(extra, ensure_ascii=False, separators=(",", ":"))
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 LINK_BATCH = 200_000
 TRANSACTION_LINKS = 1_000_000
+CONCURRENT_WRITES_POSTGRESQL = 2
 
 
 class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
@@ -32,6 +33,12 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    @property
+    def concurrent_writes(self) -> int:
+        """SQLite has one writer at a time; PostgreSQL takes a graph per connection, and its
+        server's work (index upkeep, WAL) then runs beside the parsing on other cores."""
+        return CONCURRENT_WRITES_POSTGRESQL if self.engine.dialect.name == "postgresql" else 1
 
     def setup(self) -> None:
         """The tables come with the SQL migrations; nothing else to do."""
