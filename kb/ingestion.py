@@ -265,7 +265,7 @@ def _store(core: Core, item: _Parsed, manifest: Manifest | None, on_change: str,
     assert gid is not None
     write_started = time.perf_counter()
     try:
-        _write(core, path, graph, gid, claim.previous_id, manifest, progress)
+        _write(core, path, graph, gid, claim, manifest, progress)
     except BaseException:
         _abandon(core, gid)
         raise
@@ -294,7 +294,7 @@ def _write(
     path: Path,
     graph: ParsedGraph,
     gid: int,
-    previous_id: int | None,
+    claim: registry.Claim,
     manifest: Manifest | None,
     progress: IngestProgress | None,
 ) -> None:
@@ -328,10 +328,11 @@ def _write(
     )
 
     def finalize(conn: Connection) -> None:
-        registry.finish(conn, gid, graph.header.slug, previous_id, done)
+        registry.finish(conn, gid, graph.header.slug, claim.previous_id, done)
         write_qk(conn, gid, qk)
 
-    core.store.write_graph(gid, graph, feature_ids, finalize, progress.on_links if progress else None)
+    # an id taken over from a dead writer may have half a graph in the store; a new one has nothing
+    core.store.write_graph(gid, graph, feature_ids, finalize, progress.on_links if progress else None, fresh=not claim.takeover)
 
 
 def _abandon(core: Core, gid: int) -> None:

@@ -84,10 +84,13 @@ class GraphStore(FeatureQueries, CircuitQueries, ABC):
         feature_ids: dict[FeatureKey, int],
         finalize: Finalize,
         progress: LinkProgress | None = None,
+        fresh: bool = False,
     ) -> None:
         """Store graph ``gid`` whole, then run ``finalize`` in a SQL transaction that publishes it.
 
-        Anything of ``gid`` already in the store (a half-written earlier try) is removed first.
+        Anything of ``gid`` already in the store (a half-written earlier try) is removed first,
+        unless the caller says the id is ``fresh``: newly given, so nothing of it can be stored
+        (the registry forgets an id only after its store has purged it).
         """
 
     @abstractmethod

@@ -50,6 +50,7 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
         feature_ids: dict[FeatureKey, int],
         finalize: Finalize,
         progress: LinkProgress | None = None,
+        fresh: bool = False,
     ) -> None:
         """One transaction for an ordinary graph; a huge one is committed in slices.
 
@@ -59,7 +60,8 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
         """
         n = graph.n_links
         with self.engine.begin() as conn:
-            self._purge(conn, gid)
+            if not fresh:
+                self._purge(conn, gid)
             rows = [(gid, *node_values(node, feature_ids)) for node in graph.nodes]
             bulk_insert(conn, "graph_nodes", ("graph_id", *NODE_COLUMNS), rows)
             if n <= TRANSACTION_LINKS:
