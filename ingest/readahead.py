@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.graphfile import read_graph
+from ingest.language import detect_language
 from ingest.records import ParsedGraph
 
 
@@ -53,6 +54,11 @@ class ReadAhead:
         self.close()
 
     @property
+    def pid(self) -> int:
+        """The parsing process's id."""
+        return self._process.pid
+
+    @property
     def pending(self) -> int:
         """Files submitted and not yet taken."""
         return len(self._pending)
@@ -61,16 +67,17 @@ class ReadAhead:
         self._conn.send((str(path), digest))
         self._pending.append(str(path))
 
-    def take(self) -> tuple[ParsedGraph, float]:
-        """The oldest submitted file, parsed, and the seconds parsing took; raises what parsing it raised."""
+    def take(self) -> tuple[ParsedGraph, float, str | None]:
+        """The oldest submitted file: the graph, the seconds parsing took and the language of its
+        prompt (:func:`ingest.language.detect_language`); raises what parsing it raised."""
         path = self._pending.popleft()
         try:
-            ok, value, seconds = self._conn.recv()
+            ok, value, seconds, language = self._conn.recv()
         except EOFError:
             raise RuntimeError(f"the parsing process ended while it read {path} (exit status {self._process.poll()})") from None
         if not ok:
             raise value
-        return value, seconds
+        return value, seconds, language
 
     def close(self) -> None:
         self._conn.close()  # the child's next read ends, and so does the child
@@ -82,7 +89,7 @@ class ReadAhead:
 
 
 def serve(fd: int) -> None:
-    """The child's loop: parse each (path, digest) received, send back (ok, graph or error, seconds)."""
+    """The child's loop: parse each (path, digest) received, send back (ok, graph or error, seconds, language)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn = Connection(fd)
     while True:
@@ -91,15 +98,15 @@ def serve(fd: int) -> None:
         except (EOFError, OSError):
             return
         started = time.perf_counter()
-        answer: tuple[bool, Any, float]
+        answer: tuple[bool, Any, float, str | None]
         try:
-            answer = (True, read_graph(Path(path), digest=digest), 0.0)
+            graph = read_graph(Path(path), digest=digest)
+            answer = (True, graph, time.perf_counter() - started, detect_language(graph.header.prompt))
         except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it as read_graph would have
-            answer = (False, exc, 0.0)
-        answer = (answer[0], answer[1], time.perf_counter() - started)
+            answer = (False, exc, time.perf_counter() - started, None)
         try:
             conn.send(answer)
         except OSError:  # the parent is gone
             return
         except (pickle.PicklingError, TypeError, AttributeError):  # an error that cannot travel: its text can
-            conn.send((False, RuntimeError(f"{path}: {answer[1]!r}"), answer[2]))
+            conn.send((False, RuntimeError(f"{path}: {answer[1]!r}"), answer[2], None))

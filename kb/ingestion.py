@@ -31,7 +31,7 @@ from kb import registry
 from kb.core import Core
 from kb.errors import CircuitKBError
 from kb.qk_store import qk_rows, write_qk
-from schema.sql import LOADING, READY, REPLACED, graphs
+from schema.sql import LOADING, REPLACED, graphs
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,9 @@ class _Parsed:
     digest: str = ""
     graph: ParsedGraph | None = None
     parse_seconds: float = 0.0
+    language: str | None = None
+    """The prompt's language, when the reader detected it (None: not detected yet, or unknown)."""
+    detected: bool = False
     done: dict[str, Any] | CircuitKBError | None = None
 
 
@@ -168,6 +171,8 @@ def _parsed(core: Core, files: list[Path], reader: ReadAhead | None, ahead: int)
     With a reader, up to ``ahead`` files are being parsed in its process while the caller works;
     a file big enough to be streamed is parsed here, where its memory is counted once.
     """
+    with core.engine.connect() as conn:
+        stored = registry.ready_hashes(conn)
     queue: deque[tuple[_Parsed, bool]] = deque()
     remaining = iter(files)
     submitted = 0
@@ -176,7 +181,7 @@ def _parsed(core: Core, files: list[Path], reader: ReadAhead | None, ahead: int)
             path = next(remaining, None)
             if path is None:
                 break
-            item = _unless_stored(core, path)
+            item = _unless_stored(path, stored)
             sent = item.done is None and reader is not None and os.path.getsize(path) <= STREAM_THRESHOLD_BYTES
             if sent:
                 assert reader is not None
@@ -191,7 +196,8 @@ def _parsed(core: Core, files: list[Path], reader: ReadAhead | None, ahead: int)
                 if sent:
                     assert reader is not None
                     submitted -= 1
-                    item.graph, item.parse_seconds = reader.take()
+                    item.graph, item.parse_seconds, item.language = reader.take()
+                    item.detected = True
                 else:
                     parse_started = time.perf_counter()
                     item.graph = read_graph(item.path, digest=item.digest)
@@ -201,16 +207,15 @@ def _parsed(core: Core, files: list[Path], reader: ReadAhead | None, ahead: int)
         yield item
 
 
-def _unless_stored(core: Core, path: Path) -> _Parsed:
-    """The file's digest; done already when a visible graph has the same content."""
+def _unless_stored(path: Path, stored: dict[str, str]) -> _Parsed:
+    """The file's digest; done already when a visible graph had the same content when the
+    ingest began (a graph published since is found by the claim, which has the last word)."""
     try:
         digest = content_hash(path)
     except CircuitKBError as exc:
         return _Parsed(path, done=exc)
-    with core.engine.connect() as conn:
-        known = conn.execute(select(graphs.c.slug).where(graphs.c.content_hash == digest, graphs.c.status == READY)).first()
-    if known is not None:
-        return _Parsed(path, digest, done={"path": str(path), "slug": known.slug, "outcome": "unchanged", "reason": "same content already stored"})
+    if digest in stored:
+        return _Parsed(path, digest, done={"path": str(path), "slug": stored[digest], "outcome": "unchanged", "reason": "same content already stored"})
     return _Parsed(path, digest)
 
 
@@ -265,7 +270,7 @@ def _store(core: Core, item: _Parsed, manifest: Manifest | None, on_change: str,
     assert gid is not None
     write_started = time.perf_counter()
     try:
-        _write(core, path, graph, gid, claim, manifest, progress)
+        _write(core, item, gid, claim, manifest, progress)
     except BaseException:
         _abandon(core, gid)
         raise
@@ -291,15 +296,18 @@ def _store(core: Core, item: _Parsed, manifest: Manifest | None, on_change: str,
 
 def _write(
     core: Core,
-    path: Path,
-    graph: ParsedGraph,
+    item: _Parsed,
     gid: int,
     claim: registry.Claim,
     manifest: Manifest | None,
     progress: IngestProgress | None,
 ) -> None:
-    tagging = manifest.lookup(path, graph.header.slug) if manifest else None
-    language = (tagging.language if tagging and tagging.language else None) or detect_language(graph.header.prompt)
+    graph = item.graph
+    assert graph is not None
+    tagging = manifest.lookup(item.path, graph.header.slug) if manifest else None
+    language = tagging.language if tagging and tagging.language else None
+    if language is None:
+        language = item.language if item.detected else detect_language(graph.header.prompt)
     keys = graph.features()
     with core.engine.begin() as conn:
         # QK tracing may name features that were pruned out of the graph's nodes: known, not used
@@ -327,12 +335,14 @@ def _write(
         link_extra=link_extra or None,
     )
 
-    def finalize(conn: Connection) -> None:
-        registry.finish(conn, gid, graph.header.slug, claim.previous_id, done)
-        write_qk(conn, gid, qk)
+    # an id taken over from a dead writer may have half a graph stored; a new one has nothing
+    fresh = not claim.takeover
 
-    # an id taken over from a dead writer may have half a graph in the store; a new one has nothing
-    core.store.write_graph(gid, graph, feature_ids, finalize, progress.on_links if progress else None, fresh=not claim.takeover)
+    def finalize(conn: Connection) -> None:
+        registry.finish(conn, gid, graph.header.slug, claim.previous_id, done, fresh=fresh)
+        write_qk(conn, gid, qk, fresh=fresh)
+
+    core.store.write_graph(gid, graph, feature_ids, finalize, progress.on_links if progress else None, fresh=fresh)
 
 
 def _abandon(core: Core, gid: int) -> None:

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime, timedelta, timezone
@@ -174,9 +175,11 @@ def claim(engine: Engine, header: GraphHeader, digest: str, source: str, store: 
             )
             return Claim("write", same.id, takeover=True, previous_id=ready.id if ready else None)
         values = _registry_values(header, digest, source, store)
+        # a refused insert aborts a PostgreSQL transaction unless it ran in a savepoint; SQLite
+        # undoes only the statement (and a savepoint is two more round trips per graph)
         try:
-            with conn.begin_nested():
-                gid = conn.execute(insert(graphs).values(**values).returning(graphs.c.id)).scalar_one()
+            with conn.begin_nested() if conn.dialect.name == "postgresql" else nullcontext():
+                gid = conn.execute(insert(graphs).returning(graphs.c.id), values).scalar_one()
         except IntegrityError:
             return Claim("busy", None, reason="being ingested by another process")
         return Claim("write", gid, previous_id=ready.id if ready else None)
@@ -204,6 +207,11 @@ def _registry_values(header: GraphHeader, digest: str, source: str, store: str) 
     }
 
 
+def ready_hashes(conn: Connection) -> dict[str, str]:
+    """Content hash -> slug of every visible graph."""
+    return dict(conn.execute(select(graphs.c.content_hash, graphs.c.slug).where(graphs.c.status == READY)).all())
+
+
 def heartbeat(engine: Engine, gid: int) -> None:
     with engine.begin() as conn:
         conn.execute(update(graphs).where(graphs.c.id == gid).values(heartbeat_at=now()))
@@ -221,18 +229,22 @@ class Finish:
     link_extra: dict[str, Any] | None
 
 
-def finish(conn: Connection, gid: int, slug: str, previous_id: int | None, done: Finish) -> None:
-    """Make graph ``gid`` the visible version of its slug (inside the caller's transaction)."""
+def finish(conn: Connection, gid: int, slug: str, previous_id: int | None, done: Finish, fresh: bool = False) -> None:
+    """Make graph ``gid`` the visible version of its slug (inside the caller's transaction).
+
+    ``fresh``: the id was just given, so it has no tags, descriptions or link extras to replace.
+    """
     if previous_id is not None and previous_id != gid:
         conn.execute(update(graphs).where(graphs.c.id == previous_id).values(status=REPLACED))
         conn.execute(delete(descriptions).where(descriptions.c.graph_id == previous_id))
-    conn.execute(delete(graph_tags).where(graph_tags.c.graph_id == gid))
+    if not fresh:
+        conn.execute(delete(graph_tags).where(graph_tags.c.graph_id == gid))
+        conn.execute(delete(graph_link_extra).where(graph_link_extra.c.graph_id == gid))
+        conn.execute(delete(descriptions).where(descriptions.c.graph_id == gid))
     if done.tags:
         conn.execute(insert(graph_tags), [{"graph_id": gid, "tag": t} for t in sorted(set(done.tags))])
-    conn.execute(delete(graph_link_extra).where(graph_link_extra.c.graph_id == gid))
     if done.link_extra:
         conn.execute(insert(graph_link_extra).values(graph_id=gid, extra=done.link_extra))
-    conn.execute(delete(descriptions).where(descriptions.c.graph_id == gid))
     clerp_rows = _clerp_rows(gid, done.clerps)
     if clerp_rows:
         conn.execute(insert(descriptions), clerp_rows)

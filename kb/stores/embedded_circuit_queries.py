@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from kb.stores.circuit_queries import (
     LinkSet,
     Skeleton,
     Step,
-    fold_parsed_graph,
+    parsed_graph_edge_parts,
     skeleton_from_rows,
 )
 from kb.stores.embedded_feature_queries import distinct_features
@@ -33,14 +33,18 @@ _CHUNK = 900
 
 
 def write_feature_edges(conn: Connection, gid: int, graph: ParsedGraph, feature_ids: dict[FeatureKey, int]) -> None:
-    """Store graph ``gid``'s feature edges; called inside the transaction that writes the graph."""
-    _insert_feature_edges(conn, fold_parsed_graph(gid, graph, feature_ids))
+    """Store graph ``gid``'s feature edges; called inside the transaction that writes the graph.
+
+    Each part is inserted as soon as it is folded, so a huge graph never holds all its edges.
+    """
+    for part in parsed_graph_edge_parts(gid, graph, feature_ids):
+        _insert_feature_edge_parts(conn, gid, [part])
 
 
-def _insert_feature_edges(conn: Connection, edges: FeatureEdges) -> None:
+def _insert_feature_edge_parts(conn: Connection, gid: int, parts: Iterable[dict[str, Any]]) -> None:
     rows = [
-        {"graph_id": edges.gid, "part": p["part"], "n_edges": p["n"], "src": p["src"], "tgt": p["tgt"], "weight": p["weight"], "n_links": p["n_links"]}
-        for p in edges.parts()
+        {"graph_id": gid, "part": p["part"], "n_edges": p["n"], "src": p["src"], "tgt": p["tgt"], "weight": p["weight"], "n_links": p["n_links"]}
+        for p in parts
     ]
     conn.execute(insert(graph_feature_edges), rows)
 
@@ -89,7 +93,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
             if exists is None:
                 return False
             purge_feature_edges(conn, edges.gid)
-            _insert_feature_edges(conn, edges)
+            _insert_feature_edge_parts(conn, edges.gid, edges.parts())
         return True
 
     def graph_skeleton(self, gid: int) -> Skeleton:
