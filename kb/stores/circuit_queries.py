@@ -102,7 +102,7 @@ class FeatureEdges:
 
 # links folded at once; a bigger graph is folded one range of source features at a time, which
 # bounds the memory the fold takes whatever the graph's size
-FOLD_CHUNK = 1_000_000
+FOLD_CHUNK = 500_000
 
 
 def fold_feature_edges(

@@ -8,8 +8,9 @@ the ORM layer would cost more than the database.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import Connection, Engine, delete, func, select
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 LINK_BATCH = 200_000
 TRANSACTION_LINKS = 1_000_000
 CONCURRENT_WRITES_POSTGRESQL = 2
+# SQLite page cache (KiB) while writing a graph of more than TRANSACTION_LINKS links
+HUGE_GRAPH_PAGE_CACHE_KIB = 64 * 1024
 
 
 class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
@@ -59,22 +62,23 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
         way until ``finalize`` publishes it, and a half-written one is purged before a rewrite.
         """
         n = graph.n_links
-        with self.engine.begin() as conn:
-            if not fresh:
-                self._purge(conn, gid)
-            rows = [(gid, *node_values(node, feature_ids)) for node in graph.nodes]
-            bulk_insert(conn, "graph_nodes", ("graph_id", *NODE_COLUMNS), rows)
-            if n <= TRANSACTION_LINKS:
-                self._insert_links(conn, gid, graph, 0, n, progress)
+        with self.engine.connect() as conn, _page_cache(conn, n):
+            with conn.begin():
+                if not fresh:
+                    self._purge(conn, gid)
+                rows = [(gid, *node_values(node, feature_ids)) for node in graph.nodes]
+                bulk_insert(conn, "graph_nodes", ("graph_id", *NODE_COLUMNS), rows)
+                if n <= TRANSACTION_LINKS:
+                    self._insert_links(conn, gid, graph, 0, n, progress)
+                    write_feature_edges(conn, gid, graph, feature_ids)
+                    finalize(conn)
+                    return
+            for start in range(0, n, TRANSACTION_LINKS):
+                with conn.begin():
+                    self._insert_links(conn, gid, graph, start, min(n, start + TRANSACTION_LINKS), progress)
+            with conn.begin():
                 write_feature_edges(conn, gid, graph, feature_ids)
                 finalize(conn)
-                return
-        for start in range(0, n, TRANSACTION_LINKS):
-            with self.engine.begin() as conn:
-                self._insert_links(conn, gid, graph, start, min(n, start + TRANSACTION_LINKS), progress)
-        with self.engine.begin() as conn:
-            write_feature_edges(conn, gid, graph, feature_ids)
-            finalize(conn)
 
     @staticmethod
     def _insert_links(conn: Connection, gid: int, graph: ParsedGraph, first: int, last: int, progress: LinkProgress | None) -> None:
@@ -135,6 +139,28 @@ _COPY_LINK = np.dtype(
     + [item for name in ("graph_id", "src", "tgt", "idx") for item in ((f"{name}_len", ">i4"), (name, ">i4"))]
     + [("weight_len", ">i4"), ("weight", ">f8")]
 )
+
+
+@contextmanager
+def _page_cache(conn: Connection, n_links: int) -> Iterator[None]:
+    """A smaller SQLite page cache while a huge graph is written, restored after.
+
+    The cache (kb.sqldb) would grow to its full size with the graph's pages and add that to the
+    memory the graph's arrays already take; the write is a little slower with less.
+    """
+    if conn.dialect.name != "sqlite" or n_links <= TRANSACTION_LINKS:
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+    conn.exec_driver_sql(f"PRAGMA cache_size = {int(HUGE_GRAPH_PAGE_CACHE_KIB) * -1}")
+    conn.commit()  # a pragma, not a transaction: end the one SQLAlchemy began
+    try:
+        yield
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+        conn.exec_driver_sql(f"PRAGMA cache_size = {int(before)}")
+        conn.commit()
 
 
 def insert_links(conn: Connection, gid: int, src: np.ndarray, tgt: np.ndarray, idx: np.ndarray, weight: np.ndarray) -> None:
