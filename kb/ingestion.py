@@ -65,8 +65,10 @@ class IngestProgress:
     """Callbacks the CLI uses to draw a progress bar during an ingest; both optional.
 
     ``on_links(n)`` is called after each batch of ``n`` more links is written (the graph
-    store's own link-progress callback); ``on_graph(path, outcome)`` after each file, with
-    ``ingested``, ``unchanged``, ``busy``, ``conflict`` or ``failed``.
+    store's own link-progress callback), from the writing thread: several at once on a store
+    that writes several graphs at once; ``on_graph(path, outcome)`` after each file, in file
+    order, from the caller's thread, with ``ingested``, ``unchanged``, ``busy``, ``conflict``
+    or ``failed``.
     """
 
     on_links: Callable[[int], None] | None = None

@@ -1,8 +1,10 @@
 """The embedded graph store: each graph's nodes and links in tables of the SQL database.
 
 A graph is written and published in one SQL transaction, so it appears whole or not at all.
-Bulk rows go through the driver directly (``executemany`` on SQLite, ``COPY`` on PostgreSQL):
-the ORM layer would cost more than the database.
+Bulk rows go through the driver directly (INSERT statements of many rows on SQLite, ``COPY`` on
+PostgreSQL, binary for links, whose fields are all numbers packed by numpy): the ORM layer would
+cost more than the database. Links are written sorted by the table's key (graph_id, src, tgt,
+idx), so that the table's B-tree grows at its end.
 """
 
 from __future__ import annotations
@@ -152,7 +154,7 @@ def _page_cache(conn: Connection, n_links: int) -> Iterator[None]:
         yield
         return
     before = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
-    conn.exec_driver_sql(f"PRAGMA cache_size = {int(HUGE_GRAPH_PAGE_CACHE_KIB) * -1}")
+    conn.exec_driver_sql(f"PRAGMA cache_size = {-int(HUGE_GRAPH_PAGE_CACHE_KIB)}")
     conn.commit()  # a pragma, not a transaction: end the one SQLAlchemy began
     try:
         yield

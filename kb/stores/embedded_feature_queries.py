@@ -161,7 +161,9 @@ def _linked(conn: Connection, direction: str, fids: Sequence[int], gids: Sequenc
             func.count().label("n_links"),
         )
         .join_from(f, link, and_(link.c.graph_id == f.c.graph_id, near == f.c.idx))
-        .join(nb, and_(nb.c.graph_id == link.c.graph_id, nb.c.idx == far))
+        # `+ 0`: without it SQLite may read every node of the graph as a neighbour first and then
+        # look for a link between it and the feature's node, instead of following the feature's links
+        .join(nb, and_(nb.c.graph_id == link.c.graph_id + 0, nb.c.idx == far))
         .where(among(conn, f.c.feature_id, fids), among(conn, f.c.graph_id, gids, lookup=False))
         .group_by(f.c.graph_id, f.c.feature_id, nb.c.feature_id, own_node)
     )
