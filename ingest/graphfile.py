@@ -71,8 +71,12 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_graph(path: Path, digest: str | None = None, stream: bool | None = None) -> ParsedGraph:
-    """Parse and validate a whole graph file."""
+def read_graph(path: Path, digest: str | None = None, stream: bool | None = None, quiet: bool = False) -> ParsedGraph:
+    """Parse and validate a whole graph file.
+
+    What was kept aside or told apart is in the graph's ``warnings`` and logged, unless
+    ``quiet`` (the caller then logs them with :func:`log_warnings`).
+    """
     path = Path(path)
     if digest is None:
         digest = content_hash(path)
@@ -83,7 +87,15 @@ def read_graph(path: Path, digest: str | None = None, stream: bool | None = None
         _feed_streaming(path, builder)
     else:
         _feed_whole(path, builder)
-    return builder.finish()
+    graph = builder.finish()
+    if not quiet:
+        log_warnings(graph)
+    return graph
+
+
+def log_warnings(graph: ParsedGraph) -> None:
+    for message in graph.warnings:
+        log.warning(message)
 
 
 # --- feeding the builder ---------------------------------------------------------------------
@@ -670,8 +682,6 @@ class _GraphBuilder:
                 f"{self.path}: {len(self.ambiguous)} links name a node_id shared by several nodes and "
                 f"cannot be resolved without doubt ({sample}); they are kept aside, not attached to any node"
             )
-        for message in warnings:
-            log.warning(message)
         return ParsedGraph(
             path=self.path,
             content_hash=self.digest,

@@ -3,7 +3,9 @@
 An ingest spends its time in two places: parsing files (JSON decoding and validation, Python)
 and writing them to the database. With a child process parsing the next files while the
 writer stores the current one, both run at once on two cores. Files are parsed and given back
-in the order they were submitted, with the same results and errors as :func:`read_graph`.
+in the order they were submitted, with the same results, warnings and errors as
+:func:`read_graph` (warnings are logged by the parent); the child detects each prompt's
+language too.
 
 The child reads requests from a socket pair and ends when the parent closes it or dies (its
 read then ends), so a parent killed with ``kill -9`` leaves no process behind. It ignores
@@ -24,7 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ingest.graphfile import read_graph
+from ingest.graphfile import log_warnings, read_graph
 from ingest.language import detect_language
 from ingest.records import ParsedGraph
 
@@ -39,11 +41,15 @@ class ReadAhead:
         parent, child = socket.socketpair()
         code = "import sys, json; sys.path[:] = json.loads(sys.argv[1]); from ingest.readahead import serve; serve(int(sys.argv[2]))"
         with child:
-            self._process = subprocess.Popen(
-                [sys.executable, "-c", code, json.dumps(sys.path), str(child.fileno())],
-                pass_fds=(child.fileno(),),
-                stdin=subprocess.DEVNULL,
-            )
+            try:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-c", code, json.dumps(sys.path), str(child.fileno())],
+                    pass_fds=(child.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                )
+            except BaseException:
+                parent.close()
+                raise
         self._conn = Connection(parent.detach())
         self._pending: deque[str] = deque()
 
@@ -77,6 +83,7 @@ class ReadAhead:
             raise RuntimeError(f"the parsing process ended while it read {path} (exit status {self._process.poll()})") from None
         if not ok:
             raise value
+        log_warnings(value)
         return value, seconds, language
 
     def close(self) -> None:
@@ -100,7 +107,7 @@ def serve(fd: int) -> None:
         started = time.perf_counter()
         answer: tuple[bool, Any, float, str | None]
         try:
-            graph = read_graph(Path(path), digest=digest)
+            graph = read_graph(Path(path), digest=digest, quiet=True)  # warnings are logged by the parent
             answer = (True, graph, time.perf_counter() - started, detect_language(graph.header.prompt))
         except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it as read_graph would have
             answer = (False, exc, time.perf_counter() - started, None)

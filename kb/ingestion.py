@@ -127,7 +127,7 @@ def ingest_paths(
     recover(core)
     writers = max(1, core.store.concurrent_writes) if len(files) > 1 else 1
     with ExitStack() as stack:
-        reader = stack.enter_context(ReadAhead()) if len(files) >= READ_AHEAD_MIN_FILES else None
+        reader = _read_ahead(stack) if len(files) >= READ_AHEAD_MIN_FILES else None
         pool = stack.enter_context(ThreadPoolExecutor(writers, thread_name_prefix="circuitkb-write")) if writers > 1 else None
         parsed = _parsed(core, files, reader, READ_AHEAD * writers)
 
@@ -151,6 +151,16 @@ def ingest_paths(
                 progress.on_graph(str(path), outcome)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _read_ahead(stack: ExitStack) -> ReadAhead | None:
+    """A parsing process, or None (files are then parsed where they are written) when this
+    system cannot start one."""
+    try:
+        return stack.enter_context(ReadAhead())
+    except (OSError, ValueError) as exc:
+        log.warning("files are parsed one by one in this process: no parsing process (%s)", exc)
+        return None
 
 
 @dataclass

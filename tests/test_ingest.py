@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -181,18 +182,25 @@ def test_a_failure_in_the_middle_of_writing_leaves_nothing(kb: KB, tmp_path: Pat
     assert kb.export("half") == small_graph("half")
 
 
-def test_many_files_report_in_order_as_one_at_a_time(kb: KB, tmp_path: Path) -> None:
+def test_many_files_report_in_order_as_one_at_a_time(kb: KB, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Three files or more are parsed ahead in a child process, and Neo4j and PostgreSQL write
-    several at once: outcomes, errors and replacements are still those of one file at a time."""
+    several at once: outcomes, errors, warnings and replacements are still those of one file at a time."""
     paths = [write(tmp_path / f"g{i}.json", small_graph(f"g{i}")) for i in range(6)]
     paths[3].write_text(json.dumps(small_graph("g3"))[:300])
     dangling = small_graph("g4")
     dangling["links"][2]["target"] = "12_77_3"
     write(paths[4], dangling)
-    first = kb.ingest(paths)
+    novel = small_graph("g5")
+    novel["nodes"][3]["feature_type"] = "fancy new type"
+    write(paths[5], novel)
+    with caplog.at_level(logging.WARNING):
+        first = kb.ingest(paths)
     assert [f["path"] for f in first.failed] == [str(paths[3]), str(paths[4])]
     assert "invalid JSON" in first.failed[0]["error"] and "links[2].target: no node '12_77_3'" in first.failed[1]["error"]
     assert [i["slug"] for i in first.ingested] == ["g0", "g1", "g2", "g5"]
+    # the parsing process's warnings reach the report and this process's log
+    assert any("'fancy new type' (1)" in w for w in first.warnings)
+    assert "'fancy new type' (1)" in caplog.text
 
     changed = small_graph("g1")
     changed["links"][0]["weight"] = 9.0
