@@ -14,10 +14,12 @@ import logging
 import os
 from array import array
 from dataclasses import replace
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
 import numpy as np
+import orjson
 
 from ingest.causal import causal_span, may_feed, sublayer_name
 from ingest.featureid import MAX_FEATURE_ID, decode_feature, lorsa_set_of, transcoder_set_of
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 STREAM_THRESHOLD_BYTES = 64 * 1024 * 1024
 KNOWN_TOP_LEVEL = ("metadata", "qParams", "nodes", "links")
 _HASH_CHUNK = 4 * 1024 * 1024
+_PROMOTED = frozenset(PROMOTED_NODE_FIELDS)
+_SOURCE, _TARGET, _WEIGHT = itemgetter("source"), itemgetter("target"), itemgetter("weight")
 
 
 def open_binary(path: Path) -> BinaryIO:
@@ -67,8 +71,12 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_graph(path: Path, digest: str | None = None, stream: bool | None = None) -> ParsedGraph:
-    """Parse and validate a whole graph file."""
+def read_graph(path: Path, digest: str | None = None, stream: bool | None = None, quiet: bool = False) -> ParsedGraph:
+    """Parse and validate a whole graph file.
+
+    What was kept aside or told apart is in the graph's ``warnings`` and logged, unless
+    ``quiet`` (the caller then logs them with :func:`log_warnings`).
+    """
     path = Path(path)
     if digest is None:
         digest = content_hash(path)
@@ -79,7 +87,15 @@ def read_graph(path: Path, digest: str | None = None, stream: bool | None = None
         _feed_streaming(path, builder)
     else:
         _feed_whole(path, builder)
-    return builder.finish()
+    graph = builder.finish()
+    if not quiet:
+        log_warnings(graph)
+    return graph
+
+
+def log_warnings(graph: ParsedGraph) -> None:
+    for message in graph.warnings:
+        log.warning(message)
 
 
 # --- feeding the builder ---------------------------------------------------------------------
@@ -88,10 +104,23 @@ def read_graph(path: Path, digest: str | None = None, stream: bool | None = None
 LINK_CHUNK = 100_000
 
 
+def decode_json(data: bytes) -> Any:
+    """A JSON document from bytes: orjson, and the standard library for what orjson refuses.
+
+    orjson is several times faster, but stricter: NaN and Infinity, integers beyond 64 bits,
+    lone surrogates and a byte-order mark make it fail where Python's json reads them. Those
+    files are read again by json, which either accepts them or says where they are broken.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
 def _feed_whole(path: Path, builder: "_GraphBuilder") -> None:
     try:
         with open_binary(path) as fh:
-            doc = json.load(fh)
+            doc = decode_json(fh.read())
     except json.JSONDecodeError as exc:
         raise GraphFormatError(
             str(path), "", f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
@@ -378,26 +407,32 @@ class _GraphBuilder:
         self.by_node_id.setdefault(node.node_id, []).append(idx)
 
     def parse_node(self, raw: Any, where: str, idx: int) -> Node:
-        """One node object of ``nodes`` (or of ``qk_only_nodes``, with ``idx`` -1), validated."""
+        """One node object of ``nodes`` (or of ``qk_only_nodes``, with ``idx`` -1), validated.
+
+        Runs once per node of every file: the common types are checked first with ``type(x) is``,
+        and only a value that fails them goes through the general checks (the same rules).
+        """
         assert self.header is not None
-        if not isinstance(raw, dict):
-            raise self.fail(where, f"expected an object, got {_type_name(raw)}")
-        node_id = raw.get("node_id")
-        if not isinstance(node_id, str) or not node_id:
+        if type(raw) is not dict:
+            if not isinstance(raw, dict):
+                raise self.fail(where, f"expected an object, got {_type_name(raw)}")
+        get = raw.get
+        node_id = get("node_id")
+        if type(node_id) is not str or not node_id:
             raise self.fail(f"{where}.node_id", "missing or not a string")
-        ftype = raw.get("feature_type")
-        if not isinstance(ftype, str) or not ftype:
+        ftype = get("feature_type")
+        if type(ftype) is not str or not ftype:
             raise self.fail(f"{where}.feature_type", f"expected a feature type like 'cross layer transcoder', got {_type_name(ftype)}")
         kind = FEATURE_TYPES.get(ftype)
         if kind is None:
             # a type newer than this code: kept (and exported) as it is, never taken for a feature
             kind = OTHER_KIND
             self.unknown_types[ftype] = self.unknown_types.get(ftype, 0) + 1
-        layer = raw.get("layer")
-        layer_is_int = _is_int(layer)
+        layer = get("layer")
+        layer_is_int = type(layer) is not str and _is_int(layer)
         if layer_is_int:
             layer = str(int(layer))
-        if not isinstance(layer, str) or not layer:
+        if type(layer) is not str or not layer:
             raise self.fail(f"{where}.layer", f"expected a string like \"12\" or \"E\", got {_type_name(layer)}")
         if kind == EMBEDDING_KIND:
             layer_num = -1
@@ -407,24 +442,26 @@ class _GraphBuilder:
             layer_num = -1
         else:
             raise self.fail(f"{where}.layer", f"expected a layer number, got {layer!r}")
-        ctx = raw.get("ctx_idx")
-        if not _is_int(ctx) or int(ctx) < 0:
-            raise self.fail(f"{where}.ctx_idx", f"expected a non-negative integer, got {_type_name(ctx)} {ctx!r}")
-        ctx = int(ctx)
+        ctx = get("ctx_idx")
+        if type(ctx) is not int or ctx < 0:
+            if not _is_int(ctx) or int(ctx) < 0:
+                raise self.fail(f"{where}.ctx_idx", f"expected a non-negative integer, got {_type_name(ctx)} {ctx!r}")
+            ctx = int(ctx)
         n_tokens = self.n_prompt_tokens
         if n_tokens is not None and ctx >= n_tokens:
             raise self.fail(
                 f"{where}.ctx_idx",
                 f"position {ctx} lies past the prompt, which has {n_tokens} tokens (metadata.prompt_tokens: positions 0 to {n_tokens - 1})",
             )
-        js_id = raw.get("jsNodeId")
-        if js_id is not None and not isinstance(js_id, str):
+        js_id = get("jsNodeId")
+        if js_id is not None and type(js_id) is not str:
             raise self.fail(f"{where}.jsNodeId", f"expected a string, got {_type_name(js_id)}")
-        feature = raw.get("feature")
+        feature = get("feature")
         if feature is not None:
-            if not _is_int(feature):
-                raise self.fail(f"{where}.feature", f"expected an integer, got {_type_name(feature)} {feature!r}")
-            feature = int(feature)
+            if type(feature) is not int:
+                if not _is_int(feature):
+                    raise self.fail(f"{where}.feature", f"expected an integer, got {_type_name(feature)} {feature!r}")
+                feature = int(feature)
             if abs(feature) > MAX_FEATURE_ID:
                 raise self.fail(f"{where}.feature", f"feature id {feature} does not fit in 64 bits")
         key = None
@@ -435,42 +472,45 @@ class _GraphBuilder:
                 raise self.fail(f"{where}.feature", str(exc)) from None
             feature_set = self.header.lorsa_set if ftype == LORSA else self.header.transcoder_set
             key = FeatureKey(feature_set or self.header.transcoder_set, f_layer, f_index)
-        floats = {}
-        for name in ("influence", "activation", "token_prob"):
-            value = raw.get(name)
-            if value is not None and not _is_number(value):
-                raise self.fail(f"{where}.{name}", f"expected a number or null, got {_type_name(value)}")
-            floats[name] = None if value is None else float(value)
-        target = raw.get("is_target_logit")
-        if target is not None and not isinstance(target, bool):
+        influence = self._float_or_none(get("influence"), where, "influence")
+        activation = self._float_or_none(get("activation"), where, "activation")
+        token_prob = self._float_or_none(get("token_prob"), where, "token_prob")
+        target = get("is_target_logit")
+        if target is not None and type(target) is not bool:
             raise self.fail(f"{where}.is_target_logit", f"expected true or false, got {_type_name(target)}")
-        clerp = raw.get("clerp")
-        if clerp is not None and not isinstance(clerp, str):
+        clerp = get("clerp")
+        if clerp is not None and type(clerp) is not str:
             raise self.fail(f"{where}.clerp", f"expected a string, got {_type_name(clerp)}")
-        extra = {k: v for k, v in raw.items() if k not in PROMOTED_NODE_FIELDS}
-        absent = [k for k in PROMOTED_NODE_FIELDS if k not in raw]
-        if absent:
-            extra["__absent__"] = absent
+        extra = {k: v for k, v in raw.items() if k not in _PROMOTED}
+        if not _PROMOTED <= raw.keys():
+            extra["__absent__"] = [k for k in PROMOTED_NODE_FIELDS if k not in raw]
         if layer_is_int:
             extra[INT_LAYER] = True
         return Node(
-            idx=idx,
-            node_id=node_id,
-            js_node_id=js_id,
-            kind=kind,
-            feature_type=ftype,
-            layer=layer,
-            layer_num=layer_num,
-            ctx_idx=ctx,
-            feature=feature,
-            feature_key=key,
-            clerp=clerp,
-            influence=floats["influence"],
-            activation=floats["activation"],
-            token_prob=floats["token_prob"],
-            is_target_logit=target,
-            extra=extra,
+            idx,
+            node_id,
+            js_id,
+            kind,
+            ftype,
+            layer,
+            layer_num,
+            ctx,
+            feature,
+            key,
+            clerp,
+            influence,
+            activation,
+            token_prob,
+            target,
+            extra,
         )
+
+    def _float_or_none(self, value: Any, where: str, name: str) -> float | None:
+        if value is None or type(value) is float:
+            return value
+        if not _is_number(value):
+            raise self.fail(f"{where}.{name}", f"expected a number or null, got {_type_name(value)}")
+        return float(value)
 
     def nodes_done(self) -> None:
         if not self.nodes:
@@ -494,13 +534,14 @@ class _GraphBuilder:
                 self.add_link(raw)
             return
         src, tgt, weight = resolved
-        self.src.extend(src)
-        self.tgt.extend(tgt)
-        self.weight.extend(weight)
+        self.src.frombytes(src.tobytes())
+        self.tgt.frombytes(tgt.tobytes())
+        self.weight.frombytes(weight.tobytes())
         self.n_links_seen += len(raws)
 
-    def _resolve_plain(self, raws: list[Any]) -> tuple[list[int], list[int], list[float]] | None:
-        """The chunk's ends and weights if every link is a plain, valid, unambiguous one; else None.
+    def _resolve_plain(self, raws: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The chunk's ends (int32) and weights (float64) if every link is a plain, valid,
+        unambiguous one; else None.
 
         None sends the chunk down the one-by-one path, which finds and names any problem.
         """
@@ -509,23 +550,23 @@ class _GraphBuilder:
         if set(map(type, raws)) != {dict} or set(map(len, raws)) != {3}:
             return None
         try:
-            sources = [r["source"] for r in raws]
-            targets = [r["target"] for r in raws]
-            weights = [r["weight"] for r in raws]
+            sources = list(map(_SOURCE, raws))
+            targets = list(map(_TARGET, raws))
+            weights = list(map(_WEIGHT, raws))
         except KeyError:
             return None
         if set(map(type, sources)) | set(map(type, targets)) != {str} or not set(map(type, weights)) <= {float, int}:
             return None
-        index = self.unique_index
+        find = self.unique_index.__getitem__
         try:
-            src, tgt = [index[x] for x in sources], [index[x] for x in targets]
+            s = np.fromiter(map(find, sources), dtype=np.int32, count=len(raws))
+            t = np.fromiter(map(find, targets), dtype=np.int32, count=len(raws))
         except KeyError:
             return None
-        s, t = np.array(src), np.array(tgt)
         against = ~((self.earliest[s] < self.latest[t]) & (self.ctx[s] <= self.ctx[t]))
         for i in np.flatnonzero(against).tolist():
-            self._note_against_order(self.n_links_seen + i, src[i], tgt[i])
-        return src, tgt, weights
+            self._note_against_order(self.n_links_seen + i, int(s[i]), int(t[i]))
+        return s, t, np.array(weights, dtype=np.float64)
 
     def add_link(self, raw: Any) -> None:
         i = self.n_links_seen
@@ -641,16 +682,15 @@ class _GraphBuilder:
                 f"{self.path}: {len(self.ambiguous)} links name a node_id shared by several nodes and "
                 f"cannot be resolved without doubt ({sample}); they are kept aside, not attached to any node"
             )
-        for message in warnings:
-            log.warning(message)
         return ParsedGraph(
             path=self.path,
             content_hash=self.digest,
             header=self.header,
             nodes=self.nodes,
-            link_src=np.frombuffer(self.src, dtype=np.int32).copy() if len(self.src) else np.zeros(0, np.int32),
-            link_tgt=np.frombuffer(self.tgt, dtype=np.int32).copy() if len(self.tgt) else np.zeros(0, np.int32),
-            link_weight=np.frombuffer(self.weight, dtype=np.float64).copy() if len(self.weight) else np.zeros(0),
+            # views of the arrays' own memory: no copy of what may be millions of links
+            link_src=np.frombuffer(self.src, dtype=np.int32) if len(self.src) else np.zeros(0, np.int32),
+            link_tgt=np.frombuffer(self.tgt, dtype=np.int32) if len(self.tgt) else np.zeros(0, np.int32),
+            link_weight=np.frombuffer(self.weight, dtype=np.float64) if len(self.weight) else np.zeros(0),
             link_extra=self.link_extra,
             ambiguous_links=self.ambiguous,
             warnings=warnings,

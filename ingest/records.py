@@ -9,7 +9,7 @@ position 1). Links name their ends by that number.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -71,9 +71,12 @@ PROMOTED_NODE_FIELDS = (
 INT_LAYER = "__int_layer__"
 
 
-@dataclass(frozen=True, order=True)
-class FeatureKey:
-    """A feature's identity across graphs."""
+class FeatureKey(NamedTuple):
+    """A feature's identity across graphs.
+
+    A named tuple rather than a frozen dataclass: an ingest hashes and compares one per node
+    many times, and a tuple does that in C.
+    """
 
     transcoder_set: str
     layer: int
@@ -125,6 +128,11 @@ class Node:
     extra: dict[str, Any] = field(default_factory=dict)
     """Every other field of the node, plus ``__absent__``: promoted fields the file left out, and
     ``__int_layer__`` when the layer was written as a number."""
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        # pickled as its field values, in order: half the cost of a dataclass's state dict, and a
+        # parsed graph's nodes travel from the parsing process to the writer (ingest.readahead)
+        return Node, tuple(self.__dict__.values())
 
 
 @dataclass

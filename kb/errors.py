@@ -21,6 +21,10 @@ class FileFormatError(CircuitKBError):
         location = f"{where}: " if where else ""
         super().__init__(f"{path}: {location}{reason}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        # pickled with its three parts (a file may be parsed in another process)
+        return type(self), (self.path, self.where, self.reason)
+
 
 class GraphFormatError(FileFormatError):
     """A graph file is malformed; ``where`` is a JSON path like ``links[1203].target``."""

@@ -11,17 +11,22 @@ keeps the old one and ``"fail"`` reports a conflict.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import Connection, select
 
-from ingest.graphfile import content_hash, read_graph
+from ingest.graphfile import STREAM_THRESHOLD_BYTES, content_hash, read_graph
 from ingest.language import detect_language
 from ingest.manifest import Manifest
 from ingest.paths import expand_paths
+from ingest.readahead import ReadAhead
 from ingest.records import ParsedGraph
 from kb import registry
 from kb.aggregates import keep as aggregates
@@ -63,8 +68,10 @@ class IngestProgress:
     """Callbacks the CLI uses to draw a progress bar during an ingest; both optional.
 
     ``on_links(n)`` is called after each batch of ``n`` more links is written (the graph
-    store's own link-progress callback); ``on_graph(path, outcome)`` after each file, with
-    ``ingested``, ``unchanged``, ``busy``, ``conflict`` or ``failed``.
+    store's own link-progress callback), from the writing thread: several at once on a store
+    that writes several graphs at once; ``on_graph(path, outcome)`` after each file, in file
+    order, from the caller's thread, with ``ingested``, ``unchanged``, ``busy``, ``conflict``
+    or ``failed``.
     """
 
     on_links: Callable[[int], None] | None = None
@@ -96,6 +103,13 @@ def recover(core: Core) -> int:
     return cleaned
 
 
+# Several files are parsed in a child process ahead of the writer (ingest.readahead) when an
+# ingest has at least this many; a single file is parsed where it is written.
+READ_AHEAD_MIN_FILES = 3
+# files parsed ahead, per writer: enough that a writer never waits for the parser
+READ_AHEAD = 2
+
+
 def ingest_paths(
     core: Core,
     paths: Iterable[str | Path],
@@ -103,47 +117,168 @@ def ingest_paths(
     on_change: str = "replace",
     progress: IngestProgress | None = None,
 ) -> IngestReport:
+    """Ingest graph files, reporting each in the order given.
+
+    Files are parsed ahead of the writer in a child process, and a store that takes several
+    graphs at once (``GraphStore.concurrent_writes``) gets them from as many threads; each graph
+    is still claimed, written and published on its own, as with one file at a time.
+    """
     if on_change not in ON_CHANGE:
         raise CircuitKBError(f"on_change must be one of {', '.join(ON_CHANGE)}, got {on_change!r}")
     started = time.perf_counter()
     report = IngestReport()
     files = expand_paths(paths)
     recover(core)
-    for path in files:
-        try:
-            outcome = ingest_file(core, path, manifest, on_change, progress)
-        except CircuitKBError as exc:
-            report.failed.append({"path": str(path), "error": str(exc)})
-            outcome = {"outcome": "failed"}
-        else:
-            report.warnings.extend(outcome.pop("warnings", []))
-            if outcome["outcome"] == "ingested":
-                report.ingested.append(outcome)
-            elif outcome["outcome"] == "conflict":
-                report.failed.append({"path": str(path), "error": outcome["reason"]})
+    writers = max(1, core.store.concurrent_writes) if len(files) > 1 else 1
+    with ExitStack() as stack:
+        reader = _read_ahead(stack) if len(files) >= READ_AHEAD_MIN_FILES else None
+        pool = stack.enter_context(ThreadPoolExecutor(writers, thread_name_prefix="circuitkb-write")) if writers > 1 else None
+        parsed = _parsed(core, files, reader, READ_AHEAD * writers)
+
+        def store(item: _Parsed) -> dict[str, Any]:
+            return _store(core, item, manifest, on_change, progress)
+
+        for path, result in _written(parsed, store, pool, writers):
+            if isinstance(result, CircuitKBError):
+                report.failed.append({"path": str(path), "error": str(result)})
+                outcome = "failed"
             else:
-                report.skipped.append(outcome)
-        if progress and progress.on_graph:
-            progress.on_graph(str(path), outcome["outcome"])
+                outcome = result["outcome"]
+                report.warnings.extend(result.pop("warnings", []))
+                if outcome == "ingested":
+                    report.ingested.append(result)
+                elif outcome == "conflict":
+                    report.failed.append({"path": str(path), "error": result["reason"]})
+                else:
+                    report.skipped.append(result)
+            if progress and progress.on_graph:
+                progress.on_graph(str(path), outcome)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def ingest_file(
-    core: Core, path: Path, manifest: Manifest | None, on_change: str, progress: IngestProgress | None
-) -> dict[str, Any]:
-    digest = content_hash(path)
+def _read_ahead(stack: ExitStack) -> ReadAhead | None:
+    """A parsing process, or None (files are then parsed where they are written) when this
+    system cannot start one."""
+    try:
+        return stack.enter_context(ReadAhead())
+    except (OSError, ValueError) as exc:
+        log.warning("files are parsed one by one in this process: no parsing process (%s)", exc)
+        return None
+
+
+@dataclass
+class _Parsed:
+    """A file on its way to the store: its digest, and its graph or why it needs no write."""
+
+    path: Path
+    digest: str = ""
+    graph: ParsedGraph | None = None
+    parse_seconds: float = 0.0
+    language: str | None = None
+    """The prompt's language, when the reader detected it (None: not detected yet, or unknown)."""
+    detected: bool = False
+    done: dict[str, Any] | CircuitKBError | None = None
+
+
+def _parsed(core: Core, files: list[Path], reader: ReadAhead | None, ahead: int) -> Iterator[_Parsed]:
+    """Each file parsed, in order; a file already stored comes back done, unparsed.
+
+    With a reader, up to ``ahead`` files are being parsed in its process while the caller works;
+    a file big enough to be streamed is parsed here, where its memory is counted once.
+    """
     with core.engine.connect() as conn:
-        known = conn.execute(
-            select(graphs.c.slug).where(graphs.c.content_hash == digest, graphs.c.status == READY)
-        ).first()
-    if known is not None:
-        return {"path": str(path), "slug": known.slug, "outcome": "unchanged", "reason": "same content already stored"}
-    parse_started = time.perf_counter()
-    graph = read_graph(path, digest=digest)
-    parse_seconds = time.perf_counter() - parse_started
+        stored = registry.ready_hashes(conn)
+    queue: deque[tuple[_Parsed, bool]] = deque()
+    remaining = iter(files)
+    submitted = 0
+    while True:
+        while submitted < ahead:
+            path = next(remaining, None)
+            if path is None:
+                break
+            item = _unless_stored(path, stored)
+            sent = item.done is None and reader is not None and os.path.getsize(path) <= STREAM_THRESHOLD_BYTES
+            if sent:
+                assert reader is not None
+                reader.submit(path, item.digest)
+                submitted += 1
+            queue.append((item, sent))
+        if not queue:
+            return
+        item, sent = queue.popleft()
+        if item.done is None:
+            try:
+                if sent:
+                    assert reader is not None
+                    submitted -= 1
+                    item.graph, item.parse_seconds, item.language = reader.take()
+                    item.detected = True
+                else:
+                    parse_started = time.perf_counter()
+                    item.graph = read_graph(item.path, digest=item.digest)
+                    item.parse_seconds = time.perf_counter() - parse_started
+            except CircuitKBError as exc:
+                item.done = exc
+        yield item
+
+
+def _unless_stored(path: Path, stored: dict[str, str]) -> _Parsed:
+    """The file's digest; done already when a visible graph had the same content when the
+    ingest began (a graph published since is found by the claim, which has the last word)."""
+    try:
+        digest = content_hash(path)
+    except CircuitKBError as exc:
+        return _Parsed(path, done=exc)
+    if digest in stored:
+        return _Parsed(path, digest, done={"path": str(path), "slug": stored[digest], "outcome": "unchanged", "reason": "same content already stored"})
+    return _Parsed(path, digest)
+
+
+def _written(
+    parsed: Iterator[_Parsed], store: Callable[[_Parsed], dict[str, Any]], pool: ThreadPoolExecutor | None, writers: int
+) -> Iterator[tuple[Path, dict[str, Any] | CircuitKBError]]:
+    """Each file's outcome in order: a dict, or the error that failed it. Errors that are not
+    circuitkb's propagate (after the writes in flight end)."""
+    in_flight: deque[tuple[Path, Future[dict[str, Any]] | dict[str, Any] | CircuitKBError]] = deque()
+
+    def settle(result: Future[dict[str, Any]] | dict[str, Any] | CircuitKBError) -> dict[str, Any] | CircuitKBError:
+        if not isinstance(result, Future):
+            return result
+        try:
+            return result.result()
+        except CircuitKBError as exc:
+            return exc
+
+    for item in parsed:
+        if item.done is not None:
+            in_flight.append((item.path, item.done))
+        elif pool is None:
+            try:
+                in_flight.append((item.path, store(item)))
+            except CircuitKBError as exc:
+                in_flight.append((item.path, exc))
+        else:
+            in_flight.append((item.path, pool.submit(store, item)))
+        # hand back the finished head; wait for it when every writer is busy
+        while in_flight and (not _running(in_flight[0][1]) or sum(_running(r) for _, r in in_flight) >= writers):
+            path, result = in_flight.popleft()
+            yield path, settle(result)
+    while in_flight:
+        path, result = in_flight.popleft()
+        yield path, settle(result)
+
+
+def _running(result: object) -> bool:
+    return isinstance(result, Future) and not result.done()
+
+
+def _store(core: Core, item: _Parsed, manifest: Manifest | None, on_change: str, progress: IngestProgress | None) -> dict[str, Any]:
+    """Claim, write and publish one parsed graph; its outcome."""
+    graph, path = item.graph, item.path
+    assert graph is not None
     header = graph.header
-    claim = registry.claim(core.engine, header, digest, str(path), core.store.name, on_change)
+    claim = registry.claim(core.engine, header, item.digest, str(path), core.store.name, on_change)
     if claim.action != "write":
         outcome = "conflict" if claim.action == "conflict" else claim.action
         return {"path": str(path), "slug": header.slug, "outcome": outcome, "reason": claim.reason}
@@ -151,7 +286,7 @@ def ingest_file(
     assert gid is not None
     write_started = time.perf_counter()
     try:
-        _write(core, path, graph, gid, claim.previous_id, manifest, progress)
+        _write(core, item, gid, claim, manifest, progress)
     except BaseException:
         _abandon(core, gid)
         raise
@@ -169,7 +304,7 @@ def ingest_file(
         "links": graph.n_links,
         "features": len(graph.features()),
         "replaced": claim.previous_id is not None,
-        "parse_seconds": round(parse_seconds, 4),
+        "parse_seconds": round(item.parse_seconds, 4),
         "write_seconds": round(write_seconds, 4),
         "warnings": graph.warnings,
     }
@@ -177,15 +312,18 @@ def ingest_file(
 
 def _write(
     core: Core,
-    path: Path,
-    graph: ParsedGraph,
+    item: _Parsed,
     gid: int,
-    previous_id: int | None,
+    claim: registry.Claim,
     manifest: Manifest | None,
     progress: IngestProgress | None,
 ) -> None:
-    tagging = manifest.lookup(path, graph.header.slug) if manifest else None
-    language = (tagging.language if tagging and tagging.language else None) or detect_language(graph.header.prompt)
+    graph = item.graph
+    assert graph is not None
+    tagging = manifest.lookup(item.path, graph.header.slug) if manifest else None
+    language = tagging.language if tagging and tagging.language else None
+    if language is None:
+        language = item.language if item.detected else detect_language(graph.header.prompt)
     keys = graph.features()
     with core.engine.begin() as conn:
         # QK tracing may name features that were pruned out of the graph's nodes: known, not used
@@ -213,17 +351,20 @@ def _write(
         link_extra=link_extra or None,
     )
 
+    # an id taken over from a dead writer may have half a graph stored; a new one has nothing
+    fresh = not claim.takeover
+
     def finalize(conn: Connection) -> None:
         # folded here, once the store has let go of its own fold of a big graph's links
         values = of_parsed_graph(gid, graph, feature_ids)
         aggregates.lock(conn)  # first, before any row of the registry is locked
-        registry.finish(conn, gid, graph.header.slug, previous_id, done)
-        if previous_id is not None and previous_id != gid:
-            aggregates.unpublish(conn, previous_id)
+        registry.finish(conn, gid, graph.header.slug, claim.previous_id, done, fresh=fresh)
+        if claim.previous_id is not None and claim.previous_id != gid:
+            aggregates.unpublish(conn, claim.previous_id)
         aggregates.publish(conn, values)
-        write_qk(conn, gid, qk)
+        write_qk(conn, gid, qk, fresh=fresh)
 
-    core.store.write_graph(gid, graph, feature_ids, finalize, progress.on_links if progress else None)
+    core.store.write_graph(gid, graph, feature_ids, finalize, progress.on_links if progress else None, fresh=fresh)
 
 
 def _abandon(core: Core, gid: int) -> None:

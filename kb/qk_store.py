@@ -38,9 +38,10 @@ def qk_rows(gid: int, rows: Sequence[QKContribution], nodes: Sequence[Node], fea
     ]
 
 
-def write_qk(conn: Connection, gid: int, rows: list[dict[str, Any]]) -> None:
-    """Replace graph ``gid``'s QK rows (inside the caller's transaction)."""
-    forget_qk(conn, gid)
+def write_qk(conn: Connection, gid: int, rows: list[dict[str, Any]], fresh: bool = False) -> None:
+    """Replace graph ``gid``'s QK rows (inside the caller's transaction); a ``fresh`` id has none yet."""
+    if not fresh:
+        forget_qk(conn, gid)
     if rows:
         conn.execute(insert(graph_qk), rows)
 

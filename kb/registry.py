@@ -10,14 +10,17 @@ before it writes anything.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import ARRAY, BigInteger, Connection, Engine, Integer, Select, String, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -97,23 +100,41 @@ def ensure_features(
 
 
 def lookup_features(conn: Connection, keys: Sequence[FeatureKey]) -> dict[FeatureKey, int]:
+    """The SQL ids of the features ``keys`` that exist: one index seek per key."""
     found: dict[FeatureKey, int] = {}
-    by_set: dict[str, list[FeatureKey]] = {}
+    by_set: dict[str, list[tuple[int, int]]] = {}
     for k in keys:
-        by_set.setdefault(k.transcoder_set, []).append(k)
-    for tset, group in by_set.items():
-        wanted = {(k.layer, k.index) for k in group}
-        layers = sorted({k.layer for k in group})
-        q = select(features.c.id, features.c.layer, features.c["index"]).where(
-            features.c.transcoder_set == tset, features.c.layer.in_(layers)
-        )
-        indexes = sorted({k.index for k in group})
-        for start in range(0, len(indexes), 900):
-            chunk = indexes[start : start + 900]
-            for fid, layer, index in conn.execute(q.where(features.c["index"].in_(chunk))):
-                if (layer, index) in wanted:
-                    found[FeatureKey(tset, layer, index)] = fid
+        by_set.setdefault(k.transcoder_set, []).append((k.layer, k.index))
+    postgres = conn.dialect.name == "postgresql"
+    query = _feature_lookup(postgres)
+    for tset, pairs in by_set.items():
+        if postgres:
+            params = {"tset": tset, "layers": [p[0] for p in pairs], "indexes": [p[1] for p in pairs]}
+        else:
+            params = {"tset": tset, "pairs": json.dumps(pairs)}
+        for fid, layer, index in conn.execute(query, params):
+            found[FeatureKey(tset, layer, index)] = fid
     return found
+
+
+@lru_cache(maxsize=2)
+def _feature_lookup(postgres: bool) -> Select:
+    """Features of one set by (layer, index) pairs bound as one parameter (two on PostgreSQL).
+
+    Built once: an ingest looks features up for every graph, and building the statement would
+    cost more than running it. An IN list, not a join: SQLite would scan the set's features
+    for each pair of a join.
+    """
+    f = features.c
+    if postgres:
+        pairs = func.unnest(bindparam("layers", type_=ARRAY(Integer)), bindparam("indexes", type_=ARRAY(BigInteger)))
+        wanted = pairs.table_valued("layer", "index").render_derived(name="k")
+    else:
+        listed = func.json_each(bindparam("pairs", type_=String)).table_valued("value")
+        wanted = select(func.json_extract(listed.c.value, "$[0]").label("layer"), func.json_extract(listed.c.value, "$[1]").label("index")).subquery("k")
+    return select(f.id, f.layer, f["index"]).where(
+        f.transcoder_set == bindparam("tset"), tuple_(f.layer, f["index"]).in_(select(wanted.c.layer, wanted.c["index"]))
+    )
 
 
 @dataclass(frozen=True)
@@ -154,9 +175,11 @@ def claim(engine: Engine, header: GraphHeader, digest: str, source: str, store: 
             )
             return Claim("write", same.id, takeover=True, previous_id=ready.id if ready else None)
         values = _registry_values(header, digest, source, store)
+        # a refused insert aborts a PostgreSQL transaction unless it ran in a savepoint; SQLite
+        # undoes only the statement (and a savepoint is two more round trips per graph)
         try:
-            with conn.begin_nested():
-                gid = conn.execute(insert(graphs).values(**values).returning(graphs.c.id)).scalar_one()
+            with conn.begin_nested() if conn.dialect.name == "postgresql" else nullcontext():
+                gid = conn.execute(insert(graphs).returning(graphs.c.id), values).scalar_one()
         except IntegrityError:
             return Claim("busy", None, reason="being ingested by another process")
         return Claim("write", gid, previous_id=ready.id if ready else None)
@@ -184,6 +207,11 @@ def _registry_values(header: GraphHeader, digest: str, source: str, store: str) 
     }
 
 
+def ready_hashes(conn: Connection) -> dict[str, str]:
+    """Content hash -> slug of every visible graph."""
+    return dict(conn.execute(select(graphs.c.content_hash, graphs.c.slug).where(graphs.c.status == READY)).all())
+
+
 def heartbeat(engine: Engine, gid: int) -> None:
     with engine.begin() as conn:
         conn.execute(update(graphs).where(graphs.c.id == gid).values(heartbeat_at=now()))
@@ -201,24 +229,27 @@ class Finish:
     link_extra: dict[str, Any] | None
 
 
-def finish(conn: Connection, gid: int, slug: str, previous_id: int | None, done: Finish) -> None:
+def finish(conn: Connection, gid: int, slug: str, previous_id: int | None, done: Finish, fresh: bool = False) -> None:
     """Make graph ``gid`` the visible version of its slug (inside the caller's transaction).
 
+    ``fresh``: the id was just given, so it has no tags, descriptions or link extras to replace.
     A new version of a graph keeps the family of the version it replaces unless its manifest
-    names one: a family a person accepted survives a re-ingest of the changed file."""
+    names one: a family a person accepted survives a re-ingest of the changed file.
+    """
     family = done.family
     if previous_id is not None and previous_id != gid:
         if family is None:
             family = conn.execute(select(graphs.c.family).where(graphs.c.id == previous_id)).scalar_one_or_none()
         conn.execute(update(graphs).where(graphs.c.id == previous_id).values(status=REPLACED))
         conn.execute(delete(descriptions).where(descriptions.c.graph_id == previous_id))
-    conn.execute(delete(graph_tags).where(graph_tags.c.graph_id == gid))
+    if not fresh:
+        conn.execute(delete(graph_tags).where(graph_tags.c.graph_id == gid))
+        conn.execute(delete(graph_link_extra).where(graph_link_extra.c.graph_id == gid))
+        conn.execute(delete(descriptions).where(descriptions.c.graph_id == gid))
     if done.tags:
         conn.execute(insert(graph_tags), [{"graph_id": gid, "tag": t} for t in sorted(set(done.tags))])
-    conn.execute(delete(graph_link_extra).where(graph_link_extra.c.graph_id == gid))
     if done.link_extra:
         conn.execute(insert(graph_link_extra).values(graph_id=gid, extra=done.link_extra))
-    conn.execute(delete(descriptions).where(descriptions.c.graph_id == gid))
     clerp_rows = _clerp_rows(gid, done.clerps)
     if clerp_rows:
         conn.execute(insert(descriptions), clerp_rows)

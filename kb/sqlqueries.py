@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import ARRAY, ColumnElement, Connection, Integer, any_, func, literal, select
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Connection, Integer, any_, func, literal, select
 
 from ingest.records import FeatureKey
 from schema.sql import READY, descriptions, features, graphs, labels
@@ -32,6 +32,18 @@ def among(conn: Connection, column: ColumnElement[Any], ids: Iterable[int], *, l
     listed = func.json_each(json.dumps(values)).table_valued("value")
     tested = column if lookup else column + 0
     return tested.in_(select(listed.c.value))
+
+
+def keys_table(conn: Connection, keys: Sequence[tuple[int, ...]], names: Sequence[str]) -> Any:
+    """A table of integer tuples ``keys`` with columns ``names``, bound as one parameter per
+    column: join it to look rows up by composite key (each row one index seek), where a long
+    ``OR`` of conditions costs more to build than to run."""
+    rows = sorted({tuple(int(v) for v in key) for key in keys})
+    if conn.dialect.name == "postgresql":
+        columns = [literal([row[i] for row in rows], ARRAY(BigInteger)) for i in range(len(names))]
+        return func.unnest(*columns).table_valued(*names).render_derived(name="k")
+    listed = func.json_each(json.dumps(rows)).table_valued("value")
+    return select(*(func.json_extract(listed.c.value, f"$[{i}]").label(n) for i, n in enumerate(names))).subquery("k")
 
 
 def ready_graph_count(conn: Connection) -> int:

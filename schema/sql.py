@@ -307,13 +307,18 @@ graph_nodes = Table(
     sqlite_with_rowid=False,
 )
 
+# A graph's links, keyed by their source: the primary key is (graph_id, src, tgt, idx), so one
+# B-tree holds the table and serves a node's outgoing links and the links between chosen nodes;
+# ix_graph_links_graph_id_tgt_src below serves incoming links. idx is the link's place in the file
+# (unique in its graph); a graph is read in file order by sorting on it. The store writes each
+# graph's links sorted by the key, so that inserting them appends to the B-tree.
 graph_links = Table(
     "graph_links",
     metadata,
     Column("graph_id", Integer, primary_key=True),
+    Column("src", Integer, primary_key=True),
+    Column("tgt", Integer, primary_key=True),
     Column("idx", Integer, primary_key=True),
-    Column("src", Integer, nullable=False),
-    Column("tgt", Integer, nullable=False),
     Column("weight", Float, nullable=False),
     sqlite_with_rowid=False,
 )
@@ -378,9 +383,8 @@ graph_feature_edges = Table(
     Column("n_links", LargeBinary, nullable=False),
 )
 
-# a node's links in either direction without reading the whole graph (k-hop pieces of big graphs);
-# the other end is in the index too, so the links among chosen nodes are found in the index alone
-Index("ix_graph_links_graph_id_src_tgt", graph_links.c.graph_id, graph_links.c.src, graph_links.c.tgt)
+# a node's incoming links without reading the whole graph (k-hop pieces of big graphs); its
+# outgoing links, and the links among chosen nodes, are found by the primary key
 Index("ix_graph_links_graph_id_tgt_src", graph_links.c.graph_id, graph_links.c.tgt, graph_links.c.src)
 
 # --- aggregates over the visible graphs, the same for every graph store (kb.aggregates) ------------

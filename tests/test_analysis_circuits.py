@@ -13,6 +13,7 @@ import logging
 import math
 import random
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
@@ -755,7 +756,7 @@ def test_errors_a_user_can_act_on(sqlite_kb: KB) -> None:
     assert match_pattern(sqlite_kb, [[f"{CLT}/3/99999"], None]).matches.empty
 
 
-def test_huge_graphs_fold_their_feature_edges_in_slices_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_huge_graphs_fold_their_feature_edges_a_range_of_features_at_a_time_with_the_same_sums(monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
     import kb.stores.circuit_queries as circuit_queries
@@ -767,7 +768,17 @@ def test_huge_graphs_fold_their_feature_edges_in_slices_with_the_same_result(mon
     weight = rng.normal(size=50_000)
     whole = circuit_queries.fold_feature_edges(1, fids, src, tgt, weight)
     monkeypatch.setattr(circuit_queries, "FOLD_CHUNK", 7_000)
+    pieces = list(circuit_queries.feature_edge_pieces(1, fids, src, tgt, weight))
+    assert len(pieces) > 3 and all(a.src.max() < b.src.min() for a, b in zip(pieces, pieces[1:]))
     sliced = circuit_queries.fold_feature_edges(1, fids, src, tgt, weight)
     assert (whole.src == sliced.src).all() and (whole.tgt == sliced.tgt).all()
     assert (whole.n_links == sliced.n_links).all()
-    assert np.allclose(whole.weight, sliced.weight)
+    # each pair's weights are summed in file order either way: the same sums to the last bit
+    assert (whole.weight == sliced.weight).all()
+    # stored a part at a time, numbered on from piece to piece, they read back as the whole
+    monkeypatch.setattr(circuit_queries, "FEATURE_EDGE_PART", 300)
+    graph = SimpleNamespace(nodes=[SimpleNamespace(idx=i, feature_key=None if f < 0 else int(f)) for i, f in enumerate(fids)], link_src=src, link_tgt=tgt, link_weight=weight)
+    parts = list(circuit_queries.parsed_graph_edge_parts(1, graph, {int(f): int(f) for f in fids if f >= 0}))
+    assert [p["part"] for p in parts] == list(range(len(parts))) and all(p["n"] <= 300 for p in parts)
+    back = FeatureEdges.from_parts(1, parts)
+    assert (back.src == whole.src).all() and (back.tgt == whole.tgt).all() and (back.weight == whole.weight).all()

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,16 +151,15 @@ def test_a_failure_in_the_middle_of_writing_leaves_nothing(kb: KB, tmp_path: Pat
 
     calls = {"n": 0}
     if kb.store.name == "embedded":
-        original = embedded.bulk_insert
+        original = embedded.insert_links
 
-        def flaky(conn, table, columns, rows):  # noqa: ANN001, ANN202
-            if table == "graph_links":
-                calls["n"] += 1
-                if calls["n"] == 3:
-                    raise RuntimeError("disk on fire")
-            return original(conn, table, columns, rows)
+        def flaky(*args):  # noqa: ANN002, ANN202
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise RuntimeError("disk on fire")
+            return original(*args)
 
-        monkeypatch.setattr(embedded, "bulk_insert", flaky)
+        monkeypatch.setattr(embedded, "insert_links", flaky)
     else:
         original = kb.store.run_write
 
@@ -175,3 +180,57 @@ def test_a_failure_in_the_middle_of_writing_leaves_nothing(kb: KB, tmp_path: Pat
     monkeypatch.undo()
     assert kb.ingest([other]).failed == []
     assert kb.export("half") == small_graph("half")
+
+
+def test_many_files_report_in_order_as_one_at_a_time(kb: KB, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Three files or more are parsed ahead in a child process, and Neo4j and PostgreSQL write
+    several at once: outcomes, errors, warnings and replacements are still those of one file at a time."""
+    paths = [write(tmp_path / f"g{i}.json", small_graph(f"g{i}")) for i in range(6)]
+    paths[3].write_text(json.dumps(small_graph("g3"))[:300])
+    dangling = small_graph("g4")
+    dangling["links"][2]["target"] = "12_77_3"
+    write(paths[4], dangling)
+    novel = small_graph("g5")
+    novel["nodes"][3]["feature_type"] = "fancy new type"
+    write(paths[5], novel)
+    with caplog.at_level(logging.WARNING):
+        first = kb.ingest(paths)
+    assert [f["path"] for f in first.failed] == [str(paths[3]), str(paths[4])]
+    assert "invalid JSON" in first.failed[0]["error"] and "links[2].target: no node '12_77_3'" in first.failed[1]["error"]
+    assert [i["slug"] for i in first.ingested] == ["g0", "g1", "g2", "g5"]
+    # the parsing process's warnings reach the report and this process's log
+    assert any("'fancy new type' (1)" in w for w in first.warnings)
+    assert "'fancy new type' (1)" in caplog.text
+
+    changed = small_graph("g1")
+    changed["links"][0]["weight"] = 9.0
+    write(paths[1], changed)
+    again = kb.ingest(paths)
+    assert [(s["slug"], s["outcome"]) for s in again.skipped] == [("g0", "unchanged"), ("g2", "unchanged"), ("g5", "unchanged")]
+    assert [(i["slug"], i["replaced"]) for i in again.ingested] == [("g1", True)]
+    assert len(again.failed) == 2
+    assert kb.export("g1") == changed
+    assert kb.stats()["graphs"] == 4 and kb.stats()["links"] == 4 * len(changed["links"])
+
+
+def test_the_parsing_process_ends_with_its_parent() -> None:
+    code = "import time; from ingest.readahead import ReadAhead; print(ReadAhead().pid, flush=True); time.sleep(600)"
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    assert _running(child)
+    os.kill(parent.pid, signal.SIGKILL)  # no chance to close anything: the child must notice alone
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while _running(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(child)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not ended (an ended one may wait as a zombie to be reaped)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status

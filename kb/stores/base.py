@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import orjson
 from sqlalchemy import Connection
 
 from ingest.records import FeatureKey, ParsedGraph
@@ -60,6 +61,11 @@ class GraphStore(FeatureQueries, CircuitQueries, ABC):
 
     name: str
 
+    @property
+    def concurrent_writes(self) -> int:
+        """How many graphs an ingest may write at once, each from its own thread (different graphs only)."""
+        return 1
+
     @abstractmethod
     def setup(self) -> None:
         """Create constraints and indexes (idempotent)."""
@@ -79,10 +85,13 @@ class GraphStore(FeatureQueries, CircuitQueries, ABC):
         feature_ids: dict[FeatureKey, int],
         finalize: Finalize,
         progress: LinkProgress | None = None,
+        fresh: bool = False,
     ) -> None:
         """Store graph ``gid`` whole, then run ``finalize`` in a SQL transaction that publishes it.
 
-        Anything of ``gid`` already in the store (a half-written earlier try) is removed first.
+        Anything of ``gid`` already in the store (a half-written earlier try) is removed first,
+        unless the caller says the id is ``fresh``: newly given, so nothing of it can be stored
+        (the registry forgets an id only after its store has purged it).
         """
 
     @abstractmethod
@@ -128,6 +137,24 @@ def node_values(node: Any, feature_ids: dict[FeatureKey, int], input_totals: np.
         node.activation,
         node.token_prob,
         node.is_target_logit,
-        json.dumps(node.extra, ensure_ascii=False, separators=(",", ":")) if node.extra else None,
+        extra_json(node.extra) if node.extra else None,
         float(input_totals[node.idx]),
     )
+
+
+def extra_json(extra: dict[str, Any]) -> str:
+    """A node's extra fields as compact JSON text.
+
+    orjson writes the same text twenty times faster, but turns NaN into null: it serialises
+    only fields that hold no float (strings, integers, booleans, nulls, lists of strings),
+    which is what most nodes carry; anything else, or what orjson refuses, goes to json.
+    """
+    if all(type(v) in _PLAIN or (type(v) is list and all(type(x) is str for x in v)) for v in extra.values()):
+        try:
+            return orjson.dumps(extra).decode()
+        except TypeError:  # an integer beyond 64 bits, a lone surrogate
+            pass
+    return json.dumps(extra, ensure_ascii=False, separators=(",", ":"))
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})

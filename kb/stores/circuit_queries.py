@@ -75,10 +75,11 @@ class FeatureEdges:
     def __len__(self) -> int:
         return len(self.src)
 
-    def parts(self) -> Iterator[dict[str, Any]]:
-        """The packed parts to store: part, n, and the arrays as little-endian bytes."""
+    def parts(self, first_part: int = 0) -> Iterator[dict[str, Any]]:
+        """The packed parts to store, numbered from ``first_part``: part, n, and the arrays as
+        little-endian bytes (one empty part when there are no edges)."""
         n = len(self.src)
-        for part, start in enumerate(range(0, max(n, 1), FEATURE_EDGE_PART)):
+        for part, start in enumerate(range(0, max(n, 1), FEATURE_EDGE_PART), start=first_part):
             stop = min(n, start + FEATURE_EDGE_PART)
             yield {
                 "part": part,
@@ -104,42 +105,97 @@ class FeatureEdges:
         return cls(gid, column("src", np.int32), column("tgt", np.int32), column("weight", np.float64), column("n_links", np.int32))
 
 
-FOLD_CHUNK = 4_000_000
+# links folded at once; a bigger graph is folded one range of source features at a time, which
+# bounds the memory the fold takes whatever the graph's size
+FOLD_CHUNK = 500_000
 
 
 def fold_feature_edges(
     gid: int, node_fids: np.ndarray, link_src: np.ndarray, link_tgt: np.ndarray, link_weight: np.ndarray
 ) -> FeatureEdges:
     """A graph's feature edges from its links; ``node_fids[idx]`` is the feature of node idx, or -1."""
+    pieces = list(feature_edge_pieces(gid, node_fids, link_src, link_tgt, link_weight))
+    if len(pieces) == 1:
+        return pieces[0]
+    if not pieces:
+        return fold_link_features(gid, np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+    return FeatureEdges(gid, *(np.concatenate([getattr(p, name) for p in pieces]) for name in ("src", "tgt", "weight", "n_links")))
+
+
+def feature_edge_pieces(
+    gid: int, node_fids: np.ndarray, link_src: np.ndarray, link_tgt: np.ndarray, link_weight: np.ndarray
+) -> Iterator[FeatureEdges]:
+    """A graph's feature edges in pieces: disjoint ranges of source features in ascending order,
+    each piece sorted by (src, tgt), so that the pieces one after another are the whole, sorted.
+
+    A graph of up to ``FOLD_CHUNK`` links is one piece. A bigger one is cut into ranges of source
+    features with about that many links each, and each range's links are gathered (in file
+    order) and folded on their own: memory stays bounded, and every pair's weights are still
+    summed in file order, so the sums are those of a fold of the whole graph at once.
+    """
     node_fids = np.asarray(node_fids, dtype=np.int64)
     n = len(link_src)
     if n <= FOLD_CHUNK:
-        return fold_link_features(gid, node_fids[link_src], node_fids[link_tgt], link_weight)
-    # a huge graph is folded a slice at a time and the slices merged, to bound memory; the
-    # slicing depends only on link order, so every store still gets the same sums
-    parts = [
-        fold_link_features(gid, node_fids[link_src[i : i + FOLD_CHUNK]], node_fids[link_tgt[i : i + FOLD_CHUNK]], link_weight[i : i + FOLD_CHUNK])
-        for i in range(0, n, FOLD_CHUNK)
-    ]
-    keys = np.concatenate([(p.src.astype(np.int64) << 32) | p.tgt.astype(np.int64) for p in parts])
-    sums = np.concatenate([p.weight for p in parts])
-    counts = np.concatenate([p.n_links for p in parts])
-    merged, inverse = np.unique(keys, return_inverse=True)
-    del keys
-    total = np.zeros(len(merged), dtype=np.float64)
-    np.add.at(total, inverse, sums)
-    n_links = np.zeros(len(merged), dtype=np.int64)
-    np.add.at(n_links, inverse, counts)
-    return FeatureEdges(gid, (merged >> 32).astype(np.int32), (merged & 0xFFFFFFFF).astype(np.int32), total, n_links.astype(np.int32))
+        yield fold_link_features(gid, node_fids[link_src], node_fids[link_tgt], link_weight)
+        return
+    for low, high in _source_feature_ranges(node_fids, link_src, FOLD_CHUNK):
+        src, tgt, weight = [], [], []
+        for start in range(0, n, FOLD_CHUNK):
+            fids = node_fids[link_src[start : start + FOLD_CHUNK]]
+            keep = (fids >= low) & (fids < high)
+            if keep.any():
+                src.append(fids[keep])
+                tgt.append(node_fids[link_tgt[start : start + FOLD_CHUNK][keep]])
+                weight.append(link_weight[start : start + FOLD_CHUNK][keep])
+        if src:
+            yield fold_link_features(gid, np.concatenate(src), np.concatenate(tgt), np.concatenate(weight))
+
+
+def _source_feature_ranges(node_fids: np.ndarray, link_src: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """[low, high) ranges of feature ids, ascending, each the source of about ``budget`` links
+    at most (a single feature with more links is a range of its own)."""
+    per_node = np.bincount(link_src, minlength=len(node_fids))
+    features = node_fids >= 0
+    fids, inverse = np.unique(node_fids[features], return_inverse=True)
+    per_fid = np.bincount(inverse, weights=per_node[features], minlength=len(fids))
+    ranges: list[tuple[int, int]] = []
+    low, taken = None, 0.0
+    for fid, count in zip(fids.tolist(), per_fid.tolist()):
+        if low is not None and taken + count > budget:
+            ranges.append((low, fid))
+            low, taken = None, 0.0
+        if low is None:
+            low = fid
+        taken += count
+    if low is not None:
+        ranges.append((low, int(fids[-1]) + 1))
+    return ranges
 
 
 def fold_parsed_graph(gid: int, graph: ParsedGraph, feature_ids: Mapping[FeatureKey, int]) -> FeatureEdges:
     """The feature edges of a parsed graph that is being stored as ``gid``."""
+    return fold_feature_edges(gid, _node_fids(graph, feature_ids), graph.link_src, graph.link_tgt, graph.link_weight)
+
+
+def parsed_graph_edge_parts(gid: int, graph: ParsedGraph, feature_ids: Mapping[FeatureKey, int]) -> Iterator[dict[str, Any]]:
+    """The stored parts (:meth:`FeatureEdges.parts`) of a parsed graph's feature edges, made one
+    piece at a time: a writer that stores each part as it comes holds only one piece in memory."""
+    part = 0
+    for piece in feature_edge_pieces(gid, _node_fids(graph, feature_ids), graph.link_src, graph.link_tgt, graph.link_weight):
+        if len(piece):
+            for packed in piece.parts(first_part=part):
+                part += 1
+                yield packed
+    if part == 0:
+        yield from fold_link_features(gid, np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)).parts()
+
+
+def _node_fids(graph: ParsedGraph, feature_ids: Mapping[FeatureKey, int]) -> np.ndarray:
     node_fids = np.full(len(graph.nodes), -1, dtype=np.int64)
     for node in graph.nodes:
         if node.feature_key is not None:
             node_fids[node.idx] = feature_ids[node.feature_key]
-    return fold_feature_edges(gid, node_fids, graph.link_src, graph.link_tgt, graph.link_weight)
+    return node_fids
 
 
 def fold_skeleton(skeleton: Skeleton) -> FeatureEdges:

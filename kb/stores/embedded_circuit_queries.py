@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
 
 from sqlalchemy import Connection, Engine, Float, Select, and_, case, delete, func, insert, literal, or_, select, true, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
-from kb.sqlqueries import among
+from kb.sqlqueries import among, keys_table
 from kb.stores.base import NODE_COLUMNS
 from kb.stores.circuit_queries import (
     OUT,
@@ -22,26 +24,42 @@ from kb.stores.circuit_queries import (
     LinkSet,
     Skeleton,
     Step,
-    fold_parsed_graph,
+    parsed_graph_edge_parts,
     skeleton_from_rows,
 )
-from kb.stores.embedded_feature_queries import distinct_features, keys_table
+from kb.stores.embedded_feature_queries import distinct_features
 from schema.sql import graph_feature_edges, graph_links, graph_nodes
 
 _CHUNK = 900
 
 
 def write_feature_edges(conn: Connection, gid: int, graph: ParsedGraph, feature_ids: dict[FeatureKey, int]) -> None:
-    """Store graph ``gid``'s feature edges; called inside the transaction that writes the graph."""
-    _insert_feature_edges(conn, fold_parsed_graph(gid, graph, feature_ids))
+    """Store graph ``gid``'s feature edges; called inside the transaction that writes the graph.
+
+    Each part is inserted as soon as it is folded, so a huge graph never holds all its edges.
+    """
+    for part in parsed_graph_edge_parts(gid, graph, feature_ids):
+        _insert_feature_edge_parts(conn, gid, [part])
 
 
-def _insert_feature_edges(conn: Connection, edges: FeatureEdges) -> None:
+def _insert_feature_edge_parts(conn: Connection, gid: int, parts: Iterable[dict[str, Any]]) -> None:
     rows = [
-        {"graph_id": edges.gid, "part": p["part"], "n_edges": p["n"], "src": p["src"], "tgt": p["tgt"], "weight": p["weight"], "n_links": p["n_links"]}
-        for p in edges.parts()
+        {"graph_id": gid, "part": p["part"], "n_edges": p["n"], "src": p["src"], "tgt": p["tgt"], "weight": p["weight"], "n_links": p["n_links"]}
+        for p in parts
     ]
     conn.execute(insert(graph_feature_edges), rows)
+
+
+def read_links(conn: Connection, gid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Graph ``gid``'s links in file order: src, tgt (int32) and weight (float64).
+
+    They are stored in key order (src, tgt, idx) and put back in file order here: sorting by idx
+    in numpy costs less than asking the database for another order.
+    """
+    rows = conn.execute(select(graph_links.c.idx, graph_links.c.src, graph_links.c.tgt, graph_links.c.weight).where(graph_links.c.graph_id == gid)).all()
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    arr = arr[np.argsort(arr[:, 0], kind="stable")]
+    return arr[:, 1].astype(np.int32), arr[:, 2].astype(np.int32), arr[:, 3].copy()
 
 
 def purge_feature_edges(conn: Connection, gid: int) -> None:
@@ -76,7 +94,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
             if exists is None:
                 return False
             purge_feature_edges(conn, edges.gid)
-            _insert_feature_edges(conn, edges)
+            _insert_feature_edge_parts(conn, edges.gid, edges.parts())
         return True
 
     def graph_skeleton(self, gid: int) -> Skeleton:
@@ -85,10 +103,8 @@ class EmbeddedCircuitQueries(CircuitQueries):
             rows = [dict(r._mapping) for r in conn.execute(select(*(n[c] for c in SKELETON_COLUMNS)).where(n.graph_id == gid))]
             if not rows:
                 raise NotFoundError(f"graph {gid} has no nodes in the embedded store")
-            links = conn.execute(
-                select(graph_links.c.src, graph_links.c.tgt, graph_links.c.weight).where(graph_links.c.graph_id == gid).order_by(graph_links.c.idx)
-            ).all()
-        return skeleton_from_rows(gid, rows, [r[0] for r in links], [r[1] for r in links], [r[2] for r in links])
+            src, tgt, weight = read_links(conn, gid)
+        return skeleton_from_rows(gid, rows, src, tgt, weight)
 
     def chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None = None) -> list[ChainMatch]:
         if not steps or not gids:

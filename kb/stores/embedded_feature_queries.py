@@ -1,16 +1,15 @@
 """FeatureQueries on the embedded store: SQLAlchemy Core over graph_nodes and graph_links.
 
 The same statements run on SQLite and PostgreSQL. A list of ids travels as ONE parameter
-(:func:`kb.sqlqueries.among`, and :func:`keys_table` for composite keys), so that ten thousand
+(:func:`kb.sqlqueries.among`, and :func:`kb.sqlqueries.keys_table` for composite keys), so that ten thousand
 graph ids neither hit a bound-parameter limit nor change the statement's text.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Sequence
 
-from sqlalchemy import ARRAY, Connection, Engine, Integer, and_, case, func, literal, select
+from sqlalchemy import Connection, Engine, and_, case, func, select
 
 from kb.sqlqueries import among
 from kb.stores.feature_queries import (
@@ -24,18 +23,6 @@ from kb.stores.feature_queries import (
     Presence,
 )
 from schema.sql import graph_links, graph_nodes
-
-
-def keys_table(conn: Connection, keys: Sequence[tuple[int, ...]], names: Sequence[str]) -> Any:
-    """A table of integer tuples ``keys`` with columns ``names``, bound as one parameter per
-    column: join it to look rows up by composite key (each row one index seek), where a long
-    ``OR`` of conditions costs more to build than to run."""
-    rows = sorted({tuple(int(v) for v in key) for key in keys})
-    if conn.dialect.name == "postgresql":
-        columns = [literal([row[i] for row in rows], ARRAY(Integer)) for i in range(len(names))]
-        return func.unnest(*columns).table_valued(*names).render_derived(name="k")
-    listed = func.json_each(json.dumps(rows)).table_valued("value")
-    return select(*(func.json_extract(listed.c.value, f"$[{i}]").label(n) for i, n in enumerate(names))).subquery("k")
 
 
 class EmbeddedFeatureQueries(FeatureQueries):
@@ -174,7 +161,9 @@ def _linked(conn: Connection, direction: str, fids: Sequence[int], gids: Sequenc
             func.count().label("n_links"),
         )
         .join_from(f, link, and_(link.c.graph_id == f.c.graph_id, near == f.c.idx))
-        .join(nb, and_(nb.c.graph_id == link.c.graph_id, nb.c.idx == far))
+        # `+ 0`: without it SQLite may read every node of the graph as a neighbour first and then
+        # look for a link between it and the feature's node, instead of following the feature's links
+        .join(nb, and_(nb.c.graph_id == link.c.graph_id + 0, nb.c.idx == far))
         .where(among(conn, f.c.feature_id, fids), among(conn, f.c.graph_id, gids, lookup=False))
         .group_by(f.c.graph_id, f.c.feature_id, nb.c.feature_id, own_node)
     )

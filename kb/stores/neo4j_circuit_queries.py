@@ -20,7 +20,7 @@ from kb.stores.circuit_queries import (
     LinkSet,
     Skeleton,
     Step,
-    fold_parsed_graph,
+    parsed_graph_edge_parts,
     skeleton_from_rows,
 )
 from kb.stores.cypher import circuits as cypher
@@ -37,10 +37,10 @@ class Neo4jCircuitQueries(CircuitQueries):
 
     # --- feature edges -------------------------------------------------------------------------
 
-    def write_feature_edges(self, gid: int, graph: ParsedGraph, feature_ids: dict[FeatureKey, int]) -> None:
-        """Store graph ``gid``'s feature edges; called before the graph is published."""
-        for part in fold_parsed_graph(gid, graph, feature_ids).parts():
-            self.run_write(*cypher.create_feature_edges(gid, part))
+    @staticmethod
+    def feature_edge_statements(gid: int, graph: ParsedGraph, feature_ids: dict[FeatureKey, int]) -> list[tuple[str, dict[str, Any]]]:
+        """The statements that store graph ``gid``'s feature edges, for the writer's transaction."""
+        return [cypher.create_feature_edges(gid, part) for part in parsed_graph_edge_parts(gid, graph, feature_ids)]
 
     def purge_feature_edges(self, gid: int) -> None:
         self.run_write(*cypher.delete_feature_edges(gid))

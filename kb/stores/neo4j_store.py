@@ -28,6 +28,7 @@ NODE_BATCH = 5_000
 STATEMENTS_PER_TRANSACTION = 8
 LINK_BATCH = 20_000
 DELETE_BATCH = 50_000
+CONCURRENT_WRITES = 4
 
 
 class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
@@ -41,6 +42,7 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
         self.database = database
         auth = (user, password) if password is not None else None
         self.driver = GraphDatabase.driver(uri, auth=auth, max_transaction_retry_time=60.0)
+        self._stored_features: set[int] = set()
 
     def __repr__(self) -> str:
         return f"Neo4jStore({self.uri!r})"
@@ -112,6 +114,12 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
 
     # --- writing -----------------------------------------------------------------------------
 
+    @property
+    def concurrent_writes(self) -> int:
+        """Graphs touch only their own nodes (and, briefly at the end, the features they use),
+        so several are written at once: the server works while the client sends the next."""
+        return CONCURRENT_WRITES
+
     def write_graph(
         self,
         gid: int,
@@ -119,39 +127,64 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
         feature_ids: dict[FeatureKey, int],
         finalize: Finalize,
         progress: LinkProgress | None = None,
+        fresh: bool = False,
     ) -> None:
-        if self.run_read(*cypher.graph_has_nodes(gid))[0]["found"]:
+        """An ordinary graph in one transaction; a big one in several, links in batches.
+
+        Features new to the store are merged first, in a short transaction of their own; the
+        (:Node)-[:IS]->(:Feature) relationships come last, so that a writer holds locks on
+        shared Feature nodes only at the end of its transaction (see cypher.link_features).
+        """
+        if not fresh and self.run_read(*cypher.graph_has_nodes(gid))[0]["found"]:
             self.purge(gid)
-        feature_rows = [
-            {"fid": fid, "transcoder_set": key.transcoder_set, "layer": key.layer, "index": key.index}
-            for key, fid in sorted(feature_ids.items(), key=lambda kv: kv[1])
-        ]
+        self._merge_features(feature_ids)
         totals = node_input_totals(graph)
         node_rows = [cypher.node_properties(gid, node_values(n, feature_ids, totals)) for n in graph.nodes]
-        # an ordinary graph's header, features and nodes travel in one transaction
-        statements = [cypher.create_graph(gid, graph.header.slug)]
-        statements += [cypher.merge_features(feature_rows[i : i + NODE_BATCH]) for i in range(0, len(feature_rows), NODE_BATCH)]
-        statements += [cypher.create_nodes(node_rows[i : i + NODE_BATCH]) for i in range(0, len(node_rows), NODE_BATCH)]
-        for start in range(0, len(statements), STATEMENTS_PER_TRANSACTION):
-            self.run_write_many(statements[start : start + STATEMENTS_PER_TRANSACTION])
+        head = [cypher.create_graph(gid, graph.header.slug)]
+        head += [cypher.create_nodes(node_rows[i : i + NODE_BATCH]) for i in range(0, len(node_rows), NODE_BATCH)]
+        features = sorted((feature_ids[n.feature_key], n.idx) for n in graph.nodes if n.feature_key is not None)
+        tail = self.feature_edge_statements(gid, graph, feature_ids)
+        tail += [
+            cypher.link_features(gid, [idx for _, idx in features[i : i + NODE_BATCH]], [fid for fid, _ in features[i : i + NODE_BATCH]])
+            for i in range(0, len(features), NODE_BATCH)
+        ]
+        tail.append(cypher.publish_graph(gid, len(graph.nodes), graph.n_links))
         n = graph.n_links
-        for start in range(0, n, LINK_BATCH):
-            stop = min(n, start + LINK_BATCH)
-            self.run_write(
-                *cypher.create_links(
-                    gid,
-                    graph.link_src[start:stop].tolist(),
-                    graph.link_tgt[start:stop].tolist(),
-                    graph.link_weight[start:stop].tolist(),
-                    start,
-                )
-            )
-            if progress:
-                progress(stop - start)
-        self.write_feature_edges(gid, graph, feature_ids)
-        self.run_write(*cypher.publish_graph(gid, len(graph.nodes), n))
+        links = [self._links(gid, graph, start, min(n, start + LINK_BATCH)) for start in range(0, n, LINK_BATCH)]
+        if len(links) <= 1 and len(head) + len(tail) <= STATEMENTS_PER_TRANSACTION:
+            self.run_write_many(head + links + tail)
+            if progress and n:
+                progress(n)
+        else:
+            for start in range(0, len(head), STATEMENTS_PER_TRANSACTION):
+                self.run_write_many(head[start : start + STATEMENTS_PER_TRANSACTION])
+            for start, statement in zip(range(0, n, LINK_BATCH), links):
+                self.run_write(*statement)
+                if progress:
+                    progress(min(n, start + LINK_BATCH) - start)
+            for start in range(0, len(tail), STATEMENTS_PER_TRANSACTION):
+                self.run_write_many(tail[start : start + STATEMENTS_PER_TRANSACTION])
         with self.engine.begin() as conn:
             finalize(conn)
+
+    @staticmethod
+    def _links(gid: int, graph: ParsedGraph, start: int, stop: int) -> tuple[str, dict[str, Any]]:
+        return cypher.create_links(
+            gid, graph.link_src[start:stop].tolist(), graph.link_tgt[start:stop].tolist(), graph.link_weight[start:stop].tolist(), start
+        )
+
+    def _merge_features(self, feature_ids: dict[FeatureKey, int]) -> None:
+        """(:Feature) nodes for the features not yet known to be stored, in ascending order.
+
+        Feature nodes are never deleted, so once merged a feature is remembered for the
+        store's lifetime and later graphs skip it.
+        """
+        new = sorted((fid, key) for key, fid in feature_ids.items() if fid not in self._stored_features)
+        rows = [{"fid": fid, "transcoder_set": key.transcoder_set, "layer": key.layer, "index": key.index} for fid, key in new]
+        statements = [cypher.merge_features(rows[i : i + NODE_BATCH]) for i in range(0, len(rows), NODE_BATCH)]
+        for start in range(0, len(statements), STATEMENTS_PER_TRANSACTION):
+            self.run_write_many(statements[start : start + STATEMENTS_PER_TRANSACTION])
+        self._stored_features.update(fid for fid, _ in new)
 
     def purge(self, gid: int) -> None:
         """Feature edges go first: a graph with no nodes left then has nothing else left either,

@@ -68,13 +68,22 @@ def merge_features(rows: list[dict[str, Any]]) -> Query:
 
 
 def create_nodes(rows: list[dict[str, Any]]) -> Query:
+    return "UNWIND $rows AS r CREATE (n:Node) SET n = r", {"rows": rows}
+
+
+def link_features(gid: int, idx: list[int], fid: list[int]) -> Query:
+    """(:Node)-[:IS]->(:Feature) for the graph's nodes ``idx`` and their features ``fid``.
+
+    Creating a relationship locks the Feature, which other graphs share: the writer runs this
+    last in its transaction, features in ascending order, so that locks are held briefly and
+    always taken in the same order (two writers then wait for each other, never deadlock).
+    """
     return (
-        "UNWIND $rows AS r "
-        "CREATE (n:Node) SET n = r "
-        "WITH n, r WHERE r.fid IS NOT NULL "
-        "MATCH (f:Feature {fid: r.fid}) "
+        "UNWIND range(0, size($idx) - 1) AS k "
+        "MATCH (n:Node {gid: $gid, idx: $idx[k]}) "
+        "MATCH (f:Feature {fid: $fid[k]}) "
         "CREATE (n)-[:IS]->(f)",
-        {"rows": rows},
+        {"gid": gid, "idx": idx, "fid": fid},
     )
 
 
