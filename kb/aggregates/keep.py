@@ -23,9 +23,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from kb.aggregates.values import GraphValues
 from kb.registry import dialect_insert
-from kb.sqlqueries import among
+from kb.sqlqueries import among, keys_table
 from kb.stores.embedded import bulk_insert
-from kb.stores.embedded_feature_queries import keys_table
 from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals
 
 # the advisory lock of the aggregates (kb.sqldb takes 715517 for migrations)

@@ -9,8 +9,8 @@ order so that the table's B-tree is appended to. A graph is read in file order b
 The links are copied into the new table. On SQLite, planner statistics are rewritten for the
 new key and index (see 0003 and 0005), assuming big graphs.
 
-Revision ID: 0011
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-30 07:00:00.000000
 """
 
@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0011'
-down_revision = '0007'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
