@@ -5,6 +5,7 @@
     /root/.cache/circuitkb/venv/bin/python -m bench.search --stage load --n 1000000
     /root/.cache/circuitkb/venv/bin/python -m bench.search --stage pipeline --n 1000000
     /root/.cache/circuitkb/venv/bin/python -m bench.search --stage cold --runs 20
+    /root/.cache/circuitkb/venv/bin/python -m bench.search --stage throughput --base 5000
 
 ``relevance``: the relevance set of ``tests/relevance.yaml`` on the real graphs and explanations;
 recall@10 and MRR per language (English, French, Spanish, German, Chinese, Japanese) of the
@@ -162,6 +163,30 @@ def stage_embed(args: argparse.Namespace) -> dict[str, Any]:
     info["query_embed_ms_p50"] = round(percentile(times, 50), 2)
     info["query_embed_ms_p95"] = round(percentile(times, 95), 2)
     return info
+
+
+QUIET_LOAD = 1.5  # a 1-minute load average above this on 2 cores disturbs throughput (BENCHMARKS.md)
+
+
+def stage_throughput(args: argparse.Namespace) -> dict[str, Any]:
+    """Embedding throughput of each model on ``--base`` generated descriptions, and what a build
+    of 1M descriptions would take at that rate; refused when the machine is not quiet."""
+    from kb.search.embedder import MultilingualEmbedder
+
+    load = os.getloadavg()[0]
+    if load > QUIET_LOAD:
+        raise SystemExit(f"the 1-minute load average is {load:.2f} (> {QUIET_LOAD}): other work would make the figures meaningless; wait for a quiet machine")
+    texts = unique_texts(args.base, seed=1)
+    out: dict[str, Any] = {"texts": len(texts), "mean_chars": round(sum(map(len, texts)) / len(texts), 1), "load_before": round(load, 2), "models": {}}
+    for name, embedder in (("English (all-MiniLM-L6-v2, sentence-transformers)", SentenceTransformerEmbedder()), ("multilingual (USE v3, numpy)", MultilingualEmbedder())):
+        embedder.embed(["warm up"])
+        started = time.perf_counter()
+        embedder.embed(texts)
+        seconds = time.perf_counter() - started
+        rate = len(texts) / seconds
+        out["models"][name] = {"seconds": round(seconds, 1), "texts_per_second": round(rate, 1), "million_minutes": round(1_000_000 / rate / 60, 1)}
+    out["load_after"] = round(os.getloadavg()[0], 2)
+    return out
 
 
 def stage_index(args: argparse.Namespace) -> dict[str, Any]:
@@ -466,6 +491,7 @@ def stage_cold(args: argparse.Namespace) -> dict[str, Any]:
 
 STAGES = {
     "embed": stage_embed,
+    "throughput": stage_throughput,
     "index": stage_index,
     "load": stage_load,
     "pipeline": stage_pipeline,
