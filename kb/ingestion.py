@@ -27,7 +27,7 @@ from ingest.language import detect_language
 from ingest.manifest import Manifest
 from ingest.paths import expand_paths
 from ingest.readahead import ReadAhead
-from ingest.records import ParsedGraph
+from ingest.records import FeatureKey, ParsedGraph
 from kb import registry
 from kb.aggregates import keep as aggregates
 from kb.aggregates.values import of_parsed_graph
@@ -121,7 +121,9 @@ def ingest_paths(
 
     Files are parsed ahead of the writer in a child process, and a store that takes several
     graphs at once (``GraphStore.concurrent_writes``) gets them from as many threads; each graph
-    is still claimed, written and published on its own, as with one file at a time.
+    is still claimed, written and published on its own, as with one file at a time. Claims and
+    feature ids are taken here, in file order, so graph and feature ids do not depend on which
+    write ends first.
     """
     if on_change not in ON_CHANGE:
         raise CircuitKBError(f"on_change must be one of {', '.join(ON_CHANGE)}, got {on_change!r}")
@@ -135,10 +137,13 @@ def ingest_paths(
         pool = stack.enter_context(ThreadPoolExecutor(writers, thread_name_prefix="circuitkb-write")) if writers > 1 else None
         parsed = _parsed(core, files, reader, READ_AHEAD * writers)
 
-        def store(item: _Parsed) -> dict[str, Any]:
-            return _store(core, item, manifest, on_change, progress)
+        def claim(item: _Parsed) -> _Job | dict[str, Any]:
+            return _claim(core, item, manifest, on_change)
 
-        for path, result in _written(parsed, store, pool, writers):
+        def write(job: _Job) -> dict[str, Any]:
+            return _store(core, job, progress)
+
+        for path, result in _written(parsed, claim, write, pool, writers):
             if isinstance(result, CircuitKBError):
                 report.failed.append({"path": str(path), "error": str(result)})
                 outcome = "failed"
@@ -236,10 +241,15 @@ def _unless_stored(path: Path, stored: dict[str, str]) -> _Parsed:
 
 
 def _written(
-    parsed: Iterator[_Parsed], store: Callable[[_Parsed], dict[str, Any]], pool: ThreadPoolExecutor | None, writers: int
+    parsed: Iterator[_Parsed],
+    claim: Callable[[_Parsed], _Job | dict[str, Any]],
+    write: Callable[[_Job], dict[str, Any]],
+    pool: ThreadPoolExecutor | None,
+    writers: int,
 ) -> Iterator[tuple[Path, dict[str, Any] | CircuitKBError]]:
-    """Each file's outcome in order: a dict, or the error that failed it. Errors that are not
-    circuitkb's propagate (after the writes in flight end)."""
+    """Each file's outcome in order: a dict, or the error that failed it. Files are claimed
+    here, one after another, and written here or in the pool. Errors that are not circuitkb's
+    propagate (after the writes in flight end)."""
     in_flight: deque[tuple[Path, Future[dict[str, Any]] | dict[str, Any] | CircuitKBError]] = deque()
 
     def settle(result: Future[dict[str, Any]] | dict[str, Any] | CircuitKBError) -> dict[str, Any] | CircuitKBError:
@@ -251,42 +261,74 @@ def _written(
             return exc
 
     for item in parsed:
+        result: Future[dict[str, Any]] | dict[str, Any] | CircuitKBError
         if item.done is not None:
-            in_flight.append((item.path, item.done))
-        elif pool is None:
-            try:
-                in_flight.append((item.path, store(item)))
-            except CircuitKBError as exc:
-                in_flight.append((item.path, exc))
+            result = item.done
         else:
-            in_flight.append((item.path, pool.submit(store, item)))
+            try:
+                job = claim(item)
+                if isinstance(job, dict):
+                    result = job
+                elif pool is None:
+                    result = write(job)
+                else:
+                    result = pool.submit(write, job)
+            except CircuitKBError as exc:
+                result = exc
+        in_flight.append((item.path, result))
         # hand back the finished head; wait for it when every writer is busy
         while in_flight and (not _running(in_flight[0][1]) or sum(_running(r) for _, r in in_flight) >= writers):
-            path, result = in_flight.popleft()
-            yield path, settle(result)
+            path, done = in_flight.popleft()
+            yield path, settle(done)
     while in_flight:
-        path, result = in_flight.popleft()
-        yield path, settle(result)
+        path, done = in_flight.popleft()
+        yield path, settle(done)
 
 
 def _running(result: object) -> bool:
     return isinstance(result, Future) and not result.done()
 
 
-def _store(core: Core, item: _Parsed, manifest: Manifest | None, on_change: str, progress: IngestProgress | None) -> dict[str, Any]:
-    """Claim, write and publish one parsed graph; its outcome."""
+@dataclass
+class _Job:
+    """A claimed graph, ready to be written: its id, its feature ids and what publishing records."""
+
+    item: _Parsed
+    claim: registry.Claim
+    feature_ids: dict[FeatureKey, int]
+    finish: registry.Finish
+    qk: list[dict[str, Any]]
+
+    @property
+    def gid(self) -> int:
+        assert self.claim.graph_id is not None
+        return self.claim.graph_id
+
+
+def _claim(core: Core, item: _Parsed, manifest: Manifest | None, on_change: str) -> _Job | dict[str, Any]:
+    """Register the graph as loading and give its features ids; the outcome instead when it is
+    not to be written (unchanged, busy, conflict). A failure after the claim undoes it."""
     graph, path = item.graph, item.path
     assert graph is not None
-    header = graph.header
-    claim = registry.claim(core.engine, header, item.digest, str(path), core.store.name, on_change)
+    claim = registry.claim(core.engine, graph.header, item.digest, str(path), core.store.name, on_change)
     if claim.action != "write":
         outcome = "conflict" if claim.action == "conflict" else claim.action
-        return {"path": str(path), "slug": header.slug, "outcome": outcome, "reason": claim.reason}
-    gid = claim.graph_id
-    assert gid is not None
+        return {"path": str(path), "slug": graph.header.slug, "outcome": outcome, "reason": claim.reason}
+    assert claim.graph_id is not None
+    try:
+        return _job(core, item, claim, manifest)
+    except BaseException:
+        _abandon(core, claim.graph_id)
+        raise
+
+
+def _store(core: Core, job: _Job, progress: IngestProgress | None) -> dict[str, Any]:
+    """Write and publish one claimed graph; its outcome. A failed write is undone."""
+    graph, claim, gid = job.item.graph, job.claim, job.gid
+    assert graph is not None
     write_started = time.perf_counter()
     try:
-        _write(core, item, gid, claim, manifest, progress)
+        _write(core, job, progress)
     except BaseException:
         _abandon(core, gid)
         raise
@@ -296,30 +338,25 @@ def _store(core: Core, item: _Parsed, manifest: Manifest | None, on_change: str,
         with core.engine.begin() as conn:
             registry.forget(conn, claim.previous_id)
     return {
-        "path": str(path),
-        "slug": header.slug,
+        "path": str(job.item.path),
+        "slug": graph.header.slug,
         "outcome": "ingested",
         "graph_id": gid,
         "nodes": len(graph.nodes),
         "links": graph.n_links,
-        "features": len(graph.features()),
+        "features": len(job.feature_ids),
         "replaced": claim.previous_id is not None,
-        "parse_seconds": round(item.parse_seconds, 4),
+        "parse_seconds": round(job.item.parse_seconds, 4),
         "write_seconds": round(write_seconds, 4),
         "warnings": graph.warnings,
     }
 
 
-def _write(
-    core: Core,
-    item: _Parsed,
-    gid: int,
-    claim: registry.Claim,
-    manifest: Manifest | None,
-    progress: IngestProgress | None,
-) -> None:
-    graph = item.graph
-    assert graph is not None
+def _job(core: Core, item: _Parsed, claim: registry.Claim, manifest: Manifest | None) -> _Job:
+    """What writing and publishing a claimed graph needs: its feature ids (created if new), its
+    tags and language, its clerps, QK rows and link extras."""
+    graph, gid = item.graph, claim.graph_id
+    assert graph is not None and gid is not None
     tagging = manifest.lookup(item.path, graph.header.slug) if manifest else None
     language = tagging.language if tagging and tagging.language else None
     if language is None:
@@ -329,7 +366,6 @@ def _write(
         # QK tracing may name features that were pruned out of the graph's nodes: known, not used
         all_ids = registry.ensure_features(conn, keys | graph.qk_features(), core.feature_id_cache)
     feature_ids = {k: all_ids[k] for k in keys}
-    qk = qk_rows(gid, graph.qk, graph.nodes, all_ids)
     clerps = [
         (feature_ids[n.feature_key], n.clerp)
         for n in graph.nodes
@@ -340,7 +376,7 @@ def _write(
         link_extra["fields"] = {str(k): v for k, v in graph.link_extra.items()}
     if graph.ambiguous_links:
         link_extra["ambiguous"] = graph.ambiguous_links
-    done = registry.Finish(
+    finish = registry.Finish(
         n_nodes=len(graph.nodes),
         n_links=graph.n_links,
         n_features=len(keys),
@@ -350,21 +386,26 @@ def _write(
         clerps=clerps,
         link_extra=link_extra or None,
     )
+    return _Job(item, claim, feature_ids, finish, qk_rows(gid, graph.qk, graph.nodes, all_ids))
 
+
+def _write(core: Core, job: _Job, progress: IngestProgress | None) -> None:
+    graph, gid = job.item.graph, job.gid
+    assert graph is not None
     # an id taken over from a dead writer may have half a graph stored; a new one has nothing
-    fresh = not claim.takeover
+    fresh = not job.claim.takeover
 
     def finalize(conn: Connection) -> None:
         # folded here, once the store has let go of its own fold of a big graph's links
-        values = of_parsed_graph(gid, graph, feature_ids)
+        values = of_parsed_graph(gid, graph, job.feature_ids)
         aggregates.lock(conn)  # first, before any row of the registry is locked
-        registry.finish(conn, gid, graph.header.slug, claim.previous_id, done, fresh=fresh)
-        if claim.previous_id is not None and claim.previous_id != gid:
-            aggregates.unpublish(conn, claim.previous_id)
+        registry.finish(conn, gid, graph.header.slug, job.claim.previous_id, job.finish, fresh=fresh)
+        if job.claim.previous_id is not None and job.claim.previous_id != gid:
+            aggregates.unpublish(conn, job.claim.previous_id)
         aggregates.publish(conn, values)
-        write_qk(conn, gid, qk, fresh=fresh)
+        write_qk(conn, gid, job.qk, fresh=fresh)
 
-    core.store.write_graph(gid, graph, feature_ids, finalize, progress.on_links if progress else None, fresh=fresh)
+    core.store.write_graph(gid, graph, job.feature_ids, finalize, progress.on_links if progress else None, fresh=fresh)
 
 
 def _abandon(core: Core, gid: int) -> None:

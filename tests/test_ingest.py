@@ -198,6 +198,9 @@ def test_many_files_report_in_order_as_one_at_a_time(kb: KB, tmp_path: Path, cap
     assert [f["path"] for f in first.failed] == [str(paths[3]), str(paths[4])]
     assert "invalid JSON" in first.failed[0]["error"] and "links[2].target: no node '12_77_3'" in first.failed[1]["error"]
     assert [i["slug"] for i in first.ingested] == ["g0", "g1", "g2", "g5"]
+    # claimed one after another in file order, whichever write ends first: ids do not depend on timing
+    ids = [i["graph_id"] for i in first.ingested]
+    assert ids == sorted(ids)
     # the parsing process's warnings reach the report and this process's log
     assert any("'fancy new type' (1)" in w for w in first.warnings)
     assert "'fancy new type' (1)" in caplog.text
