@@ -483,7 +483,7 @@ def stage_cold(args: argparse.Namespace) -> dict[str, Any]:
         "system_cpu_s_p50": round(percentile(systems, 50), 3),
         "in_process_s_p50_since_start": marks,
         "heavy_modules_loaded": phases[0]["heavy_modules"],
-        "bytecode_cached": not sys.flags.dont_write_bytecode,
+        "python_writes_bytecode": not sys.flags.dont_write_bytecode,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
     }

@@ -34,4 +34,7 @@ else
   # dependencies are current; only point the environment at this checkout
   (cd "$root" && "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e .) >&2
 fi
+# the project's own modules compiled once: a command then starts without compiling them, even
+# where PYTHONDONTWRITEBYTECODE keeps Python from caching bytecode itself
+"$venv/bin/python" -m compileall -q -j 0 "$root/kb" "$root/ingest" "$root/schema" "$root/app" >/dev/null 2>&1 || true
 echo "$venv"
