@@ -22,6 +22,9 @@ from kb.families.proposals import ACCEPTED, PARTIAL, FamilyProposal
 from kb.selection import Selection
 from schema.sql import LABELLER
 
+# up to this many graphs the proposals are worked out when the page opens; above, on request (the
+# prompts of 1,000 graphs take half a minute to compare on two cores)
+FIND_ON_OPEN = 200
 PROPOSAL_COLUMNS = ["name", "status", "graphs", "languages", "prompt similarity", "shared features", "features in all", "outputs in all", "transcoder set"]
 
 
@@ -34,7 +37,18 @@ def proposals_panel(selection: Selection, show_family: Callable[[str | None], No
     if DONE_KEY in st.session_state:
         st.success(st.session_state.pop(DONE_KEY))
     st.subheader("Families found in the prompts")
-    found = state.family_proposals(state.version(), replace(selection, family=None))
+    pool = replace(selection, family=None)
+    n_graphs = len(state.graphs(state.version(), pool))
+    if "families-find" not in st.session_state:
+        st.session_state["families-find"] = n_graphs <= FIND_ON_OPEN
+    if st.toggle(f"Look for families among these {n_graphs:,} graphs", key="families-find", help="Compares every pair of prompts; with many graphs this takes a while"):
+        _proposals(kb, actor, pool, show_family)
+    if actor is not None and actor.can(LABELLER):
+        _edit_form(kb, actor, show_family)
+
+
+def _proposals(kb: Any, actor: Any, pool: Selection, show_family: Callable[[str | None], None]) -> None:
+    found = state.family_proposals(state.version(), pool)
     limits = found.thresholds
     st.caption(
         "Graphs whose prompts mean the same in any language (multilingual sentence model, cosine at least "
@@ -69,8 +83,6 @@ def proposals_panel(selection: Selection, show_family: Callable[[str | None], No
         st.markdown("**Same question, kept apart** (their features cannot be compared)")
         frame = pd.DataFrame([k.as_dict() for k in found.kept_apart], columns=["slug_a", "slug_b", "prompt_similarity", "reason"])
         st.dataframe(frame, hide_index=True, width="stretch", key="families-apart")
-    if can_write:
-        _edit_form(kb, actor, show_family)
 
 
 def _accept(kb: Any, actor: Any, proposal: FamilyProposal, name: str, moving: bool, show_family: Callable[[str | None], None]) -> None:

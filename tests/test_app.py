@@ -489,6 +489,19 @@ def test_the_languages_page_proposes_the_pair_and_accepting_it_draws_its_overlap
     assert frame_with(app, "name", "status")["status"].tolist() == ["new"] and _family_buttons(app)
 
 
+def test_with_many_graphs_families_are_looked_for_on_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.families
+
+    _home_without_families(tmp_path, monkeypatch)
+    monkeypatch.setattr(app.families, "FIND_ON_OPEN", 2)  # the knowledge base has 3 graphs
+    page = open_page("languages")
+    assert not problems(page), problems(page)
+    assert page.toggle(key="families-find").value is False and not _family_buttons(page)
+    page.toggle(key="families-find").set_value(True).run()
+    assert not problems(page), problems(page)
+    assert list(frame_with(page, "name", "status")["name"]) == ["opposite-small"] and _family_buttons(page)
+
+
 def test_a_viewer_sees_the_proposals_but_no_form_to_accept_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kb import labels as api
 
