@@ -454,7 +454,9 @@ class FeatureSearch:
                 truncated = True
                 break
             score, how = text_scores[tid]
-            for fid, tset, layer, index, is_label in self.catalog.features_of_text(tid, where, limit + len(found)):
+            described = self.catalog.features_of_text(tid, where, limit + len(found))
+            truncated = truncated or len(described) == limit + len(found)  # the text may describe more
+            for fid, tset, layer, index, is_label in described:
                 best = score + (label_bonus if is_label else 0.0)
                 if fid not in found or best > found[fid].best:
                     found[fid] = _Scored(fid, FeatureKey(tset, layer, index), best, how, tid)
