@@ -3,7 +3,8 @@
 Descriptions (Neuronpedia explanations, graph clerps) and labels are embedded by an English
 and a multilingual model fused into one vector (:mod:`kb.search.embedder`; a query is embedded
 by numpy alone, :mod:`kb.search.minilm`, :mod:`kb.search.usecache`), cached by text on disk under
-``<home>/search`` (:mod:`kb.search.catalog`, :mod:`kb.search.index`) and kept in step with SQL
+``<home>/search`` (:mod:`kb.search.catalog`, :mod:`kb.search.index`; the vectors in Neo4j for a
+team whose graphs are there, :mod:`kb.search.neo4j_index`) and kept in step with SQL
 before every search (:mod:`kb.search.sync`); :mod:`kb.search.query` blends the semantic and
 keyword matches; feature ids written in a query are read by :func:`kb.featureref.find_feature_refs`.
 :func:`like` searches by example. :mod:`kb.search.relevance` measures the relevance set per

@@ -6,14 +6,18 @@ How a query is answered (``mode="blend"``, the default):
    features come first, with score 1.
 2. The rest of the text is embedded; the ANN index gives the nearest description texts, and
    the keyword index (FTS5, BM25) the texts sharing words with it. Every candidate text gets
-   ``cosine + KEYWORD_WEIGHT * keyword`` where ``keyword`` is the share of the query's words
-   (stop words aside, plurals folded, each weighted by its rarity among all texts) that the
-   text contains, and 1 for a text equal to the query.
-3. A feature scores as its best description (ties: lower feature id first). Filters on
-   the feature (set, layers) and the description (source, author) apply to the candidates; a
-   filter on graphs keeps features present in the selected graphs. When filters leave fewer
-   than ``k`` features, the candidate pool widens (or, for a small filtered subset, the search
-   is exact over it).
+   ``cosine + KEYWORD_WEIGHT * keyword - SPECIFICITY_WEIGHT * ln(features)`` where ``keyword``
+   is the share of the query's words (stop words aside, plurals folded, each weighted by its
+   rarity among all texts) that the text contains, and 1 for a text equal to the query, and
+   ``features`` is how many features the text describes (up to ``SPECIFICITY_CAP``).
+3. A feature scores as its best text, plus ``LABEL_BONUS`` when that text is its label (ties:
+   lower feature id first). Filters on the feature (set, layers) and the description (source,
+   author) apply to the candidates; a filter on graphs keeps features present in the selected
+   graphs. When filters leave fewer than ``k`` features, the candidate pool widens (or, for a
+   small filtered subset, the search is exact over it).
+
+The weights were tuned on the relevance set (tests/relevance.yaml; docs/search.md has the
+figures, on the whole set and on each half of it).
 
 ``mode="semantic"`` ranks by cosine alone and ``mode="keyword"`` by BM25 alone (no model is
 loaded); both exist to measure what the blend adds (bench/results/search.md).
@@ -454,7 +458,9 @@ class FeatureSearch:
                 truncated = True
                 break
             score, how = text_scores[tid]
-            for fid, tset, layer, index, is_label in self.catalog.features_of_text(tid, where, limit + len(found)):
+            described = self.catalog.features_of_text(tid, where, limit + len(found))
+            truncated = truncated or len(described) == limit + len(found)  # the text may describe more
+            for fid, tset, layer, index, is_label in described:
                 best = score + (label_bonus if is_label else 0.0)
                 if fid not in found or best > found[fid].best:
                     found[fid] = _Scored(fid, FeatureKey(tset, layer, index), best, how, tid)
