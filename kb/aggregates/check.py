@@ -21,7 +21,6 @@ from kb.aggregates.values import GraphValues, of_skeleton
 from kb.core import Core
 from kb.errors import NotFoundError
 from kb.registry import dialect_insert
-from kb.stores.embedded import bulk_insert
 from schema.sql import READY, feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, graphs, kb_meta
 
 log = logging.getLogger(__name__)
@@ -105,7 +104,7 @@ def rebuild(core: Core, progress: Progress | None = None) -> int:
             conn.execute(delete(feature_graphs).where(feature_graphs.c.graph_id == gid))
             conn.execute(delete(feature_edge_graphs).where(feature_edge_graphs.c.graph_id == gid))
             if conn.execute(select(graphs.c.status).where(graphs.c.id == gid)).scalar() == READY:
-                _insert_rows(conn, values)
+                keep.insert_rows(conn, values)
         if progress:
             progress(slug)
     with core.engine.begin() as conn:
@@ -135,15 +134,6 @@ def _visible(conn: Connection) -> list[tuple[int, str]]:
 
 def _is_visible(column: Any) -> Any:
     return exists().where(graphs.c.id == column, graphs.c.status == READY)
-
-
-def _insert_rows(conn: Connection, values: GraphValues) -> None:
-    rows = values.feature_rows()
-    if rows:
-        bulk_insert(conn, feature_graphs.name, ("feature_id", "graph_id", "activation", "influence"), rows)
-    edges = values.edge_rows()
-    if edges:
-        bulk_insert(conn, feature_edge_graphs.name, ("src", "tgt", "graph_id", "weight", "n_links"), edges)
 
 
 def _fresh_feature_totals():  # noqa: ANN202

@@ -53,14 +53,21 @@ def publish(conn: Connection, values: GraphValues) -> None:
     """Add graph ``values.gid`` (replacing what it had added before, if anything)."""
     lock(conn)
     unpublish(conn, values.gid)
-    rows = values.feature_rows()
+    rows, edges = insert_rows(conn, values)
+    if rows:
+        _executemany(conn, "feature totals: add", _feature_upsert, _FT, [(fid, 1, *_stat(act), *_stat(infl)) for fid, _gid, act, infl in rows])
+    if edges:
+        _add_edge_totals(conn, values.gid, edges)
+
+
+def insert_rows(conn: Connection, values: GraphValues) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Write the graph's own rows (not the totals); returns them, features and edges."""
+    rows, edges = values.feature_rows(), values.edge_rows()
     if rows:
         bulk_insert(conn, feature_graphs.name, _FG, rows)
-        _executemany(conn, "feature totals: add", _feature_upsert, _FT, [(fid, 1, *_stat(act), *_stat(infl)) for fid, _gid, act, infl in rows])
-    edges = values.edge_rows()
     if edges:
         bulk_insert(conn, feature_edge_graphs.name, _EG, edges)
-        _add_edge_totals(conn, values.gid, edges)
+    return rows, edges
 
 
 def unpublish(conn: Connection, gid: int) -> None:
