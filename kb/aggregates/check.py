@@ -77,10 +77,14 @@ def check(core: Core, progress: Progress | None = None) -> AggregateCheck:
         for table in (feature_graphs, feature_edge_graphs):
             for gid in conn.execute(select(table.c.graph_id).distinct().where(~_is_visible(table.c.graph_id))).scalars():
                 report.add(f"{table.name}: rows of graph id {gid}, which is not visible")
-        _compare_rows(report, "feature_totals", 1, streaming.execute(_fresh_feature_totals().order_by(feature_graphs.c.feature_id)), streaming.execute(select(*feature_totals.c).order_by(feature_totals.c.feature_id)), _feature_total_differs)
-        _compare_rows(report, "feature_edge_totals", 2, streaming.execute(_fresh_edge_totals().order_by(feature_edge_graphs.c.src, feature_edge_graphs.c.tgt)), streaming.execute(select(*feature_edge_totals.c).order_by(feature_edge_totals.c.src, feature_edge_totals.c.tgt)), _edge_total_differs)
-        h = feature_edge_histogram.c
-        _compare_rows(report, "feature_edge_histogram", 1, conn.execute(_fresh_histogram().order_by(feature_edge_totals.c.n_graphs)), conn.execute(select(h.n_graphs, h.n_edges).order_by(h.n_graphs)), lambda a, b: tuple(a) != tuple(b))
+        fg, eg, et, h = feature_graphs.c, feature_edge_graphs.c, feature_edge_totals.c, feature_edge_histogram.c
+        recomputed = (
+            ("feature_totals", 1, _fresh_feature_totals().order_by(fg.feature_id), select(*feature_totals.c).order_by(feature_totals.c.feature_id), _feature_total_differs),
+            ("feature_edge_totals", 2, _fresh_edge_totals().order_by(eg.src, eg.tgt), select(*feature_edge_totals.c).order_by(et.src, et.tgt), _edge_total_differs),
+            ("feature_edge_histogram", 1, _fresh_histogram().order_by(et.n_graphs), select(h.n_graphs, h.n_edges).order_by(h.n_graphs), _row_differs),
+        )
+        for table, key_width, fresh, kept, differs in recomputed:
+            _compare_rows(report, table, key_width, streaming.execute(fresh), streaming.execute(kept), differs)
     return report
 
 
@@ -199,6 +203,10 @@ def _merge(left: Iterable[Any], right: Iterable[Any], width: int) -> Iterator[tu
         else:
             yield ka, a, b
             a, b = next(a_rows, None), next(b_rows, None)
+
+
+def _row_differs(fresh: Any, kept: Any) -> bool:
+    return tuple(fresh) != tuple(kept)
 
 
 def _feature_total_differs(fresh: Any, kept: Any) -> bool:
