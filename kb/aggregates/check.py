@@ -21,7 +21,6 @@ from kb.aggregates.values import GraphValues, of_skeleton
 from kb.core import Core
 from kb.errors import NotFoundError
 from kb.registry import dialect_insert
-from kb.stores.embedded import bulk_insert
 from schema.sql import READY, feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, graphs, kb_meta
 
 log = logging.getLogger(__name__)
@@ -78,10 +77,14 @@ def check(core: Core, progress: Progress | None = None) -> AggregateCheck:
         for table in (feature_graphs, feature_edge_graphs):
             for gid in conn.execute(select(table.c.graph_id).distinct().where(~_is_visible(table.c.graph_id))).scalars():
                 report.add(f"{table.name}: rows of graph id {gid}, which is not visible")
-        _compare_rows(report, "feature_totals", 1, streaming.execute(_fresh_feature_totals().order_by(feature_graphs.c.feature_id)), streaming.execute(select(*feature_totals.c).order_by(feature_totals.c.feature_id)), _feature_total_differs)
-        _compare_rows(report, "feature_edge_totals", 2, streaming.execute(_fresh_edge_totals().order_by(feature_edge_graphs.c.src, feature_edge_graphs.c.tgt)), streaming.execute(select(*feature_edge_totals.c).order_by(feature_edge_totals.c.src, feature_edge_totals.c.tgt)), _edge_total_differs)
-        h = feature_edge_histogram.c
-        _compare_rows(report, "feature_edge_histogram", 1, conn.execute(_fresh_histogram().order_by(feature_edge_totals.c.n_graphs)), conn.execute(select(h.n_graphs, h.n_edges).order_by(h.n_graphs)), lambda a, b: tuple(a) != tuple(b))
+        fg, eg, et, h = feature_graphs.c, feature_edge_graphs.c, feature_edge_totals.c, feature_edge_histogram.c
+        recomputed = (
+            ("feature_totals", 1, _fresh_feature_totals().order_by(fg.feature_id), select(*feature_totals.c).order_by(feature_totals.c.feature_id), _feature_total_differs),
+            ("feature_edge_totals", 2, _fresh_edge_totals().order_by(eg.src, eg.tgt), select(*feature_edge_totals.c).order_by(et.src, et.tgt), _edge_total_differs),
+            ("feature_edge_histogram", 1, _fresh_histogram().order_by(et.n_graphs), select(h.n_graphs, h.n_edges).order_by(h.n_graphs), _row_differs),
+        )
+        for table, key_width, fresh, kept, differs in recomputed:
+            _compare_rows(report, table, key_width, streaming.execute(fresh), streaming.execute(kept), differs)
     return report
 
 
@@ -105,7 +108,7 @@ def rebuild(core: Core, progress: Progress | None = None) -> int:
             conn.execute(delete(feature_graphs).where(feature_graphs.c.graph_id == gid))
             conn.execute(delete(feature_edge_graphs).where(feature_edge_graphs.c.graph_id == gid))
             if conn.execute(select(graphs.c.status).where(graphs.c.id == gid)).scalar() == READY:
-                _insert_rows(conn, values)
+                keep.insert_rows(conn, values)
         if progress:
             progress(slug)
     with core.engine.begin() as conn:
@@ -135,15 +138,6 @@ def _visible(conn: Connection) -> list[tuple[int, str]]:
 
 def _is_visible(column: Any) -> Any:
     return exists().where(graphs.c.id == column, graphs.c.status == READY)
-
-
-def _insert_rows(conn: Connection, values: GraphValues) -> None:
-    rows = values.feature_rows()
-    if rows:
-        bulk_insert(conn, feature_graphs.name, ("feature_id", "graph_id", "activation", "influence"), rows)
-    edges = values.edge_rows()
-    if edges:
-        bulk_insert(conn, feature_edge_graphs.name, ("src", "tgt", "graph_id", "weight", "n_links"), edges)
 
 
 def _fresh_feature_totals():  # noqa: ANN202
@@ -209,6 +203,10 @@ def _merge(left: Iterable[Any], right: Iterable[Any], width: int) -> Iterator[tu
         else:
             yield ka, a, b
             a, b = next(a_rows, None), next(b_rows, None)
+
+
+def _row_differs(fresh: Any, kept: Any) -> bool:
+    return tuple(fresh) != tuple(kept)
 
 
 def _feature_total_differs(fresh: Any, kept: Any) -> bool:

@@ -11,14 +11,18 @@ transaction-level advisory lock (:func:`lock`), before it touches any other row,
 ingests publishing at once change them one after the other: no update is lost, a recomputed
 minimum sees every committed graph, and no two transactions wait on each other's rows. SQLite
 runs one writer at a time anyway.
+
+A graph has thousands of feature edges: their rows go through the driver (``executemany`` of a
+statement compiled once), since SQLAlchemy's work per row would cost more than the database's.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from operator import itemgetter
+from typing import Any, Callable, Sequence
 
-from sqlalchemy import Connection, Executable, and_, bindparam, case, delete, func, select, update
+from sqlalchemy import Connection, Executable, and_, bindparam, case, delete, func, literal_column, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from kb.aggregates.values import GraphValues
@@ -30,8 +34,12 @@ from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge
 # the advisory lock of the aggregates (kb.sqldb takes 715517 for migrations)
 AGGREGATES_LOCK = 715518
 
+VALUES = ("activation", "influence")
 _FG = ("feature_id", "graph_id", "activation", "influence")
 _EG = ("src", "tgt", "graph_id", "weight", "n_links")
+_FT = tuple(c.name for c in feature_totals.columns)
+_ET = ("src", "tgt", "n_graphs", "weight_sum", "abs_sum", "weight_min", "weight_max", "n_links")
+_ONE = literal_column("1")
 
 
 def lock(conn: Connection) -> None:
@@ -44,14 +52,21 @@ def publish(conn: Connection, values: GraphValues) -> None:
     """Add graph ``values.gid`` (replacing what it had added before, if anything)."""
     lock(conn)
     unpublish(conn, values.gid)
-    rows = values.feature_rows()
+    rows, edges = insert_rows(conn, values)
+    if rows:
+        _executemany(conn, "feature totals: add", _feature_upsert, _FT, [(fid, 1, *_stat(act), *_stat(infl)) for fid, _gid, act, infl in rows])
+    if edges:
+        _add_edge_totals(conn, values.gid, edges)
+
+
+def insert_rows(conn: Connection, values: GraphValues) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Write the graph's own rows (not the totals); returns them, features and edges."""
+    rows, edges = values.feature_rows(), values.edge_rows()
     if rows:
         bulk_insert(conn, feature_graphs.name, _FG, rows)
-        _add_feature_totals(conn, rows)
-    edges = values.edge_rows()
     if edges:
         bulk_insert(conn, feature_edge_graphs.name, _EG, edges)
-        _add_edge_totals(conn, edges)
+    return rows, edges
 
 
 def unpublish(conn: Connection, gid: int) -> None:
@@ -64,94 +79,81 @@ def unpublish(conn: Connection, gid: int) -> None:
 # --- features ---------------------------------------------------------------------------------------
 
 
-def _add_feature_totals(conn: Connection, rows: Sequence[tuple[int, int, float | None, float | None]]) -> None:
+def _feature_upsert(conn: Connection) -> Executable:
     t = feature_totals.c
     stmt = dialect_insert(conn, feature_totals)
     new = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[t.feature_id],
         set_={
             "n_graphs": t.n_graphs + new.n_graphs,
-            **{f"{v}_n": t[f"{v}_n"] + new[f"{v}_n"] for v in ("activation", "influence")},
-            **{f"{v}_sum": _plus(t[f"{v}_sum"], new[f"{v}_sum"]) for v in ("activation", "influence")},
-            **{f"{v}_min": _least(t[f"{v}_min"], new[f"{v}_min"]) for v in ("activation", "influence")},
-            **{f"{v}_max": _greatest(t[f"{v}_max"], new[f"{v}_max"]) for v in ("activation", "influence")},
+            **{f"{v}_n": t[f"{v}_n"] + new[f"{v}_n"] for v in VALUES},
+            **{f"{v}_sum": _plus(t[f"{v}_sum"], new[f"{v}_sum"]) for v in VALUES},
+            **{f"{v}_min": _least(t[f"{v}_min"], new[f"{v}_min"]) for v in VALUES},
+            **{f"{v}_max": _greatest(t[f"{v}_max"], new[f"{v}_max"]) for v in VALUES},
         },
     )
-    _executemany(conn, stmt, [{"feature_id": fid, "n_graphs": 1, **_stat("activation", act), **_stat("influence", infl)} for fid, _gid, act, infl in rows])
 
 
-def _stat(name: str, value: float | None) -> dict[str, Any]:
-    return {f"{name}_n": int(value is not None), f"{name}_sum": value, f"{name}_min": value, f"{name}_max": value}
+def _stat(value: float | None) -> tuple[int, float | None, float | None, float | None]:
+    """One graph's value as (count, sum, min, max)."""
+    return (int(value is not None), value, value, value)
+
+
+def _feature_minus(conn: Connection) -> Executable:
+    t = feature_totals.c
+    return (
+        update(feature_totals)
+        .where(t.feature_id == bindparam("b_fid"))
+        .values(
+            n_graphs=t.n_graphs - _ONE,
+            **{f"{v}_n": t[f"{v}_n"] - bindparam(f"b_{v}_n") for v in VALUES},
+            **{f"{v}_sum": t[f"{v}_sum"] - bindparam(f"b_{v}_sum") for v in VALUES},
+        )
+    )
+
+
+def _feature_set(conn: Connection) -> Executable:
+    t = feature_totals.c
+    return update(feature_totals).where(t.feature_id == bindparam("b_feature_id")).values(**{name: bindparam(f"b_{name}") for name in _FT[1:]})
 
 
 def _take_features(conn: Connection, gid: int) -> None:
     fg, t = feature_graphs.c, feature_totals.c
-    rows = conn.execute(select(fg.feature_id, fg.activation, fg.influence).where(fg.graph_id == gid)).all()
+    rows = conn.execute(
+        select(fg.feature_id, fg.activation, fg.influence, t.n_graphs, t.activation_min, t.activation_max, t.influence_min, t.influence_max)
+        .select_from(feature_graphs.join(feature_totals, t.feature_id == fg.feature_id))
+        .where(fg.graph_id == gid)
+    ).all()
     if not rows:
         return
     conn.execute(delete(feature_graphs).where(fg.graph_id == gid))
-    query = select(t.feature_id, t.n_graphs, t.activation_min, t.activation_max, t.influence_min, t.influence_max)
-    totals = {r.feature_id: r for r in conn.execute(query.where(among(conn, t.feature_id, [r.feature_id for r in rows])))}
     gone, recompute, minus = [], [], []
-    for fid, act, infl in rows:
-        total = totals.get(fid)
-        if total is None:
-            continue
-        if total.n_graphs <= 1:
+    for fid, act, infl, n, act_min, act_max, infl_min, infl_max in rows:
+        if n <= 1:
             gone.append(fid)
-        elif _at_end(act, total.activation_min, total.activation_max) or _at_end(infl, total.influence_min, total.influence_max):
+        elif _at_end(act, act_min, act_max) or _at_end(infl, infl_min, infl_max):
             recompute.append(fid)
         else:
-            minus.append({"b_fid": fid, "b_an": int(act is not None), "b_as": act or 0.0, "b_in": int(infl is not None), "b_is": infl or 0.0})
+            minus.append((fid, int(act is not None), act or 0.0, int(infl is not None), infl or 0.0))
     if gone:
         conn.execute(delete(feature_totals).where(among(conn, t.feature_id, gone)))
     if minus:
-        _executemany(
-            conn,
-            update(feature_totals)
-            .where(t.feature_id == bindparam("b_fid"))
-            .values(
-                n_graphs=t.n_graphs - 1,
-                activation_n=t.activation_n - bindparam("b_an"),
-                activation_sum=t.activation_sum - bindparam("b_as"),
-                influence_n=t.influence_n - bindparam("b_in"),
-                influence_sum=t.influence_sum - bindparam("b_is"),
-            ),
-            minus,
-        )
+        _executemany(conn, "feature totals: minus", _feature_minus, ("b_fid", "b_activation_n", "b_activation_sum", "b_influence_n", "b_influence_sum"), minus)
     if recompute:
-        fresh = conn.execute(
-            select(
-                fg.feature_id,
-                func.count(),
-                *(agg(fg[name]) for name in ("activation", "influence") for agg in (func.count, func.sum, func.min, func.max)),
-            )
-            .where(among(conn, fg.feature_id, recompute))
-            .group_by(fg.feature_id)
-        ).all()
-        names = [f"b_{v}_{s}" for v in ("activation", "influence") for s in ("n", "sum", "min", "max")]
-        _executemany(
-            conn,
-            update(feature_totals)
-            .where(t.feature_id == bindparam("b_fid"))
-            .values(n_graphs=bindparam("b_n"), **{name[2:]: bindparam(name) for name in names}),
-            [{"b_fid": row[0], "b_n": row[1], **dict(zip(names, row[2:]))} for row in fresh],
-        )
+        per_value = [agg(fg[v]) for v in VALUES for agg in (func.count, func.sum, func.min, func.max)]
+        fresh = conn.execute(select(fg.feature_id, func.count(), *per_value).where(among(conn, fg.feature_id, recompute)).group_by(fg.feature_id)).all()
+        _executemany(conn, "feature totals: set", _feature_set, tuple(f"b_{name}" for name in _FT), [tuple(row) for row in fresh])
 
 
 # --- feature edges -------------------------------------------------------------------------------
 
 
-def _add_edge_totals(conn: Connection, rows: Sequence[tuple[int, int, int, float, int]]) -> None:
+def _edge_upsert(conn: Connection) -> Executable:
     t = feature_edge_totals.c
-    moves = Counter({(0, 1): len(rows)})
-    for n, count in _counts_of(conn, [(src, tgt) for src, tgt, *_rest in rows]).items():
-        moves[(0, 1)] -= count
-        moves[(n, n + 1)] += count
     stmt = dialect_insert(conn, feature_edge_totals)
     new = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[t.src, t.tgt],
         set_={
             "n_graphs": t.n_graphs + new.n_graphs,
@@ -162,61 +164,64 @@ def _add_edge_totals(conn: Connection, rows: Sequence[tuple[int, int, int, float
             "n_links": t.n_links + new.n_links,
         },
     )
-    params = [
-        {"src": s, "tgt": g, "n_graphs": 1, "weight_sum": w, "abs_sum": abs(w), "weight_min": w, "weight_max": w, "n_links": n}
-        for s, g, _gid, w, n in rows
-    ]
-    _executemany(conn, stmt, params)
+
+
+def _add_edge_totals(conn: Connection, gid: int, rows: Sequence[tuple[int, int, int, float, int]]) -> None:
+    """The totals of graph ``gid``'s edges, whose per-graph rows were just written."""
+    eg, t = feature_edge_graphs.c, feature_edge_totals.c
+    moves = Counter({(0, 1): len(rows)})
+    before = select(t.n_graphs, func.count()).select_from(feature_edge_graphs.join(feature_edge_totals, and_(t.src == eg.src, t.tgt == eg.tgt)))
+    for n, count in conn.execute(before.where(eg.graph_id == gid).group_by(t.n_graphs)):
+        moves[(0, 1)] -= count
+        moves[(n, n + 1)] += count
+    _executemany(conn, "edge totals: add", _edge_upsert, _ET, [(s, g, 1, w, abs(w), w, w, n) for s, g, _gid, w, n in rows])
     _move_histogram(conn, moves)
 
 
-def _counts_of(conn: Connection, keys: Sequence[tuple[int, int]]) -> Counter[int]:
-    """How many of the edges ``keys`` are in n graphs now, per n (edges in none left out)."""
+_BY_KEY = and_(feature_edge_totals.c.src == bindparam("b_src"), feature_edge_totals.c.tgt == bindparam("b_tgt"))
+
+
+def _edge_delete(conn: Connection) -> Executable:
+    return delete(feature_edge_totals).where(_BY_KEY)
+
+
+def _edge_minus(conn: Connection) -> Executable:
     t = feature_edge_totals.c
-    table = keys_table(conn, keys, ("src", "tgt"))
-    query = select(t.n_graphs, func.count()).select_from(table).join(feature_edge_totals, and_(t.src == table.c.src, t.tgt == table.c.tgt)).group_by(t.n_graphs)
-    return Counter(dict(conn.execute(query).all()))
+    return (
+        update(feature_edge_totals)
+        .where(_BY_KEY)
+        .values(n_graphs=t.n_graphs - _ONE, weight_sum=t.weight_sum - bindparam("b_w"), abs_sum=t.abs_sum - bindparam("b_abs"), n_links=t.n_links - bindparam("b_nl"))
+    )
+
+
+def _edge_set(conn: Connection) -> Executable:
+    return update(feature_edge_totals).where(_BY_KEY).values(**{name: bindparam(f"b_{name}") for name in _ET[2:]})
 
 
 def _take_edges(conn: Connection, gid: int) -> None:
     eg, t = feature_edge_graphs.c, feature_edge_totals.c
-    rows = conn.execute(select(eg.src, eg.tgt, eg.weight, eg.n_links).where(eg.graph_id == gid)).all()
+    rows = conn.execute(
+        select(eg.src, eg.tgt, eg.weight, eg.n_links, t.n_graphs, t.weight_min, t.weight_max)
+        .select_from(feature_edge_graphs.join(feature_edge_totals, and_(t.src == eg.src, t.tgt == eg.tgt)))
+        .where(eg.graph_id == gid)
+    ).all()
     if not rows:
         return
     conn.execute(delete(feature_edge_graphs).where(eg.graph_id == gid))
-    keys = keys_table(conn, [(r.src, r.tgt) for r in rows], ("src", "tgt"))
-    query = select(t.src, t.tgt, t.n_graphs, t.weight_min, t.weight_max).select_from(keys).join(feature_edge_totals, and_(t.src == keys.c.src, t.tgt == keys.c.tgt))
-    totals = {(r.src, r.tgt): r for r in conn.execute(query)}
     gone, recompute, minus = [], [], []
     moves: Counter[tuple[int, int]] = Counter()
-    for src, tgt, weight, n_links in rows:
-        total = totals.get((src, tgt))
-        if total is None:
-            continue
-        moves[(total.n_graphs, total.n_graphs - 1)] += 1
-        key = {"b_src": src, "b_tgt": tgt}
-        if total.n_graphs <= 1:
-            gone.append(key)
-        elif _at_end(weight, total.weight_min, total.weight_max):
+    for src, tgt, weight, n_links, n, low, high in rows:
+        moves[(n, n - 1)] += 1
+        if n <= 1:
+            gone.append((src, tgt))
+        elif _at_end(weight, low, high):
             recompute.append((src, tgt))
         else:
-            minus.append({**key, "b_w": weight, "b_abs": abs(weight), "b_nl": n_links})
-    by_key = and_(t.src == bindparam("b_src"), t.tgt == bindparam("b_tgt"))
+            minus.append((src, tgt, weight, abs(weight), n_links))
     if gone:
-        _executemany(conn, delete(feature_edge_totals).where(by_key), gone)
+        _executemany(conn, "edge totals: delete", _edge_delete, ("b_src", "b_tgt"), gone)
     if minus:
-        _executemany(
-            conn,
-            update(feature_edge_totals)
-            .where(by_key)
-            .values(
-                n_graphs=t.n_graphs - 1,
-                weight_sum=t.weight_sum - bindparam("b_w"),
-                abs_sum=t.abs_sum - bindparam("b_abs"),
-                n_links=t.n_links - bindparam("b_nl"),
-            ),
-            minus,
-        )
+        _executemany(conn, "edge totals: minus", _edge_minus, ("b_src", "b_tgt", "b_w", "b_abs", "b_nl"), minus)
     if recompute:
         keys = keys_table(conn, recompute, ("src", "tgt"))
         fresh = conn.execute(
@@ -225,23 +230,7 @@ def _take_edges(conn: Connection, gid: int) -> None:
             .join(feature_edge_graphs, and_(eg.src == keys.c.src, eg.tgt == keys.c.tgt))
             .group_by(eg.src, eg.tgt)
         ).all()
-        _executemany(
-            conn,
-            update(feature_edge_totals)
-            .where(by_key)
-            .values(
-                n_graphs=bindparam("b_n"),
-                weight_sum=bindparam("b_sum"),
-                abs_sum=bindparam("b_abs"),
-                weight_min=bindparam("b_min"),
-                weight_max=bindparam("b_max"),
-                n_links=bindparam("b_nl"),
-            ),
-            [
-                {"b_src": s, "b_tgt": g, "b_n": n, "b_sum": total, "b_abs": absolute, "b_min": low, "b_max": high, "b_nl": links}
-                for s, g, n, total, absolute, low, high, links in fresh
-            ],
-        )
+        _executemany(conn, "edge totals: set", _edge_set, tuple(f"b_{name}" for name in _ET), [tuple(row) for row in fresh])
     _move_histogram(conn, moves)
 
 
@@ -263,20 +252,27 @@ def _move_histogram(conn: Connection, moves: Counter[tuple[int, int]]) -> None:
 
 # --- helpers ---------------------------------------------------------------------------------------
 
+# (dialect, statement) -> SQL text and the order of its positional parameters (None: named)
+_COMPILED: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {}
 
-def _executemany(conn: Connection, stmt: Executable, rows: Sequence[dict[str, Any]]) -> None:
-    """Run ``stmt`` once per row of parameters through the driver: for the thousands of keys of
-    a graph, SQLAlchemy's work per row would cost more than the database's."""
-    compiled = stmt.compile(dialect=conn.dialect)
-    fixed = compiled.params  # the statement's own constants (the 1 of ``n_graphs - 1``), and None for the rows' names
-    order = compiled.positiontup
-    if order:
-        params: Sequence[Any] = [tuple(row[name] if name in row else fixed[name] for name in order) for row in rows]
+
+def _executemany(conn: Connection, name: str, build: Callable[[Connection], Executable], columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Run the statement ``build`` makes once per row, through the driver; ``rows`` hold the
+    values of the statement's parameters ``columns``, in that order."""
+    key = (conn.dialect.name, name)
+    if key not in _COMPILED:
+        compiled = build(conn).compile(dialect=conn.dialect)
+        _COMPILED[key] = (str(compiled), tuple(compiled.positiontup) if compiled.positiontup else None)
+    sql, order = _COMPILED[key]
+    if order is None:
+        params: Sequence[Any] = [dict(zip(columns, row)) for row in rows]
     else:
-        params = [{**fixed, **row} for row in rows]
+        where = [columns.index(n) for n in order]
+        pick = itemgetter(*where)
+        params = [pick(row) for row in rows] if len(where) > 1 else [(row[where[0]],) for row in rows]
     cursor = conn.connection.driver_connection.cursor()
     try:
-        cursor.executemany(str(compiled), params)
+        cursor.executemany(sql, params)
     finally:
         cursor.close()
 
