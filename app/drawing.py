@@ -32,6 +32,8 @@ OTHER_STYLE = ("star", "#9467bd", None)  # kinds newer than this viewer (lorsa, 
 MARK_STYLE = {"shared": "#6a3d9a", "only here": "#e7298a"}  # compare page: features by where they are
 SUPERNODE_COLOUR = "#6a3d9a"
 LINK_HANDLE = "link"  # first item of a link handle's customdata (a node's is [idx, node_id])
+HANDLE_SIZE = 6  # smaller than any node (9), so a node is never taken for a handle
+HANDLE_CLEAR_X, HANDLE_CLEAR_Y = 0.3, 0.7  # no handle this close to a node (token positions, layers)
 WIDTH_BINS = ((0.0, 0.6), (0.02, 1.2), (0.08, 2.2), (0.25, 3.6))  # (|share| from, line width)
 
 
@@ -169,20 +171,26 @@ def _segments(links: pd.DataFrame, where: Mapping[int, int], x: np.ndarray, y: n
 def _link_handles(links: pd.DataFrame, nodes: pd.DataFrame, where: Mapping[int, int], x: np.ndarray, y: np.ndarray) -> go.Scatter:
     """An invisible point in the middle of each link: hovering it shows the link, a click selects it.
 
-    Plotly reports clicks on points only, never on lines, so each link gets a handle."""
+    Plotly reports clicks on points only, never on lines, so each link gets a handle; a link whose
+    middle falls on a node gets none, so that hovering or clicking that node always means the node."""
     src = np.array([where[s] for s in links["src"].tolist()], dtype=int)
     tgt = np.array([where[t] for t in links["tgt"].tolist()], dtype=int)
+    mx, my = (x[src] + x[tgt]) / 2, (y[src] + y[tgt]) / 2
+    on_node = ((np.abs(mx[:, None] - x[None, :]) < HANDLE_CLEAR_X) & (np.abs(my[:, None] - y[None, :]) < HANDLE_CLEAR_Y)).any(axis=1)
+    keep = np.flatnonzero(~on_node)
+    src, tgt = src[keep], tgt[keep]
     ids = nodes["node_id"].to_numpy()
+    weights, shares = links["weight"].to_numpy()[keep], links["share"].to_numpy()[keep]
     texts = [
         f"{hover(ids[a])} → {hover(ids[b])}<br>weight {w:.4g} · {share:.1%} of the target's input"
-        for a, b, w, share in zip(src.tolist(), tgt.tolist(), links["weight"].tolist(), links["share"].tolist())
+        for a, b, w, share in zip(src.tolist(), tgt.tolist(), weights.tolist(), shares.tolist())
     ]
     return go.Scatter(
-        x=(x[src] + x[tgt]) / 2,
-        y=(y[src] + y[tgt]) / 2,
+        x=mx[keep],
+        y=my[keep],
         mode="markers",
-        marker={"size": 8, "color": "rgba(0,0,0,0)"},
-        customdata=np.stack([np.full(len(src), LINK_HANDLE, dtype=object), ids[src], ids[tgt]], axis=1),
+        marker={"size": HANDLE_SIZE, "color": "rgba(0,0,0,0)"},
+        customdata=np.stack([np.full(len(src), LINK_HANDLE, dtype=object), ids[src], ids[tgt]], axis=1).reshape(-1, 3),
         hovertext=texts,
         hoverinfo="text",
         showlegend=False,
