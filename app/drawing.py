@@ -119,6 +119,8 @@ def graph_figure(
                 customdata=np.stack([part["idx"].to_numpy(), part["node_id"].to_numpy()], axis=1),
                 hovertext=[_hover(r) for r in part.itertuples()],
                 hoverinfo="text",
+                # the page marks what is selected itself; Plotly's own selection would fade the rest
+                unselected={"marker": {"opacity": 1}},
             )
         )
     for shape, note in _supernode_boxes(view.supernodes, nodes, x, y):

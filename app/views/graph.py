@@ -200,9 +200,10 @@ def _link_panel(view: Any, chosen: str) -> None:
         else:
             weight, share = float(drawn["weight"].sum()), float(drawn["share"].sum())
             st.text(f"weight {weight:.4g} · {share:.1%} of {tgt_id}'s total input")
+        st.caption("Select one of its ends instead:")
         cols = st.columns(3)
-        cols[0].button("Select the source", key="graph-link-src", on_click=_select, args=(src_id,))
-        cols[1].button("Select the target", key="graph-link-tgt", on_click=_select, args=(tgt_id,))
+        cols[0].button("Source", key="graph-link-src", on_click=_select, args=(src_id,))
+        cols[1].button("Target", key="graph-link-tgt", on_click=_select, args=(tgt_id,))
         cols[2].button("Clear", key="graph-link-clear", on_click=_select, args=(None,))
 
 
