@@ -113,10 +113,6 @@ class FamilyProposal:
     current: dict[str, str | None]
     status: str
 
-    @property
-    def multilingual(self) -> bool:
-        return len(self.languages) >= 2
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
