@@ -243,16 +243,16 @@ def _prompt_vectors(graphs: Sequence[GraphInfo], embedder: Embedder | None) -> n
 
 
 def _similar_pairs(vectors: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
-    """(i, j, cosine) of every pair i < j whose cosine is at least ``threshold``, block by block."""
+    """(i, j, cosine) of every pair i < j whose cosine is at least ``threshold``, block by block
+    (each block of rows against the prompts from its first row on: a pair is computed once)."""
     out: list[tuple[int, int, float]] = []
     n = len(vectors)
     for start in range(0, n, _BLOCK):
-        block = vectors[start : start + _BLOCK] @ vectors.T
+        block = vectors[start : start + _BLOCK] @ vectors[start:].T
         rows, cols = np.nonzero(block >= threshold)
         for r, c in zip(rows.tolist(), cols.tolist()):
-            i = start + r
-            if i < c:
-                out.append((i, c, float(block[r, c])))
+            if r < c:
+                out.append((start + r, start + c, float(block[r, c])))
     return out
 
 
