@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,6 +35,7 @@ from kb.families.proposals import PROMPT_SIMILARITY, SHARED_FEATURES, suggest_na
 from kb.labels import accounts
 from kb.labels.admin import read_audit_log
 from kb.overview import kb_version
+from kb.search.embedder import MULTILINGUAL_MODEL, shared_embedder
 from kb.selection import Selection
 from schema.sql import audit_log
 from tests import feature_reference as ref
@@ -123,6 +125,34 @@ def test_both_kinds_of_evidence_must_agree(sqlite_kb: KB, tmp_path: Path) -> Non
     loose = propose_families(sqlite_kb, shared_features=0.0)
     assert [p.slugs for p in loose.proposals] == [("sport-en", "sport-fr")]
     assert loose.thresholds["shared_features"] == 0.0
+
+
+class CountingEmbedder:
+    """The multilingual model under a name of its own, counting the texts it embeds."""
+
+    def __init__(self) -> None:
+        self.name = f"counting-{uuid.uuid4().hex}"
+        self.model = shared_embedder(MULTILINGUAL_MODEL)
+        self.texts: list[str] = []
+
+    @property
+    def dim(self) -> int:
+        return self.model.dim
+
+    def embed(self, texts: Any) -> Any:
+        self.texts += list(texts)
+        return self.model.embed(texts)
+
+
+def test_each_prompt_is_embedded_once_whatever_the_calls(sqlite_kb: KB, tmp_path: Path) -> None:
+    ingest_built(sqlite_kb, tmp_path / "built")
+    embedder = CountingEmbedder()
+    first = propose_families(sqlite_kb, embedder=embedder)
+    # two graphs ask the English opposite question: seven graphs, six prompts
+    assert sorted(embedder.texts) == sorted({g["metadata"]["prompt"].removeprefix("<bos>") for g in built_graphs().values()})
+    assert len(embedder.texts) == 6
+    again = propose_families(sqlite_kb, embedder=embedder)
+    assert len(embedder.texts) == 6 and again.as_dict() == first.as_dict() == propose_families(sqlite_kb).as_dict()
 
 
 def test_a_suggested_name_comes_from_the_words_every_prompt_shares() -> None:

@@ -10,6 +10,7 @@ from app import state
 from app.families import proposals_panel
 from app.drawing import overlap_figure
 from app.widgets import md, graph_filter, link_columns, read_url, require_graphs, selection_params, with_links, write_url
+from kb.selection import GraphInfo, Selection
 
 PAGE = "languages"
 
@@ -22,6 +23,12 @@ def render() -> None:
     read_url(PAGE, selection_params(PAGE, everything))
     selection, chosen = graph_filter(PAGE, everything)
     write_url(PAGE, chosen)
+    _overlap(everything, selection)
+    proposals_panel(selection, _show_family)
+
+
+def _overlap(everything: list[GraphInfo], selection: Selection) -> None:
+    """The measure for the chosen family, or why there is none."""
     v = state.version()
     multilingual = sorted({g.family for g in everything if g.family and len({h.language for h in everything if h.family == g.family and h.language}) >= 2})
     if not multilingual:
@@ -30,12 +37,10 @@ def render() -> None:
             "languages: accept a family found in the prompts below, or ingest the graphs with a manifest that gives "
             "each graph its family and language (Ingest page)."
         )
-        proposals_panel(selection, _show_family)
         return
     graphs = state.graphs(v, selection)
     if not any(g.family in multilingual for g in graphs):
         st.info(md(f"None of the chosen graphs belongs to a family with two languages; choose one of: {', '.join(multilingual)}."))
-        proposals_panel(selection, _show_family)
         return
     overlap, band = state.languages(v, selection)
     st.caption("Overlap of the features active anywhere in the context (IoU per layer) between the same prompt in two languages; the dotted line and grey band: unrelated prompts of the same two languages (mean, 10th to 90th percentile).")
@@ -56,7 +61,6 @@ def render() -> None:
         part = features[features["class"] == kind]
         st.markdown(f"**{title}** ({len(part)})")
         st.dataframe(with_links(part), width="stretch", hide_index=True, key=f"languages-{kind}", column_config=link_columns("open"))
-    proposals_panel(selection, _show_family)
 
 
 def _show_family(name: str | None) -> None:

@@ -7,13 +7,16 @@ before) keeps it unless the change says ``--replace``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from kb.cli.options import actor_of, as_option, json_option, open_kb, selection_options
 from kb.cli.output import echo_json, echo_table, short_text
 from kb.selection import Selection
+
+if TYPE_CHECKING:
+    from kb.families import FamilyChange
 
 
 @click.group("families")
@@ -70,7 +73,7 @@ def families_accept(ctx: click.Context, proposal: str, name: str | None, replace
     with open_kb(ctx) as kb:
         chosen = propose_families(kb, selection).named(proposal)
         change = accept_proposal(kb, actor_of(kb, as_name), chosen, name, replace=replace)
-    _print_change(change.as_dict(), as_json)
+    _print_change(change, as_json)
 
 
 @families.command("list")
@@ -104,7 +107,7 @@ def families_add(ctx: click.Context, name: str, slugs: tuple[str, ...], replace:
 
     with open_kb(ctx) as kb:
         change = add_to_family(kb, actor_of(kb, as_name), name, slugs, replace=replace)
-    _print_change(change.as_dict(), as_json)
+    _print_change(change, as_json)
 
 
 @families.command("remove")
@@ -118,7 +121,7 @@ def families_remove(ctx: click.Context, slugs: tuple[str, ...], as_name: str | N
 
     with open_kb(ctx) as kb:
         change = remove_from_family(kb, actor_of(kb, as_name), slugs)
-    _print_change(change.as_dict(), as_json)
+    _print_change(change, as_json)
 
 
 @families.command("rename")
@@ -133,7 +136,7 @@ def families_rename(ctx: click.Context, old: str, new: str, as_name: str | None,
 
     with open_kb(ctx) as kb:
         change = rename_family(kb, actor_of(kb, as_name), old, new)
-    _print_change(change.as_dict(), as_json)
+    _print_change(change, as_json)
 
 
 @families.command("clear")
@@ -147,19 +150,19 @@ def families_clear(ctx: click.Context, name: str, as_name: str | None, as_json: 
 
     with open_kb(ctx) as kb:
         change = clear_family(kb, actor_of(kb, as_name), name)
-    _print_change(change.as_dict(), as_json)
+    _print_change(change, as_json)
 
 
-def _print_change(change: dict[str, Any], as_json: bool) -> None:
+def _print_change(change: FamilyChange, as_json: bool) -> None:
     if as_json:
-        echo_json(change)
+        echo_json(change.as_dict())
         return
-    moved, unchanged = change["moved"], change["unchanged"]
+    moved, unchanged = change.moved, change.unchanged
     if not moved:
         click.echo(f"nothing to change: {len(unchanged)} graph(s) already as asked")
         return
-    click.echo(f"{change['action']}: {len(moved)} graph(s) changed, {len(unchanged)} already as asked")
-    echo_table([{"graph": m["slug"], "family before": m["before"] or "-", "family now": m["after"] or "-"} for m in moved])
+    click.echo(f"{change.action}: {len(moved)} graph(s) changed, {len(unchanged)} already as asked")
+    echo_table([{"graph": m.slug, "family before": m.before or "-", "family now": m.after or "-"} for m in moved])
 
 
 COMMANDS: list[click.Command] = [families]

@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import ColumnElement, Connection, select, update
 
 from kb import registry, sqlqueries
 from kb.core import Core
@@ -54,6 +54,9 @@ class Move:
     before: str | None
     after: str | None
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"slug": self.slug, "before": self.before, "after": self.after}
+
 
 @dataclass(frozen=True)
 class FamilyChange:
@@ -72,7 +75,7 @@ class FamilyChange:
         return {
             "action": self.action,
             "family": self.family,
-            "moved": [{"slug": m.slug, "before": m.before, "after": m.after} for m in self.moved],
+            "moved": [m.as_dict() for m in self.moved],
             "unchanged": list(self.unchanged),
         }
 
@@ -188,9 +191,14 @@ def _slugs(slugs: Iterable[str]) -> list[str]:
     return wanted
 
 
-def _rows_of(conn: Connection, slugs: Sequence[str]) -> list[Any]:
+def _visible(conn: Connection, condition: ColumnElement[bool]) -> list[Any]:
+    """The visible graphs that meet ``condition``, by slug: what a change reads of them."""
     g = graphs.c
-    rows = conn.execute(select(g.id, g.slug, g.family, g.model, g.transcoder_set).where(g.status == READY, g.slug.in_(slugs)).order_by(g.slug)).all()
+    return conn.execute(select(g.id, g.slug, g.family, g.model, g.transcoder_set).where(g.status == READY, condition).order_by(g.slug)).all()
+
+
+def _rows_of(conn: Connection, slugs: Sequence[str]) -> list[Any]:
+    rows = _visible(conn, graphs.c.slug.in_(slugs))
     missing = sorted(set(slugs) - {r.slug for r in rows})
     if missing:
         raise NotFoundError(f"no stored graph with slug {', '.join(repr(s) for s in missing)}")
@@ -198,8 +206,7 @@ def _rows_of(conn: Connection, slugs: Sequence[str]) -> list[Any]:
 
 
 def _members(conn: Connection, name: str, *, missing_ok: bool = False) -> list[Any]:
-    g = graphs.c
-    rows = conn.execute(select(g.id, g.slug, g.family, g.model, g.transcoder_set).where(g.status == READY, g.family == name).order_by(g.slug)).all()
+    rows = _visible(conn, graphs.c.family == name)
     if not rows and not missing_ok:
         raise NotFoundError(f"no family called {name!r}; `circuitkb families list` shows them")
     return rows
@@ -224,5 +231,5 @@ def _write(conn: Connection, gids: list[int], family: str | None, *, was: object
 
 
 def _log(conn: Connection, actor: Actor, action: str, family: str | None, moved: list[Move], extra: dict[str, Any] | None = None) -> None:
-    detail = {"moved": [{"slug": m.slug, "before": m.before, "after": m.after} for m in moved], **(extra or {})}
+    detail = {"moved": [m.as_dict() for m in moved], **(extra or {})}
     audit.record(conn, actor.name, f"family.{action}", family or "", detail)

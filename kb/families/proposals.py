@@ -51,6 +51,11 @@ APART_SHOWN = 50
 # Prompts compared with all others at once (a block of the similarity matrix in memory: 256 rows
 # of 50,000 graphs is 51 MB).
 _BLOCK = 256
+# Unit vectors of the prompts embedded in this process, by model name (which keys an embedder's
+# vectors, as on disk) and text: the prompts of a knowledge base do not change, and the app
+# proposes again after every family accepted. At most this many (40 MB of 512-d vectors).
+_EMBEDDED_KEPT = 20_000
+_embedded: dict[tuple[str, str], np.ndarray] = {}
 
 NEW, ACCEPTED, PARTIAL = "new", "accepted", "partial"
 
@@ -112,10 +117,6 @@ class FamilyProposal:
     pairs: tuple[PairEvidence, ...]
     current: dict[str, str | None]
     status: str
-
-    @property
-    def multilingual(self) -> bool:
-        return len(self.languages) >= 2
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -234,29 +235,39 @@ def comparable_key(graph: Comparable) -> tuple[str, str]:
 
 def _prompt_vectors(graphs: Sequence[GraphInfo], embedder: Embedder | None) -> np.ndarray:
     """Unit vectors of the prompts without special tokens such as ``<bos>``; zero for a prompt
-    with nothing else (it is like no other)."""
+    with nothing else (it is like no other). Each distinct prompt is embedded once in a process
+    (:data:`_embedded`)."""
     if embedder is None:
         embedder = shared_embedder(MULTILINGUAL_MODEL)
     texts = [strip_special(g.prompt) for g in graphs]
-    said = [i for i, text in enumerate(texts) if text]
-    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    if said:
-        vectors[said] = np.asarray(embedder.embed([texts[i] for i in said]), dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms > 0, norms, 1.0)
+    distinct = [text for text in dict.fromkeys(texts) if text]
+    found = {text: v for text in distinct if (v := _embedded.get((embedder.name, text))) is not None}
+    new = [text for text in distinct if text not in found]
+    if new:
+        vectors = np.asarray(embedder.embed(new), dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        found.update(zip(new, vectors / np.where(norms > 0, norms, 1.0)))
+        if len(_embedded) + len(new) > _EMBEDDED_KEPT:
+            _embedded.clear()
+        _embedded.update(((embedder.name, text), found[text]) for text in new)
+    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    for i, text in enumerate(texts):
+        if text:
+            out[i] = found[text]
+    return out
 
 
 def _similar_pairs(vectors: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
-    """(i, j, cosine) of every pair i < j whose cosine is at least ``threshold``, block by block."""
+    """(i, j, cosine) of every pair i < j whose cosine is at least ``threshold``, block by block
+    (each block of rows against the prompts from its first row on: a pair is computed once)."""
     out: list[tuple[int, int, float]] = []
     n = len(vectors)
     for start in range(0, n, _BLOCK):
-        block = vectors[start : start + _BLOCK] @ vectors.T
+        block = vectors[start : start + _BLOCK] @ vectors[start:].T
         rows, cols = np.nonzero(block >= threshold)
         for r, c in zip(rows.tolist(), cols.tolist()):
-            i = start + r
-            if i < c:
-                out.append((i, c, float(block[r, c])))
+            if r < c:
+                out.append((start + r, start + c, float(block[r, c])))
     return out
 
 
