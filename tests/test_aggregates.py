@@ -16,7 +16,7 @@ from alembic.config import Config as AlembicConfig
 from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
-from kb.aggregates import reads
+from kb.aggregates import keep, reads
 from kb.aggregates.check import check, rebuild
 from kb.analysis import shared_features, used_by
 from kb.analysis.compare import graph_similarity
@@ -214,6 +214,25 @@ def answers_match_brute_force(kb: KB, docs: list[dict[str, Any]]) -> None:
 
 def _value(number: float) -> float | None:
     return None if number != number else number  # NaN in a frame is None in the file
+
+
+@pytest.mark.parametrize("sql", ["sqlite", "postgres"])
+def test_a_graph_s_edges_are_added_and_taken_away_a_batch_at_a_time(sql: str, make_kb: Callable[..., KB], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of a few edges (a huge graph's millions are never all Python rows at once) keep
+    the aggregates as exact as one batch does, through ingest, replace and remove."""
+    monkeypatch.setattr(keep, "EDGE_BATCH", 3)
+    kb = make_kb(sql)
+    rng = random.Random(21)
+    pool = [(layer, 30 + i) for layer in range(4) for i in range(2)]
+    docs = {f"b{i}": random_doc(rng, f"b{i}", pool) for i in range(4)}
+    assert not kb.ingest([write(tmp_path / f"{slug}.json", doc) for slug, doc in docs.items()]).failed
+    assert_exact(kb, docs)
+    docs["b1"] = random_doc(rng, "b1", pool)
+    assert [item["replaced"] for item in kb.ingest([write(tmp_path / "b1-new.json", docs["b1"])]).ingested] == [True]
+    assert_exact(kb, docs)
+    kb.remove(["b0", "b2"])
+    del docs["b0"], docs["b2"]
+    assert_exact(kb, docs)
 
 
 # --- removing graphs ----------------------------------------------------------------------------------
