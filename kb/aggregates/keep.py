@@ -23,7 +23,7 @@ from collections import Counter
 from operator import itemgetter
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import Connection, Executable, and_, bindparam, case, delete, func, literal_column, select, tuple_, update
+from sqlalchemy import Connection, Executable, Select, and_, bindparam, case, delete, func, literal_column, select, tuple_, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from kb.aggregates.values import GraphValues
@@ -77,6 +77,21 @@ def unpublish(conn: Connection, gid: int) -> None:
     lock(conn)
     _take_features(conn, gid)
     _take_edges(conn, gid)
+
+
+def fresh_feature_totals() -> Select[Any]:
+    """Each feature's row of feature_totals, recomputed from the per-graph rows."""
+    fg = feature_graphs.c
+    per_value = [agg(fg[v]) for v in VALUES for agg in (func.count, func.sum, func.min, func.max)]
+    return select(fg.feature_id, func.count(), *per_value).group_by(fg.feature_id)
+
+
+def fresh_edge_totals() -> Select[Any]:
+    """Each feature edge's row of feature_edge_totals, recomputed from the per-graph rows."""
+    eg = feature_edge_graphs.c
+    return select(
+        eg.src, eg.tgt, func.count(), func.sum(eg.weight), func.sum(func.abs(eg.weight)), func.min(eg.weight), func.max(eg.weight), func.sum(eg.n_links)
+    ).group_by(eg.src, eg.tgt)
 
 
 # --- features ---------------------------------------------------------------------------------------
@@ -144,8 +159,7 @@ def _take_features(conn: Connection, gid: int) -> None:
     if minus:
         _executemany(conn, "feature totals: minus", _feature_minus, ("b_fid", "b_activation_n", "b_activation_sum", "b_influence_n", "b_influence_sum"), minus)
     if recompute:
-        per_value = [agg(fg[v]) for v in VALUES for agg in (func.count, func.sum, func.min, func.max)]
-        fresh = conn.execute(select(fg.feature_id, func.count(), *per_value).where(among(conn, fg.feature_id, recompute)).group_by(fg.feature_id)).all()
+        fresh = conn.execute(fresh_feature_totals().where(among(conn, fg.feature_id, recompute))).all()
         _executemany(conn, "feature totals: set", _feature_set, tuple(f"b_{name}" for name in _FT), [tuple(row) for row in fresh])
 
 
@@ -243,12 +257,7 @@ def _take_edge_totals(conn: Connection, rows: Sequence[Any], moves: Counter[tupl
         _executemany(conn, "edge totals: minus", _edge_minus, ("b_src", "b_tgt", "b_w", "b_abs", "b_nl"), minus)
     if recompute:
         keys = keys_table(conn, recompute, ("src", "tgt"))
-        fresh = conn.execute(
-            select(eg.src, eg.tgt, func.count(), func.sum(eg.weight), func.sum(func.abs(eg.weight)), func.min(eg.weight), func.max(eg.weight), func.sum(eg.n_links))
-            .select_from(keys)
-            .join(feature_edge_graphs, and_(eg.src == keys.c.src, eg.tgt == keys.c.tgt))
-            .group_by(eg.src, eg.tgt)
-        ).all()
+        fresh = conn.execute(fresh_edge_totals().select_from(keys).join(feature_edge_graphs, and_(eg.src == keys.c.src, eg.tgt == keys.c.tgt))).all()
         _executemany(conn, "edge totals: set", _edge_set, tuple(f"b_{name}" for name in _ET), [tuple(row) for row in fresh])
 
 
