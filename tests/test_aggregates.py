@@ -27,11 +27,10 @@ from kb.cli import main
 from kb.config import Config
 from kb.errors import CircuitKBError, NotFoundError, PermissionDenied
 from kb.labels import accounts
-from kb.selection import Selection
 from schema.sql import audit_log, descriptions, feature_edge_totals, feature_totals, graphs, kb_meta
 from tests import circuit_reference as cref
 from tests import feature_reference as fref
-from tests.builders import embedding_node, error_node, feature_node, logit_node, small_graph, write
+from tests.builders import embedding_node, error_node, feature_node, graph_of, logit_node, small_graph, write
 
 CLT = "gemma-2-2b/clt-hp"
 SCHEMA = Path(__file__).resolve().parents[1] / "schema"
@@ -66,12 +65,7 @@ def random_doc(rng: random.Random, slug: str, pool: list[tuple[int, int]]) -> di
         if nodes[src]["ctx_idx"] <= nodes[tgt]["ctx_idx"] and (src, tgt) not in seen:  # in causal order
             seen.add((src, tgt))
             links.append({"source": nodes[src]["node_id"], "target": nodes[tgt]["node_id"], "weight": rng.choice(WEIGHTS)})
-    doc = small_graph(slug)
-    doc["metadata"]["prompt_tokens"] = ["<bos>"] + [f" w{p}" for p in range(1, n_pos)]
-    doc["metadata"]["prompt"] = "".join(doc["metadata"]["prompt_tokens"])
-    doc["qParams"] = {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""}
-    doc["nodes"], doc["links"] = nodes, links
-    return doc
+    return graph_of(slug, n_pos, nodes, links)
 
 
 # --- what the aggregates should hold, from the raw documents --------------------------------------
