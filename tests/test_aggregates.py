@@ -16,6 +16,7 @@ from alembic.config import Config as AlembicConfig
 from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
+from kb import featuremeta
 from kb.aggregates import keep, reads
 from kb.aggregates.check import check, rebuild
 from kb.analysis import shared_features, used_by
@@ -332,6 +333,23 @@ def test_two_ingests_publishing_at_once_lose_no_update(make_kb: Callable[..., KB
         t.join()
     assert not errors and len(first.select()) == 16
     assert_exact(first, docs)
+
+
+@pytest.mark.postgres
+def test_publishing_does_not_wait_for_an_import_of_feature_metadata(make_kb: Callable[..., KB], tmp_path: Path) -> None:
+    """The aggregates' lock is theirs alone: an import of explanations or labels holding its own
+    lock does not hold up the ingests meanwhile."""
+    kb = make_kb("postgres")
+    path = write(tmp_path / "g.json", small_graph("while-importing"))
+    outcome: list[Any] = []
+    with kb.engine.connect() as importer, importer.begin():
+        importer.exec_driver_sql(f"SELECT pg_advisory_xact_lock({featuremeta._PG_LOCK_KEY})")
+        ingest = threading.Thread(target=lambda: outcome.append(kb.ingest([path])))
+        ingest.start()
+        ingest.join(timeout=30)
+        waited = ingest.is_alive()
+    ingest.join()
+    assert not waited and [i["slug"] for i in outcome[0].ingested] == ["while-importing"]
 
 
 # --- check, rebuild, a knowledge base from before the aggregates ----------------------------------------

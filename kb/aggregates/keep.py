@@ -32,8 +32,10 @@ from kb.sqlqueries import among, keys_table
 from kb.stores.embedded import bulk_insert
 from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals
 
-# the advisory lock of the aggregates (kb.sqldb takes 715517 for migrations)
-AGGREGATES_LOCK = 715518
+# the advisory lock of the aggregates; each writer that serialises on PostgreSQL has its own:
+# 715517 migrations (kb.sqldb), 715518 graph-less descriptions and labels (kb.featuremeta,
+# kb.labels.exchange), 715519 accounts (kb.labels.accounts)
+AGGREGATES_LOCK = 715520
 
 VALUES = ("activation", "influence")
 _FG = ("feature_id", "graph_id", "activation", "influence")
