@@ -394,10 +394,10 @@ def _write(core: Core, job: _Job, progress: IngestProgress | None) -> None:
     assert graph is not None
     # an id taken over from a dead writer may have half a graph stored; a new one has nothing
     fresh = not job.claim.takeover
+    # the graph's feature edges, folded once: the store writes them and publishing adds them
+    values = of_parsed_graph(gid, graph, job.feature_ids)
 
     def finalize(conn: Connection) -> None:
-        # folded here, once the store has let go of its own fold of a big graph's links
-        values = of_parsed_graph(gid, graph, job.feature_ids)
         aggregates.lock(conn)  # first, before any row of the registry is locked
         registry.finish(conn, gid, graph.header.slug, job.claim.previous_id, job.finish, fresh=fresh)
         if job.claim.previous_id is not None and job.claim.previous_id != gid:
@@ -405,7 +405,7 @@ def _write(core: Core, job: _Job, progress: IngestProgress | None) -> None:
         aggregates.publish(conn, values)
         write_qk(conn, gid, job.qk, fresh=fresh)
 
-    core.store.write_graph(gid, graph, job.feature_ids, finalize, progress.on_links if progress else None, fresh=fresh)
+    core.store.write_graph(gid, graph, job.feature_ids, values.edges, finalize, progress.on_links if progress else None, fresh=fresh)
 
 
 def _abandon(core: Core, gid: int) -> None:

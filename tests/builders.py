@@ -122,6 +122,17 @@ def small_graph(slug: str = "tiny", prompt: str = "<bos>The opposite of \"small\
     }
 
 
+def graph_of(slug: str, n_pos: int, nodes: list[dict[str, Any]], links: list[dict[str, Any]]) -> dict[str, Any]:
+    """A graph document of ``nodes`` and ``links`` over a prompt of ``n_pos`` tokens (``<bos>``,
+    then `` w1``, `` w2``, ...), without pinned nodes or supernodes."""
+    doc = small_graph(slug)
+    doc["metadata"]["prompt_tokens"] = ["<bos>"] + [f" w{p}" for p in range(1, n_pos)]
+    doc["metadata"]["prompt"] = "".join(doc["metadata"]["prompt_tokens"])
+    doc["qParams"] = {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""}
+    doc["nodes"], doc["links"] = nodes, links
+    return doc
+
+
 def variant(doc: dict[str, Any], **metadata: Any) -> dict[str, Any]:
     out = copy.deepcopy(doc)
     out["metadata"].update(metadata)

@@ -16,7 +16,8 @@ from alembic.config import Config as AlembicConfig
 from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
-from kb.aggregates import reads
+from kb import featuremeta
+from kb.aggregates import keep, reads
 from kb.aggregates.check import check, rebuild
 from kb.analysis import shared_features, used_by
 from kb.analysis.compare import graph_similarity
@@ -27,11 +28,10 @@ from kb.cli import main
 from kb.config import Config
 from kb.errors import CircuitKBError, NotFoundError, PermissionDenied
 from kb.labels import accounts
-from kb.selection import Selection
 from schema.sql import audit_log, descriptions, feature_edge_totals, feature_totals, graphs, kb_meta
 from tests import circuit_reference as cref
 from tests import feature_reference as fref
-from tests.builders import embedding_node, error_node, feature_node, logit_node, small_graph, write
+from tests.builders import embedding_node, error_node, feature_node, graph_of, logit_node, small_graph, write
 
 CLT = "gemma-2-2b/clt-hp"
 SCHEMA = Path(__file__).resolve().parents[1] / "schema"
@@ -66,12 +66,7 @@ def random_doc(rng: random.Random, slug: str, pool: list[tuple[int, int]]) -> di
         if nodes[src]["ctx_idx"] <= nodes[tgt]["ctx_idx"] and (src, tgt) not in seen:  # in causal order
             seen.add((src, tgt))
             links.append({"source": nodes[src]["node_id"], "target": nodes[tgt]["node_id"], "weight": rng.choice(WEIGHTS)})
-    doc = small_graph(slug)
-    doc["metadata"]["prompt_tokens"] = ["<bos>"] + [f" w{p}" for p in range(1, n_pos)]
-    doc["metadata"]["prompt"] = "".join(doc["metadata"]["prompt_tokens"])
-    doc["qParams"] = {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""}
-    doc["nodes"], doc["links"] = nodes, links
-    return doc
+    return graph_of(slug, n_pos, nodes, links)
 
 
 # --- what the aggregates should hold, from the raw documents --------------------------------------
@@ -216,6 +211,25 @@ def _value(number: float) -> float | None:
     return None if number != number else number  # NaN in a frame is None in the file
 
 
+@pytest.mark.parametrize("sql", ["sqlite", "postgres"])
+def test_a_graph_s_edges_are_added_and_taken_away_a_batch_at_a_time(sql: str, make_kb: Callable[..., KB], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of a few edges (a huge graph's millions are never all Python rows at once) keep
+    the aggregates as exact as one batch does, through ingest, replace and remove."""
+    monkeypatch.setattr(keep, "EDGE_BATCH", 3)
+    kb = make_kb(sql)
+    rng = random.Random(21)
+    pool = [(layer, 30 + i) for layer in range(4) for i in range(2)]
+    docs = {f"b{i}": random_doc(rng, f"b{i}", pool) for i in range(4)}
+    assert not kb.ingest([write(tmp_path / f"{slug}.json", doc) for slug, doc in docs.items()]).failed
+    assert_exact(kb, docs)
+    docs["b1"] = random_doc(rng, "b1", pool)
+    assert [item["replaced"] for item in kb.ingest([write(tmp_path / "b1-new.json", docs["b1"])]).ingested] == [True]
+    assert_exact(kb, docs)
+    kb.remove(["b0", "b2"])
+    del docs["b0"], docs["b2"]
+    assert_exact(kb, docs)
+
+
 # --- removing graphs ----------------------------------------------------------------------------------
 
 
@@ -319,6 +333,23 @@ def test_two_ingests_publishing_at_once_lose_no_update(make_kb: Callable[..., KB
         t.join()
     assert not errors and len(first.select()) == 16
     assert_exact(first, docs)
+
+
+@pytest.mark.postgres
+def test_publishing_does_not_wait_for_an_import_of_feature_metadata(make_kb: Callable[..., KB], tmp_path: Path) -> None:
+    """The aggregates' lock is theirs alone: an import of explanations or labels holding its own
+    lock does not hold up the ingests meanwhile."""
+    kb = make_kb("postgres")
+    path = write(tmp_path / "g.json", small_graph("while-importing"))
+    outcome: list[Any] = []
+    with kb.engine.connect() as importer, importer.begin():
+        importer.exec_driver_sql(f"SELECT pg_advisory_xact_lock({featuremeta._PG_LOCK_KEY})")
+        ingest = threading.Thread(target=lambda: outcome.append(kb.ingest([path])))
+        ingest.start()
+        ingest.join(timeout=30)
+        waited = ingest.is_alive()
+    ingest.join()
+    assert not waited and [i["slug"] for i in outcome[0].ingested] == ["while-importing"]
 
 
 # --- check, rebuild, a knowledge base from before the aggregates ----------------------------------------

@@ -775,10 +775,10 @@ def test_huge_graphs_fold_their_feature_edges_a_range_of_features_at_a_time_with
     assert (whole.n_links == sliced.n_links).all()
     # each pair's weights are summed in file order either way: the same sums to the last bit
     assert (whole.weight == sliced.weight).all()
-    # stored a part at a time, numbered on from piece to piece, they read back as the whole
+    # stored a part at a time, the parts read back as the whole
     monkeypatch.setattr(circuit_queries, "FEATURE_EDGE_PART", 300)
     graph = SimpleNamespace(nodes=[SimpleNamespace(idx=i, feature_key=None if f < 0 else int(f)) for i, f in enumerate(fids)], link_src=src, link_tgt=tgt, link_weight=weight)
-    parts = list(circuit_queries.parsed_graph_edge_parts(1, graph, {int(f): int(f) for f in fids if f >= 0}))
+    parts = list(circuit_queries.fold_parsed_graph(1, graph, {int(f): int(f) for f in fids if f >= 0}).parts())
     assert [p["part"] for p in parts] == list(range(len(parts))) and all(p["n"] <= 300 for p in parts)
     back = FeatureEdges.from_parts(1, parts)
     assert (back.src == whole.src).all() and (back.tgt == whole.tgt).all() and (back.weight == whole.weight).all()

@@ -25,7 +25,7 @@ from kb.featureref import BadFeatureRef, format_feature_ref, parse_feature_ref
 from kb.selection import Selection
 from kb.stores.cypher import features as cq
 from tests import feature_reference as ref
-from tests.builders import embedding_node, error_node, feature_node, logit_node, small_graph, write
+from tests.builders import embedding_node, error_node, feature_node, graph_of, logit_node, write
 from tests.conftest import real_graph
 
 CLT = "gemma-2-2b/clt-hp"
@@ -168,12 +168,7 @@ def _random_graph(rng: random.Random, slug: str) -> dict[str, Any]:
             continue
         seen.add((src, tgt))
         links.append({"source": nodes[src]["node_id"], "target": nodes[tgt]["node_id"], "weight": rng.uniform(-3, 3)})
-    doc = small_graph(slug)
-    doc["metadata"]["prompt_tokens"] = ["<bos>"] + [f" w{p}" for p in range(1, n_pos)]
-    doc["metadata"]["prompt"] = "".join(doc["metadata"]["prompt_tokens"])
-    doc["qParams"] = {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""}
-    doc["nodes"], doc["links"] = nodes, links
-    return doc
+    return graph_of(slug, n_pos, nodes, links)
 
 
 def _random_corpus(folder: Path, seed: int, n_families: int = 5) -> tuple[list[ref.Raw], dict[str, tuple[str, str]]]:

@@ -16,6 +16,7 @@ from kb import registry
 from kb.api import KB
 from kb.errors import NotFoundError
 from kb.stores.base import NODE_COLUMNS
+from kb.stores.circuit_queries import fold_parsed_graph
 from kb.stores.cypher import graphs as graph_cypher
 from schema import graph_schema
 from schema.sql import features
@@ -29,7 +30,8 @@ def test_write_load_purge_and_counts(kb: KB, tmp_path: Path) -> None:
     with kb.engine.begin() as conn:
         fids = registry.ensure_features(conn, graph.features())
     finalized: list[int] = []
-    kb.store.write_graph(4242, graph, fids, lambda conn: finalized.append(1))
+    edges = fold_parsed_graph(4242, graph, fids)
+    kb.store.write_graph(4242, graph, fids, edges, lambda conn: finalized.append(1))
     assert finalized == [1]
     stored = kb.store.load_graph(4242)
     assert [n["node_id"] for n in stored.nodes] == [n.node_id for n in graph.nodes]
@@ -39,7 +41,7 @@ def test_write_load_purge_and_counts(kb: KB, tmp_path: Path) -> None:
     np.testing.assert_array_equal(stored.link_weight, graph.link_weight)
     assert kb.store.counts([4242]) == {"nodes": 9, "links": 8, "features": 4}
     # writing the same graph id again replaces what was there (a half-written earlier try)
-    kb.store.write_graph(4242, graph, fids, lambda conn: None)
+    kb.store.write_graph(4242, graph, fids, edges, lambda conn: None)
     assert kb.store.counts([4242]) == {"nodes": 9, "links": 8, "features": 4}
     kb.store.purge(4242)
     kb.store.purge(4242)

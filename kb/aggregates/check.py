@@ -79,8 +79,8 @@ def check(core: Core, progress: Progress | None = None) -> AggregateCheck:
                 report.add(f"{table.name}: rows of graph id {gid}, which is not visible")
         fg, eg, et, h = feature_graphs.c, feature_edge_graphs.c, feature_edge_totals.c, feature_edge_histogram.c
         recomputed = (
-            ("feature_totals", 1, _fresh_feature_totals().order_by(fg.feature_id), select(*feature_totals.c).order_by(feature_totals.c.feature_id), _feature_total_differs),
-            ("feature_edge_totals", 2, _fresh_edge_totals().order_by(eg.src, eg.tgt), select(*feature_edge_totals.c).order_by(et.src, et.tgt), _edge_total_differs),
+            ("feature_totals", 1, keep.fresh_feature_totals().order_by(fg.feature_id), select(*feature_totals.c).order_by(feature_totals.c.feature_id), _feature_total_differs),
+            ("feature_edge_totals", 2, keep.fresh_edge_totals().order_by(eg.src, eg.tgt), select(*feature_edge_totals.c).order_by(et.src, et.tgt), _edge_total_differs),
             ("feature_edge_histogram", 1, _fresh_histogram().order_by(et.n_graphs), select(h.n_graphs, h.n_edges).order_by(h.n_graphs), _row_differs),
         )
         for table, key_width, fresh, kept, differs in recomputed:
@@ -124,8 +124,8 @@ def recount(conn: Connection) -> None:
     """The totals and the histogram recomputed from the per-graph rows (in the caller's transaction)."""
     for table in (feature_edge_histogram, feature_edge_totals, feature_totals):
         conn.execute(delete(table))
-    conn.execute(insert(feature_totals).from_select([c.name for c in feature_totals.c], _fresh_feature_totals()))
-    conn.execute(insert(feature_edge_totals).from_select([c.name for c in feature_edge_totals.c], _fresh_edge_totals()))
+    conn.execute(insert(feature_totals).from_select([c.name for c in feature_totals.c], keep.fresh_feature_totals()))
+    conn.execute(insert(feature_edge_totals).from_select([c.name for c in feature_edge_totals.c], keep.fresh_edge_totals()))
     conn.execute(insert(feature_edge_histogram).from_select(["n_graphs", "n_edges"], _fresh_histogram()))
 
 
@@ -138,19 +138,6 @@ def _visible(conn: Connection) -> list[tuple[int, str]]:
 
 def _is_visible(column: Any) -> Any:
     return exists().where(graphs.c.id == column, graphs.c.status == READY)
-
-
-def _fresh_feature_totals():  # noqa: ANN202
-    fg = feature_graphs.c
-    per_value = [agg(fg[name]) for name in ("activation", "influence") for agg in (func.count, func.sum, func.min, func.max)]
-    return select(fg.feature_id, func.count(), *per_value).group_by(fg.feature_id)
-
-
-def _fresh_edge_totals():  # noqa: ANN202
-    eg = feature_edge_graphs.c
-    return select(
-        eg.src, eg.tgt, func.count(), func.sum(eg.weight), func.sum(func.abs(eg.weight)), func.min(eg.weight), func.max(eg.weight), func.sum(eg.n_links)
-    ).group_by(eg.src, eg.tgt)
 
 
 def _fresh_histogram():  # noqa: ANN202

@@ -13,7 +13,8 @@ minimum sees every committed graph, and no two transactions wait on each other's
 runs one writer at a time anyway.
 
 A graph has thousands of feature edges: their rows go through the driver (``executemany`` of a
-statement compiled once), since SQLAlchemy's work per row would cost more than the database's.
+statement compiled once), since SQLAlchemy's work per row would cost more than the database's,
+``EDGE_BATCH`` at a time, so that a huge graph's millions of edges are never all Python rows at once.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections import Counter
 from operator import itemgetter
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import Connection, Executable, and_, bindparam, case, delete, func, literal_column, select, update
+from sqlalchemy import Connection, Executable, Select, and_, bindparam, case, delete, func, literal_column, select, tuple_, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from kb.aggregates.values import GraphValues
@@ -31,8 +32,10 @@ from kb.sqlqueries import among, keys_table
 from kb.stores.embedded import bulk_insert
 from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals
 
-# the advisory lock of the aggregates (kb.sqldb takes 715517 for migrations)
-AGGREGATES_LOCK = 715518
+# the advisory lock of the aggregates; each writer that serialises on PostgreSQL has its own:
+# 715517 migrations (kb.sqldb), 715518 graph-less descriptions and labels (kb.featuremeta,
+# kb.labels.exchange), 715519 accounts (kb.labels.accounts)
+AGGREGATES_LOCK = 715520
 
 VALUES = ("activation", "influence")
 _FG = ("feature_id", "graph_id", "activation", "influence")
@@ -40,6 +43,8 @@ _EG = ("src", "tgt", "graph_id", "weight", "n_links")
 _FT = tuple(c.name for c in feature_totals.columns)
 _ET = ("src", "tgt", "n_graphs", "weight_sum", "abs_sum", "weight_min", "weight_max", "n_links")
 _ONE = literal_column("1")
+# feature edges written or taken away per batch of rows
+EDGE_BATCH = 50_000
 
 
 def lock(conn: Connection) -> None:
@@ -52,21 +57,21 @@ def publish(conn: Connection, values: GraphValues) -> None:
     """Add graph ``values.gid`` (replacing what it had added before, if anything)."""
     lock(conn)
     unpublish(conn, values.gid)
-    rows, edges = insert_rows(conn, values)
+    rows = insert_rows(conn, values)
     if rows:
         _executemany(conn, "feature totals: add", _feature_upsert, _FT, [(fid, 1, *_stat(act), *_stat(infl)) for fid, _gid, act, infl in rows])
-    if edges:
-        _add_edge_totals(conn, values.gid, edges)
+    if len(values.edges):
+        _add_edge_totals(conn, values)
 
 
-def insert_rows(conn: Connection, values: GraphValues) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Write the graph's own rows (not the totals); returns them, features and edges."""
-    rows, edges = values.feature_rows(), values.edge_rows()
+def insert_rows(conn: Connection, values: GraphValues) -> list[tuple[Any, ...]]:
+    """Write the graph's own rows (not the totals); returns its feature rows."""
+    rows = values.feature_rows()
     if rows:
         bulk_insert(conn, feature_graphs.name, _FG, rows)
-    if edges:
-        bulk_insert(conn, feature_edge_graphs.name, _EG, edges)
-    return rows, edges
+    for start in range(0, len(values.edges), EDGE_BATCH):
+        bulk_insert(conn, feature_edge_graphs.name, _EG, values.edge_rows(start, start + EDGE_BATCH))
+    return rows
 
 
 def unpublish(conn: Connection, gid: int) -> None:
@@ -74,6 +79,21 @@ def unpublish(conn: Connection, gid: int) -> None:
     lock(conn)
     _take_features(conn, gid)
     _take_edges(conn, gid)
+
+
+def fresh_feature_totals() -> Select[Any]:
+    """Each feature's row of feature_totals, recomputed from the per-graph rows."""
+    fg = feature_graphs.c
+    per_value = [agg(fg[v]) for v in VALUES for agg in (func.count, func.sum, func.min, func.max)]
+    return select(fg.feature_id, func.count(), *per_value).group_by(fg.feature_id)
+
+
+def fresh_edge_totals() -> Select[Any]:
+    """Each feature edge's row of feature_edge_totals, recomputed from the per-graph rows."""
+    eg = feature_edge_graphs.c
+    return select(
+        eg.src, eg.tgt, func.count(), func.sum(eg.weight), func.sum(func.abs(eg.weight)), func.min(eg.weight), func.max(eg.weight), func.sum(eg.n_links)
+    ).group_by(eg.src, eg.tgt)
 
 
 # --- features ---------------------------------------------------------------------------------------
@@ -141,8 +161,7 @@ def _take_features(conn: Connection, gid: int) -> None:
     if minus:
         _executemany(conn, "feature totals: minus", _feature_minus, ("b_fid", "b_activation_n", "b_activation_sum", "b_influence_n", "b_influence_sum"), minus)
     if recompute:
-        per_value = [agg(fg[v]) for v in VALUES for agg in (func.count, func.sum, func.min, func.max)]
-        fresh = conn.execute(select(fg.feature_id, func.count(), *per_value).where(among(conn, fg.feature_id, recompute)).group_by(fg.feature_id)).all()
+        fresh = conn.execute(fresh_feature_totals().where(among(conn, fg.feature_id, recompute))).all()
         _executemany(conn, "feature totals: set", _feature_set, tuple(f"b_{name}" for name in _FT), [tuple(row) for row in fresh])
 
 
@@ -166,15 +185,17 @@ def _edge_upsert(conn: Connection) -> Executable:
     )
 
 
-def _add_edge_totals(conn: Connection, gid: int, rows: Sequence[tuple[int, int, int, float, int]]) -> None:
-    """The totals of graph ``gid``'s edges, whose per-graph rows were just written."""
+def _add_edge_totals(conn: Connection, values: GraphValues) -> None:
+    """The totals of the graph's edges, whose per-graph rows were just written."""
     eg, t = feature_edge_graphs.c, feature_edge_totals.c
-    moves = Counter({(0, 1): len(rows)})
+    moves = Counter({(0, 1): len(values.edges)})
     before = select(t.n_graphs, func.count()).select_from(feature_edge_graphs.join(feature_edge_totals, and_(t.src == eg.src, t.tgt == eg.tgt)))
-    for n, count in conn.execute(before.where(eg.graph_id == gid).group_by(t.n_graphs)):
+    for n, count in conn.execute(before.where(eg.graph_id == values.gid).group_by(t.n_graphs)):
         moves[(0, 1)] -= count
         moves[(n, n + 1)] += count
-    _executemany(conn, "edge totals: add", _edge_upsert, _ET, [(s, g, 1, w, abs(w), w, w, n) for s, g, _gid, w, n in rows])
+    for start in range(0, len(values.edges), EDGE_BATCH):
+        rows = values.edge_rows(start, start + EDGE_BATCH)
+        _executemany(conn, "edge totals: add", _edge_upsert, _ET, [(s, g, 1, w, abs(w), w, w, n) for s, g, _gid, w, n in rows])
     _move_histogram(conn, moves)
 
 
@@ -199,17 +220,31 @@ def _edge_set(conn: Connection) -> Executable:
 
 
 def _take_edges(conn: Connection, gid: int) -> None:
+    """Graph ``gid``'s edges taken away ``EDGE_BATCH`` at a time, in key order: each batch's
+    per-graph rows are deleted before its totals are mended (a recomputed minimum or maximum must
+    not see them), so the next batch is again the first rows left."""
     eg, t = feature_edge_graphs.c, feature_edge_totals.c
-    rows = conn.execute(
+    first_left = (
         select(eg.src, eg.tgt, eg.weight, eg.n_links, t.n_graphs, t.weight_min, t.weight_max)
         .select_from(feature_edge_graphs.join(feature_edge_totals, and_(t.src == eg.src, t.tgt == eg.tgt)))
         .where(eg.graph_id == gid)
-    ).all()
-    if not rows:
-        return
-    conn.execute(delete(feature_edge_graphs).where(eg.graph_id == gid))
-    gone, recompute, minus = [], [], []
+        .order_by(eg.src, eg.tgt)
+        .limit(EDGE_BATCH)
+    )
     moves: Counter[tuple[int, int]] = Counter()
+    while rows := conn.execute(first_left).all():
+        conn.execute(delete(feature_edge_graphs).where(eg.graph_id == gid, tuple_(eg.src, eg.tgt) <= tuple_(rows[-1].src, rows[-1].tgt)))
+        _take_edge_totals(conn, rows, moves)
+        if len(rows) < EDGE_BATCH:
+            break
+    _move_histogram(conn, moves)
+
+
+def _take_edge_totals(conn: Connection, rows: Sequence[Any], moves: Counter[tuple[int, int]]) -> None:
+    """Take away from the totals the edges ``rows`` (src, tgt, weight, n_links, then the totals'
+    n_graphs, weight_min, weight_max), whose per-graph rows are gone; count their moves."""
+    eg = feature_edge_graphs.c
+    gone, recompute, minus = [], [], []
     for src, tgt, weight, n_links, n, low, high in rows:
         moves[(n, n - 1)] += 1
         if n <= 1:
@@ -224,14 +259,8 @@ def _take_edges(conn: Connection, gid: int) -> None:
         _executemany(conn, "edge totals: minus", _edge_minus, ("b_src", "b_tgt", "b_w", "b_abs", "b_nl"), minus)
     if recompute:
         keys = keys_table(conn, recompute, ("src", "tgt"))
-        fresh = conn.execute(
-            select(eg.src, eg.tgt, func.count(), func.sum(eg.weight), func.sum(func.abs(eg.weight)), func.min(eg.weight), func.max(eg.weight), func.sum(eg.n_links))
-            .select_from(keys)
-            .join(feature_edge_graphs, and_(eg.src == keys.c.src, eg.tgt == keys.c.tgt))
-            .group_by(eg.src, eg.tgt)
-        ).all()
+        fresh = conn.execute(fresh_edge_totals().select_from(keys).join(feature_edge_graphs, and_(eg.src == keys.c.src, eg.tgt == keys.c.tgt))).all()
         _executemany(conn, "edge totals: set", _edge_set, tuple(f"b_{name}" for name in _ET), [tuple(row) for row in fresh])
-    _move_histogram(conn, moves)
 
 
 def _move_histogram(conn: Connection, moves: Counter[tuple[int, int]]) -> None:

@@ -30,10 +30,10 @@ class GraphValues:
             for fid, act, infl in zip(self.fids.tolist(), self.activation.tolist(), self.influence.tolist())
         ]
 
-    def edge_rows(self) -> list[tuple[int, int, int, float, int]]:
-        """(src, tgt, graph_id, weight, n_links) as stored."""
-        e = self.edges
-        return [(s, t, self.gid, w, n) for s, t, w, n in zip(e.src.tolist(), e.tgt.tolist(), e.weight.tolist(), e.n_links.tolist())]
+    def edge_rows(self, start: int = 0, stop: int | None = None) -> list[tuple[int, int, int, float, int]]:
+        """(src, tgt, graph_id, weight, n_links) as stored, of the edges ``start`` to ``stop`` (all by default)."""
+        e, part = self.edges, slice(start, stop)
+        return [(s, t, self.gid, w, n) for s, t, w, n in zip(e.src[part].tolist(), e.tgt[part].tolist(), e.weight[part].tolist(), e.n_links[part].tolist())]
 
 
 def of_parsed_graph(gid: int, graph: ParsedGraph, feature_ids: Mapping[FeatureKey, int]) -> GraphValues:

@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import Connection
 
 from ingest.records import FeatureKey, ParsedGraph
-from kb.stores.circuit_queries import CircuitQueries
+from kb.stores.circuit_queries import CircuitQueries, FeatureEdges
 from kb.stores.feature_queries import FeatureQueries
 
 # columns of a stored node, in this order, in every store
@@ -83,11 +83,14 @@ class GraphStore(FeatureQueries, CircuitQueries, ABC):
         gid: int,
         graph: ParsedGraph,
         feature_ids: dict[FeatureKey, int],
+        edges: FeatureEdges,
         finalize: Finalize,
         progress: LinkProgress | None = None,
         fresh: bool = False,
     ) -> None:
-        """Store graph ``gid`` whole, then run ``finalize`` in a SQL transaction that publishes it.
+        """Store graph ``gid`` whole, with its feature ``edges`` (folded once by the caller, who
+        also adds them to the aggregates: :func:`kb.stores.circuit_queries.fold_parsed_graph`),
+        then run ``finalize`` in a SQL transaction that publishes it.
 
         Anything of ``gid`` already in the store (a half-written earlier try) is removed first,
         unless the caller says the id is ``fresh``: newly given, so nothing of it can be stored

@@ -75,11 +75,11 @@ class FeatureEdges:
     def __len__(self) -> int:
         return len(self.src)
 
-    def parts(self, first_part: int = 0) -> Iterator[dict[str, Any]]:
-        """The packed parts to store, numbered from ``first_part``: part, n, and the arrays as
-        little-endian bytes (one empty part when there are no edges)."""
+    def parts(self) -> Iterator[dict[str, Any]]:
+        """The packed parts to store: part, n, and the arrays as little-endian bytes (one empty
+        part when there are no edges)."""
         n = len(self.src)
-        for part, start in enumerate(range(0, max(n, 1), FEATURE_EDGE_PART), start=first_part):
+        for part, start in enumerate(range(0, max(n, 1), FEATURE_EDGE_PART)):
             stop = min(n, start + FEATURE_EDGE_PART)
             yield {
                 "part": part,
@@ -173,29 +173,13 @@ def _source_feature_ranges(node_fids: np.ndarray, link_src: np.ndarray, budget: 
 
 
 def fold_parsed_graph(gid: int, graph: ParsedGraph, feature_ids: Mapping[FeatureKey, int]) -> FeatureEdges:
-    """The feature edges of a parsed graph that is being stored as ``gid``."""
-    return fold_feature_edges(gid, _node_fids(graph, feature_ids), graph.link_src, graph.link_tgt, graph.link_weight)
-
-
-def parsed_graph_edge_parts(gid: int, graph: ParsedGraph, feature_ids: Mapping[FeatureKey, int]) -> Iterator[dict[str, Any]]:
-    """The stored parts (:meth:`FeatureEdges.parts`) of a parsed graph's feature edges, made one
-    piece at a time: a writer that stores each part as it comes holds only one piece in memory."""
-    part = 0
-    for piece in feature_edge_pieces(gid, _node_fids(graph, feature_ids), graph.link_src, graph.link_tgt, graph.link_weight):
-        if len(piece):
-            for packed in piece.parts(first_part=part):
-                part += 1
-                yield packed
-    if part == 0:
-        yield from fold_link_features(gid, np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)).parts()
-
-
-def _node_fids(graph: ParsedGraph, feature_ids: Mapping[FeatureKey, int]) -> np.ndarray:
+    """The feature edges of a parsed graph that is being stored as ``gid``: folded once per
+    ingest, stored with the graph and added to the aggregates (:mod:`kb.aggregates`)."""
     node_fids = np.full(len(graph.nodes), -1, dtype=np.int64)
     for node in graph.nodes:
         if node.feature_key is not None:
             node_fids[node.idx] = feature_ids[node.feature_key]
-    return node_fids
+    return fold_feature_edges(gid, node_fids, graph.link_src, graph.link_tgt, graph.link_weight)
 
 
 def fold_skeleton(skeleton: Skeleton) -> FeatureEdges:

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, delete, func, select
 from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
 from kb.stores.base import NODE_COLUMNS, Finalize, GraphStore, LinkProgress, StoredGraph, node_input_totals, node_values
+from kb.stores.circuit_queries import FeatureEdges
 from kb.stores.embedded_circuit_queries import EmbeddedCircuitQueries, purge_feature_edges, read_links, write_feature_edges
 from kb.stores.embedded_feature_queries import EmbeddedFeatureQueries
 from schema.sql import graph_links, graph_nodes
@@ -53,6 +54,7 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
         gid: int,
         graph: ParsedGraph,
         feature_ids: dict[FeatureKey, int],
+        edges: FeatureEdges,
         finalize: Finalize,
         progress: LinkProgress | None = None,
         fresh: bool = False,
@@ -73,14 +75,14 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
                 bulk_insert(conn, "graph_nodes", ("graph_id", *NODE_COLUMNS), rows)
                 if n <= TRANSACTION_LINKS:
                     self._insert_links(conn, gid, graph, 0, n, progress)
-                    write_feature_edges(conn, gid, graph, feature_ids)
+                    write_feature_edges(conn, edges)
                     finalize(conn)
                     return
             for start in range(0, n, TRANSACTION_LINKS):
                 with conn.begin():
                     self._insert_links(conn, gid, graph, start, min(n, start + TRANSACTION_LINKS), progress)
             with conn.begin():
-                write_feature_edges(conn, gid, graph, feature_ids)
+                write_feature_edges(conn, edges)
                 finalize(conn)
 
     @staticmethod

@@ -9,7 +9,6 @@ import numpy as np
 from sqlalchemy import Connection, Engine, Float, Select, and_, case, delete, func, insert, literal, or_, select, true, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
-from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
 from kb.sqlqueries import among, keys_table
 from kb.stores.base import NODE_COLUMNS
@@ -24,7 +23,6 @@ from kb.stores.circuit_queries import (
     LinkSet,
     Skeleton,
     Step,
-    parsed_graph_edge_parts,
     skeleton_from_rows,
 )
 from kb.stores.embedded_feature_queries import distinct_features
@@ -33,13 +31,13 @@ from schema.sql import graph_feature_edges, graph_links, graph_nodes
 _CHUNK = 900
 
 
-def write_feature_edges(conn: Connection, gid: int, graph: ParsedGraph, feature_ids: dict[FeatureKey, int]) -> None:
-    """Store graph ``gid``'s feature edges; called inside the transaction that writes the graph.
+def write_feature_edges(conn: Connection, edges: FeatureEdges) -> None:
+    """Store a graph's feature edges; called inside the transaction that writes the graph.
 
-    Each part is inserted as soon as it is folded, so a huge graph never holds all its edges.
+    Each part is inserted as soon as it is packed, so only one part's bytes are held at a time.
     """
-    for part in parsed_graph_edge_parts(gid, graph, feature_ids):
-        _insert_feature_edge_parts(conn, gid, [part])
+    for part in edges.parts():
+        _insert_feature_edge_parts(conn, edges.gid, [part])
 
 
 def _insert_feature_edge_parts(conn: Connection, gid: int, parts: Iterable[dict[str, Any]]) -> None:

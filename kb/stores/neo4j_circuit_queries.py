@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator, Sequence
 
-from ingest.records import FeatureKey, ParsedGraph
 from kb.errors import NotFoundError
 from kb.stores.circuit_queries import (
     SKELETON_COLUMNS,
@@ -20,7 +19,6 @@ from kb.stores.circuit_queries import (
     LinkSet,
     Skeleton,
     Step,
-    parsed_graph_edge_parts,
     skeleton_from_rows,
 )
 from kb.stores.cypher import circuits as cypher
@@ -38,9 +36,9 @@ class Neo4jCircuitQueries(CircuitQueries):
     # --- feature edges -------------------------------------------------------------------------
 
     @staticmethod
-    def feature_edge_statements(gid: int, graph: ParsedGraph, feature_ids: dict[FeatureKey, int]) -> list[tuple[str, dict[str, Any]]]:
-        """The statements that store graph ``gid``'s feature edges, for the writer's transaction."""
-        return [cypher.create_feature_edges(gid, part) for part in parsed_graph_edge_parts(gid, graph, feature_ids)]
+    def feature_edge_statements(edges: FeatureEdges) -> list[tuple[str, dict[str, Any]]]:
+        """The statements that store a graph's feature edges, for the writer's transaction."""
+        return [cypher.create_feature_edges(edges.gid, part) for part in edges.parts()]
 
     def purge_feature_edges(self, gid: int) -> None:
         self.run_write(*cypher.delete_feature_edges(gid))

@@ -17,6 +17,7 @@ from ingest.records import FeatureKey, ParsedGraph
 from kb.config import redact_url
 from kb.errors import ConfigError, NotFoundError, StoreUnavailable
 from kb.stores.base import Finalize, GraphStore, LinkProgress, StoredGraph, node_input_totals, node_values
+from kb.stores.circuit_queries import FeatureEdges
 from kb.stores.cypher import graphs as cypher
 from kb.stores.neo4j_circuit_queries import Neo4jCircuitQueries
 from kb.stores.neo4j_feature_queries import Neo4jFeatureQueries
@@ -125,6 +126,7 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
         gid: int,
         graph: ParsedGraph,
         feature_ids: dict[FeatureKey, int],
+        edges: FeatureEdges,
         finalize: Finalize,
         progress: LinkProgress | None = None,
         fresh: bool = False,
@@ -143,7 +145,7 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
         head = [cypher.create_graph(gid, graph.header.slug)]
         head += [cypher.create_nodes(node_rows[i : i + NODE_BATCH]) for i in range(0, len(node_rows), NODE_BATCH)]
         features = sorted((feature_ids[n.feature_key], n.idx) for n in graph.nodes if n.feature_key is not None)
-        tail = self.feature_edge_statements(gid, graph, feature_ids)
+        tail = self.feature_edge_statements(edges)
         tail += [
             cypher.link_features(gid, [idx for _, idx in features[i : i + NODE_BATCH]], [fid for fid, _ in features[i : i + NODE_BATCH]])
             for i in range(0, len(features), NODE_BATCH)
