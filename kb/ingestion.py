@@ -392,18 +392,19 @@ def _job(core: Core, item: _Parsed, claim: registry.Claim, manifest: Manifest | 
 def _write(core: Core, job: _Job, progress: IngestProgress | None) -> None:
     graph, gid = job.item.graph, job.gid
     assert graph is not None
-    # an id taken over from a dead writer may have half a graph stored; a new one has nothing
+    # an id taken over from a dead writer may have half a graph in the store (its SQL rows come
+    # only with the transaction that publishes it); a new id has nothing anywhere
     fresh = not job.claim.takeover
 
     def finalize(conn: Connection) -> None:
         # folded here, once the store has let go of its own fold of a big graph's links
         values = of_parsed_graph(gid, graph, job.feature_ids)
         aggregates.lock(conn)  # first, before any row of the registry is locked
-        registry.finish(conn, gid, graph.header.slug, job.claim.previous_id, job.finish, fresh=fresh)
+        registry.finish(conn, gid, graph.header.slug, job.claim.previous_id, job.finish)
         if job.claim.previous_id is not None and job.claim.previous_id != gid:
             aggregates.unpublish(conn, job.claim.previous_id)
         aggregates.publish(conn, values)
-        write_qk(conn, gid, job.qk, fresh=fresh)
+        write_qk(conn, gid, job.qk)
 
     core.store.write_graph(gid, graph, job.feature_ids, finalize, progress.on_links if progress else None, fresh=fresh)
 
