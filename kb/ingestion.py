@@ -196,9 +196,8 @@ def _parsed(core: Core, files: list[Path], reader: ReadAhead | None, ahead: int)
         stored = registry.ready_hashes(conn)
     queue: deque[tuple[_Parsed, bool]] = deque()
     remaining = iter(files)
-    submitted = 0
     while True:
-        while submitted < ahead:
+        while (reader.pending if reader else 0) < ahead:
             path = next(remaining, None)
             if path is None:
                 break
@@ -207,7 +206,6 @@ def _parsed(core: Core, files: list[Path], reader: ReadAhead | None, ahead: int)
             if sent:
                 assert reader is not None
                 reader.submit(path, item.digest)
-                submitted += 1
             queue.append((item, sent))
         if not queue:
             return
@@ -216,7 +214,6 @@ def _parsed(core: Core, files: list[Path], reader: ReadAhead | None, ahead: int)
             try:
                 if sent:
                     assert reader is not None
-                    submitted -= 1
                     item.graph, item.parse_seconds, item.language = reader.take()
                     item.detected = True
                 else:
