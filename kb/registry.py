@@ -65,9 +65,7 @@ def owner_alive(owner: str | None, heartbeat: datetime | None) -> bool:
         return True
     if heartbeat is None:
         return False
-    if heartbeat.tzinfo is None:
-        heartbeat = heartbeat.replace(tzinfo=timezone.utc)
-    return now() - heartbeat < LEASE
+    return now() - aware(heartbeat) < LEASE
 
 
 def dialect_insert(conn: Connection, table):  # noqa: ANN001, ANN201
