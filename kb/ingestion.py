@@ -34,7 +34,7 @@ from kb.aggregates.values import of_parsed_graph
 from kb.core import Core
 from kb.errors import CircuitKBError
 from kb.qk_store import qk_rows, write_qk
-from schema.sql import LOADING, READY, REMOVED, REPLACED, graphs
+from schema.sql import LOADING, REMOVED, REPLACED, graphs
 
 log = logging.getLogger(__name__)
 
