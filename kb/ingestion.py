@@ -34,7 +34,7 @@ from kb.aggregates.values import of_parsed_graph
 from kb.core import Core
 from kb.errors import CircuitKBError
 from kb.qk_store import qk_rows, write_qk
-from schema.sql import LOADING, READY, REMOVED, REPLACED, graphs
+from schema.sql import LOADING, REMOVED, REPLACED, graphs
 
 log = logging.getLogger(__name__)
 
@@ -196,9 +196,8 @@ def _parsed(core: Core, files: list[Path], reader: ReadAhead | None, ahead: int)
         stored = registry.ready_hashes(conn)
     queue: deque[tuple[_Parsed, bool]] = deque()
     remaining = iter(files)
-    submitted = 0
     while True:
-        while submitted < ahead:
+        while (reader.pending if reader else 0) < ahead:
             path = next(remaining, None)
             if path is None:
                 break
@@ -207,7 +206,6 @@ def _parsed(core: Core, files: list[Path], reader: ReadAhead | None, ahead: int)
             if sent:
                 assert reader is not None
                 reader.submit(path, item.digest)
-                submitted += 1
             queue.append((item, sent))
         if not queue:
             return
@@ -216,7 +214,6 @@ def _parsed(core: Core, files: list[Path], reader: ReadAhead | None, ahead: int)
             try:
                 if sent:
                     assert reader is not None
-                    submitted -= 1
                     item.graph, item.parse_seconds, item.language = reader.take()
                     item.detected = True
                 else:
@@ -392,18 +389,19 @@ def _job(core: Core, item: _Parsed, claim: registry.Claim, manifest: Manifest | 
 def _write(core: Core, job: _Job, progress: IngestProgress | None) -> None:
     graph, gid = job.item.graph, job.gid
     assert graph is not None
-    # an id taken over from a dead writer may have half a graph stored; a new one has nothing
+    # an id taken over from a dead writer may have half a graph in the store (its SQL rows come
+    # only with the transaction that publishes it); a new id has nothing anywhere
     fresh = not job.claim.takeover
     # the graph's feature edges, folded once: the store writes them and publishing adds them
     values = of_parsed_graph(gid, graph, job.feature_ids)
 
     def finalize(conn: Connection) -> None:
         aggregates.lock(conn)  # first, before any row of the registry is locked
-        registry.finish(conn, gid, graph.header.slug, job.claim.previous_id, job.finish, fresh=fresh)
+        registry.finish(conn, gid, graph.header.slug, job.claim.previous_id, job.finish)
         if job.claim.previous_id is not None and job.claim.previous_id != gid:
             aggregates.unpublish(conn, job.claim.previous_id)
         aggregates.publish(conn, values)
-        write_qk(conn, gid, job.qk, fresh=fresh)
+        write_qk(conn, gid, job.qk)
 
     core.store.write_graph(gid, graph, job.feature_ids, values.edges, finalize, progress.on_links if progress else None, fresh=fresh)
 

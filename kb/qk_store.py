@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, delete, insert
+from sqlalchemy import Connection, insert
 
 from ingest.records import FeatureKey, Node, QKContribution
 from schema.sql import graph_qk
@@ -38,13 +38,7 @@ def qk_rows(gid: int, rows: Sequence[QKContribution], nodes: Sequence[Node], fea
     ]
 
 
-def write_qk(conn: Connection, gid: int, rows: list[dict[str, Any]], fresh: bool = False) -> None:
-    """Replace graph ``gid``'s QK rows (inside the caller's transaction); a ``fresh`` id has none yet."""
-    if not fresh:
-        forget_qk(conn, gid)
+def write_qk(conn: Connection, gid: int, rows: list[dict[str, Any]]) -> None:
+    """Insert graph ``gid``'s QK rows, in the caller's transaction that publishes it (so it has none yet)."""
     if rows:
         conn.execute(insert(graph_qk), rows)
-
-
-def forget_qk(conn: Connection, gid: int) -> None:
-    conn.execute(delete(graph_qk).where(graph_qk.c.graph_id == gid))

@@ -65,9 +65,7 @@ def owner_alive(owner: str | None, heartbeat: datetime | None) -> bool:
         return True
     if heartbeat is None:
         return False
-    if heartbeat.tzinfo is None:
-        heartbeat = heartbeat.replace(tzinfo=timezone.utc)
-    return now() - heartbeat < LEASE
+    return now() - aware(heartbeat) < LEASE
 
 
 def dialect_insert(conn: Connection, table):  # noqa: ANN001, ANN201
@@ -229,10 +227,12 @@ class Finish:
     link_extra: dict[str, Any] | None
 
 
-def finish(conn: Connection, gid: int, slug: str, previous_id: int | None, done: Finish, fresh: bool = False) -> None:
+def finish(conn: Connection, gid: int, slug: str, previous_id: int | None, done: Finish) -> None:
     """Make graph ``gid`` the visible version of its slug (inside the caller's transaction).
 
-    ``fresh``: the id was just given, so it has no tags, descriptions or link extras to replace.
+    ``gid`` is still ``loading``, so it has no tags, descriptions or link extras: they are
+    written only here, in the transaction that publishes it (an id taken over from a dead
+    writer had its data in the graph store only).
     A new version of a graph keeps the family of the version it replaces unless its manifest
     names one: a family a person accepted survives a re-ingest of the changed file.
     """
@@ -242,10 +242,6 @@ def finish(conn: Connection, gid: int, slug: str, previous_id: int | None, done:
             family = conn.execute(select(graphs.c.family).where(graphs.c.id == previous_id)).scalar_one_or_none()
         conn.execute(update(graphs).where(graphs.c.id == previous_id).values(status=REPLACED))
         conn.execute(delete(descriptions).where(descriptions.c.graph_id == previous_id))
-    if not fresh:
-        conn.execute(delete(graph_tags).where(graph_tags.c.graph_id == gid))
-        conn.execute(delete(graph_link_extra).where(graph_link_extra.c.graph_id == gid))
-        conn.execute(delete(descriptions).where(descriptions.c.graph_id == gid))
     if done.tags:
         conn.execute(insert(graph_tags), [{"graph_id": gid, "tag": t} for t in sorted(set(done.tags))])
     if done.link_extra:

@@ -27,12 +27,16 @@ import tempfile
 import types
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
+from sqlalchemy import Engine
 
 from kb.api import KB
 from kb.config import Config
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 GRAPHS = DATA / "graphs"
@@ -181,6 +185,36 @@ def wipe_neo4j(settings: dict[str, str]) -> None:
     with GraphDatabase.driver(settings["CIRCUITKB_TEST_NEO4J_URI"], auth=auth) as driver:
         with driver.session() as session:  # CALL ... IN TRANSACTIONS needs an auto-commit transaction
             session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 20000 ROWS").consume()
+
+
+SCHEMA = Path(__file__).resolve().parents[1] / "schema"
+
+
+def alembic_config() -> "AlembicConfig":
+    """Alembic's configuration for the project's migrations, as kb.sqldb.migrate makes it."""
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig(str(SCHEMA / "alembic.ini"))
+    cfg.set_main_option("script_location", str(SCHEMA / "migrations"))
+    return cfg
+
+
+def engine_at_revision(env: dict[str, str], revision: str) -> Engine:
+    """An engine on the SQL database of ``env`` (from ``kb_env``), its schema migrated up to
+    ``revision`` only: rows written there as an older version kept them, a test then runs
+    the later migrations (:func:`kb.sqldb.migrate`) over them."""
+    from alembic import command
+
+    from kb.sqldb import make_engine
+
+    config = Config.load(env=env)
+    config.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(config.sql_url)
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    return engine
 
 
 @pytest.fixture

@@ -782,3 +782,22 @@ def test_huge_graphs_fold_their_feature_edges_a_range_of_features_at_a_time_with
     assert [p["part"] for p in parts] == list(range(len(parts))) and all(p["n"] <= 300 for p in parts)
     back = FeatureEdges.from_parts(1, parts)
     assert (back.src == whole.src).all() and (back.tgt == whole.tgt).all() and (back.weight == whole.weight).all()
+
+
+def test_a_huge_graph_without_feature_edges_folds_to_one_empty_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    import kb.stores.circuit_queries as circuit_queries
+
+    monkeypatch.setattr(circuit_queries, "FOLD_CHUNK", 10)
+    # features 0-4 at nodes 0-4 send links only to nodes that are not features
+    fids = np.array([0, 1, 2, 3, 4, -1, -1])
+    src = np.arange(100, dtype=np.int32) % 5
+    tgt = np.full(100, 5, dtype=np.int32)
+    weight = np.ones(100)
+    pieces = list(circuit_queries.feature_edge_pieces(1, fids, src, tgt, weight))
+    assert len(pieces) == 1 and len(pieces[0]) == 0
+    assert len(circuit_queries.fold_feature_edges(1, fids, src, tgt, weight)) == 0
+    graph = SimpleNamespace(nodes=[SimpleNamespace(idx=i, feature_key=None if f < 0 else int(f)) for i, f in enumerate(fids)], link_src=src, link_tgt=tgt, link_weight=weight)
+    parts = list(circuit_queries.fold_parsed_graph(1, graph, {int(f): int(f) for f in fids if f >= 0}).parts())
+    assert [(p["part"], p["n"]) for p in parts] == [(0, 0)]

@@ -182,6 +182,40 @@ def test_a_failure_in_the_middle_of_writing_leaves_nothing(kb: KB, tmp_path: Pat
     assert kb.export("half") == small_graph("half")
 
 
+def test_a_graph_left_loading_with_half_its_links_is_taken_over_and_written_whole(
+    kb: KB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed write whose undoing failed too leaves its id loading, owned by this process: the
+    next ingest takes the id over, drops what the store holds of it and publishes it once."""
+    import kb.ingestion as ingestion
+    import kb.stores.embedded as embedded
+
+    path = write(tmp_path / "g.json", small_graph("taken"))
+    (tmp_path / "manifest.csv").write_text("path,family,language,tags\ng.json,opposites,,demo;en-fr\n")
+    monkeypatch.setattr(embedded, "TRANSACTION_LINKS", 3)  # nodes and links committed before the publishing transaction
+
+    def on_fire(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(ingestion, "write_qk", on_fire)  # the publishing transaction fails
+    monkeypatch.setattr(ingestion, "_abandon", lambda core, gid: None)  # and so does the cleanup
+    with pytest.raises(RuntimeError):
+        kb.ingest([path], manifest=tmp_path / "manifest.csv")
+    with kb.engine.connect() as conn:
+        (left,) = conn.execute(select(graphs.c.id).where(graphs.c.status == "loading")).scalars()
+    assert kb.store.counts([left])["nodes"] == 9  # half a graph: nodes and links, never published
+    monkeypatch.undo()
+    report = kb.ingest([path], manifest=tmp_path / "manifest.csv")
+    assert report.failed == [] and [i["graph_id"] for i in report.ingested] == [left]
+    assert kb.export("taken") == small_graph("taken")
+    assert kb.store.counts(None) == {"nodes": 9, "links": 8, "features": 4}
+    with kb.engine.connect() as conn:
+        tags = sorted(conn.execute(select(graph_tags.c.tag).where(graph_tags.c.graph_id == left)).scalars())
+        clerps = conn.execute(select(func.count()).select_from(descriptions).where(descriptions.c.graph_id == left)).scalar_one()
+    assert tags == ["demo", "en-fr"]
+    assert clerps == 2  # the features' clerps "opposite" and "say large", once each
+
+
 def test_many_files_report_in_order_as_one_at_a_time(kb: KB, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Three files or more are parsed ahead in a child process, and Neo4j and PostgreSQL write
     several at once: outcomes, errors, warnings and replacements are still those of one file at a time."""

@@ -24,7 +24,7 @@ from kb.featuremeta import add_label
 from kb.labels import accounts
 from kb.labels.accounts import Actor
 from schema.sql import audit_log, label_versions, label_votes, labels, sessions, users
-from tests.conftest import DATA, real_graph
+from tests.conftest import DATA, engine_at_revision, real_graph
 
 SQLS = ["sqlite", "postgres"]
 CLT = "gemma-2-2b/clt-hp"
@@ -558,21 +558,11 @@ def test_cli_export_import_and_viewer(cli_env: dict[str, str], tmp_path: Path, k
 
 @pytest.mark.parametrize("sql", SQLS)
 def test_migration_gives_existing_labels_a_uuid_and_a_first_version(sql: str, kb_env: Callable[..., dict[str, str]]) -> None:
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
     from sqlalchemy import text
 
-    from kb.sqldb import make_engine, migrate
+    from kb.sqldb import migrate
 
-    config = Config.load(env=kb_env(sql, "embedded"))
-    config.home.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(config.sql_url)
-    schema_dir = Path(__file__).resolve().parents[1] / "schema"
-    alembic_cfg = AlembicConfig(str(schema_dir / "alembic.ini"))
-    alembic_cfg.set_main_option("script_location", str(schema_dir / "migrations"))
-    with engine.begin() as conn:
-        alembic_cfg.attributes["connection"] = conn
-        command.upgrade(alembic_cfg, "0005")
+    engine = engine_at_revision(kb_env(sql, "embedded"), "0005")
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO features (id, transcoder_set, layer, \"index\") VALUES (1, 'x/y', 2, 3)"))
         for i, words in enumerate(("Texas", "Lone Star"), 1):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -16,6 +15,7 @@ from kb.config import Config
 from kb.sqldb import make_engine, migrate, schema_head
 from schema.graph_schema import STATEMENTS
 from schema.sql import graph_nodes, metadata
+from tests.conftest import alembic_config, engine_at_revision
 
 
 @pytest.mark.parametrize("sql", ["sqlite", "postgres"])
@@ -31,19 +31,15 @@ def test_migrations_create_exactly_the_models_and_rerun_cleanly(sql: str, kb_env
     assert diff == []
 
 
-
 def test_schema_head_is_alembics_and_an_up_to_date_database_skips_alembic(
     kb_env: Callable[[str, str], dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from alembic import command
-    from alembic.config import Config as AlembicConfig
     from alembic.script import ScriptDirectory
 
     from kb import sqldb
 
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(sqldb._SCHEMA_DIR / "migrations"))
-    assert ScriptDirectory.from_config(cfg).get_heads() == [schema_head()]
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [schema_head()]
     config = Config.load(env=kb_env("sqlite", "embedded"))
     config.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(config.sql_url)
@@ -73,18 +69,7 @@ def test_neo4j_constraints_apply_idempotently(make_kb: Callable[..., KB]) -> Non
 
 @pytest.mark.parametrize("sql", ["sqlite", "postgres"])
 def test_migration_0008_gives_stored_nodes_their_input_totals(sql: str, kb_env: Callable[[str, str], dict[str, str]]) -> None:
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
-
-    config = Config.load(env=kb_env(sql, "embedded"))
-    config.home.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(config.sql_url)
-    schema_dir = Path(__file__).resolve().parents[1] / "schema"
-    alembic_cfg = AlembicConfig(str(schema_dir / "alembic.ini"))
-    alembic_cfg.set_main_option("script_location", str(schema_dir / "migrations"))
-    with engine.begin() as conn:
-        alembic_cfg.attributes["connection"] = conn
-        command.upgrade(alembic_cfg, "0007")
+    engine = engine_at_revision(kb_env(sql, "embedded"), "0007")
     # nodes and links as the embedded store kept them before 0008: two graphs, some nodes without input
     rng = np.random.default_rng(7)
     nodes = sa.table("graph_nodes", *(sa.column(c) for c in ("graph_id", "idx", "node_id", "kind", "feature_type", "layer", "layer_num", "ctx_idx")))

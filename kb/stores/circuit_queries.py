@@ -91,6 +91,11 @@ class FeatureEdges:
             }
 
     @classmethod
+    def empty(cls, gid: int) -> "FeatureEdges":
+        """A graph without feature edges."""
+        return cls(gid, np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float64), np.empty(0, np.int32))
+
+    @classmethod
     def from_parts(cls, gid: int, parts: Sequence[Mapping[str, Any]]) -> "FeatureEdges":
         """Rebuild from stored parts (dicts with part, src, tgt, weight, n_links as bytes)."""
         ordered = sorted(parts, key=lambda p: p["part"])
@@ -117,8 +122,6 @@ def fold_feature_edges(
     pieces = list(feature_edge_pieces(gid, node_fids, link_src, link_tgt, link_weight))
     if len(pieces) == 1:
         return pieces[0]
-    if not pieces:
-        return fold_link_features(gid, np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
     return FeatureEdges(gid, *(np.concatenate([getattr(p, name) for p in pieces]) for name in ("src", "tgt", "weight", "n_links")))
 
 
@@ -127,6 +130,7 @@ def feature_edge_pieces(
 ) -> Iterator[FeatureEdges]:
     """A graph's feature edges in pieces: disjoint ranges of source features in ascending order,
     each piece sorted by (src, tgt), so that the pieces one after another are the whole, sorted.
+    Pieces are not empty, except the one piece of a graph without feature edges.
 
     A graph of up to ``FOLD_CHUNK`` links is one piece. A bigger one is cut into ranges of source
     features with about that many links each, and each range's links are gathered (in file
@@ -138,6 +142,7 @@ def feature_edge_pieces(
     if n <= FOLD_CHUNK:
         yield fold_link_features(gid, node_fids[link_src], node_fids[link_tgt], link_weight)
         return
+    folded = 0
     for low, high in _source_feature_ranges(node_fids, link_src, FOLD_CHUNK):
         src, tgt, weight = [], [], []
         for start in range(0, n, FOLD_CHUNK):
@@ -147,8 +152,14 @@ def feature_edge_pieces(
                 src.append(fids[keep])
                 tgt.append(node_fids[link_tgt[start : start + FOLD_CHUNK][keep]])
                 weight.append(link_weight[start : start + FOLD_CHUNK][keep])
-        if src:
-            yield fold_link_features(gid, np.concatenate(src), np.concatenate(tgt), np.concatenate(weight))
+        if not src:
+            continue
+        piece = fold_link_features(gid, np.concatenate(src), np.concatenate(tgt), np.concatenate(weight))
+        if len(piece):
+            folded += 1
+            yield piece
+    if not folded:
+        yield FeatureEdges.empty(gid)
 
 
 def _source_feature_ranges(node_fids: np.ndarray, link_src: np.ndarray, budget: int) -> list[tuple[int, int]]:
@@ -368,7 +379,7 @@ class CircuitQueries(ABC):
         try:
             skeleton = self.graph_skeleton(gid)
         except NotFoundError:
-            return fold_link_features(gid, np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+            return FeatureEdges.empty(gid)
         return fold_skeleton(skeleton)
 
     def graphs_without_feature_edges(self, gids: Sequence[int]) -> list[int]:

@@ -152,18 +152,20 @@ class Neo4jStore(Neo4jFeatureQueries, Neo4jCircuitQueries, GraphStore):
         ]
         tail.append(cypher.publish_graph(gid, len(graph.nodes), graph.n_links))
         n = graph.n_links
-        links = [self._links(gid, graph, start, min(n, start + LINK_BATCH)) for start in range(0, n, LINK_BATCH)]
-        if len(links) <= 1 and len(head) + len(tail) <= STATEMENTS_PER_TRANSACTION:
-            self.run_write_many(head + links + tail)
+        if n <= LINK_BATCH and len(head) + len(tail) <= STATEMENTS_PER_TRANSACTION:
+            self.run_write_many(head + ([self._links(gid, graph, 0, n)] if n else []) + tail)
             if progress and n:
                 progress(n)
         else:
             for start in range(0, len(head), STATEMENTS_PER_TRANSACTION):
                 self.run_write_many(head[start : start + STATEMENTS_PER_TRANSACTION])
-            for start, statement in zip(range(0, n, LINK_BATCH), links):
-                self.run_write(*statement)
+            # each batch's lists made as it is sent: all of a big graph's at once would take
+            # several times the memory of its arrays
+            for start in range(0, n, LINK_BATCH):
+                stop = min(n, start + LINK_BATCH)
+                self.run_write(*self._links(gid, graph, start, stop))
                 if progress:
-                    progress(min(n, start + LINK_BATCH) - start)
+                    progress(stop - start)
             for start in range(0, len(tail), STATEMENTS_PER_TRANSACTION):
                 self.run_write_many(tail[start : start + STATEMENTS_PER_TRANSACTION])
         with self.engine.begin() as conn:

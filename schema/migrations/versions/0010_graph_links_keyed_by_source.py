@@ -25,7 +25,7 @@ down_revision = '0009'
 branch_labels = None
 depends_on = None
 
-_OLD = "graph_links_before_0011"
+_OLD = "graph_links_before_0010"
 _COLUMNS = "graph_id, src, tgt, idx, weight"
 
 
