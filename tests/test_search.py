@@ -27,7 +27,7 @@ from kb.featureref import find_feature_refs
 from kb.search import SearchError, SearchFilters, relevance, search
 from kb.search.catalog import words
 from kb.search.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder, model_slug, shared_embedder
-from kb.search.index import VectorIndex
+from kb.search.index import VectorIndex, best_first
 from kb.selection import Selection
 from tests.builders import embedding_node, feature_node, logit_node, small_graph, write
 from tests.conftest import FEATURES, GRAPHS
@@ -571,6 +571,17 @@ def test_keyword_mode_loads_no_model(sqlite_kb: KB, tmp_path: Path) -> None:
 
 
 # --- the index itself ----------------------------------------------------------------------------------
+
+
+def test_best_first_keeps_the_best_and_gives_ties_to_the_lower_id() -> None:
+    """How both vector stores (files and Neo4j) rank: the local exact search and Neo4j's answers."""
+    ids = np.array([7, 3, 5, 1, 9], dtype=np.int64)
+    values = np.array([0.5, 0.9, 0.5, 0.5, 0.1])
+    top, scores = best_first(ids, values, 3)
+    assert top.tolist() == [3, 1, 5] and scores.dtype == np.float32 and scores.tolist() == pytest.approx([0.9, 0.5, 0.5])
+    assert best_first(ids, values, 10)[0].tolist() == [3, 1, 5, 7, 9]
+    assert [len(part) for part in best_first(ids, values, 0)] == [0, 0]
+    assert [len(part) for part in best_first(ids[:0], values[:0], 3)] == [0, 0]
 
 
 def test_ivf_index_persists_catches_up_and_keeps_recall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

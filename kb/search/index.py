@@ -18,8 +18,8 @@ within 0.002 of the exact cosine, and any row's vector is decoded from the index
 direct map), so a query reads nothing from disk. It is retrained from scratch when the
 collection has grown 4 times past the size it was trained on. Writers hold the caller's lock.
 
-:class:`kb.search.neo4j_vectors.Neo4jVectors` keeps the same vectors in Neo4j instead, with the
-same methods.
+:class:`kb.search.neo4j_index.Neo4jIndex` keeps the same vectors in Neo4j instead, with the
+same methods (:class:`Vectors`); both rank with :func:`best_first`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class SearchIndexError(CircuitKBError):
 
 class Vectors(Protocol):
     """Where one model's vectors of the catalog's texts live, and how they are searched:
-    :class:`VectorIndex` (files in the home) or :class:`kb.search.neo4j_vectors.Neo4jVectors`.
+    :class:`VectorIndex` (files in the home) or :class:`kb.search.neo4j_index.Neo4jIndex`.
 
     Texts are named by their catalog id; ``count`` texts (ids ``0 .. count - 1``) have vectors.
     Scores are inner products with the query (a cosine when the query has unit length).
@@ -73,6 +73,25 @@ class Vectors(Protocol):
     def rows(self, ids: Sequence[int]) -> np.ndarray: ...
 
     def scores(self, query: np.ndarray, ids: Sequence[int]) -> dict[int, float]: ...
+
+
+def no_hits() -> tuple[np.ndarray, np.ndarray]:
+    """No ids and no scores: what a search that finds nothing returns."""
+    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+
+
+def best_first(ids: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best of ``ids`` by ``values`` (ids, float32 scores), best first; ties go to the lower id."""
+    if n <= 0 or not len(ids):
+        return no_hits()
+    if n < len(values):
+        keep = np.argpartition(-values, n - 1)[:n]
+        # every row tied with the n-th best, so that ties go to the lower ids
+        keep = np.flatnonzero(values >= values[keep].min())
+    else:
+        keep = np.arange(len(values))
+    order = keep[np.lexsort((ids[keep], -values[keep]))][:n]
+    return ids[order].astype(np.int64), values[order].astype(np.float32)
 
 
 def _faiss():  # noqa: ANN202
@@ -302,7 +321,7 @@ class VectorIndex:
         if self._ann is None:
             return self._exact(query, np.arange(self.count, dtype=np.int64), n)
         if self._ann_count == 0 or n <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return no_hits()
         q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         scores, ids = self._ann.search(q, min(self._ann_count, n))
         keep = ids[0] >= 0
@@ -315,17 +334,9 @@ class VectorIndex:
     def _exact(self, query: np.ndarray, wanted: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` of rows ``wanted`` (ascending) nearest to ``query``, best first, ties by id."""
         if self._vectors is None or not len(wanted) or n <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return no_hits()
         rows = self._vectors if len(wanted) == self.count else self._vectors[wanted]
-        values = np.asarray(rows @ query.astype(np.float32), dtype=np.float32)
-        if n < len(values):
-            keep = np.argpartition(-values, n - 1)[:n]
-            # every row tied with the n-th best, so that ties go to the lower ids
-            keep = np.flatnonzero(values >= values[keep].min())
-        else:
-            keep = np.arange(len(values))
-        order = keep[np.lexsort((keep, -values[keep]))][:n]
-        return wanted[order], values[order]
+        return best_first(wanted, np.asarray(rows @ query.astype(np.float32), dtype=np.float32), n)
 
     def rows(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of rows ``ids`` (those that exist), read from the vector file."""
