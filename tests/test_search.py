@@ -619,6 +619,29 @@ def test_ivf_index_persists_catches_up_and_keeps_recall(tmp_path: Path, monkeypa
     assert np.mean(recall) >= 0.95
 
 
+def test_a_flat_index_file_of_an_older_home_is_replaced_once_the_vectors_pass_ivf_min(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Homes written before small collections were searched without faiss hold a flat index.faiss."""
+    import faiss
+
+    from kb.search import index as index_module
+
+    monkeypatch.setattr(index_module, "IVF_MIN", 3000)
+    data = np.random.default_rng(1).normal(size=(4000, 16)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    vi = VectorIndex(tmp_path / "m", "m")
+    vi.append(data[:2000])
+    flat = faiss.IndexFlatIP(16)
+    flat.add(data[:2000])
+    faiss.write_index(flat, str(tmp_path / "m" / "index.faiss"))
+    (tmp_path / "m" / "index.json").write_text(json.dumps({"ntotal": 2000, "trained_on": 2000, "kind": "flat"}))
+    old = VectorIndex(tmp_path / "m", "m")
+    old.load()
+    assert old.kind == "flat" and old.search(data[7], 1)[0].tolist() == [7]
+    old.append(data[2000:])
+    assert old.kind == "ivf-sq8" and json.loads((tmp_path / "m" / "index.json").read_text())["ntotal"] == 4000
+    assert 7 in old.search(data[7], 5)[0].tolist()
+
+
 def test_index_of_another_model_is_refused(tmp_path: Path) -> None:
     from kb.search.index import SearchIndexError
 

@@ -106,14 +106,10 @@ def ivf_lists(n: int) -> int:
 
 
 def build_ann(vectors: np.ndarray, seed: int = 0) -> Any:
-    """A faiss index over ``vectors`` (unit rows), of the type their number calls for."""
+    """The faiss IVF index over ``vectors`` (unit rows; :data:`IVF_MIN` or more: fewer are
+    searched exactly, without faiss)."""
     faiss = _faiss()
     n, dim = vectors.shape
-    if n < IVF_MIN:
-        index = faiss.IndexFlatIP(dim)
-        if n:
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        return index
     nlist = ivf_lists(n)
     quantizer = faiss.IndexFlatIP(dim)
     index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
@@ -217,10 +213,10 @@ class VectorIndex:
         self._catch_up()
 
     def _rebuild_ann(self) -> None:
-        vectors = self._vectors if self._vectors is not None else np.zeros((0, self.dim or 1), dtype=np.float32)
-        log.info("building the search index over %d vectors", len(vectors))
-        self._ann = build_ann(vectors)
-        self._ann_count = self._trained_on = len(vectors)
+        assert self._vectors is not None  # only called with IVF_MIN rows or more
+        log.info("building the search index over %d vectors", len(self._vectors))
+        self._ann = build_ann(self._vectors)
+        self._ann_count = self._trained_on = len(self._vectors)
         self._saved_count = -1  # unsaved
         self.save()
 
@@ -234,7 +230,7 @@ class VectorIndex:
             return
         if self._ann_count >= self.count:
             return
-        grown_past_kind = index_kind(self._ann) == _FLAT
+        grown_past_kind = index_kind(self._ann) == _FLAT  # a flat index file written by an older circuitkb
         outgrown = index_kind(self._ann) == _IVF and self.count >= 4 * self._trained_on
         if grown_past_kind or outgrown:
             self._rebuild_ann()
