@@ -32,7 +32,6 @@ class Neo4jIndex:
     def __init__(self, vectors: TextVectors, catalog: Catalog) -> None:
         self.vectors = vectors
         self.catalog = catalog
-        self.model = vectors.model
         self._state = f"neo4j:{vectors.index}"
         self.count = 0
 
