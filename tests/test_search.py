@@ -27,7 +27,7 @@ from kb.featureref import find_feature_refs
 from kb.search import SearchError, SearchFilters, relevance, search
 from kb.search.catalog import words
 from kb.search.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder, model_slug, shared_embedder
-from kb.search.index import VectorIndex
+from kb.search.index import VectorIndex, best_first
 from kb.selection import Selection
 from tests.builders import embedding_node, feature_node, logit_node, small_graph, write
 from tests.conftest import FEATURES, GRAPHS
@@ -573,6 +573,17 @@ def test_keyword_mode_loads_no_model(sqlite_kb: KB, tmp_path: Path) -> None:
 # --- the index itself ----------------------------------------------------------------------------------
 
 
+def test_best_first_keeps_the_best_and_gives_ties_to_the_lower_id() -> None:
+    """How both vector stores (files and Neo4j) rank: the local exact search and Neo4j's answers."""
+    ids = np.array([7, 3, 5, 1, 9], dtype=np.int64)
+    values = np.array([0.5, 0.9, 0.5, 0.5, 0.1])
+    top, scores = best_first(ids, values, 3)
+    assert top.tolist() == [3, 1, 5] and scores.dtype == np.float32 and scores.tolist() == pytest.approx([0.9, 0.5, 0.5])
+    assert best_first(ids, values, 10)[0].tolist() == [3, 1, 5, 7, 9]
+    assert [len(part) for part in best_first(ids, values, 0)] == [0, 0]
+    assert [len(part) for part in best_first(ids[:0], values[:0], 3)] == [0, 0]
+
+
 def test_ivf_index_persists_catches_up_and_keeps_recall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kb.search import index as index_module
 
@@ -606,6 +617,29 @@ def test_ivf_index_persists_catches_up_and_keeps_recall(tmp_path: Path, monkeypa
         recall.append(len(exact & set(ids.tolist())) / 10)
         assert np.allclose(scores, data[ids] @ q, atol=5e-3)  # 8-bit codes: within 0.005 of exact
     assert np.mean(recall) >= 0.95
+
+
+def test_a_flat_index_file_of_an_older_home_is_replaced_once_the_vectors_pass_ivf_min(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Homes written before small collections were searched without faiss hold a flat index.faiss."""
+    import faiss
+
+    from kb.search import index as index_module
+
+    monkeypatch.setattr(index_module, "IVF_MIN", 3000)
+    data = np.random.default_rng(1).normal(size=(4000, 16)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    vi = VectorIndex(tmp_path / "m", "m")
+    vi.append(data[:2000])
+    flat = faiss.IndexFlatIP(16)
+    flat.add(data[:2000])
+    faiss.write_index(flat, str(tmp_path / "m" / "index.faiss"))
+    (tmp_path / "m" / "index.json").write_text(json.dumps({"ntotal": 2000, "trained_on": 2000, "kind": "flat"}))
+    old = VectorIndex(tmp_path / "m", "m")
+    old.load()
+    assert old.kind == "flat" and old.search(data[7], 1)[0].tolist() == [7]
+    old.append(data[2000:])
+    assert old.kind == "ivf-sq8" and json.loads((tmp_path / "m" / "index.json").read_text())["ntotal"] == 4000
+    assert 7 in old.search(data[7], 5)[0].tolist()
 
 
 def test_index_of_another_model_is_refused(tmp_path: Path) -> None:

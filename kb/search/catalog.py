@@ -155,12 +155,7 @@ class Catalog:
 
     def text_ids(self, items: Sequence[tuple[bytes, str]]) -> list[int]:
         """The id of each (hash, text), adding the texts not seen before (inside a transaction)."""
-        known: dict[bytes, int] = {}
-        hashes = sorted({h for h, _ in items})
-        for start in range(0, len(hashes), _CHUNK):
-            chunk = hashes[start : start + _CHUNK]
-            rows = self.conn.execute(f"SELECT hash, id FROM texts WHERE hash IN ({_marks(len(chunk))})", chunk)
-            known.update(rows)
+        known = self.ids_of_hashes(h for h, _ in items)
         next_id = self.n_texts()
         new_rows = []
         for digest, text in items:
@@ -181,28 +176,22 @@ class Catalog:
         return [(bytes(digest), text) for _, digest, text in rows]
 
     def hashes_of(self, ids: Iterable[int]) -> dict[int, bytes]:
-        wanted = sorted(set(ids))
-        found: dict[int, bytes] = {}
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            found.update((i, bytes(h)) for i, h in self.conn.execute(f"SELECT id, hash FROM texts WHERE id IN ({_marks(len(chunk))})", chunk))
-        return found
+        return {i: bytes(h) for i, h in self._rows_in("SELECT id, hash FROM texts WHERE id IN ({marks})", ids)}
 
     def ids_of_hashes(self, hashes: Iterable[bytes]) -> dict[bytes, int]:
-        wanted = sorted(set(hashes))
-        found: dict[bytes, int] = {}
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            found.update((bytes(h), i) for h, i in self.conn.execute(f"SELECT hash, id FROM texts WHERE hash IN ({_marks(len(chunk))})", chunk))
-        return found
+        return {bytes(h): i for h, i in self._rows_in("SELECT hash, id FROM texts WHERE hash IN ({marks})", hashes)}
 
     def texts_of(self, ids: Iterable[int]) -> dict[int, str]:
-        wanted = sorted(set(ids))
-        found: dict[int, str] = {}
+        return dict(self._rows_in("SELECT id, text FROM texts WHERE id IN ({marks})", ids))
+
+    def _rows_in(self, query: str, values: Iterable, first: Sequence = ()) -> Iterator[tuple]:
+        """The rows of ``query`` for the distinct ``values``, which fill its ``IN ({marks})`` a
+        chunk at a time (SQLite caps the parameters of one statement); ``first`` are the
+        parameters that come before them."""
+        wanted = sorted(set(values))
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
-            found.update(self.conn.execute(f"SELECT id, text FROM texts WHERE id IN ({_marks(len(chunk))})", chunk))
-        return found
+            yield from self.conn.execute(query.format(marks=_marks(len(chunk))), [*first, *chunk])
 
     # --- keyword search ----------------------------------------------------------------------
 
@@ -274,13 +263,7 @@ class Catalog:
 
     def labelled_texts(self, text_ids: Iterable[int]) -> set[int]:
         """Those of ``text_ids`` that are some feature's label."""
-        wanted = sorted(set(text_ids))
-        found: set[int] = set()
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            rows = self.conn.execute(f"SELECT DISTINCT text_id FROM docs WHERE kind = ? AND text_id IN ({_marks(len(chunk))})", [LABEL, *chunk])
-            found.update(r[0] for r in rows)
-        return found
+        return {r[0] for r in self._rows_in("SELECT DISTINCT text_id FROM docs WHERE kind = ? AND text_id IN ({marks})", text_ids, [LABEL])}
 
     def feature_counts(self, text_ids: Iterable[int], cap: int) -> dict[int, int]:
         """How many distinct features each text describes, counted up to ``cap``."""
@@ -292,10 +275,9 @@ class Catalog:
         }
 
     def docs_of_features(self, feature_ids: Sequence[int]) -> Iterator[Doc]:
-        ids = sorted(set(feature_ids))
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            yield from self._docs(f"feature_id IN ({_marks(len(chunk))})", chunk)
+        query = 'SELECT kind, ref, feature_id, transcoder_set, layer, "index", text_id, source, author, graph_id FROM docs WHERE feature_id IN ({marks})'
+        for row in self._rows_in(query, feature_ids):
+            yield Doc(*row)
 
     def filtered_text_ids(self, where: DocFilter, limit: int) -> list[int] | None:
         """Text ids of the docs that pass ``where``, or None if there are more than ``limit``."""
@@ -303,14 +285,6 @@ class Catalog:
         rows = self.conn.execute(f"SELECT DISTINCT text_id FROM docs WHERE 1 = 1{clause} LIMIT ?", [*params, limit + 1])
         ids = [r[0] for r in rows]
         return None if len(ids) > limit else ids
-
-    def _docs(self, where: str, params: Sequence) -> Iterator[Doc]:
-        query = (
-            'SELECT kind, ref, feature_id, transcoder_set, layer, "index", text_id, source, author, graph_id '
-            f"FROM docs WHERE {where}"
-        )
-        for row in self.conn.execute(query, params):
-            yield Doc(*row)
 
 
 def words(text: str) -> list[str]:

@@ -18,8 +18,8 @@ within 0.002 of the exact cosine, and any row's vector is decoded from the index
 direct map), so a query reads nothing from disk. It is retrained from scratch when the
 collection has grown 4 times past the size it was trained on. Writers hold the caller's lock.
 
-:class:`kb.search.neo4j_vectors.Neo4jVectors` keeps the same vectors in Neo4j instead, with the
-same methods.
+:class:`kb.search.neo4j_index.Neo4jIndex` keeps the same vectors in Neo4j instead, with the
+same methods (:class:`Vectors`); both rank with :func:`best_first`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class SearchIndexError(CircuitKBError):
 
 class Vectors(Protocol):
     """Where one model's vectors of the catalog's texts live, and how they are searched:
-    :class:`VectorIndex` (files in the home) or :class:`kb.search.neo4j_vectors.Neo4jVectors`.
+    :class:`VectorIndex` (files in the home) or :class:`kb.search.neo4j_index.Neo4jIndex`.
 
     Texts are named by their catalog id; ``count`` texts (ids ``0 .. count - 1``) have vectors.
     Scores are inner products with the query (a cosine when the query has unit length).
@@ -75,6 +75,25 @@ class Vectors(Protocol):
     def scores(self, query: np.ndarray, ids: Sequence[int]) -> dict[int, float]: ...
 
 
+def no_hits() -> tuple[np.ndarray, np.ndarray]:
+    """No ids and no scores: what a search that finds nothing returns."""
+    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+
+
+def best_first(ids: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best of ``ids`` by ``values`` (ids, float32 scores), best first; ties go to the lower id."""
+    if n <= 0 or not len(ids):
+        return no_hits()
+    if n < len(values):
+        keep = np.argpartition(-values, n - 1)[:n]
+        # every row tied with the n-th best, so that ties go to the lower ids
+        keep = np.flatnonzero(values >= values[keep].min())
+    else:
+        keep = np.arange(len(values))
+    order = keep[np.lexsort((ids[keep], -values[keep]))][:n]
+    return ids[order].astype(np.int64), values[order].astype(np.float32)
+
+
 def _faiss():  # noqa: ANN202
     import faiss
 
@@ -87,14 +106,10 @@ def ivf_lists(n: int) -> int:
 
 
 def build_ann(vectors: np.ndarray, seed: int = 0) -> Any:
-    """A faiss index over ``vectors`` (unit rows), of the type their number calls for."""
+    """The faiss IVF index over ``vectors`` (unit rows; :data:`IVF_MIN` or more: fewer are
+    searched exactly, without faiss)."""
     faiss = _faiss()
     n, dim = vectors.shape
-    if n < IVF_MIN:
-        index = faiss.IndexFlatIP(dim)
-        if n:
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        return index
     nlist = ivf_lists(n)
     quantizer = faiss.IndexFlatIP(dim)
     index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
@@ -198,10 +213,10 @@ class VectorIndex:
         self._catch_up()
 
     def _rebuild_ann(self) -> None:
-        vectors = self._vectors if self._vectors is not None else np.zeros((0, self.dim or 1), dtype=np.float32)
-        log.info("building the search index over %d vectors", len(vectors))
-        self._ann = build_ann(vectors)
-        self._ann_count = self._trained_on = len(vectors)
+        assert self._vectors is not None  # only called with IVF_MIN rows or more
+        log.info("building the search index over %d vectors", len(self._vectors))
+        self._ann = build_ann(self._vectors)
+        self._ann_count = self._trained_on = len(self._vectors)
         self._saved_count = -1  # unsaved
         self.save()
 
@@ -215,7 +230,7 @@ class VectorIndex:
             return
         if self._ann_count >= self.count:
             return
-        grown_past_kind = index_kind(self._ann) == _FLAT
+        grown_past_kind = index_kind(self._ann) == _FLAT  # a flat index file written by an older circuitkb
         outgrown = index_kind(self._ann) == _IVF and self.count >= 4 * self._trained_on
         if grown_past_kind or outgrown:
             self._rebuild_ann()
@@ -302,7 +317,7 @@ class VectorIndex:
         if self._ann is None:
             return self._exact(query, np.arange(self.count, dtype=np.int64), n)
         if self._ann_count == 0 or n <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return no_hits()
         q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         scores, ids = self._ann.search(q, min(self._ann_count, n))
         keep = ids[0] >= 0
@@ -315,17 +330,9 @@ class VectorIndex:
     def _exact(self, query: np.ndarray, wanted: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` of rows ``wanted`` (ascending) nearest to ``query``, best first, ties by id."""
         if self._vectors is None or not len(wanted) or n <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return no_hits()
         rows = self._vectors if len(wanted) == self.count else self._vectors[wanted]
-        values = np.asarray(rows @ query.astype(np.float32), dtype=np.float32)
-        if n < len(values):
-            keep = np.argpartition(-values, n - 1)[:n]
-            # every row tied with the n-th best, so that ties go to the lower ids
-            keep = np.flatnonzero(values >= values[keep].min())
-        else:
-            keep = np.arange(len(values))
-        order = keep[np.lexsort((keep, -values[keep]))][:n]
-        return wanted[order], values[order]
+        return best_first(wanted, np.asarray(rows @ query.astype(np.float32), dtype=np.float32), n)
 
     def rows(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of rows ``ids`` (those that exist), read from the vector file."""

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from kb.search.catalog import Catalog
+from kb.search.index import best_first, no_hits
 from kb.stores.neo4j_vectors import TextVectors
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ class Neo4jIndex:
     def __init__(self, vectors: TextVectors, catalog: Catalog) -> None:
         self.vectors = vectors
         self.catalog = catalog
-        self.model = vectors.model
         self._state = f"neo4j:{vectors.index}"
         self.count = 0
 
@@ -71,21 +71,21 @@ class Neo4jIndex:
     def search(self, query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` texts nearest to ``query`` (ids, inner product), best first (ties: lower id)."""
         if not self.count or n <= 0:
-            return _empty()
+            return no_hits()
         return self._ranked(self.vectors.nearest(query, min(OVERFETCH * n, self.count)), n)
 
     def search_within(self, query: np.ndarray, ids: Sequence[int], n: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact search among the texts ``ids``, computed by Neo4j."""
         hashes = self._hashes(ids)
         if not hashes or n <= 0:
-            return _empty()
+            return no_hits()
         # ties at the n-th place: ask for a few more, then order ties by id as the local index does
         return self._ranked(self.vectors.similarities(query, list(hashes.values()), n + 16), n)
 
     def rows(self, ids: Sequence[int]) -> np.ndarray:
         hashes = self._hashes(ids)
         found = self.vectors.vectors(list(hashes.values()))
-        kept = [found[h] for i, h in hashes.items() if h in found]
+        kept = [found[h] for h in hashes.values() if h in found]
         return np.stack(kept) if kept else np.zeros((0, self.vectors.dim() or 0), dtype=np.float32)
 
     def scores(self, query: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
@@ -101,14 +101,5 @@ class Neo4jIndex:
     def _ranked(self, found: list[tuple[str, float]], n: int) -> tuple[np.ndarray, np.ndarray]:
         """Texts of this catalog (other homes' texts are left out), best first, ties by id."""
         ids = self.catalog.ids_of_hashes(bytes.fromhex(h) for h, _ in found)
-        pairs = sorted(
-            ((ids[key], score) for h, score in found if (key := bytes.fromhex(h)) in ids and ids[key] < self.count),
-            key=lambda pair: (-pair[1], pair[0]),
-        )[:n]
-        if not pairs:
-            return _empty()
-        return np.asarray([i for i, _ in pairs], dtype=np.int64), np.asarray([s for _, s in pairs], dtype=np.float32)
-
-
-def _empty() -> tuple[np.ndarray, np.ndarray]:
-    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        pairs = [(ids[key], score) for h, score in found if (key := bytes.fromhex(h)) in ids and ids[key] < self.count]
+        return best_first(np.asarray([i for i, _ in pairs], dtype=np.int64), np.asarray([s for _, s in pairs], dtype=np.float64), n)

@@ -8,7 +8,7 @@ local id. :class:`kb.search.neo4j_index.Neo4jIndex` maps them to a catalog's ids
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -91,15 +91,13 @@ class TextVectors:
         """The ``k`` texts nearest to ``query`` by the index: (hash, inner product), best first."""
         if k <= 0 or self.dim() is None:
             return []
-        rows = self.store.run_read(*cypher.nearest(self.index, k, query.astype(np.float64).tolist()))
-        return [(r["hash"], self._inner(r["score"], query)) for r in rows]
+        return _inner_products(self.store.run_read(*cypher.nearest(self.index, k, query.astype(np.float64).tolist())), query)
 
     def similarities(self, query: np.ndarray, hashes: Sequence[str], limit: int | None = None) -> list[tuple[str, float]]:
         """Exact inner products of ``query`` with ``hashes`` (the best ``limit``), best first."""
         if not hashes or (limit is not None and limit <= 0):
             return []
-        rows = self.store.run_read(*cypher.similarities(hashes, self.prop, query.astype(np.float64).tolist(), limit))
-        return [(r["hash"], self._inner(r["score"], query)) for r in rows]
+        return _inner_products(self.store.run_read(*cypher.similarities(hashes, self.prop, query.astype(np.float64).tolist(), limit)), query)
 
     def vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         if not hashes:
@@ -107,7 +105,9 @@ class TextVectors:
         rows = self.store.run_read(*cypher.vectors_of(hashes, self.prop))
         return {r["hash"]: np.asarray(r["vector"], dtype=np.float32) for r in rows}
 
-    @staticmethod
-    def _inner(score: float, query: np.ndarray) -> float:
-        # Neo4j's cosine similarity is (1 + cos) / 2; the stored vectors have unit length
-        return (2.0 * float(score) - 1.0) * float(np.linalg.norm(query))
+
+def _inner_products(rows: list[dict[str, Any]], query: np.ndarray) -> list[tuple[str, float]]:
+    """(hash, inner product with ``query``) of rows (hash, Neo4j score)."""
+    # Neo4j's cosine similarity is (1 + cos) / 2; the stored vectors have unit length
+    norm = float(np.linalg.norm(query))
+    return [(r["hash"], (2.0 * float(r["score"]) - 1.0) * norm) for r in rows]

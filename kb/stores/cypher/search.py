@@ -20,6 +20,8 @@ from typing import Any, Sequence
 from kb.stores.cypher import Query
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+# the texts among $hashes that have a vector in $prop
+_WITH_VECTOR = "UNWIND $hashes AS h MATCH (t:SearchText {hash: h}) WHERE t[$prop] IS NOT NULL "
 
 
 def vector_names(model: str) -> tuple[str, str]:
@@ -60,7 +62,7 @@ def server_version() -> Query:
 def with_vectors(hashes: Sequence[str], prop: str) -> Query:
     """Which of ``hashes`` have a vector in ``prop``."""
     return (
-        "UNWIND $hashes AS h MATCH (t:SearchText {hash: h}) WHERE t[$prop] IS NOT NULL RETURN h AS hash",
+        _WITH_VECTOR + "RETURN h AS hash",
         {"hashes": list(hashes), "prop": prop},
     )
 
@@ -85,8 +87,7 @@ def nearest(index: str, k: int, vector: Sequence[float]) -> Query:
 def similarities(hashes: Sequence[str], prop: str, vector: Sequence[float], limit: int | None) -> Query:
     """Exact similarity of ``vector`` with the texts ``hashes`` (the best ``limit``, or all)."""
     return (
-        "UNWIND $hashes AS h MATCH (t:SearchText {hash: h}) WHERE t[$prop] IS NOT NULL "
-        "WITH h, vector.similarity.cosine(t[$prop], $vector) AS score "
+        _WITH_VECTOR + "WITH h, vector.similarity.cosine(t[$prop], $vector) AS score "
         "ORDER BY score DESC, h LIMIT $limit RETURN h AS hash, score",
         {"hashes": list(hashes), "prop": prop, "vector": list(vector), "limit": int(limit if limit is not None else 2**31 - 1)},
     )
@@ -94,6 +95,6 @@ def similarities(hashes: Sequence[str], prop: str, vector: Sequence[float], limi
 
 def vectors_of(hashes: Sequence[str], prop: str) -> Query:
     return (
-        "UNWIND $hashes AS h MATCH (t:SearchText {hash: h}) WHERE t[$prop] IS NOT NULL RETURN h AS hash, t[$prop] AS vector",
+        _WITH_VECTOR + "RETURN h AS hash, t[$prop] AS vector",
         {"hashes": list(hashes), "prop": prop},
     )
