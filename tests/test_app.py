@@ -229,6 +229,10 @@ def test_an_unknown_expanded_node_or_a_bad_link_is_a_message(real: dict[str, Any
     app = open_page("graph", g=slug, x="no_such_node")
     assert not app.exception
     assert any("has no node no_such_node" in shown(w.value) for w in app.warning)
+    assert "x" not in app.query_params and len(app.get("plotly_chart")) == 1
+    mixed = open_page("graph", g=slug, x=f"{real['node']},no_such_node")
+    assert not problems(mixed) and tuple(mixed.session_state["graph-x"]) == (real["node"],)
+    assert mixed.query_params["x"] in (real["node"], [real["node"]])
     bad = open_page("graph", g=slug, link="only-one-end")
     assert not bad.exception
     assert any("two node ids separated by a comma" in w.value for w in bad.warning)
