@@ -73,8 +73,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
         fe = graph_feature_edges.c
         parts: dict[int, list[dict[str, Any]]] = {}
         with self.engine.connect() as conn:
-            for start in range(0, len(gids), _CHUNK):
-                chunk = list(gids[start : start + _CHUNK])
+            for chunk in _chunks(gids):
                 rows = conn.execute(select(fe.graph_id, fe.part, fe.src, fe.tgt, fe.weight, fe.n_links).where(fe.graph_id.in_(chunk)))
                 for gid, part, src, tgt, weight, n_links in rows:
                     parts.setdefault(gid, []).append({"part": part, "src": src, "tgt": tgt, "weight": weight, "n_links": n_links})
@@ -84,8 +83,8 @@ class EmbeddedCircuitQueries(CircuitQueries):
         fe = graph_feature_edges.c
         have: set[int] = set()
         with self.engine.connect() as conn:
-            for start in range(0, len(gids), _CHUNK):
-                have.update(conn.execute(select(fe.graph_id).where(fe.graph_id.in_(list(gids[start : start + _CHUNK]))).distinct()).scalars())
+            for chunk in _chunks(gids):
+                have.update(conn.execute(select(fe.graph_id).where(fe.graph_id.in_(chunk)).distinct()).scalars())
         return have
 
     def save_feature_edges(self, edges: FeatureEdges) -> bool:
@@ -202,11 +201,9 @@ class EmbeddedCircuitQueries(CircuitQueries):
 
     def node_rows(self, gid: int, idxs: Sequence[int]) -> list[dict[str, Any]]:
         c = graph_nodes.c
-        unique = sorted(set(idxs))
         out: list[dict[str, Any]] = []
         with self.engine.connect() as conn:
-            for start in range(0, len(unique), _CHUNK):
-                chunk = unique[start : start + _CHUNK]
+            for chunk in _chunks(sorted(set(idxs))):
                 out += [dict(r._mapping) for r in conn.execute(select(*(c[col] for col in NODE_COLUMNS)).where(c.graph_id == gid, c.idx.in_(chunk)))]
         return sorted(out, key=lambda r: r["idx"])
 
@@ -226,8 +223,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
         link = graph_links.c
         rows: list[tuple[int, int, float]] = []
         with self.engine.connect() as conn:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
+            for chunk in _chunks(wanted):
                 query = select(link.src, link.tgt, link.weight).where(link.graph_id == gid, link.src.in_(chunk))
                 if len(wanted) <= _CHUNK:
                     query = query.where(link.tgt.in_(wanted))
@@ -239,8 +235,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
         column = link.src if side == OUT else link.tgt
         rows: list[tuple[int, int, int, float]] = []
         with self.engine.connect() as conn:
-            for start in range(0, len(idxs), _CHUNK):
-                chunk = list(idxs[start : start + _CHUNK])
+            for chunk in _chunks(idxs):
                 query = select(link.idx, link.src, link.tgt, link.weight).where(link.graph_id == gid, column.in_(chunk), func.abs(link.weight) >= min_abs_weight)
                 rows += [tuple(row) for row in conn.execute(query)]
         return rows
@@ -249,9 +244,10 @@ class EmbeddedCircuitQueries(CircuitQueries):
 _ABOUT = ("idx", "node_id", "kind", "ctx_idx", "feature_id", "clerp")
 
 
-def _chunks(gids: Sequence[int]) -> Iterator[list[int]]:
-    for start in range(0, len(gids), _CHUNK):
-        yield list(gids[start : start + _CHUNK])
+def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
+    """``ids`` a slice of ``_CHUNK`` at a time, each a list (for ``IN``)."""
+    for start in range(0, len(ids), _CHUNK):
+        yield list(ids[start : start + _CHUNK])
 
 
 class _ChainPath:
