@@ -105,9 +105,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
             src, tgt, weight = read_links(conn, gid)
         return skeleton_from_rows(gid, rows, src, tgt, weight)
 
-    def chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None = None) -> list[ChainMatch]:
-        if not steps or not gids:
-            return []
+    def _chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None) -> list[ChainMatch]:
         k = len(steps)
         out: list[ChainMatch] = []
         with self.engine.connect() as conn:
@@ -120,7 +118,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
                 *(link.c.weight.label(f"w{j}") for j, link in enumerate(links)),
                 *(n.c.input_total.label(f"c{j}") for j, n in enumerate(nodes[1:], start=1)),
             ]
-            for chunk in _chunks(sorted(set(gids))):
+            for chunk in _chunks(gids):
                 query = path.select(columns, chunk)
                 if top is not None:
                     best_first = func.row_number().over(partition_by=nodes[0].c.graph_id, order_by=[path.score.desc(), *(n.c.idx for n in nodes)])
@@ -137,7 +135,6 @@ class EmbeddedCircuitQueries(CircuitQueries):
                             tuple(m[f"c{j}"] for j in range(1, k + 1)),
                         )
                     )
-        out.sort()
         return out
 
     def _chain_groups(self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int]) -> list[ChainGroup]:
