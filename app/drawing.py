@@ -78,6 +78,8 @@ def graph_figure(
     x, y = node_positions(nodes)
     where = {idx: i for i, idx in enumerate(nodes["idx"].tolist())}
     links = view.links[view.links["src"].isin(where) & view.links["tgt"].isin(where)]
+    # each link's ends as rows of ``nodes`` (where they are drawn), looked up once for every trace
+    links = links.assign(src_row=links["src"].map(where).astype(int), tgt_row=links["tgt"].map(where).astype(int))
     selected_idx = set(nodes.loc[nodes["node_id"] == selected, "idx"].tolist()) if selected else set()
 
     fig = go.Figure()
@@ -95,9 +97,9 @@ def graph_figure(
                 if chunk.empty:
                     continue
                 opacity = 0.9 if highlighted else (0.15 if selected_idx else 0.45)
-                fig.add_trace(_segments(chunk, where, x, y, colour, width * (1.6 if highlighted else 1.0), opacity))
+                fig.add_trace(_segments(chunk, x, y, colour, width * (1.6 if highlighted else 1.0), opacity))
     if not links.empty:
-        fig.add_trace(_link_handles(links, nodes, where, x, y))
+        fig.add_trace(_link_handles(links, nodes, x, y))
 
     kinds = nodes["kind"].fillna("unknown")
     for kind in list(KIND_STYLE) + sorted(set(kinds) - set(KIND_STYLE)):
@@ -158,9 +160,8 @@ def graph_figure(
     return fig
 
 
-def _segments(links: pd.DataFrame, where: Mapping[int, int], x: np.ndarray, y: np.ndarray, colour: str, width: float, opacity: float) -> go.Scatter:
-    src = np.array([where[s] for s in links["src"].tolist()], dtype=int)
-    tgt = np.array([where[t] for t in links["tgt"].tolist()], dtype=int)
+def _segments(links: pd.DataFrame, x: np.ndarray, y: np.ndarray, colour: str, width: float, opacity: float) -> go.Scatter:
+    src, tgt = links["src_row"].to_numpy(), links["tgt_row"].to_numpy()
     xs = np.full(len(src) * 3, np.nan)
     ys = np.full(len(src) * 3, np.nan)
     xs[0::3], xs[1::3] = x[src], x[tgt]
@@ -170,13 +171,12 @@ def _segments(links: pd.DataFrame, where: Mapping[int, int], x: np.ndarray, y: n
     )
 
 
-def _link_handles(links: pd.DataFrame, nodes: pd.DataFrame, where: Mapping[int, int], x: np.ndarray, y: np.ndarray) -> go.Scatter:
+def _link_handles(links: pd.DataFrame, nodes: pd.DataFrame, x: np.ndarray, y: np.ndarray) -> go.Scatter:
     """An invisible point in the middle of each link: hovering it shows the link, a click selects it.
 
     Plotly reports clicks on points only, never on lines, so each link gets a handle; a link whose
     middle falls on a node gets none, so that hovering or clicking that node always means the node."""
-    src = np.array([where[s] for s in links["src"].tolist()], dtype=int)
-    tgt = np.array([where[t] for t in links["tgt"].tolist()], dtype=int)
+    src, tgt = links["src_row"].to_numpy(), links["tgt_row"].to_numpy()
     mx, my = (x[src] + x[tgt]) / 2, (y[src] + y[tgt]) / 2
     on_node = ((np.abs(mx[:, None] - x[None, :]) < HANDLE_CLEAR_X) & (np.abs(my[:, None] - y[None, :]) < HANDLE_CLEAR_Y)).any(axis=1)
     keep = np.flatnonzero(~on_node)

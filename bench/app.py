@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "app.md"
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT = 300_000  # ms
+VIEWPORT = {"width": 1500, "height": 1000}
 
 
 def _synth() -> Any:
@@ -161,7 +162,7 @@ SIDEBAR = (
 def time_in_app(browser: Any, base: str, runs: int) -> dict[str, list[float]]:
     """Pages reached inside one open tab: from the sidebar, and along a researcher's walk."""
     out: dict[str, list[float]] = {}
-    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.goto(base + "/")
     drawn(page, "[data-testid=stMetric]")
@@ -246,10 +247,10 @@ def time_open(browser: Any, base: str, address: str, selector: str, runs: int) -
     scripts are served as immutable, so a browser keeps them)."""
     out: dict[str, list[float]] = {"first visit (fresh browser)": [], "open in a new tab": []}
     for _ in range(runs):
-        context = browser.new_context(viewport={"width": 1500, "height": 1000})
+        context = browser.new_context(viewport=VIEWPORT)
         out["first visit (fresh browser)"].append(_goto(context, base + address, selector))
         context.close()
-    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    context = browser.new_context(viewport=VIEWPORT)
     _goto(context, base + address, selector)  # the browser's first visit, not counted
     for _ in range(runs):
         out["open in a new tab"].append(_goto(context, base + address, selector))
@@ -273,7 +274,7 @@ def time_interactions(browser: Any, base: str, address: str, runs: int) -> dict[
 
     plot = ".js-plotly-plot .scatterlayer"
     out: dict[str, list[float]] = {"select a node (and expand it)": [], "edge threshold one step": []}
-    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.goto(base + address)
     drawn(page, plot)

@@ -101,6 +101,13 @@ def _labelled_node(kb: KB, slug: str) -> tuple[FeatureKey, str]:
     return FeatureKey(transcoder_set, int(layer.lstrip("L")), int(index)), row["node_id"]
 
 
+def use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """Point the app at ``home``, without the SQL database or Neo4j of the environment."""
+    monkeypatch.setenv("CIRCUITKB_HOME", str(home))
+    for name in ("CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="module")
 def real_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A KB in a temporary home with the real graphs (02 and 03 one family in two languages)
@@ -117,9 +124,7 @@ def real_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture
 def real(real_home: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.setenv("CIRCUITKB_HOME", str(real_home["home"]))
-    for name in ("CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI"):
-        monkeypatch.delenv(name, raising=False)
+    use_home(monkeypatch, real_home["home"])
     return real_home
 
 
@@ -229,6 +234,10 @@ def test_an_unknown_expanded_node_or_a_bad_link_is_a_message(real: dict[str, Any
     app = open_page("graph", g=slug, x="no_such_node")
     assert not app.exception
     assert any("has no node no_such_node" in shown(w.value) for w in app.warning)
+    assert "x" not in app.query_params and len(app.get("plotly_chart")) == 1
+    mixed = open_page("graph", g=slug, x=f"{real['node']},no_such_node")
+    assert not problems(mixed) and tuple(mixed.session_state["graph-x"]) == (real["node"],)
+    assert mixed.query_params["x"] in (real["node"], [real["node"]])
     bad = open_page("graph", g=slug, link="only-one-end")
     assert not bad.exception
     assert any("two node ids separated by a comma" in w.value for w in bad.warning)
@@ -350,9 +359,7 @@ def test_malformed_and_unknown_parameters_are_messages(real: dict[str, Any]) -> 
 
 @pytest.fixture
 def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("CIRCUITKB_HOME", str(tmp_path / "empty"))
-    for name in ("CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI"):
-        monkeypatch.delenv(name, raising=False)
+    use_home(monkeypatch, tmp_path / "empty")
     yield tmp_path
 
 
@@ -405,9 +412,7 @@ def test_with_accounts_a_page_asks_to_sign_in_and_a_labeller_labels_the_selected
     from kb import labels as api
 
     home = tmp_path / "home"
-    monkeypatch.setenv("CIRCUITKB_HOME", str(home))
-    for name in ("CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI"):
-        monkeypatch.delenv(name, raising=False)
+    use_home(monkeypatch, home)
     with KB.open(Config.load(home=home, env={})) as kb:
         assert len(kb.ingest([real_graph("02")]).ingested) == 1
         key, node = _labelled_node(kb, slug_of("02"))
@@ -442,9 +447,7 @@ def test_with_accounts_a_page_asks_to_sign_in_and_a_labeller_labels_the_selected
 def _home_without_families(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A home with graphs 02 (English), 03 (French) and 04 and no manifest: no family at all."""
     home = tmp_path / "home"
-    monkeypatch.setenv("CIRCUITKB_HOME", str(home))
-    for name in ("CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI"):
-        monkeypatch.delenv(name, raising=False)
+    use_home(monkeypatch, home)
     with KB.open(Config.load(home=home, env={})) as kb:
         assert len(kb.ingest([real_graph("02"), real_graph("03"), real_graph("04")]).ingested) == 3
     return home

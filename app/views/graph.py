@@ -93,8 +93,7 @@ def render() -> None:
             node, details = "", None
     else:
         details = None
-    expanded = _expanded(v, slug, node)
-    view = state.graph_view(v, slug, int(top), tuple(expanded), nt if nt < 1.0 else None, float(et))
+    view, expanded = _view(v, slug, _expanded(node), int(top), nt if nt < 1.0 else None, float(et))
     chosen_link = st.session_state.get("graph-link") or ""
     write_url(PAGE, {
         "g": slug, "node": node, "top": int(top) if top != DEFAULT_TOP else None, "nt": nt if nt < 1.0 else None,
@@ -143,20 +142,31 @@ def _forget_nodes() -> None:
     st.session_state["graph-link"] = ""
 
 
-def _expanded(v: str, slug: str, node: str) -> list[str]:
-    """The nodes clicked since this graph was opened (their neighbourhoods are drawn), latest last.
-
-    Nodes the graph does not have (a hand-edited address) are dropped with a warning."""
+def _expanded(node: str) -> list[str]:
+    """The nodes clicked since this graph was opened (their neighbourhoods are drawn), latest last."""
     nodes = list(st.session_state.get("graph-x") or ())
     if node and node not in nodes:
         nodes.append(node)
-    nodes = nodes[-MAX_EXPANDED:]
-    missing = [n for n in nodes if n not in state.known_nodes(v, slug, tuple(nodes))]
-    if missing:
+    return nodes[-MAX_EXPANDED:]
+
+
+def _view(v: str, slug: str, expanded: list[str], top: int, nt: float | None, et: float) -> tuple[Any, list[str]]:
+    """The piece of graph ``slug`` to draw, and the nodes whose neighbourhoods it expands.
+
+    Nodes the graph does not have (a hand-edited address) are dropped with a warning: the view
+    refuses them, and only then is each node looked up to tell which."""
+    try:
+        view = state.graph_view(v, slug, top, tuple(expanded), nt, et)
+    except NotFoundError:
+        known = state.known_nodes(v, slug, tuple(expanded))
+        missing = [n for n in expanded if n not in known]
+        if not missing:
+            raise
         st.warning(md(f"Graph {slug} has no node {', '.join(missing)}; it is left out of the expanded neighbourhoods."))
-        nodes = [n for n in nodes if n not in missing]
-    st.session_state["graph-x"] = tuple(nodes)
-    return nodes
+        expanded = known
+        view = state.graph_view(v, slug, top, tuple(expanded), nt, et)
+    st.session_state["graph-x"] = tuple(expanded)
+    return view, expanded
 
 
 def _take_clicks() -> None:

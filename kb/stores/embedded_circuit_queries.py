@@ -71,8 +71,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
         fe = graph_feature_edges.c
         parts: dict[int, list[dict[str, Any]]] = {}
         with self.engine.connect() as conn:
-            for start in range(0, len(gids), _CHUNK):
-                chunk = list(gids[start : start + _CHUNK])
+            for chunk in _chunks(gids):
                 rows = conn.execute(select(fe.graph_id, fe.part, fe.src, fe.tgt, fe.weight, fe.n_links).where(fe.graph_id.in_(chunk)))
                 for gid, part, src, tgt, weight, n_links in rows:
                     parts.setdefault(gid, []).append({"part": part, "src": src, "tgt": tgt, "weight": weight, "n_links": n_links})
@@ -82,8 +81,8 @@ class EmbeddedCircuitQueries(CircuitQueries):
         fe = graph_feature_edges.c
         have: set[int] = set()
         with self.engine.connect() as conn:
-            for start in range(0, len(gids), _CHUNK):
-                have.update(conn.execute(select(fe.graph_id).where(fe.graph_id.in_(list(gids[start : start + _CHUNK]))).distinct()).scalars())
+            for chunk in _chunks(gids):
+                have.update(conn.execute(select(fe.graph_id).where(fe.graph_id.in_(chunk)).distinct()).scalars())
         return have
 
     def save_feature_edges(self, edges: FeatureEdges) -> bool:
@@ -104,9 +103,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
             src, tgt, weight = read_links(conn, gid)
         return skeleton_from_rows(gid, rows, src, tgt, weight)
 
-    def chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None = None) -> list[ChainMatch]:
-        if not steps or not gids:
-            return []
+    def _chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None) -> list[ChainMatch]:
         k = len(steps)
         out: list[ChainMatch] = []
         with self.engine.connect() as conn:
@@ -119,7 +116,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
                 *(link.c.weight.label(f"w{j}") for j, link in enumerate(links)),
                 *(n.c.input_total.label(f"c{j}") for j, n in enumerate(nodes[1:], start=1)),
             ]
-            for chunk in _chunks(sorted(set(gids))):
+            for chunk in _chunks(gids):
                 query = path.select(columns, chunk)
                 if top is not None:
                     best_first = func.row_number().over(partition_by=nodes[0].c.graph_id, order_by=[path.score.desc(), *(n.c.idx for n in nodes)])
@@ -136,7 +133,6 @@ class EmbeddedCircuitQueries(CircuitQueries):
                             tuple(m[f"c{j}"] for j in range(1, k + 1)),
                         )
                     )
-        out.sort()
         return out
 
     def _chain_groups(self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int]) -> list[ChainGroup]:
@@ -200,11 +196,9 @@ class EmbeddedCircuitQueries(CircuitQueries):
 
     def node_rows(self, gid: int, idxs: Sequence[int]) -> list[dict[str, Any]]:
         c = graph_nodes.c
-        unique = sorted(set(idxs))
         out: list[dict[str, Any]] = []
         with self.engine.connect() as conn:
-            for start in range(0, len(unique), _CHUNK):
-                chunk = unique[start : start + _CHUNK]
+            for chunk in _chunks(sorted(set(idxs))):
                 out += [dict(r._mapping) for r in conn.execute(select(*(c[col] for col in NODE_COLUMNS)).where(c.graph_id == gid, c.idx.in_(chunk)))]
         return sorted(out, key=lambda r: r["idx"])
 
@@ -224,8 +218,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
         link = graph_links.c
         rows: list[tuple[int, int, float]] = []
         with self.engine.connect() as conn:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
+            for chunk in _chunks(wanted):
                 query = select(link.src, link.tgt, link.weight).where(link.graph_id == gid, link.src.in_(chunk))
                 if len(wanted) <= _CHUNK:
                     query = query.where(link.tgt.in_(wanted))
@@ -237,8 +230,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
         column = link.src if side == OUT else link.tgt
         rows: list[tuple[int, int, int, float]] = []
         with self.engine.connect() as conn:
-            for start in range(0, len(idxs), _CHUNK):
-                chunk = list(idxs[start : start + _CHUNK])
+            for chunk in _chunks(idxs):
                 query = select(link.idx, link.src, link.tgt, link.weight).where(link.graph_id == gid, column.in_(chunk), func.abs(link.weight) >= min_abs_weight)
                 rows += [tuple(row) for row in conn.execute(query)]
         return rows
@@ -247,9 +239,10 @@ class EmbeddedCircuitQueries(CircuitQueries):
 _ABOUT = ("idx", "node_id", "kind", "ctx_idx", "feature_id", "clerp")
 
 
-def _chunks(gids: Sequence[int]) -> Iterator[list[int]]:
-    for start in range(0, len(gids), _CHUNK):
-        yield list(gids[start : start + _CHUNK])
+def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
+    """``ids`` a slice of ``_CHUNK`` at a time, each a list (for ``IN``)."""
+    for start in range(0, len(ids), _CHUNK):
+        yield list(ids[start : start + _CHUNK])
 
 
 class _ChainPath:

@@ -72,10 +72,7 @@ class Neo4jCircuitQueries(CircuitQueries):
         links = self.run_read(*cypher.skeleton_links(gid))[0]
         return skeleton_from_rows(gid, rows, links["s"], links["t"], links["w"])
 
-    def chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None = None) -> list[ChainMatch]:
-        if not steps or not gids:
-            return []
-        out = []
+    def _chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None) -> Iterator[ChainMatch]:
         k = len(steps)
         for r in self.run_read(*cypher.chain_query(gids, steps, top)):
             nodes = zip(*(r[f"i{i}"] for i in range(k + 1)))
@@ -83,9 +80,7 @@ class Neo4jCircuitQueries(CircuitQueries):
             weights = zip(*(r[f"w{i}"] for i in range(k)))
             totals = zip(*(r[f"c{i}"] for i in range(1, k + 1)))
             for path, path_fids, path_weights, path_totals in zip(nodes, fids, weights, totals):
-                out.append(ChainMatch(r["gid"], path, tuple(float(w) for w in path_weights), path_fids, tuple(float(c) for c in path_totals)))
-        out.sort()
-        return out
+                yield ChainMatch(r["gid"], path, tuple(float(w) for w in path_weights), path_fids, tuple(float(c) for c in path_totals))
 
     def _chain_groups(self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int]) -> Iterator[ChainGroup]:
         for r in self.run_read(*cypher.chain_groups_query(gids, steps, at)):
