@@ -129,7 +129,7 @@ def serve(home: Path) -> Iterator[str]:
 def drawn(page: Any, selector: str) -> None:
     """Wait until the app's run is over, nothing is loading and ``selector`` is visible."""
     page.wait_for_selector(selector, timeout=TIMEOUT)
-    busy = "[data-testid=stStatusWidget], [data-testid=stSkeleton]"
+    busy = "[data-testid=stStatusWidget], [data-testid=stSkeleton], [data-testid=stElementContainer][data-stale=true]"
     page.wait_for_function(f"() => document.querySelectorAll({json.dumps(busy)}).length === 0", timeout=TIMEOUT, polling=50)
     if page.locator("[data-testid=stException], [data-testid=stAlertContentError]").count():
         raise RuntimeError(f"{page.url} shows an error: {page.locator('[data-testid=stMain]').inner_text()[:500]}")

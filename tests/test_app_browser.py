@@ -144,7 +144,8 @@ def dialogs(page: Page) -> list[str]:
 def settle(page: Page) -> None:
     """Wait until the app has finished running the page and drawing it (quiet for a second)."""
     page.wait_for_selector("[data-testid=stMain]", timeout=LOAD)
-    busy = "[data-testid=stStatusWidget], [data-testid=stSkeleton]"
+    # elements of the previous run stay on the page, marked stale, until the new run ends
+    busy = "[data-testid=stStatusWidget], [data-testid=stSkeleton], [data-testid=stElementContainer][data-stale=true]"
     deadline = time.time() + LOAD / 1000
     quiet = 0
     while quiet < 3:
