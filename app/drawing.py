@@ -1,4 +1,10 @@
-"""Plotly figures: an attribution graph as researchers draw it, a similarity matrix, overlap curves.
+"""Scenes for the app's drawing (:mod:`app.plot`): an attribution graph as researchers draw it, a
+similarity matrix, overlap curves.
+
+A scene is plain data (axes, legend, layers of lines, markers, cells, boxes, bands, polylines),
+drawn in the browser as SVG by ``app/plot.js``; its items carry a tip (shown on hover) and a pick
+(sent back on a click). Building it here keeps every decision about what is drawn in Python, where
+the tests read it.
 
 Graph layout (as circuit-tracer's and Neuronpedia's viewers): x is the token position, with the
 prompt's tokens written under the axis; y is the layer, from the embeddings at the bottom to the
@@ -6,8 +12,8 @@ logits at the top. Nodes at the same position and layer are spread side by side,
 influential in the middle. Shape and colour say the node type; links are coloured by sign
 (blue excites, red inhibits) and drawn wider for a larger share of their target's input.
 
-Every text users or files wrote (clerps, labels, tokens) goes through :func:`app.widgets.hover`,
-so Plotly shows tags as text.
+Texts users or files wrote (clerps, labels, tokens) go into the scene as they are: the drawing
+sets them as text, never as markup.
 """
 
 from __future__ import annotations
@@ -17,9 +23,6 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-
-from app.widgets import hover
 
 POSITIVE, NEGATIVE = "#2166ac", "#b2182b"
 KIND_STYLE = {  # kind: (symbol, colour, legend name)
@@ -31,10 +34,9 @@ KIND_STYLE = {  # kind: (symbol, colour, legend name)
 OTHER_STYLE = ("star", "#9467bd", None)  # kinds newer than this viewer (lorsa, bias, ...)
 MARK_STYLE = {"shared": "#6a3d9a", "only here": "#e7298a"}  # compare page: features by where they are
 SUPERNODE_COLOUR = "#6a3d9a"
-LINK_HANDLE = "link"  # first item of a link handle's customdata (a node's is [idx, node_id])
-HANDLE_SIZE = 6  # smaller than any node (9), so a node is never taken for a handle
-HANDLE_CLEAR_X, HANDLE_CLEAR_Y = 0.3, 0.7  # no handle this close to a node (token positions, layers)
+SELECTED_LINK = "#111111"
 WIDTH_BINS = ((0.0, 0.6), (0.02, 1.2), (0.08, 2.2), (0.25, 3.6))  # (|share| from, line width)
+VIRIDIS = ((0.0, "#440154"), (0.25, "#3b528b"), (0.5, "#21918c"), (0.75, "#5ec962"), (1.0, "#fde725"))
 
 
 def node_positions(nodes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -57,19 +59,22 @@ def node_positions(nodes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def graph_figure(
+def graph_scene(
     view: Any,
     *,
     selected: str | None = None,
+    selected_link: tuple[str, str] | None = None,
     marks: Mapping[str, str] | None = None,
     only_saved: bool = False,
     height: int = 680,
-) -> go.Figure:
-    """The figure of a :class:`kb.analysis.graphview.GraphView`.
+) -> dict[str, Any]:
+    """The scene of a :class:`kb.analysis.graphview.GraphView`.
 
-    ``selected`` (a node_id) is drawn large with its links on top; ``marks`` maps feature
+    ``selected`` (a node_id) is drawn large with its links on top, ``selected_link`` (source and
+    target node_id) in black over everything; ``marks`` maps feature
     references to "shared" / "only here" (the compare page); ``only_saved`` draws only the file's
-    pinned nodes and supernode members, with the logits.
+    pinned nodes and supernode members, with the logits. A node's pick is ``{"node": node_id}``,
+    a link's ``{"link": [source node_id, target node_id]}``.
     """
     nodes = view.nodes
     if only_saved:
@@ -78,153 +83,113 @@ def graph_figure(
     x, y = node_positions(nodes)
     where = {idx: i for i, idx in enumerate(nodes["idx"].tolist())}
     links = view.links[view.links["src"].isin(where) & view.links["tgt"].isin(where)]
-    # each link's ends as rows of ``nodes`` (where they are drawn), looked up once for every trace
+    # each link's ends as rows of ``nodes`` (where they are drawn), looked up once for every layer
     links = links.assign(src_row=links["src"].map(where).astype(int), tgt_row=links["tgt"].map(where).astype(int))
     selected_idx = set(nodes.loc[nodes["node_id"] == selected, "idx"].tolist()) if selected else set()
+    ids = nodes["node_id"].astype(str).to_numpy()
 
-    fig = go.Figure()
-    for positive, colour in ((True, POSITIVE), (False, NEGATIVE)):
-        signed = links[(links["weight"] >= 0) == positive]
-        strength = signed["share"].abs().to_numpy()
-        for b, (low, width) in enumerate(WIDTH_BINS):
-            high = WIDTH_BINS[b + 1][0] if b + 1 < len(WIDTH_BINS) else np.inf
-            part = signed[(strength >= low) & (strength < high)]
-            if part.empty:
-                continue
-            touches = part["src"].isin(selected_idx) | part["tgt"].isin(selected_idx)
-            for highlighted in (False, True):
-                chunk = part[touches == highlighted]
-                if chunk.empty:
-                    continue
-                opacity = 0.9 if highlighted else (0.15 if selected_idx else 0.45)
-                fig.add_trace(_segments(chunk, x, y, colour, width * (1.6 if highlighted else 1.0), opacity))
-    if not links.empty:
-        fig.add_trace(_link_handles(links, nodes, x, y))
+    layers: list[dict[str, Any]] = []
+    for highlighted in (False, True):  # the selected node's links drawn last, on top
+        for positive, colour in ((True, POSITIVE), (False, NEGATIVE)):
+            signed = links[(links["weight"] >= 0) == positive]
+            touches = signed["src"].isin(selected_idx) | signed["tgt"].isin(selected_idx)
+            signed = signed[touches == highlighted]
+            strength = signed["share"].abs().to_numpy()
+            for b, (low, width) in enumerate(WIDTH_BINS):
+                high = WIDTH_BINS[b + 1][0] if b + 1 < len(WIDTH_BINS) else np.inf
+                part = signed[(strength >= low) & (strength < high)]
+                if not part.empty:
+                    opacity = 0.9 if highlighted else (0.15 if selected_idx else 0.45)
+                    layers.append(_links_layer(part, ids, x, y, colour, width * (1.6 if highlighted else 1.0), opacity))
+
+    if selected_link:
+        ends = (ids[links["src_row"].to_numpy()] == selected_link[0]) & (ids[links["tgt_row"].to_numpy()] == selected_link[1])
+        chosen = links[ends]
+        if not chosen.empty:
+            layers.append(_links_layer(chosen, ids, x, y, SELECTED_LINK, 4.0, 1.0))
 
     kinds = nodes["kind"].fillna("unknown")
+    legend = []
     for kind in list(KIND_STYLE) + sorted(set(kinds) - set(KIND_STYLE)):
         part = nodes[kinds == kind]
         if part.empty:
             continue
         symbol, colour, name = KIND_STYLE.get(kind, OTHER_STYLE)
+        legend.append({"name": name or kind, "colour": colour, "symbol": symbol})
         rows = part.index.to_numpy()
         colours = [MARK_STYLE.get((marks or {}).get(f), colour) if kind == "feature" and marks else colour for f in part["feature"]]
-        sizes = [18 if node == selected else (11 if pinned else 9) for node, pinned in zip(part["node_id"], part["pinned"])]
-        outline = [2.5 if pinned or sn is not None else 0.6 for pinned, sn in zip(part["pinned"], part["supernode"])]
-        fig.add_trace(
-            go.Scatter(
-                x=x[rows],
-                y=y[rows],
-                mode="markers",
-                name=name or kind,
-                marker={"symbol": symbol, "color": colours, "size": sizes, "line": {"width": outline, "color": "#222222"}},
-                customdata=np.stack([part["idx"].to_numpy(), part["node_id"].to_numpy()], axis=1),
-                hovertext=[_hover(r) for r in part.itertuples()],
-                hoverinfo="text",
-                # the page marks what is selected itself; Plotly's own selection would fade the rest
-                unselected={"marker": {"opacity": 1}},
-            )
-        )
-    for shape, note in _supernode_boxes(view.supernodes, nodes, x, y):
-        fig.add_shape(shape)
-        fig.add_annotation(note)
-    tokens = list(view.graph.prompt_tokens)
+        layers.append({
+            "kind": "markers", "name": f"nodes: {kind}", "symbol": symbol,
+            "x": _round(x[rows]), "y": _round(y[rows]), "colour": colours,
+            "size": [18 if node == selected else (11 if pinned else 9) for node, pinned in zip(part["node_id"], part["pinned"])],
+            "outline": [2.5 if pinned or sn is not None else 0.6 for pinned, sn in zip(part["pinned"], part["supernode"])],
+            "names": ids[rows].tolist(),
+            "tips": [_tip(r) for r in part.itertuples()],
+            "picks": [{"node": n} for n in ids[rows].tolist()],
+        })  # fmt: skip
+    if marks:
+        legend += [{"name": f"feature, {name}", "colour": colour, "symbol": "circle"} for name, colour in MARK_STYLE.items()]
+    boxes = _supernode_boxes(view.supernodes, nodes, x, y)
+    if boxes:
+        layers.insert(0, {"kind": "boxes", "name": "supernodes", "colour": SUPERNODE_COLOUR, "boxes": [b for b, _ in boxes], "labels": [label for _, label in boxes]})
+
+    tokens = [str(t) for t in view.graph.prompt_tokens]
     positions = sorted(set(nodes["ctx_idx"].tolist()) | set(range(len(tokens))))
     top = view.n_layers + 1
     layer_ticks = [-1, *range(0, view.n_layers, max(1, view.n_layers // 13)), top]
-    fig.update_layout(
-        height=height,
-        margin={"l": 40, "r": 10, "t": 10, "b": 90},
-        clickmode="event+select",
-        dragmode="pan",
-        hovermode="closest",
-        legend={"orientation": "h", "y": 1.02, "x": 0},
-        xaxis={
-            "tickmode": "array",
-            "tickvals": positions,
-            "ticktext": [hover(tokens[p]) if p < len(tokens) else str(p) for p in positions],
-            "tickangle": -45,
-            "showgrid": True,
-            "zeroline": False,
-            "title": None,
+    return {
+        "height": height,
+        "margin": [46, 10, 14, 90],
+        "zoom": True,
+        "legend": legend,
+        "x": {
+            "range": [min(positions, default=0) - 0.7, max(positions, default=0) + 0.7],
+            "ticks": [[p, tokens[p] if p < len(tokens) else str(p)] for p in positions],
+            "angle": -45,
         },
-        yaxis={
-            "tickmode": "array",
-            "tickvals": layer_ticks,
-            "ticktext": ["Emb", *[str(v) for v in layer_ticks[1:-1]], "Logit"],
-            "zeroline": False,
-            "title": "layer",
+        "y": {
             "range": [-2, top + 1],
+            "ticks": [[v, "Emb" if v == -1 else ("Logit" if v == top else str(v))] for v in layer_ticks],
+            "title": "layer",
         },
-    )
-    return fig
+        "layers": layers,
+    }
 
 
-def _segments(links: pd.DataFrame, x: np.ndarray, y: np.ndarray, colour: str, width: float, opacity: float) -> go.Scatter:
+def _links_layer(links: pd.DataFrame, ids: np.ndarray, x: np.ndarray, y: np.ndarray, colour: str, width: float, opacity: float) -> dict[str, Any]:
+    """Links of one colour and width, each a segment that shows and selects the link."""
     src, tgt = links["src_row"].to_numpy(), links["tgt_row"].to_numpy()
-    xs = np.full(len(src) * 3, np.nan)
-    ys = np.full(len(src) * 3, np.nan)
-    xs[0::3], xs[1::3] = x[src], x[tgt]
-    ys[0::3], ys[1::3] = y[src], y[tgt]
-    return go.Scatter(
-        x=xs, y=ys, mode="lines", line={"color": colour, "width": width}, opacity=opacity, hoverinfo="skip", showlegend=False
-    )
-
-
-def _link_handles(links: pd.DataFrame, nodes: pd.DataFrame, x: np.ndarray, y: np.ndarray) -> go.Scatter:
-    """An invisible point in the middle of each link: hovering it shows the link, a click selects it.
-
-    Plotly reports clicks on points only, never on lines, so each link gets a handle; a link whose
-    middle falls on a node gets none, so that hovering or clicking that node always means the node."""
-    src, tgt = links["src_row"].to_numpy(), links["tgt_row"].to_numpy()
-    mx, my = (x[src] + x[tgt]) / 2, (y[src] + y[tgt]) / 2
-    on_node = ((np.abs(mx[:, None] - x[None, :]) < HANDLE_CLEAR_X) & (np.abs(my[:, None] - y[None, :]) < HANDLE_CLEAR_Y)).any(axis=1)
-    keep = np.flatnonzero(~on_node)
-    src, tgt = src[keep], tgt[keep]
-    ids = nodes["node_id"].to_numpy()
-    weights, shares = links["weight"].to_numpy()[keep], links["share"].to_numpy()[keep]
-    texts = [
-        f"{hover(ids[a])} → {hover(ids[b])}<br>weight {w:.4g} · {share:.1%} of the target's input"
-        for a, b, w, share in zip(src.tolist(), tgt.tolist(), weights.tolist(), shares.tolist())
+    segments = np.round(np.stack([x[src], y[src], x[tgt], y[tgt]], axis=1), 4).tolist()
+    tips = [
+        f"{ids[a]} → {ids[b]}\nweight {w:.4g} · {share:.1%} of the target's input"
+        for a, b, w, share in zip(src.tolist(), tgt.tolist(), links["weight"].tolist(), links["share"].tolist())
     ]
-    return go.Scatter(
-        x=mx[keep],
-        y=my[keep],
-        mode="markers",
-        marker={"size": HANDLE_SIZE, "color": "rgba(0,0,0,0)"},
-        customdata=np.stack([np.full(len(src), LINK_HANDLE, dtype=object), ids[src], ids[tgt]], axis=1).reshape(-1, 3),
-        hovertext=texts,
-        hoverinfo="text",
-        showlegend=False,
-        name="links",
-    )
+    picks = [{"link": [ids[a], ids[b]]} for a, b in zip(src.tolist(), tgt.tolist())]
+    return {"kind": "lines", "name": "links", "colour": colour, "width": width, "opacity": opacity, "segments": segments, "tips": tips, "picks": picks}
 
 
-def _supernode_boxes(supernodes: list[tuple[str, list[str]]], nodes: pd.DataFrame, x: np.ndarray, y: np.ndarray) -> list[tuple[dict, dict]]:
-    """A dashed box around the drawn members of each of the file's supernodes, named above it."""
+def _supernode_boxes(supernodes: list[tuple[str, list[str]]], nodes: pd.DataFrame, x: np.ndarray, y: np.ndarray) -> list[tuple[list[float], str]]:
+    """A dashed box ([x0, y0, x1, y1]) around the drawn members of each of the file's supernodes, with its name."""
     row_of = {node_id: i for i, node_id in enumerate(nodes["node_id"].tolist())}
     out = []
     for label, members in supernodes:
         rows = [row_of[m] for m in members if m in row_of]
-        if not rows:
-            continue
-        x0, x1, y0, y1 = x[rows].min() - 0.15, x[rows].max() + 0.15, y[rows].min() - 0.45, y[rows].max() + 0.45
-        shape = {"type": "rect", "x0": x0, "x1": x1, "y0": y0, "y1": y1, "line": {"color": SUPERNODE_COLOUR, "width": 1.5, "dash": "dot"}, "layer": "below"}
-        note = {"x": (x0 + x1) / 2, "y": y1, "text": hover(label), "showarrow": False, "yanchor": "bottom", "font": {"size": 10, "color": SUPERNODE_COLOUR}}
-        out.append((shape, note))
+        if rows:
+            box = [x[rows].min() - 0.15, y[rows].min() - 0.45, x[rows].max() + 0.15, y[rows].max() + 0.45]
+            out.append(([round(float(v), 4) for v in box], str(label)))
     return out
 
 
-def _hover(row: Any) -> str:
-    lines = [f"<b>{hover(row.node_id)}</b> · {hover(row.kind)} · layer {hover(row.layer)} · position {row.ctx_idx}"]
+def _tip(row: Any) -> str:
+    lines = [f"{row.node_id} · {row.kind} · layer {row.layer} · position {row.ctx_idx}"]
     if row.feature:
-        lines.append(f"feature {hover(row.feature)}")
+        lines.append(f"feature {row.feature}")
     if row.clerp:
-        lines.append(f"clerp: {hover(row.clerp)}")
+        lines.append(f"clerp: {row.clerp}")
     if row.labels:
-        lines.append(f"labels: {hover(row.labels)}")
+        lines.append(f"labels: {row.labels}")
     if row.supernode:
-        lines.append(f"supernode: {hover(row.supernode)}")
+        lines.append(f"supernode: {row.supernode}")
     numbers = []
     for name in ("activation", "influence", "token_prob") if row.kind == "logit" else ("activation", "influence"):
         value = getattr(row, name)
@@ -234,73 +199,88 @@ def _hover(row: Any) -> str:
         lines.append(" · ".join(numbers))
     if row.pinned:
         lines.append("pinned in the file's view")
-    return "<br>".join(lines)
+    return "\n".join(lines)
 
 
-def similarity_figure(matrix: pd.DataFrame, order: list[str], *, height: int = 620) -> go.Figure:
-    """The similarity matrix in clustering order as square markers, one clickable point per pair."""
+def _round(values: np.ndarray) -> list[float]:
+    return np.round(values.astype(float), 4).tolist()
+
+
+def similarity_scene(matrix: pd.DataFrame, order: list[str], *, height: int = 620) -> dict[str, Any]:
+    """The similarity matrix in clustering order, one cell per pair; a cell's pick is ``{"pair": [a, b]}``."""
     slugs = list(order)
-    values = matrix.loc[slugs, slugs].to_numpy()
-    xs, ys, cs, data, texts = [], [], [], [], []
-    for i, a in enumerate(slugs):
-        for j, b in enumerate(slugs):
-            xs.append(j)
-            ys.append(i)
-            cs.append(float(values[i, j]))
-            data.append([a, b])
-            texts.append(f"{hover(a)}<br>{hover(b)}<br>similarity {values[i, j]:.3f}")
-    plot = height - 180  # pixels left for the cells once the slug labels have their margin
-    size = max(3, int(0.92 * plot / max(1, len(slugs))))
-    fig = go.Figure(
-        go.Scatter(
-            x=xs,
-            y=ys,
-            mode="markers",
-            marker={"symbol": "square", "size": size, "color": cs, "colorscale": "Viridis", "cmin": 0, "cmax": 1, "showscale": True},
-            customdata=data,
-            hovertext=texts,
-            hoverinfo="text",
-        )
-    )
-    ticks = list(range(len(slugs)))
-    labels = [hover(s if len(s) <= 28 else s[:27] + "…") for s in slugs]
-    span = [-0.5, len(slugs) - 0.5]
-    fig.update_layout(
-        height=height,
-        width=height + 100,
-        margin={"l": 180, "r": 10, "t": 10, "b": 170},
-        clickmode="event+select",
-        xaxis={"tickmode": "array", "tickvals": ticks, "ticktext": labels, "tickangle": -45, "showgrid": False, "zeroline": False, "range": span},
-        yaxis={"tickmode": "array", "tickvals": ticks, "ticktext": labels, "showgrid": False, "zeroline": False, "range": span[::-1]},
-    )
-    return fig
+    values = matrix.loc[slugs, slugs].to_numpy(dtype=float)
+    n = len(slugs)
+    rows, cols = np.divmod(np.arange(n * n), n)
+    flat = values.ravel()
+    labels = [s if len(s) <= 28 else s[:27] + "…" for s in slugs]
+    return {
+        "height": height,
+        "width": height + 100,
+        "margin": [180, 60, 10, 170],
+        "x": {"range": [-0.5, n - 0.5], "ticks": [[i, label] for i, label in enumerate(labels)], "angle": -45, "grid": False},
+        "y": {"range": [-0.5, n - 0.5], "ticks": [[i, label] for i, label in enumerate(labels)], "grid": False, "down": True},
+        "colourbar": {"stops": [[at, colour] for at, colour in VIRIDIS], "low": 0, "high": 1},
+        "layers": [{
+            "kind": "cells", "name": "pairs", "x": cols.tolist(), "y": rows.tolist(),
+            "colours": [_viridis(v) for v in flat.tolist()],
+            "tips": [f"{slugs[i]}\n{slugs[j]}\nsimilarity {v:.3f}" for i, j, v in zip(rows.tolist(), cols.tolist(), flat.tolist())],
+            "picks": [{"pair": [slugs[i], slugs[j]]} for i, j in zip(rows.tolist(), cols.tolist())],
+        }],  # fmt: skip
+    }
 
 
-def overlap_figure(curves: pd.DataFrame, band: pd.DataFrame, *, height: int = 420) -> go.Figure:
-    """IoU per layer for each (family, language pair), with the baseline's mean and its band."""
-    fig = go.Figure()
+def _viridis(value: float) -> str:
+    """The colour of ``value`` (0 to 1, clipped) on the viridis scale, between its stops."""
+    v = min(1.0, max(0.0, value if np.isfinite(value) else 0.0))
+    for (a, ca), (b, cb) in zip(VIRIDIS, VIRIDIS[1:]):
+        if v <= b:
+            t = (v - a) / (b - a)
+            mix = [round(int(ca[k : k + 2], 16) * (1 - t) + int(cb[k : k + 2], 16) * t) for k in (1, 3, 5)]
+            return "#" + "".join(f"{c:02x}" for c in mix)
+    return VIRIDIS[-1][1]
+
+
+def overlap_scene(curves: pd.DataFrame, band: pd.DataFrame, *, height: int = 420) -> dict[str, Any]:
+    """IoU per layer for each (family, language pair), with the baseline's mean and its 10-90% band."""
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
-    groups = list(curves.groupby(["family", "lang_a", "lang_b"], sort=True))
-    for n, ((family, lang_a, lang_b), part) in enumerate(groups):
+    layers: list[dict[str, Any]] = []
+    legend: list[dict[str, Any]] = []
+    for n, ((family, lang_a, lang_b), part) in enumerate(curves.groupby(["family", "lang_a", "lang_b"], sort=True)):
         colour = palette[n % len(palette)]
-        name = hover(f"{family}: {lang_a}-{lang_b}")
-        spread = band[(band["family"] == family) & (band["lang_a"] == lang_a) & (band["lang_b"] == lang_b)].sort_values("layer")
+        name = f"{family}: {lang_a}-{lang_b}"
+        spread = band[(band["family"] == family) & (band["lang_a"] == lang_a) & (band["lang_b"] == lang_b)].dropna(subset=["low", "high"]).sort_values("layer")
         if not spread.empty:
-            fig.add_trace(go.Scatter(x=spread["layer"], y=spread["high"], mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"))
-            fig.add_trace(
-                go.Scatter(
-                    x=spread["layer"], y=spread["low"], mode="lines", line={"width": 0}, fill="tonexty",
-                    fillcolor="rgba(127,127,127,0.2)", name=f"{name} baseline (10-90%)", hoverinfo="skip",
-                )
-            )  # fmt: skip
+            layers.append({
+                "kind": "band", "name": f"{name} baseline band", "colour": "rgba(127,127,127,0.2)",
+                "x": spread["layer"].tolist(), "low": spread["low"].tolist(), "high": spread["high"].tolist(),
+                "tips": [f"{name}: the baseline's 10-90% band"],
+            })  # fmt: skip
         part = part.sort_values("layer")
-        fig.add_trace(go.Scatter(x=part["layer"], y=part["baseline_iou"], mode="lines", line={"color": colour, "dash": "dot"}, name=f"{name} baseline"))
-        fig.add_trace(go.Scatter(x=part["layer"], y=part["iou"], mode="lines+markers", line={"color": colour}, name=f"{name} same prompt"))
-    fig.update_layout(
-        height=height,
-        margin={"l": 40, "r": 10, "t": 10, "b": 40},
-        xaxis={"title": "layer"},
-        yaxis={"title": "overlap (IoU of active features)", "rangemode": "tozero"},
-        legend={"orientation": "h", "y": -0.2},
-    )
-    return fig
+        baseline = part[part["baseline_iou"].notna()]  # no baseline where no unrelated prompts exist
+        legend.append({"name": f"{name} same prompt", "colour": colour})
+        if not baseline.empty:
+            layers.append({"kind": "polyline", "name": f"{name} baseline", "colour": colour, "dash": True, "x": baseline["layer"].tolist(), "y": baseline["baseline_iou"].tolist()})
+            legend.append({"name": f"{name} baseline", "colour": colour, "dash": True})
+        same = part[part["iou"].notna()]
+        layers.append({
+            "kind": "polyline", "name": f"{name} same prompt", "colour": colour, "markers": True, "x": same["layer"].tolist(), "y": same["iou"].tolist(),
+            "tips": [
+                f"{name}, layer {layer}\nsame prompt {iou:.3f}" + ("" if pd.isna(base) else f" · baseline {base:.3f}")
+                for layer, iou, base in zip(same["layer"], same["iou"], same["baseline_iou"])
+            ],
+        })  # fmt: skip
+    if any(layer["kind"] == "band" for layer in layers):
+        legend.append({"name": "baseline band (10-90%)", "colour": "rgba(127,127,127,0.45)"})
+    layers_seen = curves["layer"] if not curves.empty else pd.Series([0, 1])
+    top = float(np.nanmax([0.05, *curves["iou"].tolist(), *curves["baseline_iou"].tolist(), *band["high"].tolist()]))
+    low_layer, high_layer = float(layers_seen.min()), float(layers_seen.max())
+    step = max(1, int((high_layer - low_layer) // 12))
+    return {
+        "height": height,
+        "margin": [56, 10, 10, 40],
+        "legend": legend,
+        "x": {"range": [low_layer - 0.5, high_layer + 0.5], "ticks": [[v, str(v)] for v in range(int(low_layer), int(high_layer) + 1, step)], "title": "layer"},
+        "y": {"range": [0, top * 1.08], "ticks": [[round(v, 3), f"{v:.2f}"] for v in np.linspace(0, top, 6).tolist()], "title": "overlap (IoU of active features)"},
+        "layers": layers,
+    }

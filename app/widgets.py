@@ -9,7 +9,6 @@ changed from outside (a fresh tab, a shared link, a link from another page); aft
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -126,11 +125,6 @@ def feature_param(raw: str) -> str:
 def md(value: Any) -> str:
     """``value`` as Markdown that shows exactly those characters (for link labels and captions)."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
-
-
-def hover(value: Any) -> str:
-    """``value`` for a Plotly hover or tick label: escaped, so tags show as text."""
-    return html.escape(str(value), quote=False)
 
 
 # --- links ------------------------------------------------------------------------------------------

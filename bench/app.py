@@ -146,14 +146,19 @@ def arrived(page: Any, title: str, selector: str) -> None:
 
 # --- measures ------------------------------------------------------------------------------------------
 
+# the app's drawing (app/plot.js): one SVG per scene, its nodes markers, the matrix's pairs cells
+DRAWING = ".ckb-plot svg.ckb-svg"
+NODES = f"{DRAWING} path.ckb-marker"
+CELLS = f"{DRAWING} rect.ckb-cell"
+
 # (address, heading, selector of the drawn page) of each page reached from the sidebar
 SIDEBAR = (
     ("graphs", "Graphs", "[data-testid=stDataFrame]"),
     ("search", "Search features", "[data-testid=stTextInput]"),
-    ("graph", "Graph", ".js-plotly-plot .scatterlayer"),
-    ("compare", "Compare graphs", ".js-plotly-plot .scatterlayer"),
+    ("graph", "Graph", NODES),
+    ("compare", "Compare graphs", NODES),
     ("across", "Across prompts", "[data-testid=stDataFrame]"),
-    ("languages", "Languages", "[data-testid=stMain] [data-testid=stAlert], .js-plotly-plot"),
+    ("languages", "Languages", f"[data-testid=stMain] [data-testid=stAlert], {DRAWING}"),
     ("labels", "Labels", "[data-testid=stAlert], [data-testid=stDataFrame]"),
     ("", "circuitkb", "[data-testid=stMetric]"),
 )
@@ -176,8 +181,8 @@ def time_in_app(browser: Any, base: str, runs: int) -> dict[str, list[float]]:
         drawn(page, "[data-testid=stPageLink]")
         walk = (
             ("a search hit -> its feature page", "[data-testid=stMain] [data-testid=stPageLink] a[href*='feature?f=']", "Feature", "[data-testid=stDataFrame]"),
-            ("feature -> one of its graphs", "[data-testid=stMain] a[href*='graph?g=']", "Graph", ".js-plotly-plot .scatterlayer"),
-            ("graph -> compare with another", "[data-testid=stMain] a[href*='compare?a=']", "Compare graphs", ".js-plotly-plot .scatterlayer"),
+            ("feature -> one of its graphs", "[data-testid=stMain] a[href*='graph?g=']", "Graph", NODES),
+            ("graph -> compare with another", "[data-testid=stMain] a[href*='compare?a=']", "Compare graphs", NODES),
         )
         for step, link, title, selector in walk:
             started = time.perf_counter()
@@ -201,16 +206,16 @@ def addresses(home: Path, big: str | None) -> list[tuple[str, str, str, Callable
     graphs = _graphs(home)
     first, second = graphs[0], next(g for g in graphs[1:] if g.family == graphs[0].family) if graphs[0].family else graphs[1]
     family = next((g.family for g in graphs if g.family and g.language and g.language != "en"), first.family)
-    plot = ".js-plotly-plot .scatterlayer"
+    plot = NODES
     rows: list[tuple[str, str, str, Callable[[Any], Any] | None]] = [
         ("overview", "/", "[data-testid=stMetric]", lambda kb: kb.stats()),
         ("graphs", "/graphs", "[data-testid=stDataFrame]", lambda kb: kb.select()),
         ("search", "/search?q=opposite", "[data-testid=stPageLink]", lambda kb: search(kb, "opposite", k=20)),
         ("graph", f"/graph?g={quote(first.slug)}", plot, lambda kb: graph_view(kb, first.slug, top=120, edge_threshold=0.02)),
         ("compare two", f"/compare?a={quote(first.slug)}&b={quote(second.slug)}", plot, lambda kb: compare_graphs(kb, first.slug, second.slug)),
-        ("compare many", f"/compare?family={quote(family or '')}", plot, lambda kb: graph_similarity(kb, Selection(family=family))),
+        ("compare many", f"/compare?family={quote(family or '')}", CELLS, lambda kb: graph_similarity(kb, Selection(family=family))),
         ("across", f"/across?family={quote(family or '')}", "[data-testid=stDataFrame]", lambda kb: shared_features(kb, Selection(family=family), 2)),
-        ("languages", f"/languages?family={quote(family or '')}", ".js-plotly-plot", lambda kb: language_overlap(kb, Selection(family=family))),
+        ("languages", f"/languages?family={quote(family or '')}", DRAWING, lambda kb: language_overlap(kb, Selection(family=family))),
         ("labels", "/labels", "[data-testid=stAlert], [data-testid=stDataFrame]", None),
     ]
     if big:
@@ -272,14 +277,14 @@ def time_interactions(browser: Any, base: str, address: str, runs: int) -> dict[
     """Select a node by a click, and move the edge threshold one step, on the graph at ``address``."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    plot = ".js-plotly-plot .scatterlayer"
+    plot = NODES
     out: dict[str, list[float]] = {"select a node (and expand it)": [], "edge threshold one step": []}
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.goto(base + address)
     drawn(page, plot)
     for run in range(runs):
-        points = page.locator(".js-plotly-plot .scatterlayer .trace.scatter .points path")
+        points = page.locator(NODES)
         started = None
         for attempt in range(5):  # a click on the node already selected, or under another, changes nothing: try the next
             target = points.nth((run * 7 + 3 + attempt * 11) % points.count())
@@ -349,7 +354,7 @@ def report(size: int, big_links: int, runs: int, rows: list[dict[str, Any]]) -> 
         f"chromium {CHROMIUM}, headless, on this machine ({os.cpu_count()} cores). Produced by `python -m bench.app --size {size} --big-links {big_links} --runs {runs}`.",
         "",
         "*first*: the cold run (empty caches); p50 / p95 over all runs (nearest rank); *kb p50*: the page's main kb call alone, uncached.",
-        "A *first visit* starts a fresh browser context, so it includes loading Streamlit's and Plotly's JavaScript without a browser cache; "
+        "A *first visit* starts a fresh browser context, so it includes loading Streamlit's JavaScript without a browser cache; "
         "*open in a new tab* opens the address in a new tab of a browser that has visited the app before (its scripts cached, as Streamlit serves them immutable); "
         "*in the app* rows change page inside one open tab, as a researcher moves around. "
         "The kb column is the query's part, the rest is Streamlit, the transfer and the drawing. "

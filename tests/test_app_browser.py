@@ -41,6 +41,10 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = "<img src=x onerror=alert(1)>"
+DRAWING = ".ckb-plot svg.ckb-svg"  # app/plot.js draws each scene as one SVG (Playwright's CSS reaches into its shadow root)
+NODES = f"{DRAWING} path.ckb-marker"
+LINKS = f"{DRAWING} line.ckb-link"
+CELLS = f"{DRAWING} rect.ckb-cell"
 FAMILY = "opposite"
 LOAD = 180_000  # ms: the first page of a cold server loads the embedding model
 
@@ -162,6 +166,22 @@ def shoot(page: Page, folder: Path, name: str) -> None:
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
+def reachable(page: Page, selector: str, skip: str = "") -> Any:
+    """The first item of ``selector`` (other than the node ``skip``) that a click at its centre
+    reaches: nodes of a crowded cell overlap, and a person clicks what is on top."""
+    page.locator(selector).first.scroll_into_view_if_needed()
+    found = page.locator(selector).evaluate_all(
+        """(items, skip) => items.findIndex((el) => {
+            if (el.dataset.name === skip) return false;
+            const box = el.getBoundingClientRect();
+            return el.getRootNode().elementFromPoint(box.x + box.width / 2, box.y + box.height / 2) === el;
+        })""",
+        skip,
+    )  # fmt: skip
+    assert found >= 0, f"no item of {selector} can be clicked"
+    return page.locator(selector).nth(found)
+
+
 def params(page: Page) -> dict[str, str]:
     from urllib.parse import parse_qsl, urlparse
 
@@ -196,36 +216,38 @@ def test_the_researchers_walk(server: dict[str, Any], page: Page, shots: Path, d
     assert graphs.count() >= 1
     graphs.first.click()
     settle(page)
-    page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=LOAD)
+    page.wait_for_selector(NODES, timeout=LOAD)
     chosen = params(page)
     assert path_of(page) == "/graph" and chosen.get("g") and chosen.get("node")
     expect(page.get_by_text("Strongest inputs", exact=False)).to_be_visible()
     shoot(page, shots, "3-graph-selected")
 
     # a click on another node selects it: the address and the panel follow
-    points = page.locator(".js-plotly-plot .scatterlayer .trace.scatter .points path")
-    assert points.count() > 20
-    # a node, not a link's handle (handles are drawn smaller than any node)
-    target = next(points.nth(i) for i in range(points.count() // 2, points.count()) if (points.nth(i).bounding_box() or {"width": 0})["width"] > 8)
-    target.scroll_into_view_if_needed()
-    box = target.bounding_box()
-    assert box is not None
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    assert page.locator(NODES).count() > 20 and page.locator(LINKS).count() > 20
+    reachable(page, NODES, skip=chosen["node"]).click()
     page.wait_for_function(f"() => !location.search.includes({json.dumps('node=' + quote(chosen['node']))})", timeout=LOAD)
     settle(page)
     assert params(page).get("node") and params(page)["node"] != chosen["node"]
     shoot(page, shots, "4-graph-clicked")
 
+    # a click on a link selects it: its ends and its share of the target's input beside the drawing
+    reachable(page, LINKS).click()
+    page.wait_for_function("() => location.search.includes('link=')", timeout=LOAD)
+    settle(page)
+    expect(page.get_by_text("Selected link")).to_be_visible()
+    expect(page.get_by_text("of the target's input", exact=False).or_(page.get_by_text("total input", exact=False)).first).to_be_visible()
+    shoot(page, shots, "4b-graph-link")
+
     page.locator("[data-testid=stPageLink] a[href*='compare']").first.click()
     settle(page)
     assert path_of(page) == "/compare" and params(page).get("a") == chosen["g"] and params(page).get("b")
-    assert page.locator(".js-plotly-plot").count() == 2
+    assert page.locator(DRAWING).count() == 2
     expect(page.get_by_text("only in A", exact=False).first).to_be_visible()
     shoot(page, shots, "5-compare")
 
     page.goto(f"{server['base']}/languages?family={FAMILY}")
     settle(page)
-    page.wait_for_selector(".js-plotly-plot", timeout=LOAD)
+    page.wait_for_selector(f"{DRAWING} path", timeout=LOAD)
     expect(page.get_by_text("Shared and language-specific features")).to_be_visible()
     shoot(page, shots, "6-languages")
     assert dialogs == []
@@ -288,19 +310,14 @@ def test_a_hostile_label_is_shown_as_text(server: dict[str, Any], page: Page, sh
     shoot(page, shots, "label-feature")
     page.goto(f"{server['base']}/graph?g={slug_of('02')}&node={quote(server['node'])}")
     settle(page)
-    page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=LOAD)
+    page.wait_for_selector(NODES, timeout=LOAD)
     expect(page.locator("[data-testid=stText]").filter(has_text=HOSTILE).first).to_be_visible()
-    # hovering the labelled node shows the label in Plotly's tooltip, as text
-    page.get_by_label("Selected node").first.scroll_into_view_if_needed()
-    points = page.locator(".js-plotly-plot .scatterlayer .trace.scatter .points path")
-    for i in range(points.count()):
-        box = points.nth(i).bounding_box()
-        if box and box["width"] > 14:  # the selected node is drawn large
-            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-            break
-    page.wait_for_timeout(500)
-    hover = page.locator(".hoverlayer").first.text_content() or ""
-    assert HOSTILE in hover, hover
+    # hovering the labelled (selected) node shows the label in the drawing's tip, as text
+    page.locator(f"{NODES}[data-name={json.dumps(server['node'])}]").hover(force=True)
+    tip = page.locator(".ckb-tip")
+    expect(tip).to_be_visible()
+    assert HOSTILE in (tip.text_content() or ""), tip.text_content()
+    assert page.locator(".ckb-tip img").count() == 0
     assert page.locator("img[src='x']").count() == 0
     shoot(page, shots, "label-graph")
     assert dialogs == []
@@ -328,14 +345,12 @@ def test_uploading_graph_files_reports_each_file(server: dict[str, Any], page: P
 def test_a_cell_of_the_similarity_matrix_opens_that_pair(server: dict[str, Any], page: Page, shots: Path) -> None:
     page.goto(f"{server['base']}/compare?family={FAMILY}")
     settle(page)
-    page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=LOAD)
-    cells = page.locator(".js-plotly-plot .scatterlayer .trace.scatter .points path")
+    page.wait_for_selector(CELLS, timeout=LOAD)
+    cells = page.locator(CELLS)
     assert cells.count() == 4  # two graphs: a 2 x 2 matrix
-    box = cells.nth(1).bounding_box()  # off the diagonal: the two different graphs
-    assert box is not None
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    cells.nth(1).click()  # off the diagonal: the two different graphs
     page.wait_for_function("() => location.search.includes('a=')", timeout=LOAD)
     settle(page)
     assert {params(page).get("a"), params(page).get("b")} == {slug_of("02"), slug_of("03")}
-    assert page.locator(".js-plotly-plot").count() == 2
+    assert page.locator(DRAWING).count() == 2
     shoot(page, shots, "compare-cell-clicked")

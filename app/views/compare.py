@@ -9,7 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from app import state
-from app.drawing import graph_figure, similarity_figure
+from app.drawing import graph_scene, similarity_scene
+from app.plot import picked, show
 from app.widgets import Param, feature_url, graph_filter, one_of, read_url, require_graphs, selection_params, write_url
 from ingest.records import FeatureKey
 from kb.featureref import format_feature_ref
@@ -36,7 +37,6 @@ def render() -> None:
     if st.session_state.get("_url-compare") != st.query_params.to_dict():
         st.session_state["compare-view"] = "Many graphs" if many else "Two graphs"
     read_url(PAGE, params)
-    _take_cell_click()
     view = st.radio("Compare", ["Two graphs", "Many graphs"], horizontal=True, key="compare-view", label_visibility="collapsed")
     if view == "Two graphs":
         cols = st.columns(2)
@@ -78,7 +78,7 @@ def _two(a: str, b: str) -> None:
             marks = {ref: "shared" for ref in shared} | {ref: "only here" for ref in only[side]}
             st.markdown(f"**{side.upper()}**")
             st.text(view.graph.prompt)
-            st.plotly_chart(graph_figure(view, marks=marks, height=520), key=f"compare-chart-{side}", config={"displaylogo": False})
+            show(graph_scene(view, marks=marks, height=520), key=f"compare-chart-{side}")
     st.caption("Features: purple in both graphs, pink only in this one. Errors are grey squares, embeddings green diamonds, logits orange hexagons.")
     st.subheader("Features only in A / only in B / in both")
     nodes = comparison.nodes.assign(open=[feature_url(s, l, i) for s, l, i in zip(comparison.nodes["transcoder_set"], comparison.nodes["layer"], comparison.nodes["index"])])
@@ -104,22 +104,19 @@ def _many(selection: Any, measure: str) -> None:
     similarity = state.similarity(v, selection, measure)
     order = similarity.clusters.sort_values("order")["slug"].tolist()
     st.caption(f"{len(order)} graphs in clustering order; click a cell to compare that pair.")
-    st.plotly_chart(similarity_figure(similarity.matrix, order), width="content", on_select="rerun", selection_mode="points", key="compare-matrix", config={"displaylogo": False})
+    show(similarity_scene(similarity.matrix, order), key="compare-matrix", on_pick=_cell_clicked)
     st.dataframe(similarity.clusters.sort_values("order"), width="stretch", hide_index=True, key="compare-clusters")
 
 
-def _take_cell_click() -> None:
-    """A click on a cell of the matrix opens that pair."""
-    chart = st.session_state.get("compare-matrix")
-    points = (chart or {}).get("selection", {}).get("points", []) if chart else []
-    pairs = [tuple(p["customdata"]) for p in points if isinstance(p.get("customdata"), (list, tuple)) and len(p["customdata"]) == 2]
-    if pairs and pairs[0] != st.session_state.get("compare-matrix-seen") and pairs[0][0] != pairs[0][1]:
-        st.session_state["compare-matrix-seen"] = pairs[0]
-        a, b = pairs[0]
-        st.query_params.from_dict({"a": a, "b": b})
-        st.session_state["compare-a"], st.session_state["compare-b"] = a, b
-        st.session_state["compare-view"] = "Two graphs"
-        for name in ("family", "tag", "language", "set"):
-            st.session_state.pop(f"{PAGE}-{name}", None)
-        st.session_state["_url-compare"] = {"a": a, "b": b}
-        st.rerun()
+def _cell_clicked() -> None:
+    """(The matrix's callback, run before the page's widgets.) A click on a cell opens that pair."""
+    pair = (picked("compare-matrix") or {}).get("pair")
+    if not (isinstance(pair, list) and len(pair) == 2) or pair[0] == pair[1]:
+        return
+    a, b = (str(end) for end in pair)
+    st.query_params.from_dict({"a": a, "b": b})
+    st.session_state["compare-a"], st.session_state["compare-b"] = a, b
+    st.session_state["compare-view"] = "Two graphs"
+    for name in ("family", "tag", "language", "set"):
+        st.session_state.pop(f"{PAGE}-{name}", None)
+    st.session_state["_url-compare"] = {"a": a, "b": b}

@@ -17,7 +17,8 @@ import streamlit as st
 
 from app import state
 from app.labelling import label_panel
-from app.drawing import LINK_HANDLE, graph_figure
+from app.drawing import graph_scene
+from app.plot import picked, show
 from app.widgets import Param, md, feature_link, qk_tables, link, float_in, int_in, one_of, read_url, require_graphs, text, write_url
 from kb.analysis.graphview import MAX_TOP
 from app.state import BadParameter
@@ -107,8 +108,9 @@ def render() -> None:
         if view.capped:
             shown += f" (the strongest of {view.n_links_piece:,} among these nodes; raise the edge threshold to see others)"
         st.caption(shown)
-        figure = graph_figure(view, selected=node or None, only_saved=saved)
-        st.plotly_chart(figure, on_select="rerun", selection_mode="points", key="graph-chart", config={"scrollZoom": True, "displaylogo": False})
+        scene = graph_scene(view, selected=node or None, selected_link=tuple(chosen_link.split(",", 1)) if chosen_link else None, only_saved=saved)
+        show(scene, key="graph-chart", on_pick=_picked_in_drawing)
+        st.caption("Click a node or a link to select it; drag to pan, scroll to zoom, double-click to see it all again.")
         if expanded and st.button("Collapse the expanded neighbourhoods", key="graph-collapse"):
             st.session_state["graph-x"] = ()
             st.session_state["graph-node"] = ""
@@ -169,19 +171,21 @@ def _view(v: str, slug: str, expanded: list[str], top: int, nt: float | None, et
     return view, expanded
 
 
+def _picked_in_drawing() -> None:
+    """(The drawing's callback, run before the page's widgets.) Select the node or link clicked."""
+    pick = picked("graph-chart") or {}
+    if isinstance(pick.get("node"), str):
+        st.session_state["graph-node"] = pick["node"]
+    elif isinstance(pick.get("link"), list) and len(pick["link"]) == 2:
+        st.session_state["graph-link"] = ",".join(str(end) for end in pick["link"])
+
+
 def _take_clicks() -> None:
-    """Select the node clicked in the drawing, or in the inputs / outputs tables, since the last run."""
-    chart = st.session_state.get("graph-chart")
-    points = (chart or {}).get("selection", {}).get("points", []) if chart else []
-    data = [p["customdata"] for p in points if isinstance(p.get("customdata"), (list, tuple))]
-    clicked = [d[1] for d in data if len(d) == 2]
-    links = [f"{d[1]},{d[2]}" for d in data if len(d) == 3 and d[0] == LINK_HANDLE]
-    _take("graph-chart", tuple(clicked))
-    _take_link(tuple(links))
+    """Select the node clicked in the inputs / outputs tables since the last run."""
     for table in ("graph-inputs", "graph-outputs"):
-        picked = (st.session_state.get(table) or {}).get("selection", {}).get("rows", []) if st.session_state.get(table) else []
+        rows = (st.session_state.get(table) or {}).get("selection", {}).get("rows", []) if st.session_state.get(table) else []
         ids = st.session_state.get(f"{table}-ids") or []
-        _take(table, tuple(ids[r] for r in picked if r < len(ids)))
+        _take(table, tuple(ids[r] for r in rows if r < len(ids)))
 
 
 def _take(source: str, nodes: tuple[str, ...]) -> None:
@@ -189,12 +193,6 @@ def _take(source: str, nodes: tuple[str, ...]) -> None:
     if nodes and nodes != st.session_state.get(seen):
         st.session_state["graph-node"] = str(nodes[0])
     st.session_state[seen] = nodes
-
-
-def _take_link(links: tuple[str, ...]) -> None:
-    if links and links != st.session_state.get("graph-link-seen"):
-        st.session_state["graph-link"] = links[0]
-    st.session_state["graph-link-seen"] = links
 
 
 def _link_panel(view: Any, chosen: str) -> None:

@@ -8,7 +8,8 @@ import streamlit as st
 
 from app import state
 from app.families import proposals_panel
-from app.drawing import overlap_figure
+from app.drawing import overlap_scene
+from app.plot import show
 from app.widgets import md, graph_filter, link_columns, read_url, require_graphs, selection_params, with_links, write_url
 from kb.selection import GraphInfo, Selection
 
@@ -44,7 +45,7 @@ def _overlap(everything: list[GraphInfo], selection: Selection) -> None:
         return
     overlap, band = state.languages(v, selection)
     st.caption("Overlap of the features active anywhere in the context (IoU per layer) between the same prompt in two languages; the dotted line and grey band: unrelated prompts of the same two languages (mean, 10th to 90th percentile).")
-    st.plotly_chart(overlap_figure(overlap.curves, band), key="languages-chart", config={"displaylogo": False})
+    show(overlap_scene(overlap.curves, band), key="languages-chart")
     if overlap.curves["baseline_iou"].isna().all():
         st.info("No baseline yet: the knowledge base has no unrelated prompts in these languages to compare with. Ingest graphs of other prompts in the same languages to see it.")
     st.dataframe(overlap.table(), width="stretch", key="languages-table")
