@@ -206,6 +206,20 @@ def _round(values: np.ndarray) -> list[float]:
     return np.round(values.astype(float), 4).tolist()
 
 
+def nice_ticks(top: float, *, whole: bool = False, most: int = 6) -> list[float]:
+    """Ticks from 0 to ``top`` at a step of 1, 2 or 5 times a power of ten, at most ``most`` of them."""
+    if top <= 0:
+        return [0.0]
+    step = 10 ** np.floor(np.log10(top / most))
+    for factor in (1, 2, 5, 10):
+        if top / (step * factor) <= most:
+            step *= factor
+            break
+    if whole:
+        step = max(1.0, float(np.ceil(step)))
+    return [round(float(k * step), 10) for k in range(int(np.floor(top / step + 1e-9)) + 1)]
+
+
 def similarity_scene(matrix: pd.DataFrame, order: list[str], *, height: int = 620) -> dict[str, Any]:
     """The similarity matrix in clustering order, one cell per pair; a cell's pick is ``{"pair": [a, b]}``."""
     slugs = list(order)
@@ -281,6 +295,32 @@ def overlap_scene(curves: pd.DataFrame, band: pd.DataFrame, *, height: int = 420
         "margin": [56, 10, 10, 40],
         "legend": legend,
         "x": {"range": [low_layer - 0.5, high_layer + 0.5], "ticks": [[v, str(v)] for v in range(int(low_layer), int(high_layer) + 1, step)], "title": "layer"},
-        "y": {"range": [0, top * 1.08], "ticks": [[round(v, 3), f"{v:.2f}"] for v in np.linspace(0, top, 6).tolist()], "title": "overlap (IoU of active features)"},
+        "y": {"range": [0, top * 1.08], "ticks": [[v, f"{v:.2f}"] for v in nice_ticks(top)], "title": "overlap (IoU of active features)"},
+        "layers": layers,
+    }
+
+
+def counts_scene(counts: pd.DataFrame, names: Mapping[str, tuple[str, str]], *, height: int = 320, y_title: str = "features") -> dict[str, Any]:
+    """Stacked bars per layer: ``counts`` is indexed by layer with a column per part, ``names`` maps
+    each column to its (legend name, colour), bottom part first."""
+    layers_seen = [int(v) for v in counts.index.tolist()]
+    bottom = np.zeros(len(counts))
+    layers: list[dict[str, Any]] = []
+    for column, (name, colour) in names.items():
+        values = counts[column].fillna(0).to_numpy(dtype=float)
+        layers.append({
+            "kind": "bars", "name": name, "colour": colour, "x": layers_seen, "low": bottom.tolist(), "high": (bottom + values).tolist(),
+            "tips": [f"layer {layer}: {int(v):,} {name}" for layer, v in zip(layers_seen, values.tolist())],
+        })  # fmt: skip
+        bottom = bottom + values
+    top = float(max(bottom.max(initial=0.0), 1.0))
+    low_layer, high_layer = min(layers_seen, default=0), max(layers_seen, default=0)
+    step = max(1, (high_layer - low_layer) // 12)
+    return {
+        "height": height,
+        "margin": [56, 10, 10, 40],
+        "legend": [{"name": name, "colour": colour, "symbol": "square"} for name, colour in names.values()],
+        "x": {"range": [low_layer - 0.6, high_layer + 0.6], "ticks": [[v, str(v)] for v in range(low_layer, high_layer + 1, step)], "title": "layer", "grid": False},
+        "y": {"range": [0, top * 1.05], "ticks": [[v, f"{v:,.0f}"] for v in nice_ticks(top, whole=True)], "title": y_title},
         "layers": layers,
     }

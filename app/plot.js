@@ -1,4 +1,4 @@
-// The app's one drawing: a scene of layers (lines, markers, cells, boxes, bands, polylines) on two
+// The app's one drawing: a scene of layers (lines, markers, cells, bars, boxes, bands, polylines) on two
 // axes, drawn as SVG. Python builds the scene (app/drawing.py); this file only draws it, shows each
 // item's tip on hover, sends an item's pick to Python on a click, and pans and zooms.
 //
@@ -155,6 +155,14 @@ export default function (component) {
       const h = unitY() * (layer.cell || 1) * 0.96;
       layer.x.forEach((x, i) => {
         const attrs = { x: px(x) - w / 2, y: py(layer.y[i]) - h / 2, width: w, height: h, fill: layer.colours[i], class: "ckb-cell" };
+        item(svg("rect", attrs, g), layer, i);
+      });
+    },
+    bars(g, layer) {
+      const half = (unitX() * (layer.width || 0.8)) / 2;
+      layer.x.forEach((x, i) => {
+        const [top, bottom] = [py(layer.high[i]), py(layer.low[i])];
+        const attrs = { x: px(x) - half, y: Math.min(top, bottom), width: 2 * half, height: Math.abs(bottom - top), fill: layer.colour, class: "ckb-bar" };
         item(svg("rect", attrs, g), layer, i);
       });
     },

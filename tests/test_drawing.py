@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.drawing import POSITIVE, SELECTED_LINK, _viridis, graph_scene, overlap_scene, similarity_scene
+from app.drawing import POSITIVE, SELECTED_LINK, _viridis, counts_scene, nice_ticks, graph_scene, overlap_scene, similarity_scene
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -98,3 +98,19 @@ def test_an_overlap_scene_without_a_baseline_draws_the_curve_alone() -> None:
     band = pd.DataFrame({"family": "f", "lang_a": "en", "lang_b": "fr", "layer": [0, 1, 2], "low": [0.05] * 3, "high": [0.2] * 3})
     kinds = [layer["kind"] for layer in strict(overlap_scene(with_baseline, band))["layers"]]
     assert kinds == ["band", "polyline", "polyline"]
+
+
+def test_a_counts_scene_stacks_its_parts_per_layer() -> None:
+    counts = pd.DataFrame({"n_shared": [3, 0, 5], "n_specific": [1, 2, np.nan]}, index=[0, 1, 2])
+    scene = strict(counts_scene(counts, {"n_shared": ("shared", "#111111"), "n_specific": ("specific", "#222222")}))
+    shared, specific = scene["layers"]
+    assert shared["low"] == [0, 0, 0] and shared["high"] == [3, 0, 5]
+    assert specific["low"] == [3, 0, 5] and specific["high"] == [4, 2, 5]
+    assert specific["tips"][1] == "layer 1: 2 specific" and [e["name"] for e in scene["legend"]] == ["shared", "specific"]
+
+
+def test_ticks_are_round_numbers() -> None:
+    assert nice_ticks(135, whole=True) == [0, 50, 100]
+    assert nice_ticks(1.0) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert nice_ticks(0.43) == [0, 0.1, 0.2, 0.3, 0.4]
+    assert nice_ticks(3, whole=True) == [0, 1, 2, 3] and nice_ticks(0) == [0.0]

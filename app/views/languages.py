@@ -8,7 +8,7 @@ import streamlit as st
 
 from app import state
 from app.families import proposals_panel
-from app.drawing import overlap_scene
+from app.drawing import counts_scene, overlap_scene
 from app.plot import show
 from app.widgets import md, graph_filter, link_columns, read_url, require_graphs, selection_params, with_links, write_url
 from kb.selection import GraphInfo, Selection
@@ -57,7 +57,8 @@ def _overlap(everything: list[GraphInfo], selection: Selection) -> None:
         layers = layers[layers["basis"] == basis]
         features = features[features["basis"] == basis]
         counts = layers.groupby("layer")[["n_shared", "n_specific"]].sum()
-        st.bar_chart(counts, stack=True, x_label="layer", y_label="features")
+        parts = {"n_shared": ("shared by every language", "#1f77b4"), "n_specific": ("in some languages only", "#ff7f0e")}
+        show(counts_scene(counts, parts), key="languages-counts")
     for kind, title in (("shared", "In every language of the family"), ("specific", "In some languages only")):
         part = features[features["class"] == kind]
         st.markdown(f"**{title}** ({len(part)})")
