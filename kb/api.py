@@ -15,6 +15,7 @@ from sqlalchemy import Engine, select
 
 from ingest.manifest import Manifest, load_manifest
 from kb import registry
+from kb.aggregates.reads import features_in_graphs, stale_reason
 from kb.config import Config
 from kb.core import Core
 from kb.export import graph_json
@@ -82,17 +83,22 @@ class KB(Core):
         return graph_json(row, stored, extra)
 
     def stats(self) -> dict[str, Any]:
-        """Counts of graphs, nodes, links, features and descriptions."""
+        """Counts of graphs, nodes, links, features and descriptions.
+
+        Read from SQL: each graph's nodes and links as counted when it was published, and the
+        features in graphs from the aggregates; only while the aggregates are being rebuilt does
+        the graph store count the features of every graph."""
         with self.engine.connect() as conn:
             sql_counts = registry.counts(conn)
-        gids = self.graph_ids()
-        store_counts = self.store.counts(gids)
+            in_graphs = None if stale_reason(conn) else features_in_graphs(conn)
+        if in_graphs is None:
+            in_graphs = self.store.counts(self.graph_ids())["features"]
         return {
             "store": self.store.name,
             "graphs": sql_counts["graphs"],
-            "nodes": store_counts["nodes"],
-            "links": store_counts["links"],
+            "nodes": sql_counts["nodes"],
+            "links": sql_counts["links"],
             "features": sql_counts["features"],
-            "features_in_graphs": store_counts["features"],
+            "features_in_graphs": in_graphs,
             "descriptions": sql_counts["descriptions"],
         }

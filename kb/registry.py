@@ -311,8 +311,15 @@ def forget(conn: Connection, gid: int) -> None:
 
 
 def counts(conn: Connection) -> dict[str, int]:
+    """Visible graphs, with their nodes and links as counted when each was published; features
+    and descriptions known."""
+    visible = conn.execute(
+        select(func.count(), func.coalesce(func.sum(graphs.c.n_nodes), 0), func.coalesce(func.sum(graphs.c.n_links), 0)).where(graphs.c.status == READY)
+    ).one()
     return {
-        "graphs": conn.execute(select(func.count()).select_from(graphs).where(graphs.c.status == READY)).scalar_one(),
+        "graphs": int(visible[0]),
+        "nodes": int(visible[1]),
+        "links": int(visible[2]),
         "features": conn.execute(select(func.count()).select_from(features)).scalar_one(),
         "descriptions": conn.execute(select(func.count()).select_from(descriptions)).scalar_one(),
     }

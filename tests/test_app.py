@@ -529,3 +529,20 @@ def test_a_viewer_sees_the_proposals_but_no_form_to_accept_them(tmp_path: Path, 
     assert not problems(app), problems(app)
     assert list(frame_with(app, "name", "status")["name"]) == ["opposite-small"]
     assert not _family_buttons(app) and any("labeller" in c.value for c in app.caption)
+
+
+def test_without_a_family_the_languages_page_measures_one_family_and_says_which(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    use_home(monkeypatch, home)
+    manifest = tmp_path / "manifest.csv"
+    rows = [(slug_of("02"), "b-opposite", "en"), (slug_of("03"), "b-opposite", "fr"), (slug_of("04"), "a-other", "en"), (slug_of("05"), "a-other", "de")]
+    manifest.write_text("slug,family,language\n" + "".join(f"{s},{f},{lang}\n" for s, f, lang in rows), encoding="utf-8")
+    with KB.open(Config.load(home=home, env={})) as kb:
+        assert len(kb.ingest([real_graph(n) for n in ("02", "03", "04", "05")], manifest=manifest).ingested) == 4
+    app = open_page("languages")
+    assert not problems(app), problems(app)
+    names = [layer["name"] for layer in drawings(app)[0]["layers"]]
+    assert names and all(n.startswith("a-other:") for n in names)
+    assert any("2 families" in shown(c.value) and "this is a-other" in shown(c.value) for c in app.caption)
+    chosen = open_page("languages", family="b-opposite")
+    assert all(layer["name"].startswith("b-opposite:") for layer in drawings(chosen)[0]["layers"])

@@ -41,6 +41,9 @@ def test_every_real_graph_stores_with_its_counts_and_exports_equal(kb: KB) -> No
     assert stats["graphs"] == 9
     assert stats["links"] == sum(len(json.loads(p.read_text())["links"]) for p in GRAPHS.glob("*.json"))
     assert stats["features"] == len(union)
+    # read from SQL (the registry's counts and the aggregates), they are what the graph store holds
+    assert {k: stats[k] for k in ("nodes", "links")} == {k: v for k, v in kb.store.counts(None).items() if k != "features"}
+    assert stats["features_in_graphs"] == kb.store.counts(None)["features"]
 
 
 def test_supernodes_and_pinned_ids_of_the_labelled_graph(kb: KB) -> None:

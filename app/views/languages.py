@@ -4,6 +4,8 @@ below, the families found in the prompts, to accept (:mod:`app.families`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from app import state
@@ -40,9 +42,14 @@ def _overlap(everything: list[GraphInfo], selection: Selection) -> None:
         )
         return
     graphs = state.graphs(v, selection)
-    if not any(g.family in multilingual for g in graphs):
+    among = sorted({g.family for g in graphs if g.family in multilingual})
+    if not among:
         st.info(md(f"None of the chosen graphs belongs to a family with two languages; choose one of: {', '.join(multilingual)}."))
         return
+    if selection.family is None and len(among) > 1:
+        # each family's overlap and baseline cost a query of their own: one family at a time
+        selection = replace(selection, family=among[0])
+        st.caption(md(f"{len(among)} families of the chosen graphs have two languages or more; this is {among[0]}. Choose another in Family."))
     overlap, band = state.languages(v, selection)
     st.caption("Overlap of the features active anywhere in the context (IoU per layer) between the same prompt in two languages; the dotted line and grey band: unrelated prompts of the same two languages (mean, 10th to 90th percentile).")
     show(overlap_scene(overlap.curves, band), key="languages-chart")

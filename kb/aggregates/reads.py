@@ -72,6 +72,11 @@ _FEATURE_COLUMNS = [feature_totals.c[f.name] for f in feature_totals.columns]
 _EDGE_COLUMNS = [feature_edge_totals.c[c] for c in ("src", "tgt", "n_graphs", "weight_sum", "abs_sum", "weight_min", "weight_max", "n_links")]
 
 
+def features_in_graphs(conn: Connection) -> int:
+    """How many distinct features the visible graphs contain (a feature no graph has any more has no row)."""
+    return conn.execute(select(func.count()).select_from(feature_totals)).scalar_one()
+
+
 def features_in(conn: Connection, min_graphs: int) -> list[FeatureTotal]:
     """Every feature in at least ``min_graphs`` visible graphs, by feature id."""
     t = feature_totals.c
