@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -110,27 +111,26 @@ class EmbeddedCircuitQueries(CircuitQueries):
             path = _ChainPath(conn, steps)
             nodes, links = path.nodes, path.links
             columns = [
-                nodes[0].c.graph_id.label("gid"),
-                *(n.c.idx.label(f"i{j}") for j, n in enumerate(nodes)),
-                *(n.c.feature_id.label(f"f{j}") for j, n in enumerate(nodes)),
-                *(link.c.weight.label(f"w{j}") for j, link in enumerate(links)),
-                *(n.c.input_total.label(f"c{j}") for j, n in enumerate(nodes[1:], start=1)),
+                nodes[0].c.graph_id,
+                *(n.c.idx for n in nodes),
+                *(n.c.feature_id for n in nodes),
+                *(link.c.weight for link in links),
+                *(n.c.input_total for n in nodes[1:]),
+                path.score,
             ]
             for chunk in _chunks(gids):
-                query = path.select(columns, chunk)
-                if top is not None:
-                    best_first = func.row_number().over(partition_by=nodes[0].c.graph_id, order_by=[path.score.desc(), *(n.c.idx for n in nodes)])
-                    ranked = query.add_columns(best_first.label("rn")).subquery("ranked")
-                    query = select(*(ranked.c[c.name] for c in columns)).where(ranked.c.rn <= top)
-                for row in conn.execute(query):
-                    m = row._mapping
+                rows = conn.execute(path.select(columns, chunk))
+                # each graph's best ``top`` paths, cut as the rows stream by: a window function over
+                # the join made SQLite plan the join another way, 15x slower than the join alone
+                kept = rows if top is None else _best_per_graph(rows, top, k)
+                for gid, *values in kept:
                     out.append(
                         ChainMatch(
-                            m["gid"],
-                            tuple(m[f"i{j}"] for j in range(k + 1)),
-                            tuple(m[f"w{j}"] for j in range(k)),
-                            tuple(m[f"f{j}"] for j in range(k + 1)),
-                            tuple(m[f"c{j}"] for j in range(1, k + 1)),
+                            gid,
+                            tuple(values[: k + 1]),
+                            tuple(values[2 * k + 2 : 3 * k + 2]),
+                            tuple(values[k + 1 : 2 * k + 2]),
+                            tuple(values[3 * k + 2 : 4 * k + 2]),
                         )
                     )
         return out
@@ -243,6 +243,21 @@ def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
     """``ids`` a slice of ``_CHUNK`` at a time, each a list (for ``IN``)."""
     for start in range(0, len(ids), _CHUNK):
         yield list(ids[start : start + _CHUNK])
+
+
+def _best_per_graph(rows: Iterable[Any], top: int, k: int) -> list[Any]:
+    """Of rows (gid, node idx x k+1, ..., score last), each graph's ``top`` best: highest score
+    first, ties to the lower node indexes (as the Neo4j store orders them)."""
+    heaps: dict[int, list[tuple[float, tuple[int, ...], int, Any]]] = {}
+    for n, row in enumerate(rows):
+        # a min-heap of the kept: its root is the worst kept, the one a better row replaces
+        entry = (row[-1], tuple(-i for i in row[1 : k + 2]), n, row)
+        heap = heaps.setdefault(row[0], [])
+        if len(heap) < top:
+            heapq.heappush(heap, entry)
+        elif entry > heap[0]:
+            heapq.heapreplace(heap, entry)
+    return [entry[-1] for heap in heaps.values() for entry in heap]
 
 
 class _ChainPath:
