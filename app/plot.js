@@ -189,6 +189,17 @@ export default function (component) {
     for (const [value, y] of [[bar.high, mt + 4], [bar.low, height - mb]]) svg("text", { x: x + 16, y, class: "ckb-tick" }, g).textContent = String(value);
   }
 
+  // a wheel or a drag fires many events per frame: draw once per frame
+  let pending = false;
+  function redraw() {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      draw();
+    });
+  }
+
   let drawn;
   function draw() {
     width = frame.clientWidth || scene.width || 600;
@@ -242,7 +253,7 @@ export default function (component) {
       moved = true;
       const sy = scene.y.down ? -1 : 1;
       view = { x: dragging.view.x.map((v) => v - dx), y: dragging.view.y.map((v) => v + sy * dy) };
-      draw();
+      redraw();
     });
     frame.addEventListener("wheel", (event) => {
       event.preventDefault();
@@ -256,17 +267,17 @@ export default function (component) {
         return range.map((v) => centre + (v - centre) * scale);
       };
       view = { x: zoom(view.x, fx), y: zoom(view.y, scene.y.down ? fy : 1 - fy) };
-      draw();
+      redraw();
     }, { passive: false });
     frame.addEventListener("dblclick", () => {
       view = { x: home.x.slice(), y: home.y.slice() };
-      draw();
+      redraw();
     });
   }
 
   draw();
   const resized = new ResizeObserver(() => {
-    if (frame.clientWidth && frame.clientWidth !== width) draw();
+    if (frame.clientWidth && frame.clientWidth !== width) redraw();
   });
   resized.observe(frame);
   return () => {

@@ -228,7 +228,26 @@ def test_the_researchers_walk(server: dict[str, Any], page: Page, shots: Path, d
     page.wait_for_function(f"() => !location.search.includes({json.dumps('node=' + quote(chosen['node']))})", timeout=LOAD)
     settle(page)
     assert params(page).get("node") and params(page)["node"] != chosen["node"]
+    clicked = params(page)["node"]
     shoot(page, shots, "4-graph-clicked")
+
+    # the wheel zooms in around the pointer and a double click shows the whole drawing again
+    marker = page.locator(NODES).nth(page.locator(NODES).count() // 2)
+    before = marker.bounding_box()
+    assert before is not None
+    page.mouse.move(before["x"] + before["width"] / 2, before["y"] + before["height"] / 2)
+    page.mouse.wheel(0, -400)
+    page.wait_for_timeout(300)
+    after = page.locator(NODES).nth(page.locator(NODES).count() // 2).bounding_box()
+    assert after is not None and abs(after["x"] - before["x"]) < 3  # the point under the pointer stays put
+    assert page.locator(NODES).evaluate_all("els => els.filter(e => { const b = e.getBoundingClientRect(); return b.width > 0; }).length") > 0
+    frame = page.locator(DRAWING).first.bounding_box()
+    assert frame is not None
+    page.mouse.dblclick(frame["x"] + 30, frame["y"] + 40)  # in the margin of the layer ticks: nothing to pick there
+    page.wait_for_timeout(300)
+    back = page.locator(NODES).nth(page.locator(NODES).count() // 2).bounding_box()
+    assert back is not None and abs(back["x"] - before["x"]) < 1 and abs(back["y"] - before["y"]) < 1
+    assert "link=" not in page.url and params(page)["node"] == clicked  # neither the wheel nor the double click selected anything
 
     # a click on a link selects it: its ends and its share of the target's input beside the drawing
     reachable(page, LINKS).click()
