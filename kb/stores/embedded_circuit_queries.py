@@ -55,8 +55,9 @@ def read_links(conn: Connection, gid: int) -> tuple[np.ndarray, np.ndarray, np.n
     They are stored in key order (src, tgt, idx) and put back in file order here: sorting by idx
     in numpy costs less than asking the database for another order.
     """
-    rows = conn.execute(select(graph_links.c.idx, graph_links.c.src, graph_links.c.tgt, graph_links.c.weight).where(graph_links.c.graph_id == gid)).all()
-    arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    rows = conn.execute(select(graph_links.c.idx, graph_links.c.src, graph_links.c.tgt, graph_links.c.weight).where(graph_links.c.graph_id == gid))
+    # plain tuples: numpy probes each result Row for array attributes, which costs an exception each
+    arr = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(-1, 4)
     arr = arr[np.argsort(arr[:, 0], kind="stable")]
     return arr[:, 1].astype(np.int32), arr[:, 2].astype(np.int32), arr[:, 3].copy()
 
