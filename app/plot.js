@@ -84,7 +84,7 @@ export default function (component) {
     const tipText = layer.tips ? layer.tips[i] : null;
     const pick = layer.picks ? layer.picks[i] : null;
     if (tipText != null) el.ckbTip = tipText;
-    if (pick != null) {
+    if (pick != null && scene.pickable) {
       el.ckbPick = pick;
       el.classList.add("ckb-pick");
     }

@@ -23,8 +23,10 @@ _draw = component(
 
 
 def show(scene: dict[str, Any], *, key: str, on_pick: Callable[[], None] | None = None) -> None:
-    """Draw ``scene``; a click on an item with a pick calls ``on_pick`` (which reads :func:`picked`)."""
-    _draw(data=scene, key=key, on_pick_change=on_pick or _nothing, width=scene.get("width", "stretch"), height="content")
+    """Draw ``scene``; a click on an item with a pick calls ``on_pick`` (which reads :func:`picked`).
+    Without ``on_pick`` the items only show their tips: a click does not rerun the page."""
+    data = {**scene, "pickable": on_pick is not None}
+    _draw(data=data, key=key, on_pick_change=on_pick or _nothing, width=scene.get("width", "stretch"), height="content")
 
 
 def picked(key: str) -> Any:
@@ -34,4 +36,4 @@ def picked(key: str) -> Any:
 
 
 def _nothing() -> None:
-    """A click on a drawing without a use for it still reruns nothing more than the page."""
+    """The callback of a drawing that takes no clicks (its JavaScript sends none)."""

@@ -261,6 +261,8 @@ def test_the_researchers_walk(server: dict[str, Any], page: Page, shots: Path, d
     settle(page)
     assert path_of(page) == "/compare" and params(page).get("a") == chosen["g"] and params(page).get("b")
     assert page.locator(DRAWING).count() == 2
+    # the side-by-side drawings show tips but take no clicks (a click would only rerun the page)
+    assert page.locator(NODES).count() > 20 and page.locator(f"{DRAWING} .ckb-pick").count() == 0
     expect(page.get_by_text("only in A", exact=False).first).to_be_visible()
     shoot(page, shots, "5-compare")
 
