@@ -206,6 +206,11 @@ def _round(values: np.ndarray) -> list[float]:
     return np.round(values.astype(float), 4).tolist()
 
 
+def _layer_ticks(low: int, high: int) -> list[list[Any]]:
+    """Ticks of a layer axis from ``low`` to ``high``: every layer, or every few above 12 of them."""
+    return [[v, str(v)] for v in range(low, high + 1, max(1, (high - low) // 12))]
+
+
 def nice_ticks(top: float, *, whole: bool = False, most: int = 6) -> list[float]:
     """Ticks from 0 to ``top`` at a step of 1, 2 or 5 times a power of ten, at most ``most`` of them."""
     if top <= 0:
@@ -288,13 +293,12 @@ def overlap_scene(curves: pd.DataFrame, band: pd.DataFrame, *, height: int = 420
         legend.append({"name": "baseline band (10-90%)", "colour": "rgba(127,127,127,0.45)"})
     layers_seen = curves["layer"] if not curves.empty else pd.Series([0, 1])
     top = float(np.nanmax([0.05, *curves["iou"].tolist(), *curves["baseline_iou"].tolist(), *band["high"].tolist()]))
-    low_layer, high_layer = float(layers_seen.min()), float(layers_seen.max())
-    step = max(1, int((high_layer - low_layer) // 12))
+    low_layer, high_layer = int(layers_seen.min()), int(layers_seen.max())
     return {
         "height": height,
         "margin": [56, 10, 10, 40],
         "legend": legend,
-        "x": {"range": [low_layer - 0.5, high_layer + 0.5], "ticks": [[v, str(v)] for v in range(int(low_layer), int(high_layer) + 1, step)], "title": "layer"},
+        "x": {"range": [low_layer - 0.5, high_layer + 0.5], "ticks": _layer_ticks(low_layer, high_layer), "title": "layer"},
         "y": {"range": [0, top * 1.08], "ticks": [[v, f"{v:.2f}"] for v in nice_ticks(top)], "title": "overlap (IoU of active features)"},
         "layers": layers,
     }
@@ -315,12 +319,11 @@ def counts_scene(counts: pd.DataFrame, names: Mapping[str, tuple[str, str]], *, 
         bottom = bottom + values
     top = float(max(bottom.max(initial=0.0), 1.0))
     low_layer, high_layer = min(layers_seen, default=0), max(layers_seen, default=0)
-    step = max(1, (high_layer - low_layer) // 12)
     return {
         "height": height,
         "margin": [56, 10, 10, 40],
         "legend": [{"name": name, "colour": colour, "symbol": "square"} for name, colour in names.values()],
-        "x": {"range": [low_layer - 0.6, high_layer + 0.6], "ticks": [[v, str(v)] for v in range(low_layer, high_layer + 1, step)], "title": "layer", "grid": False},
+        "x": {"range": [low_layer - 0.6, high_layer + 0.6], "ticks": _layer_ticks(low_layer, high_layer), "title": "layer", "grid": False},
         "y": {"range": [0, top * 1.05], "ticks": [[v, f"{v:,.0f}"] for v in nice_ticks(top, whole=True)], "title": y_title},
         "layers": layers,
     }

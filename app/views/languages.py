@@ -33,7 +33,11 @@ def render() -> None:
 def _overlap(everything: list[GraphInfo], selection: Selection) -> None:
     """The measure for the chosen family, or why there is none."""
     v = state.version()
-    multilingual = sorted({g.family for g in everything if g.family and len({h.language for h in everything if h.family == g.family and h.language}) >= 2})
+    languages: dict[str, set[str]] = {}
+    for g in everything:
+        if g.family and g.language:
+            languages.setdefault(g.family, set()).add(g.language)
+    multilingual = sorted(family for family, langs in languages.items() if len(langs) >= 2)
     if not multilingual:
         st.info(
             "No family of prompts has graphs in two languages yet. The measure compares the same prompt in several "
