@@ -16,6 +16,7 @@ with each further failure, up to :data:`MAX_LOCK`.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
 import re
@@ -44,8 +45,13 @@ MIN_PASSWORD = 8
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,199}")
 _RANK = {VIEWER: 0, LABELLER: 1, ADMIN: 2}
 _hasher = PasswordHasher()
-# verified against when the name is unknown, so that a wrong name costs as long as a wrong password
-_DUMMY_HASH = _hasher.hash("not-a-password-of-anyone")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the name is unknown, so that a wrong name costs as long as a wrong
+    password. Made on first use: hashing costs 0.15 s, which every command would pay at import."""
+    return _hasher.hash("not-a-password-of-anyone")
 
 
 @dataclass(frozen=True)
@@ -239,7 +245,7 @@ def authenticate(core: "Core", name: str, password: str) -> Actor:
     with core.engine.connect() as conn:
         row = conn.execute(select(users.c.password_hash, users.c.role).where(users.c.name == name)).first()
     try:
-        _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
+        _hasher.verify(row.password_hash if row else _dummy_hash(), password)
         ok = row is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
