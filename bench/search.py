@@ -31,9 +31,10 @@ against exact search (numpy) over the same vectors.
 on the heap; the vector file is memory-mapped and only the rows re-scored are read), latency
 split into embedding the query and searching.
 
-``pipeline``: the whole ``kb.search.search`` on a SQLite knowledge base holding ``--n`` generated
-descriptions (their distinct texts get drawn vectors as above, written where the index keeps
-them, so nothing is embedded but the queries).
+``pipeline``: the whole ``kb.search.search`` with the default models (English and multilingual,
+fused) on a SQLite knowledge base holding ``--n`` generated descriptions (their distinct texts
+get drawn vectors as above, around the base texts' embeddings by both models, written where the
+index keeps them, so nothing is embedded but the queries).
 
 Embeddings of the base texts are cached in ``bench/out/search/``.
 """
@@ -54,7 +55,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bench import search_texts
-from kb.search.embedder import ENGLISH_MODEL, SentenceTransformerEmbedder, model_slug
+from kb.search.embedder import ENGLISH_MODEL, Embedder, FusedEmbedder, SentenceTransformerEmbedder, model_slug, shared_embedder
 
 OUT = Path(__file__).resolve().parent / "out" / "search"
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,17 +90,18 @@ def _digest(texts: list[str]) -> str:
     return hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:16]
 
 
-def base_vectors(n: int) -> tuple[list[str], np.ndarray, dict]:
-    """``n`` generated texts and their embeddings (cached), with the measured throughput."""
+def base_vectors(n: int, embedder: Embedder | None = None) -> tuple[list[str], np.ndarray, dict]:
+    """``n`` generated texts and their embeddings by ``embedder`` (default: the English model),
+    cached, with the measured throughput."""
     OUT.mkdir(parents=True, exist_ok=True)
     texts = unique_texts(n, seed=1)
-    cache = OUT / f"base-{n}.npy"
-    info_path = OUT / f"base-{n}.json"
+    embedder = embedder or SentenceTransformerEmbedder()
+    stem = f"base-{n}" if embedder.name == ENGLISH_MODEL else f"base-{model_slug(embedder.name)}-{n}"
+    cache, info_path = OUT / f"{stem}.npy", OUT / f"{stem}.json"
     if cache.exists() and info_path.exists():
         info = json.loads(info_path.read_text())
         if info.get("texts_sha") == _digest(texts):
             return texts, np.load(cache), info
-    embedder = SentenceTransformerEmbedder()
     embedder.embed(["warm up"])
     started = time.perf_counter()
     vectors = embedder.embed(texts)
@@ -317,7 +319,11 @@ def stage_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     from kb.search import search
     from schema.sql import descriptions, features
 
-    _, base, _ = base_vectors(args.base)
+    # the default search: the English and the multilingual model fused in one vector
+    embedder = shared_embedder(None)
+    assert isinstance(embedder, FusedEmbedder)
+    scale = np.float32((1.0 / len(embedder.parts)) ** 0.5)
+    base = np.concatenate([base_vectors(args.base, part)[1] * scale for part in embedder.parts], axis=1)
     home = OUT / f"kb-{args.n}"
     shutil.rmtree(home, ignore_errors=True)
     kb = KB.open(Config.load(home=home, env={}))
@@ -339,14 +345,13 @@ def stage_pipeline(args: argparse.Namespace) -> dict[str, Any]:
             conn.execute(insert(descriptions), batch)
     insert_seconds = time.perf_counter() - started
 
-    embedder = SentenceTransformerEmbedder()
     engine = kb.searcher(embedder)
     started = time.perf_counter()
     engine.sync(embed=False)
     catalog_seconds = time.perf_counter() - started
     n_texts = engine.catalog.n_texts()
-    folder = home / "search" / model_slug(ENGLISH_MODEL)
-    write_vectors(folder, ENGLISH_MODEL, drawn_vectors(base, n_texts, seed=4))
+    folder = home / "search" / model_slug(embedder.name)
+    write_vectors(folder, embedder.name, drawn_vectors(base, n_texts, seed=4))
     started = time.perf_counter()
     engine.sync()  # loads the vectors, builds the index
     build_seconds = time.perf_counter() - started
@@ -360,7 +365,7 @@ def stage_pipeline(args: argparse.Namespace) -> dict[str, Any]:
         search(kb, text, k=20, embedder=embedder)
         times.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        embedder.embed([text])  # the same work the search did first, timed alone
+        embedder.embed_query(text)  # the same work the search did first, timed alone
         embed_times.append((time.perf_counter() - started) * 1000)
     kw_times = _timed(lambda t: search(kb, t, k=20, mode="keyword", embedder=embedder), queries)
     kb.close()

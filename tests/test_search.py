@@ -716,6 +716,50 @@ def test_fused_vectors_score_the_weighted_cosines() -> None:
     assert fused.query_weights("首都") == (0.0, 1.0) and fused.query_weights("la capitale") == (0.75, 0.25)
 
 
+def test_a_fused_query_does_not_run_a_model_blind_to_it() -> None:
+    from kb.search.embedder import FusedEmbedder, without_latin_letters
+
+    a, b = WordHashEmbedder("a"), WordHashEmbedder("b")
+    asked: list[str] = []
+
+    def embed_a(texts: list[str]) -> np.ndarray:
+        asked.extend(texts)
+        return WordHashEmbedder.embed(a, texts)
+
+    a.embed = embed_a  # type: ignore[method-assign]
+    fused = FusedEmbedder([a, b], [3, 1], blind=[without_latin_letters, lambda _t: False])
+    vector = fused.embed_query("首都")
+    assert asked == [] and not vector[: a.dim].any() and vector[a.dim :].any()
+    fused.embed_query("capital")
+    assert asked == ["capital"]
+
+
+def test_blas_stays_on_one_thread_until_the_last_caller_leaves() -> None:
+    from threading import Thread
+
+    from threadpoolctl import threadpool_info
+
+    from kb.search.embedder import one_blas_thread
+
+    def blas_threads() -> set[int]:  # numpy's (torch and faiss bring BLAS libraries of their own)
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas" and "numpy" in lib["filepath"]}
+
+    before = blas_threads()
+    seen: list[set[int]] = []
+    def another_caller() -> None:
+        with one_blas_thread():
+            seen.append(blas_threads())
+
+    with one_blas_thread():
+        other = Thread(target=another_caller)
+        other.start()
+        other.join()
+        with one_blas_thread():
+            seen.append(blas_threads())
+        seen.append(blas_threads())
+    assert seen == [{1}, {1}, {1}] and blas_threads() == before
+
+
 @pytest.mark.slow
 def test_a_cold_search_imports_no_torch(kb_env: Callable[..., dict[str, str]], make_kb: Callable[..., KB], tmp_path: Path) -> None:
     """A new process answers `circuitkb search` with numpy models: no torch, no sentence-transformers;

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
@@ -201,11 +202,35 @@ class FusedEmbedder:
         return np.ascontiguousarray(np.concatenate([p.embed(texts) * scale for p in self.parts], axis=1))
 
     def embed_query(self, text: str) -> "np.ndarray":
+        """The query's fused vector. The models run side by side (numpy lets go of the GIL in
+        its products), each on one BLAS thread; a model with no weight for this query is not run."""
         import numpy as np
 
         m = len(self.parts)
-        pieces = [p.embed([text])[0] * np.float32(w * m**0.5) for p, w in zip(self.parts, self.query_weights(text))]
+        weights = self.query_weights(text)
+        scales = [np.float32(w * m**0.5) for w in weights]
+        running = [i for i, w in enumerate(weights) if w > 0]
+        pieces = [np.zeros(p.dim, dtype=np.float32) for p in self.parts]
+        with one_blas_thread():
+            later = [(i, _query_pool().submit(self.parts[i].embed, [text])) for i in running[1:]]
+            first = running[0]
+            pieces[first] = self.parts[first].embed([text])[0] * scales[first]
+            for i, future in later:
+                pieces[i] = future.result()[0] * scales[i]
         return np.ascontiguousarray(np.concatenate(pieces), dtype=np.float32)
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _query_pool() -> ThreadPoolExecutor:
+    """Threads that embed a query with the fused models but the first, made on first use."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="circuitkb-query")
+        return _pool
 
 
 _LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")
@@ -227,23 +252,51 @@ def _normalised(weights: Sequence[float]) -> tuple[float, ...]:
     return tuple(float(w) / total for w in weights)
 
 
-_blas = None
+class _OneBlasThread:
+    """Numpy's BLAS on one thread while any caller is inside (a count, so that callers on
+    several threads, or nested, keep the limit until the last one leaves).
+
+    threadpoolctl's own ``limit`` asks every library for its thread count at each call (about
+    1 ms, twice per query); the libraries and their default counts are read once here.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._libs: list | None = None
+        self._defaults: list[int] = []
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._libs is None:
+                from threadpoolctl import ThreadpoolController
+
+                self._libs = ThreadpoolController().select(user_api="blas").lib_controllers
+                self._defaults = [lib.num_threads for lib in self._libs]
+            if self._inside == 0:
+                for lib in self._libs:
+                    lib.set_num_threads(1)
+            self._inside += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0:
+                assert self._libs is not None
+                for lib, n in zip(self._libs, self._defaults):
+                    lib.set_num_threads(n)
 
 
-def one_blas_thread():  # noqa: ANN201 - a context manager
+_one_blas_thread = _OneBlasThread()
+
+
+def one_blas_thread() -> _OneBlasThread:
     """Run numpy's BLAS on one thread (for a query: a few word pieces).
 
     Like torch's below, a query's small products are slower on two threads that wait for each
     other on a busy machine (measured: 20 ms against 500 ms under load 6).
     """
-    global _blas
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - a dependency of the project
-        return nullcontext()
-    if _blas is None:
-        _blas = ThreadpoolController()
-    return _blas.limit(limits=1, user_api="blas")
+    return _one_blas_thread
 
 
 @contextmanager

@@ -146,8 +146,10 @@ def map_safetensors(path: Path) -> dict[str, np.ndarray]:
 def _erf(x: np.ndarray) -> np.ndarray:
     """The error function to about 1e-7 (numpy has none, and scipy would cost an import)."""
     sign = np.sign(x)
-    a = np.abs(x).astype(np.float64)
-    t = 1.0 / (1.0 + 0.5 * a)
+    # float32 throughout: float64 doubled the GELU's share of a query (about 1.7 ms of 15),
+    # and the vectors still agree with sentence-transformers' to about 1e-6
+    a = np.abs(x).astype(np.float32)
+    t = np.float32(1.0) / (np.float32(1.0) + np.float32(0.5) * a)
     # Numerical Recipes' erfc approximation, fractional error below 1.2e-7 everywhere
     poly = -a * a - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (
         0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))

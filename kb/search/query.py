@@ -34,6 +34,7 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -365,16 +366,19 @@ class FeatureSearch:
         return [_Scored(fid, key, 1.0, "id", None) for fid, key in found.items()]
 
     def _rank(self, text: str, k: int, where: DocFilter, gids: list[int] | None, mode: str) -> list[_Scored]:
-        qvec = None if mode == "keyword" else self._embed_query(text)
+        # the query is embedded on another thread while the keyword candidates are looked up here
+        embedding = None if mode == "keyword" else _embedding_thread().submit(self._embed_query, text)
         terms = _terms(text)
         weights = self._idf(terms)
-        present: dict[int, bool] = {}
-        subset = None if where.is_empty() else self.catalog.filtered_text_ids(where, EXACT_SUBSET)
         pool = max(4 * k, 100)
+        keyword = self._keyword_candidates(text, terms, weights, pool, mode)
+        subset = None if where.is_empty() else self.catalog.filtered_text_ids(where, EXACT_SUBSET)
+        qvec = None if embedding is None else embedding.result()
+        present: dict[int, bool] = {}
         limit = k if gids is None else 4 * k
         total = max(self.vectors.count, 1)
         while True:
-            text_scores = self._candidates(text, terms, weights, qvec, pool, subset, mode)
+            text_scores = self._candidates(text, terms, weights, keyword, qvec, pool, subset, mode)
             scored, truncated = self._by_feature(text_scores, where, limit, LABEL_BONUS if mode == "blend" else 0.0)
             if gids is not None:
                 unknown = [s.fid for s in scored if s.fid not in present]
@@ -391,17 +395,8 @@ class FeatureSearch:
             else:
                 pool *= 4
 
-    def _candidates(
-        self,
-        text: str,
-        terms: list[str],
-        weights: list[float],
-        qvec: np.ndarray | None,
-        pool: int,
-        subset: list[int] | None,
-        mode: str,
-    ) -> dict[int, tuple[float, str]]:
-        """Candidate texts -> (rank score, how matched)."""
+    def _keyword_candidates(self, text: str, terms: list[str], weights: list[float], pool: int, mode: str) -> list[tuple[int, float]]:
+        """(text id, BM25) of the texts holding the query's rarer words, best first."""
         limit = KEYWORD_POOL if mode != "keyword" else max(pool, 10 * KEYWORD_POOL)
         # words in more than DF_CAP texts add little to BM25 and cost a scan of their postings
         # (the semantic candidates still get keyword credit for them)
@@ -409,8 +404,20 @@ class FeatureSearch:
         rare = [t for t, w in zip(terms, weights) if w > common]
         if not rare and mode == "keyword":
             rare = [max(zip(weights, terms))[1]] if terms else words(text)[:MAX_QUERY_WORDS]
-        keyword = self.catalog.keyword_search(rare, limit) if rare else []
-        keyword_ids = {tid for tid, _ in keyword}
+        return self.catalog.keyword_search(rare, limit) if rare else []
+
+    def _candidates(
+        self,
+        text: str,
+        terms: list[str],
+        weights: list[float],
+        keyword: list[tuple[int, float]],
+        qvec: np.ndarray | None,
+        pool: int,
+        subset: list[int] | None,
+        mode: str,
+    ) -> dict[int, tuple[float, str]]:
+        """Candidate texts -> (rank score, how matched)."""
         if mode == "keyword":
             # BM25 order; ties keep FTS order
             return {tid: (bm25, "keyword") for tid, bm25 in keyword}
@@ -422,7 +429,7 @@ class FeatureSearch:
         cosine = dict(zip(ids.tolist(), cos.tolist()))
         if mode == "semantic":
             return {tid: (c, "semantic") for tid, c in cosine.items()}
-        missing = [tid for tid in keyword_ids if tid not in cosine]
+        missing = [tid for tid, _ in keyword if tid not in cosine]
         cosine.update(self.vectors.scores(qvec, missing))
         texts = self.catalog.texts_of(cosine)
         shared = self.catalog.feature_counts(cosine, SPECIFICITY_CAP)
@@ -551,6 +558,20 @@ class FeatureSearch:
             return kw
         cosine = self.vectors.scores(self._embed_query(text), list(text_ids))
         return {tid: cosine.get(tid, 0.0) + KEYWORD_WEIGHT * kw[tid] for tid in text_ids}
+
+
+_embedder_pool: ThreadPoolExecutor | None = None
+_embedder_pool_lock = threading.Lock()
+
+
+def _embedding_thread() -> ThreadPoolExecutor:
+    """The thread that embeds queries while their keyword candidates are looked up (made on
+    first use; a fused embedder's other models run on threads of their own)."""
+    global _embedder_pool
+    with _embedder_pool_lock:
+        if _embedder_pool is None:
+            _embedder_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="circuitkb-embed")
+        return _embedder_pool
 
 
 def _key_passes(key: FeatureKey, where: DocFilter) -> bool:
