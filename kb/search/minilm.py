@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -32,7 +33,7 @@ class NumpyMiniLM:
         self._weights: dict[str, np.ndarray] | None = None
         self._tokenizer = None
         self._heads = 0
-        self._layers = 0
+        self._layers: list[_Layer] = []
         self._eps = _LAYER_NORM_EPS
         self._lock = threading.Lock()
 
@@ -44,10 +45,10 @@ class NumpyMiniLM:
 
             config = json.loads((self.folder / "config.json").read_text())
             self._heads = int(config["num_attention_heads"])
-            self._layers = int(config["num_hidden_layers"])
             self._eps = float(config.get("layer_norm_eps", _LAYER_NORM_EPS))
-            # Linear weights are stored (out, in): the forward pass multiplies by their transposed views
-            self._weights = map_safetensors(self.folder / "model.safetensors")
+            weights = map_safetensors(self.folder / "model.safetensors")
+            self._layers = [_Layer.of(weights, f"encoder.layer.{i}.") for i in range(int(config["num_hidden_layers"]))]
+            self._weights = weights
             tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
             tokenizer.enable_truncation(max_length=MAX_TOKENS)
             tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
@@ -88,32 +89,65 @@ class NumpyMiniLM:
         head = width // self._heads
         # padded positions get no attention
         bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
-        for i in range(self._layers):
-            p = f"encoder.layer.{i}."
-
-            def split(t: np.ndarray) -> np.ndarray:
-                return t.reshape(n, length, self._heads, head).transpose(0, 2, 1, 3)
-
-            q = split(x @ w[p + "attention.self.query.weight"].T + w[p + "attention.self.query.bias"])
-            k = split(x @ w[p + "attention.self.key.weight"].T + w[p + "attention.self.key.bias"])
-            v = split(x @ w[p + "attention.self.value.weight"].T + w[p + "attention.self.value.bias"])
+        for layer in self._layers:
+            qkv = x @ layer.qkv + layer.qkv_bias
+            q, k, v = (qkv[..., j * width : (j + 1) * width].reshape(n, length, self._heads, head).transpose(0, 2, 1, 3) for j in range(3))
             scores = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(head)) + bias
             scores -= scores.max(axis=-1, keepdims=True)
             probs = np.exp(scores)
             probs /= probs.sum(axis=-1, keepdims=True)
             context = (probs @ v).transpose(0, 2, 1, 3).reshape(n, length, width)
-            attended = context @ w[p + "attention.output.dense.weight"].T + w[p + "attention.output.dense.bias"]
-            x = self._norm(attended + x, p + "attention.output.LayerNorm")
-            inner = _gelu(x @ w[p + "intermediate.dense.weight"].T + w[p + "intermediate.dense.bias"])
-            out = inner @ w[p + "output.dense.weight"].T + w[p + "output.dense.bias"]
-            x = self._norm(out + x, p + "output.LayerNorm")
+            x = _layer_norm(context @ layer.attended + layer.attended_bias + x, *layer.attention_norm, self._eps)
+            inner = _gelu(x @ layer.inner + layer.inner_bias)
+            x = _layer_norm(inner @ layer.out + layer.out_bias + x, *layer.out_norm, self._eps)
         return x
 
     def _norm(self, x: np.ndarray, name: str) -> np.ndarray:
         assert self._weights is not None
-        mean = x.mean(axis=-1, keepdims=True)
-        var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-        return (x - mean) / np.sqrt(var + self._eps) * self._weights[name + ".weight"] + self._weights[name + ".bias"]
+        return _layer_norm(x, self._weights[name + ".weight"], self._weights[name + ".bias"], self._eps)
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One encoder layer's weights, laid out for ``x @ W``: the file stores each Linear's weight
+    as (out, in); products with contiguous (in, out) copies, and the query, key and value in one
+    product, make a query's pass about a quarter faster than products with the file's transposed views."""
+
+    qkv: np.ndarray
+    qkv_bias: np.ndarray
+    attended: np.ndarray
+    attended_bias: np.ndarray
+    attention_norm: tuple[np.ndarray, np.ndarray]
+    inner: np.ndarray
+    inner_bias: np.ndarray
+    out: np.ndarray
+    out_bias: np.ndarray
+    out_norm: tuple[np.ndarray, np.ndarray]
+
+    @classmethod
+    def of(cls, w: dict[str, np.ndarray], p: str) -> "_Layer":
+        def forward(name: str) -> np.ndarray:
+            return np.ascontiguousarray(w[name + ".weight"].T)
+
+        heads = [p + f"attention.self.{part}" for part in ("query", "key", "value")]
+        return cls(
+            qkv=np.ascontiguousarray(np.concatenate([w[h + ".weight"] for h in heads]).T),
+            qkv_bias=np.concatenate([w[h + ".bias"] for h in heads]),
+            attended=forward(p + "attention.output.dense"),
+            attended_bias=w[p + "attention.output.dense.bias"],
+            attention_norm=(w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"]),
+            inner=forward(p + "intermediate.dense"),
+            inner_bias=w[p + "intermediate.dense.bias"],
+            out=forward(p + "output.dense"),
+            out_bias=w[p + "output.dense.bias"],
+            out_norm=(w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
+        )
 
 
 # the safetensors dtypes a BERT checkpoint holds, as numpy reads them (little-endian)
