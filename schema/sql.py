@@ -86,8 +86,9 @@ graphs = Table(
         postgresql_where=text("status IN ('loading', 'ready')"),
     ),
     Index("ix_graphs_status", "status"),
-    Index("ix_graphs_family", "family"),
-    Index("ix_graphs_language", "language"),
+    # with the status, so that a family's or language's visible graphs are found in one index
+    Index("ix_graphs_family_status", "family", "status"),
+    Index("ix_graphs_language_status", "language", "status"),
 )
 
 graph_tags = Table(
