@@ -34,7 +34,7 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -255,12 +255,19 @@ class FeatureSearch:
         if not query:
             return []
         with self._lock:  # one search at a time: the catalog's connection is not shared across threads
-            self.sync(embed=mode != "keyword")
-            gids = self._graph_scope(filters)
-            if gids is not None and not gids:
-                return []
-            exact = self._resolve_refs(refs, where, gids)
-            ranked = self._rank(rest, k + len(exact), where, gids, mode) if rest else []
+            # the query is embedded on another thread while the index is checked for news and
+            # the keyword candidates are looked up on this one
+            embedding = _embedding_thread().submit(self._embed_query, rest) if rest and mode != "keyword" else None
+            try:
+                self.sync(embed=mode != "keyword")
+                gids = self._graph_scope(filters)
+                if gids is not None and not gids:
+                    return []
+                exact = self._resolve_refs(refs, where, gids)
+                ranked = self._rank(rest, k + len(exact), where, gids, mode, embedding) if rest else []
+            finally:
+                if embedding is not None:
+                    embedding.cancel()
             seen = {s.fid for s in exact}
             merged = exact + [s for s in ranked if s.fid not in seen]
             return self._hits(merged[:k], rest, gids, mode)
@@ -365,9 +372,10 @@ class FeatureSearch:
             found = {fid: key for fid, key in found.items() if fid in present}
         return [_Scored(fid, key, 1.0, "id", None) for fid, key in found.items()]
 
-    def _rank(self, text: str, k: int, where: DocFilter, gids: list[int] | None, mode: str) -> list[_Scored]:
-        # the query is embedded on another thread while the keyword candidates are looked up here
-        embedding = None if mode == "keyword" else _embedding_thread().submit(self._embed_query, text)
+    def _rank(
+        self, text: str, k: int, where: DocFilter, gids: list[int] | None, mode: str, embedding: Future[np.ndarray] | None
+    ) -> list[_Scored]:
+        """The best features for ``text``; ``embedding``: the query's vector on its way (None in keyword mode)."""
         terms = _terms(text)
         weights = self._idf(terms)
         pool = max(4 * k, 100)
