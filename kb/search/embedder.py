@@ -227,6 +227,7 @@ _pool_lock = threading.Lock()
 def _query_pool() -> ThreadPoolExecutor:
     """Threads that embed a query with the fused models but the first, made on first use."""
     global _pool
+    one_blas_thread().prepare()
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="circuitkb-query")
@@ -266,13 +267,22 @@ class _OneBlasThread:
         self._libs: list | None = None
         self._defaults: list[int] = []
 
-    def __enter__(self) -> None:
+    def prepare(self) -> None:
+        """Find the BLAS libraries, once. Call it on the thread that starts the threads which will
+        embed: finding them walks the loaded libraries under the dynamic loader's lock and runs
+        Python there, which deadlocks with another thread loading an extension module (holding
+        the interpreter lock, waiting for the loader's)."""
         with self._lock:
             if self._libs is None:
                 from threadpoolctl import ThreadpoolController
 
                 self._libs = ThreadpoolController().select(user_api="blas").lib_controllers
                 self._defaults = [lib.num_threads for lib in self._libs]
+
+    def __enter__(self) -> None:
+        self.prepare()
+        with self._lock:
+            assert self._libs is not None
             if self._inside == 0:
                 for lib in self._libs:
                     lib.set_num_threads(1)

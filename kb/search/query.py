@@ -50,7 +50,7 @@ from kb.errors import CircuitKBError
 from kb.featureref import BadFeatureRef, FeatureRef, find_feature_refs, read_feature_ref
 from kb.search import sync
 from kb.search.catalog import DF_CAP, LABEL, Catalog, Doc, DocFilter, words
-from kb.search.embedder import Embedder, model_slug
+from kb.search.embedder import Embedder, model_slug, one_blas_thread
 from kb.search.index import Vectors, VectorIndex
 from kb.sqlqueries import among
 from kb.selection import Selection
@@ -576,6 +576,7 @@ def _embedding_thread() -> ThreadPoolExecutor:
     """The thread that embeds queries while their keyword candidates are looked up (made on
     first use; a fused embedder's other models run on threads of their own)."""
     global _embedder_pool
+    one_blas_thread().prepare()
     with _embedder_pool_lock:
         if _embedder_pool is None:
             _embedder_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="circuitkb-embed")
