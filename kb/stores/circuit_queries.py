@@ -122,7 +122,12 @@ def fold_feature_edges(
     pieces = list(feature_edge_pieces(gid, node_fids, link_src, link_tgt, link_weight))
     if len(pieces) == 1:
         return pieces[0]
-    return FeatureEdges(gid, *(np.concatenate([getattr(p, name) for p in pieces]) for name in ("src", "tgt", "weight", "n_links")))
+    # joined one column at a time, each column's pieces let go once joined: a huge graph's fold
+    # (hundreds of MB) is then held once and a column, not twice
+    columns = {name: [getattr(p, name) for p in pieces] for name in ("src", "tgt", "weight", "n_links")}
+    del pieces
+    joined = {name: np.concatenate(columns.pop(name)) for name in list(columns)}
+    return FeatureEdges(gid, **joined)
 
 
 def feature_edge_pieces(
