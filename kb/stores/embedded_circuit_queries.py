@@ -177,10 +177,15 @@ class EmbeddedCircuitQueries(CircuitQueries):
 
     def _feature_position_rows(self, keys: Sequence[tuple[int, int]]) -> list[tuple[int, int, int]]:
         c = graph_nodes.c
-        # reading the listed graphs' nodes in key order beats one lookup per (graph, feature)
-        gids, fids = sorted({g for g, _ in keys}), sorted({f for _, f in keys})
         with self.engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(select(c.graph_id, c.feature_id, c.ctx_idx).where(among(conn, c.graph_id, gids), among(conn, c.feature_id, fids)))]
+            # each (graph, feature) sought by the feature index (reading the listed graphs' nodes
+            # reads every node of every listed feature in every listed graph); the graph is compared
+            # as a range so that SQLite prefers that index (an equality, then the range) to the
+            # primary key: with `=` it reads the key's whole graph instead
+            pairs = keys_table(conn, keys, ("gid", "fid"))
+            key = and_(c.feature_id == pairs.c.fid, c.graph_id >= pairs.c.gid, c.graph_id <= pairs.c.gid)
+            query = select(c.graph_id, c.feature_id, c.ctx_idx).select_from(pairs).join(graph_nodes, key)
+            return [tuple(row) for row in conn.execute(query)]
 
     def _input_total_rows(self, nodes: Sequence[tuple[int, int]]) -> list[tuple[int, int, float]]:
         c = graph_nodes.c
@@ -269,16 +274,21 @@ class _ChainPath:
     def __init__(self, conn: Connection, steps: Sequence[Step]) -> None:
         self.nodes = [graph_nodes.alias(f"n{i}") for i in range(len(steps) + 1)]
         self.links = [graph_links.alias(f"l{i}") for i in range(len(steps))]
+        *inner, last = self.nodes[:-1]
+        target = self.nodes[-1]
         joined: Any = self.nodes[0]
         # graph ids are joined as `x.graph_id = y.graph_id + 0`: without the `+ 0` SQLite carries the
         # first step's graph filter to every node alias and starts from all nodes of the graphs
         # (the least selective step) instead of from the first step
-        for node, link, nxt in zip(self.nodes, self.links, self.nodes[1:]):
+        for node, link, nxt in zip(inner, self.links, self.nodes[1:-1]):
             joined = joined.join(link, and_(link.c.graph_id == node.c.graph_id + 0, link.c.src == node.c.idx))
             joined = joined.join(nxt, and_(nxt.c.graph_id == link.c.graph_id + 0, nxt.c.idx == link.c.tgt))
+        # the target logit is found (by its index) before the last link, so that the last link is one
+        # seek by (graph, source, target) and not a walk over every link out of the last step's node
+        joined = joined.join(target, and_(target.c.graph_id == last.c.graph_id + 0, target.c.is_target_logit == true()))
+        joined = joined.join(self.links[-1], and_(self.links[-1].c.graph_id == target.c.graph_id + 0, self.links[-1].c.src == last.c.idx, self.links[-1].c.tgt == target.c.idx))
         self.joined = joined
         self.conditions = [_step_condition(conn, node, step) for node, step in zip(self.nodes, steps)]
-        self.conditions.append(self.nodes[-1].c.is_target_logit == true())
         shares = [
             case((nxt.c.input_total > 0.0, func.abs(link.c.weight, type_=Float) / nxt.c.input_total), else_=literal(0.0, Float))
             for link, nxt in zip(self.links, self.nodes[1:])
