@@ -11,9 +11,10 @@ bound-parameter limit nor change the statement's text.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Connection, Integer, any_, func, literal, select
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Connection, Integer, any_, exists, func, literal, or_, select
 
 from ingest.records import FeatureKey
 from schema.sql import READY, descriptions, features, graphs, labels
@@ -76,6 +77,32 @@ def feature_descriptions(conn: Connection, fids: Sequence[int]) -> list[tuple[in
     d = descriptions.c
     query = select(d.feature_id, d.source, d.text).where(among(conn, d.feature_id, fids)).order_by(d.id)
     return [tuple(row) for row in conn.execute(query)]
+
+
+def distinct_feature_descriptions(conn: Connection, fids: Sequence[int]) -> list[tuple[int, str, str]]:
+    """(feature id, source, text) of the descriptions of ``fids``, each distinct triple once, in the
+    order of its oldest description: what :func:`feature_descriptions` gives with repeats dropped
+    (a clerp repeats in every graph that has the feature)."""
+    if not fids:
+        return []
+    d = descriptions.c
+    query = select(d.feature_id, d.source, d.text).where(among(conn, d.feature_id, fids)).group_by(d.feature_id, d.source, d.text).order_by(func.min(d.id))
+    return [tuple(row) for row in conn.execute(query)]
+
+
+# what str.strip() strips: a text of only these names nothing
+_WHITESPACE = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+
+
+def features_with_text(conn: Connection, fids: Sequence[int]) -> set[int]:
+    """Those of ``fids`` with a label or a description that is not blank (as ``str.strip`` sees it)."""
+    if not fids:
+        return set()
+    keys = keys_table(conn, [(fid,) for fid in fids], ("fid",))
+    blank = literal(_WHITESPACE)
+    labelled = exists().where(labels.c.feature_id == keys.c.fid, func.trim(labels.c.text, blank) != "")
+    described = exists().where(descriptions.c.feature_id == keys.c.fid, func.trim(descriptions.c.text, blank) != "")
+    return set(conn.execute(select(keys.c.fid).where(or_(labelled, described))).scalars())
 
 
 def ready_slugs(conn: Connection, gids: Iterable[int]) -> list[str]:

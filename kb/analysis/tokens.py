@@ -56,9 +56,16 @@ def feature_names(kb: Core, fids: Iterable[int]) -> dict[int, list[str]]:
     source_rank = {"label": 0, "clerp": 1}
     with kb.engine.connect() as conn:
         found = [(0, fid, text) for fid, text, _slug in sqlqueries.feature_labels(conn, wanted)]
-        found += [(source_rank.get(source, 2), fid, text) for fid, source, text in sqlqueries.feature_descriptions(conn, wanted)]
+        found += [(source_rank.get(source, 2), fid, text) for fid, source, text in sqlqueries.distinct_feature_descriptions(conn, wanted)]
     for _, fid, text in sorted(found, key=lambda r: r[0]):
         text = (text or "").strip()
         if text and text not in names[fid]:
             names[fid].append(text)
     return names
+
+
+def named_features(kb: Core, fids: Iterable[int]) -> set[int]:
+    """Those of ``fids`` that :func:`feature_names` gives at least one name."""
+    wanted = sorted(set(fids))
+    with kb.engine.connect() as conn:
+        return sqlqueries.features_with_text(conn, wanted)

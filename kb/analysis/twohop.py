@@ -12,7 +12,7 @@ import pandas as pd
 from ingest.records import FeatureKey
 from kb.analysis.chains import chain_json, chains_frame
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_dict, feature_json, feature_keys
-from kb.analysis.tokens import feature_names, token_positions, words
+from kb.analysis.tokens import feature_names, named_features, token_positions, words
 from kb.core import Core
 from kb.errors import CircuitKBError
 from kb.featureref import parse_feature_ref
@@ -63,6 +63,8 @@ def two_hop_paths(
 
     ``top`` keeps the best paths of each graph (None: all). Sorted by slug, then score.
     """
+    if top is not None and top < 1:
+        raise CircuitKBError(f"top must be at least 1 (or None for all paths), got {top}")
     graphs = chosen_graphs(kb, selection)
     positions = {g.gid: frozenset(token_positions(g, token=token, position=position)) for g in graphs}
     positions = {gid: p for gid, p in positions.items() if p}
@@ -70,19 +72,10 @@ def two_hop_paths(
     # which intermediates qualify is decided per (graph, feature) first, so that the store can
     # score only the paths through them and keep the best of each graph
     middles = kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
-    keys = [(g.gid, g.fids[0]) for g in middles]
-    names = feature_names(kb, sorted({fid for _, fid in keys}))
-    where = kb.store.feature_positions(keys)
+    named = named_features(kb, {g.fids[0] for g in middles})
+    unnamed = sum(g.n_chains for g in middles if g.fids[0] not in named)
     tokens = {g.gid: g.prompt_tokens for g in graphs}
-    via_words = words(via) if via else set()
-    allowed: dict[int, set[int]] = {}
-    unnamed = 0
-    for group, (gid, fid) in zip(middles, keys):
-        verdict = _intermediate(names.get(fid, []), where.get((gid, fid), ()), tokens[gid], via_words)
-        if verdict == "":
-            unnamed += group.n_chains
-        elif verdict is not None:
-            allowed.setdefault(gid, set()).add(fid)
+    allowed, names, where = _allowed_middles(kb, [g for g in middles if g.fids[0] in named], tokens, words(via) if via else set(), top)
     through = Step(graph_fids={gid: frozenset(fids) for gid, fids in allowed.items()})
     matches = kb.store.chains(sorted(allowed), [start, through], top) if allowed else []
     frame = chains_frame(kb, graphs, matches, 2)
@@ -91,6 +84,45 @@ def two_hop_paths(
         frame["mid_positions"] = [where.get((gid, fid), ()) for gid, fid in zip(frame["gid"], frame["n1_fid"])]
         frame["mid_tokens"] = [tuple(tokens[gid][p] for p in ps) for gid, ps in zip(frame["gid"], frame["mid_positions"])]
     return TwoHopPaths(graphs, token, position, via, frame, unnamed)
+
+
+def _allowed_middles(
+    kb: Core, groups: Sequence[ChainGroup], tokens: Mapping[int, Sequence[str]], via_words: set[str], top: int | None
+) -> tuple[dict[int, set[int]], dict[int, list[str]], dict[tuple[int, int], tuple[int, ...]]]:
+    """Of the (graph, named intermediate feature) ``groups``, those that qualify and could hold one
+    of the graph's ``top`` best paths (None: all that qualify), with the names and positions read.
+
+    Each graph's groups are judged best first, ``top`` at a time: once ``top`` have qualified, a
+    group whose best path scores below the ``top``-th of theirs cannot reach the graph's best
+    ``top`` (each qualified group holds a path scoring its best), so it is never judged.
+    """
+    ranked: dict[int, list[ChainGroup]] = {}
+    for group in groups:
+        ranked.setdefault(group.gid, []).append(group)
+    for gid in ranked:
+        ranked[gid].sort(key=lambda g: -g.best_score)
+    judged = dict.fromkeys(ranked, 0)
+    allowed: dict[int, set[int]] = {}
+    bests: dict[int, list[float]] = {}
+    names: dict[int, list[str]] = {}
+    where: dict[tuple[int, int], tuple[int, ...]] = {}
+    while judged:
+        batch = {gid: ranked[gid][n : None if top is None else n + top] for gid, n in judged.items()}
+        keys = [(gid, g.fids[0]) for gid, gs in batch.items() for g in gs]
+        names.update(feature_names(kb, {fid for _, fid in keys} - names.keys()))
+        where.update(kb.store.feature_positions(keys))
+        for gid, gs in batch.items():
+            for group in gs:
+                fid = group.fids[0]
+                if _intermediate(names[fid], where.get((gid, fid), ()), tokens[gid], via_words) == "ok":
+                    allowed.setdefault(gid, set()).add(fid)
+                    bests.setdefault(gid, []).append(group.best_score)
+            judged[gid] += len(gs)
+            left = ranked[gid][judged[gid] :]
+            kept = bests.get(gid, [])
+            if not left or (top is not None and len(kept) >= top and left[0].best_score < kept[top - 1]):
+                del judged[gid]
+    return allowed, names, where
 
 
 def _intermediate(names: list[str], positions: tuple[int, ...], tokens: Sequence[str], via_words: set[str]) -> str | None:
