@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import heapq
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -109,22 +108,24 @@ class EmbeddedCircuitQueries(CircuitQueries):
         k = len(steps)
         out: list[ChainMatch] = []
         with self.engine.connect() as conn:
-            path = _ChainPath(conn, steps)
-            nodes, links = path.nodes, path.links
-            columns = [
-                nodes[0].c.graph_id,
-                *(n.c.idx for n in nodes),
-                *(n.c.feature_id for n in nodes),
-                *(link.c.weight for link in links),
-                *(n.c.input_total for n in nodes[1:]),
-                path.score,
-            ]
             for chunk in _chunks(gids):
-                rows = conn.execute(path.select(columns, chunk))
-                # each graph's best ``top`` paths, cut as the rows stream by: a window function over
-                # the join made SQLite plan the join another way, 15x slower than the join alone
-                kept = rows if top is None else _best_per_graph(rows, top, k)
-                for gid, *values in kept:
+                path = _ChainPath(conn, steps, chunk)
+                nodes = path.nodes
+                columns = [
+                    nodes[0].c.graph_id,
+                    *(n.c.idx for n in nodes),
+                    *(n.c.feature_id for n in nodes),
+                    *(link.c.weight for link in path.links),
+                    *(n.c.input_total for n in nodes[1:]),
+                    path.score,
+                ]
+                query = path.select(columns)
+                if top is not None:
+                    # each graph's best ``top`` paths, ranked as the Neo4j store ranks them
+                    order = [path.score.desc(), *(n.c.idx for n in nodes)]
+                    ranked = path.select([*columns, func.row_number().over(partition_by=nodes[0].c.graph_id, order_by=order).label("rank")]).subquery()
+                    query = select(*list(ranked.c)[:-1]).where(ranked.c.rank <= top)
+                for gid, *values in conn.execute(query):
                     out.append(
                         ChainMatch(
                             gid,
@@ -139,10 +140,10 @@ class EmbeddedCircuitQueries(CircuitQueries):
     def _chain_groups(self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int]) -> list[ChainGroup]:
         out: list[ChainGroup] = []
         with self.engine.connect() as conn:
-            path = _ChainPath(conn, steps)
-            keys = [path.nodes[0].c.graph_id, *(path.nodes[i].c.feature_id for i in at)]
             for chunk in _chunks(gids):
-                query = path.select([*keys, func.count(), func.max(path.score)], chunk).group_by(*keys)
+                path = _ChainPath(conn, steps, chunk)
+                keys = [path.nodes[0].c.graph_id, *(path.nodes[i].c.feature_id for i in at)]
+                query = path.select([*keys, func.count(), func.max(path.score)]).group_by(*keys)
                 for gid, *fids, n, best in conn.execute(query):
                     out.append(ChainGroup(gid, tuple(fids), n, best))
         return out
@@ -251,36 +252,35 @@ def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
         yield list(ids[start : start + _CHUNK])
 
 
-def _best_per_graph(rows: Iterable[Any], top: int, k: int) -> list[Any]:
-    """Of rows (gid, node idx x k+1, ..., score last), each graph's ``top`` best: highest score
-    first, ties to the lower node indexes (as the Neo4j store orders them)."""
-    heaps: dict[int, list[tuple[float, tuple[int, ...], int, Any]]] = {}
-    for n, row in enumerate(rows):
-        # a min-heap of the kept: its root is the worst kept, the one a better row replaces
-        entry = (row[-1], tuple(-i for i in row[1 : k + 2]), n, row)
-        heap = heaps.setdefault(row[0], [])
-        if len(heap) < top:
-            heapq.heappush(heap, entry)
-        elif entry > heap[0]:
-            heapq.heapreplace(heap, entry)
-    return [entry[-1] for heap in heaps.values() for entry in heap]
-
-
 class _ChainPath:
     """The join of a chain n0 -[l0]-> n1 -[l1]-> ... -> t (t a target logit) whose nodes match
     ``steps``, and its score: the product of each link's share of its target's input, computed
     as :class:`kb.stores.circuit_queries.ChainMatch` computes it."""
 
-    def __init__(self, conn: Connection, steps: Sequence[Step]) -> None:
+    def __init__(self, conn: Connection, steps: Sequence[Step], gids: Sequence[int]) -> None:
+        self.gids = list(gids)
         self.nodes = [graph_nodes.alias(f"n{i}") for i in range(len(steps) + 1)]
         self.links = [graph_links.alias(f"l{i}") for i in range(len(steps))]
-        *inner, last = self.nodes[:-1]
-        target = self.nodes[-1]
-        joined: Any = self.nodes[0]
-        # graph ids are joined as `x.graph_id = y.graph_id + 0`: without the `+ 0` SQLite carries the
-        # first step's graph filter to every node alias and starts from all nodes of the graphs
-        # (the least selective step) instead of from the first step
-        for node, link, nxt in zip(inner, self.links, self.nodes[1:-1]):
+        *_, last, target = self.nodes
+        # the join starts from a step limited to some features per graph (those are few), else
+        # from the first step; graph ids are joined as `x.graph_id = y.graph_id + 0` so that each
+        # node and link is found from the one before it in that order: without the `+ 0` SQLite
+        # carries the first step's graph filter to every node alias and starts from all nodes of
+        # the graphs (the least selective step) instead
+        self.origin = next((i for i, step in enumerate(steps) if step.graph_fids is not None), 0)
+        origin = self.nodes[self.origin]
+        joined: Any = origin
+        if steps[self.origin].graph_fids is not None:
+            keys = keys_table(conn, _graph_pairs(steps[self.origin].graph_fids, self.gids), ("gid", "fid"))
+            # the graph compared as a range: with `=` SQLite reads each key's whole graph by the
+            # primary key instead of seeking the feature by its index
+            joined = keys.join(origin, and_(origin.c.feature_id == keys.c.fid, origin.c.graph_id >= keys.c.gid, origin.c.graph_id <= keys.c.gid))
+        for i in reversed(range(self.origin)):
+            node, link, nxt = self.nodes[i], self.links[i], self.nodes[i + 1]
+            joined = joined.join(link, and_(link.c.graph_id == nxt.c.graph_id + 0, link.c.tgt == nxt.c.idx))
+            joined = joined.join(node, and_(node.c.graph_id == link.c.graph_id + 0, node.c.idx == link.c.src))
+        for i in range(self.origin, len(steps) - 1):
+            node, link, nxt = self.nodes[i], self.links[i], self.nodes[i + 1]
             joined = joined.join(link, and_(link.c.graph_id == node.c.graph_id + 0, link.c.src == node.c.idx))
             joined = joined.join(nxt, and_(nxt.c.graph_id == link.c.graph_id + 0, nxt.c.idx == link.c.tgt))
         # the target logit is found (by its index) before the last link, so that the last link is one
@@ -288,7 +288,7 @@ class _ChainPath:
         joined = joined.join(target, and_(target.c.graph_id == last.c.graph_id + 0, target.c.is_target_logit == true()))
         joined = joined.join(self.links[-1], and_(self.links[-1].c.graph_id == target.c.graph_id + 0, self.links[-1].c.src == last.c.idx, self.links[-1].c.tgt == target.c.idx))
         self.joined = joined
-        self.conditions = [_step_condition(conn, node, step) for node, step in zip(self.nodes, steps)]
+        self.conditions = [_step_condition(conn, node, step, self.gids, i == self.origin) for i, (node, step) in enumerate(zip(self.nodes, steps))]
         shares = [
             case((nxt.c.input_total > 0.0, func.abs(link.c.weight, type_=Float) / nxt.c.input_total), else_=literal(0.0, Float))
             for link, nxt in zip(self.links, self.nodes[1:])
@@ -298,20 +298,27 @@ class _ChainPath:
             score = score * share
         self.score = score
 
-    def select(self, columns: Sequence[Any], gids: Sequence[int]) -> Select:
-        """``columns`` of the chains of graphs ``gids``."""
-        return select(*columns).select_from(self.joined).where(self.nodes[0].c.graph_id.in_(list(gids)), *self.conditions)
+    def select(self, columns: Sequence[Any]) -> Select:
+        """``columns`` of the chains."""
+        return select(*columns).select_from(self.joined).where(self.nodes[self.origin].c.graph_id.in_(self.gids), *self.conditions)
 
 
-def _step_condition(conn: Connection, node: Any, step: Step) -> ColumnElement[bool]:
+def _graph_pairs(per_graph: Mapping[int, frozenset[int]], gids: Sequence[int]) -> list[tuple[int, int]]:
+    """(gid, value) of the values ``per_graph`` lists for each graph of ``gids``."""
+    return [(gid, value) for gid in gids for value in sorted(per_graph.get(gid, ()))]
+
+
+def _step_condition(conn: Connection, node: Any, step: Step, gids: Sequence[int], joined_to_keys: bool) -> ColumnElement[bool]:
+    """Whether ``node`` may stand at ``step``; its features per graph are left out where the
+    node is already joined to them (the start of a :class:`_ChainPath`)."""
     feature: ColumnElement[bool] = node.c.kind == "feature"
     if step.fids is not None:
         feature = and_(feature, node.c.feature_id.in_(sorted(step.fids)))
-    if step.graph_fids is not None:
-        keys = keys_table(conn, [(gid, fid) for gid, fids in step.graph_fids.items() for fid in fids], ("gid", "fid"))
+    if step.graph_fids is not None and not joined_to_keys:
+        keys = keys_table(conn, _graph_pairs(step.graph_fids, gids), ("gid", "fid"))
         feature = and_(feature, tuple_(node.c.graph_id, node.c.feature_id).in_(select(keys.c.gid, keys.c.fid)))
     condition = or_(feature, node.c.kind == "embedding") if step.embeddings else feature
     if step.positions is not None:
-        pairs = sorted((gid, pos) for gid, positions in step.positions.items() for pos in positions)
+        pairs = _graph_pairs(step.positions, gids)
         condition = and_(condition, tuple_(node.c.graph_id, node.c.ctx_idx).in_(pairs))
     return condition
