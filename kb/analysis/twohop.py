@@ -105,37 +105,34 @@ def _allowed_middles(
     allowed: dict[int, set[int]] = {}
     bests: dict[int, list[float]] = {}
     names: dict[int, list[str]] = {}
+    name_words: dict[int, set[str]] = {}
     where: dict[tuple[int, int], tuple[int, ...]] = {}
     while judged:
         batch = {gid: ranked[gid][n : None if top is None else n + top] for gid, n in judged.items()}
         keys = [(gid, g.fids[0]) for gid, gs in batch.items() for g in gs]
         names.update(feature_names(kb, {fid for _, fid in keys} - names.keys()))
+        name_words.update({fid: set().union(*map(words, texts)) for fid, texts in names.items() if fid not in name_words})
         where.update(kb.store.feature_positions(keys))
         for gid, gs in batch.items():
+            token_words = [words(t) for t in tokens[gid]]
             for group in gs:
                 fid = group.fids[0]
-                if _intermediate(names[fid], where.get((gid, fid), ()), tokens[gid], via_words) == "ok":
+                if _qualifies(name_words[fid], where.get((gid, fid), ()), token_words, via_words):
                     allowed.setdefault(gid, set()).add(fid)
                     bests.setdefault(gid, []).append(group.best_score)
             judged[gid] += len(gs)
-            left = ranked[gid][judged[gid] :]
-            kept = bests.get(gid, [])
-            if not left or (top is not None and len(kept) >= top and left[0].best_score < kept[top - 1]):
+            n, kept = judged[gid], bests.get(gid, [])
+            if n == len(ranked[gid]) or (top is not None and len(kept) >= top and ranked[gid][n].best_score < kept[top - 1]):
                 del judged[gid]
     return allowed, names, where
 
 
-def _intermediate(names: list[str], positions: tuple[int, ...], tokens: Sequence[str], via_words: set[str]) -> str | None:
-    """"ok" if an intermediate feature with these names at these positions qualifies, "" if it has
-    no name, None if a token at its positions names it (or its names lack the ``via`` words)."""
-    if not names:
-        return ""
-    name_words = set().union(*(words(n) for n in names))
+def _qualifies(name_words: set[str], positions: tuple[int, ...], token_words: Sequence[set[str]], via_words: set[str]) -> bool:
+    """Whether an intermediate feature with a name (whose words are ``name_words``) at these
+    positions qualifies: its names hold the ``via`` words and no token at its positions names it."""
     if via_words and not via_words <= name_words:
-        return None
-    if any(words(tokens[p]) & name_words for p in positions if 0 <= p < len(tokens)):
-        return None
-    return "ok"
+        return False
+    return not any(token_words[p] & name_words for p in positions if 0 <= p < len(token_words))
 
 
 @dataclass

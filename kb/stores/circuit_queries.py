@@ -441,8 +441,10 @@ class CircuitQueries(ABC):
         score of each group. Sorted by gid, then fids (None before any feature)."""
         if not steps or not gids:
             return []
-        groups = self._chain_groups(sorted(set(gids)), steps, tuple(at))
-        return sorted(groups, key=lambda g: (g.gid, tuple(-1 if f is None else f for f in g.fids)))
+        groups = list(self._chain_groups(sorted(set(gids)), steps, tuple(at)))
+        if any(f is None for g in groups for f in g.fids):
+            return sorted(groups, key=lambda g: (g.gid, tuple(-1 if f is None else f for f in g.fids)))
+        return sorted(groups, key=lambda g: (g.gid, g.fids))
 
     def links_around(self, gid: int, idxs: Sequence[int], min_abs_weight: float, direction: str = BOTH) -> LinkSet:
         """The links into (``in``), out of (``out``) or either side of (``both``) the nodes

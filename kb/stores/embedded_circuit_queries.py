@@ -144,8 +144,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
                 path = _ChainPath(conn, steps, chunk)
                 keys = [path.nodes[0].c.graph_id, *(path.nodes[i].c.feature_id for i in at)]
                 query = path.select([*keys, func.count(), func.max(path.score)]).group_by(*keys)
-                for gid, *fids, n, best in conn.execute(query):
-                    out.append(ChainGroup(gid, tuple(fids), n, best))
+                out += [ChainGroup(gid, tuple(fids), n, best) for gid, *fids, n, best in conn.execute(query).all()]
         return out
 
     def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:
@@ -275,6 +274,10 @@ class _ChainPath:
             # the graph compared as a range: with `=` SQLite reads each key's whole graph by the
             # primary key instead of seeking the feature by its index
             joined = keys.join(origin, and_(origin.c.feature_id == keys.c.fid, origin.c.graph_id >= keys.c.gid, origin.c.graph_id <= keys.c.gid))
+        # the graph's target logit, found (by its index) once per start node rather than once per
+        # chain, makes the last link one seek by (graph, source, target), not a walk over every
+        # link out of the last step's node
+        joined = joined.join(target, and_(target.c.graph_id == origin.c.graph_id + 0, target.c.is_target_logit == true()))
         for i in reversed(range(self.origin)):
             node, link, nxt = self.nodes[i], self.links[i], self.nodes[i + 1]
             joined = joined.join(link, and_(link.c.graph_id == nxt.c.graph_id + 0, link.c.tgt == nxt.c.idx))
@@ -283,9 +286,6 @@ class _ChainPath:
             node, link, nxt = self.nodes[i], self.links[i], self.nodes[i + 1]
             joined = joined.join(link, and_(link.c.graph_id == node.c.graph_id + 0, link.c.src == node.c.idx))
             joined = joined.join(nxt, and_(nxt.c.graph_id == link.c.graph_id + 0, nxt.c.idx == link.c.tgt))
-        # the target logit is found (by its index) before the last link, so that the last link is one
-        # seek by (graph, source, target) and not a walk over every link out of the last step's node
-        joined = joined.join(target, and_(target.c.graph_id == last.c.graph_id + 0, target.c.is_target_logit == true()))
         joined = joined.join(self.links[-1], and_(self.links[-1].c.graph_id == target.c.graph_id + 0, self.links[-1].c.src == last.c.idx, self.links[-1].c.tgt == target.c.idx))
         self.joined = joined
         self.conditions = [_step_condition(conn, node, step, self.gids, i == self.origin) for i, (node, step) in enumerate(zip(self.nodes, steps))]

@@ -31,7 +31,7 @@ def upgrade() -> None:
         ['graph_id', 'idx'],
         unique=False,
         sqlite_where=sa.text('is_target_logit = 1'),
-        postgresql_where=sa.text('is_target_logit'),
+        postgresql_where=sa.text('is_target_logit = true'),
     )
     if op.get_bind().dialect.name == "sqlite":
         op.execute("ANALYZE sqlite_schema")  # creates sqlite_stat1 if it is missing, analyses nothing
