@@ -208,8 +208,7 @@ def match_pattern(
     groups: list[ChainGroup] = []
     if not any(s.fids is not None and not s.fids for s in store_steps):
         gids = [g.gid for g in graphs]
-        groups = kb.store.chain_groups(gids, store_steps, at=range(len(steps)))
-        matches = kb.store.chains(gids, store_steps, top)
+        matches, groups = kb.store.chains_and_groups(gids, store_steps, range(len(steps)), top)
     frame = chains_frame(kb, graphs, matches, len(steps))
     summary = _pattern_summary(kb, graphs, groups, len(steps))
     return PatternMatches(graphs, keys, frame, summary, sum(g.n_chains for g in groups), top)

@@ -6,7 +6,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from sqlalchemy import Connection, Engine, Float, Select, and_, case, delete, func, insert, literal, or_, select, true, tuple_
+from sqlalchemy import Connection, Engine, Float, Select, and_, case, delete, func, insert, literal, null, or_, select, true, tuple_, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from kb.errors import NotFoundError
@@ -105,36 +105,12 @@ class EmbeddedCircuitQueries(CircuitQueries):
         return skeleton_from_rows(gid, rows, src, tgt, weight)
 
     def _chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None) -> list[ChainMatch]:
-        k = len(steps)
         out: list[ChainMatch] = []
         with self.engine.connect() as conn:
             for chunk in _chunks(gids):
                 path = _ChainPath(conn, steps, chunk)
-                nodes = path.nodes
-                columns = [
-                    nodes[0].c.graph_id,
-                    *(n.c.idx for n in nodes),
-                    *(n.c.feature_id for n in nodes),
-                    *(link.c.weight for link in path.links),
-                    *(n.c.input_total for n in nodes[1:]),
-                    path.score,
-                ]
-                query = path.select(columns)
-                if top is not None:
-                    # each graph's best ``top`` paths, ranked as the Neo4j store ranks them
-                    order = [path.score.desc(), *(n.c.idx for n in nodes)]
-                    ranked = path.select([*columns, func.row_number().over(partition_by=nodes[0].c.graph_id, order_by=order).label("rank")]).subquery()
-                    query = select(*list(ranked.c)[:-1]).where(ranked.c.rank <= top)
-                for gid, *values in conn.execute(query):
-                    out.append(
-                        ChainMatch(
-                            gid,
-                            tuple(values[: k + 1]),
-                            tuple(values[2 * k + 2 : 3 * k + 2]),
-                            tuple(values[k + 1 : 2 * k + 2]),
-                            tuple(values[3 * k + 2 : 4 * k + 2]),
-                        )
-                    )
+                found = path.select(path.chain_columns()).subquery()
+                out += [_chain_match(row, len(steps)) for row in conn.execute(_best(found, len(steps), top)).all()]
         return out
 
     def _chain_groups(self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int]) -> list[ChainGroup]:
@@ -147,6 +123,31 @@ class EmbeddedCircuitQueries(CircuitQueries):
                 out += [ChainGroup(gid, tuple(fids), n, best) for gid, *fids, n, best in conn.execute(query).all()]
         return out
 
+    def _chains_and_groups(
+        self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int], top: int | None
+    ) -> tuple[list[ChainMatch], list[ChainGroup]]:
+        k = len(steps)
+        chains: list[ChainMatch] = []
+        groups: list[ChainGroup] = []
+        with self.engine.connect() as conn:
+            for chunk in _chunks(gids):
+                path = _ChainPath(conn, steps, chunk)
+                # the paths are joined once (SQLite materialises a CTE that is read twice), then both
+                # ranked and counted; a row of the union is a chain or a group, its other columns null
+                found = path.select(path.chain_columns()).cte("found")
+                keys = [found.c.gid, *(found.c[f"f{i}"] for i in at)]
+                best = _best(found, k, top).subquery()
+                chain_part = select(literal(1).label("part"), *best.c, *(null() for _ in range(len(keys) + 2)))
+                group_part = select(literal(0), *(null() for _ in best.c), *keys, func.count(), func.max(found.c.score)).group_by(*keys)
+                width = len(best.c)
+                for part, *row in conn.execute(union_all(chain_part, group_part)).all():
+                    if part:
+                        chains.append(_chain_match(row[:width], k))
+                    else:
+                        gid, *fids, n, score = row[width:]
+                        groups.append(ChainGroup(gid, tuple(fids), n, score))
+        return chains, groups
+
     def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:
         c = graph_nodes.c
         out: dict[tuple[int, int], ChainNode] = {}
@@ -155,7 +156,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
         with self.engine.connect() as conn:
             keys = keys_table(conn, nodes, ("gid", "idx"))
             query = select(c.graph_id, *(c[name] for name in _ABOUT)).select_from(keys).join(graph_nodes, and_(c.graph_id == keys.c.gid, c.idx == keys.c.idx))
-            for gid, *about in conn.execute(query):
+            for gid, *about in conn.execute(query).all():
                 out[(gid, about[0])] = ChainNode(*about)
         return out
 
@@ -169,7 +170,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
                 .join(graph_links, and_(link.graph_id == keys.c.gid, link.src == keys.c.src, link.tgt == keys.c.tgt))
                 .order_by(link.graph_id, link.idx)
             )
-            return [tuple(row) for row in conn.execute(query)]
+            return [tuple(row) for row in conn.execute(query).all()]
 
     def _graph_feature_ids(self, gids: Sequence[int]) -> list[tuple[int, list[int]]]:
         with self.engine.connect() as conn:
@@ -185,14 +186,14 @@ class EmbeddedCircuitQueries(CircuitQueries):
             pairs = keys_table(conn, keys, ("gid", "fid"))
             key = and_(c.feature_id == pairs.c.fid, c.graph_id >= pairs.c.gid, c.graph_id <= pairs.c.gid)
             query = select(c.graph_id, c.feature_id, c.ctx_idx).select_from(pairs).join(graph_nodes, key)
-            return [tuple(row) for row in conn.execute(query)]
+            return [tuple(row) for row in conn.execute(query).all()]
 
     def _input_total_rows(self, nodes: Sequence[tuple[int, int]]) -> list[tuple[int, int, float]]:
         c = graph_nodes.c
         with self.engine.connect() as conn:
             keys = keys_table(conn, nodes, ("gid", "idx"))
             query = select(c.graph_id, c.idx, c.input_total).select_from(keys).join(graph_nodes, and_(c.graph_id == keys.c.gid, c.idx == keys.c.idx))
-            return [tuple(row) for row in conn.execute(query)]
+            return [tuple(row) for row in conn.execute(query).all()]
 
     def top_nodes(self, gid: int, n: int) -> list[int]:
         c = graph_nodes.c
@@ -251,6 +252,21 @@ def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
         yield list(ids[start : start + _CHUNK])
 
 
+def _best(found: Any, k: int, top: int | None) -> Select:
+    """The chains of ``found`` (columns of :meth:`_ChainPath.chain_columns`), or each graph's best
+    ``top`` of them, ranked as the Neo4j store ranks them: by score, then by nodes."""
+    if top is None:
+        return select(*found.c)
+    order = [found.c.score.desc(), *(found.c[f"i{i}"] for i in range(k + 1))]
+    ranked = select(*found.c, func.row_number().over(partition_by=found.c.gid, order_by=order).label("rank")).subquery()
+    return select(*list(ranked.c)[:-1]).where(ranked.c.rank <= top)
+
+
+def _chain_match(row: Sequence[Any], k: int) -> ChainMatch:
+    gid, *values = row
+    return ChainMatch(gid, tuple(values[: k + 1]), tuple(values[2 * k + 2 : 3 * k + 2]), tuple(values[k + 1 : 2 * k + 2]), tuple(values[3 * k + 2 : 4 * k + 2]))
+
+
 class _ChainPath:
     """The join of a chain n0 -[l0]-> n1 -[l1]-> ... -> t (t a target logit) whose nodes match
     ``steps``, and its score: the product of each link's share of its target's input, computed
@@ -297,6 +313,19 @@ class _ChainPath:
         for share in shares[1:]:
             score = score * share
         self.score = score
+
+    def chain_columns(self) -> list[Any]:
+        """gid, i0.. (each node's idx), f0.. (its feature id), w0.. (each link's weight), c1.. (the
+        input total of each node after the first) and score."""
+        nodes = self.nodes
+        return [
+            nodes[0].c.graph_id.label("gid"),
+            *(n.c.idx.label(f"i{i}") for i, n in enumerate(nodes)),
+            *(n.c.feature_id.label(f"f{i}") for i, n in enumerate(nodes)),
+            *(link.c.weight.label(f"w{i}") for i, link in enumerate(self.links)),
+            *(n.c.input_total.label(f"c{i}") for i, n in enumerate(nodes) if i),
+            self.score.label("score"),
+        ]
 
     def select(self, columns: Sequence[Any]) -> Select:
         """``columns`` of the chains."""
