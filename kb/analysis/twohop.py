@@ -102,7 +102,7 @@ def _allowed_middles(
     for gid in ranked:
         ranked[gid].sort(key=lambda g: -g.best_score)
     judged = dict.fromkeys(ranked, 0)
-    allowed: dict[int, set[int]] = {}
+    allowed: dict[int, dict[int, float]] = {}
     bests: dict[int, list[float]] = {}
     names: dict[int, list[str]] = {}
     name_words: dict[int, set[str]] = {}
@@ -118,13 +118,16 @@ def _allowed_middles(
             for group in gs:
                 fid = group.fids[0]
                 if _qualifies(name_words[fid], where.get((gid, fid), ()), token_words, via_words):
-                    allowed.setdefault(gid, set()).add(fid)
+                    allowed.setdefault(gid, {})[fid] = group.best_score
                     bests.setdefault(gid, []).append(group.best_score)
             judged[gid] += len(gs)
             n, kept = judged[gid], bests.get(gid, [])
             if n == len(ranked[gid]) or (top is not None and len(kept) >= top and ranked[gid][n].best_score < kept[top - 1]):
                 del judged[gid]
-    return allowed, names, where
+    # the last batch of a graph may have judged groups past its best ``top``: they are left out
+    floor = {gid: kept[top - 1] if top is not None and len(kept) >= top else -1.0 for gid, kept in bests.items()}
+    kept_fids = {gid: {fid for fid, best in fids.items() if best >= floor[gid]} for gid, fids in allowed.items()}
+    return kept_fids, names, where
 
 
 def _qualifies(name_words: set[str], positions: tuple[int, ...], token_words: Sequence[set[str]], via_words: set[str]) -> bool:
