@@ -319,10 +319,12 @@ class ChainMatch:
         return math.prod(self.shares)
 
 
-@dataclass(frozen=True)
-class ChainGroup:
+class ChainGroup(NamedTuple):
     """The chains of graph ``gid`` whose nodes at the grouped steps are of features ``fids``
-    (None where a node is not a feature): how many (``n_chains``) and the best score."""
+    (None where a node is not a feature): how many (``n_chains``) and the best score.
+
+    A named tuple: a question may make hundreds of thousands, and a frozen dataclass takes twice
+    as long to make."""
 
     gid: int
     fids: tuple[int | None, ...]
