@@ -7,8 +7,8 @@ over every link out of the last step's node, with a node lookup for each to test
 On SQLite the migration also writes the index's planner statistics (one node per graph): without
 them SQLite reads a graph's nodes by the primary key to find its target (see 0003).
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-11-30 13:30:00.000000
 """
 
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0011'
-down_revision = '0010'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
