@@ -56,7 +56,7 @@ def feature_names(kb: Core, fids: Iterable[int]) -> dict[int, list[str]]:
     source_rank = {"label": 0, "clerp": 1}
     with kb.engine.connect() as conn:
         found = [(0, fid, text) for fid, text, _slug in sqlqueries.feature_labels(conn, wanted)]
-        found += [(source_rank.get(source, 2), fid, text) for fid, source, text in sqlqueries.distinct_feature_descriptions(conn, wanted)]
+        found += [(source_rank.get(source, 2), fid, text) for fid, source, text in sqlqueries.feature_descriptions(conn, wanted)]
     for _, fid, text in sorted(found, key=lambda r: r[0]):
         text = (text or "").strip()
         if text and text not in names[fid]:

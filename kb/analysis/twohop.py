@@ -94,7 +94,8 @@ def _allowed_middles(
 
     Each graph's groups are judged best first, ``top`` at a time: once ``top`` have qualified, a
     group whose best path scores below the ``top``-th of theirs cannot reach the graph's best
-    ``top`` (each qualified group holds a path scoring its best), so it is never judged.
+    ``top`` (each qualified group holds a path scoring its best), so it is left out, and no later
+    batch is judged.
     """
     ranked: dict[int, list[ChainGroup]] = {}
     for group in groups:

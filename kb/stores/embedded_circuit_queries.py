@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, Float, Select, and_, case, delete, fu
 from sqlalchemy.sql.elements import ColumnElement
 
 from kb.errors import NotFoundError
-from kb.sqlqueries import among, keys_table
+from kb.sqlqueries import keys_table
 from kb.stores.base import NODE_COLUMNS
 from kb.stores.circuit_queries import (
     OUT,
