@@ -298,11 +298,16 @@ class _ChainPath:
             node, link, nxt = self.nodes[i], self.links[i], self.nodes[i + 1]
             joined = joined.join(link, and_(link.c.graph_id == nxt.c.graph_id + 0, link.c.tgt == nxt.c.idx))
             joined = joined.join(node, and_(node.c.graph_id == link.c.graph_id + 0, node.c.idx == link.c.src))
+        final = self.links[-1]
         for i in range(self.origin, len(steps) - 1):
             node, link, nxt = self.nodes[i], self.links[i], self.nodes[i + 1]
             joined = joined.join(link, and_(link.c.graph_id == node.c.graph_id + 0, link.c.src == node.c.idx))
+            if nxt is last:
+                # the last link is sought before its source node is read: most sources have none
+                joined = joined.join(final, and_(final.c.graph_id == target.c.graph_id + 0, final.c.src == link.c.tgt, final.c.tgt == target.c.idx))
             joined = joined.join(nxt, and_(nxt.c.graph_id == link.c.graph_id + 0, nxt.c.idx == link.c.tgt))
-        joined = joined.join(self.links[-1], and_(self.links[-1].c.graph_id == target.c.graph_id + 0, self.links[-1].c.src == last.c.idx, self.links[-1].c.tgt == target.c.idx))
+        if self.origin == len(steps) - 1:
+            joined = joined.join(final, and_(final.c.graph_id == target.c.graph_id + 0, final.c.src == last.c.idx, final.c.tgt == target.c.idx))
         self.joined = joined
         self.conditions = [_step_condition(conn, node, step, self.gids, i == self.origin) for i, (node, step) in enumerate(zip(self.nodes, steps))]
         shares = [
