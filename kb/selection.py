@@ -64,7 +64,8 @@ def select_graphs(engine: Engine, selection: Selection) -> list[GraphInfo]:
     set); a selection that matches nothing returns an empty list.
     """
     g = graphs.c
-    query = select(graphs).where(g.status == READY)
+    # only what a GraphInfo holds: decoding every graph's metadata JSON cost more than the query
+    query = select(g.id, g.slug, g.prompt, g.prompt_tokens, g.model, g.transcoder_set, g.language, g.family).where(g.status == READY)
     with engine.connect() as conn:
         slugs = list(selection.slugs)
         if selection.saved_set:

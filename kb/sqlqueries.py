@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Connection, Integer, any_, func, literal, select
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Connection, Integer, any_, exists, func, literal, or_, select
 
 from ingest.records import FeatureKey
 from schema.sql import READY, descriptions, features, graphs, labels
@@ -69,13 +69,31 @@ def feature_labels(conn: Connection, fids: Sequence[int]) -> list[tuple[int, str
     return [tuple(row) for row in conn.execute(query)]
 
 
-def feature_descriptions(conn: Connection, fids: Sequence[int]) -> list[tuple[int, str, str | None]]:
-    """(feature id, source, text) of every description (clerps, explanations) of ``fids``, oldest first."""
+def feature_descriptions(conn: Connection, fids: Sequence[int]) -> list[tuple[int, str, str]]:
+    """(feature id, source, text) of the descriptions (clerps, explanations) of ``fids``, each
+    distinct triple once, in the order of its oldest description (a clerp repeats in every graph
+    that has the feature)."""
     if not fids:
         return []
     d = descriptions.c
-    query = select(d.feature_id, d.source, d.text).where(among(conn, d.feature_id, fids)).order_by(d.id)
+    query = select(d.feature_id, d.source, d.text).where(among(conn, d.feature_id, fids)).group_by(d.feature_id, d.source, d.text).order_by(func.min(d.id))
     return [tuple(row) for row in conn.execute(query)]
+
+
+# what str.strip() strips (every character whose isspace() is true; a test checks): a text of
+# only these names nothing
+WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def features_with_text(conn: Connection, fids: Sequence[int]) -> set[int]:
+    """Those of ``fids`` with a label or a description that is not blank (as ``str.strip`` sees it)."""
+    if not fids:
+        return set()
+    keys = keys_table(conn, [(fid,) for fid in fids], ("fid",))
+    blank = literal(WHITESPACE)
+    labelled = exists().where(labels.c.feature_id == keys.c.fid, func.trim(labels.c.text, blank) != "")
+    described = exists().where(descriptions.c.feature_id == keys.c.fid, func.trim(descriptions.c.text, blank) != "")
+    return set(conn.execute(select(keys.c.fid).where(or_(labelled, described))).scalars())
 
 
 def ready_slugs(conn: Connection, gids: Iterable[int]) -> list[str]:

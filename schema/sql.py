@@ -305,6 +305,9 @@ graph_nodes = Table(
     # link's share of its target's input divides by (see kb.stores.base.node_input_totals)
     Column("input_total", Float),
     Index("ix_graph_nodes_feature", "feature_id", "graph_id"),
+    # each graph's target logit, found without reading the graph's other nodes (chains end there);
+    # its condition written as SQLAlchemy writes the test (SQLite uses the index only for that text)
+    Index("ix_graph_nodes_target", "graph_id", "idx", sqlite_where=text("is_target_logit = 1"), postgresql_where=text("is_target_logit = true")),
     sqlite_with_rowid=False,
 )
 

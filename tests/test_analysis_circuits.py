@@ -535,10 +535,18 @@ def test_the_store_scores_chains_and_keeps_the_best_of_each_graph(kb: KB, tmp_pa
         groups = kb.store.chain_groups(gids, steps, at=range(len(steps)))
         # the store's scores are the same floating-point operations as ChainMatch.score
         assert {(g.gid, g.fids): (g.n_chains, g.best_score) for g in groups} == {k: (len(v), max(v)) for k, v in counted.items()}
+        for top in (None, 1, 3):
+            chains, both_groups = kb.store.chains_and_groups(gids, steps, range(len(steps)), top)
+            alone = kb.store.chains(gids, steps, top)
+            assert both_groups == groups and chains == alone and [(m.weights, m.fids, m.totals) for m in chains] == [(m.weights, m.fids, m.totals) for m in alone]
         middles = {(m.gid, m.fids[-2]) for m in every if m.fids[-2] is not None}
         some = {gid: frozenset(f for g, f in middles if g == gid) for gid in gids[:2]}
         through = [*steps[:-1], Step(graph_fids=some)]
         assert kb.store.chains(gids, through) == [m for m in every if m.gid in some and m.fids[-2] in some[m.gid]]
+        firsts = {(m.gid, m.fids[0]) for m in every if m.fids[0] is not None}
+        some = {gid: frozenset(f for g, f in firsts if g == gid) for gid in gids[1:3]}
+        from_any = kb.store.chains(gids, [Step(), *steps[1:]])
+        assert kb.store.chains(gids, [Step(graph_fids=some), *steps[1:]]) == [m for m in from_any if m.gid in some and m.fids[0] in some[m.gid]]
     assert kb.store.chain_groups([], [Step()], at=[0]) == [] and kb.store.chains(gids, [Step()], 1)
 
 
@@ -654,6 +662,29 @@ def test_neo4j_nodes_written_without_input_totals_get_them_from_their_links(make
     kb.store.run_write("MATCH (n:Node) REMOVE n.input_total", {})  # as graphs written by older versions
     assert kb.store.node_rows(gid, [0])[0]["input_total"] is None
     assert answers() == before
+
+
+def test_a_feature_has_a_name_when_a_label_or_description_is_not_blank(sqlite_kb: KB) -> None:
+    import sys
+    from datetime import datetime, timezone
+
+    from sqlalchemy import insert
+
+    from kb.analysis.tokens import feature_names, named_features
+    from kb.sqlqueries import WHITESPACE
+    from schema.sql import descriptions, features
+
+    texts = {1: [" \u00a0\t\n"], 2: ["", " x "], 3: ["\u3000"], 4: []}
+    with sqlite_kb.engine.begin() as conn:
+        conn.execute(insert(features), [{"id": fid, "transcoder_set": "t", "layer": 0, "index": fid} for fid in texts])
+        rows = [(fid, text) for fid, some in texts.items() for text in some]
+        conn.execute(
+            insert(descriptions),
+            [{"feature_id": fid, "source": "clerp", "text": text, "text_hash": str(i), "created_at": datetime.now(timezone.utc)} for i, (fid, text) in enumerate(rows)],
+        )
+    names = feature_names(sqlite_kb, texts)
+    assert named_features(sqlite_kb, texts) == {fid for fid, found in names.items() if found} == {2}
+    assert set(WHITESPACE) == {c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()}
 
 
 def test_token_positions_count_from_the_end_and_match_text() -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 from ingest.records import FeatureKey
 from kb.analysis.chains import chain_json, chains_frame
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_dict, feature_json, feature_keys
-from kb.analysis.tokens import feature_names, token_positions, words
+from kb.analysis.tokens import feature_names, named_features, token_positions, words
 from kb.core import Core
 from kb.errors import CircuitKBError
 from kb.featureref import parse_feature_ref
@@ -63,6 +63,8 @@ def two_hop_paths(
 
     ``top`` keeps the best paths of each graph (None: all). Sorted by slug, then score.
     """
+    if top is not None and top < 1:
+        raise CircuitKBError(f"top must be at least 1 (or None for all paths), got {top}")
     graphs = chosen_graphs(kb, selection)
     positions = {g.gid: frozenset(token_positions(g, token=token, position=position)) for g in graphs}
     positions = {gid: p for gid, p in positions.items() if p}
@@ -70,19 +72,10 @@ def two_hop_paths(
     # which intermediates qualify is decided per (graph, feature) first, so that the store can
     # score only the paths through them and keep the best of each graph
     middles = kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
-    keys = [(g.gid, g.fids[0]) for g in middles]
-    names = feature_names(kb, sorted({fid for _, fid in keys}))
-    where = kb.store.feature_positions(keys)
+    named = named_features(kb, {g.fids[0] for g in middles})
+    unnamed = sum(g.n_chains for g in middles if g.fids[0] not in named)
     tokens = {g.gid: g.prompt_tokens for g in graphs}
-    via_words = words(via) if via else set()
-    allowed: dict[int, set[int]] = {}
-    unnamed = 0
-    for group, (gid, fid) in zip(middles, keys):
-        verdict = _intermediate(names.get(fid, []), where.get((gid, fid), ()), tokens[gid], via_words)
-        if verdict == "":
-            unnamed += group.n_chains
-        elif verdict is not None:
-            allowed.setdefault(gid, set()).add(fid)
+    allowed, names, where = _allowed_middles(kb, [g for g in middles if g.fids[0] in named], tokens, words(via) if via else set(), top)
     through = Step(graph_fids={gid: frozenset(fids) for gid, fids in allowed.items()})
     matches = kb.store.chains(sorted(allowed), [start, through], top) if allowed else []
     frame = chains_frame(kb, graphs, matches, 2)
@@ -93,17 +86,57 @@ def two_hop_paths(
     return TwoHopPaths(graphs, token, position, via, frame, unnamed)
 
 
-def _intermediate(names: list[str], positions: tuple[int, ...], tokens: Sequence[str], via_words: set[str]) -> str | None:
-    """"ok" if an intermediate feature with these names at these positions qualifies, "" if it has
-    no name, None if a token at its positions names it (or its names lack the ``via`` words)."""
-    if not names:
-        return ""
-    name_words = set().union(*(words(n) for n in names))
+def _allowed_middles(
+    kb: Core, groups: Sequence[ChainGroup], tokens: Mapping[int, Sequence[str]], via_words: set[str], top: int | None
+) -> tuple[dict[int, set[int]], dict[int, list[str]], dict[tuple[int, int], tuple[int, ...]]]:
+    """Of the (graph, named intermediate feature) ``groups``, those that qualify and could hold one
+    of the graph's ``top`` best paths (None: all that qualify), with the names and positions read.
+
+    Each graph's groups are judged best first, ``top`` at a time: once ``top`` have qualified, a
+    group whose best path scores below the ``top``-th of theirs cannot reach the graph's best
+    ``top`` (each qualified group holds a path scoring its best), so it is left out, and no later
+    batch is judged.
+    """
+    ranked: dict[int, list[ChainGroup]] = {}
+    for group in groups:
+        ranked.setdefault(group.gid, []).append(group)
+    for gid in ranked:
+        ranked[gid].sort(key=lambda g: -g.best_score)
+    judged = dict.fromkeys(ranked, 0)
+    allowed: dict[int, dict[int, float]] = {}
+    bests: dict[int, list[float]] = {}
+    names: dict[int, list[str]] = {}
+    name_words: dict[int, set[str]] = {}
+    where: dict[tuple[int, int], tuple[int, ...]] = {}
+    while judged:
+        batch = {gid: ranked[gid][n : None if top is None else n + top] for gid, n in judged.items()}
+        keys = [(gid, g.fids[0]) for gid, gs in batch.items() for g in gs]
+        names.update(feature_names(kb, {fid for _, fid in keys} - names.keys()))
+        name_words.update({fid: set().union(*map(words, texts)) for fid, texts in names.items() if fid not in name_words})
+        where.update(kb.store.feature_positions(keys))
+        for gid, gs in batch.items():
+            token_words = [words(t) for t in tokens[gid]]
+            for group in gs:
+                fid = group.fids[0]
+                if _qualifies(name_words[fid], where.get((gid, fid), ()), token_words, via_words):
+                    allowed.setdefault(gid, {})[fid] = group.best_score
+                    bests.setdefault(gid, []).append(group.best_score)
+            judged[gid] += len(gs)
+            n, kept = judged[gid], bests.get(gid, [])
+            if n == len(ranked[gid]) or (top is not None and len(kept) >= top and ranked[gid][n].best_score < kept[top - 1]):
+                del judged[gid]
+    # the last batch of a graph may have judged groups past its best ``top``: they are left out
+    floor = {gid: kept[top - 1] if top is not None and len(kept) >= top else -1.0 for gid, kept in bests.items()}
+    kept_fids = {gid: {fid for fid, best in fids.items() if best >= floor[gid]} for gid, fids in allowed.items()}
+    return kept_fids, names, where
+
+
+def _qualifies(name_words: set[str], positions: tuple[int, ...], token_words: Sequence[set[str]], via_words: set[str]) -> bool:
+    """Whether an intermediate feature with a name (whose words are ``name_words``) at these
+    positions qualifies: its names hold the ``via`` words and no token at its positions names it."""
     if via_words and not via_words <= name_words:
-        return None
-    if any(words(tokens[p]) & name_words for p in positions if 0 <= p < len(tokens)):
-        return None
-    return "ok"
+        return False
+    return not any(token_words[p] & name_words for p in positions if 0 <= p < len(token_words))
 
 
 @dataclass
@@ -179,8 +212,7 @@ def match_pattern(
     groups: list[ChainGroup] = []
     if not any(s.fids is not None and not s.fids for s in store_steps):
         gids = [g.gid for g in graphs]
-        groups = kb.store.chain_groups(gids, store_steps, at=range(len(steps)))
-        matches = kb.store.chains(gids, store_steps, top)
+        matches, groups = kb.store.chains_and_groups(gids, store_steps, range(len(steps)), top)
     frame = chains_frame(kb, graphs, matches, len(steps))
     summary = _pattern_summary(kb, graphs, groups, len(steps))
     return PatternMatches(graphs, keys, frame, summary, sum(g.n_chains for g in groups), top)

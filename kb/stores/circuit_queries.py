@@ -324,10 +324,12 @@ class ChainMatch:
         return math.prod(self.shares)
 
 
-@dataclass(frozen=True)
-class ChainGroup:
+class ChainGroup(NamedTuple):
     """The chains of graph ``gid`` whose nodes at the grouped steps are of features ``fids``
-    (None where a node is not a feature): how many (``n_chains``) and the best score."""
+    (None where a node is not a feature): how many (``n_chains``) and the best score.
+
+    A named tuple: a question may make hundreds of thousands, and a frozen dataclass takes twice
+    as long to make."""
 
     gid: int
     fids: tuple[int | None, ...]
@@ -354,6 +356,14 @@ class LinkSet:
 
     def __len__(self) -> int:
         return len(self.src)
+
+
+def _sorted_groups(groups: Iterable[ChainGroup]) -> list[ChainGroup]:
+    """By gid, then fids (None before any feature)."""
+    found = list(groups)
+    if any(f is None for g in found for f in g.fids):
+        return sorted(found, key=lambda g: (g.gid, tuple(-1 if f is None else f for f in g.fids)))
+    return sorted(found, key=lambda g: (g.gid, g.fids))
 
 
 IN, OUT, BOTH = "in", "out", "both"
@@ -446,8 +456,17 @@ class CircuitQueries(ABC):
         score of each group. Sorted by gid, then fids (None before any feature)."""
         if not steps or not gids:
             return []
-        groups = self._chain_groups(sorted(set(gids)), steps, tuple(at))
-        return sorted(groups, key=lambda g: (g.gid, tuple(-1 if f is None else f for f in g.fids)))
+        return _sorted_groups(self._chain_groups(sorted(set(gids)), steps, tuple(at)))
+
+    def chains_and_groups(
+        self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int], top: int | None = None
+    ) -> tuple[list[ChainMatch], list[ChainGroup]]:
+        """What :meth:`chains` and :meth:`chain_groups` give for the same paths, in one pass over
+        them where the store can."""
+        if not steps or not gids:
+            return [], []
+        chains, groups = self._chains_and_groups(sorted(set(gids)), steps, tuple(at), top)
+        return sorted(chains), _sorted_groups(groups)
 
     def links_around(self, gid: int, idxs: Sequence[int], min_abs_weight: float, direction: str = BOTH) -> LinkSet:
         """The links into (``in``), out of (``out``) or either side of (``both``) the nodes
@@ -507,6 +526,12 @@ class CircuitQueries(ABC):
     @abstractmethod
     def _chain_groups(self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int]) -> Iterable[ChainGroup]:
         """The groups of :meth:`chain_groups` (``gids`` sorted and distinct, ``steps`` not empty), in any order."""
+
+    def _chains_and_groups(
+        self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int], top: int | None
+    ) -> tuple[Iterable[ChainMatch], Iterable[ChainGroup]]:
+        """The chains and groups of :meth:`chains_and_groups`, in any order; by default two passes."""
+        return self._chains(gids, steps, top), self._chain_groups(gids, steps, at)
 
     @abstractmethod
     def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:

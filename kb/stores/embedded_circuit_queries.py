@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import heapq
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from sqlalchemy import Connection, Engine, Float, Select, and_, case, delete, func, insert, literal, or_, select, true, tuple_
+from sqlalchemy import Connection, Engine, Float, Select, and_, case, delete, func, insert, literal, null, or_, select, true, tuple_, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from kb.errors import NotFoundError
-from kb.sqlqueries import among, keys_table
+from kb.sqlqueries import keys_table
 from kb.stores.base import NODE_COLUMNS
 from kb.stores.circuit_queries import (
     OUT,
@@ -106,46 +105,48 @@ class EmbeddedCircuitQueries(CircuitQueries):
         return skeleton_from_rows(gid, rows, src, tgt, weight)
 
     def _chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None) -> list[ChainMatch]:
-        k = len(steps)
         out: list[ChainMatch] = []
         with self.engine.connect() as conn:
-            path = _ChainPath(conn, steps)
-            nodes, links = path.nodes, path.links
-            columns = [
-                nodes[0].c.graph_id,
-                *(n.c.idx for n in nodes),
-                *(n.c.feature_id for n in nodes),
-                *(link.c.weight for link in links),
-                *(n.c.input_total for n in nodes[1:]),
-                path.score,
-            ]
             for chunk in _chunks(gids):
-                rows = conn.execute(path.select(columns, chunk))
-                # each graph's best ``top`` paths, cut as the rows stream by: a window function over
-                # the join made SQLite plan the join another way, 15x slower than the join alone
-                kept = rows if top is None else _best_per_graph(rows, top, k)
-                for gid, *values in kept:
-                    out.append(
-                        ChainMatch(
-                            gid,
-                            tuple(values[: k + 1]),
-                            tuple(values[2 * k + 2 : 3 * k + 2]),
-                            tuple(values[k + 1 : 2 * k + 2]),
-                            tuple(values[3 * k + 2 : 4 * k + 2]),
-                        )
-                    )
+                path = _ChainPath(conn, steps, chunk)
+                found = path.select(path.chain_columns()).subquery()
+                out += [_chain_match(row, len(steps)) for row in conn.execute(_best(found, len(steps), top)).all()]
         return out
 
     def _chain_groups(self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int]) -> list[ChainGroup]:
         out: list[ChainGroup] = []
         with self.engine.connect() as conn:
-            path = _ChainPath(conn, steps)
-            keys = [path.nodes[0].c.graph_id, *(path.nodes[i].c.feature_id for i in at)]
             for chunk in _chunks(gids):
-                query = path.select([*keys, func.count(), func.max(path.score)], chunk).group_by(*keys)
-                for gid, *fids, n, best in conn.execute(query):
-                    out.append(ChainGroup(gid, tuple(fids), n, best))
+                path = _ChainPath(conn, steps, chunk)
+                keys = [path.nodes[0].c.graph_id, *(path.nodes[i].c.feature_id for i in at)]
+                query = path.select([*keys, func.count(), func.max(path.score)]).group_by(*keys)
+                out += [ChainGroup(gid, tuple(fids), n, best) for gid, *fids, n, best in conn.execute(query).all()]
         return out
+
+    def _chains_and_groups(
+        self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int], top: int | None
+    ) -> tuple[list[ChainMatch], list[ChainGroup]]:
+        k = len(steps)
+        chains: list[ChainMatch] = []
+        groups: list[ChainGroup] = []
+        with self.engine.connect() as conn:
+            for chunk in _chunks(gids):
+                path = _ChainPath(conn, steps, chunk)
+                # the paths are joined once (SQLite materialises a CTE that is read twice), then both
+                # ranked and counted; a row of the union is a chain or a group, its other columns null
+                found = path.select(path.chain_columns()).cte("found")
+                keys = [found.c.gid, *(found.c[f"f{i}"] for i in at)]
+                best = _best(found, k, top).subquery()
+                chain_part = select(literal(1).label("part"), *best.c, *(null() for _ in range(len(keys) + 2)))
+                group_part = select(literal(0), *(null() for _ in best.c), *keys, func.count(), func.max(found.c.score)).group_by(*keys)
+                width = len(best.c)
+                for part, *row in conn.execute(union_all(chain_part, group_part)).all():
+                    if part:
+                        chains.append(_chain_match(row[:width], k))
+                    else:
+                        gid, *fids, n, score = row[width:]
+                        groups.append(ChainGroup(gid, tuple(fids), n, score))
+        return chains, groups
 
     def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:
         c = graph_nodes.c
@@ -155,7 +156,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
         with self.engine.connect() as conn:
             keys = keys_table(conn, nodes, ("gid", "idx"))
             query = select(c.graph_id, *(c[name] for name in _ABOUT)).select_from(keys).join(graph_nodes, and_(c.graph_id == keys.c.gid, c.idx == keys.c.idx))
-            for gid, *about in conn.execute(query):
+            for gid, *about in conn.execute(query).all():
                 out[(gid, about[0])] = ChainNode(*about)
         return out
 
@@ -169,7 +170,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
                 .join(graph_links, and_(link.graph_id == keys.c.gid, link.src == keys.c.src, link.tgt == keys.c.tgt))
                 .order_by(link.graph_id, link.idx)
             )
-            return [tuple(row) for row in conn.execute(query)]
+            return [tuple(row) for row in conn.execute(query).all()]
 
     def _graph_feature_ids(self, gids: Sequence[int]) -> list[tuple[int, list[int]]]:
         with self.engine.connect() as conn:
@@ -177,17 +178,22 @@ class EmbeddedCircuitQueries(CircuitQueries):
 
     def _feature_position_rows(self, keys: Sequence[tuple[int, int]]) -> list[tuple[int, int, int]]:
         c = graph_nodes.c
-        # reading the listed graphs' nodes in key order beats one lookup per (graph, feature)
-        gids, fids = sorted({g for g, _ in keys}), sorted({f for _, f in keys})
         with self.engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(select(c.graph_id, c.feature_id, c.ctx_idx).where(among(conn, c.graph_id, gids), among(conn, c.feature_id, fids)))]
+            # each (graph, feature) sought by the feature index (reading the listed graphs' nodes
+            # reads every node of every listed feature in every listed graph); the graph is compared
+            # as a range so that SQLite prefers that index (an equality, then the range) to the
+            # primary key: with `=` it reads the key's whole graph instead
+            pairs = keys_table(conn, keys, ("gid", "fid"))
+            key = and_(c.feature_id == pairs.c.fid, c.graph_id >= pairs.c.gid, c.graph_id <= pairs.c.gid)
+            query = select(c.graph_id, c.feature_id, c.ctx_idx).select_from(pairs).join(graph_nodes, key)
+            return [tuple(row) for row in conn.execute(query).all()]
 
     def _input_total_rows(self, nodes: Sequence[tuple[int, int]]) -> list[tuple[int, int, float]]:
         c = graph_nodes.c
         with self.engine.connect() as conn:
             keys = keys_table(conn, nodes, ("gid", "idx"))
             query = select(c.graph_id, c.idx, c.input_total).select_from(keys).join(graph_nodes, and_(c.graph_id == keys.c.gid, c.idx == keys.c.idx))
-            return [tuple(row) for row in conn.execute(query)]
+            return [tuple(row) for row in conn.execute(query).all()]
 
     def top_nodes(self, gid: int, n: int) -> list[int]:
         c = graph_nodes.c
@@ -246,19 +252,19 @@ def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
         yield list(ids[start : start + _CHUNK])
 
 
-def _best_per_graph(rows: Iterable[Any], top: int, k: int) -> list[Any]:
-    """Of rows (gid, node idx x k+1, ..., score last), each graph's ``top`` best: highest score
-    first, ties to the lower node indexes (as the Neo4j store orders them)."""
-    heaps: dict[int, list[tuple[float, tuple[int, ...], int, Any]]] = {}
-    for n, row in enumerate(rows):
-        # a min-heap of the kept: its root is the worst kept, the one a better row replaces
-        entry = (row[-1], tuple(-i for i in row[1 : k + 2]), n, row)
-        heap = heaps.setdefault(row[0], [])
-        if len(heap) < top:
-            heapq.heappush(heap, entry)
-        elif entry > heap[0]:
-            heapq.heapreplace(heap, entry)
-    return [entry[-1] for heap in heaps.values() for entry in heap]
+def _best(found: Any, k: int, top: int | None) -> Select:
+    """The chains of ``found`` (columns of :meth:`_ChainPath.chain_columns`), or each graph's best
+    ``top`` of them, ranked as the Neo4j store ranks them: by score, then by nodes."""
+    if top is None:
+        return select(*found.c)
+    order = [found.c.score.desc(), *(found.c[f"i{i}"] for i in range(k + 1))]
+    ranked = select(*found.c, func.row_number().over(partition_by=found.c.gid, order_by=order).label("rank")).subquery()
+    return select(*list(ranked.c)[:-1]).where(ranked.c.rank <= top)
+
+
+def _chain_match(row: Sequence[Any], k: int) -> ChainMatch:
+    gid, *values = row
+    return ChainMatch(gid, tuple(values[: k + 1]), tuple(values[2 * k + 2 : 3 * k + 2]), tuple(values[k + 1 : 2 * k + 2]), tuple(values[3 * k + 2 : 4 * k + 2]))
 
 
 class _ChainPath:
@@ -266,19 +272,44 @@ class _ChainPath:
     ``steps``, and its score: the product of each link's share of its target's input, computed
     as :class:`kb.stores.circuit_queries.ChainMatch` computes it."""
 
-    def __init__(self, conn: Connection, steps: Sequence[Step]) -> None:
+    def __init__(self, conn: Connection, steps: Sequence[Step], gids: Sequence[int]) -> None:
+        self.gids = list(gids)
         self.nodes = [graph_nodes.alias(f"n{i}") for i in range(len(steps) + 1)]
         self.links = [graph_links.alias(f"l{i}") for i in range(len(steps))]
-        joined: Any = self.nodes[0]
-        # graph ids are joined as `x.graph_id = y.graph_id + 0`: without the `+ 0` SQLite carries the
-        # first step's graph filter to every node alias and starts from all nodes of the graphs
-        # (the least selective step) instead of from the first step
-        for node, link, nxt in zip(self.nodes, self.links, self.nodes[1:]):
+        *_, last, target = self.nodes
+        # the join starts from a step limited to some features per graph (those are few), else
+        # from the first step; graph ids are joined as `x.graph_id = y.graph_id + 0` so that each
+        # node and link is found from the one before it in that order: without the `+ 0` SQLite
+        # carries the first step's graph filter to every node alias and starts from all nodes of
+        # the graphs (the least selective step) instead
+        self.origin = next((i for i, step in enumerate(steps) if step.graph_fids is not None), 0)
+        origin = self.nodes[self.origin]
+        joined: Any = origin
+        if steps[self.origin].graph_fids is not None:
+            keys = keys_table(conn, _graph_pairs(steps[self.origin].graph_fids, self.gids), ("gid", "fid"))
+            # the graph compared as a range: with `=` SQLite reads each key's whole graph by the
+            # primary key instead of seeking the feature by its index
+            joined = keys.join(origin, and_(origin.c.feature_id == keys.c.fid, origin.c.graph_id >= keys.c.gid, origin.c.graph_id <= keys.c.gid))
+        # the graph's target logit, found (by its index) once per start node rather than once per
+        # chain, makes the last link one seek by (graph, source, target), not a walk over every
+        # link out of the last step's node
+        joined = joined.join(target, and_(target.c.graph_id == origin.c.graph_id + 0, target.c.is_target_logit == true()))
+        for i in reversed(range(self.origin)):
+            node, link, nxt = self.nodes[i], self.links[i], self.nodes[i + 1]
+            joined = joined.join(link, and_(link.c.graph_id == nxt.c.graph_id + 0, link.c.tgt == nxt.c.idx))
+            joined = joined.join(node, and_(node.c.graph_id == link.c.graph_id + 0, node.c.idx == link.c.src))
+        final = self.links[-1]
+        for i in range(self.origin, len(steps) - 1):
+            node, link, nxt = self.nodes[i], self.links[i], self.nodes[i + 1]
             joined = joined.join(link, and_(link.c.graph_id == node.c.graph_id + 0, link.c.src == node.c.idx))
+            if nxt is last:
+                # the last link is sought before its source node is read: most sources have none
+                joined = joined.join(final, and_(final.c.graph_id == target.c.graph_id + 0, final.c.src == link.c.tgt, final.c.tgt == target.c.idx))
             joined = joined.join(nxt, and_(nxt.c.graph_id == link.c.graph_id + 0, nxt.c.idx == link.c.tgt))
+        if self.origin == len(steps) - 1:
+            joined = joined.join(final, and_(final.c.graph_id == target.c.graph_id + 0, final.c.src == last.c.idx, final.c.tgt == target.c.idx))
         self.joined = joined
-        self.conditions = [_step_condition(conn, node, step) for node, step in zip(self.nodes, steps)]
-        self.conditions.append(self.nodes[-1].c.is_target_logit == true())
+        self.conditions = [_step_condition(conn, node, step, self.gids, i == self.origin) for i, (node, step) in enumerate(zip(self.nodes, steps))]
         shares = [
             case((nxt.c.input_total > 0.0, func.abs(link.c.weight, type_=Float) / nxt.c.input_total), else_=literal(0.0, Float))
             for link, nxt in zip(self.links, self.nodes[1:])
@@ -288,20 +319,40 @@ class _ChainPath:
             score = score * share
         self.score = score
 
-    def select(self, columns: Sequence[Any], gids: Sequence[int]) -> Select:
-        """``columns`` of the chains of graphs ``gids``."""
-        return select(*columns).select_from(self.joined).where(self.nodes[0].c.graph_id.in_(list(gids)), *self.conditions)
+    def chain_columns(self) -> list[Any]:
+        """gid, i0.. (each node's idx), f0.. (its feature id), w0.. (each link's weight), c1.. (the
+        input total of each node after the first) and score."""
+        nodes = self.nodes
+        return [
+            nodes[0].c.graph_id.label("gid"),
+            *(n.c.idx.label(f"i{i}") for i, n in enumerate(nodes)),
+            *(n.c.feature_id.label(f"f{i}") for i, n in enumerate(nodes)),
+            *(link.c.weight.label(f"w{i}") for i, link in enumerate(self.links)),
+            *(n.c.input_total.label(f"c{i}") for i, n in enumerate(nodes) if i),
+            self.score.label("score"),
+        ]
+
+    def select(self, columns: Sequence[Any]) -> Select:
+        """``columns`` of the chains."""
+        return select(*columns).select_from(self.joined).where(self.nodes[self.origin].c.graph_id.in_(self.gids), *self.conditions)
 
 
-def _step_condition(conn: Connection, node: Any, step: Step) -> ColumnElement[bool]:
+def _graph_pairs(per_graph: Mapping[int, frozenset[int]], gids: Sequence[int]) -> list[tuple[int, int]]:
+    """(gid, value) of the values ``per_graph`` lists for each graph of ``gids``."""
+    return [(gid, value) for gid in gids for value in sorted(per_graph.get(gid, ()))]
+
+
+def _step_condition(conn: Connection, node: Any, step: Step, gids: Sequence[int], joined_to_keys: bool) -> ColumnElement[bool]:
+    """Whether ``node`` may stand at ``step``; its features per graph are left out where the
+    node is already joined to them (the start of a :class:`_ChainPath`)."""
     feature: ColumnElement[bool] = node.c.kind == "feature"
     if step.fids is not None:
         feature = and_(feature, node.c.feature_id.in_(sorted(step.fids)))
-    if step.graph_fids is not None:
-        keys = keys_table(conn, [(gid, fid) for gid, fids in step.graph_fids.items() for fid in fids], ("gid", "fid"))
+    if step.graph_fids is not None and not joined_to_keys:
+        keys = keys_table(conn, _graph_pairs(step.graph_fids, gids), ("gid", "fid"))
         feature = and_(feature, tuple_(node.c.graph_id, node.c.feature_id).in_(select(keys.c.gid, keys.c.fid)))
     condition = or_(feature, node.c.kind == "embedding") if step.embeddings else feature
     if step.positions is not None:
-        pairs = sorted((gid, pos) for gid, positions in step.positions.items() for pos in positions)
+        pairs = _graph_pairs(step.positions, gids)
         condition = and_(condition, tuple_(node.c.graph_id, node.c.ctx_idx).in_(pairs))
     return condition
