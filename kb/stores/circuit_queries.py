@@ -119,15 +119,21 @@ def fold_feature_edges(
     gid: int, node_fids: np.ndarray, link_src: np.ndarray, link_tgt: np.ndarray, link_weight: np.ndarray
 ) -> FeatureEdges:
     """A graph's feature edges from its links; ``node_fids[idx]`` is the feature of node idx, or -1."""
-    pieces = list(feature_edge_pieces(gid, node_fids, link_src, link_tgt, link_weight))
-    if len(pieces) == 1:
-        return pieces[0]
-    # joined one column at a time, each column's pieces let go once joined: a huge graph's fold
-    # (hundreds of MB) is then held once and a column, not twice
-    columns = {name: [getattr(p, name) for p in pieces] for name in ("src", "tgt", "weight", "n_links")}
-    del pieces
-    joined = {name: np.concatenate(columns.pop(name)) for name in list(columns)}
-    return FeatureEdges(gid, **joined)
+    if len(link_src) <= FOLD_CHUNK:
+        return next(feature_edge_pieces(gid, node_fids, link_src, link_tgt, link_weight))
+    # a huge graph's pieces are copied into arrays made once, as long as there are links (an
+    # edge has one link at least): the pages past the last edge are never touched, so they take
+    # no memory, and no list of pieces and no second joined copy of the fold (hundreds of MB) is held
+    columns = {name: np.empty(len(link_src), dtype=dtype) for name, dtype in _EDGE_COLUMNS}
+    end = 0
+    for piece in feature_edge_pieces(gid, node_fids, link_src, link_tgt, link_weight):
+        for name, _ in _EDGE_COLUMNS:
+            columns[name][end : end + len(piece)] = getattr(piece, name)
+        end += len(piece)
+    return FeatureEdges(gid, **{name: column[:end] for name, column in columns.items()})
+
+
+_EDGE_COLUMNS = (("src", np.int32), ("tgt", np.int32), ("weight", np.float64), ("n_links", np.int32))
 
 
 def feature_edge_pieces(
