@@ -16,10 +16,10 @@ import logging
 import os
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence, TypeVar
 
 from kb.errors import ConfigError
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ENGLISH_MODEL = "all-MiniLM-L6-v2"
 ENGLISH_DIM = 384
@@ -212,7 +213,7 @@ class FusedEmbedder:
         running = [i for i, w in enumerate(weights) if w > 0]
         pieces = [np.zeros(p.dim, dtype=np.float32) for p in self.parts]
         with one_blas_thread():
-            later = [(i, _query_pool().submit(self.parts[i].embed, [text])) for i in running[1:]]
+            later = [(i, _other_models.submit(self.parts[i].embed, [text])) for i in running[1:]]
             first = running[0]
             pieces[first] = self.parts[first].embed([text])[0] * scales[first]
             for i, future in later:
@@ -220,18 +221,29 @@ class FusedEmbedder:
         return np.ascontiguousarray(np.concatenate(pieces), dtype=np.float32)
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+class EmbeddingThreads:
+    """Threads that embed queries, made on first use.
+
+    :meth:`submit` finds the BLAS libraries (:meth:`_OneBlasThread.prepare`) on the calling thread
+    first, so that no embedding thread ever has to.
+    """
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._workers = workers
+        self._name = name
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., T], *args: object) -> "Future[T]":
+        one_blas_thread().prepare()
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix=self._name)
+        return self._pool.submit(fn, *args)
 
 
-def _query_pool() -> ThreadPoolExecutor:
-    """Threads that embed a query with the fused models but the first, made on first use."""
-    global _pool
-    one_blas_thread().prepare()
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="circuitkb-query")
-        return _pool
+# a fused embedder's models but the first, while the first runs on the caller's thread
+_other_models = EmbeddingThreads(2, "circuitkb-query")
 
 
 _LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")

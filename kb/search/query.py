@@ -34,7 +34,7 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -50,7 +50,7 @@ from kb.errors import CircuitKBError
 from kb.featureref import BadFeatureRef, FeatureRef, find_feature_refs, read_feature_ref
 from kb.search import sync
 from kb.search.catalog import DF_CAP, LABEL, Catalog, Doc, DocFilter, words
-from kb.search.embedder import Embedder, model_slug, one_blas_thread
+from kb.search.embedder import Embedder, EmbeddingThreads, model_slug
 from kb.search.index import Vectors, VectorIndex
 from kb.sqlqueries import among
 from kb.selection import Selection
@@ -257,7 +257,7 @@ class FeatureSearch:
         with self._lock:  # one search at a time: the catalog's connection is not shared across threads
             # the query is embedded on another thread while the index is checked for news and
             # the keyword candidates are looked up on this one
-            embedding = _embedding_thread().submit(self._embed_query, rest) if rest and mode != "keyword" else None
+            embedding = _query_thread.submit(self._embed_query, rest) if rest and mode != "keyword" else None
             try:
                 self.sync(embed=mode != "keyword")
                 gids = self._graph_scope(filters)
@@ -568,19 +568,8 @@ class FeatureSearch:
         return {tid: cosine.get(tid, 0.0) + KEYWORD_WEIGHT * kw[tid] for tid in text_ids}
 
 
-_embedder_pool: ThreadPoolExecutor | None = None
-_embedder_pool_lock = threading.Lock()
-
-
-def _embedding_thread() -> ThreadPoolExecutor:
-    """The thread that embeds queries while their keyword candidates are looked up (made on
-    first use; a fused embedder's other models run on threads of their own)."""
-    global _embedder_pool
-    one_blas_thread().prepare()
-    with _embedder_pool_lock:
-        if _embedder_pool is None:
-            _embedder_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="circuitkb-embed")
-        return _embedder_pool
+# the thread that embeds a query while its search looks up the keyword candidates
+_query_thread = EmbeddingThreads(1, "circuitkb-embed")
 
 
 def _key_passes(key: FeatureKey, where: DocFilter) -> bool:
