@@ -103,16 +103,17 @@ def _allowed_middles(
     for gid in ranked:
         ranked[gid].sort(key=lambda g: -g.best_score)
     judged = dict.fromkeys(ranked, 0)
+    # per graph, the qualified features and their best scores, best first (as they were judged)
     allowed: dict[int, dict[int, float]] = {}
-    bests: dict[int, list[float]] = {}
     names: dict[int, list[str]] = {}
     name_words: dict[int, set[str]] = {}
     where: dict[tuple[int, int], tuple[int, ...]] = {}
     while judged:
         batch = {gid: ranked[gid][n : None if top is None else n + top] for gid, n in judged.items()}
         keys = [(gid, g.fids[0]) for gid, gs in batch.items() for g in gs]
-        names.update(feature_names(kb, {fid for _, fid in keys} - names.keys()))
-        name_words.update({fid: set().union(*map(words, texts)) for fid, texts in names.items() if fid not in name_words})
+        new = feature_names(kb, {fid for _, fid in keys} - names.keys())
+        names.update(new)
+        name_words.update({fid: set().union(*map(words, texts)) for fid, texts in new.items()})
         where.update(kb.store.feature_positions(keys))
         for gid, gs in batch.items():
             token_words = [words(t) for t in tokens[gid]]
@@ -120,14 +121,15 @@ def _allowed_middles(
                 fid = group.fids[0]
                 if _qualifies(name_words[fid], where.get((gid, fid), ()), token_words, via_words):
                     allowed.setdefault(gid, {})[fid] = group.best_score
-                    bests.setdefault(gid, []).append(group.best_score)
             judged[gid] += len(gs)
-            n, kept = judged[gid], bests.get(gid, [])
+            n, kept = judged[gid], list(allowed.get(gid, {}).values())
             if n == len(ranked[gid]) or (top is not None and len(kept) >= top and ranked[gid][n].best_score < kept[top - 1]):
                 del judged[gid]
     # the last batch of a graph may have judged groups past its best ``top``: they are left out
-    floor = {gid: kept[top - 1] if top is not None and len(kept) >= top else -1.0 for gid, kept in bests.items()}
-    kept_fids = {gid: {fid for fid, best in fids.items() if best >= floor[gid]} for gid, fids in allowed.items()}
+    kept_fids: dict[int, set[int]] = {}
+    for gid, fids in allowed.items():
+        floor = list(fids.values())[top - 1] if top is not None and len(fids) >= top else -1.0
+        kept_fids[gid] = {fid for fid, best in fids.items() if best >= floor}
     return kept_fids, names, where
 
 
