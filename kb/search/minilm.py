@@ -34,7 +34,6 @@ class NumpyMiniLM:
         self._tokenizer = None
         self._heads = 0
         self._layers: list[_Layer] = []
-        self._n_layers = 0
         self._calls = 0
         self._eps = _LAYER_NORM_EPS
         self._lock = threading.Lock()
@@ -49,8 +48,7 @@ class NumpyMiniLM:
             self._heads = int(config["num_attention_heads"])
             self._eps = float(config.get("layer_norm_eps", _LAYER_NORM_EPS))
             weights = map_safetensors(self.folder / "model.safetensors")
-            self._n_layers = int(config["num_hidden_layers"])
-            self._layers = [_Layer.of(weights, f"encoder.layer.{i}.", packed=False) for i in range(self._n_layers)]
+            self._layers = [_Layer.of(weights, f"encoder.layer.{i}.", packed=False) for i in range(int(config["num_hidden_layers"]))]
             self._weights = weights
             tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
             tokenizer.enable_truncation(max_length=MAX_TOKENS)
@@ -86,7 +84,7 @@ class NumpyMiniLM:
             self._calls += 1
             if self._calls == 2:
                 assert self._weights is not None
-                self._layers = [_Layer.of(self._weights, f"encoder.layer.{i}.", packed=True) for i in range(self._n_layers)]
+                self._layers = [_Layer.of(self._weights, f"encoder.layer.{i}.", packed=True) for i in range(len(self._layers))]
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         w = self._weights
