@@ -21,6 +21,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import ARRAY, BigInteger, Connection, Engine, Integer, Select, String, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from ingest.records import FeatureKey, GraphHeader
@@ -67,13 +69,7 @@ def owner_alive(owner: str | None, heartbeat: datetime | None) -> bool:
 
 
 def dialect_insert(conn: Connection, table):  # noqa: ANN001, ANN201
-    # imported here: the PostgreSQL dialect's package (asyncpg and psycopg included) costs a
-    # SQLite command 45 ms at start
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+    return pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)
 
 
 def ensure_features(
