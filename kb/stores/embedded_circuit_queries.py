@@ -180,12 +180,9 @@ class EmbeddedCircuitQueries(CircuitQueries):
         c = graph_nodes.c
         with self.engine.connect() as conn:
             # each (graph, feature) sought by the feature index (reading the listed graphs' nodes
-            # reads every node of every listed feature in every listed graph); the graph is compared
-            # as a range so that SQLite prefers that index (an equality, then the range) to the
-            # primary key: with `=` it reads the key's whole graph instead
+            # reads every node of every listed feature in every listed graph)
             pairs = keys_table(conn, keys, ("gid", "fid"))
-            key = and_(c.feature_id == pairs.c.fid, c.graph_id >= pairs.c.gid, c.graph_id <= pairs.c.gid)
-            query = select(c.graph_id, c.feature_id, c.ctx_idx).select_from(pairs).join(graph_nodes, key)
+            query = select(c.graph_id, c.feature_id, c.ctx_idx).select_from(pairs).join(graph_nodes, _feature_in_graph(graph_nodes, pairs))
             return [tuple(row) for row in conn.execute(query).all()]
 
     def _input_total_rows(self, nodes: Sequence[tuple[int, int]]) -> list[tuple[int, int, float]]:
@@ -287,9 +284,7 @@ class _ChainPath:
         joined: Any = origin
         if steps[self.origin].graph_fids is not None:
             keys = keys_table(conn, _graph_pairs(steps[self.origin].graph_fids, self.gids), ("gid", "fid"))
-            # the graph compared as a range: with `=` SQLite reads each key's whole graph by the
-            # primary key instead of seeking the feature by its index
-            joined = keys.join(origin, and_(origin.c.feature_id == keys.c.fid, origin.c.graph_id >= keys.c.gid, origin.c.graph_id <= keys.c.gid))
+            joined = keys.join(origin, _feature_in_graph(origin, keys))
         # the graph's target logit, found (by its index) once per start node rather than once per
         # chain, makes the last link one seek by (graph, source, target), not a walk over every
         # link out of the last step's node
@@ -335,6 +330,13 @@ class _ChainPath:
     def select(self, columns: Sequence[Any]) -> Select:
         """``columns`` of the chains."""
         return select(*columns).select_from(self.joined).where(self.nodes[self.origin].c.graph_id.in_(self.gids), *self.conditions)
+
+
+def _feature_in_graph(nodes: Any, keys: Any) -> ColumnElement[bool]:
+    """``nodes`` (graph_nodes or an alias) of feature ``keys.fid`` in graph ``keys.gid``, sought
+    by the feature index: the graph is compared as a range, because with `=` SQLite prefers the
+    primary key and reads each key's whole graph."""
+    return and_(nodes.c.feature_id == keys.c.fid, nodes.c.graph_id >= keys.c.gid, nodes.c.graph_id <= keys.c.gid)
 
 
 def _graph_pairs(per_graph: Mapping[int, frozenset[int]], gids: Sequence[int]) -> list[tuple[int, int]]:
