@@ -120,15 +120,13 @@ def render() -> None:
         st.info("No feature matches. Try other words, or widen the filters.")
         return
     st.caption(f"{len(hits)} features")
+    # four elements a hit, no columns: each element is a message to the browser and a component
+    # it draws, and a new tab draws 100 hits in about two thirds of the time it took with columns
     for n, hit in enumerate(hits):
-        with st.container(border=True, key=f"search-hit-{n}"):
-            cols = st.columns([3, 1, 1])
-            with cols[0]:
-                link("feature", format_feature_ref(hit.feature), f=feature_address(hit.feature))
-            cols[1].caption(f"score {hit.score:.3f} · {hit.match}")
-            cols[2].caption(f"in {hit.n_graphs} graphs")
+        with st.container(border=True, gap="xsmall", key=f"search-hit-{n}"):
+            link("feature", format_feature_ref(hit.feature), f=feature_address(hit.feature))
+            st.caption(f"score {hit.score:.3f} · {hit.match} · in {hit.n_graphs} graph{'' if hit.n_graphs == 1 else 's'}")
             said = hit.descriptions[0]["text"] if hit.descriptions else (hit.matched_text or "")
-            if said:
-                st.text(said)
-            if hit.labels:
-                st.text("labels: " + "; ".join(label["text"] for label in hit.labels))
+            lines = ([said] if said else []) + (["labels: " + "; ".join(label["text"] for label in hit.labels)] if hit.labels else [])
+            if lines:
+                st.text("\n".join(lines))
