@@ -19,7 +19,8 @@ links, the app is served by ``streamlit run`` and driven by Playwright (Debian's
 
 Each measure runs ``--runs`` times; the first run of an address is cold (the app's caches are
 empty), the others warm. The *kb* column times the page's main ``kb`` call alone in this process (uncached): the part of a cold open that is the query; the rest is
-Streamlit, the transfer and the drawing. Writes ``bench/results/app.md``.
+Streamlit, the transfer and the drawing; each opening is also cut into its phases (:class:`Opened`).
+Writes ``bench/results/app.md``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import sys
 import time
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import quote
@@ -246,11 +248,28 @@ def time_kb(home: Path, call: Callable[[Any], Any] | None, runs: int) -> list[fl
     return times
 
 
-def time_open(browser: Any, base: str, address: str, selector: str, runs: int) -> dict[str, list[float]]:
+@dataclass(frozen=True)
+class Opened:
+    """One opening of an address, in seconds: in all, and its three phases in turn.
+
+    *scripts*: to the tab's load event (the page and Streamlit's JavaScript loaded and run);
+    *run*: from there to the last message of the app's websocket (the connection, the server
+    running the page with its kb calls, the transfer); *drawing*: from the last message to the
+    page drawn (the browser making and drawing the elements, and loading the code of those it
+    had not drawn yet in this tab).
+    """
+
+    total: float
+    scripts: float
+    run: float
+    drawing: float
+
+
+def time_open(browser: Any, base: str, address: str, selector: str, runs: int) -> dict[str, list[Opened]]:
     """From ``page.goto(address)`` to the page drawn: in a fresh browser each time (a first visit:
     no JavaScript cached), and in a new tab of a browser that has been to the app (Streamlit's
     scripts are served as immutable, so a browser keeps them)."""
-    out: dict[str, list[float]] = {"first visit (fresh browser)": [], "open in a new tab": []}
+    out: dict[str, list[Opened]] = {"first visit (fresh browser)": [], "open in a new tab": []}
     for _ in range(runs):
         context = browser.new_context(viewport=VIEWPORT)
         out["first visit (fresh browser)"].append(_goto(context, base + address, selector))
@@ -263,14 +282,20 @@ def time_open(browser: Any, base: str, address: str, selector: str, runs: int) -
     return out
 
 
-def _goto(context: Any, address: str, selector: str) -> float:
+def _goto(context: Any, address: str, selector: str) -> Opened:
     page = context.new_page()
+    loaded: list[float] = []
+    messages: list[float] = []
+    page.on("load", lambda: loaded.append(time.perf_counter()))
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda _payload: messages.append(time.perf_counter())))
     started = time.perf_counter()
     page.goto(address)
     drawn(page, selector)
-    elapsed = time.perf_counter() - started
+    done = time.perf_counter()
     page.close()
-    return elapsed
+    load = loaded[0] if loaded else started
+    last = max([m for m in messages if m <= done], default=load)
+    return Opened(done - started, load - started, max(0.0, last - load), max(0.0, done - last))
 
 
 def time_interactions(browser: Any, base: str, address: str, runs: int) -> dict[str, list[float]]:
@@ -333,8 +358,8 @@ def run(work: Path, size: int, big_links: int, runs: int) -> list[str]:
             for name, address, selector, call in addresses(home, big):
                 log.info("opening %s", address)
                 kb_times = time_kb(home, call, max(1, runs - 1))
-                for measure, times in time_open(browser, base, address, selector, runs).items():
-                    rows.append({"page": name, "measure": measure, "times": times, "kb": kb_times})
+                for measure, opened in time_open(browser, base, address, selector, runs).items():
+                    rows.append({"page": name, "measure": measure, "times": [o.total for o in opened], "kb": kb_times, "opened": opened})
             log.info("moving around inside the app")
             for measure, times in time_in_app(browser, base, runs).items():
                 rows.append({"page": "in the app", "measure": measure, "times": times, "kb": []})
@@ -360,12 +385,19 @@ def report(size: int, big_links: int, runs: int, rows: list[dict[str, Any]]) -> 
         "The kb column is the query's part, the rest is Streamlit, the transfer and the drawing. "
         "Other processes running on the machine inflate every figure: compare runs made on a quiet machine only.",
         "",
-        "| page | measure | first | p50 | p95 | kb p50 |",
-        "|---|---|---|---|---|---|",
+        "*scripts / run / drawing p50*, for the rows that open an address: the medians of its phases, "
+        "to the tab's load event (Streamlit's JavaScript loaded and run), from there to the app's last websocket message "
+        "(the server's run of the page with its kb calls, and the transfer), and from that message to the page drawn.",
+        "",
+        "| page | measure | first | p50 | p95 | kb p50 | scripts / run / drawing p50 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         t = r["times"]
-        lines.append(f"| {r['page']} | {r['measure']} | {ms(t[0] if t else None)} | {ms(_p(t, 0.5))} | {ms(_p(t, 0.95))} | {ms(statistics.median(r['kb']) if r['kb'] else None)} |")
+        opened = r.get("opened")
+        phases = " / ".join(ms(statistics.median(getattr(o, part) for o in opened)) for part in ("scripts", "run", "drawing")) if opened else "-"
+        kb = ms(statistics.median(r["kb"]) if r["kb"] else None)
+        lines.append(f"| {r['page']} | {r['measure']} | {ms(t[0] if t else None)} | {ms(_p(t, 0.5))} | {ms(_p(t, 0.95))} | {kb} | {phases} |")
     return lines
 
 
