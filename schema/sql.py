@@ -428,6 +428,22 @@ feature_edge_graphs = Table(
     sqlite_with_rowid=False,
 )
 
+# Each visible graph's two-step paths into its target logit, grouped: from a feature or embedding
+# node at position ctx_idx, through a node of feature feature_id, to a target logit (one link per
+# hop). How many such paths, and the best score (the product of each link's share of its target's
+# input, as kb.stores.circuit_queries.ChainMatch scores it). Two-hop questions read the groups of
+# the positions they start from, instead of matching every path of every graph.
+path_groups = Table(
+    "path_groups",
+    metadata,
+    Column("graph_id", Integer, primary_key=True),
+    Column("ctx_idx", Integer, primary_key=True),
+    Column("feature_id", Integer, primary_key=True),
+    Column("n_paths", Integer, nullable=False),
+    Column("best_score", Float, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 # Per feature over the visible graphs that contain it: how many, and count, sum, minimum and
 # maximum of its per-graph activation and influence (those of feature_graphs that are not None).
 feature_totals = Table(

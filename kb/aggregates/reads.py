@@ -9,12 +9,14 @@ from typing import Sequence
 import numpy as np
 from sqlalchemy import Connection, func, select
 
-from kb.sqlqueries import among
+from kb.sqlqueries import among, keys_table
 from kb.stores.feature_queries import UPSTREAM
-from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, kb_meta
+from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, kb_meta, path_groups
 
 # the kb_meta key whose presence says the aggregates miss graphs stored before they existed
 STALE_KEY = "aggregates_stale"
+# the same for the path groups alone (a knowledge base whose graphs were in Neo4j when they came)
+PATHS_STALE_KEY = "path_groups_stale"
 
 ACTIVATION, INFLUENCE = "activation", "influence"
 
@@ -22,6 +24,27 @@ ACTIVATION, INFLUENCE = "activation", "influence"
 def stale_reason(conn: Connection) -> str | None:
     """Why the aggregates cannot answer yet (graphs they do not count), or None when they can."""
     return conn.execute(select(kb_meta.c.value).where(kb_meta.c.key == STALE_KEY)).scalar()
+
+
+def paths_stale_reason(conn: Connection) -> str | None:
+    """Why the path groups cannot answer yet, or None when they can."""
+    return conn.execute(select(kb_meta.c.value).where(kb_meta.c.key.in_([STALE_KEY, PATHS_STALE_KEY])).order_by(kb_meta.c.key)).scalar()
+
+
+def path_group_rows(conn: Connection, starts: Sequence[tuple[int, int]]) -> list[tuple[int, int, int, float]]:
+    """(gid, middle feature, paths, best score) of the two-step paths that start at the (gid,
+    position) ``starts``, summed over the positions of each graph; in no particular order."""
+    if not starts:
+        return []
+    pg = path_groups.c
+    keys = keys_table(conn, starts, ("gid", "ctx"))
+    query = (
+        select(pg.graph_id, pg.feature_id, func.sum(pg.n_paths), func.max(pg.best_score))
+        .select_from(keys)
+        .join(path_groups, (pg.graph_id == keys.c.gid) & (pg.ctx_idx == keys.c.ctx))
+        .group_by(pg.graph_id, pg.feature_id)
+    )
+    return [tuple(row) for row in conn.execute(query)]
 
 
 @dataclass(frozen=True)

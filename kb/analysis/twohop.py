@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from ingest.records import FeatureKey
+from kb.aggregates import reads as aggregates
 from kb.analysis.chains import chain_json, chains_frame
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_dict, feature_json, feature_keys
 from kb.analysis.tokens import feature_names, named_features, token_positions, words
@@ -71,7 +72,7 @@ def two_hop_paths(
     start = Step(positions=positions, embeddings=True)
     # which intermediates qualify is decided per (graph, feature) first, so that the store can
     # score only the paths through them and keep the best of each graph
-    middles = kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
+    middles = _middle_groups(kb, positions, start)
     named = named_features(kb, {g.fids[0] for g in middles})
     unnamed = sum(g.n_chains for g in middles if g.fids[0] not in named)
     tokens = {g.gid: g.prompt_tokens for g in graphs}
@@ -84,6 +85,17 @@ def two_hop_paths(
         frame["mid_positions"] = [where.get((gid, fid), ()) for gid, fid in zip(frame["gid"], frame["n1_fid"])]
         frame["mid_tokens"] = [tuple(tokens[gid][p] for p in ps) for gid, ps in zip(frame["gid"], frame["mid_positions"])]
     return TwoHopPaths(graphs, token, position, via, frame, unnamed)
+
+
+def _middle_groups(kb: Core, positions: Mapping[int, frozenset[int]], start: Step) -> list[ChainGroup]:
+    """The paths from ``start`` through any feature to the target logit, counted per (graph, middle
+    feature) with the best score: kept at ingest (:mod:`kb.aggregates.paths`), or matched in the
+    store while those are stale."""
+    with kb.engine.connect() as conn:
+        if aggregates.paths_stale_reason(conn) is None:
+            rows = aggregates.path_group_rows(conn, [(gid, p) for gid, ps in positions.items() for p in ps])
+            return [ChainGroup(gid, (fid,), n, best) for gid, fid, n, best in sorted(rows)]
+    return kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
 
 
 def _allowed_middles(
