@@ -5,7 +5,7 @@ cut to the best paths of each graph inside the store, which also counts the path
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -72,11 +72,9 @@ def two_hop_paths(
     start = Step(positions=positions, embeddings=True)
     # which intermediates qualify is decided per (graph, feature) first, so that the store can
     # score only the paths through them and keep the best of each graph
-    middles = _middle_groups(kb, positions, start)
-    named = named_features(kb, {g.fids[0] for g in middles})
-    unnamed = sum(g.n_chains for g in middles if g.fids[0] not in named)
+    unnamed, first, more = _middles(kb, positions, start, top)
     tokens = {g.gid: g.prompt_tokens for g in graphs}
-    allowed, names, where = _allowed_middles(kb, [g for g in middles if g.fids[0] in named], tokens, words(via) if via else set(), top)
+    allowed, names, where = _allowed_middles(kb, first, more, tokens, words(via) if via else set(), top)
     through = Step(graph_fids={gid: frozenset(fids) for gid, fids in allowed.items()})
     matches = kb.store.chains(sorted(allowed), [start, through], top) if allowed else []
     frame = chains_frame(kb, graphs, matches, 2)
@@ -87,56 +85,93 @@ def two_hop_paths(
     return TwoHopPaths(graphs, token, position, via, frame, unnamed)
 
 
-def _middle_groups(kb: Core, positions: Mapping[int, frozenset[int]], start: Step) -> list[ChainGroup]:
-    """The paths from ``start`` through any feature to the target logit, counted per (graph, middle
-    feature) with the best score: kept at ingest (:mod:`kb.aggregates.paths`), or matched in the
-    store while those are stale."""
+# the named middle groups ranked ``first`` to ``last`` (counting from 1; None: to the end) in
+# each graph of ``gids``, best score first (ties by fid)
+Ranked = Callable[[Sequence[int], int, "int | None"], dict[int, list[ChainGroup]]]
+
+
+def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, top: int | None) -> tuple[int, dict[int, list[ChainGroup]], Ranked]:
+    """The paths from ``start`` through a feature to the target logit, counted per (graph, middle
+    feature) with the best score: how many pass through a feature without a name, the named
+    groups of each graph that :func:`_allowed_middles` judges first (ranked 1 to ``top`` + 1),
+    and how to read the next ones. Read from the groups kept at ingest
+    (:mod:`kb.aggregates.paths`), or matched in the store while those are stale."""
+    last = None if top is None else top + 1
     with kb.engine.connect() as conn:
         if aggregates.paths_stale_reason(conn) is None:
-            rows = aggregates.path_group_rows(conn, [(gid, p) for gid, ps in positions.items() for p in ps])
-            return [ChainGroup(gid, (fid,), n, best) for gid, fid, n, best in sorted(rows)]
-    return kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
+            unnamed, rows = aggregates.named_path_groups(conn, _starts(positions, positions), 1, last)
+
+            def ranked(gids: Sequence[int], first: int, last: int | None) -> dict[int, list[ChainGroup]]:
+                with kb.engine.connect() as conn:
+                    return _by_graph(aggregates.named_path_groups(conn, _starts(positions, gids), first, last)[1])
+
+            return unnamed, _by_graph(rows), ranked
+    groups = kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
+    named = named_features(kb, {g.fids[0] for g in groups})
+    best_first: dict[int, list[ChainGroup]] = {}
+    for group in groups:
+        if group.fids[0] in named:
+            best_first.setdefault(group.gid, []).append(group)
+    for gs in best_first.values():
+        gs.sort(key=lambda g: -g.best_score)  # stable: ties stay by fid
+
+    def sliced(gids: Sequence[int], first: int, last: int | None) -> dict[int, list[ChainGroup]]:
+        return {gid: best_first[gid][first - 1 : last] for gid in gids if gid in best_first}
+
+    unnamed = sum(g.n_chains for g in groups if g.fids[0] not in named)
+    return unnamed, sliced(sorted(best_first), 1, last), sliced
+
+
+def _starts(positions: Mapping[int, frozenset[int]], gids: Iterable[int]) -> list[tuple[int, int]]:
+    return [(gid, p) for gid in gids for p in sorted(positions[gid])]
+
+
+def _by_graph(rows: Iterable[tuple[int, int, int, float]]) -> dict[int, list[ChainGroup]]:
+    out: dict[int, list[ChainGroup]] = {}
+    for gid, fid, n, best in rows:
+        out.setdefault(gid, []).append(ChainGroup(gid, (fid,), n, best))
+    return out
 
 
 def _allowed_middles(
-    kb: Core, groups: Sequence[ChainGroup], tokens: Mapping[int, Sequence[str]], via_words: set[str], top: int | None
+    kb: Core, first: dict[int, list[ChainGroup]], ranked: Ranked, tokens: Mapping[int, Sequence[str]], via_words: set[str], top: int | None
 ) -> tuple[dict[int, set[int]], dict[int, list[str]], dict[tuple[int, int], tuple[int, ...]]]:
-    """Of the (graph, named intermediate feature) ``groups``, those that qualify and could hold one
+    """Of the (graph, named intermediate feature) groups, those that qualify and could hold one
     of the graph's ``top`` best paths (None: all that qualify), with the names and positions read.
 
-    Each graph's groups are judged best first, ``top`` at a time: once ``top`` have qualified, a
-    group whose best path scores below the ``top``-th of theirs cannot reach the graph's best
-    ``top`` (each qualified group holds a path scoring its best), so it is left out, and no later
-    batch is judged.
+    Each graph's groups are judged best first, ``top`` at a time (``first`` holds the first
+    ``top`` and the one after, ``ranked`` reads more): once ``top`` have qualified, a group whose
+    best path scores below the ``top``-th of theirs cannot reach the graph's best ``top`` (each
+    qualified group holds a path scoring its best), so it is left out, and no later batch is judged.
     """
-    ranked: dict[int, list[ChainGroup]] = {}
-    for group in groups:
-        ranked.setdefault(group.gid, []).append(group)
-    for gid in ranked:
-        ranked[gid].sort(key=lambda g: -g.best_score)
-    judged = dict.fromkeys(ranked, 0)
     # per graph, the qualified features and their best scores, best first (as they were judged)
     allowed: dict[int, dict[int, float]] = {}
     names: dict[int, list[str]] = {}
     name_words: dict[int, set[str]] = {}
     where: dict[tuple[int, int], tuple[int, ...]] = {}
-    while judged:
-        batch = {gid: ranked[gid][n : None if top is None else n + top] for gid, n in judged.items()}
+    judged, current = 0, first
+    while current:
+        batch = {gid: gs[:top] for gid, gs in current.items()}
         keys = [(gid, g.fids[0]) for gid, gs in batch.items() for g in gs]
         new = feature_names(kb, {fid for _, fid in keys} - names.keys())
         names.update(new)
         name_words.update({fid: set().union(*map(words, texts)) for fid, texts in new.items()})
         where.update(kb.store.feature_positions(keys))
+        going_on = []
         for gid, gs in batch.items():
             token_words = [words(t) for t in tokens[gid]]
             for group in gs:
                 fid = group.fids[0]
                 if _qualifies(name_words[fid], where.get((gid, fid), ()), token_words, via_words):
                     allowed.setdefault(gid, {})[fid] = group.best_score
-            judged[gid] += len(gs)
-            n, kept = judged[gid], list(allowed.get(gid, {}).values())
-            if n == len(ranked[gid]) or (top is not None and len(kept) >= top and ranked[gid][n].best_score < kept[top - 1]):
-                del judged[gid]
+            after = current[gid][top:] if top is not None else []
+            kept = list(allowed.get(gid, {}).values())
+            if after and not (len(kept) >= top and after[0].best_score < kept[top - 1]):  # type: ignore[operator]
+                going_on.append(gid)
+        if not going_on:
+            break
+        judged += top  # type: ignore[operator]
+        current = ranked(going_on, judged + 1, judged + top + 1)  # type: ignore[operator]
     # the last batch of a graph may have judged groups past its best ``top``: they are left out
     kept_fids: dict[int, set[int]] = {}
     for gid, fids in allowed.items():
