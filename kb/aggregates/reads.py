@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from sqlalchemy import Connection, and_, func, literal, select, union_all
+from sqlalchemy import Connection, and_, func, select
 
-from kb.sqlqueries import among, has_text, keys_table
+from kb.sqlqueries import among, keys_table
 from kb.stores.feature_queries import UPSTREAM
 from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, kb_meta, path_groups
 
@@ -31,37 +31,19 @@ def paths_stale_reason(conn: Connection) -> str | None:
     return conn.execute(select(kb_meta.c.value).where(kb_meta.c.key.in_([STALE_KEY, PATHS_STALE_KEY])).order_by(kb_meta.c.key)).scalar()
 
 
-def named_path_groups(conn: Connection, starts: Sequence[tuple[int, int]], first: int, last: int | None) -> tuple[int, list[tuple[int, int, int, float]]]:
-    """The two-step paths that start at the (gid, position) ``starts``, counted per (graph, middle
-    feature) over the positions of each graph. Returns how many paths pass through a feature
-    without a name (:func:`kb.sqlqueries.has_text`), and (gid, fid, paths, best score) of the
-    groups of named features ranked ``first`` to ``last`` (counting from 1, None: to the end)
-    in their graph, best score first (ties by fid); sorted by gid, then rank."""
+def path_group_arrays(conn: Connection, starts: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """gid, middle fid, paths and best score (int64, int64, int64, float64) of the path groups
+    that start at the (gid, position) ``starts``, one per stored row (a graph's middle feature
+    comes once per position)."""
     if not starts:
-        return 0, []
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
     pg = path_groups.c
     keys = keys_table(conn, starts, ("gid", "ctx"))
-    groups = (
-        select(pg.graph_id.label("gid"), pg.feature_id.label("fid"), func.sum(pg.n_paths).label("n"), func.max(pg.best_score).label("best"))
-        .select_from(keys)
-        .join(path_groups, and_(pg.graph_id == keys.c.gid, pg.ctx_idx == keys.c.ctx))
-        .group_by(pg.graph_id, pg.feature_id)
-        .cte("groups")
-    )
-    named = groups.c.fid.in_(select(groups.c.fid).distinct().where(has_text(groups.c.fid)))
-    rank = func.row_number().over(partition_by=groups.c.gid, order_by=[groups.c.best.desc(), groups.c.fid]).label("rank")
-    ranked = select(*groups.c, rank).where(named).subquery()
-    wanted = ranked.c.rank >= first if last is None else ranked.c.rank.between(first, last)
-    unnamed = select(literal(0).label("gid"), literal(0).label("rank"), literal(0), func.coalesce(func.sum(groups.c.n), 0), literal(0.0)).where(~named)
-    rows = select(ranked.c.gid, ranked.c.rank, ranked.c.fid, ranked.c.n, ranked.c.best).where(wanted)
-    both = union_all(unnamed, rows).subquery()
-    out, n_unnamed = [], 0
-    for gid, rank, fid, n, best in conn.execute(select(*both.c).order_by(both.c.gid, both.c.rank)):
-        if rank == 0:
-            n_unnamed = int(n)
-        else:
-            out.append((gid, fid, int(n), best))
-    return n_unnamed, out
+    query = select(pg.graph_id, pg.feature_id, pg.n_paths, pg.best_score).select_from(keys).join(path_groups, and_(pg.graph_id == keys.c.gid, pg.ctx_idx == keys.c.ctx))
+    # hundreds of thousands of rows: plain tuples from the driver's cursor, not result rows
+    rows = conn.execute(query).cursor.fetchall()
+    table = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2].astype(np.int64), table[:, 3].copy()
 
 
 @dataclass(frozen=True)

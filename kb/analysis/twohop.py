@@ -5,8 +5,9 @@ cut to the best paths of each graph inside the store, which also counts the path
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from ingest.records import FeatureKey
@@ -72,9 +73,10 @@ def two_hop_paths(
     start = Step(positions=positions, embeddings=True)
     # which intermediates qualify is decided per (graph, feature) first, so that the store can
     # score only the paths through them and keep the best of each graph
-    unnamed, first, more = _middles(kb, positions, start, top)
+    unnamed, with_names, ranked = _middles(kb, positions, start)
     tokens = {g.gid: g.prompt_tokens for g in graphs}
-    allowed, names, where = _allowed_middles(kb, first, more, tokens, words(via) if via else set(), top)
+    first = ranked(with_names, 1, None if top is None else top + 1)
+    allowed, names, where = _allowed_middles(kb, first, ranked, tokens, words(via) if via else set(), top)
     through = Step(graph_fids={gid: frozenset(fids) for gid, fids in allowed.items()})
     matches = kb.store.chains(sorted(allowed), [start, through], top) if allowed else []
     frame = chains_frame(kb, graphs, matches, 2)
@@ -90,47 +92,50 @@ def two_hop_paths(
 Ranked = Callable[[Sequence[int], int, "int | None"], dict[int, list[ChainGroup]]]
 
 
-def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, top: int | None) -> tuple[int, dict[int, list[ChainGroup]], Ranked]:
+def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step) -> tuple[int, list[int], Ranked]:
     """The paths from ``start`` through a feature to the target logit, counted per (graph, middle
-    feature) with the best score: how many pass through a feature without a name, the named
-    groups of each graph that :func:`_allowed_middles` judges first (ranked 1 to ``top`` + 1),
-    and how to read the next ones. Read from the groups kept at ingest
+    feature) with the best score: how many pass through a feature without a name, the graphs
+    with named ones, and how to read those best first. Read from the groups kept at ingest
     (:mod:`kb.aggregates.paths`), or matched in the store while those are stale."""
-    last = None if top is None else top + 1
     with kb.engine.connect() as conn:
         if aggregates.paths_stale_reason(conn) is None:
-            unnamed, rows = aggregates.named_path_groups(conn, _starts(positions, positions), 1, last)
+            starts = [(gid, p) for gid in sorted(positions) for p in sorted(positions[gid])]
+            gid, fid, n, best = _summed(*aggregates.path_group_arrays(conn, starts))
+        else:
+            groups = kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
+            gid = np.array([g.gid for g in groups], dtype=np.int64)
+            fid = np.array([g.fids[0] for g in groups], dtype=np.int64)
+            n = np.array([g.n_chains for g in groups], dtype=np.int64)
+            best = np.array([g.best_score for g in groups], dtype=np.float64)
+    named = np.isin(fid, sorted(named_features(kb, np.unique(fid).tolist())))
+    unnamed = int(n[~named].sum())
+    gid, fid, n, best = gid[named], fid[named], n[named], best[named]
+    order = np.lexsort((fid, -best, gid))
+    gid, fid, n, best = gid[order], fid[order], n[order].tolist(), best[order].tolist()
+    graphs, starts = np.unique(gid, return_index=True)
+    ends = np.r_[starts[1:], len(gid)].astype(np.int64)
+    where = {g: (int(s), int(e)) for g, s, e in zip(graphs.tolist(), starts.tolist(), ends.tolist())}
+    fids = fid.tolist()
 
-            def ranked(gids: Sequence[int], first: int, last: int | None) -> dict[int, list[ChainGroup]]:
-                with kb.engine.connect() as conn:
-                    return _by_graph(aggregates.named_path_groups(conn, _starts(positions, gids), first, last)[1])
+    def ranked(gids: Sequence[int], first: int, last: int | None) -> dict[int, list[ChainGroup]]:
+        out = {}
+        for g in gids:
+            s, e = where[g]
+            stop = e if last is None else min(e, s + last)
+            out[g] = [ChainGroup(g, (fids[i],), n[i], best[i]) for i in range(s + first - 1, stop)]
+        return out
 
-            return unnamed, _by_graph(rows), ranked
-    groups = kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
-    named = named_features(kb, {g.fids[0] for g in groups})
-    best_first: dict[int, list[ChainGroup]] = {}
-    for group in groups:
-        if group.fids[0] in named:
-            best_first.setdefault(group.gid, []).append(group)
-    for gs in best_first.values():
-        gs.sort(key=lambda g: -g.best_score)  # stable: ties stay by fid
-
-    def sliced(gids: Sequence[int], first: int, last: int | None) -> dict[int, list[ChainGroup]]:
-        return {gid: best_first[gid][first - 1 : last] for gid in gids if gid in best_first}
-
-    unnamed = sum(g.n_chains for g in groups if g.fids[0] not in named)
-    return unnamed, sliced(sorted(best_first), 1, last), sliced
+    return unnamed, sorted(where), ranked
 
 
-def _starts(positions: Mapping[int, frozenset[int]], gids: Iterable[int]) -> list[tuple[int, int]]:
-    return [(gid, p) for gid in gids for p in sorted(positions[gid])]
-
-
-def _by_graph(rows: Iterable[tuple[int, int, int, float]]) -> dict[int, list[ChainGroup]]:
-    out: dict[int, list[ChainGroup]] = {}
-    for gid, fid, n, best in rows:
-        out.setdefault(gid, []).append(ChainGroup(gid, (fid,), n, best))
-    return out
+def _summed(gid: np.ndarray, fid: np.ndarray, n: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of the same (gid, fid) (from several start positions) as one: paths summed, best score kept."""
+    keys, inverse = np.unique((gid << 32) | fid, return_inverse=True)
+    total = np.zeros(len(keys), dtype=np.int64)
+    np.add.at(total, inverse, n)
+    top = np.full(len(keys), -np.inf)
+    np.maximum.at(top, inverse, best)
+    return keys >> 32, keys & 0xFFFFFFFF, total, top
 
 
 def _allowed_middles(
