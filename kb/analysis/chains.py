@@ -57,7 +57,10 @@ def chains_frame(kb: Core, graphs: Sequence[GraphInfo], matches: Sequence[ChainM
     order = np.lexsort([*(nodes[:, i] for i in reversed(range(n_steps + 1))), -score, ranks])
     gid, nodes, weights, totals, shares, score = gid[order], nodes[order], weights[order], totals[order], shares[order], score[order]
     gids = gid.tolist()
-    about = kb.store.describe_nodes(sorted({(g, i) for g, row in zip(gids, nodes.tolist()) for i in row}))
+    if all(m.about is not None for m in matches):
+        about = {(m.gid, node.idx): node for m in matches for node in m.about}  # type: ignore[union-attr]
+    else:
+        about = kb.store.describe_nodes(sorted({(g, i) for g, row in zip(gids, nodes.tolist()) for i in row}))
     firsts, lasts = nodes[:, 0].tolist(), nodes[:, -1].tolist()
     shortcuts = kb.store.direct_weights(sorted(set(zip(gids, firsts, lasts))))
     shortcut = [shortcuts.get(key) for key in zip(gids, firsts, lasts)]

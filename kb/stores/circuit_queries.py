@@ -310,7 +310,8 @@ class ChainMatch:
     feature ids (None for other nodes); ``weights`` the weight of each link along the path;
     ``totals`` the input total of each node after the first (the target of each link).
     Chains are many (hundreds per graph): what else a reader needs of their nodes comes from
-    :meth:`CircuitQueries.describe_nodes` for the chains that are kept.
+    :meth:`CircuitQueries.describe_nodes` for the chains that are kept, or from ``about`` (each
+    node's description) where the store's query read it along with the chain.
     """
 
     gid: int
@@ -318,6 +319,7 @@ class ChainMatch:
     weights: tuple[float, ...] = field(compare=False)
     fids: tuple[int | None, ...] = field(compare=False, default=())
     totals: tuple[float, ...] = field(compare=False, default=())
+    about: tuple[ChainNode, ...] | None = field(compare=False, default=None)
 
     @property
     def shares(self) -> tuple[float, ...]:

@@ -241,6 +241,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
 
 
 _ABOUT = ("idx", "node_id", "kind", "ctx_idx", "feature_id", "clerp")
+_DESCRIBED = ("node_id", "kind", "ctx_idx", "clerp")
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
@@ -261,7 +262,10 @@ def _best(found: Any, k: int, top: int | None) -> Select:
 
 def _chain_match(row: Sequence[Any], k: int) -> ChainMatch:
     gid, *values = row
-    return ChainMatch(gid, tuple(values[: k + 1]), tuple(values[2 * k + 2 : 3 * k + 2]), tuple(values[k + 1 : 2 * k + 2]), tuple(values[3 * k + 2 : 4 * k + 2]))
+    nodes, fids = tuple(values[: k + 1]), tuple(values[k + 1 : 2 * k + 2])
+    about = values[4 * k + 3 :]
+    described = tuple(ChainNode(idx, *about[4 * i : 4 * i + 3], fid, about[4 * i + 3]) for i, (idx, fid) in enumerate(zip(nodes, fids)))
+    return ChainMatch(gid, nodes, tuple(values[2 * k + 2 : 3 * k + 2]), fids, tuple(values[3 * k + 2 : 4 * k + 2]), described)
 
 
 class _ChainPath:
@@ -316,7 +320,8 @@ class _ChainPath:
 
     def chain_columns(self) -> list[Any]:
         """gid, i0.. (each node's idx), f0.. (its feature id), w0.. (each link's weight), c1.. (the
-        input total of each node after the first) and score."""
+        input total of each node after the first), score, then node_id0, kind0, ctx_idx0, clerp0,
+        node_id1, ... (each node's description)."""
         nodes = self.nodes
         return [
             nodes[0].c.graph_id.label("gid"),
@@ -325,6 +330,8 @@ class _ChainPath:
             *(link.c.weight.label(f"w{i}") for i, link in enumerate(self.links)),
             *(n.c.input_total.label(f"c{i}") for i, n in enumerate(nodes) if i),
             self.score.label("score"),
+            # each node described, as describe_nodes would: the join has read its row already
+            *(n.c[name].label(f"{name}{i}") for i, n in enumerate(nodes) for name in _DESCRIBED),
         ]
 
     def select(self, columns: Sequence[Any]) -> Select:
