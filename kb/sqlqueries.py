@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Connection, Integer, any_, exists, func, literal, or_, select
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Float, Connection, Integer, any_, exists, func, literal, or_, select
 
 from ingest.records import FeatureKey
 from schema.sql import READY, descriptions, features, graphs, labels
@@ -34,13 +34,14 @@ def among(conn: Connection, column: ColumnElement[Any], ids: Iterable[int], *, l
     return tested.in_(select(listed.c.value))
 
 
-def keys_table(conn: Connection, keys: Sequence[tuple[int, ...]], names: Sequence[str]) -> Any:
-    """A table of integer tuples ``keys`` with columns ``names``, bound as one parameter per
-    column: join it to look rows up by composite key (each row one index seek), where a long
-    ``OR`` of conditions costs more to build than to run."""
-    rows = sorted({tuple(int(v) for v in key) for key in keys})
+def keys_table(conn: Connection, keys: Sequence[tuple[Any, ...]], names: Sequence[str], real: Sequence[str] = ()) -> Any:
+    """A table of integer tuples ``keys`` with columns ``names`` (those named in ``real`` hold
+    floats), bound as one parameter per column: join it to look rows up by composite key (each
+    row one index seek), where a long ``OR`` of conditions costs more to build than to run."""
+    kinds = [float if n in real else int for n in names]
+    rows = sorted({tuple(kind(v) for kind, v in zip(kinds, key)) for key in keys})
     if conn.dialect.name == "postgresql":
-        columns = [literal([row[i] for row in rows], ARRAY(BigInteger)) for i in range(len(names))]
+        columns = [literal([row[i] for row in rows], ARRAY(Float if kind is float else BigInteger)) for i, kind in enumerate(kinds)]
         return func.unnest(*columns).table_valued(*names).render_derived(name="k")
     listed = func.json_each(json.dumps(rows)).table_valued("value")
     return select(*(func.json_extract(listed.c.value, f"$[{i}]").label(n) for i, n in enumerate(names))).subquery("k")

@@ -76,9 +76,9 @@ def two_hop_paths(
     unnamed, with_names, ranked = _middles(kb, positions, start)
     tokens = {g.gid: g.prompt_tokens for g in graphs}
     first = ranked(with_names, 1, None if top is None else top + 1)
-    allowed, names, where = _allowed_middles(kb, first, ranked, tokens, words(via) if via else set(), top)
+    allowed, names, where, floors = _allowed_middles(kb, first, ranked, tokens, words(via) if via else set(), top)
     through = Step(graph_fids={gid: frozenset(fids) for gid, fids in allowed.items()})
-    matches = kb.store.chains(sorted(allowed), [start, through], top) if allowed else []
+    matches = kb.store.chains(sorted(allowed), [start, through], top, floors) if allowed else []
     frame = chains_frame(kb, graphs, matches, 2)
     if len(frame):
         frame["mid_name"] = [clerp if clerp else names[fid][0] for clerp, fid in zip(frame["n1_clerp"], frame["n1_fid"])]
@@ -140,9 +140,10 @@ def _summed(gid: np.ndarray, fid: np.ndarray, n: np.ndarray, best: np.ndarray) -
 
 def _allowed_middles(
     kb: Core, first: dict[int, list[ChainGroup]], ranked: Ranked, tokens: Mapping[int, Sequence[str]], via_words: set[str], top: int | None
-) -> tuple[dict[int, set[int]], dict[int, list[str]], dict[tuple[int, int], tuple[int, ...]]]:
+) -> tuple[dict[int, set[int]], dict[int, list[str]], dict[tuple[int, int], tuple[int, ...]], dict[int, float]]:
     """Of the (graph, named intermediate feature) groups, those that qualify and could hold one
-    of the graph's ``top`` best paths (None: all that qualify), with the names and positions read.
+    of the graph's ``top`` best paths (None: all that qualify), with the names and positions
+    read, and for graphs with ``top`` of them, a score that ``top`` of the paths reach.
 
     Each graph's groups are judged best first, ``top`` at a time (``first`` holds the first
     ``top`` and the one after, ``ranked`` reads more): once ``top`` have qualified, a group whose
@@ -179,10 +180,15 @@ def _allowed_middles(
         current = ranked(going_on, judged + 1, judged + top + 1)  # type: ignore[operator]
     # the last batch of a graph may have judged groups past its best ``top``: they are left out
     kept_fids: dict[int, set[int]] = {}
+    floors: dict[int, float] = {}
     for gid, fids in allowed.items():
         floor = list(fids.values())[top - 1] if top is not None and len(fids) >= top else -1.0
         kept_fids[gid] = {fid for fid, best in fids.items() if best >= floor}
-    return kept_fids, names, where
+        if floor > 0.0:
+            # ``top`` paths score at least this (each kept group's best); a hair lower, so that
+            # no rounding on the way to the store can make it exceed one of them
+            floors[gid] = floor * (1.0 - 1e-9)
+    return kept_fids, names, where, floors
 
 
 def _qualifies(name_words: set[str], positions: tuple[int, ...], token_words: Sequence[set[str]], via_words: set[str]) -> bool:

@@ -104,11 +104,11 @@ class EmbeddedCircuitQueries(CircuitQueries):
             src, tgt, weight = read_links(conn, gid)
         return skeleton_from_rows(gid, rows, src, tgt, weight)
 
-    def _chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None) -> list[ChainMatch]:
+    def _chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None, floors: Mapping[int, float] | None = None) -> list[ChainMatch]:
         out: list[ChainMatch] = []
         with self.engine.connect() as conn:
             for chunk in _chunks(gids):
-                path = _ChainPath(conn, steps, chunk)
+                path = _ChainPath(conn, steps, chunk, floors)
                 found = path.select(path.chain_columns()).subquery()
                 out += [_chain_match(row, len(steps)) for row in conn.execute(_best(found, len(steps), top)).all()]
         return out
@@ -273,7 +273,7 @@ class _ChainPath:
     ``steps``, and its score: the product of each link's share of its target's input, computed
     as :class:`kb.stores.circuit_queries.ChainMatch` computes it."""
 
-    def __init__(self, conn: Connection, steps: Sequence[Step], gids: Sequence[int]) -> None:
+    def __init__(self, conn: Connection, steps: Sequence[Step], gids: Sequence[int], floors: Mapping[int, float] | None = None) -> None:
         self.gids = list(gids)
         self.nodes = [graph_nodes.alias(f"n{i}") for i in range(len(steps) + 1)]
         self.links = [graph_links.alias(f"l{i}") for i in range(len(steps))]
@@ -286,8 +286,15 @@ class _ChainPath:
         self.origin = next((i for i, step in enumerate(steps) if step.graph_fids is not None), 0)
         origin = self.nodes[self.origin]
         joined: Any = origin
+        keys = None
         if steps[self.origin].graph_fids is not None:
-            keys = keys_table(conn, _graph_pairs(steps[self.origin].graph_fids, self.gids), ("gid", "fid"))
+            pairs = _graph_pairs(steps[self.origin].graph_fids, self.gids)
+            if floors:
+                # each graph's floor travels with its keys: paths below it are dropped as soon as
+                # they are scored, before the rest of their nodes are read
+                keys = keys_table(conn, [(g, f, floors.get(g, 0.0)) for g, f in pairs], ("gid", "fid", "floor"), real=("floor",))
+            else:
+                keys = keys_table(conn, pairs, ("gid", "fid"))
             joined = keys.join(origin, _feature_in_graph(origin, keys))
         # the graph's target logit, found (by its index) once per start node rather than once per
         # chain, makes the last link one seek by (graph, source, target), not a walk over every
@@ -317,6 +324,8 @@ class _ChainPath:
         for share in shares[1:]:
             score = score * share
         self.score = score
+        if floors and keys is not None:
+            self.conditions.append(score >= keys.c.floor)
 
     def chain_columns(self) -> list[Any]:
         """gid, i0.. (each node's idx), f0.. (its feature id), w0.. (each link's weight), c1.. (the
