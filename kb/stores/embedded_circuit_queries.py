@@ -261,11 +261,15 @@ def _best(found: Any, k: int, top: int | None) -> Select:
 
 
 def _chain_match(row: Sequence[Any], k: int) -> ChainMatch:
-    gid, *values = row
-    nodes, fids = tuple(values[: k + 1]), tuple(values[k + 1 : 2 * k + 2])
-    about = values[4 * k + 3 :]
-    described = tuple(ChainNode(idx, *about[4 * i : 4 * i + 3], fid, about[4 * i + 3]) for i, (idx, fid) in enumerate(zip(nodes, fids)))
-    return ChainMatch(gid, nodes, tuple(values[2 * k + 2 : 3 * k + 2]), fids, tuple(values[3 * k + 2 : 4 * k + 2]), described)
+    nodes, fids = tuple(row[1 : k + 2]), tuple(row[k + 2 : 2 * k + 3])
+    at = 4 * k + 4  # each node's description (node_id, kind, ctx_idx, clerp) follows the score
+    # tens of thousands per question: ChainNode made as a plain tuple costs half its constructor
+    described = tuple([_node((nodes[i], row[at + 4 * i], row[at + 4 * i + 1], row[at + 4 * i + 2], fids[i], row[at + 4 * i + 3])) for i in range(k + 1)])
+    return ChainMatch(row[0], nodes, tuple(row[2 * k + 3 : 3 * k + 3]), fids, tuple(row[3 * k + 3 : 4 * k + 3]), described)
+
+
+def _node(values: tuple[Any, ...]) -> ChainNode:
+    return tuple.__new__(ChainNode, values)
 
 
 class _ChainPath:
