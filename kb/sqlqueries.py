@@ -39,7 +39,10 @@ def keys_table(conn: Connection, keys: Sequence[tuple[Any, ...]], names: Sequenc
     floats), bound as one parameter per column: join it to look rows up by composite key (each
     row one index seek), where a long ``OR`` of conditions costs more to build than to run."""
     kinds = [float if n in real else int for n in names]
-    rows = sorted({tuple(kind(v) for kind, v in zip(kinds, key)) for key in keys})
+    if real:
+        rows = sorted({tuple(kind(v) for kind, v in zip(kinds, key)) for key in keys})
+    else:
+        rows = sorted({tuple(map(int, key)) for key in keys})
     if conn.dialect.name == "postgresql":
         columns = [literal([row[i] for row in rows], ARRAY(Float if kind is float else BigInteger)) for i, kind in enumerate(kinds)]
         return func.unnest(*columns).table_valued(*names).render_derived(name="k")
@@ -77,7 +80,10 @@ def feature_descriptions(conn: Connection, fids: Sequence[int]) -> list[tuple[in
     if not fids:
         return []
     d = descriptions.c
-    query = select(d.feature_id, d.source, d.text).where(among(conn, d.feature_id, fids)).group_by(d.feature_id, d.source, d.text).order_by(func.min(d.id))
+    # the same text has the same hash: each distinct text's oldest row is found in the index
+    # (feature_id, source, text_hash), and only that row is read
+    first = select(func.min(d.id).label("id")).where(among(conn, d.feature_id, fids)).group_by(d.feature_id, d.source, d.text_hash).subquery()
+    query = select(d.feature_id, d.source, d.text).join(first, d.id == first.c.id).order_by(d.id)
     return [tuple(row) for row in conn.execute(query)]
 
 

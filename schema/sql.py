@@ -114,7 +114,9 @@ descriptions = Table(
     Column("origin", Text),  # file it came from
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("feature_id", "source", "kind", "author", "text_hash", "graph_id"),
-    Index("ix_descriptions_feature", "feature_id"),
+    # a feature's distinct texts without reading its rows (a clerp repeats in every graph with
+    # the feature): grouped by hash in the index, only the first row of each text is read
+    Index("ix_descriptions_feature_text", "feature_id", "source", "text_hash"),
     Index("ix_descriptions_graph", "graph_id"),
 )
 
