@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Connection, Integer, any_, exists, func, literal, or_, select
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Float, Connection, Integer, any_, exists, func, literal, or_, select
 
 from ingest.records import FeatureKey
 from schema.sql import READY, descriptions, features, graphs, labels
@@ -34,13 +34,17 @@ def among(conn: Connection, column: ColumnElement[Any], ids: Iterable[int], *, l
     return tested.in_(select(listed.c.value))
 
 
-def keys_table(conn: Connection, keys: Sequence[tuple[int, ...]], names: Sequence[str]) -> Any:
-    """A table of integer tuples ``keys`` with columns ``names``, bound as one parameter per
-    column: join it to look rows up by composite key (each row one index seek), where a long
-    ``OR`` of conditions costs more to build than to run."""
-    rows = sorted({tuple(int(v) for v in key) for key in keys})
+def keys_table(conn: Connection, keys: Sequence[tuple[Any, ...]], names: Sequence[str], real: Sequence[str] = ()) -> Any:
+    """A table of integer tuples ``keys`` with columns ``names`` (those named in ``real`` hold
+    floats), bound as one parameter per column: join it to look rows up by composite key (each
+    row one index seek), where a long ``OR`` of conditions costs more to build than to run."""
+    kinds = [float if n in real else int for n in names]
+    if real:
+        rows = sorted({tuple(kind(v) for kind, v in zip(kinds, key)) for key in keys})
+    else:
+        rows = sorted({tuple(map(int, key)) for key in keys})
     if conn.dialect.name == "postgresql":
-        columns = [literal([row[i] for row in rows], ARRAY(BigInteger)) for i in range(len(names))]
+        columns = [literal([row[i] for row in rows], ARRAY(Float if kind is float else BigInteger)) for i, kind in enumerate(kinds)]
         return func.unnest(*columns).table_valued(*names).render_derived(name="k")
     listed = func.json_each(json.dumps(rows)).table_valued("value")
     return select(*(func.json_extract(listed.c.value, f"$[{i}]").label(n) for i, n in enumerate(names))).subquery("k")
@@ -76,7 +80,10 @@ def feature_descriptions(conn: Connection, fids: Sequence[int]) -> list[tuple[in
     if not fids:
         return []
     d = descriptions.c
-    query = select(d.feature_id, d.source, d.text).where(among(conn, d.feature_id, fids)).group_by(d.feature_id, d.source, d.text).order_by(func.min(d.id))
+    # the same text has the same hash: each distinct text's oldest row is found in the index
+    # (feature_id, source, text_hash), and only that row is read
+    first = select(func.min(d.id).label("id")).where(among(conn, d.feature_id, fids)).group_by(d.feature_id, d.source, d.text_hash).subquery()
+    query = select(d.feature_id, d.source, d.text).join(first, d.id == first.c.id).order_by(d.id)
     return [tuple(row) for row in conn.execute(query)]
 
 
@@ -90,10 +97,15 @@ def features_with_text(conn: Connection, fids: Sequence[int]) -> set[int]:
     if not fids:
         return set()
     keys = keys_table(conn, [(fid,) for fid in fids], ("fid",))
+    return set(conn.execute(select(keys.c.fid).where(has_text(keys.c.fid))).scalars())
+
+
+def has_text(fid: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Whether feature ``fid`` has a label or a description that is not blank (see :func:`features_with_text`)."""
     blank = literal(WHITESPACE)
-    labelled = exists().where(labels.c.feature_id == keys.c.fid, func.trim(labels.c.text, blank) != "")
-    described = exists().where(descriptions.c.feature_id == keys.c.fid, func.trim(descriptions.c.text, blank) != "")
-    return set(conn.execute(select(keys.c.fid).where(or_(labelled, described))).scalars())
+    labelled = exists().where(labels.c.feature_id == fid, func.trim(labels.c.text, blank) != "")
+    described = exists().where(descriptions.c.feature_id == fid, func.trim(descriptions.c.text, blank) != "")
+    return or_(labelled, described)
 
 
 def ready_slugs(conn: Connection, gids: Iterable[int]) -> list[str]:

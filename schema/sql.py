@@ -114,7 +114,9 @@ descriptions = Table(
     Column("origin", Text),  # file it came from
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("feature_id", "source", "kind", "author", "text_hash", "graph_id"),
-    Index("ix_descriptions_feature", "feature_id"),
+    # a feature's distinct texts without reading its rows (a clerp repeats in every graph with
+    # the feature): grouped by hash in the index, only the first row of each text is read
+    Index("ix_descriptions_feature_text", "feature_id", "source", "text_hash"),
     Index("ix_descriptions_graph", "graph_id"),
 )
 
@@ -425,6 +427,22 @@ feature_edge_graphs = Table(
     Column("weight", Float, nullable=False),
     Column("n_links", Integer, nullable=False),
     Index("ix_feature_edge_graphs_graph_id_src_tgt", "graph_id", "src", "tgt"),
+    sqlite_with_rowid=False,
+)
+
+# Each visible graph's two-step paths into its target logit, grouped: from a feature or embedding
+# node at position ctx_idx, through a node of feature feature_id, to a target logit (one link per
+# hop). How many such paths, and the best score (the product of each link's share of its target's
+# input, as kb.stores.circuit_queries.ChainMatch scores it). Two-hop questions read the groups of
+# the positions they start from, instead of matching every path of every graph.
+path_groups = Table(
+    "path_groups",
+    metadata,
+    Column("graph_id", Integer, primary_key=True),
+    Column("ctx_idx", Integer, primary_key=True),
+    Column("feature_id", Integer, primary_key=True),
+    Column("n_paths", Integer, nullable=False),
+    Column("best_score", Float, nullable=False),
     sqlite_with_rowid=False,
 )
 

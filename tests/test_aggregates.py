@@ -28,7 +28,7 @@ from kb.cli import main
 from kb.config import Config
 from kb.errors import CircuitKBError, NotFoundError, PermissionDenied
 from kb.labels import accounts
-from schema.sql import audit_log, descriptions, feature_edge_totals, feature_totals, graphs, kb_meta
+from schema.sql import audit_log, descriptions, feature_edge_totals, feature_totals, graphs, kb_meta, path_groups
 from tests import circuit_reference as cref
 from tests import feature_reference as fref
 from tests.builders import embedding_node, error_node, feature_node, graph_of, logit_node, small_graph, write
@@ -88,6 +88,33 @@ def expected_totals(docs: list[dict[str, Any]]) -> tuple[dict[Any, tuple[Any, ..
     return features, edges
 
 
+def expected_path_groups(docs: list[dict[str, Any]]) -> dict[tuple[str, int, Any], tuple[int, float]]:
+    """Per (slug, start position, middle feature (layer, index)): the two-step paths into the
+    target logit, feature or embedding -> feature -> target, counted, and the best score."""
+    groups: dict[tuple[str, int, Any], tuple[int, float]] = {}
+    for raw in docs:
+        doc = cref.from_doc(raw)
+        totals, targets = doc.input_total(), set(doc.targets())
+        for first in doc.links:
+            start, middle, _ = first
+            if doc.kind(start) not in ("feature", "embedding") or doc.kind(middle) != "feature":
+                continue
+            for last in doc.links:
+                if last[0] == middle and last[1] in targets:
+                    key = (doc.slug, doc.nodes[start]["ctx_idx"], doc.keys[middle])
+                    n, best = groups.get(key, (0, -1.0))
+                    groups[key] = (n + 1, max(best, doc.share(first, totals) * doc.share(last, totals)))
+    return groups
+
+
+def kept_path_groups(kb: KB) -> dict[tuple[str, int, Any], tuple[int, float]]:
+    pg = path_groups.c
+    with kb.engine.connect() as conn:
+        rows = conn.execute(select(graphs.c.slug, pg.ctx_idx, pg.feature_id, pg.n_paths, pg.best_score).join(graphs, graphs.c.id == pg.graph_id)).all()
+    keys = feature_keys(kb, [row[2] for row in rows])
+    return {(slug, ctx, (keys[fid].layer, keys[fid].index)): (n, best) for slug, ctx, fid, n, best in rows}
+
+
 def _stats(values: list[float]) -> tuple[Any, ...]:
     return (len(values), sum(values) if values else None, min(values, default=None), max(values, default=None))
 
@@ -121,6 +148,10 @@ def assert_exact(kb: KB, docs: dict[str, dict[str, Any]]) -> None:
     with kb.engine.connect() as conn:
         histogram = dict(conn.execute(select(feature_edge_totals.c.n_graphs, func.count()).group_by(feature_edge_totals.c.n_graphs)).all())
         assert all(reads.edge_count(conn, k) == sum(v for n, v in histogram.items() if n >= k) for k in range(1, 8))
+    want_paths = expected_path_groups(list(docs.values()))
+    got_paths = kept_path_groups(kb)
+    assert got_paths.keys() == want_paths.keys()
+    assert all(got_paths[k][0] == n and got_paths[k][1] == pytest.approx(best, rel=1e-12) for k, (n, best) in want_paths.items())
     report = check(kb)
     assert report.ok, report.differences
 
@@ -361,9 +392,11 @@ def test_the_check_finds_a_wrong_total_and_rebuild_mends_it(kb: KB, tmp_path: Pa
         fid = conn.execute(select(feature_totals.c.feature_id).limit(1)).scalar_one()
         conn.execute(update(feature_totals).where(feature_totals.c.feature_id == fid).values(n_graphs=feature_totals.c.n_graphs + 5))
         conn.execute(update(feature_edge_totals).values(weight_max=feature_edge_totals.c.weight_max + 1))
+        conn.execute(update(path_groups).values(n_paths=path_groups.c.n_paths + 1))
     report = check(kb)
     assert not report.ok and any(f"feature_totals ({fid},)" in line for line in report.differences)
     assert any(line.startswith("feature_edge_totals") for line in report.differences)
+    assert any("path groups" in line for line in report.differences)
     assert rebuild(kb) == 3
     assert check(kb).ok
 

@@ -832,3 +832,33 @@ def test_a_huge_graph_without_feature_edges_folds_to_one_empty_part(monkeypatch:
     graph = SimpleNamespace(nodes=[SimpleNamespace(idx=i, feature_key=None if f < 0 else int(f)) for i, f in enumerate(fids)], link_src=src, link_tgt=tgt, link_weight=weight)
     parts = list(circuit_queries.fold_parsed_graph(1, graph, {int(f): int(f) for f in fids if f >= 0}).parts())
     assert [(p["part"], p["n"]) for p in parts] == [(0, 0)]
+
+
+def test_two_hop_paths_read_from_the_kept_path_groups_are_those_the_store_matches(kb: KB, tmp_path: Path) -> None:
+    from kb.aggregates.reads import PATHS_STALE_KEY
+    from schema.sql import kb_meta
+
+    rng = random.Random(7)
+    (tmp_path / "c").mkdir()
+    raw = [_two_hop_graph(rng, f"hop-{i}") for i in range(5)]
+    for doc in raw:
+        write(tmp_path / "c" / f"{doc['metadata']['slug']}.json", doc)
+    assert not kb.ingest([tmp_path / "c"]).failed
+    # a replaced and a removed graph leave their groups behind
+    write(tmp_path / "c" / "hop-0.json", _two_hop_graph(rng, "hop-0"))
+    assert not kb.ingest([tmp_path / "c" / "hop-0.json"]).failed
+    kb.remove(["hop-1"])
+
+    def answers() -> list[dict[str, Any]]:
+        return [
+            two_hop_paths(kb, token=token, via=via, top=top).as_dict()
+            for token in ("Dallas", "is")
+            for via in (None, "Texas")
+            for top in (None, 1, 3)
+        ] + [two_hop_paths(kb, position=-2, top=2).as_dict()]
+
+    kept = answers()
+    with kb.engine.begin() as conn:
+        conn.execute(kb_meta.insert().values(key=PATHS_STALE_KEY, value="a test"))
+    assert answers() == kept
+    assert any(a["paths"] for a in kept) and any(a["unnamed_skipped"] for a in kept)

@@ -30,7 +30,7 @@ from kb.aggregates.values import GraphValues
 from kb.registry import dialect_insert
 from kb.sqlqueries import among, keys_table
 from kb.stores.embedded import bulk_insert
-from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals
+from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, path_groups
 
 # the advisory lock of the aggregates; each writer that serialises on PostgreSQL has its own:
 # 715517 migrations (kb.sqldb), 715518 graph-less descriptions and labels (kb.featuremeta,
@@ -40,6 +40,7 @@ AGGREGATES_LOCK = 715520
 VALUES = ("activation", "influence")
 _FG = ("feature_id", "graph_id", "activation", "influence")
 _EG = ("src", "tgt", "graph_id", "weight", "n_links")
+_PG = ("graph_id", "ctx_idx", "feature_id", "n_paths", "best_score")
 _FT = tuple(c.name for c in feature_totals.columns)
 _ET = ("src", "tgt", "n_graphs", "weight_sum", "abs_sum", "weight_min", "weight_max", "n_links")
 _ONE = literal_column("1")
@@ -71,6 +72,9 @@ def insert_rows(conn: Connection, values: GraphValues) -> list[tuple[Any, ...]]:
         bulk_insert(conn, feature_graphs.name, _FG, rows)
     for start in range(0, len(values.edges), EDGE_BATCH):
         bulk_insert(conn, feature_edge_graphs.name, _EG, values.edge_rows(start, start + EDGE_BATCH))
+    paths = values.paths.rows()
+    for start in range(0, len(paths), EDGE_BATCH):
+        bulk_insert(conn, path_groups.name, _PG, paths[start : start + EDGE_BATCH])
     return rows
 
 
@@ -79,6 +83,7 @@ def unpublish(conn: Connection, gid: int) -> None:
     lock(conn)
     _take_features(conn, gid)
     _take_edges(conn, gid)
+    conn.execute(delete(path_groups).where(path_groups.c.graph_id == gid))
 
 
 def fresh_feature_totals() -> Select[Any]:

@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, and_, func, select
 
-from kb.sqlqueries import among
+from kb.sqlqueries import among, keys_table
 from kb.stores.feature_queries import UPSTREAM
-from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, kb_meta
+from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, kb_meta, path_groups
 
 # the kb_meta key whose presence says the aggregates miss graphs stored before they existed
 STALE_KEY = "aggregates_stale"
+# the same for the path groups alone (a knowledge base whose graphs were in Neo4j when they came)
+PATHS_STALE_KEY = "path_groups_stale"
 
 ACTIVATION, INFLUENCE = "activation", "influence"
 
@@ -22,6 +24,26 @@ ACTIVATION, INFLUENCE = "activation", "influence"
 def stale_reason(conn: Connection) -> str | None:
     """Why the aggregates cannot answer yet (graphs they do not count), or None when they can."""
     return conn.execute(select(kb_meta.c.value).where(kb_meta.c.key == STALE_KEY)).scalar()
+
+
+def paths_stale_reason(conn: Connection) -> str | None:
+    """Why the path groups cannot answer yet, or None when they can."""
+    return conn.execute(select(kb_meta.c.value).where(kb_meta.c.key.in_([STALE_KEY, PATHS_STALE_KEY])).order_by(kb_meta.c.key)).scalar()
+
+
+def path_group_arrays(conn: Connection, starts: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """gid, middle fid, paths and best score (int64, int64, int64, float64) of the path groups
+    that start at the (gid, position) ``starts``, one per stored row (a graph's middle feature
+    comes once per position)."""
+    if not starts:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
+    pg = path_groups.c
+    keys = keys_table(conn, starts, ("gid", "ctx"))
+    query = select(pg.graph_id, pg.feature_id, pg.n_paths, pg.best_score).select_from(keys).join(path_groups, and_(pg.graph_id == keys.c.gid, pg.ctx_idx == keys.c.ctx))
+    # hundreds of thousands of rows: plain tuples from the driver's cursor, not result rows
+    rows = conn.execute(query).cursor.fetchall()
+    table = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2].astype(np.int64), table[:, 3].copy()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""What one graph adds to the aggregates: its features' values and its feature edges."""
+"""What one graph adds to the aggregates: its features' values, its feature edges and its groups
+of two-step paths into the target logit (:mod:`.paths`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Mapping
 import numpy as np
 
 from ingest.records import FeatureKey, ParsedGraph
+from kb.aggregates.paths import PathGroups, path_groups
+from kb.stores.base import node_input_totals
 from kb.stores.circuit_queries import FeatureEdges, Skeleton, fold_parsed_graph, fold_skeleton
 
 
@@ -15,13 +18,14 @@ from kb.stores.circuit_queries import FeatureEdges, Skeleton, fold_parsed_graph,
 class GraphValues:
     """Graph ``gid``'s features (sorted distinct ids) with the strongest activation and the best
     (smallest) influence of each one's nodes (NaN where none of its nodes has one), and its
-    feature edges, folded as every store folds them."""
+    feature edges, folded as every store folds them, and its path groups."""
 
     gid: int
     fids: np.ndarray  # int64
     activation: np.ndarray  # float64
     influence: np.ndarray  # float64
     edges: FeatureEdges
+    paths: PathGroups
 
     def feature_rows(self) -> list[tuple[int, int, float | None, float | None]]:
         """(feature_id, graph_id, activation, influence) as stored, None for NaN."""
@@ -42,7 +46,19 @@ def of_parsed_graph(gid: int, graph: ParsedGraph, feature_ids: Mapping[FeatureKe
     fids = np.array([feature_ids[n.feature_key] for n in nodes], dtype=np.int64)  # type: ignore[index]
     activation = np.array([_nan(n.activation) for n in nodes], dtype=np.float64)
     influence = np.array([_nan(n.influence) for n in nodes], dtype=np.float64)
-    return _values(gid, fids, activation, influence, fold_parsed_graph(gid, graph, feature_ids))
+    every = graph.nodes
+    paths = path_groups(
+        gid,
+        np.array([n.kind for n in every], dtype=object),
+        np.array([n.ctx_idx for n in every], dtype=np.int64),
+        np.array([-1 if n.feature_key is None else feature_ids[n.feature_key] for n in every], dtype=np.int64),
+        np.array([n.is_target_logit is True for n in every], dtype=bool),
+        node_input_totals(graph),
+        graph.link_src,
+        graph.link_tgt,
+        graph.link_weight,
+    )
+    return _values(gid, fids, activation, influence, fold_parsed_graph(gid, graph, feature_ids), paths)
 
 
 def of_skeleton(skeleton: Skeleton) -> GraphValues:
@@ -54,14 +70,41 @@ def of_skeleton(skeleton: Skeleton) -> GraphValues:
         nodes["activation"].to_numpy(dtype=np.float64),
         nodes["influence"].to_numpy(dtype=np.float64),
         fold_skeleton(skeleton),
+        skeleton_path_groups(skeleton),
     )
 
 
-def _values(gid: int, node_fids: np.ndarray, activation: np.ndarray, influence: np.ndarray, edges: FeatureEdges) -> GraphValues:
+def skeleton_path_groups(skeleton: Skeleton) -> PathGroups:
+    """The path groups of a stored graph; input totals summed from its links in file order, as at ingest."""
+    nodes = skeleton.nodes
+    size = int(nodes.index.max()) + 1 if len(nodes) else 0
+    idx = nodes.index.to_numpy()
+
+    def by_idx(column: str, fill: object, dtype: object) -> np.ndarray:
+        out = np.full(size, fill, dtype=dtype)
+        out[idx] = nodes[column].to_numpy()
+        return out
+
+    totals = np.zeros(size, dtype=np.float64)
+    np.add.at(totals, skeleton.link_tgt.astype(np.intp), np.abs(skeleton.link_weight))
+    return path_groups(
+        skeleton.gid,
+        by_idx("kind", "", object),
+        by_idx("ctx_idx", 0, np.int64),
+        by_idx("feature_id", -1, np.int64),
+        by_idx("is_target_logit", False, bool),
+        totals,
+        skeleton.link_src,
+        skeleton.link_tgt,
+        skeleton.link_weight,
+    )
+
+
+def _values(gid: int, node_fids: np.ndarray, activation: np.ndarray, influence: np.ndarray, edges: FeatureEdges, paths: PathGroups) -> GraphValues:
     """Fold node values per feature: fmax / fmin leave NaN out unless a feature has nothing else."""
     if len(node_fids) == 0:
         empty = np.empty(0, dtype=np.float64)
-        return GraphValues(gid, np.empty(0, dtype=np.int64), empty, empty, edges)
+        return GraphValues(gid, np.empty(0, dtype=np.int64), empty, empty, edges, paths)
     order = np.argsort(node_fids, kind="stable")
     fids = node_fids[order]
     starts = np.flatnonzero(np.r_[True, fids[1:] != fids[:-1]])
@@ -71,6 +114,7 @@ def _values(gid: int, node_fids: np.ndarray, activation: np.ndarray, influence: 
         np.fmax.reduceat(activation[order], starts),
         np.fmin.reduceat(influence[order], starts),
         edges,
+        paths,
     )
 
 

@@ -33,49 +33,68 @@ def chains_frame(kb: Core, graphs: Sequence[GraphInfo], matches: Sequence[ChainM
 
     Scores and shares come from the chains' weights and input totals; nodes are described here,
     so ``matches`` should be only the chains to show (the store keeps the best of each graph).
+    Built a column at a time: the questions over all graphs show tens of thousands of chains.
     """
     names = [f"n{i}" for i in range(n_steps)] + ["t"]
     node_columns = ("idx", "node_id", "kind", "ctx_idx", "token", "clerp", "fid", *FEATURE_COLUMNS)
-    columns: dict[str, list[Any]] = {c: [] for c in ("gid", *CHAIN_FIXED_COLUMNS)}
+    columns: dict[str, Any] = {c: [] for c in ("gid", *CHAIN_FIXED_COLUMNS)}
     columns.update({f"{n}_{c}": [] for n in names for c in node_columns})
     columns.update({f"{p}{i}": [] for i in range(n_steps) for p in ("w", "share")})
     if not matches:
         return pd.DataFrame(columns)
     slugs = {g.gid: g.slug for g in graphs}
-    scored = sorted(((slugs[m.gid], -m.score, m.nodes, m) for m in matches), key=lambda s: s[:3])
-    about = kb.store.describe_nodes(sorted({(m.gid, i) for *_, m in scored for i in m.nodes}))
-    shortcuts = kb.store.direct_weights(sorted({(m.gid, m.nodes[0], m.nodes[-1]) for *_, m in scored}))
-    keys = feature_keys(kb, {f for *_, m in scored for f in m.fids if f is not None})
-    tokens = {g.gid: g.prompt_tokens for g in graphs}
-    for slug, negative, _, m in scored:
-        target_total = m.totals[-1]
-        shortcut = shortcuts.get((m.gid, m.nodes[0], m.nodes[-1]))
-        columns["gid"].append(m.gid)
-        columns["slug"].append(slug)
-        columns["score"].append(-negative)
-        columns["shortcut_weight"].append(shortcut)
-        columns["shortcut_share"].append(link_share(shortcut, target_total) if shortcut is not None and target_total else None)
-        prompt = tokens[m.gid]
-        for name, idx in zip(names, m.nodes):
-            node = about[(m.gid, idx)]
-            feature = keys.get(node.fid) if node.fid is not None else None
-            columns[f"{name}_idx"].append(idx)
-            columns[f"{name}_node_id"].append(node.node_id)
-            columns[f"{name}_kind"].append(node.kind)
-            columns[f"{name}_ctx_idx"].append(node.ctx_idx)
-            columns[f"{name}_token"].append(prompt[node.ctx_idx] if 0 <= node.ctx_idx < len(prompt) else None)
-            columns[f"{name}_clerp"].append(node.clerp or None)
-            columns[f"{name}_fid"].append(node.fid)
-            columns[f"{name}_transcoder_set"].append(feature.transcoder_set if feature else None)
-            columns[f"{name}_layer"].append(feature.layer if feature else None)
-            columns[f"{name}_index"].append(feature.index if feature else None)
-        for i, (w, share) in enumerate(zip(m.weights, m.shares)):
-            columns[f"w{i}"].append(w)
-            columns[f"share{i}"].append(share)
+    gid = np.array([m.gid for m in matches], dtype=np.int64)
+    nodes = np.array([m.nodes for m in matches], dtype=np.int64).reshape(len(matches), n_steps + 1)
+    weights = np.array([m.weights for m in matches], dtype=np.float64).reshape(len(matches), n_steps)
+    totals = np.array([m.totals for m in matches], dtype=np.float64).reshape(len(matches), n_steps)
+    shares = np.zeros_like(weights)
+    np.divide(np.abs(weights), totals, out=shares, where=totals != 0.0)  # link_share, a column at a time
+    score = np.ones(len(matches))
+    for i in range(n_steps):
+        score = score * shares[:, i]  # multiplied in order, as ChainMatch.score does
+    slug_rank = {slug: rank for rank, slug in enumerate(sorted(set(slugs.values())))}
+    ranks = np.array([slug_rank[slugs[g]] for g in gid.tolist()], dtype=np.int64)
+    order = np.lexsort([*(nodes[:, i] for i in reversed(range(n_steps + 1))), -score, ranks])
+    gid, nodes, weights, totals, shares, score = gid[order], nodes[order], weights[order], totals[order], shares[order], score[order]
+    gids = gid.tolist()
+    if all(m.about is not None for m in matches):
+        about = {(m.gid, node.idx): node for m in matches for node in m.about}  # type: ignore[union-attr]
+    else:
+        about = kb.store.describe_nodes(sorted({(g, i) for g, row in zip(gids, nodes.tolist()) for i in row}))
+    firsts, lasts = nodes[:, 0].tolist(), nodes[:, -1].tolist()
+    shortcuts = kb.store.direct_weights(sorted(set(zip(gids, firsts, lasts))))
+    shortcut = [shortcuts.get(key) for key in zip(gids, firsts, lasts)]
+    target_totals = totals[:, -1].tolist()
+    columns["gid"] = gids
+    columns["slug"] = [slugs[g] for g in gids]
+    columns["score"] = score
+    columns["shortcut_weight"] = shortcut
+    columns["shortcut_share"] = [link_share(w, t) if w is not None and t else None for w, t in zip(shortcut, target_totals)]
+    prompts = {g.gid: g.prompt_tokens for g in graphs}
+    described = [[about[key] for key in zip(gids, column)] for column in nodes.T.tolist()]
+    keys = feature_keys(kb, {node.fid for column in described for node in column if node.fid is not None})
+    for name, idxs, column in zip(names, nodes.T, described):
+        columns[f"{name}_idx"] = idxs
+        columns[f"{name}_node_id"] = [node.node_id for node in column]
+        columns[f"{name}_kind"] = [node.kind for node in column]
+        columns[f"{name}_ctx_idx"] = [node.ctx_idx for node in column]
+        columns[f"{name}_token"] = [_token(prompts[g], node.ctx_idx) for g, node in zip(gids, column)]
+        columns[f"{name}_clerp"] = [node.clerp or None for node in column]
+        columns[f"{name}_fid"] = [node.fid for node in column]
+        features = [keys.get(node.fid) if node.fid is not None else None for node in column]
+        for c in FEATURE_COLUMNS:
+            columns[f"{name}_{c}"] = [getattr(f, c) if f else None for f in features]
+    for i in range(n_steps):
+        columns[f"w{i}"] = weights[:, i]
+        columns[f"share{i}"] = shares[:, i]
     frame = pd.DataFrame(columns)
     for column in ("shortcut_weight", "shortcut_share", *(f"{n}_{c}" for n in names for c in ("fid", "clerp", "token", "transcoder_set"))):
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)  # None, not NaN
     return frame
+
+
+def _token(prompt: Sequence[str], ctx_idx: int) -> str | None:
+    return prompt[ctx_idx] if 0 <= ctx_idx < len(prompt) else None
 
 
 def chain_node_json(row: Mapping[str, Any], name: str) -> dict[str, Any]:

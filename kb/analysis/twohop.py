@@ -5,11 +5,13 @@ cut to the best paths of each graph inside the store, which also counts the path
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from ingest.records import FeatureKey
+from kb.aggregates import reads as aggregates
 from kb.analysis.chains import chain_json, chains_frame
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_dict, feature_json, feature_keys
 from kb.analysis.tokens import feature_names, named_features, token_positions, words
@@ -71,13 +73,12 @@ def two_hop_paths(
     start = Step(positions=positions, embeddings=True)
     # which intermediates qualify is decided per (graph, feature) first, so that the store can
     # score only the paths through them and keep the best of each graph
-    middles = kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
-    named = named_features(kb, {g.fids[0] for g in middles})
-    unnamed = sum(g.n_chains for g in middles if g.fids[0] not in named)
+    unnamed, with_names, ranked = _middles(kb, positions, start)
     tokens = {g.gid: g.prompt_tokens for g in graphs}
-    allowed, names, where = _allowed_middles(kb, [g for g in middles if g.fids[0] in named], tokens, words(via) if via else set(), top)
+    first = ranked(with_names, 1, None if top is None else top + 1)
+    allowed, names, where, floors = _allowed_middles(kb, first, ranked, tokens, words(via) if via else set(), top)
     through = Step(graph_fids={gid: frozenset(fids) for gid, fids in allowed.items()})
-    matches = kb.store.chains(sorted(allowed), [start, through], top) if allowed else []
+    matches = kb.store.chains(sorted(allowed), [start, through], top, floors) if allowed else []
     frame = chains_frame(kb, graphs, matches, 2)
     if len(frame):
         frame["mid_name"] = [clerp if clerp else names[fid][0] for clerp, fid in zip(frame["n1_clerp"], frame["n1_fid"])]
@@ -86,51 +87,108 @@ def two_hop_paths(
     return TwoHopPaths(graphs, token, position, via, frame, unnamed)
 
 
-def _allowed_middles(
-    kb: Core, groups: Sequence[ChainGroup], tokens: Mapping[int, Sequence[str]], via_words: set[str], top: int | None
-) -> tuple[dict[int, set[int]], dict[int, list[str]], dict[tuple[int, int], tuple[int, ...]]]:
-    """Of the (graph, named intermediate feature) ``groups``, those that qualify and could hold one
-    of the graph's ``top`` best paths (None: all that qualify), with the names and positions read.
+# the named middle groups ranked ``first`` to ``last`` (counting from 1; None: to the end) in
+# each graph of ``gids``, best score first (ties by fid)
+Ranked = Callable[[Sequence[int], int, "int | None"], dict[int, list[ChainGroup]]]
 
-    Each graph's groups are judged best first, ``top`` at a time: once ``top`` have qualified, a
-    group whose best path scores below the ``top``-th of theirs cannot reach the graph's best
-    ``top`` (each qualified group holds a path scoring its best), so it is left out, and no later
-    batch is judged.
+
+def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step) -> tuple[int, list[int], Ranked]:
+    """The paths from ``start`` through a feature to the target logit, counted per (graph, middle
+    feature) with the best score: how many pass through a feature without a name, the graphs
+    with named ones, and how to read those best first. Read from the groups kept at ingest
+    (:mod:`kb.aggregates.paths`), or matched in the store while those are stale."""
+    with kb.engine.connect() as conn:
+        if aggregates.paths_stale_reason(conn) is None:
+            starts = [(gid, p) for gid in sorted(positions) for p in sorted(positions[gid])]
+            gid, fid, n, best = _summed(*aggregates.path_group_arrays(conn, starts))
+        else:
+            groups = kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
+            gid = np.array([g.gid for g in groups], dtype=np.int64)
+            fid = np.array([g.fids[0] for g in groups], dtype=np.int64)
+            n = np.array([g.n_chains for g in groups], dtype=np.int64)
+            best = np.array([g.best_score for g in groups], dtype=np.float64)
+    named = np.isin(fid, sorted(named_features(kb, np.unique(fid).tolist())))
+    unnamed = int(n[~named].sum())
+    gid, fid, n, best = gid[named], fid[named], n[named], best[named]
+    order = np.lexsort((fid, -best, gid))
+    gid, fid, n, best = gid[order], fid[order], n[order].tolist(), best[order].tolist()
+    graphs, starts = np.unique(gid, return_index=True)
+    ends = np.r_[starts[1:], len(gid)].astype(np.int64)
+    where = {g: (int(s), int(e)) for g, s, e in zip(graphs.tolist(), starts.tolist(), ends.tolist())}
+    fids = fid.tolist()
+
+    def ranked(gids: Sequence[int], first: int, last: int | None) -> dict[int, list[ChainGroup]]:
+        out = {}
+        for g in gids:
+            s, e = where[g]
+            stop = e if last is None else min(e, s + last)
+            out[g] = [ChainGroup(g, (fids[i],), n[i], best[i]) for i in range(s + first - 1, stop)]
+        return out
+
+    return unnamed, sorted(where), ranked
+
+
+def _summed(gid: np.ndarray, fid: np.ndarray, n: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of the same (gid, fid) (from several start positions) as one: paths summed, best score kept."""
+    keys, inverse = np.unique((gid << 32) | fid, return_inverse=True)
+    total = np.zeros(len(keys), dtype=np.int64)
+    np.add.at(total, inverse, n)
+    top = np.full(len(keys), -np.inf)
+    np.maximum.at(top, inverse, best)
+    return keys >> 32, keys & 0xFFFFFFFF, total, top
+
+
+def _allowed_middles(
+    kb: Core, first: dict[int, list[ChainGroup]], ranked: Ranked, tokens: Mapping[int, Sequence[str]], via_words: set[str], top: int | None
+) -> tuple[dict[int, set[int]], dict[int, list[str]], dict[tuple[int, int], tuple[int, ...]], dict[int, float]]:
+    """Of the (graph, named intermediate feature) groups, those that qualify and could hold one
+    of the graph's ``top`` best paths (None: all that qualify), with the names and positions
+    read, and for graphs with ``top`` of them, a score that ``top`` of the paths reach.
+
+    Each graph's groups are judged best first, ``top`` at a time (``first`` holds the first
+    ``top`` and the one after, ``ranked`` reads more): once ``top`` have qualified, a group whose
+    best path scores below the ``top``-th of theirs cannot reach the graph's best ``top`` (each
+    qualified group holds a path scoring its best), so it is left out, and no later batch is judged.
     """
-    ranked: dict[int, list[ChainGroup]] = {}
-    for group in groups:
-        ranked.setdefault(group.gid, []).append(group)
-    for gid in ranked:
-        ranked[gid].sort(key=lambda g: -g.best_score)
-    judged = dict.fromkeys(ranked, 0)
     # per graph, the qualified features and their best scores, best first (as they were judged)
     allowed: dict[int, dict[int, float]] = {}
     names: dict[int, list[str]] = {}
     name_words: dict[int, set[str]] = {}
     where: dict[tuple[int, int], tuple[int, ...]] = {}
-    while judged:
-        batch = {gid: ranked[gid][n : None if top is None else n + top] for gid, n in judged.items()}
+    judged, current = 0, first
+    while current:
+        batch = {gid: gs[:top] for gid, gs in current.items()}
         keys = [(gid, g.fids[0]) for gid, gs in batch.items() for g in gs]
         new = feature_names(kb, {fid for _, fid in keys} - names.keys())
         names.update(new)
         name_words.update({fid: set().union(*map(words, texts)) for fid, texts in new.items()})
         where.update(kb.store.feature_positions(keys))
+        going_on = []
         for gid, gs in batch.items():
             token_words = [words(t) for t in tokens[gid]]
             for group in gs:
                 fid = group.fids[0]
                 if _qualifies(name_words[fid], where.get((gid, fid), ()), token_words, via_words):
                     allowed.setdefault(gid, {})[fid] = group.best_score
-            judged[gid] += len(gs)
-            n, kept = judged[gid], list(allowed.get(gid, {}).values())
-            if n == len(ranked[gid]) or (top is not None and len(kept) >= top and ranked[gid][n].best_score < kept[top - 1]):
-                del judged[gid]
+            after = current[gid][top:] if top is not None else []
+            kept = list(allowed.get(gid, {}).values())
+            if after and not (len(kept) >= top and after[0].best_score < kept[top - 1]):  # type: ignore[operator]
+                going_on.append(gid)
+        if not going_on:
+            break
+        judged += top  # type: ignore[operator]
+        current = ranked(going_on, judged + 1, judged + top + 1)  # type: ignore[operator]
     # the last batch of a graph may have judged groups past its best ``top``: they are left out
     kept_fids: dict[int, set[int]] = {}
+    floors: dict[int, float] = {}
     for gid, fids in allowed.items():
         floor = list(fids.values())[top - 1] if top is not None and len(fids) >= top else -1.0
         kept_fids[gid] = {fid for fid, best in fids.items() if best >= floor}
-    return kept_fids, names, where
+        if floor > 0.0:
+            # ``top`` paths score at least this (each kept group's best); a hair lower, so that
+            # no rounding on the way to the store can make it exceed one of them
+            floors[gid] = floor * (1.0 - 1e-9)
+    return kept_fids, names, where, floors
 
 
 def _qualifies(name_words: set[str], positions: tuple[int, ...], token_words: Sequence[set[str]], via_words: set[str]) -> bool:

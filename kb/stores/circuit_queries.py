@@ -310,7 +310,8 @@ class ChainMatch:
     feature ids (None for other nodes); ``weights`` the weight of each link along the path;
     ``totals`` the input total of each node after the first (the target of each link).
     Chains are many (hundreds per graph): what else a reader needs of their nodes comes from
-    :meth:`CircuitQueries.describe_nodes` for the chains that are kept.
+    :meth:`CircuitQueries.describe_nodes` for the chains that are kept, or from ``about`` (each
+    node's description) where the store's query read it along with the chain.
     """
 
     gid: int
@@ -318,6 +319,7 @@ class ChainMatch:
     weights: tuple[float, ...] = field(compare=False)
     fids: tuple[int | None, ...] = field(compare=False, default=())
     totals: tuple[float, ...] = field(compare=False, default=())
+    about: tuple[ChainNode, ...] | None = field(compare=False, default=None)
 
     @property
     def shares(self) -> tuple[float, ...]:
@@ -445,16 +447,20 @@ class CircuitQueries(ABC):
                 out[(gid, idx)] = float(total or 0.0)
         return out
 
-    def chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None = None) -> list[ChainMatch]:
+    def chains(
+        self, gids: Sequence[int], steps: Sequence[Step], top: int | None = None, floors: Mapping[int, float] | None = None
+    ) -> list[ChainMatch]:
         """Every path through nodes matching ``steps`` in turn, then into a target logit, or with
         ``top`` the ``top`` best of each graph (highest :attr:`ChainMatch.score`, ties by nodes),
         chosen inside the store.
 
-        One link per hop; sorted by (gid, nodes).
+        ``floors`` (with ``top`` only): for some graphs, a score that the caller knows ``top`` of
+        their paths reach; the store may skip paths scoring below it sooner. One link per hop;
+        sorted by (gid, nodes).
         """
         if not steps or not gids:
             return []
-        return sorted(self._chains(sorted(set(gids)), steps, top))
+        return sorted(self._chains(sorted(set(gids)), steps, top, floors if top is not None else None))
 
     def chain_groups(self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int]) -> list[ChainGroup]:
         """The paths :meth:`chains` would give, counted inside the store by graph and by the
@@ -526,7 +532,7 @@ class CircuitQueries(ABC):
         """Every node (SKELETON_COLUMNS) and link of graph ``gid``; NotFoundError if it has none."""
 
     @abstractmethod
-    def _chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None) -> Iterable[ChainMatch]:
+    def _chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None, floors: Mapping[int, float] | None = None) -> Iterable[ChainMatch]:
         """The chains of :meth:`chains` (``gids`` sorted and distinct, ``steps`` not empty), in any order."""
 
     @abstractmethod

@@ -104,11 +104,11 @@ class EmbeddedCircuitQueries(CircuitQueries):
             src, tgt, weight = read_links(conn, gid)
         return skeleton_from_rows(gid, rows, src, tgt, weight)
 
-    def _chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None) -> list[ChainMatch]:
+    def _chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None, floors: Mapping[int, float] | None = None) -> list[ChainMatch]:
         out: list[ChainMatch] = []
         with self.engine.connect() as conn:
             for chunk in _chunks(gids):
-                path = _ChainPath(conn, steps, chunk)
+                path = _ChainPath(conn, steps, chunk, floors)
                 found = path.select(path.chain_columns()).subquery()
                 out += [_chain_match(row, len(steps)) for row in conn.execute(_best(found, len(steps), top)).all()]
         return out
@@ -241,6 +241,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
 
 
 _ABOUT = ("idx", "node_id", "kind", "ctx_idx", "feature_id", "clerp")
+_DESCRIBED = ("node_id", "kind", "ctx_idx", "clerp")
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
@@ -260,8 +261,15 @@ def _best(found: Any, k: int, top: int | None) -> Select:
 
 
 def _chain_match(row: Sequence[Any], k: int) -> ChainMatch:
-    gid, *values = row
-    return ChainMatch(gid, tuple(values[: k + 1]), tuple(values[2 * k + 2 : 3 * k + 2]), tuple(values[k + 1 : 2 * k + 2]), tuple(values[3 * k + 2 : 4 * k + 2]))
+    nodes, fids = tuple(row[1 : k + 2]), tuple(row[k + 2 : 2 * k + 3])
+    at = 4 * k + 4  # each node's description (node_id, kind, ctx_idx, clerp) follows the score
+    # tens of thousands per question: ChainNode made as a plain tuple costs half its constructor
+    described = tuple([_node((nodes[i], row[at + 4 * i], row[at + 4 * i + 1], row[at + 4 * i + 2], fids[i], row[at + 4 * i + 3])) for i in range(k + 1)])
+    return ChainMatch(row[0], nodes, tuple(row[2 * k + 3 : 3 * k + 3]), fids, tuple(row[3 * k + 3 : 4 * k + 3]), described)
+
+
+def _node(values: tuple[Any, ...]) -> ChainNode:
+    return tuple.__new__(ChainNode, values)
 
 
 class _ChainPath:
@@ -269,7 +277,7 @@ class _ChainPath:
     ``steps``, and its score: the product of each link's share of its target's input, computed
     as :class:`kb.stores.circuit_queries.ChainMatch` computes it."""
 
-    def __init__(self, conn: Connection, steps: Sequence[Step], gids: Sequence[int]) -> None:
+    def __init__(self, conn: Connection, steps: Sequence[Step], gids: Sequence[int], floors: Mapping[int, float] | None = None) -> None:
         self.gids = list(gids)
         self.nodes = [graph_nodes.alias(f"n{i}") for i in range(len(steps) + 1)]
         self.links = [graph_links.alias(f"l{i}") for i in range(len(steps))]
@@ -282,8 +290,15 @@ class _ChainPath:
         self.origin = next((i for i, step in enumerate(steps) if step.graph_fids is not None), 0)
         origin = self.nodes[self.origin]
         joined: Any = origin
+        keys = None
         if steps[self.origin].graph_fids is not None:
-            keys = keys_table(conn, _graph_pairs(steps[self.origin].graph_fids, self.gids), ("gid", "fid"))
+            pairs = _graph_pairs(steps[self.origin].graph_fids, self.gids)
+            if floors:
+                # each graph's floor travels with its keys: paths below it are dropped as soon as
+                # they are scored, before the rest of their nodes are read
+                keys = keys_table(conn, [(g, f, floors.get(g, 0.0)) for g, f in pairs], ("gid", "fid", "floor"), real=("floor",))
+            else:
+                keys = keys_table(conn, pairs, ("gid", "fid"))
             joined = keys.join(origin, _feature_in_graph(origin, keys))
         # the graph's target logit, found (by its index) once per start node rather than once per
         # chain, makes the last link one seek by (graph, source, target), not a walk over every
@@ -313,10 +328,13 @@ class _ChainPath:
         for share in shares[1:]:
             score = score * share
         self.score = score
+        if floors and keys is not None:
+            self.conditions.append(score >= keys.c.floor)
 
     def chain_columns(self) -> list[Any]:
         """gid, i0.. (each node's idx), f0.. (its feature id), w0.. (each link's weight), c1.. (the
-        input total of each node after the first) and score."""
+        input total of each node after the first), score, then node_id0, kind0, ctx_idx0, clerp0,
+        node_id1, ... (each node's description)."""
         nodes = self.nodes
         return [
             nodes[0].c.graph_id.label("gid"),
@@ -325,6 +343,8 @@ class _ChainPath:
             *(link.c.weight.label(f"w{i}") for i, link in enumerate(self.links)),
             *(n.c.input_total.label(f"c{i}") for i, n in enumerate(nodes) if i),
             self.score.label("score"),
+            # each node described, as describe_nodes would: the join has read its row already
+            *(n.c[name].label(f"{name}{i}") for i, n in enumerate(nodes) for name in _DESCRIBED),
         ]
 
     def select(self, columns: Sequence[Any]) -> Select:

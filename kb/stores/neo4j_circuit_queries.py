@@ -6,7 +6,7 @@ than a list element); the methods here unfold them.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from kb.errors import NotFoundError
 from kb.stores.circuit_queries import (
@@ -72,7 +72,8 @@ class Neo4jCircuitQueries(CircuitQueries):
         links = self.run_read(*cypher.skeleton_links(gid))[0]
         return skeleton_from_rows(gid, rows, links["s"], links["t"], links["w"])
 
-    def _chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None) -> Iterator[ChainMatch]:
+    def _chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None, floors: Mapping[int, float] | None = None) -> Iterator[ChainMatch]:
+        # floors are a hint that the Cypher query does not need: it ranks every path of a graph anyway
         k = len(steps)
         for r in self.run_read(*cypher.chain_query(gids, steps, top)):
             nodes = zip(*(r[f"i{i}"] for i in range(k + 1)))
