@@ -844,7 +844,7 @@ def test_two_hop_paths_read_from_the_kept_path_groups_are_those_the_store_matche
     for doc in raw:
         write(tmp_path / "c" / f"{doc['metadata']['slug']}.json", doc)
     assert not kb.ingest([tmp_path / "c"]).failed
-    # a replaced and a removed graph leave their groups behind
+    # a graph replaced and one removed: their old groups must be gone
     write(tmp_path / "c" / "hop-0.json", _two_hop_graph(rng, "hop-0"))
     assert not kb.ingest([tmp_path / "c" / "hop-0.json"]).failed
     kb.remove(["hop-1"])
