@@ -449,15 +449,15 @@ def measure(kbs: dict[str, KB], folder: Path, repeats: int, baseline_repeats: in
             continue
         log.info("%s", scenario.name)
         row: dict[str, Any] = {"query": scenario.name}
-        times, answer = [], None
+        script_times, answer = [], None
         for i in range(baseline_repeats):
             seconds, found = timed(lambda: scenario.pandas(i))
-            times.append(seconds)
+            script_times.append(seconds)
             answer = found if i == 0 else answer
-        row["pandas_p50"], row["pandas_runs"] = (statistics.median(times), len(times)) if times else (None, 0)
+        row["pandas_p50"], row["pandas_runs"] = (statistics.median(script_times), len(script_times)) if script_times else (None, 0)
         for store, kb in kbs.items():
             first = scenario.store(kb, 0)
-            if times:
+            if script_times:
                 row[f"{store}_agrees"] = bool(scenario.agree(first, answer))
             scenario.store(kb, 1)
             times = [timed(lambda: scenario.store(kb, i))[0] for i in range(repeats)]
