@@ -97,15 +97,10 @@ def features_with_text(conn: Connection, fids: Sequence[int]) -> set[int]:
     if not fids:
         return set()
     keys = keys_table(conn, [(fid,) for fid in fids], ("fid",))
-    return set(conn.execute(select(keys.c.fid).where(has_text(keys.c.fid))).scalars())
-
-
-def has_text(fid: ColumnElement[Any]) -> ColumnElement[bool]:
-    """Whether feature ``fid`` has a label or a description that is not blank (see :func:`features_with_text`)."""
     blank = literal(WHITESPACE)
-    labelled = exists().where(labels.c.feature_id == fid, func.trim(labels.c.text, blank) != "")
-    described = exists().where(descriptions.c.feature_id == fid, func.trim(descriptions.c.text, blank) != "")
-    return or_(labelled, described)
+    labelled = exists().where(labels.c.feature_id == keys.c.fid, func.trim(labels.c.text, blank) != "")
+    described = exists().where(descriptions.c.feature_id == keys.c.fid, func.trim(descriptions.c.text, blank) != "")
+    return set(conn.execute(select(keys.c.fid).where(or_(labelled, described))).scalars())
 
 
 def ready_slugs(conn: Connection, gids: Iterable[int]) -> list[str]:

@@ -607,13 +607,19 @@ def _two_hop_graph(rng: random.Random, slug: str) -> dict[str, Any]:
     return {**doc, "nodes": nodes, "links": links}
 
 
+def _ingest_two_hop_graphs(kb: KB, folder: Path, rng: random.Random, n: int) -> list[dict[str, Any]]:
+    """``n`` graphs of :func:`_two_hop_graph` (slugs hop-0, hop-1, ...) written to ``folder`` and ingested."""
+    folder.mkdir()
+    raw = [_two_hop_graph(rng, f"hop-{i}") for i in range(n)]
+    for doc in raw:
+        write(folder / f"{doc['metadata']['slug']}.json", doc)
+    assert not kb.ingest([folder]).failed
+    return raw
+
+
 def test_two_hop_paths_keep_the_best_of_each_graph_and_count_every_unnamed_path(kb: KB, tmp_path: Path) -> None:
     rng = random.Random(4)
-    (tmp_path / "c").mkdir()
-    raw = [_two_hop_graph(rng, f"hop-{i}") for i in range(4)]
-    for doc in raw:
-        write(tmp_path / "c" / f"{doc['metadata']['slug']}.json", doc)
-    assert not kb.ingest([tmp_path / "c"]).failed
+    raw = _ingest_two_hop_graphs(kb, tmp_path / "c", rng, 4)
     docs = [ref.from_doc(doc) for doc in raw]
     names = _names(docs)
     for via in (None, "Texas"):
@@ -839,11 +845,7 @@ def test_two_hop_paths_read_from_the_kept_path_groups_are_those_the_store_matche
     from schema.sql import kb_meta
 
     rng = random.Random(7)
-    (tmp_path / "c").mkdir()
-    raw = [_two_hop_graph(rng, f"hop-{i}") for i in range(5)]
-    for doc in raw:
-        write(tmp_path / "c" / f"{doc['metadata']['slug']}.json", doc)
-    assert not kb.ingest([tmp_path / "c"]).failed
+    _ingest_two_hop_graphs(kb, tmp_path / "c", rng, 5)
     # a graph replaced and one removed: their old groups must be gone
     write(tmp_path / "c" / "hop-0.json", _two_hop_graph(rng, "hop-0"))
     assert not kb.ingest([tmp_path / "c" / "hop-0.json"]).failed

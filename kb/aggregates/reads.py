@@ -27,7 +27,7 @@ def stale_reason(conn: Connection) -> str | None:
 
 
 def paths_stale_reason(conn: Connection) -> str | None:
-    """Why the path groups cannot answer yet, or None when they can."""
+    """Why the path groups cannot answer yet (they or all the aggregates are stale), or None when they can."""
     return conn.execute(select(kb_meta.c.value).where(kb_meta.c.key.in_([STALE_KEY, PATHS_STALE_KEY])).order_by(kb_meta.c.key)).scalar()
 
 

@@ -170,14 +170,16 @@ def _allowed_middles(
                 fid = group.fids[0]
                 if _qualifies(name_words[fid], where.get((gid, fid), ()), token_words, via_words):
                     allowed.setdefault(gid, {})[fid] = group.best_score
-            after = current[gid][top:] if top is not None else []
+            if top is None:
+                continue  # every group was in the one batch
+            after = current[gid][top:]
             kept = list(allowed.get(gid, {}).values())
-            if after and not (len(kept) >= top and after[0].best_score < kept[top - 1]):  # type: ignore[operator]
+            if after and not (len(kept) >= top and after[0].best_score < kept[top - 1]):
                 going_on.append(gid)
-        if not going_on:
+        if top is None or not going_on:
             break
-        judged += top  # type: ignore[operator]
-        current = ranked(going_on, judged + 1, judged + top + 1)  # type: ignore[operator]
+        judged += top
+        current = ranked(going_on, judged + 1, judged + top + 1)
     # the last batch of a graph may have judged groups past its best ``top``: they are left out
     kept_fids: dict[int, set[int]] = {}
     floors: dict[int, float] = {}
