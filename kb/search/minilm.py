@@ -7,7 +7,8 @@ ships (``model.safetensors``, memory-mapped: a query reads only the rows of the 
 it uses) and its ``tokenizer.json`` (read by ``tokenizers``, which needs no torch): embeddings,
 six encoder layers, mean pooling over the word pieces, unit length. It gives sentence-transformers' vectors to about 1e-6
 (tests/test_search.py checks 1e-5), so queries embedded here are compared with descriptions
-embedded there.
+embedded there. A process that embeds a second query hands the pass to ONNX Runtime
+(:mod:`kb.search.onnx_models`), which is about three times faster once built.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ class NumpyMiniLM:
         self._tokenizer = None
         self._heads = 0
         self._layers: list[_Layer] = []
-        self._calls = 0
         self._eps = _LAYER_NORM_EPS
         self._lock = threading.Lock()
 
@@ -48,7 +48,7 @@ class NumpyMiniLM:
             self._heads = int(config["num_attention_heads"])
             self._eps = float(config.get("layer_norm_eps", _LAYER_NORM_EPS))
             weights = map_safetensors(self.folder / "model.safetensors")
-            self._layers = [_Layer.of(weights, f"encoder.layer.{i}.", packed=False) for i in range(int(config["num_hidden_layers"]))]
+            self._layers = [_Layer.of(weights, f"encoder.layer.{i}.") for i in range(int(config["num_hidden_layers"]))]
             self._weights = weights
             tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
             tokenizer.enable_truncation(max_length=MAX_TOKENS)
@@ -67,7 +67,6 @@ class NumpyMiniLM:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         assert self._tokenizer is not None
-        self._pack_when_used_again()
         encodings = self._tokenizer.encode_batch(list(texts))
         ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
         mask = np.asarray([e.attention_mask for e in encodings], dtype=np.float32)
@@ -77,14 +76,17 @@ class NumpyMiniLM:
         norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(pooled / norms, dtype=np.float32)
 
-    def _pack_when_used_again(self) -> None:
-        """Packing the weights costs about 40 ms and saves about 3 ms a query: a command that
-        embeds one query keeps the file's views, a process that embeds a second one packs them."""
-        with self._lock:
-            self._calls += 1
-            if self._calls == 2:
-                assert self._weights is not None
-                self._layers = [_Layer.of(self._weights, f"encoder.layer.{i}.", packed=True) for i in range(len(self._layers))]
+    def word_pieces(self, texts: Sequence[str]) -> list[list[int]]:
+        """The word-piece ids of each text, cut at :data:`MAX_TOKENS`, unpadded."""
+        self._load()
+        assert self._tokenizer is not None
+        return [self._tokenizer.encode(t).ids for t in texts]
+
+    def checkpoint(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The model's tensors (mapped from its file) and its ``config.json``."""
+        self._load()
+        assert self._weights is not None
+        return self._weights, json.loads((self.folder / "config.json").read_text())
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         w = self._weights
@@ -126,11 +128,10 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
 
 @dataclass(frozen=True)
 class _Layer:
-    """One encoder layer's weights, for products ``x @ W``. The file stores each Linear's weight
-    as (out, in): unpacked, these are its transposed views; packed, contiguous (in, out) copies
-    with the query, key and value in one matrix, which make a query's pass about a quarter faster."""
+    """One encoder layer's weights, for products ``x @ W``: the file stores each Linear's weight
+    as (out, in), so these are its transposed views (no copy)."""
 
-    qkv: np.ndarray | tuple[np.ndarray, ...]
+    qkv: tuple[np.ndarray, ...]
     qkv_bias: np.ndarray
     attended: np.ndarray
     attended_bias: np.ndarray
@@ -142,30 +143,24 @@ class _Layer:
     out_norm: tuple[np.ndarray, np.ndarray]
 
     @classmethod
-    def of(cls, w: dict[str, np.ndarray], p: str, packed: bool) -> "_Layer":
-        def forward(name: str) -> np.ndarray:
-            return np.ascontiguousarray(w[name + ".weight"].T) if packed else w[name + ".weight"].T
-
+    def of(cls, w: dict[str, np.ndarray], p: str) -> "_Layer":
         heads = [p + f"attention.self.{part}" for part in ("query", "key", "value")]
-        qkv = np.ascontiguousarray(np.concatenate([w[h + ".weight"] for h in heads]).T) if packed else tuple(w[h + ".weight"].T for h in heads)
         return cls(
-            qkv=qkv,
+            qkv=tuple(w[h + ".weight"].T for h in heads),
             qkv_bias=np.concatenate([w[h + ".bias"] for h in heads]),
-            attended=forward(p + "attention.output.dense"),
+            attended=w[p + "attention.output.dense.weight"].T,
             attended_bias=w[p + "attention.output.dense.bias"],
             attention_norm=(w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"]),
-            inner=forward(p + "intermediate.dense"),
+            inner=w[p + "intermediate.dense.weight"].T,
             inner_bias=w[p + "intermediate.dense.bias"],
-            out=forward(p + "output.dense"),
+            out=w[p + "output.dense.weight"].T,
             out_bias=w[p + "output.dense.bias"],
             out_norm=(w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
         )
 
     def query_key_value(self, x: np.ndarray) -> np.ndarray:
         """The query, key and value of ``x``, side by side on the last axis."""
-        if isinstance(self.qkv, tuple):
-            return np.concatenate([x @ m for m in self.qkv], axis=-1) + self.qkv_bias
-        return x @ self.qkv + self.qkv_bias
+        return np.concatenate([x @ m for m in self.qkv], axis=-1) + self.qkv_bias
 
 
 # the safetensors dtypes a BERT checkpoint holds, as numpy reads them (little-endian)

@@ -67,13 +67,22 @@ def locked(path: Path) -> Iterator[None]:
 
 
 def fingerprint(engine: Engine) -> tuple:
-    """A cheap summary that changes whenever descriptions, labels or visible graphs change."""
+    """A cheap summary that changes whenever descriptions, labels or visible graphs change
+    (one statement: it is read before every search)."""
     d, lab, g = descriptions.c, labels.c, graphs.c
+    ready = graphs.c.status == READY
+    parts = [
+        select(func.max(d.id)),
+        select(func.count()).select_from(labels),
+        select(func.max(lab.id)),
+        select(func.max(lab.updated_at)),
+        select(func.count()).select_from(graphs).where(ready),
+        select(func.max(g.id)).where(ready),
+        select(func.max(g.ready_at)).where(ready),
+    ]
     with engine.connect() as conn:
-        max_desc = conn.execute(select(func.max(d.id))).scalar()
-        label_row = conn.execute(select(func.count(), func.max(lab.id), func.max(lab.updated_at))).one()
-        graph_row = conn.execute(select(func.count(), func.max(g.id), func.max(g.ready_at)).where(g.status == READY)).one()
-    return (max_desc, *(str(v) for v in label_row), *(str(v) for v in graph_row))
+        row = conn.execute(select(*(p.scalar_subquery() for p in parts))).one()
+    return (row[0], *(str(v) for v in row[1:]))
 
 
 def sync_catalog(engine: Engine, sql_url: str, catalog: Catalog, report: SyncReport) -> None:
