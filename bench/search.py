@@ -485,7 +485,7 @@ searcher._embed_query(sys.argv[2])
 mark("query_embedded")
 hits = search(kb, sys.argv[2], k=20)
 mark("searched")
-heavy = sorted(m for m in ("torch", "pandas", "alembic", "faiss", "neo4j") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "pandas", "alembic", "faiss", "neo4j", "onnxruntime", "onnx") if m in sys.modules)
 print(json.dumps({"marks": marks, "hits": len(hits), "heavy_modules": heavy}))
 """
 
