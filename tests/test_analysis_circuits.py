@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.records import FeatureKey
-from kb.analysis.compare import compare_graphs, graph_similarity, jaccard_matrix
+from kb.analysis.compare import compare_graphs, graph_similarity, jaccard_matrix, spearman
 from kb.analysis.edges import backfill_feature_edges, recurring_edges
 from kb.analysis.paths import strongest_paths
 from kb.analysis.pieces import neighbourhood_piece, top_piece
@@ -864,3 +864,21 @@ def test_two_hop_paths_read_from_the_kept_path_groups_are_those_the_store_matche
         conn.execute(kb_meta.insert().values(key=PATHS_STALE_KEY, value="a test"))
     assert answers() == kept
     assert any(a["paths"] for a in kept) and any(a["unnamed_skipped"] for a in kept)
+
+
+def test_spearman_matches_scipy_with_ties_constants_and_gaps() -> None:
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(3)
+    for n in (3, 4, 10, 200):
+        for ties in (False, True):
+            x = rng.normal(size=n)
+            y = x * rng.normal() + rng.normal(size=n)
+            if ties:
+                x, y = np.round(x), np.round(y * 2) / 2
+            want = spearmanr(x, y).statistic
+            got = spearman(list(x), list(y))
+            assert (got is None) if np.isnan(want) else got == pytest.approx(want, abs=1e-12)
+    assert spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) is None  # a constant side
+    assert spearman([1.0, float("nan"), 3.0], [1.0, 2.0, 3.0]) is None
+    assert spearman([1.0, 2.0, 3.0], [30.0, 20.0, 10.0]) == pytest.approx(-1.0)
