@@ -390,6 +390,7 @@ def stage_queries(args: argparse.Namespace) -> dict[str, Any]:
     from kb.config import Config
     from kb.search import search
 
+    load_before = round(os.getloadavg()[0], 2)
     home = OUT / f"kb-{args.n}"
     if not (home / "search").exists():
         raise SystemExit(f"{home} holds no search index; run --stage pipeline --n {args.n} first")
@@ -421,7 +422,7 @@ def stage_queries(args: argparse.Namespace) -> dict[str, Any]:
         "search_minus_embed_ms_p95": round(percentile([t - e for t, e in zip(times, embed_times)], 95), 1),
         "keyword_search_ms_p50": round(percentile(kw_times, 50), 1),
         "keyword_search_ms_p95": round(percentile(kw_times, 95), 1),
-        "load_average_1min_after_queries": round(os.getloadavg()[0], 2),
+        "load_average_1min_before_queries": load_before,
     }
 
 

@@ -728,7 +728,7 @@ def test_queries_move_to_onnx_runtime_from_the_second_on() -> None:
 
     for embedder in (SentenceTransformerEmbedder(), MultilingualEmbedder()):
         first = embedder.embed(["say a capital city"])
-        warm = embedder._numpy_model() if isinstance(embedder, SentenceTransformerEmbedder) else embedder._queries
+        warm = embedder._queries  # made by the first query
         assert not warm.ready(timeout=0.5)  # one query builds nothing
         second = embedder.embed(["say a capital city"])
         assert warm.ready(timeout=120), embedder.name
@@ -742,7 +742,7 @@ def test_a_long_lived_process_can_warm_the_query_models_up_front() -> None:
 
     fused = FusedEmbedder([SentenceTransformerEmbedder(), MultilingualEmbedder()], [0.6, 0.4])
     assert warm_queries(fused, timeout=120)
-    assert fused.parts[0]._numpy_model().ready() and fused.parts[1]._queries.ready()
+    assert fused.parts[0]._queries.ready() and fused.parts[1]._queries.ready()
     assert not warm_queries(WordHashEmbedder("plain"))  # a model with no fast path says so
 
 

