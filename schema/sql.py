@@ -432,9 +432,12 @@ feature_edge_graphs = Table(
 
 # Each visible graph's two-step paths into its target logit, grouped: from a feature or embedding
 # node at position ctx_idx, through a node of feature feature_id, to a target logit (one link per
-# hop). How many such paths, and the best score (the product of each link's share of its target's
-# input, as kb.stores.circuit_queries.ChainMatch scores it). Two-hop questions read the groups of
-# the positions they start from, instead of matching every path of every graph.
+# hop). How many such paths, the best score (the product of each link's share of its target's
+# input, as kb.stores.circuit_queries.ChainMatch scores it) and the next best (null for a group of
+# one path), and the best path: its nodes' idx, its links' weights, the input totals of its middle
+# and target nodes. Two-hop questions read the groups of the positions they start from, instead
+# of matching every path of every graph, and take a graph's best paths from its groups' best
+# paths when no other path can be among them (kb.aggregates.paths).
 path_groups = Table(
     "path_groups",
     metadata,
@@ -443,6 +446,14 @@ path_groups = Table(
     Column("feature_id", Integer, primary_key=True),
     Column("n_paths", Integer, nullable=False),
     Column("best_score", Float, nullable=False),
+    Column("second_score", Float),
+    Column("best_src", Integer),
+    Column("best_mid", Integer),
+    Column("best_tgt", Integer),
+    Column("best_w0", Float),
+    Column("best_w1", Float),
+    Column("mid_total", Float),
+    Column("tgt_total", Float),
     sqlite_with_rowid=False,
 )
 

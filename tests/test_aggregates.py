@@ -88,31 +88,39 @@ def expected_totals(docs: list[dict[str, Any]]) -> tuple[dict[Any, tuple[Any, ..
     return features, edges
 
 
-def expected_path_groups(docs: list[dict[str, Any]]) -> dict[tuple[str, int, Any], tuple[int, float]]:
+def expected_path_groups(docs: list[dict[str, Any]]) -> dict[tuple[str, int, Any], tuple[Any, ...]]:
     """Per (slug, start position, middle feature (layer, index)): the two-step paths into the
-    target logit, feature or embedding -> feature -> target, counted, and the best score."""
-    groups: dict[tuple[str, int, Any], tuple[int, float]] = {}
+    target logit, feature or embedding -> feature -> target: how many, the best score, the next
+    best (None for one path), and the best path's nodes and weights (of equal scores, the first
+    by its links' places in the file)."""
+    scored: dict[tuple[str, int, Any], list[tuple[float, int, int, tuple[int, int, int], float, float]]] = {}
     for raw in docs:
         doc = cref.from_doc(raw)
         totals, targets = doc.input_total(), set(doc.targets())
-        for first in doc.links:
-            start, middle, _ = first
+        for i, first in enumerate(doc.links):
+            start, middle, w0 = first
             if doc.kind(start) not in ("feature", "embedding") or doc.kind(middle) != "feature":
                 continue
-            for last in doc.links:
+            for j, last in enumerate(doc.links):
                 if last[0] == middle and last[1] in targets:
                     key = (doc.slug, doc.nodes[start]["ctx_idx"], doc.keys[middle])
-                    n, best = groups.get(key, (0, -1.0))
-                    groups[key] = (n + 1, max(best, doc.share(first, totals) * doc.share(last, totals)))
+                    score = doc.share(first, totals) * doc.share(last, totals)
+                    scored.setdefault(key, []).append((-score, i, j, (start, middle, last[1]), w0, last[2]))
+    groups = {}
+    for key, paths in scored.items():
+        paths.sort(key=lambda p: p[:3])
+        best = paths[0]
+        groups[key] = (len(paths), -best[0], -paths[1][0] if len(paths) > 1 else None, best[3], best[4], best[5])
     return groups
 
 
-def kept_path_groups(kb: KB) -> dict[tuple[str, int, Any], tuple[int, float]]:
+def kept_path_groups(kb: KB) -> dict[tuple[str, int, Any], tuple[Any, ...]]:
     pg = path_groups.c
+    columns = (pg.n_paths, pg.best_score, pg.second_score, pg.best_src, pg.best_mid, pg.best_tgt, pg.best_w0, pg.best_w1)
     with kb.engine.connect() as conn:
-        rows = conn.execute(select(graphs.c.slug, pg.ctx_idx, pg.feature_id, pg.n_paths, pg.best_score).join(graphs, graphs.c.id == pg.graph_id)).all()
+        rows = conn.execute(select(graphs.c.slug, pg.ctx_idx, pg.feature_id, *columns).join(graphs, graphs.c.id == pg.graph_id)).all()
     keys = feature_keys(kb, [row[2] for row in rows])
-    return {(slug, ctx, (keys[fid].layer, keys[fid].index)): (n, best) for slug, ctx, fid, n, best in rows}
+    return {(slug, ctx, (keys[fid].layer, keys[fid].index)): (n, best, second, (s, m, t), w0, w1) for slug, ctx, fid, n, best, second, s, m, t, w0, w1 in rows}
 
 
 def _stats(values: list[float]) -> tuple[Any, ...]:
@@ -151,7 +159,10 @@ def assert_exact(kb: KB, docs: dict[str, dict[str, Any]]) -> None:
     want_paths = expected_path_groups(list(docs.values()))
     got_paths = kept_path_groups(kb)
     assert got_paths.keys() == want_paths.keys()
-    assert all(got_paths[k][0] == n and got_paths[k][1] == pytest.approx(best, rel=1e-12) for k, (n, best) in want_paths.items())
+    for key, (n, best, second, nodes, w0, w1) in want_paths.items():
+        got = got_paths[key]
+        assert got[0] == n and got[1] == pytest.approx(best, rel=1e-12) and got[3:] == (nodes, w0, w1), key
+        assert got[2] == (None if second is None else pytest.approx(second, rel=1e-12)), key
     report = check(kb)
     assert report.ok, report.differences
 
@@ -430,6 +441,42 @@ def test_an_older_knowledge_base_gets_its_aggregates_from_the_migration_or_a_reb
         assert not check(kb).ok
         rebuild(kb)
     assert_same_totals(kept_totals(kb), before)
+    assert check(kb).ok
+
+
+def test_migration_0015_keeps_each_path_group_s_best_path_as_ingest_keeps_it(kb: KB, tmp_path: Path) -> None:
+    rng = random.Random(11)
+    pool = [(layer, 31) for layer in range(5)]
+    paths = [write(tmp_path / f"r{i}.json", random_doc(rng, f"r{i}", pool)) for i in range(8)]
+    # two paths of one group score the same: the best is the one whose links come first in the file
+    nodes = [embedding_node(500, 0), feature_node(1, 7, 0), feature_node(3, 9, 1), logit_node(900, 1, 0.4, True)]
+    ids = [n["node_id"] for n in nodes]
+    links = [{"source": ids[1], "target": ids[2], "weight": 0.5}, {"source": ids[0], "target": ids[2], "weight": -0.5}, {"source": ids[2], "target": ids[3], "weight": 1.0}]
+    paths.append(write(tmp_path / "tie.json", graph_of("tie", 2, nodes, links)))
+    assert not kb.ingest(paths).failed
+    pg = path_groups.c
+
+    def kept() -> list[tuple[Any, ...]]:
+        with kb.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(select(*path_groups.c).order_by(pg.graph_id, pg.ctx_idx, pg.feature_id))]
+
+    before = kept()
+    assert any(row[5] is None for row in before) and any(row[3] > 1 for row in before)
+    assert [row[3:7] for row in before if row[5] == row[4]] == [(2, 0.5, 0.5, 1)]  # the tie: its first link's start, node 1
+    cfg = AlembicConfig(str(SCHEMA / "alembic.ini"))
+    cfg.set_main_option("script_location", str(SCHEMA / "migrations"))
+    for step in (lambda: command.downgrade(cfg, "0014"), lambda: command.upgrade(cfg, "head")):
+        with kb.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            step()
+    with kb.engine.connect() as conn:
+        stale = reads.paths_stale_reason(conn)
+    if kb.store.name == "embedded":
+        assert stale is None  # filled from the graphs in SQL, ranked as at ingest
+    else:
+        assert stale is not None and "aggregates rebuild" in stale
+        rebuild(kb)
+    assert kept() == before
     assert check(kb).ok
 
 

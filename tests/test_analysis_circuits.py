@@ -859,11 +859,23 @@ def test_two_hop_paths_read_from_the_kept_path_groups_are_those_the_store_matche
             for top in (None, 1, 3)
         ] + [two_hop_paths(kb, position=-2, top=2).as_dict()]
 
+    # the store is asked only for the graphs whose best paths are not all their groups' best paths
+    asked: list[int] = []
+    chains = kb.store.chains
+
+    def counted(gids: Sequence[int], *args: Any, **kwargs: Any) -> Any:
+        asked.extend(gids)
+        return chains(gids, *args, **kwargs)
+
+    kb.store.chains = counted  # type: ignore[method-assign]
     kept = answers()
+    from_groups = len(asked)
     with kb.engine.begin() as conn:
         conn.execute(kb_meta.insert().values(key=PATHS_STALE_KEY, value="a test"))
+    asked.clear()
     assert answers() == kept
     assert any(a["paths"] for a in kept) and any(a["unnamed_skipped"] for a in kept)
+    assert 0 < from_groups < len(asked), (from_groups, len(asked))  # both ways taken
 
 
 def test_spearman_matches_scipy_with_ties_constants_and_gaps() -> None:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from sqlalchemy import Connection, delete, exists, func, insert, select
 
 from kb.aggregates import keep, reads
+from kb.aggregates.paths import ROW as PATH_GROUP_ROW
 from kb.aggregates.values import GraphValues, of_skeleton
 from kb.core import Core
 from kb.errors import NotFoundError
@@ -156,8 +157,8 @@ def _compare_graph(conn: Connection, slug: str, values: GraphValues, report: Agg
     kept = [tuple(r) for r in conn.execute(select(eg.src, eg.tgt, eg.graph_id, eg.weight, eg.n_links).where(eg.graph_id == values.gid).order_by(eg.src, eg.tgt))]
     _compare_lists(report, f"graph {slug}: feature edges (src, tgt, graph, weight, links)", values.edge_rows(), kept)
     pg = path_groups.c
-    kept = [tuple(r) for r in conn.execute(select(pg.graph_id, pg.ctx_idx, pg.feature_id, pg.n_paths, pg.best_score).where(pg.graph_id == values.gid).order_by(pg.ctx_idx, pg.feature_id))]
-    _compare_lists(report, f"graph {slug}: path groups (graph, position, middle feature, paths, best score)", values.paths.rows(), kept)
+    kept = [tuple(r) for r in conn.execute(select(*(pg[c] for c in PATH_GROUP_ROW)).where(pg.graph_id == values.gid).order_by(pg.ctx_idx, pg.feature_id))]
+    _compare_lists(report, f"graph {slug}: path groups ({', '.join(PATH_GROUP_ROW)})", values.paths.rows(), kept)
 
 
 def _compare_lists(report: AggregateCheck, what: str, expected: Sequence[tuple[Any, ...]], kept: Sequence[tuple[Any, ...]]) -> None:

@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 from sqlalchemy import Connection, Executable, Select, and_, bindparam, case, delete, func, literal_column, select, tuple_, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from kb.aggregates.paths import ROW as PATH_GROUP_ROW
 from kb.aggregates.values import GraphValues
 from kb.registry import dialect_insert
 from kb.sqlqueries import among, keys_table
@@ -40,7 +41,7 @@ AGGREGATES_LOCK = 715520
 VALUES = ("activation", "influence")
 _FG = ("feature_id", "graph_id", "activation", "influence")
 _EG = ("src", "tgt", "graph_id", "weight", "n_links")
-_PG = ("graph_id", "ctx_idx", "feature_id", "n_paths", "best_score")
+_PG = PATH_GROUP_ROW
 _FT = tuple(c.name for c in feature_totals.columns)
 _ET = ("src", "tgt", "n_graphs", "weight_sum", "abs_sum", "weight_min", "weight_max", "n_links")
 _ONE = literal_column("1")
@@ -72,9 +73,8 @@ def insert_rows(conn: Connection, values: GraphValues) -> list[tuple[Any, ...]]:
         bulk_insert(conn, feature_graphs.name, _FG, rows)
     for start in range(0, len(values.edges), EDGE_BATCH):
         bulk_insert(conn, feature_edge_graphs.name, _EG, values.edge_rows(start, start + EDGE_BATCH))
-    paths = values.paths.rows()
-    for start in range(0, len(paths), EDGE_BATCH):
-        bulk_insert(conn, path_groups.name, _PG, paths[start : start + EDGE_BATCH])
+    for start in range(0, len(values.paths), EDGE_BATCH):
+        bulk_insert(conn, path_groups.name, _PG, values.paths.rows(start, start + EDGE_BATCH))
     return rows
 
 

@@ -13,6 +13,7 @@ matching every path of every graph.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -22,20 +23,39 @@ FEATURE, EMBEDDING = "feature", "embedding"
 @dataclass(frozen=True)
 class PathGroups:
     """Graph ``gid``'s groups, sorted by (ctx, fid): how many paths (``n_paths``) start at a node
-    at position ``ctx`` and pass through a node of feature ``fid``, and the best score of them."""
+    at position ``ctx`` and pass through a node of feature ``fid``, the best score of them and
+    the next best (``second``, NaN when the group has one path), and the best path itself: its
+    nodes (``src``, ``mid``, ``tgt`` by idx), its links' weights (``w0``, ``w1``) and the input
+    totals of its middle and target nodes (``mid_total``, ``tgt_total``). A group whose best
+    score is shared by two paths keeps either of them; ``second`` then equals ``best``."""
 
     gid: int
     ctx: np.ndarray  # int64
     fid: np.ndarray  # int64
     n_paths: np.ndarray  # int64
     best: np.ndarray  # float64
+    second: np.ndarray  # float64
+    src: np.ndarray  # int64
+    mid: np.ndarray  # int64
+    tgt: np.ndarray  # int64
+    w0: np.ndarray  # float64
+    w1: np.ndarray  # float64
+    mid_total: np.ndarray  # float64
+    tgt_total: np.ndarray  # float64
 
     def __len__(self) -> int:
         return len(self.ctx)
 
-    def rows(self) -> list[tuple[int, int, int, int, float]]:
-        """(graph_id, ctx_idx, feature_id, n_paths, best_score) as stored."""
-        return [(self.gid, c, f, n, b) for c, f, n, b in zip(self.ctx.tolist(), self.fid.tolist(), self.n_paths.tolist(), self.best.tolist())]
+    def rows(self, start: int = 0, stop: int | None = None) -> list[tuple[Any, ...]]:
+        """Rows as stored (the columns of ``ROW``; None for a NaN second), of groups ``start`` to ``stop``."""
+        part = slice(start, stop)
+        second = [None if s != s else s for s in self.second[part].tolist()]  # NaN is unequal to itself
+        columns = [getattr(self, name)[part].tolist() for name in ("src", "mid", "tgt", "w0", "w1", "mid_total", "tgt_total")]
+        return [(self.gid, *row) for row in zip(self.ctx[part].tolist(), self.fid[part].tolist(), self.n_paths[part].tolist(), self.best[part].tolist(), second, *columns)]
+
+
+# a stored row: the table path_groups' columns in this order
+ROW = ("graph_id", "ctx_idx", "feature_id", "n_paths", "best_score", "second_score", "best_src", "best_mid", "best_tgt", "best_w0", "best_w1", "mid_total", "tgt_total")
 
 
 # links read at once: a huge graph's paths are found a piece of its links at a time
@@ -63,53 +83,106 @@ def path_groups(
     totals = np.asarray(totals, dtype=np.float64)
     ctx, fid = np.asarray(ctx, dtype=np.int64), np.asarray(fid, dtype=np.int64)
     # the last links (a middle feature node into a target logit) are few: all of them, by middle
-    middles, last_share = [], []
-    for src, tgt, share in _pieces(link_src, link_tgt, link_weight, totals):
-        last = target[tgt] & is_feature[src]
-        middles.append(src[last])
-        last_share.append(share[last])
-    mid = np.concatenate(middles) if middles else np.empty(0, dtype=np.intp)
+    lasts = [np.flatnonzero(target[tgt] & is_feature[src]) + offset for offset, src, tgt, _ in _pieces(link_src, link_tgt, link_weight, totals)]
+    last = np.concatenate(lasts) if lasts else np.empty(0, dtype=np.int64)
+    mid = np.asarray(link_src[last], dtype=np.intp)
     order = np.argsort(mid, kind="stable")
-    mid, mid_share = mid[order], (np.concatenate(last_share) if last_share else np.empty(0))[order]
+    last, mid = last[order], mid[order]
+    last_tgt = np.asarray(link_tgt[last], dtype=np.intp)
+    last_share = _shares(np.asarray(link_weight[last], dtype=np.float64), totals[last_tgt])
     has_last = np.zeros(len(kind), dtype=bool)
     has_last[mid] = True
-    groups = [_empty()]
-    for src, tgt, share in _pieces(link_src, link_tgt, link_weight, totals):
-        first = is_start[src] & has_last[tgt]
-        src, tgt, share = src[first], tgt[first], share[first]
+    candidates = [_Candidates.empty()]
+    for offset, src, tgt, share in _pieces(link_src, link_tgt, link_weight, totals):
+        first = np.flatnonzero(is_start[src] & has_last[tgt])
         # each first link meets every last link out of its middle node
-        low = np.searchsorted(mid, tgt, "left")
-        count = np.searchsorted(mid, tgt, "right") - low
-        which = np.repeat(np.arange(len(tgt)), count)
-        offset = np.arange(len(which)) - np.repeat(np.cumsum(count) - count, count)
-        score = share[which] * mid_share[np.repeat(low, count) + offset]
-        groups.append(_grouped((ctx[src[which]] << 32) | fid[tgt[which]], np.ones(len(which), dtype=np.int64), score))
-    keys, n_paths, best = (np.concatenate(parts) for parts in zip(*groups))
-    keys, n_paths, best = _grouped(keys, n_paths, best)
-    return PathGroups(gid, keys >> 32, keys & 0xFFFFFFFF, n_paths, best)
+        low = np.searchsorted(mid, tgt[first], "left")
+        count = np.searchsorted(mid, tgt[first], "right") - low
+        which = np.repeat(first, count)
+        at = np.repeat(low, count) + (np.arange(len(which)) - np.repeat(np.cumsum(count) - count, count))
+        score = share[which] * last_share[at]
+        keys = (ctx[src[which]] << 32) | fid[tgt[which]]
+        candidates.append(_best_of(_Candidates(keys, np.ones(len(which), dtype=np.int64), score, which + offset, last[at], np.ones(len(which), dtype=bool))))
+    merged = _best_of(_Candidates.joined(candidates))
+    first_link, last_link = merged.first, merged.last
+    src = np.asarray(link_src[first_link], dtype=np.int64)
+    mid_idx = np.asarray(link_tgt[first_link], dtype=np.int64)
+    tgt_idx = np.asarray(link_tgt[last_link], dtype=np.int64)
+    return PathGroups(
+        gid,
+        merged.keys >> 32,
+        merged.keys & 0xFFFFFFFF,
+        merged.n_paths,
+        merged.score,
+        merged.second,
+        src,
+        mid_idx,
+        tgt_idx,
+        np.asarray(link_weight[first_link], dtype=np.float64),
+        np.asarray(link_weight[last_link], dtype=np.float64),
+        totals[mid_idx],
+        totals[tgt_idx],
+    )
 
 
-def _pieces(link_src: np.ndarray, link_tgt: np.ndarray, link_weight: np.ndarray, totals: np.ndarray):  # noqa: ANN202
-    """(src, tgt, share of the target's input) of ``CHUNK`` links at a time."""
+@dataclass(frozen=True)
+class _Candidates:
+    """Scored paths (or groups' best paths) by group key: ``n_paths`` each stands for, score,
+    the global index of its first and last link, and whether it is a path at all (``real``;
+    else a group's second score, carried so that groups met in several pieces merge exactly).
+    After :func:`_best_of`, ``second`` holds each group's next best score."""
+
+    keys: np.ndarray
+    n_paths: np.ndarray
+    score: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    real: np.ndarray
+    second: np.ndarray | None = None
+
+    @classmethod
+    def empty(cls) -> "_Candidates":
+        i, f = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+        return cls(i, i, f, i, i, np.empty(0, dtype=bool), f)
+
+    @classmethod
+    def joined(cls, parts: list["_Candidates"]) -> "_Candidates":
+        """The groups of every part, each as its best path and, where it has one, its second score."""
+        rows = []
+        for part in parts:
+            rows.append((part.keys, part.n_paths, part.score, part.first, part.last, part.real))
+            seconds = ~np.isnan(part.second)
+            none = np.zeros(int(seconds.sum()), dtype=np.int64)
+            rows.append((part.keys[seconds], none, part.second[seconds], none - 1, none - 1, np.zeros(len(none), dtype=bool)))
+        return cls(*(np.concatenate(column) for column in zip(*rows)))
+
+
+def _best_of(c: _Candidates) -> _Candidates:
+    """One row per distinct key (sorted): the paths summed, the best real path, the next best score."""
+    # by key, then best score first, real paths before carried seconds of the same score
+    order = np.lexsort((~c.real, -c.score, c.keys))
+    keys, score = c.keys[order], c.score[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.empty(0, dtype=np.int64)
+    ends = np.r_[starts[1:], len(keys)].astype(np.int64)
+    second = np.full(len(starts), np.nan)
+    has_second = ends - starts > 1
+    second[has_second] = score[starts[has_second] + 1]
+    best = order[starts]
+    n_paths = np.add.reduceat(c.n_paths[order], starts) if len(starts) else np.empty(0, dtype=np.int64)
+    return _Candidates(keys[starts], n_paths, score[starts], c.first[best], c.last[best], c.real[best], second)
+
+
+def _pieces(link_src: np.ndarray, link_tgt: np.ndarray, link_weight: np.ndarray, totals: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """(index of the first link, src, tgt, share of the target's input) of ``CHUNK`` links at a time."""
     for start in range(0, len(link_src), CHUNK):
         stop = start + CHUNK
         src = np.asarray(link_src[start:stop], dtype=np.intp)
         tgt = np.asarray(link_tgt[start:stop], dtype=np.intp)
-        total = totals[tgt]
-        share = np.zeros(len(src), dtype=np.float64)
-        np.divide(np.abs(np.asarray(link_weight[start:stop], dtype=np.float64)), total, out=share, where=total > 0.0)
-        yield src, tgt, share
+        yield start, src, tgt, _shares(np.asarray(link_weight[start:stop], dtype=np.float64), totals[tgt])
 
 
-def _grouped(keys: np.ndarray, n_paths: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per distinct key (sorted): the paths summed and the best score."""
-    unique, inverse = np.unique(keys, return_inverse=True)
-    counts = np.zeros(len(unique), dtype=np.int64)
-    np.add.at(counts, inverse, n_paths)
-    best = np.full(len(unique), -np.inf)
-    np.maximum.at(best, inverse, scores)
-    return unique, counts, best
-
-
-def _empty() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+def _shares(weight: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """|weight| / total, 0.0 where the total is 0 (as :func:`kb.stores.circuit_queries.link_share`)."""
+    share = np.zeros(len(weight), dtype=np.float64)
+    np.divide(np.abs(weight), total, out=share, where=total > 0.0)
+    return share

@@ -4,7 +4,7 @@ many graphs are stored."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from sqlalchemy import Connection, and_, func, select
@@ -44,6 +44,40 @@ def path_group_arrays(conn: Connection, starts: Sequence[tuple[int, int]]) -> tu
     rows = conn.execute(query).cursor.fetchall()
     table = np.array(rows, dtype=np.float64).reshape(-1, 4)
     return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2].astype(np.int64), table[:, 3].copy()
+
+
+@dataclass(frozen=True)
+class GroupBests:
+    """Path groups with their best paths, as parallel arrays (see :class:`kb.aggregates.paths.PathGroups`;
+    ``second`` is NaN for a group of one path)."""
+
+    gid: np.ndarray  # int64
+    n_paths: np.ndarray  # int64
+    best: np.ndarray  # float64
+    second: np.ndarray  # float64
+    src: np.ndarray  # int64
+    mid: np.ndarray  # int64
+    tgt: np.ndarray  # int64
+    w0: np.ndarray  # float64
+    w1: np.ndarray  # float64
+    mid_total: np.ndarray  # float64
+    tgt_total: np.ndarray  # float64
+
+
+def path_group_bests(conn: Connection, keys: Sequence[tuple[int, int, int]]) -> GroupBests:
+    """The groups (gid, position, middle fid) of ``keys`` that exist, with their best paths, by gid."""
+    pg = path_groups.c
+    columns = (pg.graph_id, pg.n_paths, pg.best_score, pg.second_score, pg.best_src, pg.best_mid, pg.best_tgt, pg.best_w0, pg.best_w1, pg.mid_total, pg.tgt_total)
+    rows: list[Any] = []
+    if keys:
+        k = keys_table(conn, keys, ("gid", "ctx", "fid"))
+        query = select(*columns).select_from(k).join(path_groups, and_(pg.graph_id == k.c.gid, pg.ctx_idx == k.c.ctx, pg.feature_id == k.c.fid))
+        rows = conn.execute(query.order_by(pg.graph_id)).cursor.fetchall()
+    # None (a group of one path) becomes NaN
+    table = np.array(rows, dtype=np.float64).reshape(-1, len(columns))
+    ints = [table[:, i].astype(np.int64) for i in (0, 1)]
+    nodes = [table[:, i].astype(np.int64) for i in (4, 5, 6)]
+    return GroupBests(*ints, table[:, 2].copy(), table[:, 3].copy(), *nodes, *(table[:, i].copy() for i in (7, 8, 9, 10)))
 
 
 @dataclass(frozen=True)

@@ -71,14 +71,18 @@ def two_hop_paths(
     positions = {g.gid: frozenset(token_positions(g, token=token, position=position)) for g in graphs}
     positions = {gid: p for gid, p in positions.items() if p}
     start = Step(positions=positions, embeddings=True)
-    # which intermediates qualify is decided per (graph, feature) first, so that the store can
-    # score only the paths through them and keep the best of each graph
-    unnamed, with_names, ranked = _middles(kb, positions, start)
+    with kb.engine.connect() as conn:
+        kept = aggregates.paths_stale_reason(conn) is None
+    # which intermediates qualify is decided per (graph, feature) first, so that only the paths
+    # through them are scored and the best of each graph kept
+    unnamed, with_names, ranked = _middles(kb, positions, start, kept)
     tokens = {g.gid: g.prompt_tokens for g in graphs}
     first = ranked(with_names, 1, None if top is None else top + 1)
     allowed, names, where, floors = _allowed_middles(kb, first, ranked, tokens, words(via) if via else set(), top)
-    through = Step(graph_fids={gid: frozenset(fids) for gid, fids in allowed.items()})
-    matches = kb.store.chains(sorted(allowed), [start, through], top, floors) if allowed else []
+    matches, rest = _from_group_bests(kb, positions, allowed, top) if kept else ([], sorted(allowed))
+    if rest:
+        through = Step(graph_fids={gid: frozenset(allowed[gid]) for gid in rest})
+        matches += kb.store.chains(rest, [start, through], top, {g: floors[g] for g in rest if g in floors})
     frame = chains_frame(kb, graphs, matches, 2)
     if len(frame):
         frame["mid_name"] = [clerp if clerp else names[fid][0] for clerp, fid in zip(frame["n1_clerp"], frame["n1_fid"])]
@@ -92,21 +96,21 @@ def two_hop_paths(
 Ranked = Callable[[Sequence[int], int, "int | None"], dict[int, list[ChainGroup]]]
 
 
-def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step) -> tuple[int, list[int], Ranked]:
+def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kept: bool) -> tuple[int, list[int], Ranked]:
     """The paths from ``start`` through a feature to the target logit, counted per (graph, middle
     feature) with the best score: how many pass through a feature without a name, the graphs
     with named ones, and how to read those best first. Read from the groups kept at ingest
-    (:mod:`kb.aggregates.paths`), or matched in the store while those are stale."""
-    with kb.engine.connect() as conn:
-        if aggregates.paths_stale_reason(conn) is None:
-            starts = [(gid, p) for gid in sorted(positions) for p in sorted(positions[gid])]
+    (:mod:`kb.aggregates.paths`), or matched in the store while those are stale (not ``kept``)."""
+    if kept:
+        starts = [(gid, p) for gid in sorted(positions) for p in sorted(positions[gid])]
+        with kb.engine.connect() as conn:
             gid, fid, n, best = _summed(*aggregates.path_group_arrays(conn, starts))
-        else:
-            groups = kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
-            gid = np.array([g.gid for g in groups], dtype=np.int64)
-            fid = np.array([g.fids[0] for g in groups], dtype=np.int64)
-            n = np.array([g.n_chains for g in groups], dtype=np.int64)
-            best = np.array([g.best_score for g in groups], dtype=np.float64)
+    else:
+        groups = kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
+        gid = np.array([g.gid for g in groups], dtype=np.int64)
+        fid = np.array([g.fids[0] for g in groups], dtype=np.int64)
+        n = np.array([g.n_chains for g in groups], dtype=np.int64)
+        best = np.array([g.best_score for g in groups], dtype=np.float64)
     named = np.isin(fid, sorted(named_features(kb, np.unique(fid).tolist())))
     unnamed = int(n[~named].sum())
     gid, fid, n, best = gid[named], fid[named], n[named], best[named]
@@ -191,6 +195,48 @@ def _allowed_middles(
             # no rounding on the way to the store can make it exceed one of them
             floors[gid] = floor * (1.0 - 1e-9)
     return kept_fids, names, where, floors
+
+
+def _from_group_bests(
+    kb: Core, positions: Mapping[int, frozenset[int]], allowed: Mapping[int, set[int]], top: int | None
+) -> tuple[list[ChainMatch], list[int]]:
+    """The best ``top`` paths (None: all) through the ``allowed`` middle features of each graph
+    whose best paths are all best paths of their groups (kept at ingest), and the graphs left to
+    match in the store.
+
+    A group's other paths score at most its ``second``: when every group's second scores below
+    the ``top``-th best of the group bests (ranked as the store ranks paths: score, then nodes),
+    the group bests ranked first are the graph's best ``top`` paths. With fewer groups than
+    ``top``, or all paths wanted, that holds when every group has one path. Any tie leaves the
+    graph to the store.
+    """
+    keys = [(gid, p, fid) for gid in sorted(allowed) for p in sorted(positions[gid]) for fid in sorted(allowed[gid])]
+    with kb.engine.connect() as conn:
+        b = aggregates.path_group_bests(conn, keys)
+    order = np.lexsort((b.tgt, b.mid, b.src, -b.best, b.gid))
+    gid, best, second = b.gid[order], b.best[order], b.second[order]
+    graphs, starts, counts = np.unique(gid, return_index=True, return_counts=True)
+    if not len(graphs):
+        return [], sorted(allowed)
+    highest_second = np.fmax.reduceat(second, starts)  # NaN where every group has one path
+    single = np.isnan(highest_second)
+    if top is None:
+        answered = single
+    else:
+        enough = counts >= top
+        cut = best[starts + np.minimum(counts, top) - 1]
+        answered = np.where(enough, single | (highest_second < cut), single)
+    rank = np.arange(len(gid)) - np.repeat(starts, counts)
+    chosen = order[np.repeat(answered, counts) & (True if top is None else rank < top)]
+    nodes = np.stack([b.src[chosen], b.mid[chosen], b.tgt[chosen]], axis=1).tolist()
+    gids = b.gid[chosen].tolist()
+    about = kb.store.describe_nodes(sorted({(g, i) for g, row in zip(gids, nodes) for i in row}))
+    matches = []
+    for g, row, w0, w1, mt, tt in zip(gids, nodes, b.w0[chosen].tolist(), b.w1[chosen].tolist(), b.mid_total[chosen].tolist(), b.tgt_total[chosen].tolist()):
+        described = tuple(about[(g, i)] for i in row)
+        matches.append(ChainMatch(g, tuple(row), (w0, w1), tuple(n.fid for n in described), (mt, tt), described))
+    rest = sorted(set(allowed) - set(graphs[answered].tolist()))
+    return matches, rest
 
 
 def _qualifies(name_words: set[str], positions: tuple[int, ...], token_words: Sequence[set[str]], via_words: set[str]) -> bool:
