@@ -845,7 +845,7 @@ def test_two_hop_paths_read_from_the_kept_path_groups_are_those_the_store_matche
     from schema.sql import kb_meta
 
     rng = random.Random(7)
-    _ingest_two_hop_graphs(kb, tmp_path / "c", rng, 5)
+    _ingest_two_hop_graphs(kb, tmp_path / "c", rng, 12)
     # a graph replaced and one removed: their old groups must be gone
     write(tmp_path / "c" / "hop-0.json", _two_hop_graph(rng, "hop-0"))
     assert not kb.ingest([tmp_path / "c" / "hop-0.json"]).failed
@@ -856,7 +856,7 @@ def test_two_hop_paths_read_from_the_kept_path_groups_are_those_the_store_matche
             two_hop_paths(kb, token=token, via=via, top=top).as_dict()
             for token in ("Dallas", "is")
             for via in (None, "Texas")
-            for top in (None, 1, 3)
+            for top in (None, 1, 2, 3, 5)
         ] + [two_hop_paths(kb, position=-2, top=2).as_dict()]
 
     # the store is asked only for the graphs whose best paths are not all their groups' best paths

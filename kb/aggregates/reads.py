@@ -52,6 +52,7 @@ class GroupBests:
     ``second`` is NaN for a group of one path)."""
 
     gid: np.ndarray  # int64
+    fid: np.ndarray  # int64
     n_paths: np.ndarray  # int64
     best: np.ndarray  # float64
     second: np.ndarray  # float64
@@ -63,21 +64,30 @@ class GroupBests:
     mid_total: np.ndarray  # float64
     tgt_total: np.ndarray  # float64
 
+    def take(self, which: np.ndarray) -> "GroupBests":
+        """The groups chosen by a boolean mask or an index array."""
+        return GroupBests(*(getattr(self, name)[which] for name in self.__dataclass_fields__))
+
+
+_BEST_COLUMNS = ("graph_id", "feature_id", "n_paths", "best_score", "second_score", "best_src", "best_mid", "best_tgt", "best_w0", "best_w1", "mid_total", "tgt_total")
+_INTS = (0, 1, 2, 5, 6, 7)
+
 
 def path_group_bests(conn: Connection, keys: Sequence[tuple[int, int, int]]) -> GroupBests:
     """The groups (gid, position, middle fid) of ``keys`` that exist, with their best paths, by gid."""
     pg = path_groups.c
-    columns = (pg.graph_id, pg.n_paths, pg.best_score, pg.second_score, pg.best_src, pg.best_mid, pg.best_tgt, pg.best_w0, pg.best_w1, pg.mid_total, pg.tgt_total)
     rows: list[Any] = []
     if keys:
         k = keys_table(conn, keys, ("gid", "ctx", "fid"))
-        query = select(*columns).select_from(k).join(path_groups, and_(pg.graph_id == k.c.gid, pg.ctx_idx == k.c.ctx, pg.feature_id == k.c.fid))
+        query = select(*(pg[c] for c in _BEST_COLUMNS)).select_from(k).join(path_groups, and_(pg.graph_id == k.c.gid, pg.ctx_idx == k.c.ctx, pg.feature_id == k.c.fid))
         rows = conn.execute(query.order_by(pg.graph_id)).cursor.fetchall()
     # None (a group of one path) becomes NaN
-    table = np.array(rows, dtype=np.float64).reshape(-1, len(columns))
-    ints = [table[:, i].astype(np.int64) for i in (0, 1)]
-    nodes = [table[:, i].astype(np.int64) for i in (4, 5, 6)]
-    return GroupBests(*ints, table[:, 2].copy(), table[:, 3].copy(), *nodes, *(table[:, i].copy() for i in (7, 8, 9, 10)))
+    table = np.array(rows, dtype=np.float64).reshape(-1, len(_BEST_COLUMNS))
+    return GroupBests(*(table[:, i].astype(np.int64) if i in _INTS else table[:, i].copy() for i in range(len(_BEST_COLUMNS))))
+
+
+# no groups at all
+NO_BESTS = GroupBests(*(np.empty(0, dtype=np.int64 if i in _INTS else np.float64) for i in range(len(_BEST_COLUMNS))))
 
 
 @dataclass(frozen=True)

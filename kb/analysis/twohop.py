@@ -4,6 +4,7 @@ cut to the best paths of each graph inside the store, which also counts the path
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -20,7 +21,7 @@ from kb.errors import CircuitKBError
 from kb.featureref import parse_feature_ref
 from kb.registry import lookup_features
 from kb.selection import GraphInfo, Selection
-from kb.stores.circuit_queries import ChainGroup, ChainMatch, Step
+from kb.stores.circuit_queries import ChainGroup, ChainMatch, Step, link_share
 
 
 @dataclass
@@ -79,10 +80,10 @@ def two_hop_paths(
     tokens = {g.gid: g.prompt_tokens for g in graphs}
     first = ranked(with_names, 1, None if top is None else top + 1)
     allowed, names, where, floors = _allowed_middles(kb, first, ranked, tokens, words(via) if via else set(), top)
-    matches, rest = _from_group_bests(kb, positions, allowed, top) if kept else ([], sorted(allowed))
-    if rest:
-        through = Step(graph_fids={gid: frozenset(allowed[gid]) for gid in rest})
-        matches += kb.store.chains(rest, [start, through], top, {g: floors[g] for g in rest if g in floors})
+    closed, open_fids, floors = _group_bests(kb, positions, allowed, top) if kept else (aggregates.NO_BESTS, allowed, floors)
+    through = Step(graph_fids={gid: frozenset(fids) for gid, fids in open_fids.items()})
+    matched = kb.store.chains(sorted(open_fids), [start, through], top, floors) if open_fids else []
+    matches = _best_of_each(kb, closed, matched, top)
     frame = chains_frame(kb, graphs, matches, 2)
     if len(frame):
         frame["mid_name"] = [clerp if clerp else names[fid][0] for clerp, fid in zip(frame["n1_clerp"], frame["n1_fid"])]
@@ -197,46 +198,73 @@ def _allowed_middles(
     return kept_fids, names, where, floors
 
 
-def _from_group_bests(
+def _group_bests(
     kb: Core, positions: Mapping[int, frozenset[int]], allowed: Mapping[int, set[int]], top: int | None
-) -> tuple[list[ChainMatch], list[int]]:
-    """The best ``top`` paths (None: all) through the ``allowed`` middle features of each graph
-    whose best paths are all best paths of their groups (kept at ingest), and the graphs left to
-    match in the store.
+) -> tuple[aggregates.GroupBests, dict[int, set[int]], dict[int, float]]:
+    """Of the groups (position, middle feature) through the ``allowed`` features of each graph,
+    the best paths kept at ingest that may be among the graph's best ``top`` (None: all), and
+    the features whose paths the store must match, with a score ``top`` paths reach.
 
-    A group's other paths score at most its ``second``: when every group's second scores below
-    the ``top``-th best of the group bests (ranked as the store ranks paths: score, then nodes),
-    the group bests ranked first are the graph's best ``top`` paths. With fewer groups than
-    ``top``, or all paths wanted, that holds when every group has one path. Any tie leaves the
-    graph to the store.
+    Each group's other paths score at most its ``second``. The group bests ranked ``top``-th
+    and above are real paths, so no path scoring below that ``cut`` is among the best ``top``:
+    a group whose second scores below the cut (or that has one path) is *closed*, its best path
+    the only one that can count. The paths of the other features are matched in the store
+    (all of a feature's groups, so that no path comes twice). With fewer groups than ``top``, or
+    all paths wanted, a group is closed when it has one path.
     """
     keys = [(gid, p, fid) for gid in sorted(allowed) for p in sorted(positions[gid]) for fid in sorted(allowed[gid])]
     with kb.engine.connect() as conn:
         b = aggregates.path_group_bests(conn, keys)
-    order = np.lexsort((b.tgt, b.mid, b.src, -b.best, b.gid))
-    gid, best, second = b.gid[order], b.best[order], b.second[order]
-    graphs, starts, counts = np.unique(gid, return_index=True, return_counts=True)
-    if not len(graphs):
-        return [], sorted(allowed)
-    highest_second = np.fmax.reduceat(second, starts)  # NaN where every group has one path
-    single = np.isnan(highest_second)
-    if top is None:
-        answered = single
-    else:
+    graphs, starts, counts = np.unique(b.gid, return_index=True, return_counts=True)
+    cut = np.full(len(graphs), -np.inf)
+    if top is not None and len(graphs):
+        # each graph's top-th best group best (path_group_bests gives the groups by gid)
         enough = counts >= top
-        cut = best[starts + np.minimum(counts, top) - 1]
-        answered = np.where(enough, single | (highest_second < cut), single)
-    rank = np.arange(len(gid)) - np.repeat(starts, counts)
-    chosen = order[np.repeat(answered, counts) & (True if top is None else rank < top)]
-    nodes = np.stack([b.src[chosen], b.mid[chosen], b.tgt[chosen]], axis=1).tolist()
-    gids = b.gid[chosen].tolist()
-    about = kb.store.describe_nodes(sorted({(g, i) for g, row in zip(gids, nodes) for i in row}))
-    matches = []
-    for g, row, w0, w1, mt, tt in zip(gids, nodes, b.w0[chosen].tolist(), b.w1[chosen].tolist(), b.mid_total[chosen].tolist(), b.tgt_total[chosen].tolist()):
-        described = tuple(about[(g, i)] for i in row)
-        matches.append(ChainMatch(g, tuple(row), (w0, w1), tuple(n.fid for n in described), (mt, tt), described))
-    rest = sorted(set(allowed) - set(graphs[answered].tolist()))
-    return matches, rest
+        ranked = np.lexsort((-b.best, b.gid))
+        cut[enough] = b.best[ranked[starts[enough] + top - 1]]
+    row_cut = np.repeat(cut, counts)
+    opened = ~np.isnan(b.second) & (b.second >= row_cut)
+    open_fids: dict[int, set[int]] = {}
+    for gid, fid in zip(b.gid[opened].tolist(), b.fid[opened].tolist()):
+        open_fids.setdefault(gid, set()).add(fid)
+    open_keys = {(g, f) for g, fids in open_fids.items() for f in fids}
+    closed = np.array([(g, f) not in open_keys for g, f in zip(b.gid.tolist(), b.fid.tolist())], dtype=bool) & (b.best >= row_cut)
+    # a graph without kept groups (none should be) is matched whole
+    for gid in set(allowed) - set(graphs.tolist()):
+        open_fids[gid] = set(allowed[gid])
+    # ``top`` paths score at least the cut; a hair lower, so that no rounding on the way to the
+    # store can make it exceed one of them
+    floors = {g: c * (1.0 - 1e-9) for g, c in zip(graphs.tolist(), cut.tolist()) if g in open_fids and c > 0.0}
+    return b.take(closed), open_fids, floors
+
+
+def _best_of_each(kb: Core, closed: aggregates.GroupBests, matched: list[ChainMatch], top: int | None) -> list[ChainMatch]:
+    """Each graph's best ``top`` (None: all) of the closed groups' best paths and the paths the
+    store matched, ranked as the store ranks paths (score, then nodes); the group bests chosen
+    described by the store."""
+    nodes = np.stack([closed.src, closed.mid, closed.tgt], axis=1).tolist()
+    weights = list(zip(closed.w0.tolist(), closed.w1.tolist()))
+    totals = list(zip(closed.mid_total.tolist(), closed.tgt_total.tolist()))
+    # (gid, -score, nodes, what): what is a store match, or the index of a closed group
+    ranked: list[tuple[int, float, tuple[int, ...], Any]] = [(m.gid, -m.score, m.nodes, m) for m in matched]
+    for i, (gid, row) in enumerate(zip(closed.gid.tolist(), nodes)):
+        ranked.append((gid, -math.prod(link_share(w, t) for w, t in zip(weights[i], totals[i])), tuple(row), i))
+    ranked.sort(key=lambda r: r[:3])
+    chosen: list[tuple[int, tuple[int, ...], Any]] = []
+    taken: dict[int, int] = {}
+    for gid, _, path, what in ranked:
+        if top is None or taken.get(gid, 0) < top:
+            taken[gid] = taken.get(gid, 0) + 1
+            chosen.append((gid, path, what))
+    about = kb.store.describe_nodes(sorted({(g, i) for g, path, what in chosen if not isinstance(what, ChainMatch) for i in path}))
+    out = []
+    for gid, path, what in chosen:
+        if isinstance(what, ChainMatch):
+            out.append(what)
+        else:
+            described = tuple(about[(gid, i)] for i in path)
+            out.append(ChainMatch(gid, path, weights[what], tuple(n.fid for n in described), totals[what], described))
+    return out
 
 
 def _qualifies(name_words: set[str], positions: tuple[int, ...], token_words: Sequence[set[str]], via_words: set[str]) -> bool:
