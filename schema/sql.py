@@ -306,7 +306,8 @@ graph_nodes = Table(
     # the sum of |weight| of the links into the node (0.0 for none), written with the node: what a
     # link's share of its target's input divides by (see kb.stores.base.node_input_totals)
     Column("input_total", Float),
-    Index("ix_graph_nodes_feature", "feature_id", "graph_id"),
+    # a node by its feature, with its position: where a feature sits in a graph, from the index alone
+    Index("ix_graph_nodes_feature_ctx", "feature_id", "graph_id", "ctx_idx"),
     # each graph's target logit, found without reading the graph's other nodes (chains end there);
     # its condition written as SQLAlchemy writes the test (SQLite uses the index only for that text)
     Index("ix_graph_nodes_target", "graph_id", "idx", sqlite_where=text("is_target_logit = 1"), postgresql_where=text("is_target_logit = true")),
