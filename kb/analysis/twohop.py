@@ -4,7 +4,6 @@ cut to the best paths of each graph inside the store, which also counts the path
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -21,7 +20,7 @@ from kb.errors import CircuitKBError
 from kb.featureref import parse_feature_ref
 from kb.registry import lookup_features
 from kb.selection import GraphInfo, Selection
-from kb.stores.circuit_queries import ChainGroup, ChainMatch, Step, link_share
+from kb.stores.circuit_queries import ChainGroup, ChainMatch, Step
 
 
 @dataclass
@@ -242,28 +241,30 @@ def _best_of_each(kb: Core, closed: aggregates.GroupBests, matched: list[ChainMa
     """Each graph's best ``top`` (None: all) of the closed groups' best paths and the paths the
     store matched, ranked as the store ranks paths (score, then nodes); the group bests chosen
     described by the store."""
-    nodes = np.stack([closed.src, closed.mid, closed.tgt], axis=1).tolist()
-    weights = list(zip(closed.w0.tolist(), closed.w1.tolist()))
-    totals = list(zip(closed.mid_total.tolist(), closed.tgt_total.tolist()))
-    # (gid, -score, nodes, what): what is a store match, or the index of a closed group
-    ranked: list[tuple[int, float, tuple[int, ...], Any]] = [(m.gid, -m.score, m.nodes, m) for m in matched]
-    for i, (gid, row) in enumerate(zip(closed.gid.tolist(), nodes)):
-        ranked.append((gid, -math.prod(link_share(w, t) for w, t in zip(weights[i], totals[i])), tuple(row), i))
-    ranked.sort(key=lambda r: r[:3])
-    chosen: list[tuple[int, tuple[int, ...], Any]] = []
-    taken: dict[int, int] = {}
-    for gid, _, path, what in ranked:
-        if top is None or taken.get(gid, 0) < top:
-            taken[gid] = taken.get(gid, 0) + 1
-            chosen.append((gid, path, what))
-    about = kb.store.describe_nodes(sorted({(g, i) for g, path, what in chosen if not isinstance(what, ChainMatch) for i in path}))
+    n_closed = len(closed.gid)
+    # scored as ChainMatch.score scores (each link's share, multiplied from the first)
+    shares = [np.divide(np.abs(w), t, out=np.zeros(n_closed), where=t != 0.0) for w, t in ((closed.w0, closed.mid_total), (closed.w1, closed.tgt_total))]
+    gid = np.concatenate([closed.gid, np.array([m.gid for m in matched], dtype=np.int64)])
+    score = np.concatenate([1.0 * shares[0] * shares[1], np.array([m.score for m in matched], dtype=np.float64)])
+    nodes = np.concatenate([np.stack([closed.src, closed.mid, closed.tgt], axis=1), np.array([m.nodes for m in matched], dtype=np.int64).reshape(-1, 3)])
+    order = np.lexsort((nodes[:, 2], nodes[:, 1], nodes[:, 0], -score, gid))
+    if top is not None and len(order):
+        ordered = gid[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        order = order[rank < top]
+    chosen = order.tolist()
+    paths = nodes.tolist()
+    gids = gid.tolist()
+    about = kb.store.describe_nodes(sorted({(gids[i], j) for i in chosen if i < n_closed for j in paths[i]}))
+    w0, w1, mt, tt = (column.tolist() for column in (closed.w0, closed.w1, closed.mid_total, closed.tgt_total))
     out = []
-    for gid, path, what in chosen:
-        if isinstance(what, ChainMatch):
-            out.append(what)
-        else:
-            described = tuple(about[(gid, i)] for i in path)
-            out.append(ChainMatch(gid, path, weights[what], tuple(n.fid for n in described), totals[what], described))
+    for i in chosen:
+        if i >= n_closed:
+            out.append(matched[i - n_closed])
+            continue
+        described = tuple(about[(gids[i], j)] for j in paths[i])
+        out.append(ChainMatch(gids[i], tuple(paths[i]), (w0[i], w1[i]), tuple(n.fid for n in described), (mt[i], tt[i]), described))
     return out
 
 

@@ -156,8 +156,9 @@ class EmbeddedCircuitQueries(CircuitQueries):
         with self.engine.connect() as conn:
             keys = keys_table(conn, nodes, ("gid", "idx"))
             query = select(c.graph_id, *(c[name] for name in _ABOUT)).select_from(keys).join(graph_nodes, and_(c.graph_id == keys.c.gid, c.idx == keys.c.idx))
-            for gid, *about in conn.execute(query).all():
-                out[(gid, about[0])] = ChainNode(*about)
+            # tens of thousands of nodes: plain tuples from the driver's cursor, not result rows
+            for gid, *about in conn.execute(query).cursor.fetchall():
+                out[(gid, about[0])] = _node(tuple(about))
         return out
 
     def _link_rows_between(self, pairs: Sequence[tuple[int, int, int]]) -> list[tuple[int, int, int, float]]:
@@ -170,7 +171,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
                 .join(graph_links, and_(link.graph_id == keys.c.gid, link.src == keys.c.src, link.tgt == keys.c.tgt))
                 .order_by(link.graph_id, link.idx)
             )
-            return [tuple(row) for row in conn.execute(query).all()]
+            return conn.execute(query).cursor.fetchall()
 
     def _graph_feature_ids(self, gids: Sequence[int]) -> list[tuple[int, list[int]]]:
         with self.engine.connect() as conn:
@@ -183,7 +184,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
             # reads every node of every listed feature in every listed graph)
             pairs = keys_table(conn, keys, ("gid", "fid"))
             query = select(c.graph_id, c.feature_id, c.ctx_idx).select_from(pairs).join(graph_nodes, _feature_in_graph(graph_nodes, pairs))
-            return [tuple(row) for row in conn.execute(query).all()]
+            return conn.execute(query).cursor.fetchall()
 
     def _input_total_rows(self, nodes: Sequence[tuple[int, int]]) -> list[tuple[int, int, float]]:
         c = graph_nodes.c
