@@ -647,7 +647,18 @@ def _open_kb(args: argparse.Namespace, store: str) -> KB:
 
 def remeasure(args: argparse.Namespace, results: Path, folder: Path) -> None:
     """Measure some queries again (after a fix) and put their rows in the last run's results,
-    each marked with the command and date of its own run."""
+    each marked with the command and date of its own run. Without an earlier run of this size,
+    only print the rows (with the load average before and after), on ``--stores``."""
+    if not results.exists():
+        before = os.getloadavg()
+        kbs = {store: _open_kb(args, store) for store in args.stores}
+        rows = measure(kbs, folder, args.repeats, args.baseline_repeats, args.only)
+        for kb in kbs.values():
+            kb.close()
+        for row in rows:
+            print(json.dumps(row))
+        print(json.dumps({"load_before": before, "load_after": os.getloadavg(), "note": f"no earlier run in {results}: rows printed only"}))
+        return
     result = json.loads(results.read_text())
     kbs = {store: _open_kb(args, store) for store in result["stores"]}
     rows = measure(kbs, folder, args.repeats, args.baseline_repeats, args.only)
