@@ -412,11 +412,12 @@ def test_the_check_finds_a_wrong_total_and_rebuild_mends_it(kb: KB, tmp_path: Pa
     assert check(kb).ok
 
 
-def _migrate_back_and_forth(kb: KB) -> None:
-    """Take the schema down to before the aggregates and up again, as an upgrade would find it."""
+def _migrate_back_and_forth(kb: KB, to: str = "0007") -> None:
+    """Take the schema down to revision ``to`` (by default, before the aggregates) and up again,
+    as an upgrade would find it."""
     cfg = AlembicConfig(str(SCHEMA / "alembic.ini"))
     cfg.set_main_option("script_location", str(SCHEMA / "migrations"))
-    for step in (lambda: command.downgrade(cfg, "0007"), lambda: command.upgrade(cfg, "head")):
+    for step in (lambda: command.downgrade(cfg, to), lambda: command.upgrade(cfg, "head")):
         with kb.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             step()
@@ -463,12 +464,7 @@ def test_migration_0015_keeps_each_path_group_s_best_path_as_ingest_keeps_it(kb:
     before = kept()
     assert any(row[5] is None for row in before) and any(row[3] > 1 for row in before)
     assert [row[3:7] for row in before if row[5] == row[4]] == [(2, 0.5, 0.5, 1)]  # the tie: its first link's start, node 1
-    cfg = AlembicConfig(str(SCHEMA / "alembic.ini"))
-    cfg.set_main_option("script_location", str(SCHEMA / "migrations"))
-    for step in (lambda: command.downgrade(cfg, "0014"), lambda: command.upgrade(cfg, "head")):
-        with kb.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            step()
+    _migrate_back_and_forth(kb, "0014")
     with kb.engine.connect() as conn:
         stale = reads.paths_stale_reason(conn)
     if kb.store.name == "embedded":
