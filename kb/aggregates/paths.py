@@ -7,7 +7,9 @@ target's input, as :class:`kb.stores.circuit_queries.ChainMatch` and every store
 compute it, so the best score of a group is the store's to the last bit. Grouped by (the start's
 position, the middle's feature), these are the two-hop question's candidates of each graph
 (:func:`kb.analysis.twohop.two_hop_paths`), kept at ingest so that it reads them instead of
-matching every path of every graph.
+matching every path of every graph. Each group also keeps its best path and the score of the
+next best, so that a graph whose best paths are all best paths of groups (no group's next best
+can reach them) needs no matching in the store at all.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ class PathGroups:
     at position ``ctx`` and pass through a node of feature ``fid``, the best score of them and
     the next best (``second``, NaN when the group has one path), and the best path itself: its
     nodes (``src``, ``mid``, ``tgt`` by idx), its links' weights (``w0``, ``w1``) and the input
-    totals of its middle and target nodes (``mid_total``, ``tgt_total``). A group whose best
-    score is shared by two paths keeps either of them; ``second`` then equals ``best``."""
+    totals of its middle and target nodes (``mid_total``, ``tgt_total``). Of paths sharing the
+    best score, the best is the one whose first link, then last link, comes first in the file
+    (migration 0015 ranks them so too); ``second`` then equals ``best``."""
 
     gid: int
     ctx: np.ndarray  # int64
