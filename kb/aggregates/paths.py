@@ -95,7 +95,7 @@ def path_groups(
     last_share = _shares(np.asarray(link_weight[last], dtype=np.float64), totals[last_tgt])
     has_last = np.zeros(len(kind), dtype=bool)
     has_last[mid] = True
-    candidates = [_Candidates.empty()]
+    pieces = []
     for offset, src, tgt, share in _pieces(link_src, link_tgt, link_weight, totals):
         first = np.flatnonzero(is_start[src] & has_last[tgt])
         # each first link meets every last link out of its middle node
@@ -105,8 +105,9 @@ def path_groups(
         at = np.repeat(low, count) + (np.arange(len(which)) - np.repeat(np.cumsum(count) - count, count))
         score = share[which] * last_share[at]
         keys = (ctx[src[which]] << 32) | fid[tgt[which]]
-        candidates.append(_best_of(_Candidates(keys, np.ones(len(which), dtype=np.int64), score, which + offset, last[at], np.ones(len(which), dtype=bool))))
-    merged = _best_of(_Candidates.joined(candidates))
+        pieces.append(_best_of(_Candidates(keys, np.ones(len(which), dtype=np.int64), score, which + offset, last[at], np.ones(len(which), dtype=bool))))
+    # an ordinary graph is one piece, already grouped; a huge one's pieces are merged
+    merged = pieces[0] if len(pieces) == 1 else _best_of(_Candidates.joined(pieces or [_Candidates.empty()]))
     first_link, last_link = merged.first, merged.last
     src = np.asarray(link_src[first_link], dtype=np.int64)
     mid_idx = np.asarray(link_tgt[first_link], dtype=np.int64)

@@ -53,7 +53,6 @@ class GroupBests:
 
     gid: np.ndarray  # int64
     fid: np.ndarray  # int64
-    n_paths: np.ndarray  # int64
     best: np.ndarray  # float64
     second: np.ndarray  # float64
     src: np.ndarray  # int64
@@ -69,8 +68,8 @@ class GroupBests:
         return GroupBests(*(getattr(self, name)[which] for name in self.__dataclass_fields__))
 
 
-_BEST_COLUMNS = ("graph_id", "feature_id", "n_paths", "best_score", "second_score", "best_src", "best_mid", "best_tgt", "best_w0", "best_w1", "mid_total", "tgt_total")
-_INTS = (0, 1, 2, 5, 6, 7)
+_BEST_COLUMNS = ("graph_id", "feature_id", "best_score", "second_score", "best_src", "best_mid", "best_tgt", "best_w0", "best_w1", "mid_total", "tgt_total")
+_INTS = (0, 1, 4, 5, 6)
 
 
 def path_group_bests(conn: Connection, keys: Sequence[tuple[int, int, int]]) -> GroupBests:

@@ -226,8 +226,9 @@ def _group_bests(
     open_fids: dict[int, set[int]] = {}
     for gid, fid in zip(b.gid[opened].tolist(), b.fid[opened].tolist()):
         open_fids.setdefault(gid, set()).add(fid)
-    open_keys = {(g, f) for g, fids in open_fids.items() for f in fids}
-    closed = np.array([(g, f) not in open_keys for g, f in zip(b.gid.tolist(), b.fid.tolist())], dtype=bool) & (b.best >= row_cut)
+    # a feature open at one position is matched in the store at all of them
+    key = (b.gid << 32) | b.fid
+    closed = ~np.isin(key, key[opened]) & (b.best >= row_cut)
     # a graph without kept groups (none should be) is matched whole
     for gid in set(allowed) - set(graphs.tolist()):
         open_fids[gid] = set(allowed[gid])
@@ -242,10 +243,9 @@ def _best_of_each(kb: Core, closed: aggregates.GroupBests, matched: list[ChainMa
     store matched, ranked as the store ranks paths (score, then nodes); the group bests chosen
     described by the store."""
     n_closed = len(closed.gid)
-    # scored as ChainMatch.score scores (each link's share, multiplied from the first)
-    shares = [np.divide(np.abs(w), t, out=np.zeros(n_closed), where=t != 0.0) for w, t in ((closed.w0, closed.mid_total), (closed.w1, closed.tgt_total))]
     gid = np.concatenate([closed.gid, np.array([m.gid for m in matched], dtype=np.int64)])
-    score = np.concatenate([1.0 * shares[0] * shares[1], np.array([m.score for m in matched], dtype=np.float64)])
+    # a group's best score is its best path's, as ChainMatch.score gives it (kb.aggregates.paths)
+    score = np.concatenate([closed.best, np.array([m.score for m in matched], dtype=np.float64)])
     nodes = np.concatenate([np.stack([closed.src, closed.mid, closed.tgt], axis=1), np.array([m.nodes for m in matched], dtype=np.int64).reshape(-1, 3)])
     order = np.lexsort((nodes[:, 2], nodes[:, 1], nodes[:, 0], -score, gid))
     if top is not None and len(order):

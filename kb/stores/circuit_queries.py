@@ -424,14 +424,9 @@ class CircuitQueries(ABC):
         found: dict[tuple[int, int], set[int]] = {}
         if wanted:
             for gid, fid, pos in self._feature_position_rows(sorted(wanted)):
-                key = (gid, fid)
-                if key in wanted:
-                    if key in found:
-                        found[key].add(pos)
-                    else:
-                        found[key] = {pos}
-        # most features sit at one position: a one-element tuple needs no sorting
-        return {key: (next(iter(p)),) if len(p) == 1 else tuple(sorted(p)) for key, p in found.items()}
+                if (gid, fid) in wanted:
+                    found.setdefault((gid, fid), set()).add(pos)
+        return {key: tuple(sorted(p)) for key, p in found.items()}
 
     def direct_weights(self, pairs: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
         """For (gid, src idx, tgt idx): the summed weight of the links src -> tgt, where there are any.
