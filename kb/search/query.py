@@ -166,11 +166,13 @@ class SearchHit:
 @dataclass
 class _Prepared:
     """What a search finds before ranking: the query's vector, its keyword candidates, and the
-    texts nearest to it (pool size, ids, cosines) when they could be searched early."""
+    texts nearest to it (ids, cosines) when they could be searched early, both for a first pool
+    of ``pool`` texts."""
 
     vector: np.ndarray | None = None
+    pool: int = 0
     keyword: list[tuple[int, float]] | None = None
-    nearest: tuple[int, np.ndarray, np.ndarray] | None = None
+    nearest: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -407,26 +409,25 @@ class FeatureSearch:
         pass took 3.0 ms on a running thread and 4.3-5.8 ms on one that had waited 10 ms.
         """
         synced = threading.Event()
-        lookup = _query_thread.submit(self._sync_and_keywords, text, k, mode, synced)
+        pool = _first_pool(k)
+        lookup = _query_thread.submit(self._sync_and_keywords, text, pool, mode, synced)
         found = None
         try:
             vector = self._embed_query(text)
             synced.wait()
             if nearest and not (lookup.done() and lookup.exception() is not None):
-                pool = _first_pool(k)
-                ids, cos = self.vectors.search(vector, pool)
-                found = (pool, ids, cos)
+                found = self.vectors.search(vector, pool)
         finally:
             wait([lookup])  # it reads the catalog: it ends before the lock is let go
-        return _Prepared(vector, lookup.result(), found)
+        return _Prepared(vector, pool, lookup.result(), found)
 
-    def _sync_and_keywords(self, text: str, k: int, mode: str, synced: threading.Event) -> list[tuple[int, float]]:
+    def _sync_and_keywords(self, text: str, pool: int, mode: str, synced: threading.Event) -> list[tuple[int, float]]:
         try:
             self._sync(embed=True)
         finally:
             synced.set()  # the index may be searched from here on
         terms = _terms(text)
-        return self._keyword_candidates(text, terms, self._idf(terms), _first_pool(k), mode)
+        return self._keyword_candidates(text, terms, self._idf(terms), pool, mode)
 
     def _rank(
         self,
@@ -441,10 +442,13 @@ class FeatureSearch:
         terms = _terms(text)
         weights = self._idf(terms)
         pool = _first_pool(k)
-        keyword = prepared.keyword if prepared.keyword is not None else self._keyword_candidates(text, terms, weights, pool, mode)
+        # what was found early serves only the pool it was found for (references to features in
+        # the query make the search ask for more)
+        early = prepared.pool == pool
+        keyword = prepared.keyword if early and prepared.keyword is not None else self._keyword_candidates(text, terms, weights, pool, mode)
         qvec = prepared.vector
         subset = None if where.is_empty() else self.catalog.filtered_text_ids(where, EXACT_SUBSET)
-        nearest = prepared.nearest[1:] if prepared.nearest is not None and prepared.nearest[0] == pool and subset is None else None
+        nearest = prepared.nearest if early and subset is None else None
         present: dict[int, bool] = {}
         limit = k if gids is None else 4 * k
         total = max(self.vectors.count, 1)
