@@ -7,9 +7,10 @@ graph versions are visible, so stores are always handed explicit graph ids.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+import json
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, Select, delete, func, insert, select
 
 from kb.errors import CircuitKBError, NotFoundError
 from kb.registry import now
@@ -86,26 +87,25 @@ def select_graphs(engine: Engine, selection: Selection) -> list[GraphInfo]:
         if selection.prompt_contains:
             needle = selection.prompt_contains.lower()
             query = query.where(func.lower(g.prompt).contains(needle, autoescape=True))
-        rows = conn.execute(query.order_by(g.slug)).all()
-        tags = _tags_of(conn, [r.id for r in rows])
+        # plain tuples from the driver: a question over every graph reads ten thousand rows
+        rows = conn.execute(query.order_by(g.slug)).cursor.fetchall()
+        tags = _tags_of(conn, query.with_only_columns(g.id))
     if slugs:
-        missing = sorted(set(slugs) - {r.slug for r in rows})
+        missing = sorted(set(slugs) - {r[1] for r in rows})
         if missing and not _other_filters(selection):
             raise NotFoundError(f"no stored graph with slug {', '.join(repr(s) for s in missing)}")
     return [
-        GraphInfo(
-            gid=r.id,
-            slug=r.slug,
-            prompt=r.prompt,
-            prompt_tokens=tuple(r.prompt_tokens or ()),
-            model=r.model,
-            transcoder_set=r.transcoder_set,
-            language=r.language,
-            family=r.family,
-            tags=tuple(tags.get(r.id, ())),
-        )
-        for r in rows
+        GraphInfo(gid, slug, prompt, _tokens(tokens), model, tset, language, family, tuple(tags.get(gid, ())))
+        for gid, slug, prompt, tokens, model, tset, language, family in rows
     ]
+
+
+def _tokens(stored: Any) -> tuple[str, ...]:
+    """A graph's prompt tokens as the driver gives the JSON column (text on SQLite, decoded on
+    PostgreSQL)."""
+    if isinstance(stored, (str, bytes)):
+        stored = json.loads(stored)
+    return tuple(stored or ())
 
 
 def _other_filters(selection: Selection) -> bool:
@@ -114,14 +114,12 @@ def _other_filters(selection: Selection) -> bool:
     )
 
 
-def _tags_of(conn: Connection, gids: Sequence[int]) -> dict[int, list[str]]:
+def _tags_of(conn: Connection, gids: Select) -> dict[int, list[str]]:
+    """The tags of the graphs whose ids ``gids`` selects, each graph's sorted."""
     out: dict[int, list[str]] = {}
-    for start in range(0, len(gids), 900):
-        chunk = gids[start : start + 900]
-        for gid, tag in conn.execute(
-            select(graph_tags.c.graph_id, graph_tags.c.tag).where(graph_tags.c.graph_id.in_(chunk)).order_by(graph_tags.c.tag)
-        ):
-            out.setdefault(gid, []).append(tag)
+    t = graph_tags.c
+    for gid, tag in conn.execute(select(t.graph_id, t.tag).where(t.graph_id.in_(gids)).order_by(t.tag)).cursor.fetchall():
+        out.setdefault(gid, []).append(tag)
     return out
 
 

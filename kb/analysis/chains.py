@@ -58,9 +58,12 @@ def chains_frame(kb: Core, graphs: Sequence[GraphInfo], matches: Sequence[ChainM
     gid, nodes, weights, totals, shares, score = gid[order], nodes[order], weights[order], totals[order], shares[order], score[order]
     gids = gid.tolist()
     if all(m.about is not None for m in matches):
-        about = {(m.gid, node.idx): node for m in matches for node in m.about}  # type: ignore[union-attr]
+        # each chain carries its nodes' descriptions, in the order of its nodes
+        about = [matches[i].about for i in order.tolist()]
+        described = [list(column) for column in zip(*about)]
     else:
-        about = kb.store.describe_nodes(sorted({(g, i) for g, row in zip(gids, nodes.tolist()) for i in row}))
+        found = kb.store.describe_nodes(sorted({(g, i) for g, row in zip(gids, nodes.tolist()) for i in row}))
+        described = [[found[key] for key in zip(gids, column)] for column in nodes.T.tolist()]
     firsts, lasts = nodes[:, 0].tolist(), nodes[:, -1].tolist()
     shortcuts = kb.store.direct_weights(sorted(set(zip(gids, firsts, lasts))))
     shortcut = [shortcuts.get(key) for key in zip(gids, firsts, lasts)]
@@ -70,31 +73,31 @@ def chains_frame(kb: Core, graphs: Sequence[GraphInfo], matches: Sequence[ChainM
     columns["score"] = score
     columns["shortcut_weight"] = shortcut
     columns["shortcut_share"] = [link_share(w, t) if w is not None and t else None for w, t in zip(shortcut, target_totals)]
-    prompts = {g.gid: g.prompt_tokens for g in graphs}
-    described = [[about[key] for key in zip(gids, column)] for column in nodes.T.tolist()]
+    prompts = list(map({g.gid: g.prompt_tokens for g in graphs}.__getitem__, gids))
     keys = feature_keys(kb, {node.fid for column in described for node in column if node.fid is not None})
+    no_feature = (None,) * len(FEATURE_COLUMNS)
+    feature_values = {fid: tuple(getattr(key, c) for c in FEATURE_COLUMNS) for fid, key in keys.items()}
     for name, idxs, column in zip(names, nodes.T, described):
+        # the described nodes' fields as columns, transposed at once (ChainNode is a tuple)
+        _, node_ids, kinds, ctx_idxs, fids, clerps = zip(*column)
         columns[f"{name}_idx"] = idxs
-        columns[f"{name}_node_id"] = [node.node_id for node in column]
-        columns[f"{name}_kind"] = [node.kind for node in column]
-        columns[f"{name}_ctx_idx"] = [node.ctx_idx for node in column]
-        columns[f"{name}_token"] = [_token(prompts[g], node.ctx_idx) for g, node in zip(gids, column)]
-        columns[f"{name}_clerp"] = [node.clerp or None for node in column]
-        columns[f"{name}_fid"] = [node.fid for node in column]
-        features = [keys.get(node.fid) if node.fid is not None else None for node in column]
-        for c in FEATURE_COLUMNS:
-            columns[f"{name}_{c}"] = [getattr(f, c) if f else None for f in features]
+        columns[f"{name}_node_id"] = list(node_ids)
+        columns[f"{name}_kind"] = list(kinds)
+        columns[f"{name}_ctx_idx"] = list(ctx_idxs)
+        columns[f"{name}_token"] = [prompt[c] if 0 <= c < len(prompt) else None for prompt, c in zip(prompts, ctx_idxs)]
+        columns[f"{name}_clerp"] = [clerp or None for clerp in clerps]
+        columns[f"{name}_fid"] = list(fids)
+        features = zip(*(feature_values.get(fid, no_feature) if fid is not None else no_feature for fid in fids))
+        for c, values in zip(FEATURE_COLUMNS, features):
+            columns[f"{name}_{c}"] = list(values)
     for i in range(n_steps):
         columns[f"w{i}"] = weights[:, i]
         columns[f"share{i}"] = shares[:, i]
-    frame = pd.DataFrame(columns)
     for column in ("shortcut_weight", "shortcut_share", *(f"{n}_{c}" for n in names for c in ("fid", "clerp", "token", "transcoder_set"))):
-        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)  # None, not NaN
-    return frame
-
-
-def _token(prompt: Sequence[str], ctx_idx: int) -> str | None:
-    return prompt[ctx_idx] if 0 <= ctx_idx < len(prompt) else None
+        # Python values and None, not NaN (nor a float for an int column with gaps); made so
+        # directly, which also spares pandas inferring a type it would then be cast from
+        columns[column] = pd.Series(columns[column], dtype=object)
+    return pd.DataFrame(columns)
 
 
 def chain_node_json(row: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from kb import sqlqueries
 from kb.aggregates import reads as aggregates
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_keys
 from kb.core import Core
+from kb.cycles import paused_cycle_collection
 from kb.errors import CircuitKBError, NotFoundError
 from kb.selection import GraphInfo, Selection
 from kb.stores.circuit_queries import FeatureEdges, Skeleton
@@ -446,6 +447,7 @@ class GraphSimilarity:
         }
 
 
+@paused_cycle_collection()
 def graph_similarity(
     kb: Core,
     selection: Selection | None = None,

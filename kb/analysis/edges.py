@@ -20,6 +20,7 @@ import pandas as pd
 from kb.aggregates import reads as aggregates
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_json, feature_keys, key_tuple, over_all_graphs
 from kb.core import Core
+from kb.cycles import paused_cycle_collection
 from kb.errors import CircuitKBError
 from kb.selection import Selection
 from kb.stores.circuit_queries import FeatureEdges
@@ -136,6 +137,7 @@ class RecurringEdges:
         }
 
 
+@paused_cycle_collection()
 def recurring_edges(kb: Core, selection: Selection | None = None, *, min_graphs: int = 2, limit: int | None = None) -> RecurringEdges:
     """Feature-to-feature edges present in at least ``min_graphs`` of the chosen graphs.
 

@@ -31,6 +31,7 @@ import pandas as pd
 from kb import sqlqueries
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_keys
 from kb.core import Core
+from kb.cycles import paused_cycle_collection
 from kb.errors import CircuitKBError
 from kb.selection import GraphInfo, Selection
 
@@ -89,6 +90,7 @@ class LanguageOverlap:
         }
 
 
+@paused_cycle_collection()
 def language_overlap(
     kb: Core,
     selection: Selection | None = None,

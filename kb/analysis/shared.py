@@ -16,6 +16,7 @@ import pandas as pd
 from kb.aggregates import reads as aggregates
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_keys, graphs_by_id, key_tuple, over_all_graphs
 from kb.core import Core
+from kb.cycles import paused_cycle_collection
 from kb.errors import CircuitKBError
 from kb.selection import GraphInfo, Selection
 from kb.stores.feature_queries import Presence
@@ -86,6 +87,7 @@ class FamilyCore:
         }
 
 
+@paused_cycle_collection()
 def shared_features(kb: Core, selection: Selection | None = None, min_graphs: int | None = None, *, with_presence: bool = True) -> SharedFeatures:
     """Features present in at least ``min_graphs`` of the chosen graphs (default: in all of them).
 
@@ -121,6 +123,7 @@ def _threshold(min_graphs: int | None, n: int) -> int:
     return k
 
 
+@paused_cycle_collection()
 def family_core(kb: Core, selection: Selection | None = None) -> FamilyCore:
     """The features every chosen graph has, against what each one adds (needs two graphs or more)."""
     graphs = chosen_graphs(kb, selection, at_least=2)

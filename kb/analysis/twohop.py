@@ -4,6 +4,7 @@ cut to the best paths of each graph inside the store, which also counts the path
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -16,6 +17,7 @@ from kb.analysis.chains import chain_json, chains_frame
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_dict, feature_json, feature_keys
 from kb.analysis.tokens import feature_names, named_features, token_positions, words
 from kb.core import Core
+from kb.cycles import paused_cycle_collection
 from kb.errors import CircuitKBError
 from kb.featureref import parse_feature_ref
 from kb.registry import lookup_features
@@ -51,6 +53,7 @@ class TwoHopPaths:
         }
 
 
+@paused_cycle_collection()
 def two_hop_paths(
     kb: Core,
     selection: Selection | None = None,
@@ -313,6 +316,7 @@ class PatternMatches:
         }
 
 
+@paused_cycle_collection()
 def match_pattern(
     kb: Core,
     steps: Sequence[Sequence[str | FeatureKey] | None],
@@ -363,13 +367,19 @@ def _pattern_summary(kb: Core, graphs: Sequence[GraphInfo], groups: Sequence[Cha
     if not groups:
         return pd.DataFrame(columns=columns)
     slugs = {g.gid: g.slug for g in graphs}
-    keys = feature_keys(kb, {f for g in groups for f in g.fids if f is not None})
-    rows = [[*(getattr(keys[f], c) for f in g.fids for c in FEATURE_COLUMNS), slugs[g.gid], g.best_score] for g in groups]
-    best_per_graph = pd.DataFrame(rows, columns=[*feature_cols, "slug", "score"])
-    grouped = best_per_graph.groupby(feature_cols, as_index=False, dropna=False).agg(
-        n_graphs=("slug", "size"), mean_score=("score", "mean"), best_score=("score", "max"), slugs=("slug", lambda s: tuple(sorted(s)))
-    )
-    return grouped.sort_values(["n_graphs", "mean_score"], ascending=[False, False]).reset_index(drop=True)[columns]
+    # grouped in plain Python: tens of thousands of groups fall into a few dozen sequences
+    per_sequence: dict[tuple[int | None, ...], list[tuple[str, float]]] = {}
+    for g in groups:
+        per_sequence.setdefault(g.fids, []).append((slugs[g.gid], g.best_score))
+    keys = feature_keys(kb, {f for fids in per_sequence for f in fids if f is not None})
+    rows = []
+    for fids, found in per_sequence.items():
+        scores = [score for _, score in found]
+        features = [getattr(keys[f], c) for f in fids for c in FEATURE_COLUMNS]
+        rows.append([*features, len(found), math.fsum(scores) / len(scores), max(scores), tuple(sorted(slug for slug, _ in found))])
+    rows.sort(key=lambda row: row[: len(feature_cols)])  # ties below keep the features' order
+    rows.sort(key=lambda row: (-row[-4], -row[-3]))
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _two_hop_json(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from ingest.records import FeatureKey
 from kb.aggregates import reads as aggregates
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graph_ids, feature_dict, feature_keys, graphs_by_id, over_all_graphs, resolve_features
 from kb.core import Core
+from kb.cycles import paused_cycle_collection
 from kb.errors import CircuitKBError
 from kb.selection import GraphInfo, Selection
 from kb.stores.feature_queries import DIRECTIONS, UPSTREAM, Neighbour, NeighbourSummary, Presence
@@ -108,6 +109,7 @@ class FeatureUsage:
         }
 
 
+@paused_cycle_collection()
 def used_by(
     kb: Core,
     features: Sequence[str | FeatureKey],

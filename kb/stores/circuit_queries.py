@@ -366,6 +366,12 @@ class LinkSet:
         return len(self.src)
 
 
+def _sorted_chains(chains: Iterable[ChainMatch]) -> list[ChainMatch]:
+    """By gid, then nodes: ChainMatch's own order, with one key per chain rather than a pair of
+    tuples made for every comparison."""
+    return sorted(chains, key=lambda c: (c.gid, c.nodes))
+
+
 def _sorted_groups(groups: Iterable[ChainGroup]) -> list[ChainGroup]:
     """By gid, then fids (None before any feature)."""
     found = list(groups)
@@ -460,7 +466,7 @@ class CircuitQueries(ABC):
         """
         if not steps or not gids:
             return []
-        return sorted(self._chains(sorted(set(gids)), steps, top, floors if top is not None else None))
+        return _sorted_chains(self._chains(sorted(set(gids)), steps, top, floors if top is not None else None))
 
     def chain_groups(self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int]) -> list[ChainGroup]:
         """The paths :meth:`chains` would give, counted inside the store by graph and by the
@@ -478,7 +484,7 @@ class CircuitQueries(ABC):
         if not steps or not gids:
             return [], []
         chains, groups = self._chains_and_groups(sorted(set(gids)), steps, tuple(at), top)
-        return sorted(chains), _sorted_groups(groups)
+        return _sorted_chains(chains), _sorted_groups(groups)
 
     def links_around(self, gid: int, idxs: Sequence[int], min_abs_weight: float, direction: str = BOTH) -> LinkSet:
         """The links into (``in``), out of (``out``) or either side of (``both``) the nodes
