@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -57,6 +58,11 @@ def chains_frame(kb: Core, graphs: Sequence[GraphInfo], matches: Sequence[ChainM
     order = np.lexsort([*(nodes[:, i] for i in reversed(range(n_steps + 1))), -score, ranks])
     gid, nodes, weights, totals, shares, score = gid[order], nodes[order], weights[order], totals[order], shares[order], score[order]
     gids = gid.tolist()
+    firsts, lasts = nodes[:, 0].tolist(), nodes[:, -1].tolist()
+    # the shortcut links are looked up in the store while the columns are built here
+    lookup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="circuitkb-shortcuts")
+    shortcuts_found = lookup.submit(kb.store.direct_weights, sorted(set(zip(gids, firsts, lasts))))
+    lookup.shutdown(wait=False)
     if all(m.about is not None for m in matches):
         # each chain carries its nodes' descriptions, in the order of its nodes
         about = [matches[i].about for i in order.tolist()]
@@ -64,15 +70,9 @@ def chains_frame(kb: Core, graphs: Sequence[GraphInfo], matches: Sequence[ChainM
     else:
         found = kb.store.describe_nodes(sorted({(g, i) for g, row in zip(gids, nodes.tolist()) for i in row}))
         described = [[found[key] for key in zip(gids, column)] for column in nodes.T.tolist()]
-    firsts, lasts = nodes[:, 0].tolist(), nodes[:, -1].tolist()
-    shortcuts = kb.store.direct_weights(sorted(set(zip(gids, firsts, lasts))))
-    shortcut = [shortcuts.get(key) for key in zip(gids, firsts, lasts)]
-    target_totals = totals[:, -1].tolist()
     columns["gid"] = gids
     columns["slug"] = [slugs[g] for g in gids]
     columns["score"] = score
-    columns["shortcut_weight"] = shortcut
-    columns["shortcut_share"] = [link_share(w, t) if w is not None and t else None for w, t in zip(shortcut, target_totals)]
     prompts = list(map({g.gid: g.prompt_tokens for g in graphs}.__getitem__, gids))
     keys = feature_keys(kb, {node.fid for column in described for node in column if node.fid is not None})
     no_feature = (None,) * len(FEATURE_COLUMNS)
@@ -90,6 +90,10 @@ def chains_frame(kb: Core, graphs: Sequence[GraphInfo], matches: Sequence[ChainM
         features = zip(*(feature_values.get(fid, no_feature) if fid is not None else no_feature for fid in fids))
         for c, values in zip(FEATURE_COLUMNS, features):
             columns[f"{name}_{c}"] = list(values)
+    shortcuts = shortcuts_found.result()
+    shortcut = [shortcuts.get(key) for key in zip(gids, firsts, lasts)]
+    columns["shortcut_weight"] = shortcut
+    columns["shortcut_share"] = [link_share(w, t) if w is not None and t else None for w, t in zip(shortcut, totals[:, -1].tolist())]
     for i in range(n_steps):
         columns[f"w{i}"] = weights[:, i]
         columns[f"share{i}"] = shares[:, i]

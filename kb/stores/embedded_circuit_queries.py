@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -12,6 +10,7 @@ from sqlalchemy import Connection, Engine, Float, Select, and_, case, delete, fu
 from sqlalchemy.sql.elements import ColumnElement
 
 from kb.errors import NotFoundError
+from kb.parallel_reads import chunks, read_in_parts
 from kb.sqlqueries import keys_table
 from kb.stores.base import NODE_COLUMNS
 from kb.stores.circuit_queries import (
@@ -31,11 +30,6 @@ from kb.stores.embedded_feature_queries import distinct_features
 from schema.sql import graph_feature_edges, graph_links, graph_nodes
 
 _CHUNK = 900
-# connections reading chunks of one question at once: the cores, at most two (a second reader
-# overlaps the database's work with Python's; more would contend for the same cores)
-_READERS = min(2, os.cpu_count() or 1)
-_T = TypeVar("_T")
-_K = TypeVar("_K")
 
 
 def write_feature_edges(conn: Connection, edges: FeatureEdges) -> None:
@@ -117,7 +111,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
             found = path.select(path.chain_columns()).subquery()
             return [_chain_match(row, len(steps)) for row in conn.execute(_best(found, len(steps), top)).cursor.fetchall()]
 
-        return [chain for found in self._per_chunk(gids, part) for chain in found]
+        return [chain for found in read_in_parts(self.engine, gids, part, _CHUNK) for chain in found]
 
     def _chain_groups(self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int]) -> list[ChainGroup]:
         def part(conn: Connection, chunk: list[int]) -> list[ChainGroup]:
@@ -126,7 +120,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
             query = path.select([*keys, func.count(), func.max(path.score)]).group_by(*keys)
             return [ChainGroup(gid, tuple(fids), n, best) for gid, *fids, n, best in conn.execute(query).cursor.fetchall()]
 
-        return [group for found in self._per_chunk(gids, part) for group in found]
+        return [group for found in read_in_parts(self.engine, gids, part, _CHUNK) for group in found]
 
     def _chains_and_groups(
         self, gids: Sequence[int], steps: Sequence[Step], at: Sequence[int], top: int | None
@@ -145,35 +139,16 @@ class EmbeddedCircuitQueries(CircuitQueries):
             chain_part = select(literal(1).label("part"), *best.c, *(null() for _ in range(len(keys) + 2)))
             group_part = select(literal(0), *(null() for _ in best.c), *keys, func.count(), func.max(found.c.score)).group_by(*keys)
             width = len(best.c)
-            for part, *row in conn.execute(union_all(chain_part, group_part)).cursor.fetchall():
-                if part:
+            for is_chain, *row in conn.execute(union_all(chain_part, group_part)).cursor.fetchall():
+                if is_chain:
                     chains.append(_chain_match(row[:width], k))
                 else:
                     gid, *fids, n, score = row[width:]
                     groups.append(ChainGroup(gid, tuple(fids), n, score))
             return chains, groups
 
-        found = self._per_chunk(gids, part)
+        found = read_in_parts(self.engine, gids, part, _CHUNK)
         return [c for chains, _ in found for c in chains], [g for _, groups in found for g in groups]
-
-    def _per_chunk(self, items: Sequence[_K], work: Callable[[Connection, list[_K]], _T], size: int = _CHUNK) -> list[_T]:
-        """``work`` done for each chunk of ``items`` (``size`` at a time) on a connection of its
-        own, in order.
-
-        The chunks of a question over thousands of graphs are independent joins, so they run on
-        up to :data:`_READERS` connections at once: the database steps through one chunk's join
-        while Python turns another's rows into answers.
-        """
-        chunks = list(_chunks(items, size))
-
-        def run(chunk: list[_K]) -> _T:
-            with self.engine.connect() as conn:
-                return work(conn, chunk)
-
-        if len(chunks) < 2 or _READERS < 2:
-            return [run(chunk) for chunk in chunks]
-        with ThreadPoolExecutor(max_workers=min(_READERS, len(chunks)), thread_name_prefix="circuitkb-chains") as pool:
-            return list(pool.map(run, chunks))
 
     def describe_nodes(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], ChainNode]:
         c = graph_nodes.c
@@ -190,9 +165,8 @@ class EmbeddedCircuitQueries(CircuitQueries):
 
     def _link_rows_between(self, pairs: Sequence[tuple[int, int, int]]) -> list[tuple[int, int, int, float]]:
         link = graph_links.c
-
-        def part(conn: Connection, chunk: list[tuple[int, int, int]]) -> list[tuple[int, int, int, float]]:
-            keys = keys_table(conn, chunk, ("gid", "src", "tgt"))
+        with self.engine.connect() as conn:
+            keys = keys_table(conn, pairs, ("gid", "src", "tgt"))
             query = (
                 select(link.graph_id, link.src, link.tgt, link.weight)
                 .select_from(keys)
@@ -200,11 +174,6 @@ class EmbeddedCircuitQueries(CircuitQueries):
                 .order_by(link.graph_id, link.idx)
             )
             return conn.execute(query).cursor.fetchall()
-
-        # the pairs of tens of thousands of chains (sorted, so each half holds whole graphs' pairs
-        # in order) looked up in halves at once
-        size = max(_CHUNK, -(-len(pairs) // _READERS))
-        return [row for rows in self._per_chunk(pairs, part, size) for row in rows]
 
     def _graph_feature_ids(self, gids: Sequence[int]) -> list[tuple[int, list[int]]]:
         with self.engine.connect() as conn:
@@ -278,10 +247,9 @@ _ABOUT = ("idx", "node_id", "kind", "ctx_idx", "feature_id", "clerp")
 _DESCRIBED = ("node_id", "kind", "ctx_idx", "clerp")
 
 
-def _chunks(items: Sequence[_K], size: int = _CHUNK) -> Iterator[list[_K]]:
-    """``items`` a slice of ``size`` at a time, each a list (for ``IN``)."""
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
+def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
+    """``ids`` a slice of ``_CHUNK`` at a time, each a list (for ``IN``)."""
+    return chunks(ids, _CHUNK)
 
 
 def _best(found: Any, k: int, top: int | None) -> Select:
