@@ -82,7 +82,7 @@ def feature_descriptions(conn: Connection, fids: Sequence[int]) -> list[tuple[in
     # (feature_id, source, text_hash), and only that row is read
     first = select(func.min(d.id).label("id")).where(among(conn, d.feature_id, fids)).group_by(d.feature_id, d.source, d.text_hash).subquery()
     query = select(d.feature_id, d.source, d.text).join(first, d.id == first.c.id).order_by(d.id)
-    return [tuple(row) for row in conn.execute(query)]
+    return conn.execute(query).cursor.fetchall()  # plain tuples: a question may name tens of thousands
 
 
 # what str.strip() strips (every character whose isspace() is true; a test checks): a text of

@@ -162,6 +162,9 @@ def _allowed_middles(
     names: dict[int, list[str]] = {}
     name_words: dict[int, set[str]] = {}
     where: dict[tuple[int, int], tuple[int, ...]] = {}
+    # the words of each graph's tokens, made once (prompts share most of their tokens)
+    token_words: dict[int, list[set[str]]] = {}
+    words_of: dict[str, set[str]] = {}
     judged, current = 0, first
     while current:
         batch = {gid: gs[:top] for gid, gs in current.items()}
@@ -172,10 +175,11 @@ def _allowed_middles(
         where.update(kb.store.feature_positions(keys))
         going_on = []
         for gid, gs in batch.items():
-            token_words = [words(t) for t in tokens[gid]]
+            if gid not in token_words:
+                token_words[gid] = [words_of[t] if t in words_of else words_of.setdefault(t, words(t)) for t in tokens[gid]]
             for group in gs:
                 fid = group.fids[0]
-                if _qualifies(name_words[fid], where.get((gid, fid), ()), token_words, via_words):
+                if _qualifies(name_words[fid], where.get((gid, fid), ()), token_words[gid], via_words):
                     allowed.setdefault(gid, {})[fid] = group.best_score
             if top is None:
                 continue  # every group was in the one batch

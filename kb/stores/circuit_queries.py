@@ -427,12 +427,15 @@ class CircuitQueries(ABC):
     def feature_positions(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, ...]]:
         """For each (gid, fid) of ``keys`` present in its graph: the sorted positions of its nodes."""
         wanted = set(keys)
-        found: dict[tuple[int, int], set[int]] = {}
+        found: dict[tuple[int, int], list[int]] = {}
         if wanted:
-            for gid, fid, pos in self._feature_position_rows(sorted(wanted)):
+            # sorted once, so that each key's positions come in order (tens of thousands of keys)
+            for gid, fid, pos in sorted(self._feature_position_rows(sorted(wanted))):
                 if (gid, fid) in wanted:
-                    found.setdefault((gid, fid), set()).add(pos)
-        return {key: tuple(sorted(p)) for key, p in found.items()}
+                    at = found.setdefault((gid, fid), [])
+                    if not at or at[-1] != pos:
+                        at.append(pos)
+        return {key: tuple(p) for key, p in found.items()}
 
     def direct_weights(self, pairs: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int, int], float]:
         """For (gid, src idx, tgt idx): the summed weight of the links src -> tgt, where there are any.
