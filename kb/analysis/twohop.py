@@ -5,6 +5,7 @@ cut to the best paths of each graph inside the store, which also counts the path
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -14,7 +15,7 @@ import pandas as pd
 from ingest.records import FeatureKey
 from kb.aggregates import reads as aggregates
 from kb.analysis.chains import chain_json, chains_frame
-from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_dict, feature_json, feature_keys
+from kb.analysis.features import FEATURE_COLUMNS, chosen_graph_ids, chosen_graphs, feature_dict, feature_json, feature_keys
 from kb.analysis.tokens import feature_names, named_features, token_positions, words
 from kb.core import Core
 from kb.cycles import paused_cycle_collection
@@ -340,7 +341,7 @@ def match_pattern(
         raise CircuitKBError("a pattern needs at least one step before the answer logit")
     if top is not None and top < 1:
         raise CircuitKBError(f"top must be at least 1 (or None for all paths), got {top}")
-    graphs = chosen_graphs(kb, selection)
+    gids = chosen_graph_ids(kb, selection)
     keys: list[list[FeatureKey] | None] = []
     for step in steps:
         if step is None:
@@ -355,9 +356,17 @@ def match_pattern(
     store_steps = [Step() if step is None else Step(fids=frozenset(known[k] for k in step if k in known)) for step in keys]
     matches: list[ChainMatch] = []
     groups: list[ChainGroup] = []
-    if not any(s.fids is not None and not s.fids for s in store_steps):
-        gids = [g.gid for g in graphs]
-        matches, groups = kb.store.chains_and_groups(gids, store_steps, range(len(steps)), top)
+    # the chosen graphs' descriptions (10,000 rows over all graphs) are read while the store
+    # matches the paths, which needs only their ids
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="circuitkb-graphs") as pool:
+        described = pool.submit(chosen_graphs, kb, selection)
+        if gids and not any(s.fids is not None and not s.fids for s in store_steps):
+            matches, groups = kb.store.chains_and_groups(gids, store_steps, range(len(steps)), top)
+        graphs = described.result()
+    if len(graphs) != len(gids):
+        # a graph removed between the two reads is left out of the answer
+        shown = {g.gid for g in graphs}
+        matches, groups = [m for m in matches if m.gid in shown], [g for g in groups if g.gid in shown]
     frame = chains_frame(kb, graphs, matches, len(steps))
     summary = _pattern_summary(kb, graphs, groups, len(steps))
     return PatternMatches(graphs, keys, frame, summary, sum(g.n_chains for g in groups), top)
