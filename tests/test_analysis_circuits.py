@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.records import FeatureKey
+from kb.analysis import features as analysis_features
 from kb.analysis.compare import compare_graphs, graph_similarity, jaccard_matrix, spearman
 from kb.analysis.edges import backfill_feature_edges, recurring_edges
 from kb.analysis.paths import strongest_paths
@@ -580,6 +581,25 @@ def test_patterns_keep_the_best_paths_of_each_graph_and_summarise_every_path(kb:
         match_pattern(kb, [None], top=0)
 
 
+
+def test_a_pattern_over_all_graphs_answers_as_over_the_graphs_named(kb: KB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(CircuitKBError, match="matches 0 graph"):
+        match_pattern(kb, [None, None])
+    docs = _random_corpus(tmp_path / "c", seed=13, n=4)
+    assert not kb.ingest([tmp_path / "c"]).failed
+    every = match_pattern(kb, [None, None], top=3)
+    named = match_pattern(kb, [None, None], Selection(slugs=tuple(d.slug for d in docs)), top=3)
+    assert every.matches.to_dict("records") == named.matches.to_dict("records") and len(every.matches)
+    assert every.summary.to_dict("records") == named.summary.to_dict("records") and every.n_matches == named.n_matches
+    # the store matches the paths while the graphs are described: a graph removed in between
+    # (here: left out of the descriptions) is left out of the answer, paths and summary
+    gone = docs[0].slug
+    describe = analysis_features.chosen_graphs
+    monkeypatch.setattr(analysis_features, "chosen_graphs", lambda *a, **k: [g for g in describe(*a, **k) if g.slug != gone])
+    without = match_pattern(kb, [None, None], top=3)
+    assert gone in set(every.matches["slug"]) and gone not in set(without.matches["slug"])
+    assert without.matches.to_dict("records") == every.matches[every.matches["slug"] != gone].reset_index(drop=True).to_dict("records")
+    assert all(gone not in row["slugs"] for row in without.summary.to_dict("records"))
 
 def _two_hop_graph(rng: random.Random, slug: str) -> dict[str, Any]:
     """Many paths " Dallas" -> intermediate -> answer: features and the embedding at position 1

@@ -5,7 +5,8 @@ it), and features as rows and JSON show them."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from ingest.records import FeatureKey
 from kb import sqlqueries
@@ -15,6 +16,8 @@ from kb.errors import CircuitKBError, NotFoundError
 from kb.featureref import parse_feature_ref
 from kb.registry import lookup_features
 from kb.selection import GraphInfo, Selection
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,21 @@ def chosen_graphs(kb: Core, selection: Selection | None, at_least: int = 1) -> l
     graphs = kb.select(selection)
     _enough(len(graphs), at_least)
     return graphs
+
+
+def chosen_graphs_while(kb: Core, selection: Selection | None, work: Callable[[list[int]], T]) -> tuple[list[GraphInfo], T]:
+    """The graphs a selection matches (an error as :func:`chosen_graphs` gives it, when none), and
+    ``work`` done for their ids. For all graphs, whose descriptions are ten thousand rows to
+    read, ``work`` runs while they are read; the caller leaves out of its answer a graph that was
+    removed in between (one added in between is in the list, but not in ``work``)."""
+    if selection is not None and not selection.is_empty():
+        graphs = chosen_graphs(kb, selection)
+        return graphs, work([g.gid for g in graphs])
+    gids = kb.graph_ids()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="circuitkb-graphs") as pool:
+        described = pool.submit(chosen_graphs, kb, selection)
+        done = work(gids)
+        return described.result(), done
 
 
 def _enough(n: int, at_least: int) -> None:

@@ -5,7 +5,6 @@ cut to the best paths of each graph inside the store, which also counts the path
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -15,7 +14,7 @@ import pandas as pd
 from ingest.records import FeatureKey
 from kb.aggregates import reads as aggregates
 from kb.analysis.chains import chain_json, chains_frame
-from kb.analysis.features import FEATURE_COLUMNS, chosen_graph_ids, chosen_graphs, feature_dict, feature_json, feature_keys
+from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, chosen_graphs_while, feature_dict, feature_json, feature_keys
 from kb.analysis.tokens import feature_names, named_features, token_positions, words
 from kb.core import Core
 from kb.cycles import paused_cycle_collection
@@ -341,7 +340,6 @@ def match_pattern(
         raise CircuitKBError("a pattern needs at least one step before the answer logit")
     if top is not None and top < 1:
         raise CircuitKBError(f"top must be at least 1 (or None for all paths), got {top}")
-    gids = chosen_graph_ids(kb, selection)
     keys: list[list[FeatureKey] | None] = []
     for step in steps:
         if step is None:
@@ -354,18 +352,16 @@ def match_pattern(
     with kb.engine.connect() as conn:
         known = lookup_features(conn, [k for step in keys if step for k in step])
     store_steps = [Step() if step is None else Step(fids=frozenset(known[k] for k in step if k in known)) for step in keys]
-    matches: list[ChainMatch] = []
-    groups: list[ChainGroup] = []
-    # the chosen graphs' descriptions (10,000 rows over all graphs) are read while the store
-    # matches the paths, which needs only their ids
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="circuitkb-graphs") as pool:
-        described = pool.submit(chosen_graphs, kb, selection)
-        if gids and not any(s.fids is not None and not s.fids for s in store_steps):
-            matches, groups = kb.store.chains_and_groups(gids, store_steps, range(len(steps)), top)
-        graphs = described.result()
-    if len(graphs) != len(gids):
-        # a graph removed between the two reads is left out of the answer
-        shown = {g.gid for g in graphs}
+
+    def match(gids: list[int]) -> tuple[list[ChainMatch], list[ChainGroup]]:
+        if not gids or any(s.fids is not None and not s.fids for s in store_steps):
+            return [], []
+        return kb.store.chains_and_groups(gids, store_steps, range(len(steps)), top)
+
+    graphs, (matches, groups) = chosen_graphs_while(kb, selection, match)
+    shown = {g.gid for g in graphs}
+    if any(m.gid not in shown for m in matches):
+        # a graph removed while the graphs were read
         matches, groups = [m for m in matches if m.gid in shown], [g for g in groups if g.gid in shown]
     frame = chains_frame(kb, graphs, matches, len(steps))
     summary = _pattern_summary(kb, graphs, groups, len(steps))
