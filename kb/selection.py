@@ -6,8 +6,8 @@ graph versions are visible, so stores are always handed explicit graph ids.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, delete, func, insert, select
