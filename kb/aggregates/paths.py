@@ -52,13 +52,18 @@ class PathGroups:
     def rows(self, start: int = 0, stop: int | None = None) -> list[tuple[Any, ...]]:
         """Rows as stored (the columns of ``ROW``; None for a NaN second), of groups ``start`` to ``stop``."""
         part = slice(start, stop)
-        second = [None if s != s else s for s in self.second[part].tolist()]  # NaN is unequal to itself
-        columns = [getattr(self, name)[part].tolist() for name in ("src", "mid", "tgt", "w0", "w1", "mid_total", "tgt_total")]
-        return [(self.gid, *row) for row in zip(self.ctx[part].tolist(), self.fid[part].tolist(), self.n_paths[part].tolist(), self.best[part].tolist(), second, *columns)]
+        columns = [getattr(self, name)[part].tolist() for name in ("ctx", "fid", "n_paths", "best", *BEST_PATH)]
+        columns[4] = [None if s != s else s for s in columns[4]]  # the second; NaN is unequal to itself
+        return [(self.gid, *row) for row in zip(*columns)]
 
 
+# the stored columns of a group's next best score and best path, by PathGroups field
+BEST_PATH = {
+    "second": "second_score", "src": "best_src", "mid": "best_mid", "tgt": "best_tgt",
+    "w0": "best_w0", "w1": "best_w1", "mid_total": "mid_total", "tgt_total": "tgt_total",
+}  # fmt: skip
 # a stored row: the table path_groups' columns in this order
-ROW = ("graph_id", "ctx_idx", "feature_id", "n_paths", "best_score", "second_score", "best_src", "best_mid", "best_tgt", "best_w0", "best_w1", "mid_total", "tgt_total")
+ROW = ("graph_id", "ctx_idx", "feature_id", "n_paths", "best_score", *BEST_PATH.values())
 
 
 # links read at once: a huge graph's paths are found a piece of its links at a time

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, Integer, and_, func, select
 
+from kb.aggregates.paths import BEST_PATH
 from kb.sqlqueries import among, keys_table
 from kb.stores.feature_queries import UPSTREAM
 from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, kb_meta, path_groups
@@ -68,8 +69,9 @@ class GroupBests:
         return GroupBests(*(getattr(self, name)[which] for name in self.__dataclass_fields__))
 
 
-_BEST_COLUMNS = ("graph_id", "feature_id", "best_score", "second_score", "best_src", "best_mid", "best_tgt", "best_w0", "best_w1", "mid_total", "tgt_total")
-_INTS = (0, 1, 4, 5, 6)
+# GroupBests' fields and the columns they are read from
+_BEST = {"gid": "graph_id", "fid": "feature_id", "best": "best_score", **BEST_PATH}
+_INTEGER = {name for name, column in _BEST.items() if isinstance(path_groups.c[column].type, Integer)}
 
 
 def path_group_bests(conn: Connection, keys: Sequence[tuple[int, int, int]]) -> GroupBests:
@@ -78,15 +80,15 @@ def path_group_bests(conn: Connection, keys: Sequence[tuple[int, int, int]]) -> 
     rows: list[Any] = []
     if keys:
         k = keys_table(conn, keys, ("gid", "ctx", "fid"))
-        query = select(*(pg[c] for c in _BEST_COLUMNS)).select_from(k).join(path_groups, and_(pg.graph_id == k.c.gid, pg.ctx_idx == k.c.ctx, pg.feature_id == k.c.fid))
+        query = select(*(pg[c] for c in _BEST.values())).select_from(k).join(path_groups, and_(pg.graph_id == k.c.gid, pg.ctx_idx == k.c.ctx, pg.feature_id == k.c.fid))
         rows = conn.execute(query.order_by(pg.graph_id)).cursor.fetchall()
     # None (a group of one path) becomes NaN
-    table = np.array(rows, dtype=np.float64).reshape(-1, len(_BEST_COLUMNS))
-    return GroupBests(*(table[:, i].astype(np.int64) if i in _INTS else table[:, i].copy() for i in range(len(_BEST_COLUMNS))))
+    table = np.array(rows, dtype=np.float64).reshape(-1, len(_BEST))
+    return GroupBests(**{name: table[:, i].astype(np.int64) if name in _INTEGER else table[:, i].copy() for i, name in enumerate(_BEST)})
 
 
 # no groups at all
-NO_BESTS = GroupBests(*(np.empty(0, dtype=np.int64 if i in _INTS else np.float64) for i in range(len(_BEST_COLUMNS))))
+NO_BESTS = GroupBests(**{name: np.empty(0, dtype=np.int64 if name in _INTEGER else np.float64) for name in _BEST})
 
 
 @dataclass(frozen=True)
