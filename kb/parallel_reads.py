@@ -1,4 +1,6 @@
-"""A question's joins over thousands of graphs, a chunk of graphs at a time, two chunks at once.
+"""Reads of one question run beside each other: its joins over thousands of graphs a chunk of
+graphs at a time, two chunks at once (:func:`read_in_parts`), and a read begun while the question
+does other work (:func:`started`).
 
 The chunks are independent, each on a connection of its own: the database steps through one
 chunk's join while Python turns the other's rows into answers (the SQLite and PostgreSQL drivers
@@ -12,8 +14,8 @@ the two cores these machines have.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator, Sequence, TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -43,3 +45,13 @@ def read_in_parts(engine: Engine, items: Sequence[K], read: Callable[[Connection
         return [run(part) for part in parts]
     with ThreadPoolExecutor(max_workers=min(READERS, len(parts)), thread_name_prefix="circuitkb-read") as pool:
         return list(pool.map(run, parts))
+
+
+def started(read: Callable[..., T], *args: Any) -> Future[T]:
+    """``read(*args)`` begun on a thread of its own; its ``result()`` waits for it (and raises
+    what it raised). A question that fails before asking leaves it to finish alone."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="circuitkb-read")
+    try:
+        return pool.submit(read, *args)
+    finally:
+        pool.shutdown(wait=False)

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -21,6 +20,7 @@ import pandas as pd
 
 from kb.analysis.features import FEATURE_COLUMNS, feature_keys
 from kb.core import Core
+from kb.parallel_reads import started
 from kb.selection import GraphInfo
 from kb.stores.circuit_queries import ChainMatch, link_share
 
@@ -60,9 +60,7 @@ def chains_frame(kb: Core, graphs: Sequence[GraphInfo], matches: Sequence[ChainM
     gids = gid.tolist()
     firsts, lasts = nodes[:, 0].tolist(), nodes[:, -1].tolist()
     # the shortcut links are looked up in the store while the columns are built here
-    lookup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="circuitkb-shortcuts")
-    shortcuts_found = lookup.submit(kb.store.direct_weights, sorted(set(zip(gids, firsts, lasts))))
-    lookup.shutdown(wait=False)
+    shortcuts_found = started(kb.store.direct_weights, list(zip(gids, firsts, lasts)))
     if all(m.about is not None for m in matches):
         # each chain carries its nodes' descriptions, in the order of its nodes
         about = [matches[i].about for i in order.tolist()]

@@ -5,7 +5,6 @@ it), and features as rows and JSON show them."""
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from ingest.records import FeatureKey
@@ -14,6 +13,7 @@ from kb.aggregates import reads as aggregates
 from kb.core import Core
 from kb.errors import CircuitKBError, NotFoundError
 from kb.featureref import parse_feature_ref
+from kb.parallel_reads import started
 from kb.registry import lookup_features
 from kb.selection import GraphInfo, Selection
 
@@ -85,10 +85,9 @@ def chosen_graphs_while(kb: Core, selection: Selection | None, work: Callable[[l
         graphs = chosen_graphs(kb, selection)
         return graphs, work([g.gid for g in graphs])
     gids = kb.graph_ids()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="circuitkb-graphs") as pool:
-        described = pool.submit(chosen_graphs, kb, selection)
-        done = work(gids)
-        return described.result(), done
+    described = started(chosen_graphs, kb, selection)
+    done = work(gids)
+    return described.result(), done
 
 
 def _enough(n: int, at_least: int) -> None:
