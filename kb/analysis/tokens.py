@@ -6,6 +6,7 @@ last token). A token names positions by its text, compared without surrounding s
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Iterable
 
@@ -38,9 +39,13 @@ def _normal_token(text: str) -> str:
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def words(text: str) -> set[str]:
-    """The lower-case words of a label or token (letters and digits, at least two characters)."""
-    return {w for w in _WORD.findall(text.lower()) if len(w) >= 2}
+@functools.lru_cache(maxsize=1 << 16)
+def words(text: str) -> frozenset[str]:
+    """The lower-case words of a label or token (letters and digits, at least two characters).
+
+    Remembered: a two-hop question over thousands of graphs asks again for the same tokens and
+    names, graph after graph."""
+    return frozenset(w for w in _WORD.findall(text.lower()) if len(w) >= 2)
 
 
 def feature_names(kb: Core, fids: Iterable[int]) -> dict[int, list[str]]:

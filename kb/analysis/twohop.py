@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import AbstractSet, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -81,7 +81,7 @@ def two_hop_paths(
     unnamed, with_names, ranked = _middles(kb, positions, start, kept)
     tokens = {g.gid: g.prompt_tokens for g in graphs}
     first = ranked(with_names, 1, None if top is None else top + 1)
-    allowed, names, where, floors = _allowed_middles(kb, first, ranked, tokens, words(via) if via else set(), top)
+    allowed, names, where, floors = _allowed_middles(kb, first, ranked, tokens, words(via) if via else frozenset(), top)
     closed, open_fids, floors = _group_bests(kb, positions, allowed, top) if kept else (aggregates.NO_BESTS, allowed, floors)
     through = Step(graph_fids={gid: frozenset(fids) for gid, fids in open_fids.items()})
     matched = kb.store.chains(sorted(open_fids), [start, through], top, floors) if open_fids else []
@@ -146,7 +146,7 @@ def _summed(gid: np.ndarray, fid: np.ndarray, n: np.ndarray, best: np.ndarray) -
 
 
 def _allowed_middles(
-    kb: Core, first: dict[int, list[ChainGroup]], ranked: Ranked, tokens: Mapping[int, Sequence[str]], via_words: set[str], top: int | None
+    kb: Core, first: dict[int, list[ChainGroup]], ranked: Ranked, tokens: Mapping[int, Sequence[str]], via_words: AbstractSet[str], top: int | None
 ) -> tuple[dict[int, set[int]], dict[int, list[str]], dict[tuple[int, int], tuple[int, ...]], dict[int, float]]:
     """Of the (graph, named intermediate feature) groups, those that qualify and could hold one
     of the graph's ``top`` best paths (None: all that qualify), with the names and positions
@@ -162,9 +162,6 @@ def _allowed_middles(
     names: dict[int, list[str]] = {}
     name_words: dict[int, set[str]] = {}
     where: dict[tuple[int, int], tuple[int, ...]] = {}
-    # the words of each graph's tokens, made once (prompts share most of their tokens)
-    token_words: dict[int, list[set[str]]] = {}
-    words_of: dict[str, set[str]] = {}
     judged, current = 0, first
     while current:
         batch = {gid: gs[:top] for gid, gs in current.items()}
@@ -175,11 +172,10 @@ def _allowed_middles(
         where.update(kb.store.feature_positions(keys))
         going_on = []
         for gid, gs in batch.items():
-            if gid not in token_words:
-                token_words[gid] = [words_of[t] if t in words_of else words_of.setdefault(t, words(t)) for t in tokens[gid]]
+            token_words = [words(t) for t in tokens[gid]]
             for group in gs:
                 fid = group.fids[0]
-                if _qualifies(name_words[fid], where.get((gid, fid), ()), token_words[gid], via_words):
+                if _qualifies(name_words[fid], where.get((gid, fid), ()), token_words, via_words):
                     allowed.setdefault(gid, {})[fid] = group.best_score
             if top is None:
                 continue  # every group was in the one batch
@@ -275,7 +271,7 @@ def _best_of_each(kb: Core, closed: aggregates.GroupBests, matched: list[ChainMa
     return out
 
 
-def _qualifies(name_words: set[str], positions: tuple[int, ...], token_words: Sequence[set[str]], via_words: set[str]) -> bool:
+def _qualifies(name_words: AbstractSet[str], positions: tuple[int, ...], token_words: Sequence[AbstractSet[str]], via_words: AbstractSet[str]) -> bool:
     """Whether an intermediate feature with a name (whose words are ``name_words``) at these
     positions qualifies: its names hold the ``via`` words and no token at its positions names it."""
     if via_words and not via_words <= name_words:
