@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from kb.stores.circuit_queries import (
 from kb.stores.embedded_feature_queries import distinct_features
 from schema.sql import graph_feature_edges, graph_links, graph_nodes
 
-_CHUNK = 900
+_CHUNK = 900  # graphs (or ids) per statement: an IN list, one chain join
 
 
 def write_feature_edges(conn: Connection, edges: FeatureEdges) -> None:
@@ -73,7 +73,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
         fe = graph_feature_edges.c
         parts: dict[int, list[dict[str, Any]]] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(gids):
+            for chunk in chunks(gids, _CHUNK):
                 rows = conn.execute(select(fe.graph_id, fe.part, fe.src, fe.tgt, fe.weight, fe.n_links).where(fe.graph_id.in_(chunk)))
                 for gid, part, src, tgt, weight, n_links in rows:
                     parts.setdefault(gid, []).append({"part": part, "src": src, "tgt": tgt, "weight": weight, "n_links": n_links})
@@ -83,7 +83,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
         fe = graph_feature_edges.c
         have: set[int] = set()
         with self.engine.connect() as conn:
-            for chunk in _chunks(gids):
+            for chunk in chunks(gids, _CHUNK):
                 have.update(conn.execute(select(fe.graph_id).where(fe.graph_id.in_(chunk)).distinct()).scalars())
         return have
 
@@ -205,7 +205,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
         c = graph_nodes.c
         out: list[dict[str, Any]] = []
         with self.engine.connect() as conn:
-            for chunk in _chunks(sorted(set(idxs))):
+            for chunk in chunks(sorted(set(idxs)), _CHUNK):
                 out += [dict(r._mapping) for r in conn.execute(select(*(c[col] for col in NODE_COLUMNS)).where(c.graph_id == gid, c.idx.in_(chunk)))]
         return sorted(out, key=lambda r: r["idx"])
 
@@ -225,7 +225,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
         link = graph_links.c
         rows: list[tuple[int, int, float]] = []
         with self.engine.connect() as conn:
-            for chunk in _chunks(wanted):
+            for chunk in chunks(wanted, _CHUNK):
                 query = select(link.src, link.tgt, link.weight).where(link.graph_id == gid, link.src.in_(chunk))
                 if len(wanted) <= _CHUNK:
                     query = query.where(link.tgt.in_(wanted))
@@ -237,7 +237,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
         column = link.src if side == OUT else link.tgt
         rows: list[tuple[int, int, int, float]] = []
         with self.engine.connect() as conn:
-            for chunk in _chunks(idxs):
+            for chunk in chunks(idxs, _CHUNK):
                 query = select(link.idx, link.src, link.tgt, link.weight).where(link.graph_id == gid, column.in_(chunk), func.abs(link.weight) >= min_abs_weight)
                 rows += [tuple(row) for row in conn.execute(query)]
         return rows
@@ -245,11 +245,6 @@ class EmbeddedCircuitQueries(CircuitQueries):
 
 _ABOUT = ("idx", "node_id", "kind", "ctx_idx", "feature_id", "clerp")
 _DESCRIBED = ("node_id", "kind", "ctx_idx", "clerp")
-
-
-def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
-    """``ids`` a slice of ``_CHUNK`` at a time, each a list (for ``IN``)."""
-    return chunks(ids, _CHUNK)
 
 
 def _best(found: Any, k: int, top: int | None) -> Select:
