@@ -649,21 +649,17 @@ def remeasure(args: argparse.Namespace, results: Path, folder: Path) -> None:
     """Measure some queries again (after a fix) and put their rows in the last run's results,
     each marked with the command and date of its own run. Without an earlier run of this size,
     only print the rows (with the load average before and after), on ``--stores``."""
-    if not results.exists():
-        before = os.getloadavg()
-        kbs = {store: _open_kb(args, store) for store in args.stores}
-        rows = measure(kbs, folder, args.repeats, args.baseline_repeats, args.only)
-        for kb in kbs.values():
-            kb.close()
+    result = json.loads(results.read_text()) if results.exists() else None
+    before = os.getloadavg()
+    kbs = {store: _open_kb(args, store) for store in (result["stores"] if result else args.stores)}
+    rows = measure(kbs, folder, args.repeats, args.baseline_repeats, args.only)
+    for kb in kbs.values():
+        kb.close()
+    if result is None:
         for row in rows:
             print(json.dumps(row))
         print(json.dumps({"load_before": before, "load_after": os.getloadavg(), "note": f"no earlier run in {results}: rows printed only"}))
         return
-    result = json.loads(results.read_text())
-    kbs = {store: _open_kb(args, store) for store in result["stores"]}
-    rows = measure(kbs, folder, args.repeats, args.baseline_repeats, args.only)
-    for kb in kbs.values():
-        kb.close()
     stamp = f"{date.today().isoformat()}, load {os.getloadavg()[1]:.1f}: `{_command(args)} --only {' '.join(args.only)}`"
     again = {row["query"]: {**row, "remeasured": stamp} for row in rows}
     result["rows"] = [_replaced(row, again[row["query"]]) if row["query"] in again else row for row in result["rows"]]
