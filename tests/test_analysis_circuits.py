@@ -581,7 +581,6 @@ def test_patterns_keep_the_best_paths_of_each_graph_and_summarise_every_path(kb:
         match_pattern(kb, [None], top=0)
 
 
-
 def test_a_pattern_over_all_graphs_answers_as_over_the_graphs_named(kb: KB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(CircuitKBError, match="matches 0 graph"):
         match_pattern(kb, [None, None])
@@ -600,6 +599,7 @@ def test_a_pattern_over_all_graphs_answers_as_over_the_graphs_named(kb: KB, tmp_
     assert gone in set(every.matches["slug"]) and gone not in set(without.matches["slug"])
     assert without.matches.to_dict("records") == every.matches[every.matches["slug"] != gone].reset_index(drop=True).to_dict("records")
     assert all(gone not in row["slugs"] for row in without.summary.to_dict("records"))
+
 
 def _two_hop_graph(rng: random.Random, slug: str) -> dict[str, Any]:
     """Many paths " Dallas" -> intermediate -> answer: features and the embedding at position 1
