@@ -432,30 +432,22 @@ feature_edge_graphs = Table(
 )
 
 # Each visible graph's two-step paths into its target logit, grouped: from a feature or embedding
-# node at position ctx_idx, through a node of feature feature_id, to a target logit (one link per
-# hop). How many such paths, the best score (the product of each link's share of its target's
-# input, as kb.stores.circuit_queries.ChainMatch scores it) and the next best (null for a group of
-# one path), and the best path: its nodes' idx, its links' weights, the input totals of its middle
-# and target nodes. Two-hop questions read the groups of the positions they start from, instead
-# of matching every path of every graph, and take a graph's best paths from its groups' best
-# paths when no other path can be among them (kb.aggregates.paths).
-path_groups = Table(
-    "path_groups",
+# node at position ctx_idx, through a node of a feature (a middle feature), to a target logit (one
+# link per hop). Per group, how many such paths, the best score (the product of each link's share
+# of its target's input, as kb.stores.circuit_queries.ChainMatch scores it) and the next best, and
+# the best path: its nodes' idx, its links' weights, the input totals of its middle and target
+# nodes. Packed, one row per (graph, start position): ``groups`` holds that position's groups and
+# ``positions`` where their middle features sit in the graph, as little-endian arrays
+# (kb.aggregates.paths.PACKED_GROUP and PACKED_POSITION). Two-hop questions read the rows of the
+# positions they start from, instead of matching every path of every graph, and take a graph's
+# best paths from its groups' best paths when no other path can be among them.
+path_group_packs = Table(
+    "path_group_packs",
     metadata,
     Column("graph_id", Integer, primary_key=True),
     Column("ctx_idx", Integer, primary_key=True),
-    Column("feature_id", Integer, primary_key=True),
-    Column("n_paths", Integer, nullable=False),
-    Column("best_score", Float, nullable=False),
-    Column("second_score", Float),
-    Column("best_src", Integer),
-    Column("best_mid", Integer),
-    Column("best_tgt", Integer),
-    Column("best_w0", Float),
-    Column("best_w1", Float),
-    Column("mid_total", Float),
-    Column("tgt_total", Float),
-    sqlite_with_rowid=False,
+    Column("groups", LargeBinary, nullable=False),
+    Column("positions", LargeBinary, nullable=False),
 )
 
 # Per feature over the visible graphs that contain it: how many, and count, sum, minimum and

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pytest
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -19,6 +20,7 @@ from sqlalchemy import func, select, update
 from kb import featuremeta
 from kb.aggregates import keep, reads
 from kb.aggregates.check import check, rebuild
+from kb.aggregates.paths import PACKED_GROUP
 from kb.analysis import shared_features, used_by
 from kb.analysis.compare import graph_similarity
 from kb.analysis.edges import recurring_edges
@@ -28,7 +30,7 @@ from kb.cli import main
 from kb.config import Config
 from kb.errors import CircuitKBError, NotFoundError, PermissionDenied
 from kb.labels import accounts
-from schema.sql import audit_log, descriptions, feature_edge_totals, feature_totals, graphs, kb_meta, path_groups
+from schema.sql import audit_log, descriptions, feature_edge_totals, feature_totals, graphs, kb_meta, path_group_packs
 from tests import circuit_reference as cref
 from tests import feature_reference as fref
 from tests.builders import embedding_node, error_node, feature_node, graph_of, logit_node, small_graph, write
@@ -114,13 +116,43 @@ def expected_path_groups(docs: list[dict[str, Any]]) -> dict[tuple[str, int, Any
     return groups
 
 
-def kept_path_groups(kb: KB) -> dict[tuple[str, int, Any], tuple[Any, ...]]:
-    pg = path_groups.c
-    columns = (pg.n_paths, pg.best_score, pg.second_score, pg.best_src, pg.best_mid, pg.best_tgt, pg.best_w0, pg.best_w1)
+def kept_path_group_rows(kb: KB) -> list[tuple[Any, ...]]:
+    """Every kept path group as a row (gid, ctx, then kb.aggregates.paths.PACKED_GROUP's fields), by graph."""
     with kb.engine.connect() as conn:
-        rows = conn.execute(select(graphs.c.slug, pg.ctx_idx, pg.feature_id, *columns).join(graphs, graphs.c.id == pg.graph_id)).all()
+        gids = conn.execute(select(path_group_packs.c.graph_id).distinct().order_by(path_group_packs.c.graph_id)).scalars().all()
+        return [row for gid in gids for row in reads.graph_path_groups(conn, gid).rows()]
+
+
+def kept_path_groups(kb: KB) -> dict[tuple[str, int, Any], tuple[Any, ...]]:
+    rows = kept_path_group_rows(kb)
+    with kb.engine.connect() as conn:
+        slugs = dict(conn.execute(select(graphs.c.id, graphs.c.slug)).all())
     keys = feature_keys(kb, [row[2] for row in rows])
-    return {(slug, ctx, (keys[fid].layer, keys[fid].index)): (n, best, second, (s, m, t), w0, w1) for slug, ctx, fid, n, best, second, s, m, t, w0, w1 in rows}
+    return {
+        (slugs[gid], ctx, (keys[fid].layer, keys[fid].index)): (n, best, second, (s, m, t), w0, w1)
+        for gid, ctx, fid, n, best, second, s, m, t, w0, w1, _mt, _tt in rows
+    }
+
+
+def expected_middle_positions(docs: list[dict[str, Any]], groups: dict[tuple[str, int, Any], tuple[Any, ...]]) -> dict[str, set[tuple[Any, int]]]:
+    """Per slug, (feature (layer, index), position) of every node whose feature is the middle of one of its path groups."""
+    middles = {(slug, key) for slug, _ctx, key in groups}
+    out: dict[str, set[tuple[Any, int]]] = {}
+    for raw in docs:
+        doc = cref.from_doc(raw)
+        for i, key in enumerate(doc.keys):
+            if key is not None and (doc.slug, key) in middles:
+                out.setdefault(doc.slug, set()).add((key, doc.nodes[i]["ctx_idx"]))
+    return out
+
+
+def kept_middle_positions(kb: KB) -> dict[str, set[tuple[Any, int]]]:
+    with kb.engine.connect() as conn:
+        slugs = dict(conn.execute(select(graphs.c.id, graphs.c.slug)).all())
+        gids = conn.execute(select(path_group_packs.c.graph_id).distinct()).scalars().all()
+        kept = {slugs[gid]: reads.graph_path_groups(conn, gid).positions() for gid in gids}
+    keys = feature_keys(kb, [fid for pairs in kept.values() for fid, _ in pairs])
+    return {slug: {((keys[fid].layer, keys[fid].index), ctx) for fid, ctx in pairs} for slug, pairs in kept.items() if pairs}
 
 
 def _stats(values: list[float]) -> tuple[Any, ...]:
@@ -163,6 +195,7 @@ def assert_exact(kb: KB, docs: dict[str, dict[str, Any]]) -> None:
         got = got_paths[key]
         assert got[0] == n and got[1] == pytest.approx(best, rel=1e-12) and got[3:] == (nodes, w0, w1), key
         assert got[2] == (None if second is None else pytest.approx(second, rel=1e-12)), key
+    assert kept_middle_positions(kb) == expected_middle_positions(list(docs.values()), want_paths)
     report = check(kb)
     assert report.ok, report.differences
 
@@ -403,7 +436,11 @@ def test_the_check_finds_a_wrong_total_and_rebuild_mends_it(kb: KB, tmp_path: Pa
         fid = conn.execute(select(feature_totals.c.feature_id).limit(1)).scalar_one()
         conn.execute(update(feature_totals).where(feature_totals.c.feature_id == fid).values(n_graphs=feature_totals.c.n_graphs + 5))
         conn.execute(update(feature_edge_totals).values(weight_max=feature_edge_totals.c.weight_max + 1))
-        conn.execute(update(path_groups).values(n_paths=path_groups.c.n_paths + 1))
+        gid, ctx, packed = conn.execute(select(path_group_packs.c.graph_id, path_group_packs.c.ctx_idx, path_group_packs.c.groups).limit(1)).one()
+        groups = np.frombuffer(bytes(packed), dtype=PACKED_GROUP).copy()
+        groups["n_paths"] += 1
+        pack = path_group_packs.c
+        conn.execute(update(path_group_packs).where(pack.graph_id == gid, pack.ctx_idx == ctx).values(groups=groups.tobytes()))
     report = check(kb)
     assert not report.ok and any(f"feature_totals ({fid},)" in line for line in report.differences)
     assert any(line.startswith("feature_edge_totals") for line in report.differences)
@@ -445,7 +482,7 @@ def test_an_older_knowledge_base_gets_its_aggregates_from_the_migration_or_a_reb
     assert check(kb).ok
 
 
-def test_migration_0015_keeps_each_path_group_s_best_path_as_ingest_keeps_it(kb: KB, tmp_path: Path) -> None:
+def test_migrations_0015_and_0017_keep_each_path_group_s_best_path_and_packs_as_ingest_keeps_them(kb: KB, tmp_path: Path) -> None:
     rng = random.Random(11)
     pool = [(layer, 31) for layer in range(5)]
     paths = [write(tmp_path / f"r{i}.json", random_doc(rng, f"r{i}", pool)) for i in range(8)]
@@ -455,15 +492,15 @@ def test_migration_0015_keeps_each_path_group_s_best_path_as_ingest_keeps_it(kb:
     links = [{"source": ids[1], "target": ids[2], "weight": 0.5}, {"source": ids[0], "target": ids[2], "weight": -0.5}, {"source": ids[2], "target": ids[3], "weight": 1.0}]
     paths.append(write(tmp_path / "tie.json", graph_of("tie", 2, nodes, links)))
     assert not kb.ingest(paths).failed
-    pg = path_groups.c
 
     def kept() -> list[tuple[Any, ...]]:
-        with kb.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(select(*path_groups.c).order_by(pg.graph_id, pg.ctx_idx, pg.feature_id))]
+        return kept_path_group_rows(kb)
 
     before = kept()
     assert any(row[5] is None for row in before) and any(row[3] > 1 for row in before)
     assert [row[3:7] for row in before if row[5] == row[4]] == [(2, 0.5, 0.5, 1)]  # the tie: its first link's start, node 1
+    positions = kept_middle_positions(kb)
+    assert positions
     _migrate_back_and_forth(kb, "0014")
     with kb.engine.connect() as conn:
         stale = reads.paths_stale_reason(conn)
@@ -473,6 +510,7 @@ def test_migration_0015_keeps_each_path_group_s_best_path_as_ingest_keeps_it(kb:
         assert stale is not None and "aggregates rebuild" in stale
         rebuild(kb)
     assert kept() == before
+    assert kept_middle_positions(kb) == positions  # packed by 0017 from the graph's nodes
     assert check(kb).ok
 
 

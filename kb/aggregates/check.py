@@ -17,12 +17,12 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from sqlalchemy import Connection, delete, exists, func, insert, select
 
 from kb.aggregates import keep, reads
-from kb.aggregates.paths import ROW as PATH_GROUP_ROW
+from kb.aggregates.paths import PACKED_GROUP
 from kb.aggregates.values import GraphValues, of_skeleton
 from kb.core import Core
 from kb.errors import NotFoundError
 from kb.registry import dialect_insert
-from schema.sql import READY, feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, graphs, kb_meta, path_groups
+from schema.sql import READY, feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, graphs, kb_meta, path_group_packs
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def check(core: Core, progress: Progress | None = None) -> AggregateCheck:
             progress(slug)
     with core.engine.connect() as conn:
         streaming = conn.execution_options(stream_results=True, yield_per=20_000)
-        for table in (feature_graphs, feature_edge_graphs, path_groups):
+        for table in (feature_graphs, feature_edge_graphs, path_group_packs):
             for gid in conn.execute(select(table.c.graph_id).distinct().where(~_is_visible(table.c.graph_id))).scalars():
                 report.add(f"{table.name}: rows of graph id {gid}, which is not visible")
         fg, eg, et, h = feature_graphs.c, feature_edge_graphs.c, feature_edge_totals.c, feature_edge_histogram.c
@@ -108,14 +108,14 @@ def rebuild(core: Core, progress: Progress | None = None) -> int:
             keep.lock(conn)
             conn.execute(delete(feature_graphs).where(feature_graphs.c.graph_id == gid))
             conn.execute(delete(feature_edge_graphs).where(feature_edge_graphs.c.graph_id == gid))
-            conn.execute(delete(path_groups).where(path_groups.c.graph_id == gid))
+            conn.execute(delete(path_group_packs).where(path_group_packs.c.graph_id == gid))
             if conn.execute(select(graphs.c.status).where(graphs.c.id == gid)).scalar() == READY:
                 keep.insert_rows(conn, values)
         if progress:
             progress(slug)
     with core.engine.begin() as conn:
         keep.lock(conn)
-        for table in (feature_graphs, feature_edge_graphs, path_groups):
+        for table in (feature_graphs, feature_edge_graphs, path_group_packs):
             conn.execute(delete(table).where(~_is_visible(table.c.graph_id)))
         recount(conn)
         conn.execute(delete(kb_meta).where(kb_meta.c.key.in_([reads.STALE_KEY, reads.PATHS_STALE_KEY])))
@@ -156,9 +156,9 @@ def _compare_graph(conn: Connection, slug: str, values: GraphValues, report: Agg
     _compare_lists(report, f"graph {slug}: features (id, graph, activation, influence)", values.feature_rows(), kept)
     kept = [tuple(r) for r in conn.execute(select(eg.src, eg.tgt, eg.graph_id, eg.weight, eg.n_links).where(eg.graph_id == values.gid).order_by(eg.src, eg.tgt))]
     _compare_lists(report, f"graph {slug}: feature edges (src, tgt, graph, weight, links)", values.edge_rows(), kept)
-    pg = path_groups.c
-    kept = [tuple(r) for r in conn.execute(select(*(pg[c] for c in PATH_GROUP_ROW)).where(pg.graph_id == values.gid).order_by(pg.ctx_idx, pg.feature_id))]
-    _compare_lists(report, f"graph {slug}: path groups ({', '.join(PATH_GROUP_ROW)})", values.paths.rows(), kept)
+    paths = reads.graph_path_groups(conn, values.gid)
+    _compare_lists(report, f"graph {slug}: path groups (graph, position, {', '.join(PACKED_GROUP.names)})", values.paths.rows(), paths.rows())
+    _compare_lists(report, f"graph {slug}: positions of middle features (feature, position)", values.paths.positions(), paths.positions())
 
 
 def _compare_lists(report: AggregateCheck, what: str, expected: Sequence[tuple[Any, ...]], kept: Sequence[tuple[Any, ...]]) -> None:

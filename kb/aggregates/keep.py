@@ -26,12 +26,11 @@ from typing import Any, Callable, Sequence
 from sqlalchemy import Connection, Executable, Select, and_, bindparam, case, delete, func, literal_column, select, tuple_, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from kb.aggregates.paths import ROW as PATH_GROUP_ROW
 from kb.aggregates.values import GraphValues
 from kb.registry import dialect_insert
 from kb.sqlqueries import among, keys_table
 from kb.stores.embedded import bulk_insert
-from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, path_groups
+from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, path_group_packs
 
 # the advisory lock of the aggregates; each writer that serialises on PostgreSQL has its own:
 # 715517 migrations (kb.sqldb), 715518 graph-less descriptions and labels (kb.featuremeta,
@@ -41,7 +40,7 @@ AGGREGATES_LOCK = 715520
 VALUES = ("activation", "influence")
 _FG = ("feature_id", "graph_id", "activation", "influence")
 _EG = ("src", "tgt", "graph_id", "weight", "n_links")
-_PG = PATH_GROUP_ROW
+_PG = tuple(c.name for c in path_group_packs.columns)
 _FT = tuple(c.name for c in feature_totals.columns)
 _ET = ("src", "tgt", "n_graphs", "weight_sum", "abs_sum", "weight_min", "weight_max", "n_links")
 _ONE = literal_column("1")
@@ -73,8 +72,7 @@ def insert_rows(conn: Connection, values: GraphValues) -> list[tuple[Any, ...]]:
         bulk_insert(conn, feature_graphs.name, _FG, rows)
     for start in range(0, len(values.edges), EDGE_BATCH):
         bulk_insert(conn, feature_edge_graphs.name, _EG, values.edge_rows(start, start + EDGE_BATCH))
-    for start in range(0, len(values.paths), EDGE_BATCH):
-        bulk_insert(conn, path_groups.name, _PG, values.paths.rows(start, start + EDGE_BATCH))
+    bulk_insert(conn, path_group_packs.name, _PG, values.paths.packs())
     return rows
 
 
@@ -83,7 +81,7 @@ def unpublish(conn: Connection, gid: int) -> None:
     lock(conn)
     _take_features(conn, gid)
     _take_edges(conn, gid)
-    conn.execute(delete(path_groups).where(path_groups.c.graph_id == gid))
+    conn.execute(delete(path_group_packs).where(path_group_packs.c.graph_id == gid))
 
 
 def fresh_feature_totals() -> Select[Any]:

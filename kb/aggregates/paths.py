@@ -10,12 +10,16 @@ position, the middle's feature), these are the two-hop question's candidates of 
 matching every path of every graph. Each group also keeps its best path and the score of the
 next best, so that a graph whose best paths are all best paths of groups (no group's next best
 can reach them) needs no matching in the store at all.
+
+The groups are stored packed, one row per (graph, start position) (:meth:`PathGroups.packs`):
+a question starting at one position of every graph reads one row of each graph, and with it
+where each of those groups' middle features sits in its graph, which it needs to judge them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -30,7 +34,10 @@ class PathGroups:
     nodes (``src``, ``mid``, ``tgt`` by idx), its links' weights (``w0``, ``w1``) and the input
     totals of its middle and target nodes (``mid_total``, ``tgt_total``). Of paths sharing the
     best score, the best is the one whose first link, then last link, comes first in the file
-    (migration 0015 ranks them so too); ``second`` then equals ``best``."""
+    (migration 0015 ranks them so too); ``second`` then equals ``best``.
+
+    ``at_fid`` and ``at_ctx``: where the middle features sit, every distinct (feature, position)
+    of the graph's nodes whose feature is the middle of a group, sorted."""
 
     gid: int
     ctx: np.ndarray  # int64
@@ -45,25 +52,57 @@ class PathGroups:
     w1: np.ndarray  # float64
     mid_total: np.ndarray  # float64
     tgt_total: np.ndarray  # float64
+    at_fid: np.ndarray  # int64
+    at_ctx: np.ndarray  # int64
 
     def __len__(self) -> int:
         return len(self.ctx)
 
-    def rows(self, start: int = 0, stop: int | None = None) -> list[tuple[Any, ...]]:
-        """Rows as stored (the columns of ``ROW``; None for a NaN second), of groups ``start`` to ``stop``."""
-        part = slice(start, stop)
-        columns = [getattr(self, name)[part].tolist() for name in ("ctx", "fid", "n_paths", "best", *BEST_PATH)]
+    def rows(self) -> list[tuple[Any, ...]]:
+        """One tuple per group: gid, ctx, then the fields of ``PACKED_GROUP`` (None for a NaN second)."""
+        columns = [self.ctx.tolist(), *(getattr(self, name).tolist() for name in PACKED_GROUP.names)]
         columns[4] = [None if s != s else s for s in columns[4]]  # the second; NaN is unequal to itself
         return [(self.gid, *row) for row in zip(*columns)]
 
+    def positions(self) -> list[tuple[int, int]]:
+        """(fid, ctx) of where the middle features sit."""
+        return list(zip(self.at_fid.tolist(), self.at_ctx.tolist()))
 
-# the stored columns of a group's next best score and best path, by PathGroups field
-BEST_PATH = {
-    "second": "second_score", "src": "best_src", "mid": "best_mid", "tgt": "best_tgt",
-    "w0": "best_w0", "w1": "best_w1", "mid_total": "mid_total", "tgt_total": "tgt_total",
-}  # fmt: skip
-# a stored row: the table path_groups' columns in this order
-ROW = ("graph_id", "ctx_idx", "feature_id", "n_paths", "best_score", *BEST_PATH.values())
+    def packs(self) -> list[tuple[int, int, bytes, bytes]]:
+        """The rows stored (graph_id, ctx_idx, groups, positions): per start position, its groups
+        as ``PACKED_GROUP`` and the positions of their middle features as ``PACKED_POSITION``."""
+        out = []
+        starts = np.flatnonzero(np.r_[True, self.ctx[1:] != self.ctx[:-1]]) if len(self.ctx) else np.empty(0, dtype=np.int64)
+        for start, stop in zip(starts.tolist(), np.r_[starts[1:], len(self.ctx)].astype(np.int64).tolist()):
+            groups = np.empty(stop - start, dtype=PACKED_GROUP)
+            for name in PACKED_GROUP.names:
+                groups[name] = getattr(self, name)[start:stop]
+            here = np.isin(self.at_fid, self.fid[start:stop])
+            positions = np.empty(int(here.sum()), dtype=PACKED_POSITION)
+            positions["fid"], positions["ctx"] = self.at_fid[here], self.at_ctx[here]
+            out.append((self.gid, int(self.ctx[start]), groups.tobytes(), positions.tobytes()))
+        return out
+
+    @classmethod
+    def from_packs(cls, gid: int, packs: Sequence[tuple[int, bytes, bytes]]) -> "PathGroups":
+        """The groups of graph ``gid`` from its stored packs (ctx_idx, groups, positions)."""
+        packs = sorted(packs, key=lambda pack: pack[0])
+        groups = [np.frombuffer(g, dtype=PACKED_GROUP) for _, g, _ in packs]
+        table = np.concatenate(groups) if groups else np.empty(0, dtype=PACKED_GROUP)
+        ctx = np.repeat(np.array([c for c, _, _ in packs], dtype=np.int64), [len(g) for g in groups])
+        positions = [np.frombuffer(p, dtype=PACKED_POSITION) for _, _, p in packs]
+        at = np.unique(np.concatenate(positions)) if positions else np.empty(0, dtype=PACKED_POSITION)
+        fields = {name: table[name].astype(table.dtype[name].newbyteorder("=")) for name in PACKED_GROUP.names}
+        return cls(gid, ctx, **fields, at_fid=at["fid"].astype(np.int64), at_ctx=at["ctx"].astype(np.int64))
+
+
+# a group as stored: its middle feature, then its paths, scores and best path (PathGroups' fields)
+PACKED_GROUP = np.dtype([
+    ("fid", "<i8"), ("n_paths", "<i8"), ("best", "<f8"), ("second", "<f8"), ("src", "<i8"), ("mid", "<i8"),
+    ("tgt", "<i8"), ("w0", "<f8"), ("w1", "<f8"), ("mid_total", "<f8"), ("tgt_total", "<f8"),
+])  # fmt: skip
+# where a middle feature sits: one of its nodes' position
+PACKED_POSITION = np.dtype([("fid", "<i8"), ("ctx", "<i8")])
 
 
 # links read at once: a huge graph's paths are found a piece of its links at a time
@@ -117,6 +156,9 @@ def path_groups(
     src = np.asarray(link_src[first_link], dtype=np.int64)
     mid_idx = np.asarray(link_tgt[first_link], dtype=np.int64)
     tgt_idx = np.asarray(link_tgt[last_link], dtype=np.int64)
+    middles = fid >= 0
+    middles[middles] = np.isin(fid[middles], merged.keys & 0xFFFFFFFF)
+    at = np.unique((fid[middles] << 32) | ctx[middles])
     return PathGroups(
         gid,
         merged.keys >> 32,
@@ -131,6 +173,8 @@ def path_groups(
         np.asarray(link_weight[last_link], dtype=np.float64),
         totals[mid_idx],
         totals[tgt_idx],
+        at >> 32,
+        at & 0xFFFFFFFF,
     )
 
 

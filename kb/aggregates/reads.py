@@ -4,15 +4,15 @@ many graphs are stored."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import AbstractSet, Any, Mapping, Sequence
 
 import numpy as np
-from sqlalchemy import Connection, Integer, and_, func, select
+from sqlalchemy import Connection, and_, func, select
 
-from kb.aggregates.paths import BEST_PATH
+from kb.aggregates.paths import PACKED_GROUP, PACKED_POSITION, PathGroups
 from kb.sqlqueries import among, keys_table
 from kb.stores.feature_queries import UPSTREAM
-from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, kb_meta, path_groups
+from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, kb_meta, path_group_packs
 
 # the kb_meta key whose presence says the aggregates miss graphs stored before they existed
 STALE_KEY = "aggregates_stale"
@@ -32,25 +32,10 @@ def paths_stale_reason(conn: Connection) -> str | None:
     return conn.execute(select(kb_meta.c.value).where(kb_meta.c.key.in_([STALE_KEY, PATHS_STALE_KEY])).order_by(kb_meta.c.key)).scalar()
 
 
-def path_group_arrays(conn: Connection, starts: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """gid, middle fid, paths and best score (int64, int64, int64, float64) of the path groups
-    that start at the (gid, position) ``starts``, one per stored row (a graph's middle feature
-    comes once per position)."""
-    if not starts:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
-    pg = path_groups.c
-    keys = keys_table(conn, starts, ("gid", "ctx"))
-    query = select(pg.graph_id, pg.feature_id, pg.n_paths, pg.best_score).select_from(keys).join(path_groups, and_(pg.graph_id == keys.c.gid, pg.ctx_idx == keys.c.ctx))
-    # hundreds of thousands of rows: plain tuples from the driver's cursor, not result rows
-    rows = conn.execute(query).cursor.fetchall()
-    table = np.array(rows, dtype=np.float64).reshape(-1, 4)
-    return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2].astype(np.int64), table[:, 3].copy()
-
-
 @dataclass(frozen=True)
 class GroupBests:
-    """Path groups with their best paths, as parallel arrays (see :class:`kb.aggregates.paths.PathGroups`;
-    ``second`` is NaN for a group of one path)."""
+    """Path groups with their best paths, as parallel arrays by gid (see
+    :class:`kb.aggregates.paths.PathGroups`; ``second`` is NaN for a group of one path)."""
 
     gid: np.ndarray  # int64
     fid: np.ndarray  # int64
@@ -69,26 +54,76 @@ class GroupBests:
         return GroupBests(*(getattr(self, name)[which] for name in self.__dataclass_fields__))
 
 
-# GroupBests' fields and the columns they are read from
-_BEST = {"gid": "graph_id", "fid": "feature_id", "best": "best_score", **BEST_PATH}
-_INTEGER = {name for name, column in _BEST.items() if isinstance(path_groups.c[column].type, Integer)}
-
-
-def path_group_bests(conn: Connection, keys: Sequence[tuple[int, int, int]]) -> GroupBests:
-    """The groups (gid, position, middle fid) of ``keys`` that exist, with their best paths, by gid."""
-    pg = path_groups.c
-    rows: list[Any] = []
-    if keys:
-        k = keys_table(conn, keys, ("gid", "ctx", "fid"))
-        query = select(*(pg[c] for c in _BEST.values())).select_from(k).join(path_groups, and_(pg.graph_id == k.c.gid, pg.ctx_idx == k.c.ctx, pg.feature_id == k.c.fid))
-        rows = conn.execute(query.order_by(pg.graph_id)).cursor.fetchall()
-    # None (a group of one path) becomes NaN
-    table = np.array(rows, dtype=np.float64).reshape(-1, len(_BEST))
-    return GroupBests(**{name: table[:, i].astype(np.int64) if name in _INTEGER else table[:, i].copy() for i, name in enumerate(_BEST)})
-
-
 # no groups at all
-NO_BESTS = GroupBests(**{name: np.empty(0, dtype=np.int64 if name in _INTEGER else np.float64) for name in _BEST})
+NO_BESTS = GroupBests(**{name: np.empty(0, dtype=np.int64 if name == "gid" or PACKED_GROUP[name].kind == "i" else np.float64) for name in GroupBests.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class StartGroups:
+    """The path groups that start at some (graph, position)s, by gid then position: ``gid``,
+    ``ctx`` and the fields of :data:`kb.aggregates.paths.PACKED_GROUP` (``groups``, a structured
+    array); and where their middle features sit: (``at_gid``, ``at_fid``, ``at_ctx``), sorted, distinct."""
+
+    gid: np.ndarray  # int64
+    ctx: np.ndarray  # int64
+    groups: np.ndarray  # PACKED_GROUP
+    at_gid: np.ndarray  # int64
+    at_fid: np.ndarray  # int64
+    at_ctx: np.ndarray  # int64
+
+    def positions(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, ...]]:
+        """For each (gid, fid) of ``keys`` among the middle features: the sorted positions of its
+        nodes (as :meth:`kb.stores.circuit_queries.CircuitQueries.feature_positions` gives them)."""
+        if not keys:
+            return {}
+        wanted = np.array(keys, dtype=np.int64).reshape(-1, 2)
+        at = (self.at_gid << 32) | self.at_fid
+        sought = (wanted[:, 0] << 32) | wanted[:, 1]
+        lows, highs = np.searchsorted(at, sought, "left").tolist(), np.searchsorted(at, sought, "right").tolist()
+        ctx = self.at_ctx.tolist()
+        return {key: tuple(ctx[low:high]) for key, low, high in zip(keys, lows, highs) if high > low}
+
+    def bests(self, allowed: Mapping[int, AbstractSet[int]]) -> GroupBests:
+        """The groups of the ``allowed`` middle features of each graph, with their best paths, by gid."""
+        wanted = np.array(sorted((gid << 32) | fid for gid, fids in allowed.items() for fid in fids), dtype=np.int64)
+        chosen = np.isin((self.gid << 32) | self.groups["fid"], wanted)
+        g = self.groups[chosen]
+        fields = {name: g[name].astype(np.float64 if g.dtype[name].kind == "f" else np.int64) for name in GroupBests.__dataclass_fields__ if name != "gid"}
+        return GroupBests(gid=self.gid[chosen], **fields)
+
+
+def start_groups(conn: Connection, starts: Sequence[tuple[int, int]]) -> StartGroups:
+    """The path groups that start at the (gid, position)s ``starts`` (a graph's middle feature
+    comes once per position), read from their packs."""
+    pp = path_group_packs.c
+    rows: list[Any] = []
+    if starts:
+        keys = keys_table(conn, starts, ("gid", "ctx"))
+        query = select(pp.graph_id, pp.ctx_idx, pp.groups, pp.positions).select_from(keys).join(path_group_packs, and_(pp.graph_id == keys.c.gid, pp.ctx_idx == keys.c.ctx))
+        rows = sorted(conn.execute(query).cursor.fetchall(), key=lambda row: (row[0], row[1]))
+    # the packs joined as bytes and read as one array (numpy joins structured arrays slowly)
+    groups = np.frombuffer(b"".join(row[2] for row in rows), dtype=PACKED_GROUP)
+    at = np.frombuffer(b"".join(row[3] for row in rows), dtype=PACKED_POSITION)
+    gids = np.array([row[0] for row in rows], dtype=np.int64)
+    at_gid = np.repeat(gids, [len(row[3]) // PACKED_POSITION.itemsize for row in rows])
+    at_fid, at_ctx = at["fid"].astype(np.int64), at["ctx"].astype(np.int64)
+    if len(np.unique(gids)) < len(gids):
+        # a graph read at several starts: the positions of a feature that is a middle at more
+        # than one of them come once per start
+        order = np.lexsort((at_ctx, at_fid, at_gid))
+        at_gid, at_fid, at_ctx = at_gid[order], at_fid[order], at_ctx[order]
+        distinct = np.r_[True, (at_gid[1:] != at_gid[:-1]) | (at_fid[1:] != at_fid[:-1]) | (at_ctx[1:] != at_ctx[:-1])]
+        at_gid, at_fid, at_ctx = at_gid[distinct], at_fid[distinct], at_ctx[distinct]
+    n_groups = [len(row[2]) // PACKED_GROUP.itemsize for row in rows]
+    ctxs = np.array([row[1] for row in rows], dtype=np.int64)
+    return StartGroups(np.repeat(gids, n_groups), np.repeat(ctxs, n_groups), groups, at_gid, at_fid, at_ctx)
+
+
+def graph_path_groups(conn: Connection, gid: int) -> PathGroups:
+    """All the path groups kept for graph ``gid`` (none if it has none)."""
+    pp = path_group_packs.c
+    packs = conn.execute(select(pp.ctx_idx, pp.groups, pp.positions).where(pp.graph_id == gid)).all()
+    return PathGroups.from_packs(gid, [(ctx, bytes(groups), bytes(positions)) for ctx, groups, positions in packs])
 
 
 @dataclass(frozen=True)

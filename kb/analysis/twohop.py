@@ -75,14 +75,17 @@ def two_hop_paths(
     positions = {gid: p for gid, p in positions.items() if p}
     start = Step(positions=positions, embeddings=True)
     with kb.engine.connect() as conn:
-        kept = aggregates.paths_stale_reason(conn) is None
+        kept = None
+        if aggregates.paths_stale_reason(conn) is None:
+            kept = aggregates.start_groups(conn, [(gid, p) for gid in sorted(positions) for p in sorted(positions[gid])])
     # which intermediates qualify is decided per (graph, feature) first, so that only the paths
     # through them are scored and the best of each graph kept
     unnamed, with_names, ranked = _middles(kb, positions, start, kept)
     tokens = {g.gid: g.prompt_tokens for g in graphs}
     first = ranked(with_names, 1, None if top is None else top + 1)
-    allowed, names, where, floors = _allowed_middles(kb, first, ranked, tokens, words(via) if via else frozenset(), top)
-    closed, open_fids, floors = _group_bests(kb, positions, allowed, top) if kept else (aggregates.NO_BESTS, allowed, floors)
+    where_of = kb.store.feature_positions if kept is None else kept.positions
+    allowed, names, where, floors = _allowed_middles(kb, first, ranked, tokens, words(via) if via else frozenset(), top, where_of)
+    closed, open_fids, floors = (aggregates.NO_BESTS, allowed, floors) if kept is None else _group_bests(kept, allowed, top)
     through = Step(graph_fids={gid: frozenset(fids) for gid, fids in open_fids.items()})
     matched = kb.store.chains(sorted(open_fids), [start, through], top, floors) if open_fids else []
     matches = _best_of_each(kb, closed, matched, top)
@@ -99,15 +102,14 @@ def two_hop_paths(
 Ranked = Callable[[Sequence[int], int, "int | None"], dict[int, list[ChainGroup]]]
 
 
-def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kept: bool) -> tuple[int, list[int], Ranked]:
+def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kept: aggregates.StartGroups | None) -> tuple[int, list[int], Ranked]:
     """The paths from ``start`` through a feature to the target logit, counted per (graph, middle
     feature) with the best score: how many pass through a feature without a name, the graphs
-    with named ones, and how to read those best first. Read from the groups kept at ingest
-    (:mod:`kb.aggregates.paths`), or matched in the store while those are stale (not ``kept``)."""
-    if kept:
-        starts = [(gid, p) for gid in sorted(positions) for p in sorted(positions[gid])]
-        with kb.engine.connect() as conn:
-            gid, fid, n, best = _summed(*aggregates.path_group_arrays(conn, starts))
+    with named ones, and how to read those best first. From the groups kept at ingest
+    (:mod:`kb.aggregates.paths`) of the starts, or matched in the store while those are stale (None)."""
+    if kept is not None:
+        g = kept.groups
+        gid, fid, n, best = _summed(kept.gid, g["fid"].astype(np.int64), g["n_paths"].astype(np.int64), g["best"].astype(np.float64))
     else:
         groups = kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
         gid = np.array([g.gid for g in groups], dtype=np.int64)
@@ -146,11 +148,18 @@ def _summed(gid: np.ndarray, fid: np.ndarray, n: np.ndarray, best: np.ndarray) -
 
 
 def _allowed_middles(
-    kb: Core, first: dict[int, list[ChainGroup]], ranked: Ranked, tokens: Mapping[int, Sequence[str]], via_words: AbstractSet[str], top: int | None
+    kb: Core,
+    first: dict[int, list[ChainGroup]],
+    ranked: Ranked,
+    tokens: Mapping[int, Sequence[str]],
+    via_words: AbstractSet[str],
+    top: int | None,
+    where_of: Callable[[Sequence[tuple[int, int]]], dict[tuple[int, int], tuple[int, ...]]],
 ) -> tuple[dict[int, set[int]], dict[int, list[str]], dict[tuple[int, int], tuple[int, ...]], dict[int, float]]:
     """Of the (graph, named intermediate feature) groups, those that qualify and could hold one
     of the graph's ``top`` best paths (None: all that qualify), with the names and positions
-    read, and for graphs with ``top`` of them, a score that ``top`` of the paths reach.
+    read (``where_of`` gives the positions of (graph, feature)s), and for graphs with ``top`` of
+    them, a score that ``top`` of the paths reach.
 
     Each graph's groups are judged best first, ``top`` at a time (``first`` holds the first
     ``top`` and the one after, ``ranked`` reads more): once ``top`` have qualified, a group whose
@@ -169,7 +178,7 @@ def _allowed_middles(
         new = feature_names(kb, {fid for _, fid in keys} - names.keys())
         names.update(new)
         name_words.update({fid: set().union(*map(words, texts)) for fid, texts in new.items()})
-        where.update(kb.store.feature_positions(keys))
+        where.update(where_of(keys))
         going_on = []
         for gid, gs in batch.items():
             token_words = [words(t) for t in tokens[gid]]
@@ -200,12 +209,10 @@ def _allowed_middles(
     return kept_fids, names, where, floors
 
 
-def _group_bests(
-    kb: Core, positions: Mapping[int, frozenset[int]], allowed: Mapping[int, set[int]], top: int | None
-) -> tuple[aggregates.GroupBests, dict[int, set[int]], dict[int, float]]:
-    """Of the groups (position, middle feature) through the ``allowed`` features of each graph,
-    the best paths kept at ingest that may be among the graph's best ``top`` (None: all), and
-    the features whose paths the store must match, with a score ``top`` paths reach.
+def _group_bests(kept: aggregates.StartGroups, allowed: Mapping[int, set[int]], top: int | None) -> tuple[aggregates.GroupBests, dict[int, set[int]], dict[int, float]]:
+    """Of the groups kept for the starts of each graph, through its ``allowed`` features, the
+    best paths that may be among the graph's best ``top`` (None: all), and the features whose
+    paths the store must match, with a score ``top`` paths reach.
 
     Each group's other paths score at most its ``second``. The group bests ranked ``top``-th
     and above are real paths, so no path scoring below that ``cut`` is among the best ``top``:
@@ -214,13 +221,11 @@ def _group_bests(
     (all of a feature's groups, so that no path comes twice). With fewer groups than ``top``, or
     all paths wanted, a group is closed when it has one path.
     """
-    keys = [(gid, p, fid) for gid in sorted(allowed) for p in sorted(positions[gid]) for fid in sorted(allowed[gid])]
-    with kb.engine.connect() as conn:
-        b = aggregates.path_group_bests(conn, keys)
+    b = kept.bests(allowed)
     graphs, starts, counts = np.unique(b.gid, return_index=True, return_counts=True)
     cut = np.full(len(graphs), -np.inf)
     if top is not None and len(graphs):
-        # each graph's top-th best group best (path_group_bests gives the groups by gid)
+        # each graph's top-th best group best (the bests come by gid)
         enough = counts >= top
         ranked = np.lexsort((-b.best, b.gid))
         cut[enough] = b.best[ranked[starts[enough] + top - 1]]
