@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 from sqlalchemy import ARRAY, BigInteger, ColumnElement, Connection, Float, Integer, any_, exists, func, literal, or_, select
 
 from ingest.records import FeatureKey
@@ -40,10 +41,23 @@ def keys_table(conn: Connection, keys: Sequence[tuple[Any, ...]], names: Sequenc
     row one index seek), where a long ``OR`` of conditions costs more to build than to run."""
     kinds = [float if n in real else int for n in names]
     # converted a column at a time: a row at a time took a quarter longer on 100,000 keys
-    rows = sorted(set(zip(*(map(kind, column) for kind, column in zip(kinds, zip(*keys))))))
+    columns = [list(map(kind, column)) for kind, column in zip(kinds, zip(*keys))]
+    if conn.dialect.name == "sqlite" and columns and float not in kinds:
+        widths = [max(max(column).bit_length(), 1) for column in columns]
+        if min(min(column) for column in columns) >= 0 and sum(widths) <= 63:
+            # each key as one integer, its columns side by side in its bits: SQLite reads a
+            # list of numbers several times faster than a list of lists taken apart with
+            # json_extract (100,000 keys: 0.04 s against 0.1 s, and a join half as long)
+            shifts = [sum(widths[i + 1 :]) for i in range(len(widths))]
+            packed = np.zeros(len(columns[0]), dtype=np.int64)
+            for column, shift in zip(columns, shifts):
+                packed |= np.array(column, dtype=np.int64) << shift
+            value = func.json_each(json.dumps(np.unique(packed).tolist())).table_valued("value").c.value
+            return select(*(value.op(">>")(shift).op("&")((1 << width) - 1).label(n) for n, shift, width in zip(names, shifts, widths))).subquery("k")
+    rows = sorted(set(zip(*columns)))
     if conn.dialect.name == "postgresql":
-        columns = [literal([row[i] for row in rows], ARRAY(Float if kind is float else BigInteger)) for i, kind in enumerate(kinds)]
-        return func.unnest(*columns).table_valued(*names).render_derived(name="k")
+        arrays = [literal([row[i] for row in rows], ARRAY(Float if kind is float else BigInteger)) for i, kind in enumerate(kinds)]
+        return func.unnest(*arrays).table_valued(*names).render_derived(name="k")
     listed = func.json_each(json.dumps(rows)).table_valued("value")
     return select(*(func.json_extract(listed.c.value, f"$[{i}]").label(n) for i, n in enumerate(names))).subquery("k")
 
@@ -98,7 +112,7 @@ def features_with_text(conn: Connection, fids: Sequence[int]) -> set[int]:
     blank = literal(WHITESPACE)
     labelled = exists().where(labels.c.feature_id == keys.c.fid, func.trim(labels.c.text, blank) != "")
     described = exists().where(descriptions.c.feature_id == keys.c.fid, func.trim(descriptions.c.text, blank) != "")
-    return set(conn.execute(select(keys.c.fid).where(or_(labelled, described))).scalars())
+    return {fid for (fid,) in conn.execute(select(keys.c.fid).where(or_(labelled, described))).cursor.fetchall()}
 
 
 def ready_slugs(conn: Connection, gids: Iterable[int]) -> list[str]:
