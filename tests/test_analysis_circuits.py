@@ -601,24 +601,27 @@ def test_a_pattern_over_all_graphs_answers_as_over_the_graphs_named(kb: KB, tmp_
     assert all(gone not in row["slugs"] for row in without.summary.to_dict("records"))
 
 
-def _two_hop_graph(rng: random.Random, slug: str) -> dict[str, Any]:
+def _two_hop_graph(rng: random.Random, slug: str, twice: bool = False) -> dict[str, Any]:
     """Many paths " Dallas" -> intermediate -> answer: features and the embedding at position 1
     feed features at positions 1-3 (some named only by "", some by a token where they sit), which
-    feed the logits."""
-    tokens = ["<bos>", " Dallas", " is", " in", " the"]
+    feed the logits. ``twice``: " Dallas" is at positions 1 and 3, paths start at both and pass
+    through features at positions 3 and 4."""
+    tokens = ["<bos>", " Dallas", " is", " Dallas" if twice else " in", " the"]
     nodes = [embedding_node(100 + p, p) for p in range(len(tokens))]
-    starts = [nodes[1]] + [feature_node(2, 100 + i, 1, 1.0, 0.5, rng.choice(["Dallas", ""])) for i in rng.sample(range(6), 4)]
+    embeddings = [nodes[1], nodes[3]] if twice else [nodes[1]]
+    features = [feature_node(2, 100 + i, rng.choice([1, 3]) if twice else 1, 1.0, 0.5, rng.choice(["Dallas", ""])) for i in rng.sample(range(6), 4)]
+    starts = embeddings + features
     names = {10: "Texas", 11: "state", 12: "", 13: "", 14: "is", 15: "capital", 16: "Texas state"}
-    middles = [feature_node(8, 100 + i, pos, 1.0, 0.5, names[i] if rng.random() < 0.8 else "") for i, pos in zip(rng.sample(sorted(names), 5), (1, 2, 2, 3, 4))]
+    middles = [feature_node(8, 100 + i, pos, 1.0, 0.5, names[i] if rng.random() < 0.8 else "") for i, pos in zip(rng.sample(sorted(names), 5), (3, 3, 4, 4, 4) if twice else (1, 2, 2, 3, 4))]
     logits = [logit_node(500 + k, 4, 0.5 - 0.1 * k, k == 0) for k in range(3)]
-    nodes += starts[1:] + middles + logits
+    nodes += features + middles + logits
     links = []
     for middle in middles:
         for start in rng.sample(starts, 3):
             links.append({"source": start["node_id"], "target": middle["node_id"], "weight": round(rng.uniform(-2, 2), 3)})
         for logit in rng.sample(logits, 2):
             links.append({"source": middle["node_id"], "target": logit["node_id"], "weight": round(rng.uniform(-2, 2), 3)})
-    for start in starts[1:]:
+    for start in features:
         links.append({"source": nodes[1]["node_id"], "target": start["node_id"], "weight": 1.0})
         links.append({"source": start["node_id"], "target": logits[0]["node_id"], "weight": round(rng.uniform(-1, 1), 3)})
     doc = small_graph(slug)
@@ -866,6 +869,9 @@ def test_two_hop_paths_read_from_the_kept_path_groups_are_those_the_store_matche
 
     rng = random.Random(7)
     _ingest_two_hop_graphs(kb, tmp_path / "c", rng, 12)
+    # graphs where paths start at two positions of one token
+    twice = [write(tmp_path / f"twice-{i}.json", _two_hop_graph(rng, f"twice-{i}", twice=True)) for i in range(6)]
+    assert not kb.ingest(twice).failed
     # a graph replaced and one removed: their old groups must be gone
     write(tmp_path / "c" / "hop-0.json", _two_hop_graph(rng, "hop-0"))
     assert not kb.ingest([tmp_path / "c" / "hop-0.json"]).failed

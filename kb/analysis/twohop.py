@@ -109,17 +109,25 @@ def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kep
     (:mod:`kb.aggregates.paths`) of the starts, or matched in the store while those are stale (None)."""
     if kept is not None:
         g = kept.groups
-        gid, fid, n, best = _summed(kept.gid, g["fid"].astype(np.int64), g["n_paths"].astype(np.int64), g["best"].astype(np.float64))
+        gid, fid, n, best = kept.gid, g["fid"].astype(np.int64), g["n_paths"].astype(np.int64), g["best"].astype(np.float64)
+        if any(len(p) > 1 for p in positions.values()):
+            gid, fid, n, best = _summed(gid, fid, n, best)
+        # else one start per graph: its groups come by gid, then fid, once each
     else:
         groups = kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
-        gid = np.array([g.gid for g in groups], dtype=np.int64)
-        fid = np.array([g.fids[0] for g in groups], dtype=np.int64)
-        n = np.array([g.n_chains for g in groups], dtype=np.int64)
-        best = np.array([g.best_score for g in groups], dtype=np.float64)
+        gid, fid, n, best = _summed(
+            np.array([g.gid for g in groups], dtype=np.int64),
+            np.array([g.fids[0] for g in groups], dtype=np.int64),
+            np.array([g.n_chains for g in groups], dtype=np.int64),
+            np.array([g.best_score for g in groups], dtype=np.float64),
+        )
     named = np.isin(fid, sorted(named_features(kb, np.unique(fid).tolist())))
     unnamed = int(n[~named].sum())
     gid, fid, n, best = gid[named], fid[named], n[named], best[named]
-    order = np.lexsort((fid, -best, gid))
+    # by gid, best first, then fid: two stable sorts of rows that come by (gid, fid) (faster
+    # than np.lexsort of three keys)
+    order = np.argsort(-best, kind="stable")
+    order = order[np.argsort(gid[order], kind="stable")]
     gid, fid, n, best = gid[order], fid[order], n[order].tolist(), best[order].tolist()
     graphs, starts = np.unique(gid, return_index=True)
     ends = np.r_[starts[1:], len(gid)].astype(np.int64)
@@ -138,7 +146,8 @@ def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kep
 
 
 def _summed(gid: np.ndarray, fid: np.ndarray, n: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of the same (gid, fid) (from several start positions) as one: paths summed, best score kept."""
+    """Rows of the same (gid, fid) (from several start positions) as one, by (gid, fid): paths
+    summed, best score kept."""
     keys, inverse = np.unique((gid << 32) | fid, return_inverse=True)
     total = np.zeros(len(keys), dtype=np.int64)
     np.add.at(total, inverse, n)
