@@ -90,7 +90,8 @@ def two_hop_paths(
     through = Step(graph_fids={gid: frozenset(fids) for gid, fids in open_fids.items()})
     # the closed groups' best paths are described while the store matches the open ones (most
     # of them are kept: 28,000 of 30,000 at 10,000 graphs)
-    about = started(kb.store.describe_nodes, sorted({key for column in (closed.src, closed.mid, closed.tgt) for key in zip(closed.gid.tolist(), column.tolist())}))
+    nodes = np.unique(np.concatenate([(closed.gid << 32) | column for column in (closed.src, closed.mid, closed.tgt)]))
+    about = started(kb.store.describe_nodes, list(zip((nodes >> 32).tolist(), (nodes & 0xFFFFFFFF).tolist())))
     matched = kb.store.chains(sorted(open_fids), [start, through], top, floors) if open_fids else []
     matches = _best_of_each(closed, about.result(), matched, top)
     frame = chains_frame(kb, graphs, matches, 2)
@@ -102,8 +103,8 @@ def two_hop_paths(
 
 
 # the named middle groups ranked ``first`` to ``last`` (counting from 1; None: to the end) in
-# each graph of ``gids``, best score first (ties by fid)
-Ranked = Callable[[Sequence[int], int, "int | None"], dict[int, list[ChainGroup]]]
+# each graph of ``gids``, best score first (ties by fid), as (fid, best score)
+Ranked = Callable[[Sequence[int], int, "int | None"], dict[int, list[tuple[int, float]]]]
 
 
 def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kept: aggregates.StartGroups | None) -> tuple[int, list[int], Ranked]:
@@ -125,25 +126,26 @@ def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kep
             np.array([g.n_chains for g in groups], dtype=np.int64),
             np.array([g.best_score for g in groups], dtype=np.float64),
         )
-    named = np.isin(fid, sorted(named_features(kb, np.unique(fid).tolist())))
-    unnamed = int(n[~named].sum())
-    gid, fid, n, best = gid[named], fid[named], n[named], best[named]
+    # which features have a name is read while the groups are sorted
+    named_read = started(named_features, kb, np.unique(fid).tolist())
     # by gid, best first, then fid: two stable sorts of rows that come by (gid, fid) (faster
     # than np.lexsort of three keys)
     order = np.argsort(-best, kind="stable")
     order = order[np.argsort(gid[order], kind="stable")]
-    gid, fid, n, best = gid[order], fid[order], n[order].tolist(), best[order].tolist()
+    gid, fid, n, best = gid[order], fid[order], n[order], best[order]
+    named = np.isin(fid, sorted(named_read.result()))
+    unnamed = int(n[~named].sum())
+    gid, fid, best = gid[named], fid[named].tolist(), best[named].tolist()
     graphs, starts = np.unique(gid, return_index=True)
     ends = np.r_[starts[1:], len(gid)].astype(np.int64)
     where = {g: (int(s), int(e)) for g, s, e in zip(graphs.tolist(), starts.tolist(), ends.tolist())}
-    fids = fid.tolist()
 
-    def ranked(gids: Sequence[int], first: int, last: int | None) -> dict[int, list[ChainGroup]]:
+    def ranked(gids: Sequence[int], first: int, last: int | None) -> dict[int, list[tuple[int, float]]]:
         out = {}
         for g in gids:
             s, e = where[g]
             stop = e if last is None else min(e, s + last)
-            out[g] = [ChainGroup(g, (fids[i],), n[i], best[i]) for i in range(s + first - 1, stop)]
+            out[g] = list(zip(fid[s + first - 1 : stop], best[s + first - 1 : stop]))
         return out
 
     return unnamed, sorted(where), ranked
@@ -162,7 +164,7 @@ def _summed(gid: np.ndarray, fid: np.ndarray, n: np.ndarray, best: np.ndarray) -
 
 def _allowed_middles(
     kb: Core,
-    first: dict[int, list[ChainGroup]],
+    first: dict[int, list[tuple[int, float]]],
     ranked: Ranked,
     tokens: Mapping[int, Sequence[str]],
     via_words: AbstractSet[str],
@@ -187,7 +189,7 @@ def _allowed_middles(
     judged, current = 0, first
     while current:
         batch = {gid: gs[:top] for gid, gs in current.items()}
-        keys = [(gid, g.fids[0]) for gid, gs in batch.items() for g in gs]
+        keys = [(gid, fid) for gid, gs in batch.items() for fid, _ in gs]
         new = feature_names(kb, {fid for _, fid in keys} - names.keys())
         names.update(new)
         name_words.update({fid: set().union(*map(words, texts)) for fid, texts in new.items()})
@@ -195,15 +197,14 @@ def _allowed_middles(
         going_on = []
         for gid, gs in batch.items():
             token_words = [words(t) for t in tokens[gid]]
-            for group in gs:
-                fid = group.fids[0]
+            qualified = allowed.setdefault(gid, {})
+            for fid, best in gs:
                 if _qualifies(name_words[fid], where.get((gid, fid), ()), token_words, via_words):
-                    allowed.setdefault(gid, {})[fid] = group.best_score
+                    qualified[fid] = best
             if top is None:
                 continue  # every group was in the one batch
             after = current[gid][top:]
-            kept = list(allowed.get(gid, {}).values())
-            if after and not (len(kept) >= top and after[0].best_score < kept[top - 1]):
+            if after and not (len(qualified) >= top and after[0][1] < list(qualified.values())[top - 1]):
                 going_on.append(gid)
         if top is None or not going_on:
             break
@@ -213,6 +214,8 @@ def _allowed_middles(
     kept_fids: dict[int, set[int]] = {}
     floors: dict[int, float] = {}
     for gid, fids in allowed.items():
+        if not fids:
+            continue  # no group of the graph qualified
         floor = list(fids.values())[top - 1] if top is not None and len(fids) >= top else -1.0
         kept_fids[gid] = {fid for fid, best in fids.items() if best >= floor}
         if floor > 0.0:
