@@ -296,7 +296,7 @@ def _qualifies(name_words: AbstractSet[str], positions: tuple[int, ...], token_w
     positions qualifies: its names hold the ``via`` words and no token at its positions names it."""
     if via_words and not via_words <= name_words:
         return False
-    return not any(token_words[p] & name_words for p in positions if 0 <= p < len(token_words))
+    return all(token_words[p].isdisjoint(name_words) for p in positions if 0 <= p < len(token_words))
 
 
 @dataclass
