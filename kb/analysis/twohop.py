@@ -190,10 +190,12 @@ def _allowed_middles(
     while current:
         batch = {gid: gs[:top] for gid, gs in current.items()}
         keys = [(gid, fid) for gid, gs in batch.items() for fid, _ in gs]
-        new = feature_names(kb, {fid for _, fid in keys} - names.keys())
+        # the names are read while the positions are looked up
+        names_read = started(feature_names, kb, {fid for _, fid in keys} - names.keys())
+        where.update(where_of(keys))
+        new = names_read.result()
         names.update(new)
         name_words.update({fid: set().union(*map(words, texts)) for fid, texts in new.items()})
-        where.update(where_of(keys))
         going_on = []
         for gid, gs in batch.items():
             token_words = [words(t) for t in tokens[gid]]
