@@ -199,10 +199,12 @@ def _allowed_middles(
         going_on = []
         for gid, gs in batch.items():
             token_words = [words(t) for t in tokens[gid]]
-            qualified = allowed.setdefault(gid, {})
+            qualified = allowed.get(gid, {})
             for fid, best in gs:
                 if _qualifies(name_words[fid], where.get((gid, fid), ()), token_words, via_words):
                     qualified[fid] = best
+            if qualified:
+                allowed[gid] = qualified
             if top is None:
                 continue  # every group was in the one batch
             after = current[gid][top:]
@@ -216,8 +218,6 @@ def _allowed_middles(
     kept_fids: dict[int, set[int]] = {}
     floors: dict[int, float] = {}
     for gid, fids in allowed.items():
-        if not fids:
-            continue  # no group of the graph qualified
         floor = list(fids.values())[top - 1] if top is not None and len(fids) >= top else -1.0
         kept_fids[gid] = {fid for fid, best in fids.items() if best >= floor}
         if floor > 0.0:
