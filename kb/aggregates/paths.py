@@ -19,7 +19,7 @@ where each of those groups' middle features sits in its graph, which it needs to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -82,18 +82,6 @@ class PathGroups:
             positions["fid"], positions["ctx"] = self.at_fid[here], self.at_ctx[here]
             out.append((self.gid, int(self.ctx[start]), groups.tobytes(), positions.tobytes()))
         return out
-
-    @classmethod
-    def from_packs(cls, gid: int, packs: Sequence[tuple[int, bytes, bytes]]) -> "PathGroups":
-        """The groups of graph ``gid`` from its stored packs (ctx_idx, groups, positions)."""
-        packs = sorted(packs, key=lambda pack: pack[0])
-        groups = [np.frombuffer(g, dtype=PACKED_GROUP) for _, g, _ in packs]
-        table = np.concatenate(groups) if groups else np.empty(0, dtype=PACKED_GROUP)
-        ctx = np.repeat(np.array([c for c, _, _ in packs], dtype=np.int64), [len(g) for g in groups])
-        positions = [np.frombuffer(p, dtype=PACKED_POSITION) for _, _, p in packs]
-        at = np.unique(np.concatenate(positions)) if positions else np.empty(0, dtype=PACKED_POSITION)
-        fields = {name: table[name].astype(table.dtype[name].newbyteorder("=")) for name in PACKED_GROUP.names}
-        return cls(gid, ctx, **fields, at_fid=at["fid"].astype(np.int64), at_ctx=at["ctx"].astype(np.int64))
 
 
 # a group as stored: its middle feature, then its paths, scores and best path (PathGroups' fields)

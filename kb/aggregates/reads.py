@@ -54,8 +54,15 @@ class GroupBests:
         return GroupBests(*(getattr(self, name)[which] for name in self.__dataclass_fields__))
 
 
+def _column(table: np.ndarray, name: str) -> np.ndarray:
+    """A field of a :data:`kb.aggregates.paths.PACKED_GROUP` array as a plain int64 or float64 array."""
+    return table[name].astype(np.float64 if table.dtype[name].kind == "f" else np.int64)
+
+
+# GroupBests' fields that a pack holds
+_BEST_FIELDS = tuple(name for name in GroupBests.__dataclass_fields__ if name != "gid")
 # no groups at all
-NO_BESTS = GroupBests(**{name: np.empty(0, dtype=np.int64 if name == "gid" or PACKED_GROUP[name].kind == "i" else np.float64) for name in GroupBests.__dataclass_fields__})
+NO_BESTS = GroupBests(gid=np.empty(0, dtype=np.int64), **{name: _column(np.empty(0, dtype=PACKED_GROUP), name) for name in _BEST_FIELDS})
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,10 @@ class StartGroups:
     at_gid: np.ndarray  # int64
     at_fid: np.ndarray  # int64
     at_ctx: np.ndarray  # int64
+
+    def column(self, name: str) -> np.ndarray:
+        """One field of the groups (``fid``, ``n_paths``, ``best``...) as an int64 or float64 array."""
+        return _column(self.groups, name)
 
     def positions(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, ...]]:
         """For each (gid, fid) of ``keys`` among the middle features: the sorted positions of its
@@ -87,20 +98,30 @@ class StartGroups:
         """The groups of the ``allowed`` middle features of each graph, with their best paths, by gid."""
         wanted = np.array(sorted((gid << 32) | fid for gid, fids in allowed.items() for fid in fids), dtype=np.int64)
         chosen = np.isin((self.gid << 32) | self.groups["fid"], wanted)
-        g = self.groups[chosen]
-        fields = {name: g[name].astype(np.float64 if g.dtype[name].kind == "f" else np.int64) for name in GroupBests.__dataclass_fields__ if name != "gid"}
-        return GroupBests(gid=self.gid[chosen], **fields)
+        return GroupBests(gid=self.gid[chosen], **{name: _column(self.groups[chosen], name) for name in _BEST_FIELDS})
 
 
 def start_groups(conn: Connection, starts: Sequence[tuple[int, int]]) -> StartGroups:
     """The path groups that start at the (gid, position)s ``starts`` (a graph's middle feature
     comes once per position), read from their packs."""
+    if not starts:
+        return _unpacked([])
     pp = path_group_packs.c
-    rows: list[Any] = []
-    if starts:
-        keys = keys_table(conn, starts, ("gid", "ctx"))
-        query = select(pp.graph_id, pp.ctx_idx, pp.groups, pp.positions).select_from(keys).join(path_group_packs, and_(pp.graph_id == keys.c.gid, pp.ctx_idx == keys.c.ctx))
-        rows = sorted(conn.execute(query).cursor.fetchall(), key=lambda row: (row[0], row[1]))
+    keys = keys_table(conn, starts, ("gid", "ctx"))
+    query = select(pp.graph_id, pp.ctx_idx, pp.groups, pp.positions).select_from(keys).join(path_group_packs, and_(pp.graph_id == keys.c.gid, pp.ctx_idx == keys.c.ctx))
+    return _unpacked(conn.execute(query).cursor.fetchall())
+
+
+def graph_path_groups(conn: Connection, gid: int) -> PathGroups:
+    """All the path groups kept for graph ``gid`` (none if it has none)."""
+    pp = path_group_packs.c
+    found = _unpacked(conn.execute(select(pp.graph_id, pp.ctx_idx, pp.groups, pp.positions).where(pp.graph_id == gid)).cursor.fetchall())
+    return PathGroups(gid, found.ctx, **{name: found.column(name) for name in PACKED_GROUP.names}, at_fid=found.at_fid, at_ctx=found.at_ctx)
+
+
+def _unpacked(rows: Sequence[tuple[int, int, bytes, bytes]]) -> StartGroups:
+    """Stored packs (graph_id, ctx_idx, groups, positions) read as one :class:`StartGroups`."""
+    rows = sorted(rows, key=lambda row: (row[0], row[1]))
     # the packs joined as bytes and read as one array (numpy joins structured arrays slowly)
     groups = np.frombuffer(b"".join(row[2] for row in rows), dtype=PACKED_GROUP)
     at = np.frombuffer(b"".join(row[3] for row in rows), dtype=PACKED_POSITION)
@@ -117,13 +138,6 @@ def start_groups(conn: Connection, starts: Sequence[tuple[int, int]]) -> StartGr
     n_groups = [len(row[2]) // PACKED_GROUP.itemsize for row in rows]
     ctxs = np.array([row[1] for row in rows], dtype=np.int64)
     return StartGroups(np.repeat(gids, n_groups), np.repeat(ctxs, n_groups), groups, at_gid, at_fid, at_ctx)
-
-
-def graph_path_groups(conn: Connection, gid: int) -> PathGroups:
-    """All the path groups kept for graph ``gid`` (none if it has none)."""
-    pp = path_group_packs.c
-    packs = conn.execute(select(pp.ctx_idx, pp.groups, pp.positions).where(pp.graph_id == gid)).all()
-    return PathGroups.from_packs(gid, [(ctx, bytes(groups), bytes(positions)) for ctx, groups, positions in packs])
 
 
 @dataclass(frozen=True)

@@ -113,8 +113,7 @@ def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kep
     with named ones, and how to read those best first. From the groups kept at ingest
     (:mod:`kb.aggregates.paths`) of the starts, or matched in the store while those are stale (None)."""
     if kept is not None:
-        g = kept.groups
-        gid, fid, n, best = kept.gid, g["fid"].astype(np.int64), g["n_paths"].astype(np.int64), g["best"].astype(np.float64)
+        gid, fid, n, best = kept.gid, kept.column("fid"), kept.column("n_paths"), kept.column("best")
         if any(len(p) > 1 for p in positions.values()):
             gid, fid, n, best = _summed(gid, fid, n, best)
         # else one start per graph: its groups come by gid, then fid, once each
