@@ -23,6 +23,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from kb.runs import runs
+
 FEATURE, EMBEDDING = "feature", "embedding"
 
 
@@ -72,8 +74,8 @@ class PathGroups:
         """The rows stored (graph_id, ctx_idx, groups, positions): per start position, its groups
         as ``PACKED_GROUP`` and the positions of their middle features as ``PACKED_POSITION``."""
         out = []
-        starts = np.flatnonzero(np.r_[True, self.ctx[1:] != self.ctx[:-1]]) if len(self.ctx) else np.empty(0, dtype=np.int64)
-        for start, stop in zip(starts.tolist(), np.r_[starts[1:], len(self.ctx)].astype(np.int64).tolist()):
+        starts, stops = runs(self.ctx)
+        for start, stop in zip(starts.tolist(), stops.tolist()):
             groups = np.empty(stop - start, dtype=PACKED_GROUP)
             for name in PACKED_GROUP.names:
                 groups[name] = getattr(self, name)[start:stop]
@@ -203,8 +205,7 @@ def _best_of(c: _Candidates) -> _Candidates:
     # by key, then best score first, real paths before carried seconds of the same score
     order = np.lexsort((~c.real, -c.score, c.keys))
     keys, score = c.keys[order], c.score[order]
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.empty(0, dtype=np.int64)
-    ends = np.r_[starts[1:], len(keys)].astype(np.int64)
+    starts, ends = runs(keys)
     second = np.full(len(starts), np.nan)
     has_second = ends - starts > 1
     second[has_second] = score[starts[has_second] + 1]

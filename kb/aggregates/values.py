@@ -10,6 +10,7 @@ import numpy as np
 
 from ingest.records import FeatureKey, ParsedGraph
 from kb.aggregates.paths import PathGroups, path_groups
+from kb.runs import runs
 from kb.stores.base import node_input_totals
 from kb.stores.circuit_queries import FeatureEdges, Skeleton, fold_parsed_graph, fold_skeleton
 
@@ -107,7 +108,7 @@ def _values(gid: int, node_fids: np.ndarray, activation: np.ndarray, influence: 
         return GraphValues(gid, np.empty(0, dtype=np.int64), empty, empty, edges, paths)
     order = np.argsort(node_fids, kind="stable")
     fids = node_fids[order]
-    starts = np.flatnonzero(np.r_[True, fids[1:] != fids[:-1]])
+    starts, _ = runs(fids)
     return GraphValues(
         gid,
         fids[starts],

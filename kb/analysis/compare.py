@@ -44,6 +44,7 @@ from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_keys
 from kb.core import Core
 from kb.cycles import paused_cycle_collection
 from kb.errors import CircuitKBError, NotFoundError
+from kb.runs import runs
 from kb.selection import GraphInfo, Selection
 from kb.stores.circuit_queries import FeatureEdges, Skeleton
 
@@ -353,8 +354,8 @@ def _mean_ranks(values: np.ndarray) -> np.ndarray | None:
         return None
     order = np.argsort(values, kind="mergesort")
     ordered = values[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    sizes = np.diff(np.r_[starts, len(values)])
+    starts, stops = runs(ordered)
+    sizes = stops - starts
     ranks = np.empty(len(values), dtype=np.float64)
     ranks[order] = np.repeat(starts + (sizes + 1) / 2.0, sizes)
     return ranks

@@ -22,6 +22,7 @@ from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, feature_json, f
 from kb.core import Core
 from kb.cycles import paused_cycle_collection
 from kb.errors import CircuitKBError
+from kb.runs import runs
 from kb.selection import Selection
 from kb.stores.circuit_queries import FeatureEdges
 
@@ -72,8 +73,8 @@ def aggregate_feature_edges(edges: Sequence[FeatureEdges], min_graphs: int = 1) 
     key = key[order]
     if len(key) == 0:
         return _empty_aggregate()
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    counts = np.diff(np.r_[starts, len(key)])
+    starts, stops = runs(key)
+    counts = stops - starts
     keep = counts >= min_graphs
     if not keep.any():
         return _empty_aggregate()

@@ -22,6 +22,7 @@ from kb.errors import CircuitKBError
 from kb.featureref import parse_feature_ref
 from kb.parallel_reads import started
 from kb.registry import lookup_features
+from kb.runs import runs
 from kb.selection import GraphInfo, Selection
 from kb.stores.circuit_queries import ChainGroup, ChainMatch, ChainNode, Step
 
@@ -135,9 +136,8 @@ def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kep
     named = np.isin(fid, sorted(named_read.result()))
     unnamed = int(n[~named].sum())
     gid, fid, best = gid[named], fid[named].tolist(), best[named].tolist()
-    graphs, starts = np.unique(gid, return_index=True)
-    ends = np.r_[starts[1:], len(gid)].astype(np.int64)
-    where = {g: (int(s), int(e)) for g, s, e in zip(graphs.tolist(), starts.tolist(), ends.tolist())}
+    starts, ends = runs(gid)
+    where = {g: (s, e) for g, s, e in zip(gid[starts].tolist(), starts.tolist(), ends.tolist())}
 
     def ranked(gids: Sequence[int], first: int, last: int | None) -> dict[int, list[tuple[int, float]]]:
         out = {}
@@ -274,9 +274,8 @@ def _best_of_each(closed: aggregates.GroupBests, about: Mapping[tuple[int, int],
     nodes = np.concatenate([np.stack([closed.src, closed.mid, closed.tgt], axis=1), np.array([m.nodes for m in matched], dtype=np.int64).reshape(-1, 3)])
     order = np.lexsort((nodes[:, 2], nodes[:, 1], nodes[:, 0], -score, gid))
     if top is not None and len(order):
-        ordered = gid[order]
-        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        starts, stops = runs(gid[order])
+        rank = np.arange(len(order)) - np.repeat(starts, stops - starts)
         order = order[rank < top]
     chosen = order.tolist()
     paths = nodes.tolist()
