@@ -31,7 +31,9 @@ _GROUP = np.dtype([
     ("tgt", "<i8"), ("w0", "<f8"), ("w1", "<f8"), ("mid_total", "<f8"), ("tgt_total", "<f8"),
 ])  # fmt: skip
 _POSITION = np.dtype([("fid", "<i8"), ("ctx", "<i8")])
-_ROW = "ctx_idx, feature_id, n_paths, best_score, second_score, best_src, best_mid, best_tgt, best_w0, best_w1, mid_total, tgt_total"
+# path_groups' columns after ctx_idx, in the order of _GROUP's fields
+_COLUMNS = ("feature_id", "n_paths", "best_score", "second_score", "best_src", "best_mid", "best_tgt", "best_w0", "best_w1", "mid_total", "tgt_total")
+_ROW = ", ".join(("ctx_idx", *_COLUMNS))
 _PACK = sa.text("INSERT INTO path_group_packs (graph_id, ctx_idx, groups, positions) VALUES (:graph_id, :ctx_idx, :groups, :positions)")
 
 
@@ -96,13 +98,12 @@ def downgrade() -> None:
     sqlite_with_rowid=False
     )
     conn = op.get_bind()
-    insert = sa.text(f"INSERT INTO path_groups (graph_id, {_ROW}) VALUES (:graph_id, {', '.join(':' + c.strip() for c in _ROW.split(','))})")
-    names = [c.strip() for c in _ROW.split(",")]
+    insert = sa.text(f"INSERT INTO path_groups (graph_id, {_ROW}) VALUES (:graph_id, :ctx_idx, {', '.join(':' + c for c in _COLUMNS)})")
     for gid, ctx, groups in conn.execute(sa.text("SELECT graph_id, ctx_idx, groups FROM path_group_packs ORDER BY graph_id, ctx_idx")).all():
         table = np.frombuffer(bytes(groups), dtype=_GROUP)
         rows = []
         for values in table.tolist():
-            row = dict(zip(names[1:], values), graph_id=gid, ctx_idx=ctx)
+            row = dict(zip(_COLUMNS, values), graph_id=gid, ctx_idx=ctx)
             row["second_score"] = None if row["second_score"] != row["second_score"] else row["second_score"]
             rows.append(row)
         if rows:
