@@ -4,7 +4,7 @@ many graphs are stored."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import AbstractSet, Any, Mapping, Sequence
+from typing import AbstractSet, Mapping, Sequence
 
 import numpy as np
 from sqlalchemy import Connection, and_, func, select
