@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -22,18 +23,70 @@ from kb.analysis.features import FEATURE_COLUMNS, feature_keys
 from kb.core import Core
 from kb.parallel_reads import started
 from kb.selection import GraphInfo
-from kb.stores.circuit_queries import ChainMatch, link_share
+from kb.runs import runs
+from kb.stores.circuit_queries import ChainMatch, ChainNode, link_share
 
 CHAIN_FIXED_COLUMNS = ("slug", "score", "shortcut_weight", "shortcut_share")
 
 
-def chains_frame(kb: Core, graphs: Sequence[GraphInfo], matches: Sequence[ChainMatch], n_steps: int) -> pd.DataFrame:
+@dataclass(frozen=True)
+class ChainColumns:
+    """Chains as parallel arrays, one row per chain: ``gid``; ``nodes``, the idx of each step's
+    node and, last, of the target logit; the ``weights`` of its links and the input ``totals``
+    of each link's target. ``about`` describes nodes by (gid, idx), as far as they are known
+    (the rest are described by the store when a frame is made).
+
+    Questions over all graphs gather tens of thousands of chains, most from arrays: as columns
+    they are ranked, cut and shown without an object per chain.
+    """
+
+    gid: np.ndarray  # int64 (n,)
+    nodes: np.ndarray  # int64 (n, steps + 1)
+    weights: np.ndarray  # float64 (n, steps)
+    totals: np.ndarray  # float64 (n, steps)
+    about: Mapping[tuple[int, int], ChainNode] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, matches: Sequence[ChainMatch], n_steps: int) -> ChainColumns:
+        """The chains the store matched, with the descriptions they carry."""
+        about = {(m.gid, idx): node for m in matches if m.about is not None for idx, node in zip(m.nodes, m.about)}
+        return cls(
+            np.array([m.gid for m in matches], dtype=np.int64),
+            np.array([m.nodes for m in matches], dtype=np.int64).reshape(len(matches), n_steps + 1),
+            np.array([m.weights for m in matches], dtype=np.float64).reshape(len(matches), n_steps),
+            np.array([m.totals for m in matches], dtype=np.float64).reshape(len(matches), n_steps),
+            about,
+        )
+
+    def __len__(self) -> int:
+        return len(self.gid)
+
+    def scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each chain's score and each link's share (see the module's docstring)."""
+        shares = np.zeros_like(self.weights)
+        np.divide(np.abs(self.weights), self.totals, out=shares, where=self.totals != 0.0)  # link_share, a column at a time
+        score = np.ones(len(self))
+        for i in range(shares.shape[1]):
+            score = score * shares[:, i]  # multiplied in order, as ChainMatch.score does
+        return score, shares
+
+    def __add__(self, other: ChainColumns) -> ChainColumns:
+        return ChainColumns(
+            np.concatenate([self.gid, other.gid]),
+            np.concatenate([self.nodes, other.nodes]),
+            np.concatenate([self.weights, other.weights]),
+            np.concatenate([self.totals, other.totals]),
+            {**self.about, **other.about},
+        )
+
+
+def chains_frame(kb: Core, graphs: Sequence[GraphInfo], chains: ChainColumns, n_steps: int, top: int | None = None) -> pd.DataFrame:
     """One row per chain, by slug then best score (ties by node idx): slug, gid, score,
     shortcut; for each step n0.. and the target t: idx, node_id, kind, ctx_idx, token, clerp, fid
-    and feature; each link's weight and share.
+    and feature; each link's weight and share. With ``top``, each graph's best ``top`` chains.
 
     Scores and shares come from the chains' weights and input totals; nodes are described here,
-    so ``matches`` should be only the chains to show (the store keeps the best of each graph).
+    so ``chains`` should be only the chains to show (the store keeps the best of each graph).
     Built a column at a time: the questions over all graphs show tens of thousands of chains.
     """
     names = [f"n{i}" for i in range(n_steps)] + ["t"]
@@ -41,33 +94,28 @@ def chains_frame(kb: Core, graphs: Sequence[GraphInfo], matches: Sequence[ChainM
     columns: dict[str, Any] = {c: [] for c in ("gid", *CHAIN_FIXED_COLUMNS)}
     columns.update({f"{n}_{c}": [] for n in names for c in node_columns})
     columns.update({f"{p}{i}": [] for i in range(n_steps) for p in ("w", "share")})
-    if not matches:
+    if not len(chains):
         return pd.DataFrame(columns)
     slugs = {g.gid: g.slug for g in graphs}
-    gid = np.array([m.gid for m in matches], dtype=np.int64)
-    nodes = np.array([m.nodes for m in matches], dtype=np.int64).reshape(len(matches), n_steps + 1)
-    weights = np.array([m.weights for m in matches], dtype=np.float64).reshape(len(matches), n_steps)
-    totals = np.array([m.totals for m in matches], dtype=np.float64).reshape(len(matches), n_steps)
-    shares = np.zeros_like(weights)
-    np.divide(np.abs(weights), totals, out=shares, where=totals != 0.0)  # link_share, a column at a time
-    score = np.ones(len(matches))
-    for i in range(n_steps):
-        score = score * shares[:, i]  # multiplied in order, as ChainMatch.score does
+    score, shares = chains.scores()
+    nodes = chains.nodes
     slug_rank = {slug: rank for rank, slug in enumerate(sorted(set(slugs.values())))}
-    ranks = np.array([slug_rank[slugs[g]] for g in gid.tolist()], dtype=np.int64)
+    ranks = np.array([slug_rank[slugs[g]] for g in chains.gid.tolist()], dtype=np.int64)
     order = np.lexsort([*(nodes[:, i] for i in reversed(range(n_steps + 1))), -score, ranks])
-    gid, nodes, weights, totals, shares, score = gid[order], nodes[order], weights[order], totals[order], shares[order], score[order]
+    if top is not None:
+        # a graph's chains come together (a slug is one graph's), best first
+        starts, stops = runs(chains.gid[order])
+        order = order[np.arange(len(order)) - np.repeat(starts, stops - starts) < top]
+    gid, nodes, weights, totals, shares, score = chains.gid[order], nodes[order], chains.weights[order], chains.totals[order], shares[order], score[order]
     gids = gid.tolist()
     firsts, lasts = nodes[:, 0].tolist(), nodes[:, -1].tolist()
     # the shortcut links are looked up in the store while the columns are built here
     shortcuts_found = started(kb.store.direct_weights, list(zip(gids, firsts, lasts)))
-    if all(m.about is not None for m in matches):
-        # each chain carries its nodes' descriptions, in the order of its nodes
-        about = [matches[i].about for i in order.tolist()]
-        described = [list(column) for column in zip(*about)]
-    else:
-        found = kb.store.describe_nodes(sorted({(g, i) for g, row in zip(gids, nodes.tolist()) for i in row}))
-        described = [[found[key] for key in zip(gids, column)] for column in nodes.T.tolist()]
+    about = chains.about
+    unknown = {key for column in nodes.T.tolist() for key in zip(gids, column)} - about.keys()
+    if unknown:
+        about = {**about, **kb.store.describe_nodes(sorted(unknown))}
+    described = [list(map(about.__getitem__, zip(gids, column))) for column in nodes.T.tolist()]
     columns["gid"] = gids
     columns["slug"] = [slugs[g] for g in gids]
     columns["score"] = score

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ingest.records import FeatureKey
 from kb.aggregates import reads as aggregates
-from kb.analysis.chains import chain_json, chains_frame
+from kb.analysis.chains import ChainColumns, chain_json, chains_frame
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, chosen_graphs_while, feature_dict, feature_json, feature_keys
 from kb.analysis.tokens import feature_names, named_features, token_positions, words
 from kb.core import Core
@@ -94,8 +94,7 @@ def two_hop_paths(
     nodes = np.unique(np.concatenate([(closed.gid << 32) | column for column in (closed.src, closed.mid, closed.tgt)]))
     about = started(kb.store.describe_nodes, list(zip((nodes >> 32).tolist(), (nodes & 0xFFFFFFFF).tolist())))
     matched = kb.store.chains(sorted(open_fids), [start, through], top, floors) if open_fids else []
-    matches = _best_of_each(closed, about.result(), matched, top)
-    frame = chains_frame(kb, graphs, matches, 2)
+    frame = chains_frame(kb, graphs, _closed_chains(closed, about.result()) + ChainColumns.of(matched, 2), 2, top)
     if len(frame):
         frame["mid_name"] = [clerp if clerp else names[fid][0] for clerp, fid in zip(frame["n1_clerp"], frame["n1_fid"])]
         frame["mid_positions"] = [where.get((gid, fid), ()) for gid, fid in zip(frame["gid"], frame["n1_fid"])]
@@ -263,32 +262,16 @@ def _group_bests(kept: aggregates.StartGroups, allowed: Mapping[int, set[int]], 
     return b.take(closed), open_fids, floors
 
 
-def _best_of_each(closed: aggregates.GroupBests, about: Mapping[tuple[int, int], ChainNode], matched: list[ChainMatch], top: int | None) -> list[ChainMatch]:
-    """Each graph's best ``top`` (None: all) of the closed groups' best paths (their nodes
-    described in ``about``) and the paths the store matched, ranked as the store ranks paths
-    (score, then nodes)."""
-    n_closed = len(closed.gid)
-    gid = np.concatenate([closed.gid, np.array([m.gid for m in matched], dtype=np.int64)])
-    # a group's best score is its best path's, as ChainMatch.score gives it (kb.aggregates.paths)
-    score = np.concatenate([closed.best, np.array([m.score for m in matched], dtype=np.float64)])
-    nodes = np.concatenate([np.stack([closed.src, closed.mid, closed.tgt], axis=1), np.array([m.nodes for m in matched], dtype=np.int64).reshape(-1, 3)])
-    order = np.lexsort((nodes[:, 2], nodes[:, 1], nodes[:, 0], -score, gid))
-    if top is not None and len(order):
-        starts, stops = runs(gid[order])
-        rank = np.arange(len(order)) - np.repeat(starts, stops - starts)
-        order = order[rank < top]
-    chosen = order.tolist()
-    paths = nodes.tolist()
-    gids = gid.tolist()
-    w0, w1, mt, tt = (column.tolist() for column in (closed.w0, closed.w1, closed.mid_total, closed.tgt_total))
-    out = []
-    for i in chosen:
-        if i >= n_closed:
-            out.append(matched[i - n_closed])
-            continue
-        described = tuple(about[(gids[i], j)] for j in paths[i])
-        out.append(ChainMatch(gids[i], tuple(paths[i]), (w0[i], w1[i]), tuple(n.fid for n in described), (mt[i], tt[i]), described))
-    return out
+def _closed_chains(closed: aggregates.GroupBests, about: Mapping[tuple[int, int], ChainNode]) -> ChainColumns:
+    """The closed groups' best paths as chains, their nodes described in ``about`` (a group's
+    best score is its best path's, as the chains' scores give it: :mod:`kb.aggregates.paths`)."""
+    return ChainColumns(
+        closed.gid,
+        np.stack([closed.src, closed.mid, closed.tgt], axis=1),
+        np.stack([closed.w0, closed.w1], axis=1),
+        np.stack([closed.mid_total, closed.tgt_total], axis=1),
+        about,
+    )
 
 
 def _qualifies(name_words: AbstractSet[str], positions: tuple[int, ...], token_words: Sequence[AbstractSet[str]], via_words: AbstractSet[str]) -> bool:
@@ -379,7 +362,7 @@ def match_pattern(
     if any(m.gid not in shown for m in matches):
         # a graph removed while the graphs were read
         matches, groups = [m for m in matches if m.gid in shown], [g for g in groups if g.gid in shown]
-    frame = chains_frame(kb, graphs, matches, len(steps))
+    frame = chains_frame(kb, graphs, ChainColumns.of(matches, len(steps)), len(steps))
     summary = _pattern_summary(kb, graphs, groups, len(steps))
     return PatternMatches(graphs, keys, frame, summary, sum(g.n_chains for g in groups), top)
 
