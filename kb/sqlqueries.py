@@ -14,7 +14,7 @@ import json
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Connection, Float, Integer, any_, exists, func, literal, or_, select
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Connection, Float, Integer, any_, func, literal, select
 
 from ingest.records import FeatureKey
 from schema.sql import READY, descriptions, features, graphs, labels
@@ -97,22 +97,6 @@ def feature_descriptions(conn: Connection, fids: Sequence[int]) -> list[tuple[in
     first = select(func.min(d.id).label("id")).where(among(conn, d.feature_id, fids)).group_by(d.feature_id, d.source, d.text_hash).subquery()
     query = select(d.feature_id, d.source, d.text).join(first, d.id == first.c.id).order_by(d.id)
     return conn.execute(query).cursor.fetchall()  # plain tuples: a question may name tens of thousands
-
-
-# what str.strip() strips (every character whose isspace() is true; a test checks): a text of
-# only these names nothing
-WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-
-
-def features_with_text(conn: Connection, fids: Sequence[int]) -> set[int]:
-    """Those of ``fids`` with a label or a description that is not blank (as ``str.strip`` sees it)."""
-    if not fids:
-        return set()
-    keys = keys_table(conn, [(fid,) for fid in fids], ("fid",))
-    blank = literal(WHITESPACE)
-    labelled = exists().where(labels.c.feature_id == keys.c.fid, func.trim(labels.c.text, blank) != "")
-    described = exists().where(descriptions.c.feature_id == keys.c.fid, func.trim(descriptions.c.text, blank) != "")
-    return {fid for (fid,) in conn.execute(select(keys.c.fid).where(or_(labelled, described))).cursor.fetchall()}
 
 
 def ready_slugs(conn: Connection, gids: Iterable[int]) -> list[str]:

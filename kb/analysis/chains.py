@@ -108,46 +108,60 @@ def chains_frame(kb: Core, graphs: Sequence[GraphInfo], chains: ChainColumns, n_
         order = order[np.arange(len(order)) - np.repeat(starts, stops - starts) < top]
     gid, nodes, weights, totals, shares, score = chains.gid[order], nodes[order], chains.weights[order], chains.totals[order], shares[order], score[order]
     gids = gid.tolist()
+    n = len(gids)
     firsts, lasts = nodes[:, 0].tolist(), nodes[:, -1].tolist()
     # the shortcut links are looked up in the store while the columns are built here
     shortcuts_found = started(kb.store.direct_weights, list(zip(gids, firsts, lasts)))
+    node_lists = nodes.T.tolist()
     about = chains.about
-    unknown = {key for column in nodes.T.tolist() for key in zip(gids, column)} - about.keys()
-    if unknown:
-        about = {**about, **kb.store.describe_nodes(sorted(unknown))}
-    described = [list(map(about.__getitem__, zip(gids, column))) for column in nodes.T.tolist()]
-    columns["gid"] = gids
-    columns["slug"] = [slugs[g] for g in gids]
-    columns["score"] = score
+    try:
+        described = [list(map(about.__getitem__, zip(gids, column))) for column in node_lists]
+    except KeyError:  # nodes that came without a description
+        about = {**about, **kb.store.describe_nodes(sorted({key for column in node_lists for key in zip(gids, column)} - about.keys()))}
+        described = [list(map(about.__getitem__, zip(gids, column))) for column in node_lists]
+    # the described nodes' fields as columns, transposed at once (ChainNode is a tuple)
+    fields = [tuple(zip(*column)) for column in described]
+    keys_found = started(feature_keys, kb, set().union(*(f[4] for f in fields)) - {None})
+    columns["gid"] = pd.Series(gid)
+    columns["slug"] = pd.Series([slugs[g] for g in gids])
+    columns["score"] = pd.Series(score)
     prompts = list(map({g.gid: g.prompt_tokens for g in graphs}.__getitem__, gids))
-    keys = feature_keys(kb, {node.fid for column in described for node in column if node.fid is not None})
-    no_feature = (None,) * len(FEATURE_COLUMNS)
-    feature_values = {fid: tuple(getattr(key, c) for c in FEATURE_COLUMNS) for fid, key in keys.items()}
-    for name, idxs, column in zip(names, nodes.T, described):
-        # the described nodes' fields as columns, transposed at once (ChainNode is a tuple)
-        _, node_ids, kinds, ctx_idxs, fids, clerps = zip(*column)
-        columns[f"{name}_idx"] = idxs
-        columns[f"{name}_node_id"] = list(node_ids)
-        columns[f"{name}_kind"] = list(kinds)
-        columns[f"{name}_ctx_idx"] = list(ctx_idxs)
+    for name, idxs, (_, node_ids, kinds, ctx_idxs, fids, clerps) in zip(names, nodes.T, fields):
+        columns[f"{name}_idx"] = pd.Series(idxs)
+        columns[f"{name}_node_id"] = pd.Series(node_ids)
+        columns[f"{name}_kind"] = pd.Series(kinds)
+        columns[f"{name}_ctx_idx"] = pd.Series(np.fromiter(ctx_idxs, np.int64, n))
         columns[f"{name}_token"] = [prompt[c] if 0 <= c < len(prompt) else None for prompt, c in zip(prompts, ctx_idxs)]
         columns[f"{name}_clerp"] = [clerp or None for clerp in clerps]
-        columns[f"{name}_fid"] = list(fids)
-        features = zip(*(feature_values.get(fid, no_feature) if fid is not None else no_feature for fid in fids))
+        columns[f"{name}_fid"] = fids
+    keys = keys_found.result()
+    no_feature = (None,) * len(FEATURE_COLUMNS)
+    feature_values = {fid: tuple(getattr(key, c) for c in FEATURE_COLUMNS) for fid, key in keys.items()}
+    for name, f in zip(names, fields):
+        features = zip(*(feature_values.get(fid, no_feature) if fid is not None else no_feature for fid in f[4]))
         for c, values in zip(FEATURE_COLUMNS, features):
-            columns[f"{name}_{c}"] = list(values)
+            columns[f"{name}_{c}"] = values if c == "transcoder_set" else _numbers(values)
     shortcuts = shortcuts_found.result()
     shortcut = [shortcuts.get(key) for key in zip(gids, firsts, lasts)]
     columns["shortcut_weight"] = shortcut
     columns["shortcut_share"] = [link_share(w, t) if w is not None and t else None for w, t in zip(shortcut, totals[:, -1].tolist())]
     for i in range(n_steps):
-        columns[f"w{i}"] = weights[:, i]
-        columns[f"share{i}"] = shares[:, i]
+        columns[f"w{i}"] = pd.Series(weights[:, i])
+        columns[f"share{i}"] = pd.Series(shares[:, i])
     for column in ("shortcut_weight", "shortcut_share", *(f"{n}_{c}" for n in names for c in ("fid", "clerp", "token", "transcoder_set"))):
         # Python values and None, not NaN (nor a float for an int column with gaps); made so
         # directly, which also spares pandas inferring a type it would then be cast from
         columns[column] = pd.Series(columns[column], dtype=object)
-    return pd.DataFrame(columns)
+    # every column a Series of its own type already: pandas neither infers nor copies them
+    return pd.DataFrame(columns, copy=False)
+
+
+def _numbers(values: tuple[int | None, ...]) -> pd.Series:
+    """Integers as int64, as float64 with NaN where some are missing, or None where all are (as
+    pandas would infer them)."""
+    if None in values:
+        return pd.Series(values, dtype=object) if values.count(None) == len(values) else pd.Series(np.array(values, dtype=np.float64))
+    return pd.Series(np.fromiter(values, np.int64, len(values)))
 
 
 def chain_node_json(row: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -67,10 +67,3 @@ def feature_names(kb: Core, fids: Iterable[int]) -> dict[int, list[str]]:
         if text and text not in names[fid]:
             names[fid].append(text)
     return names
-
-
-def named_features(kb: Core, fids: Iterable[int]) -> set[int]:
-    """Those of ``fids`` that :func:`feature_names` gives at least one name."""
-    wanted = sorted(set(fids))
-    with kb.engine.connect() as conn:
-        return sqlqueries.features_with_text(conn, wanted)

@@ -15,7 +15,7 @@ from ingest.records import FeatureKey
 from kb.aggregates import reads as aggregates
 from kb.analysis.chains import ChainColumns, chain_json, chains_frame
 from kb.analysis.features import FEATURE_COLUMNS, chosen_graphs, chosen_graphs_while, feature_dict, feature_json, feature_keys
-from kb.analysis.tokens import feature_names, named_features, token_positions, words
+from kb.analysis.tokens import feature_names, token_positions, words
 from kb.core import Core
 from kb.cycles import paused_cycle_collection
 from kb.errors import CircuitKBError
@@ -82,11 +82,11 @@ def two_hop_paths(
             kept = aggregates.start_groups(conn, [(gid, p) for gid in sorted(positions) for p in sorted(positions[gid])])
     # which intermediates qualify is decided per (graph, feature) first, so that only the paths
     # through them are scored and the best of each graph kept
-    unnamed, with_names, ranked = _middles(kb, positions, start, kept)
+    unnamed, names, ranked = _middles(kb, positions, start, kept)
     tokens = {g.gid: g.prompt_tokens for g in graphs}
-    first = ranked(with_names, 1, None if top is None else top + 1)
+    first = ranked(None, 1, None if top is None else top + 1)
     where_of = kb.store.feature_positions if kept is None else kept.positions
-    allowed, names, where, floors = _allowed_middles(kb, first, ranked, tokens, words(via) if via else frozenset(), top, where_of)
+    allowed, where, floors = _allowed_middles(first, ranked, names, tokens, words(via) if via else frozenset(), top, where_of)
     closed, open_fids, floors = (aggregates.NO_BESTS, allowed, floors) if kept is None else _group_bests(kept, allowed, top)
     through = Step(graph_fids={gid: frozenset(fids) for gid, fids in open_fids.items()})
     # the closed groups' best paths are described while the store matches the open ones (most
@@ -103,15 +103,17 @@ def two_hop_paths(
 
 
 # the named middle groups ranked ``first`` to ``last`` (counting from 1; None: to the end) in
-# each graph of ``gids``, best score first (ties by fid), as (fid, best score)
-Ranked = Callable[[Sequence[int], int, "int | None"], dict[int, list[tuple[int, float]]]]
+# each graph of ``gids`` (None: every graph with one), best score first (ties by fid), as
+# (fid, best score)
+Ranked = Callable[["Sequence[int] | None", int, "int | None"], dict[int, list[tuple[int, float]]]]
 
 
-def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kept: aggregates.StartGroups | None) -> tuple[int, list[int], Ranked]:
+def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kept: aggregates.StartGroups | None) -> tuple[int, dict[int, list[str]], Ranked]:
     """The paths from ``start`` through a feature to the target logit, counted per (graph, middle
-    feature) with the best score: how many pass through a feature without a name, the graphs
-    with named ones, and how to read those best first. From the groups kept at ingest
-    (:mod:`kb.aggregates.paths`) of the starts, or matched in the store while those are stale (None)."""
+    feature) with the best score: how many pass through a feature without a name, the names of
+    the others (:func:`feature_names`), and how to read their groups best first. From the groups
+    kept at ingest (:mod:`kb.aggregates.paths`) of the starts, or matched in the store while
+    those are stale (None)."""
     if kept is not None:
         gid, fid, n, best = kept.gid, kept.column("fid"), kept.column("n_paths"), kept.column("best")
         if any(len(p) > 1 for p in positions.values()):
@@ -125,28 +127,30 @@ def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kep
             np.array([g.n_chains for g in groups], dtype=np.int64),
             np.array([g.best_score for g in groups], dtype=np.float64),
         )
-    # which features have a name is read while the groups are sorted
-    named_read = started(named_features, kb, np.unique(fid).tolist())
+    # the features' names are read while the groups are sorted (every middle feature's at once:
+    # whether it has one decides which groups are judged, and what they are decides the judging)
+    names_read = started(feature_names, kb, np.unique(fid).tolist())
     # by gid, best first, then fid: two stable sorts of rows that come by (gid, fid) (faster
     # than np.lexsort of three keys)
     order = np.argsort(-best, kind="stable")
     order = order[np.argsort(gid[order], kind="stable")]
     gid, fid, n, best = gid[order], fid[order], n[order], best[order]
-    named = np.isin(fid, sorted(named_read.result()))
+    names = names_read.result()
+    named = np.isin(fid, [f for f, found in names.items() if found])
     unnamed = int(n[~named].sum())
     gid, fid, best = gid[named], fid[named].tolist(), best[named].tolist()
     starts, ends = runs(gid)
     where = {g: (s, e) for g, s, e in zip(gid[starts].tolist(), starts.tolist(), ends.tolist())}
 
-    def ranked(gids: Sequence[int], first: int, last: int | None) -> dict[int, list[tuple[int, float]]]:
+    def ranked(gids: Sequence[int] | None, first: int, last: int | None) -> dict[int, list[tuple[int, float]]]:
         out = {}
-        for g in gids:
+        for g in where if gids is None else gids:
             s, e = where[g]
             stop = e if last is None else min(e, s + last)
             out[g] = list(zip(fid[s + first - 1 : stop], best[s + first - 1 : stop]))
         return out
 
-    return unnamed, sorted(where), ranked
+    return unnamed, names, ranked
 
 
 def _summed(gid: np.ndarray, fid: np.ndarray, n: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -161,18 +165,18 @@ def _summed(gid: np.ndarray, fid: np.ndarray, n: np.ndarray, best: np.ndarray) -
 
 
 def _allowed_middles(
-    kb: Core,
     first: dict[int, list[tuple[int, float]]],
     ranked: Ranked,
+    names: Mapping[int, Sequence[str]],
     tokens: Mapping[int, Sequence[str]],
     via_words: AbstractSet[str],
     top: int | None,
     where_of: Callable[[Sequence[tuple[int, int]]], dict[tuple[int, int], tuple[int, ...]]],
-) -> tuple[dict[int, set[int]], dict[int, list[str]], dict[tuple[int, int], tuple[int, ...]], dict[int, float]]:
-    """Of the (graph, named intermediate feature) groups, those that qualify and could hold one
-    of the graph's ``top`` best paths (None: all that qualify), with the names and positions
-    read (``where_of`` gives the positions of (graph, feature)s), and for graphs with ``top`` of
-    them, a score that ``top`` of the paths reach.
+) -> tuple[dict[int, set[int]], dict[tuple[int, int], tuple[int, ...]], dict[int, float]]:
+    """Of the (graph, named intermediate feature) groups, those that qualify by their ``names``
+    and could hold one of the graph's ``top`` best paths (None: all that qualify), with the
+    positions read (``where_of`` gives the positions of (graph, feature)s), and for graphs with
+    ``top`` of them, a score that ``top`` of the paths reach.
 
     Each graph's groups are judged best first, ``top`` at a time (``first`` holds the first
     ``top`` and the one after, ``ranked`` reads more): once ``top`` have qualified, a group whose
@@ -181,19 +185,14 @@ def _allowed_middles(
     """
     # per graph, the qualified features and their best scores, best first (as they were judged)
     allowed: dict[int, dict[int, float]] = {}
-    names: dict[int, list[str]] = {}
     name_words: dict[int, set[str]] = {}
     where: dict[tuple[int, int], tuple[int, ...]] = {}
     judged, current = 0, first
     while current:
         batch = {gid: gs[:top] for gid, gs in current.items()}
         keys = [(gid, fid) for gid, gs in batch.items() for fid, _ in gs]
-        # the names are read while the positions are looked up
-        names_read = started(feature_names, kb, {fid for _, fid in keys} - names.keys())
         where.update(where_of(keys))
-        new = names_read.result()
-        names.update(new)
-        name_words.update({fid: set().union(*map(words, texts)) for fid, texts in new.items()})
+        name_words.update({fid: set().union(*map(words, names[fid])) for fid in {fid for _, fid in keys} - name_words.keys()})
         going_on = []
         for gid, gs in batch.items():
             token_words = [words(t) for t in tokens[gid]]
@@ -222,7 +221,7 @@ def _allowed_middles(
             # ``top`` paths score at least this (each kept group's best); a hair lower, so that
             # no rounding on the way to the store can make it exceed one of them
             floors[gid] = floor * (1.0 - 1e-9)
-    return kept_fids, names, where, floors
+    return kept_fids, where, floors
 
 
 def _group_bests(kept: aggregates.StartGroups, allowed: Mapping[int, set[int]], top: int | None) -> tuple[aggregates.GroupBests, dict[int, set[int]], dict[int, float]]:
