@@ -82,11 +82,10 @@ def two_hop_paths(
             kept = aggregates.start_groups(conn, [(gid, p) for gid in sorted(positions) for p in sorted(positions[gid])])
     # which intermediates qualify is decided per (graph, feature) first, so that only the paths
     # through them are scored and the best of each graph kept
-    unnamed, names, ranked = _middles(kb, positions, start, kept)
+    unnamed, names, with_names, ranked = _middles(kb, positions, start, kept)
     tokens = {g.gid: g.prompt_tokens for g in graphs}
-    first = ranked(None, 1, None if top is None else top + 1)
     where_of = kb.store.feature_positions if kept is None else kept.positions
-    allowed, where, floors = _allowed_middles(first, ranked, names, tokens, words(via) if via else frozenset(), top, where_of)
+    allowed, where, floors = _allowed_middles(with_names, ranked, names, tokens, words(via) if via else frozenset(), top, where_of)
     closed, open_fids, floors = (aggregates.NO_BESTS, allowed, floors) if kept is None else _group_bests(kept, allowed, top)
     through = Step(graph_fids={gid: frozenset(fids) for gid, fids in open_fids.items()})
     # the closed groups' best paths are described while the store matches the open ones (most
@@ -102,16 +101,16 @@ def two_hop_paths(
     return TwoHopPaths(graphs, token, position, via, frame, unnamed)
 
 
-# the named middle groups ranked ``first`` to ``last`` (counting from 1; None: to the end) in
-# each graph of ``gids`` (None: every graph with one), best score first (ties by fid), as
-# (fid, best score)
-Ranked = Callable[["Sequence[int] | None", int, "int | None"], dict[int, list[tuple[int, float]]]]
+# a graph's named middle groups ranked ``first`` to ``last`` (counting from 1; None: to the
+# end), best score first (ties by fid), as (fid, best score)
+Ranked = Callable[[int, int, "int | None"], list[tuple[int, float]]]
 
 
-def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kept: aggregates.StartGroups | None) -> tuple[int, dict[int, list[str]], Ranked]:
+def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kept: aggregates.StartGroups | None) -> tuple[int, dict[int, list[str]], list[int], Ranked]:
     """The paths from ``start`` through a feature to the target logit, counted per (graph, middle
     feature) with the best score: how many pass through a feature without a name, the names of
-    the others (:func:`feature_names`), and how to read their groups best first. From the groups
+    the others (:func:`feature_names`), the graphs with such groups, and how to read those best
+    first. From the groups
     kept at ingest (:mod:`kb.aggregates.paths`) of the starts, or matched in the store while
     those are stale (None)."""
     if kept is not None:
@@ -142,15 +141,12 @@ def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kep
     starts, ends = runs(gid)
     where = {g: (s, e) for g, s, e in zip(gid[starts].tolist(), starts.tolist(), ends.tolist())}
 
-    def ranked(gids: Sequence[int] | None, first: int, last: int | None) -> dict[int, list[tuple[int, float]]]:
-        out = {}
-        for g in where if gids is None else gids:
-            s, e = where[g]
-            stop = e if last is None else min(e, s + last)
-            out[g] = list(zip(fid[s + first - 1 : stop], best[s + first - 1 : stop]))
-        return out
+    def ranked(g: int, first: int, last: int | None) -> list[tuple[int, float]]:
+        s, e = where[g]
+        stop = e if last is None else min(e, s + last)
+        return list(zip(fid[s + first - 1 : stop], best[s + first - 1 : stop]))
 
-    return unnamed, names, ranked
+    return unnamed, names, list(where), ranked
 
 
 def _summed(gid: np.ndarray, fid: np.ndarray, n: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -165,7 +161,7 @@ def _summed(gid: np.ndarray, fid: np.ndarray, n: np.ndarray, best: np.ndarray) -
 
 
 def _allowed_middles(
-    first: dict[int, list[tuple[int, float]]],
+    gids: Sequence[int],
     ranked: Ranked,
     names: Mapping[int, Sequence[str]],
     tokens: Mapping[int, Sequence[str]],
@@ -178,22 +174,26 @@ def _allowed_middles(
     positions read (``where_of`` gives the positions of (graph, feature)s), and for graphs with
     ``top`` of them, a score that ``top`` of the paths reach.
 
-    Each graph's groups are judged best first, ``top`` at a time (``first`` holds the first
-    ``top`` and the one after, ``ranked`` reads more): once ``top`` have qualified, a group whose
+    Each graph's groups (of ``gids``, read with ``ranked``) are judged best first, in batches:
+    first ``top``, then as many as it still lacks. Once ``top`` have qualified, a group whose
     best path scores below the ``top``-th of theirs cannot reach the graph's best ``top`` (each
-    qualified group holds a path scoring its best), so it is left out, and no later batch is judged.
+    qualified group holds a path scoring its best), so it is left out, and no later batch is
+    judged. Each batch is read with the group after it, which tells whether to go on.
     """
     # per graph, the qualified features and their best scores, best first (as they were judged)
     allowed: dict[int, dict[int, float]] = {}
     name_words: dict[int, set[str]] = {}
     where: dict[tuple[int, int], tuple[int, ...]] = {}
-    judged, current = 0, first
-    while current:
-        batch = {gid: gs[:top] for gid, gs in current.items()}
+    # per graph, how many of its groups were judged, and how many the next batch judges
+    judged = dict.fromkeys(gids, 0)
+    size: dict[int, int | None] = dict.fromkeys(gids, top)
+    while size:
+        current = {gid: ranked(gid, judged[gid] + 1, None if n is None else judged[gid] + n + 1) for gid, n in size.items()}
+        batch = {gid: gs[: size[gid]] for gid, gs in current.items()}
         keys = [(gid, fid) for gid, gs in batch.items() for fid, _ in gs]
         where.update(where_of(keys))
         name_words.update({fid: set().union(*map(words, names[fid])) for fid in {fid for _, fid in keys} - name_words.keys()})
-        going_on = []
+        going_on: dict[int, int | None] = {}
         for gid, gs in batch.items():
             token_words = [words(t) for t in tokens[gid]]
             qualified = allowed.get(gid, {})
@@ -204,13 +204,11 @@ def _allowed_middles(
                 allowed[gid] = qualified
             if top is None:
                 continue  # every group was in the one batch
-            after = current[gid][top:]
+            after = current[gid][len(gs) :]
             if after and not (len(qualified) >= top and after[0][1] < list(qualified.values())[top - 1]):
-                going_on.append(gid)
-        if top is None or not going_on:
-            break
-        judged += top
-        current = ranked(going_on, judged + 1, judged + top + 1)
+                going_on[gid] = max(top - len(qualified), 1)
+            judged[gid] += len(gs)
+        size = going_on
     # the last batch of a graph may have judged groups past its best ``top``: they are left out
     kept_fids: dict[int, set[int]] = {}
     floors: dict[int, float] = {}
