@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -33,8 +33,9 @@ CHAIN_FIXED_COLUMNS = ("slug", "score", "shortcut_weight", "shortcut_share")
 class ChainColumns:
     """Chains as parallel arrays, one row per chain: ``gid``; ``nodes``, the idx of each step's
     node and, last, of the target logit; the ``weights`` of its links and the input ``totals``
-    of each link's target. ``about`` describes nodes by (gid, idx), as far as they are known
-    (the rest are described by the store when a frame is made).
+    of each link's target. ``described``, where every chain's nodes are described: per node of
+    a chain, a list of their descriptions, one per chain (else the store describes them when a
+    frame is made).
 
     Questions over all graphs gather tens of thousands of chains, most from arrays: as columns
     they are ranked, cut and shown without an object per chain.
@@ -44,18 +45,20 @@ class ChainColumns:
     nodes: np.ndarray  # int64 (n, steps + 1)
     weights: np.ndarray  # float64 (n, steps)
     totals: np.ndarray  # float64 (n, steps)
-    about: Mapping[tuple[int, int], ChainNode] = field(default_factory=dict)
+    described: list[list[ChainNode]] | None = None
 
     @classmethod
     def of(cls, matches: Sequence[ChainMatch], n_steps: int) -> ChainColumns:
         """The chains the store matched, with the descriptions they carry."""
-        about = {(m.gid, idx): node for m in matches if m.about is not None for idx, node in zip(m.nodes, m.about)}
+        described = None
+        if all(m.about is not None for m in matches):
+            described = [list(column) for column in zip(*(m.about for m in matches))] if matches else [[] for _ in range(n_steps + 1)]
         return cls(
             np.array([m.gid for m in matches], dtype=np.int64),
             np.array([m.nodes for m in matches], dtype=np.int64).reshape(len(matches), n_steps + 1),
             np.array([m.weights for m in matches], dtype=np.float64).reshape(len(matches), n_steps),
             np.array([m.totals for m in matches], dtype=np.float64).reshape(len(matches), n_steps),
-            about,
+            described,
         )
 
     def __len__(self) -> int:
@@ -76,7 +79,7 @@ class ChainColumns:
             np.concatenate([self.nodes, other.nodes]),
             np.concatenate([self.weights, other.weights]),
             np.concatenate([self.totals, other.totals]),
-            {**self.about, **other.about},
+            None if self.described is None or other.described is None else [a + b for a, b in zip(self.described, other.described)],
         )
 
 
@@ -112,13 +115,12 @@ def chains_frame(kb: Core, graphs: Sequence[GraphInfo], chains: ChainColumns, n_
     firsts, lasts = nodes[:, 0].tolist(), nodes[:, -1].tolist()
     # the shortcut links are looked up in the store while the columns are built here
     shortcuts_found = started(kb.store.direct_weights, list(zip(gids, firsts, lasts)))
-    node_lists = nodes.T.tolist()
-    about = chains.about
-    try:
-        described = [list(map(about.__getitem__, zip(gids, column))) for column in node_lists]
-    except KeyError:  # nodes that came without a description
-        about = {**about, **kb.store.describe_nodes(sorted({key for column in node_lists for key in zip(gids, column)} - about.keys()))}
-        described = [list(map(about.__getitem__, zip(gids, column))) for column in node_lists]
+    if chains.described is not None:
+        chosen = order.tolist()
+        described = [[column[i] for i in chosen] for column in chains.described]
+    else:
+        found = kb.store.describe_nodes(sorted({key for column in nodes.T.tolist() for key in zip(gids, column)}))
+        described = [list(map(found.__getitem__, zip(gids, column))) for column in nodes.T.tolist()]
     # the described nodes' fields as columns, transposed at once (ChainNode is a tuple)
     fields = [tuple(zip(*column)) for column in described]
     keys_found = started(feature_keys, kb, set().union(*(f[4] for f in fields)) - {None})

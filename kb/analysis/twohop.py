@@ -262,12 +262,14 @@ def _group_bests(kept: aggregates.StartGroups, allowed: Mapping[int, set[int]], 
 def _closed_chains(closed: aggregates.GroupBests, about: Mapping[tuple[int, int], ChainNode]) -> ChainColumns:
     """The closed groups' best paths as chains, their nodes described in ``about`` (a group's
     best score is its best path's, as the chains' scores give it: :mod:`kb.aggregates.paths`)."""
+    nodes = np.stack([closed.src, closed.mid, closed.tgt], axis=1)
+    gids = closed.gid.tolist()
     return ChainColumns(
         closed.gid,
-        np.stack([closed.src, closed.mid, closed.tgt], axis=1),
+        nodes,
         np.stack([closed.w0, closed.w1], axis=1),
         np.stack([closed.mid_total, closed.tgt_total], axis=1),
-        about,
+        [list(map(about.__getitem__, zip(gids, column))) for column in nodes.T.tolist()],
     )
 
 
