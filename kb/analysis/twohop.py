@@ -95,9 +95,11 @@ def two_hop_paths(
     matched = kb.store.chains(sorted(open_fids), [start, through], top, floors) if open_fids else []
     frame = chains_frame(kb, graphs, _closed_chains(closed, about.result()) + ChainColumns.of(matched, 2), 2, top)
     if len(frame):
-        frame["mid_name"] = [clerp if clerp else names[fid][0] for clerp, fid in zip(frame["n1_clerp"], frame["n1_fid"])]
-        frame["mid_positions"] = [where.get((gid, fid), ()) for gid, fid in zip(frame["gid"], frame["n1_fid"])]
-        frame["mid_tokens"] = [tuple(tokens[gid][p] for p in ps) for gid, ps in zip(frame["gid"], frame["mid_positions"])]
+        gids, fids = frame["gid"].tolist(), frame["n1_fid"].tolist()
+        mid_positions = [where.get(key, ()) for key in zip(gids, fids)]
+        frame["mid_name"] = [clerp if clerp else names[fid][0] for clerp, fid in zip(frame["n1_clerp"].tolist(), fids)]
+        frame["mid_positions"] = mid_positions
+        frame["mid_tokens"] = [tuple(map(tokens[gid].__getitem__, ps)) for gid, ps in zip(gids, mid_positions)]
     return TwoHopPaths(graphs, token, position, via, frame, unnamed)
 
 
