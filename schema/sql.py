@@ -436,7 +436,8 @@ feature_edge_graphs = Table(
 # link per hop). Per group, how many such paths, the best score (the product of each link's share
 # of its target's input, as kb.stores.circuit_queries.ChainMatch scores it) and the next best, and
 # the best path: its nodes' idx, its links' weights, the input totals of its middle and target
-# nodes. Packed, one row per (graph, start position): ``groups`` holds that position's groups and
+# nodes; and the next paths it keeps (kb.aggregates.paths.KEPT_PATHS in all) with the best score
+# of those it does not keep. Packed, one row per (graph, start position): ``groups`` holds that position's groups and
 # ``positions`` where their middle features sit in the graph, as little-endian arrays
 # (kb.aggregates.paths.PACKED_GROUP and PACKED_POSITION). Two-hop questions read the rows of the
 # positions they start from, instead of matching every path of every graph, and take a graph's
@@ -448,6 +449,9 @@ path_group_packs = Table(
     Column("ctx_idx", Integer, primary_key=True),
     Column("groups", LargeBinary, nullable=False),
     Column("positions", LargeBinary, nullable=False),
+    # the paths each group keeps after its best (kb.aggregates.paths.PACKED_PATH); None in a
+    # pack written before they were kept (migration 0018), until the aggregates are rebuilt
+    Column("more", LargeBinary, nullable=True),
 )
 
 # Per feature over the visible graphs that contain it: how many, and count, sum, minimum and

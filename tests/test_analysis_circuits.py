@@ -859,10 +859,14 @@ def test_a_huge_graph_without_feature_edges_folds_to_one_empty_part(monkeypatch:
     assert [(p["part"], p["n"]) for p in parts] == [(0, 0)]
 
 
-def test_two_hop_paths_read_from_the_kept_path_groups_are_those_the_store_matches(kb: KB, tmp_path: Path) -> None:
-    from kb.aggregates.reads import PATHS_STALE_KEY
+@pytest.mark.parametrize("kept_paths", [1, 3])
+def test_two_hop_paths_read_from_the_kept_path_groups_are_those_the_store_matches(kb: KB, tmp_path: Path, kept_paths: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kb.aggregates import paths
+    from kb.aggregates.reads import PATHS_STALE_KEY, graph_path_groups
     from schema.sql import kb_meta
 
+    # groups keeping their best path alone leave many graphs to the store; keeping three, few
+    monkeypatch.setattr(paths, "KEPT_PATHS", kept_paths)
     rng = random.Random(7)
     _ingest_two_hop_graphs(kb, tmp_path / "c", rng, 12)
     # graphs where paths start at two positions of one token
@@ -897,7 +901,13 @@ def test_two_hop_paths_read_from_the_kept_path_groups_are_those_the_store_matche
     asked.clear()
     assert answers() == kept
     assert any(a["paths"] for a in kept) and any(a["unnamed_skipped"] for a in kept)
-    assert 0 < from_groups < len(asked), (from_groups, len(asked))  # both ways taken
+    assert from_groups < len(asked), (from_groups, len(asked))
+    with kb.engine.connect() as conn:
+        more = [len(graph_path_groups(conn, gid).more) for gid in kb.graph_ids()]
+    if kept_paths == 1:
+        assert 0 < from_groups and not any(more)  # both ways taken
+    else:
+        assert any(more)
 
 
 def test_spearman_matches_scipy_with_ties_constants_and_gaps() -> None:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from sqlalchemy import Connection, delete, exists, func, insert, select
 
 from kb.aggregates import keep, reads
-from kb.aggregates.paths import PACKED_GROUP
+from kb.aggregates.paths import PACKED_GROUP, PACKED_PATH
 from kb.aggregates.values import GraphValues, of_skeleton
 from kb.core import Core
 from kb.errors import NotFoundError
@@ -36,11 +36,13 @@ Progress = Callable[[str], None]
 @dataclass
 class AggregateCheck:
     """What :func:`check` found: ``n_differences`` (0 when the aggregates are exact), the first
-    ``LISTED`` of them in words, and how many visible graphs were recomputed."""
+    ``LISTED`` of them in words, how many visible graphs were recomputed, and ``notes`` on what
+    is exact but could be kept better."""
 
     graphs: int
     n_differences: int = 0
     differences: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -52,7 +54,7 @@ class AggregateCheck:
             self.differences.append(text)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "graphs": self.graphs, "n_differences": self.n_differences, "differences": self.differences}
+        return {"ok": self.ok, "graphs": self.graphs, "n_differences": self.n_differences, "differences": self.differences, "notes": self.notes}
 
 
 def check(core: Core, progress: Progress | None = None) -> AggregateCheck:
@@ -63,6 +65,7 @@ def check(core: Core, progress: Progress | None = None) -> AggregateCheck:
     report = AggregateCheck(len(visible))
     if reason is not None:
         report.add(f"marked stale: {reason} (`circuitkb aggregates rebuild` recomputes them)")
+    older = 0  # graphs whose groups keep their best path alone
     for gid, slug in visible:
         try:
             values = of_skeleton(core.store.graph_skeleton(gid))
@@ -70,9 +73,14 @@ def check(core: Core, progress: Progress | None = None) -> AggregateCheck:
             report.add(f"graph {slug}: not in the {core.store.name} store")
             continue
         with core.engine.connect() as conn:
-            _compare_graph(conn, slug, values, report)
+            older += not _compare_graph(conn, slug, values, report)
         if progress:
             progress(slug)
+    if older:
+        report.notes.append(
+            f"the path groups of {older} graphs were packed before groups kept more than their best path (migration 0018): "
+            "they answer exactly, and two-hop questions over them get faster after `circuitkb aggregates rebuild`"
+        )
     with core.engine.connect() as conn:
         streaming = conn.execution_options(stream_results=True, yield_per=20_000)
         for table in (feature_graphs, feature_edge_graphs, path_group_packs):
@@ -150,7 +158,8 @@ def _fresh_histogram():  # noqa: ANN202
 # --- comparing -----------------------------------------------------------------------------------
 
 
-def _compare_graph(conn: Connection, slug: str, values: GraphValues, report: AggregateCheck) -> None:
+def _compare_graph(conn: Connection, slug: str, values: GraphValues, report: AggregateCheck) -> bool:
+    """Whether the graph's path groups keep more than their best path (then those are compared too)."""
     fg, eg = feature_graphs.c, feature_edge_graphs.c
     kept = [tuple(r) for r in conn.execute(select(fg.feature_id, fg.graph_id, fg.activation, fg.influence).where(fg.graph_id == values.gid).order_by(fg.feature_id))]
     _compare_lists(report, f"graph {slug}: features (id, graph, activation, influence)", values.feature_rows(), kept)
@@ -159,6 +168,11 @@ def _compare_graph(conn: Connection, slug: str, values: GraphValues, report: Agg
     paths = reads.graph_path_groups(conn, values.gid)
     _compare_lists(report, f"graph {slug}: path groups (graph, position, {', '.join(PACKED_GROUP.names)})", values.paths.rows(), paths.rows())
     _compare_lists(report, f"graph {slug}: positions of middle features (feature, position)", values.paths.positions(), paths.positions())
+    pp = path_group_packs.c
+    if conn.execute(select(func.count()).where(pp.graph_id == values.gid, pp.more.is_(None))).scalar_one():
+        return False
+    _compare_lists(report, f"graph {slug}: paths kept after each group's best (graph, position, {', '.join(PACKED_PATH.names)})", values.paths.more_rows(), paths.more_rows())
+    return True
 
 
 def _compare_lists(report: AggregateCheck, what: str, expected: Sequence[tuple[Any, ...]], kept: Sequence[tuple[Any, ...]]) -> None:

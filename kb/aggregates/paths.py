@@ -7,9 +7,9 @@ target's input, as :class:`kb.stores.circuit_queries.ChainMatch` and every store
 compute it, so the best score of a group is the store's to the last bit. Grouped by (the start's
 position, the middle's feature), these are the two-hop question's candidates of each graph
 (:func:`kb.analysis.twohop.two_hop_paths`), kept at ingest so that it reads them instead of
-matching every path of every graph. Each group also keeps its best path and the score of the
-next best, so that a graph whose best paths are all best paths of groups (no group's next best
-can reach them) needs no matching in the store at all.
+matching every path of every graph. Each group also keeps its best ``KEPT_PATHS`` paths and
+the score of the next best, so that a graph whose best paths are all among its groups' kept
+paths (no group's next best can reach them) needs no matching in the store at all.
 
 The groups are stored packed, one row per (graph, start position) (:meth:`PathGroups.packs`):
 a question starting at one position of every graph reads one row of each graph, and with it
@@ -38,6 +38,10 @@ class PathGroups:
     best score, the best is the one whose first link, then last link, comes first in the file
     (migration 0015 ranks them so too); ``second`` then equals ``best``.
 
+    ``more``: the paths each group keeps after its best (its next ``KEPT_PATHS - 1``, as
+    ``MORE_PATHS``, by group then score, ties as for the best), each with ``rest``, the score
+    of the group's best path not kept (NaN when it keeps them all).
+
     ``at_fid`` and ``at_ctx``: where the middle features sit, every distinct (feature, position)
     of the graph's nodes whose feature is the middle of a group, sorted."""
 
@@ -56,6 +60,7 @@ class PathGroups:
     tgt_total: np.ndarray  # float64
     at_fid: np.ndarray  # int64
     at_ctx: np.ndarray  # int64
+    more: np.ndarray  # MORE_PATHS
 
     def __len__(self) -> int:
         return len(self.ctx)
@@ -66,23 +71,36 @@ class PathGroups:
         columns[4] = [None if s != s else s for s in columns[4]]  # the second; NaN is unequal to itself
         return [(self.gid, *row) for row in zip(*columns)]
 
+    def more_rows(self) -> list[tuple[Any, ...]]:
+        """One tuple per path kept after a group's best: gid, ctx, then the fields of
+        ``PACKED_PATH`` (None for a NaN rest)."""
+        columns = [self.more[name].tolist() for name in MORE_PATHS.names]
+        at = MORE_PATHS.names.index("rest")
+        columns[at] = [None if r != r else r for r in columns[at]]
+        return [(self.gid, *row) for row in zip(*columns)]
+
     def positions(self) -> list[tuple[int, int]]:
         """(fid, ctx) of where the middle features sit."""
         return list(zip(self.at_fid.tolist(), self.at_ctx.tolist()))
 
-    def packs(self) -> list[tuple[int, int, bytes, bytes]]:
-        """The rows stored (graph_id, ctx_idx, groups, positions): per start position, its groups
-        as ``PACKED_GROUP`` and the positions of their middle features as ``PACKED_POSITION``."""
+    def packs(self) -> list[tuple[int, int, bytes, bytes, bytes]]:
+        """The rows stored (graph_id, ctx_idx, groups, positions, more): per start position, its
+        groups as ``PACKED_GROUP``, the positions of their middle features as ``PACKED_POSITION``
+        and the paths they keep after their best as ``PACKED_PATH``."""
         out = []
         starts, stops = runs(self.ctx)
-        for start, stop in zip(starts.tolist(), stops.tolist()):
+        more_at = np.searchsorted(self.more["ctx"], self.ctx[starts], "left"), np.searchsorted(self.more["ctx"], self.ctx[starts], "right")
+        for start, stop, low, high in zip(starts.tolist(), stops.tolist(), *(side.tolist() for side in more_at)):
             groups = np.empty(stop - start, dtype=PACKED_GROUP)
             for name in PACKED_GROUP.names:
                 groups[name] = getattr(self, name)[start:stop]
             here = np.isin(self.at_fid, self.fid[start:stop])
             positions = np.empty(int(here.sum()), dtype=PACKED_POSITION)
             positions["fid"], positions["ctx"] = self.at_fid[here], self.at_ctx[here]
-            out.append((self.gid, int(self.ctx[start]), groups.tobytes(), positions.tobytes()))
+            more = np.empty(high - low, dtype=PACKED_PATH)
+            for name in PACKED_PATH.names:
+                more[name] = self.more[name][low:high]
+            out.append((self.gid, int(self.ctx[start]), groups.tobytes(), positions.tobytes(), more.tobytes()))
         return out
 
 
@@ -93,6 +111,18 @@ PACKED_GROUP = np.dtype([
 ])  # fmt: skip
 # where a middle feature sits: one of its nodes' position
 PACKED_POSITION = np.dtype([("fid", "<i8"), ("ctx", "<i8")])
+# how many paths a group keeps: its best and the next ones. Three close all but a few groups a
+# two-hop question would otherwise match in the store (at 10,000 graphs, 95 of 2,739; the best
+# alone: none), for a pack about a third larger.
+KEPT_PATHS = 3
+# a path a group keeps after its best, as stored: its middle feature, its score, the group's
+# ``rest``, then the path as the group's best is
+PACKED_PATH = np.dtype([
+    ("fid", "<i8"), ("score", "<f8"), ("rest", "<f8"), ("src", "<i8"), ("mid", "<i8"), ("tgt", "<i8"),
+    ("w0", "<f8"), ("w1", "<f8"), ("mid_total", "<f8"), ("tgt_total", "<f8"),
+])  # fmt: skip
+# the same with its start position, as PathGroups holds them
+MORE_PATHS = np.dtype([("ctx", "<i8"), *((name, PACKED_PATH[name]) for name in PACKED_PATH.names)])
 
 
 # links read at once: a huge graph's paths are found a piece of its links at a time
@@ -139,41 +169,38 @@ def path_groups(
         at = np.repeat(low, count) + (np.arange(len(which)) - np.repeat(np.cumsum(count) - count, count))
         score = share[which] * last_share[at]
         keys = (ctx[src[which]] << 32) | fid[tgt[which]]
-        pieces.append(_best_of(_Candidates(keys, np.ones(len(which), dtype=np.int64), score, which + offset, last[at], np.ones(len(which), dtype=bool))))
+        pieces.append(_kept(_Candidates(keys, np.ones(len(which), dtype=np.int64), score, which + offset, last[at], np.ones(len(which), dtype=bool))))
     # an ordinary graph is one piece, already grouped; a huge one's pieces are merged
-    merged = pieces[0] if len(pieces) == 1 else _best_of(_Candidates.joined(pieces or [_Candidates.empty()]))
-    first_link, last_link = merged.first, merged.last
-    src = np.asarray(link_src[first_link], dtype=np.int64)
-    mid_idx = np.asarray(link_tgt[first_link], dtype=np.int64)
-    tgt_idx = np.asarray(link_tgt[last_link], dtype=np.int64)
+    merged = pieces[0] if len(pieces) == 1 else _kept(_Candidates.joined(pieces)) if pieces else _Kept.empty()
+    kept = merged.paths
+    starts, stops = runs(kept.keys)
+    after = np.ones(len(kept.keys), dtype=bool)
+    after[starts] = False
+
+    def path(which: np.ndarray) -> tuple[np.ndarray, ...]:
+        """src, mid, tgt, w0, w1, mid_total, tgt_total of the kept paths ``which``."""
+        first_link, last_link = kept.first[which], kept.last[which]
+        mid_idx, tgt_idx = np.asarray(link_tgt[first_link], dtype=np.int64), np.asarray(link_tgt[last_link], dtype=np.int64)
+        weights = (np.asarray(link_weight[first_link], dtype=np.float64), np.asarray(link_weight[last_link], dtype=np.float64))
+        return np.asarray(link_src[first_link], dtype=np.int64), mid_idx, tgt_idx, *weights, totals[mid_idx], totals[tgt_idx]
+
+    more = np.empty(int(after.sum()), dtype=MORE_PATHS)
+    more["ctx"], more["fid"], more["score"] = kept.keys[after] >> 32, kept.keys[after] & 0xFFFFFFFF, kept.score[after]
+    more["rest"] = np.repeat(merged.rest, stops - starts)[after]
+    for name, column in zip(("src", "mid", "tgt", "w0", "w1", "mid_total", "tgt_total"), path(after)):
+        more[name] = column
+    keys = kept.keys[starts]
     middles = fid >= 0
-    middles[middles] = np.isin(fid[middles], merged.keys & 0xFFFFFFFF)
+    middles[middles] = np.isin(fid[middles], keys & 0xFFFFFFFF)
     at = np.unique((fid[middles] << 32) | ctx[middles])
-    return PathGroups(
-        gid,
-        merged.keys >> 32,
-        merged.keys & 0xFFFFFFFF,
-        merged.n_paths,
-        merged.score,
-        merged.second,
-        src,
-        mid_idx,
-        tgt_idx,
-        np.asarray(link_weight[first_link], dtype=np.float64),
-        np.asarray(link_weight[last_link], dtype=np.float64),
-        totals[mid_idx],
-        totals[tgt_idx],
-        at >> 32,
-        at & 0xFFFFFFFF,
-    )
+    return PathGroups(gid, keys >> 32, keys & 0xFFFFFFFF, kept.n_paths[starts], kept.score[starts], merged.second, *path(starts), at >> 32, at & 0xFFFFFFFF, more)
 
 
 @dataclass(frozen=True)
 class _Candidates:
-    """Scored paths (or groups' best paths) by group key: ``n_paths`` each stands for, score,
-    the global index of its first and last link, and whether it is a path at all (``real``;
-    else a group's second score, carried so that groups met in several pieces merge exactly).
-    After :func:`_best_of`, ``second`` holds each group's next best score."""
+    """Scored paths by group key: how many paths each stands for (``n_paths``), score, the
+    global index of its first and last link, and whether it is a path at all (``real``; else a
+    group's ``rest`` score, carried so that groups met in several pieces merge exactly)."""
 
     keys: np.ndarray
     n_paths: np.ndarray
@@ -181,37 +208,55 @@ class _Candidates:
     first: np.ndarray
     last: np.ndarray
     real: np.ndarray
-    second: np.ndarray | None = None
 
     @classmethod
-    def empty(cls) -> "_Candidates":
-        i, f = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-        return cls(i, i, f, i, i, np.empty(0, dtype=bool), f)
-
-    @classmethod
-    def joined(cls, parts: list["_Candidates"]) -> "_Candidates":
-        """The groups of every part, each as its best path and, where it has one, its second score."""
+    def joined(cls, parts: list["_Kept"]) -> "_Candidates":
+        """The groups of every part, each as its kept paths and, where it has one, its rest."""
         rows = []
         for part in parts:
-            rows.append((part.keys, part.n_paths, part.score, part.first, part.last, part.real))
-            seconds = ~np.isnan(part.second)
-            none = np.zeros(int(seconds.sum()), dtype=np.int64)
-            rows.append((part.keys[seconds], none, part.second[seconds], none - 1, none - 1, np.zeros(len(none), dtype=bool)))
+            kept = part.paths
+            rows.append((kept.keys, kept.n_paths, kept.score, kept.first, kept.last, kept.real))
+            keys = kept.keys[runs(kept.keys)[0]]
+            has_rest = ~np.isnan(part.rest)
+            none = np.zeros(int(has_rest.sum()), dtype=np.int64)
+            rows.append((keys[has_rest], none, part.rest[has_rest], none - 1, none - 1, np.zeros(len(none), dtype=bool)))
         return cls(*(np.concatenate(column) for column in zip(*rows)))
 
 
-def _best_of(c: _Candidates) -> _Candidates:
-    """One row per distinct key (sorted): the paths summed, the best real path, the next best score."""
-    # by key, then best score first, real paths before carried seconds of the same score
+@dataclass(frozen=True)
+class _Kept:
+    """Groups as they are kept: ``paths``, each group's best ``KEPT_PATHS`` paths by key (sorted),
+    best first, the first standing for all the group's paths (``n_paths``, 0 on the others); and
+    per group, the score of its second path (``second``) and of its best path not kept
+    (``rest``), NaN where it has none."""
+
+    paths: _Candidates
+    second: np.ndarray
+    rest: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "_Kept":
+        i, f = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+        return cls(_Candidates(i, i, f, i, i, np.empty(0, dtype=bool)), f, f)
+
+
+def _kept(c: _Candidates) -> _Kept:
+    """The kept paths and rest of each distinct key of ``c``."""
+    # by key, then best score first, real paths before carried rests of the same score: a part's
+    # rest comes after the paths it kept, so every kept path is real
     order = np.lexsort((~c.real, -c.score, c.keys))
     keys, score = c.keys[order], c.score[order]
-    starts, ends = runs(keys)
-    second = np.full(len(starts), np.nan)
-    has_second = ends - starts > 1
-    second[has_second] = score[starts[has_second] + 1]
-    best = order[starts]
-    n_paths = np.add.reduceat(c.n_paths[order], starts) if len(starts) else np.empty(0, dtype=np.int64)
-    return _Candidates(keys[starts], n_paths, score[starts], c.first[best], c.last[best], c.real[best], second)
+    starts, stops = runs(keys)
+    second, rest = np.full(len(starts), np.nan), np.full(len(starts), np.nan)
+    for after, scores in ((1, second), (KEPT_PATHS, rest)):
+        longer = stops - starts > after
+        scores[longer] = score[starts[longer] + after]
+    n_paths = np.zeros(len(keys), dtype=np.int64)
+    if len(starts):
+        n_paths[starts] = np.add.reduceat(c.n_paths[order], starts)
+    chosen = np.arange(len(keys)) - np.repeat(starts, stops - starts) < KEPT_PATHS
+    picked = order[chosen]
+    return _Kept(_Candidates(keys[chosen], n_paths[chosen], score[chosen], c.first[picked], c.last[picked], c.real[picked]), second, rest)
 
 
 def _pieces(link_src: np.ndarray, link_tgt: np.ndarray, link_weight: np.ndarray, totals: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:

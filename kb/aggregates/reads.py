@@ -10,7 +10,7 @@ from typing import AbstractSet, Mapping, Sequence
 import numpy as np
 from sqlalchemy import Connection, and_, func, select
 
-from kb.aggregates.paths import PACKED_GROUP, PACKED_POSITION, PathGroups
+from kb.aggregates.paths import MORE_PATHS, PACKED_GROUP, PACKED_PATH, PACKED_POSITION, PathGroups
 from kb.sqlqueries import among, keys_table
 from kb.stores.feature_queries import UPSTREAM
 from schema.sql import feature_edge_graphs, feature_edge_histogram, feature_edge_totals, feature_graphs, feature_totals, kb_meta, path_group_packs
@@ -34,14 +34,34 @@ def paths_stale_reason(conn: Connection) -> str | None:
 
 
 @dataclass(frozen=True)
+class KeptPaths:
+    """Paths kept with their groups, as parallel arrays: graph, nodes (by idx), the weights of
+    their two links and the input totals of their middle and target nodes."""
+
+    gid: np.ndarray  # int64
+    src: np.ndarray  # int64
+    mid: np.ndarray  # int64
+    tgt: np.ndarray  # int64
+    w0: np.ndarray  # float64
+    w1: np.ndarray  # float64
+    mid_total: np.ndarray  # float64
+    tgt_total: np.ndarray  # float64
+
+    def __add__(self, other: KeptPaths) -> KeptPaths:
+        return KeptPaths(*(np.concatenate([getattr(self, name), getattr(other, name)]) for name in self.__dataclass_fields__))
+
+
+@dataclass(frozen=True)
 class GroupBests:
     """Path groups with their best paths, as parallel arrays by gid (see
-    :class:`kb.aggregates.paths.PathGroups`; ``second`` is NaN for a group of one path)."""
+    :class:`kb.aggregates.paths.PathGroups`; ``second`` is NaN for a group of one path; ``rest``
+    is the best score of the paths the group does not keep, NaN when it keeps all)."""
 
     gid: np.ndarray  # int64
     fid: np.ndarray  # int64
     best: np.ndarray  # float64
     second: np.ndarray  # float64
+    rest: np.ndarray  # float64
     src: np.ndarray  # int64
     mid: np.ndarray  # int64
     tgt: np.ndarray  # int64
@@ -54,27 +74,39 @@ class GroupBests:
         """The groups chosen by a boolean mask or an index array."""
         return GroupBests(*(getattr(self, name)[which] for name in self.__dataclass_fields__))
 
+    def paths(self) -> KeptPaths:
+        """Each group's best path."""
+        return KeptPaths(*(getattr(self, name) for name in KeptPaths.__dataclass_fields__))
+
 
 def _column(table: np.ndarray, name: str) -> np.ndarray:
     """A field of a :data:`kb.aggregates.paths.PACKED_GROUP` array as a plain int64 or float64 array."""
     return table[name].astype(np.float64 if table.dtype[name].kind == "f" else np.int64)
 
 
-# GroupBests' fields that a pack holds
-_BEST_FIELDS = tuple(name for name in GroupBests.__dataclass_fields__ if name != "gid")
-# no groups at all
-NO_BESTS = GroupBests(gid=np.empty(0, dtype=np.int64), **{name: _column(np.empty(0, dtype=PACKED_GROUP), name) for name in _BEST_FIELDS})
+# GroupBests' fields that a pack's groups hold
+_BEST_FIELDS = tuple(name for name in GroupBests.__dataclass_fields__ if name not in ("gid", "rest"))
+# no paths at all
+NO_PATHS = KeptPaths(np.empty(0, dtype=np.int64), *(_column(np.empty(0, dtype=PACKED_PATH), name) for name in tuple(KeptPaths.__dataclass_fields__)[1:]))
 
 
 @dataclass(frozen=True)
 class StartGroups:
     """The path groups that start at some (graph, position)s, by gid then position: ``gid``,
     ``ctx`` and the fields of :data:`kb.aggregates.paths.PACKED_GROUP` (``groups``, a structured
-    array); and where their middle features sit: (``at_gid``, ``at_fid``, ``at_ctx``), sorted, distinct."""
+    array), and ``rest`` (as in :class:`GroupBests`); the paths they keep after their best
+    (``more_gid`` and ``more``, as :data:`kb.aggregates.paths.MORE_PATHS`), by group; and where
+    their middle features sit: (``at_gid``, ``at_fid``, ``at_ctx``), sorted, distinct.
+
+    A pack written before groups kept more than their best (migration 0018) has none of those
+    paths: its groups keep their best alone."""
 
     gid: np.ndarray  # int64
     ctx: np.ndarray  # int64
     groups: np.ndarray  # PACKED_GROUP
+    rest: np.ndarray  # float64
+    more_gid: np.ndarray  # int64
+    more: np.ndarray  # MORE_PATHS
     at_gid: np.ndarray  # int64
     at_fid: np.ndarray  # int64
     at_ctx: np.ndarray  # int64
@@ -102,7 +134,20 @@ class StartGroups:
         fids = np.fromiter(chain.from_iterable(allowed.values()), np.int64, len(gids))
         chosen = np.isin((self.gid << 32) | self.groups["fid"], (gids << 32) | fids)
         groups = self.groups[chosen]
-        return GroupBests(gid=self.gid[chosen], **{name: _column(groups, name) for name in _BEST_FIELDS})
+        return GroupBests(gid=self.gid[chosen], rest=self.rest[chosen], **{name: _column(groups, name) for name in _BEST_FIELDS})
+
+    def more_paths(self, groups: GroupBests, floor: np.ndarray) -> KeptPaths:
+        """The paths that ``groups`` (by gid) keep after their best, those scoring at least the
+        ``floor`` of their graph (one per group)."""
+        key = (self.more_gid << 32) | self.more["fid"]
+        chosen = np.isin(key, (groups.gid << 32) | groups.fid)
+        graphs = np.unique(groups.gid)
+        floors = np.full(len(graphs), np.inf)
+        floors[np.searchsorted(graphs, groups.gid)] = floor
+        at = np.flatnonzero(chosen)
+        at = at[self.more["score"][at] >= floors[np.searchsorted(graphs, self.more_gid[at])]]
+        more = self.more[at]
+        return KeptPaths(self.more_gid[at], *(_column(more, name) for name in tuple(KeptPaths.__dataclass_fields__)[1:]))
 
 
 def start_groups(conn: Connection, starts: Sequence[tuple[int, int]]) -> StartGroups:
@@ -112,19 +157,19 @@ def start_groups(conn: Connection, starts: Sequence[tuple[int, int]]) -> StartGr
         return _unpacked([])
     pp = path_group_packs.c
     keys = keys_table(conn, starts, ("gid", "ctx"))
-    query = select(pp.graph_id, pp.ctx_idx, pp.groups, pp.positions).select_from(keys).join(path_group_packs, and_(pp.graph_id == keys.c.gid, pp.ctx_idx == keys.c.ctx))
+    query = select(pp.graph_id, pp.ctx_idx, pp.groups, pp.positions, pp.more).select_from(keys).join(path_group_packs, and_(pp.graph_id == keys.c.gid, pp.ctx_idx == keys.c.ctx))
     return _unpacked(conn.execute(query).cursor.fetchall())
 
 
 def graph_path_groups(conn: Connection, gid: int) -> PathGroups:
     """All the path groups kept for graph ``gid`` (none if it has none)."""
     pp = path_group_packs.c
-    found = _unpacked(conn.execute(select(pp.graph_id, pp.ctx_idx, pp.groups, pp.positions).where(pp.graph_id == gid)).cursor.fetchall())
-    return PathGroups(gid, found.ctx, **{name: found.column(name) for name in PACKED_GROUP.names}, at_fid=found.at_fid, at_ctx=found.at_ctx)
+    found = _unpacked(conn.execute(select(pp.graph_id, pp.ctx_idx, pp.groups, pp.positions, pp.more).where(pp.graph_id == gid)).cursor.fetchall())
+    return PathGroups(gid, found.ctx, **{name: found.column(name) for name in PACKED_GROUP.names}, at_fid=found.at_fid, at_ctx=found.at_ctx, more=found.more)
 
 
-def _unpacked(rows: Sequence[tuple[int, int, bytes, bytes]]) -> StartGroups:
-    """Stored packs (graph_id, ctx_idx, groups, positions) read as one :class:`StartGroups`."""
+def _unpacked(rows: Sequence[tuple[int, int, bytes, bytes, bytes | None]]) -> StartGroups:
+    """Stored packs (graph_id, ctx_idx, groups, positions, more) read as one :class:`StartGroups`."""
     rows = sorted(rows, key=lambda row: (row[0], row[1]))
     # the packs joined as bytes and read as one array (numpy joins structured arrays slowly)
     groups = np.frombuffer(b"".join(row[2] for row in rows), dtype=PACKED_GROUP)
@@ -141,7 +186,21 @@ def _unpacked(rows: Sequence[tuple[int, int, bytes, bytes]]) -> StartGroups:
         at_gid, at_fid, at_ctx = at_gid[distinct], at_fid[distinct], at_ctx[distinct]
     n_groups = [len(row[2]) // PACKED_GROUP.itemsize for row in rows]
     ctxs = np.array([row[1] for row in rows], dtype=np.int64)
-    return StartGroups(np.repeat(gids, n_groups), np.repeat(ctxs, n_groups), groups, at_gid, at_fid, at_ctx)
+    packed = np.frombuffer(b"".join(row[4] or b"" for row in rows), dtype=PACKED_PATH)
+    n_more = [len(row[4] or b"") // PACKED_PATH.itemsize for row in rows]
+    more = np.empty(len(packed), dtype=MORE_PATHS)
+    more["ctx"] = np.repeat(ctxs, n_more)
+    for name in PACKED_PATH.names:
+        more[name] = packed[name]
+    # each group's rest: where it keeps paths after its best, as they say; else the best path
+    # not kept is the second (if any), the group keeping its best alone (as every group of a
+    # pack without them does). A group is found by (pack, fid), both ascending.
+    rest = groups["second"].astype(np.float64)
+    pack = np.arange(len(rows), dtype=np.int64)
+    group_key = (np.repeat(pack, n_groups) << 32) | groups["fid"]
+    more_key = (np.repeat(pack, n_more) << 32) | packed["fid"]
+    rest[np.searchsorted(group_key, more_key)] = packed["rest"]
+    return StartGroups(np.repeat(gids, n_groups), np.repeat(ctxs, n_groups), groups, rest, np.repeat(gids, n_more), more, at_gid, at_fid, at_ctx)
 
 
 @dataclass(frozen=True)

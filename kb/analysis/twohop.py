@@ -86,10 +86,10 @@ def two_hop_paths(
     tokens = {g.gid: g.prompt_tokens for g in graphs}
     where_of = kb.store.feature_positions if kept is None else kept.positions
     allowed, where, floors = _allowed_middles(with_names, ranked, names, tokens, words(via) if via else frozenset(), top, where_of)
-    closed, open_fids, floors = (aggregates.NO_BESTS, allowed, floors) if kept is None else _group_bests(kept, allowed, top)
+    closed, open_fids, floors = (aggregates.NO_PATHS, allowed, floors) if kept is None else _group_bests(kept, allowed, top)
     through = Step(graph_fids={gid: frozenset(fids) for gid, fids in open_fids.items()})
-    # the closed groups' best paths are described while the store matches the open ones (most
-    # of them are kept: 28,000 of 30,000 at 10,000 graphs)
+    # the closed groups' kept paths are described while the store matches the open groups' (at
+    # 10,000 graphs, all but a hundred groups are closed)
     nodes = np.unique(np.concatenate([(closed.gid << 32) | column for column in (closed.src, closed.mid, closed.tgt)]))
     about = started(kb.store.describe_nodes, list(zip((nodes >> 32).tolist(), (nodes & 0xFFFFFFFF).tolist())))
     matched = kb.store.chains(sorted(open_fids), [start, through], top, floors) if open_fids else []
@@ -224,17 +224,17 @@ def _allowed_middles(
     return kept_fids, where, floors
 
 
-def _group_bests(kept: aggregates.StartGroups, allowed: Mapping[int, set[int]], top: int | None) -> tuple[aggregates.GroupBests, dict[int, set[int]], dict[int, float]]:
+def _group_bests(kept: aggregates.StartGroups, allowed: Mapping[int, set[int]], top: int | None) -> tuple[aggregates.KeptPaths, dict[int, set[int]], dict[int, float]]:
     """Of the groups kept for the starts of each graph, through its ``allowed`` features, the
-    best paths that may be among the graph's best ``top`` (None: all), and the features whose
+    kept paths that may be among the graph's best ``top`` (None: all), and the features whose
     paths the store must match, with a score ``top`` paths reach.
 
-    Each group's other paths score at most its ``second``. The group bests ranked ``top``-th
-    and above are real paths, so no path scoring below that ``cut`` is among the best ``top``:
-    a group whose second scores below the cut (or that has one path) is *closed*, its best path
-    the only one that can count. The paths of the other features are matched in the store
-    (all of a feature's groups, so that no path comes twice). With fewer groups than ``top``, or
-    all paths wanted, a group is closed when it has one path.
+    The paths a group does not keep score at most its ``rest``. The group bests ranked
+    ``top``-th and above are real paths, so no path scoring below that ``cut`` is among the best
+    ``top``: a group whose rest scores below the cut (or that keeps all its paths) is *closed*,
+    its kept paths the only ones that can count. The paths of the other features are matched in
+    the store (all of a feature's groups, so that no path comes twice). With fewer groups than
+    ``top``, or all paths wanted, a group is closed when it keeps all its paths.
     """
     b = kept.bests(allowed)
     graphs, starts, counts = np.unique(b.gid, return_index=True, return_counts=True)
@@ -245,7 +245,7 @@ def _group_bests(kept: aggregates.StartGroups, allowed: Mapping[int, set[int]], 
         ranked = np.lexsort((-b.best, b.gid))
         cut[enough] = b.best[ranked[starts[enough] + top - 1]]
     row_cut = np.repeat(cut, counts)
-    opened = ~np.isnan(b.second) & (b.second >= row_cut)
+    opened = ~np.isnan(b.rest) & (b.rest >= row_cut)
     open_fids: dict[int, set[int]] = {}
     for gid, fid in zip(b.gid[opened].tolist(), b.fid[opened].tolist()):
         open_fids.setdefault(gid, set()).add(fid)
@@ -258,12 +258,13 @@ def _group_bests(kept: aggregates.StartGroups, allowed: Mapping[int, set[int]], 
     # ``top`` paths score at least the cut; a hair lower, so that no rounding on the way to the
     # store can make it exceed one of them
     floors = {g: c * (1.0 - 1e-9) for g, c in zip(graphs.tolist(), cut.tolist()) if g in open_fids and c > 0.0}
-    return b.take(closed), open_fids, floors
+    shut = b.take(closed)
+    return shut.paths() + kept.more_paths(shut, row_cut[closed]), open_fids, floors
 
 
-def _closed_chains(closed: aggregates.GroupBests, about: Mapping[tuple[int, int], ChainNode]) -> ChainColumns:
-    """The closed groups' best paths as chains, their nodes described in ``about`` (a group's
-    best score is its best path's, as the chains' scores give it: :mod:`kb.aggregates.paths`)."""
+def _closed_chains(closed: aggregates.KeptPaths, about: Mapping[tuple[int, int], ChainNode]) -> ChainColumns:
+    """The closed groups' kept paths as chains, their nodes described in ``about`` (a kept
+    path's score is as the chains' scores give it: :mod:`kb.aggregates.paths`)."""
     nodes = np.stack([closed.src, closed.mid, closed.tgt], axis=1)
     gids = closed.gid.tolist()
     return ChainColumns(

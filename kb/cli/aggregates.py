@@ -48,6 +48,9 @@ def check_cmd(ctx: click.Context, as_json: bool) -> None:
         if report.n_differences > len(report.differences):
             click.echo(f"  ... and {report.n_differences - len(report.differences)} more")
         click.echo("(`circuitkb aggregates rebuild` recomputes them)")
+    if not as_json:
+        for note in report.notes:
+            click.echo(f"note: {note}")
     sys.exit(0 if report.ok else 1)
 
 
