@@ -615,6 +615,23 @@ def test_remove_and_aggregates_commands(kb_env: Callable[..., dict[str, str]], t
     rebuilt = runner.invoke(main, ["aggregates", "rebuild"], env=env)
     assert rebuilt.exit_code == 0 and "rebuilt the aggregates of 1 graphs" in rebuilt.output
     assert runner.invoke(main, ["aggregates", "check"], env=env).exit_code == 0
+    # packs as migration 0018 leaves them: exact, with a note saying what a rebuild adds
+    nodes = [embedding_node(500, 0), feature_node(1, 7, 0), feature_node(3, 9, 1), logit_node(900, 1, 0.4, True)]
+    ids = [n["node_id"] for n in nodes]
+    links = [{"source": ids[0], "target": ids[1], "weight": 0.5}, {"source": ids[1], "target": ids[2], "weight": 0.5}, {"source": ids[2], "target": ids[3], "weight": 1.0}]
+    assert runner.invoke(main, ["ingest", str(write(tmp_path / "hop.json", graph_of("hop", 2, nodes, links)))], env=env).exit_code == 0
+    kb = KB.open(Config.load(env=env))
+    try:
+        with kb.engine.begin() as conn:
+            conn.execute(update(path_group_packs).values(more=None))
+    finally:
+        kb.close()
+    older = runner.invoke(main, ["aggregates", "check"], env=env)
+    assert older.exit_code == 0 and "exact over the 2 visible graphs" in older.output
+    assert "note: the path groups of 1 graphs were packed before" in older.output and "aggregates rebuild" in older.output
+    assert len(json.loads(runner.invoke(main, ["aggregates", "check", "--json"], env=env).output)["notes"]) == 1
+    assert runner.invoke(main, ["aggregates", "rebuild"], env=env).exit_code == 0
+    assert "note:" not in runner.invoke(main, ["aggregates", "check"], env=env).output
 
 
 def test_stale_aggregates_are_not_read(sqlite_kb: KB, tmp_path: Path) -> None:
