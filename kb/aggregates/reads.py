@@ -47,6 +47,16 @@ class KeptPaths:
     mid_total: np.ndarray  # float64
     tgt_total: np.ndarray  # float64
 
+    @classmethod
+    def of(cls, gid: np.ndarray, table: np.ndarray) -> KeptPaths:
+        """The paths of a :data:`kb.aggregates.paths.PACKED_GROUP` (each group's best) or
+        ``PACKED_PATH`` array, in graphs ``gid``."""
+        return cls(gid, *(_column(table, name) for name in tuple(cls.__dataclass_fields__)[1:]))
+
+    def take(self, which: np.ndarray) -> KeptPaths:
+        """The paths chosen by a boolean mask or an index array."""
+        return KeptPaths(*(getattr(self, name)[which] for name in self.__dataclass_fields__))
+
     def __add__(self, other: KeptPaths) -> KeptPaths:
         return KeptPaths(*(np.concatenate([getattr(self, name), getattr(other, name)]) for name in self.__dataclass_fields__))
 
@@ -62,21 +72,11 @@ class GroupBests:
     best: np.ndarray  # float64
     second: np.ndarray  # float64
     rest: np.ndarray  # float64
-    src: np.ndarray  # int64
-    mid: np.ndarray  # int64
-    tgt: np.ndarray  # int64
-    w0: np.ndarray  # float64
-    w1: np.ndarray  # float64
-    mid_total: np.ndarray  # float64
-    tgt_total: np.ndarray  # float64
+    path: KeptPaths  # the best
 
-    def take(self, which: np.ndarray) -> "GroupBests":
+    def take(self, which: np.ndarray) -> GroupBests:
         """The groups chosen by a boolean mask or an index array."""
-        return GroupBests(*(getattr(self, name)[which] for name in self.__dataclass_fields__))
-
-    def paths(self) -> KeptPaths:
-        """Each group's best path."""
-        return KeptPaths(*(getattr(self, name) for name in KeptPaths.__dataclass_fields__))
+        return GroupBests(self.gid[which], self.fid[which], self.best[which], self.second[which], self.rest[which], self.path.take(which))
 
 
 def _column(table: np.ndarray, name: str) -> np.ndarray:
@@ -84,10 +84,8 @@ def _column(table: np.ndarray, name: str) -> np.ndarray:
     return table[name].astype(np.float64 if table.dtype[name].kind == "f" else np.int64)
 
 
-# GroupBests' fields that a pack's groups hold
-_BEST_FIELDS = tuple(name for name in GroupBests.__dataclass_fields__ if name not in ("gid", "rest"))
 # no paths at all
-NO_PATHS = KeptPaths(np.empty(0, dtype=np.int64), *(_column(np.empty(0, dtype=PACKED_PATH), name) for name in tuple(KeptPaths.__dataclass_fields__)[1:]))
+NO_PATHS = KeptPaths.of(np.empty(0, dtype=np.int64), np.empty(0, dtype=PACKED_PATH))
 
 
 @dataclass(frozen=True)
@@ -133,8 +131,8 @@ class StartGroups:
         gids = np.repeat(np.fromiter(allowed, np.int64, len(allowed)), [len(fids) for fids in allowed.values()])
         fids = np.fromiter(chain.from_iterable(allowed.values()), np.int64, len(gids))
         chosen = np.isin((self.gid << 32) | self.groups["fid"], (gids << 32) | fids)
-        groups = self.groups[chosen]
-        return GroupBests(gid=self.gid[chosen], rest=self.rest[chosen], **{name: _column(groups, name) for name in _BEST_FIELDS})
+        groups, gid = self.groups[chosen], self.gid[chosen]
+        return GroupBests(gid, _column(groups, "fid"), _column(groups, "best"), _column(groups, "second"), self.rest[chosen], KeptPaths.of(gid, groups))
 
     def more_paths(self, groups: GroupBests, floor: np.ndarray) -> KeptPaths:
         """The paths that ``groups`` (by gid) keep after their best, those scoring at least the
@@ -146,8 +144,7 @@ class StartGroups:
         floors[np.searchsorted(graphs, groups.gid)] = floor
         at = np.flatnonzero(chosen)
         at = at[self.more["score"][at] >= floors[np.searchsorted(graphs, self.more_gid[at])]]
-        more = self.more[at]
-        return KeptPaths(self.more_gid[at], *(_column(more, name) for name in tuple(KeptPaths.__dataclass_fields__)[1:]))
+        return KeptPaths.of(self.more_gid[at], self.more[at])
 
 
 def start_groups(conn: Connection, starts: Sequence[tuple[int, int]]) -> StartGroups:

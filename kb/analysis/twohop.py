@@ -259,7 +259,7 @@ def _group_bests(kept: aggregates.StartGroups, allowed: Mapping[int, set[int]], 
     # store can make it exceed one of them
     floors = {g: c * (1.0 - 1e-9) for g, c in zip(graphs.tolist(), cut.tolist()) if g in open_fids and c > 0.0}
     shut = b.take(closed)
-    return shut.paths() + kept.more_paths(shut, row_cut[closed]), open_fids, floors
+    return shut.path + kept.more_paths(shut, row_cut[closed]), open_fids, floors
 
 
 def _closed_chains(closed: aggregates.KeptPaths, about: Mapping[tuple[int, int], ChainNode]) -> ChainColumns:
