@@ -93,7 +93,7 @@ class StartGroups:
     """The path groups that start at some (graph, position)s, by gid then position: ``gid``,
     ``ctx`` and the fields of :data:`kb.aggregates.paths.PACKED_GROUP` (``groups``, a structured
     array), and ``rest`` (as in :class:`GroupBests`); the paths they keep after their best
-    (``more_gid`` and ``more``, as :data:`kb.aggregates.paths.MORE_PATHS`), by group; and where
+    (``more_gid``, ``more_ctx`` and ``more``, as :data:`kb.aggregates.paths.PACKED_PATH`), by group; and where
     their middle features sit: (``at_gid``, ``at_fid``, ``at_ctx``), sorted, distinct.
 
     A pack written before groups kept more than their best (migration 0018) has none of those
@@ -104,7 +104,8 @@ class StartGroups:
     groups: np.ndarray  # PACKED_GROUP
     rest: np.ndarray  # float64
     more_gid: np.ndarray  # int64
-    more: np.ndarray  # MORE_PATHS
+    more_ctx: np.ndarray  # int64
+    more: np.ndarray  # PACKED_PATH
     at_gid: np.ndarray  # int64
     at_fid: np.ndarray  # int64
     at_ctx: np.ndarray  # int64
@@ -162,7 +163,11 @@ def graph_path_groups(conn: Connection, gid: int) -> PathGroups:
     """All the path groups kept for graph ``gid`` (none if it has none)."""
     pp = path_group_packs.c
     found = _unpacked(conn.execute(select(pp.graph_id, pp.ctx_idx, pp.groups, pp.positions, pp.more).where(pp.graph_id == gid)).cursor.fetchall())
-    return PathGroups(gid, found.ctx, **{name: found.column(name) for name in PACKED_GROUP.names}, at_fid=found.at_fid, at_ctx=found.at_ctx, more=found.more)
+    more = np.empty(len(found.more), dtype=MORE_PATHS)
+    more["ctx"] = found.more_ctx
+    for name in PACKED_PATH.names:
+        more[name] = found.more[name]
+    return PathGroups(gid, found.ctx, **{name: found.column(name) for name in PACKED_GROUP.names}, at_fid=found.at_fid, at_ctx=found.at_ctx, more=more)
 
 
 def _unpacked(rows: Sequence[tuple[int, int, bytes, bytes, bytes | None]]) -> StartGroups:
@@ -185,10 +190,6 @@ def _unpacked(rows: Sequence[tuple[int, int, bytes, bytes, bytes | None]]) -> St
     ctxs = np.array([row[1] for row in rows], dtype=np.int64)
     packed = np.frombuffer(b"".join(row[4] or b"" for row in rows), dtype=PACKED_PATH)
     n_more = [len(row[4] or b"") // PACKED_PATH.itemsize for row in rows]
-    more = np.empty(len(packed), dtype=MORE_PATHS)
-    more["ctx"] = np.repeat(ctxs, n_more)
-    for name in PACKED_PATH.names:
-        more[name] = packed[name]
     # each group's rest: where it keeps paths after its best, as they say; else the best path
     # not kept is the second (if any), the group keeping its best alone (as every group of a
     # pack without them does). A group is found by (pack, fid), both ascending.
@@ -197,7 +198,7 @@ def _unpacked(rows: Sequence[tuple[int, int, bytes, bytes, bytes | None]]) -> St
     group_key = (np.repeat(pack, n_groups) << 32) | groups["fid"]
     more_key = (np.repeat(pack, n_more) << 32) | packed["fid"]
     rest[np.searchsorted(group_key, more_key)] = packed["rest"]
-    return StartGroups(np.repeat(gids, n_groups), np.repeat(ctxs, n_groups), groups, rest, np.repeat(gids, n_more), more, at_gid, at_fid, at_ctx)
+    return StartGroups(np.repeat(gids, n_groups), np.repeat(ctxs, n_groups), groups, rest, np.repeat(gids, n_more), np.repeat(ctxs, n_more), packed, at_gid, at_fid, at_ctx)
 
 
 @dataclass(frozen=True)
