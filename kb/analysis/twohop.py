@@ -82,18 +82,22 @@ def two_hop_paths(
             kept = aggregates.start_groups(conn, [(gid, p) for gid in sorted(positions) for p in sorted(positions[gid])])
     # which intermediates qualify is decided per (graph, feature) first, so that only the paths
     # through them are scored and the best of each graph kept
-    unnamed, names, with_names, ranked = _middles(kb, positions, start, kept)
+    unnamed, names, with_names, ranked, rows = _middles(kb, positions, start, kept)
+    # the best paths of each graph's first ``top`` groups, most of the paths shown, are described
+    # while the candidates are judged
+    early = None if kept is None or rows is None or top is None else started(kb.store.describe_nodes, _node_keys(_leading(kept, rows, top)))
     tokens = {g.gid: g.prompt_tokens for g in graphs}
     where_of = kb.store.feature_positions if kept is None else kept.positions
     allowed, where, floors = _allowed_middles(with_names, ranked, names, tokens, words(via) if via else frozenset(), top, where_of)
     closed, open_fids, floors = (aggregates.NO_PATHS, allowed, floors) if kept is None else _group_bests(kept, allowed, top)
     through = Step(graph_fids={gid: frozenset(fids) for gid, fids in open_fids.items()})
-    # the closed groups' kept paths are described while the store matches the open groups' (at
-    # 10,000 graphs, all but a hundred groups are closed)
-    nodes = np.unique(np.concatenate([(closed.gid << 32) | column for column in (closed.src, closed.mid, closed.tgt)]))
-    about = started(kb.store.describe_nodes, list(zip((nodes >> 32).tolist(), (nodes & 0xFFFFFFFF).tolist())))
+    # the rest of the closed groups' kept paths are described while the store matches the open
+    # groups' (at 10,000 graphs, all but a hundred groups are closed)
+    about = {} if early is None else early.result()
+    rest = started(kb.store.describe_nodes, [key for key in _node_keys(closed) if key not in about])
     matched = kb.store.chains(sorted(open_fids), [start, through], top, floors) if open_fids else []
-    frame = chains_frame(kb, graphs, _closed_chains(closed, about.result()) + ChainColumns.of(matched, 2), 2, top)
+    about.update(rest.result())
+    frame = chains_frame(kb, graphs, _closed_chains(closed, about) + ChainColumns.of(matched, 2), 2, top)
     if len(frame):
         gids, fids = frame["gid"].tolist(), frame["n1_fid"].tolist()
         mid_positions = [where.get(key, ()) for key in zip(gids, fids)]
@@ -108,18 +112,22 @@ def two_hop_paths(
 Ranked = Callable[[int, int, "int | None"], list[tuple[int, float]]]
 
 
-def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kept: aggregates.StartGroups | None) -> tuple[int, dict[int, list[str]], list[int], Ranked]:
+def _middles(
+    kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kept: aggregates.StartGroups | None
+) -> tuple[int, dict[int, list[str]], list[int], Ranked, np.ndarray | None]:
     """The paths from ``start`` through a feature to the target logit, counted per (graph, middle
     feature) with the best score: how many pass through a feature without a name, the names of
-    the others (:func:`feature_names`), the graphs with such groups, and how to read those best
-    first. From the groups
-    kept at ingest (:mod:`kb.aggregates.paths`) of the starts, or matched in the store while
-    those are stale (None)."""
+    the others (:func:`feature_names`), the graphs with such groups, how to read those best
+    first, and where one start per graph has each group as a row of ``kept``: those rows, in
+    the same order (else None). From the groups kept at ingest (:mod:`kb.aggregates.paths`) of
+    the starts, or matched in the store while those are stale (None)."""
+    rows = None
     if kept is not None:
         gid, fid, n, best = kept.gid, kept.column("fid"), kept.column("n_paths"), kept.column("best")
         if any(len(p) > 1 for p in positions.values()):
             gid, fid, n, best = _summed(gid, fid, n, best)
-        # else one start per graph: its groups come by gid, then fid, once each
+        else:  # one start per graph: its groups come by gid, then fid, once each
+            rows = np.arange(len(gid))
     else:
         groups = kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
         gid, fid, n, best = _summed(
@@ -138,6 +146,8 @@ def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kep
     gid, fid, n, best = gid[order], fid[order], n[order], best[order]
     names = names_read.result()
     named = np.isin(fid, [f for f, found in names.items() if found])
+    if rows is not None:
+        rows = order[named]
     unnamed = int(n[~named].sum())
     gid, fid, best = gid[named], fid[named].tolist(), best[named].tolist()
     starts, ends = runs(gid)
@@ -148,7 +158,7 @@ def _middles(kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kep
         stop = e if last is None else min(e, s + last)
         return list(zip(fid[s + first - 1 : stop], best[s + first - 1 : stop]))
 
-    return unnamed, names, list(where), ranked
+    return unnamed, names, list(where), ranked, rows
 
 
 def _summed(gid: np.ndarray, fid: np.ndarray, n: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -260,6 +270,20 @@ def _group_bests(kept: aggregates.StartGroups, allowed: Mapping[int, set[int]], 
     floors = {g: c * (1.0 - 1e-9) for g, c in zip(graphs.tolist(), cut.tolist()) if g in open_fids and c > 0.0}
     shut = b.take(closed)
     return shut.path + kept.more_paths(shut, row_cut[closed]), open_fids, floors
+
+
+def _leading(kept: aggregates.StartGroups, rows: np.ndarray, top: int) -> aggregates.KeptPaths:
+    """The best paths of the groups at ``rows`` of ``kept`` (by graph, best first) that come
+    first in their graph, ``top`` of each."""
+    starts, stops = runs(kept.gid[rows])
+    lead = rows[np.arange(len(rows)) - np.repeat(starts, stops - starts) < top]
+    return aggregates.KeptPaths.of(kept.gid[lead], kept.groups[lead])
+
+
+def _node_keys(paths: aggregates.KeptPaths) -> list[tuple[int, int]]:
+    """The (gid, idx) of the nodes of ``paths``, each once, sorted."""
+    nodes = np.unique(np.concatenate([(paths.gid << 32) | column for column in (paths.src, paths.mid, paths.tgt)]))
+    return list(zip((nodes >> 32).tolist(), (nodes & 0xFFFFFFFF).tolist()))
 
 
 def _closed_chains(closed: aggregates.KeptPaths, about: Mapping[tuple[int, int], ChainNode]) -> ChainColumns:
