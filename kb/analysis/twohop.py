@@ -5,6 +5,7 @@ cut to the best paths of each graph inside the store, which also counts the path
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import AbstractSet, Any, Callable, Mapping, Sequence
 
@@ -82,10 +83,7 @@ def two_hop_paths(
             kept = aggregates.start_groups(conn, [(gid, p) for gid in sorted(positions) for p in sorted(positions[gid])])
     # which intermediates qualify is decided per (graph, feature) first, so that only the paths
     # through them are scored and the best of each graph kept
-    unnamed, names, with_names, ranked, rows = _middles(kb, positions, start, kept)
-    # the best paths of each graph's first ``top`` groups, most of the paths shown, are described
-    # while the candidates are judged
-    early = None if kept is None or rows is None or top is None else started(kb.store.describe_nodes, _node_keys(_leading(kept, rows, top)))
+    unnamed, names, with_names, ranked, early = _middles(kb, positions, start, kept, top)
     tokens = {g.gid: g.prompt_tokens for g in graphs}
     where_of = kb.store.feature_positions if kept is None else kept.positions
     allowed, where, floors = _allowed_middles(with_names, ranked, names, tokens, words(via) if via else frozenset(), top, where_of)
@@ -113,21 +111,24 @@ Ranked = Callable[[int, int, "int | None"], list[tuple[int, float]]]
 
 
 def _middles(
-    kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kept: aggregates.StartGroups | None
-) -> tuple[int, dict[int, list[str]], list[int], Ranked, np.ndarray | None]:
+    kb: Core, positions: Mapping[int, frozenset[int]], start: Step, kept: aggregates.StartGroups | None, top: int | None
+) -> tuple[int, dict[int, list[str]], list[int], Ranked, Future[dict[tuple[int, int], ChainNode]] | None]:
     """The paths from ``start`` through a feature to the target logit, counted per (graph, middle
     feature) with the best score: how many pass through a feature without a name, the names of
-    the others (:func:`feature_names`), the graphs with such groups, how to read those best
-    first, and where one start per graph has each group as a row of ``kept``: those rows, in
-    the same order (else None). From the groups kept at ingest (:mod:`kb.aggregates.paths`) of
-    the starts, or matched in the store while those are stale (None)."""
-    rows = None
+    the others (:func:`feature_names`), the graphs with such groups, and how to read those best
+    first. From the groups kept at ingest (:mod:`kb.aggregates.paths`) of the starts, or matched
+    in the store while those are stale (``kept`` None).
+
+    With one start per graph and ``top``, the best paths of each graph's first ``top`` groups,
+    most of the paths a question shows, are described while the names are read and the
+    candidates judged: their descriptions come last (else None)."""
+    one_start = False
     if kept is not None:
         gid, fid, n, best = kept.gid, kept.column("fid"), kept.column("n_paths"), kept.column("best")
         if any(len(p) > 1 for p in positions.values()):
             gid, fid, n, best = _summed(gid, fid, n, best)
-        else:  # one start per graph: its groups come by gid, then fid, once each
-            rows = np.arange(len(gid))
+        else:  # one start per graph: its groups come by gid, then fid, once each (rows of kept)
+            one_start = True
     else:
         groups = kb.store.chain_groups(sorted(positions), [start, Step()], at=[1])
         gid, fid, n, best = _summed(
@@ -144,10 +145,9 @@ def _middles(
     order = np.argsort(-best, kind="stable")
     order = order[np.argsort(gid[order], kind="stable")]
     gid, fid, n, best = gid[order], fid[order], n[order], best[order]
+    early = started(kb.store.describe_nodes, _node_keys(_leading(kept, order, top))) if kept is not None and one_start and top is not None else None
     names = names_read.result()
     named = np.isin(fid, [f for f, found in names.items() if found])
-    if rows is not None:
-        rows = order[named]
     unnamed = int(n[~named].sum())
     gid, fid, best = gid[named], fid[named].tolist(), best[named].tolist()
     starts, ends = runs(gid)
@@ -158,7 +158,7 @@ def _middles(
         stop = e if last is None else min(e, s + last)
         return list(zip(fid[s + first - 1 : stop], best[s + first - 1 : stop]))
 
-    return unnamed, names, list(where), ranked, rows
+    return unnamed, names, list(where), ranked, early
 
 
 def _summed(gid: np.ndarray, fid: np.ndarray, n: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -274,7 +274,7 @@ def _group_bests(kept: aggregates.StartGroups, allowed: Mapping[int, set[int]], 
 
 def _leading(kept: aggregates.StartGroups, rows: np.ndarray, top: int) -> aggregates.KeptPaths:
     """The best paths of the groups at ``rows`` of ``kept`` (by graph, best first) that come
-    first in their graph, ``top`` of each."""
+    first in their graph, ``top`` of each (named or not: most are)."""
     starts, stops = runs(kept.gid[rows])
     lead = rows[np.arange(len(rows)) - np.repeat(starts, stops - starts) < top]
     return aggregates.KeptPaths.of(kept.gid[lead], kept.groups[lead])
