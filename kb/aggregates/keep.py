@@ -20,6 +20,7 @@ statement compiled once), since SQLAlchemy's work per row would cost more than t
 from __future__ import annotations
 
 from collections import Counter
+from itertools import islice
 from operator import itemgetter
 from typing import Any, Callable, Sequence
 
@@ -46,6 +47,9 @@ _ET = ("src", "tgt", "n_graphs", "weight_sum", "abs_sum", "weight_min", "weight_
 _ONE = literal_column("1")
 # feature edges written or taken away per batch of rows
 EDGE_BATCH = 50_000
+# path group packs written per batch: a huge graph's hold a hundred megabytes or more, made
+# as they are written rather than all at once
+PACK_BATCH = 16
 
 
 def lock(conn: Connection) -> None:
@@ -72,7 +76,9 @@ def insert_rows(conn: Connection, values: GraphValues) -> list[tuple[Any, ...]]:
         bulk_insert(conn, feature_graphs.name, _FG, rows)
     for start in range(0, len(values.edges), EDGE_BATCH):
         bulk_insert(conn, feature_edge_graphs.name, _EG, values.edge_rows(start, start + EDGE_BATCH))
-    bulk_insert(conn, path_group_packs.name, _PG, values.paths.packs())
+    packs = values.paths.packs()
+    while batch := list(islice(packs, PACK_BATCH)):
+        bulk_insert(conn, path_group_packs.name, _PG, batch)
     return rows
 
 

@@ -83,11 +83,10 @@ class PathGroups:
         """(fid, ctx) of where the middle features sit."""
         return list(zip(self.at_fid.tolist(), self.at_ctx.tolist()))
 
-    def packs(self) -> list[tuple[int, int, bytes, bytes, bytes]]:
-        """The rows stored (graph_id, ctx_idx, groups, positions, more): per start position, its
-        groups as ``PACKED_GROUP``, the positions of their middle features as ``PACKED_POSITION``
-        and the paths they keep after their best as ``PACKED_PATH``."""
-        out = []
+    def packs(self) -> Iterator[tuple[int, int, bytes, bytes, bytes]]:
+        """The rows stored (graph_id, ctx_idx, groups, positions, more), made one at a time: per
+        start position, its groups as ``PACKED_GROUP``, the positions of their middle features
+        as ``PACKED_POSITION`` and the paths they keep after their best as ``PACKED_PATH``."""
         starts, stops = runs(self.ctx)
         more_at = np.searchsorted(self.more["ctx"], self.ctx[starts], "left"), np.searchsorted(self.more["ctx"], self.ctx[starts], "right")
         for start, stop, low, high in zip(starts.tolist(), stops.tolist(), *(side.tolist() for side in more_at)):
@@ -100,8 +99,7 @@ class PathGroups:
             more = np.empty(high - low, dtype=PACKED_PATH)
             for name in PACKED_PATH.names:
                 more[name] = self.more[name][low:high]
-            out.append((self.gid, int(self.ctx[start]), groups.tobytes(), positions.tobytes(), more.tobytes()))
-        return out
+            yield self.gid, int(self.ctx[start]), groups.tobytes(), positions.tobytes(), more.tobytes()
 
 
 # a group as stored: its middle feature, then its paths, scores and best path (PathGroups' fields)
@@ -245,18 +243,21 @@ def _kept(c: _Candidates) -> _Kept:
     # by key, then best score first, real paths before carried rests of the same score: a part's
     # rest comes after the paths it kept, so every kept path is real
     order = np.lexsort((~c.real, -c.score, c.keys))
-    keys, score = c.keys[order], c.score[order]
-    starts, stops = runs(keys)
+    starts, stops = runs(c.keys[order])
+    score = c.score[order]
     second, rest = np.full(len(starts), np.nan), np.full(len(starts), np.nan)
     for after, scores in ((1, second), (KEPT_PATHS, rest)):
         longer = stops - starts > after
         scores[longer] = score[starts[longer] + after]
-    n_paths = np.zeros(len(keys), dtype=np.int64)
+    del score
+    # a huge graph's piece has tens of millions of paths: the kept ones are found from where
+    # each key begins, without another array as long as the paths
+    at = np.sort(np.concatenate([starts[stops - starts > j] + j for j in range(KEPT_PATHS)]))
+    picked = order[at]
+    n_paths = np.zeros(len(at), dtype=np.int64)
     if len(starts):
-        n_paths[starts] = np.add.reduceat(c.n_paths[order], starts)
-    chosen = np.arange(len(keys)) - np.repeat(starts, stops - starts) < KEPT_PATHS
-    picked = order[chosen]
-    return _Kept(_Candidates(keys[chosen], n_paths[chosen], score[chosen], c.first[picked], c.last[picked], c.real[picked]), second, rest)
+        n_paths[np.searchsorted(at, starts)] = np.add.reduceat(c.n_paths[order], starts)
+    return _Kept(_Candidates(c.keys[picked], n_paths, c.score[picked], c.first[picked], c.last[picked], c.real[picked]), second, rest)
 
 
 def _pieces(link_src: np.ndarray, link_tgt: np.ndarray, link_weight: np.ndarray, totals: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
