@@ -441,7 +441,7 @@ feature_edge_graphs = Table(
 # ``positions`` where their middle features sit in the graph, as little-endian arrays
 # (kb.aggregates.paths.PACKED_GROUP and PACKED_POSITION). Two-hop questions read the rows of the
 # positions they start from, instead of matching every path of every graph, and take a graph's
-# best paths from its groups' best paths when no other path can be among them.
+# best paths from its groups' kept paths when no other path can be among them.
 path_group_packs = Table(
     "path_group_packs",
     metadata,
