@@ -64,19 +64,18 @@ class KeptPaths:
 @dataclass(frozen=True)
 class GroupBests:
     """Path groups with their best paths, as parallel arrays by gid (see
-    :class:`kb.aggregates.paths.PathGroups`; ``second`` is NaN for a group of one path; ``rest``
-    is the best score of the paths the group does not keep, NaN when it keeps all)."""
+    :class:`kb.aggregates.paths.PathGroups`; ``rest`` is the best score of the paths the group
+    does not keep, NaN when it keeps all)."""
 
     gid: np.ndarray  # int64
     fid: np.ndarray  # int64
     best: np.ndarray  # float64
-    second: np.ndarray  # float64
     rest: np.ndarray  # float64
     path: KeptPaths  # the best
 
     def take(self, which: np.ndarray) -> GroupBests:
         """The groups chosen by a boolean mask or an index array."""
-        return GroupBests(self.gid[which], self.fid[which], self.best[which], self.second[which], self.rest[which], self.path.take(which))
+        return GroupBests(self.gid[which], self.fid[which], self.best[which], self.rest[which], self.path.take(which))
 
 
 def _column(table: np.ndarray, name: str) -> np.ndarray:
@@ -133,7 +132,7 @@ class StartGroups:
         fids = np.fromiter(chain.from_iterable(allowed.values()), np.int64, len(gids))
         chosen = np.isin((self.gid << 32) | self.groups["fid"], (gids << 32) | fids)
         groups, gid = self.groups[chosen], self.gid[chosen]
-        return GroupBests(gid, _column(groups, "fid"), _column(groups, "best"), _column(groups, "second"), self.rest[chosen], KeptPaths.of(gid, groups))
+        return GroupBests(gid, _column(groups, "fid"), _column(groups, "best"), self.rest[chosen], KeptPaths.of(gid, groups))
 
     def more_paths(self, groups: GroupBests, floor: np.ndarray) -> KeptPaths:
         """The paths that ``groups`` (by gid) keep after their best, those scoring at least the
