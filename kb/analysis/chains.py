@@ -33,9 +33,9 @@ CHAIN_FIXED_COLUMNS = ("slug", "score", "shortcut_weight", "shortcut_share")
 class ChainColumns:
     """Chains as parallel arrays, one row per chain: ``gid``; ``nodes``, the idx of each step's
     node and, last, of the target logit; the ``weights`` of its links and the input ``totals``
-    of each link's target. ``described``, where every chain's nodes are described: per node of
-    a chain, a list of their descriptions, one per chain (else the store describes them when a
-    frame is made).
+    of each link's target. ``described``: per node of a chain, its description in each chain,
+    or None where the chain came without one (the store describes those when a frame is made,
+    and only those).
 
     Questions over all graphs gather tens of thousands of chains, most from arrays: as columns
     they are ranked, cut and shown without an object per chain.
@@ -45,14 +45,13 @@ class ChainColumns:
     nodes: np.ndarray  # int64 (n, steps + 1)
     weights: np.ndarray  # float64 (n, steps)
     totals: np.ndarray  # float64 (n, steps)
-    described: list[list[ChainNode]] | None = None
+    described: list[list[ChainNode | None]]
 
     @classmethod
     def of(cls, matches: Sequence[ChainMatch], n_steps: int) -> ChainColumns:
         """The chains the store matched, with the descriptions they carry."""
-        described = None
-        if all(m.about is not None for m in matches):
-            described = [list(column) for column in zip(*(m.about for m in matches))] if matches else [[] for _ in range(n_steps + 1)]
+        none = (None,) * (n_steps + 1)
+        described = [list(column) for column in zip(*(none if m.about is None else m.about for m in matches))] if matches else [[] for _ in none]
         return cls(
             np.array([m.gid for m in matches], dtype=np.int64),
             np.array([m.nodes for m in matches], dtype=np.int64).reshape(len(matches), n_steps + 1),
@@ -79,7 +78,7 @@ class ChainColumns:
             np.concatenate([self.nodes, other.nodes]),
             np.concatenate([self.weights, other.weights]),
             np.concatenate([self.totals, other.totals]),
-            None if self.described is None or other.described is None else [a + b for a, b in zip(self.described, other.described)],
+            [a + b for a, b in zip(self.described, other.described)],
         )
 
 
@@ -115,12 +114,14 @@ def chains_frame(kb: Core, graphs: Sequence[GraphInfo], chains: ChainColumns, n_
     firsts, lasts = nodes[:, 0].tolist(), nodes[:, -1].tolist()
     # the shortcut links are looked up in the store while the columns are built here
     shortcuts_found = started(kb.store.direct_weights, list(zip(gids, firsts, lasts)))
-    if chains.described is not None:
-        chosen = order.tolist()
-        described = [[column[i] for i in chosen] for column in chains.described]
-    else:
-        found = kb.store.describe_nodes(sorted({key for column in nodes.T.tolist() for key in zip(gids, column)}))
-        described = [list(map(found.__getitem__, zip(gids, column))) for column in nodes.T.tolist()]
+    chosen = order.tolist()
+    described = [[column[i] for i in chosen] for column in chains.described]
+    if any(None in column for column in described):
+        # the nodes of chains that came without descriptions (a store that does not read them
+        # with the chain); the others are not read again
+        idxs = nodes.T.tolist()
+        found = kb.store.describe_nodes(sorted({(g, i) for column, at in zip(described, idxs) for g, i, node in zip(gids, at, column) if node is None}))
+        described = [[found[(g, i)] if node is None else node for g, i, node in zip(gids, at, column)] for column, at in zip(described, idxs)]
     # the described nodes' fields as columns, transposed at once (ChainNode is a tuple)
     fields = [tuple(zip(*column)) for column in described]
     keys_found = started(feature_keys, kb, set().union(*(f[4] for f in fields)) - {None})
