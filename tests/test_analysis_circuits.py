@@ -34,7 +34,7 @@ from kb.cli import main
 from kb.errors import CircuitKBError, NotFoundError
 from kb.selection import Selection
 from kb.stores.cypher import circuits as cq
-from kb.stores.circuit_queries import FeatureEdges, Step, fold_feature_edges
+from kb.stores.circuit_queries import ChainMatch, FeatureEdges, Step, fold_feature_edges
 from tests import circuit_reference as ref
 from tests.builders import embedding_node, error_node, feature_node, logit_node, small_graph, write
 from tests.conftest import GRAPHS, real_graph
@@ -549,6 +549,43 @@ def test_the_store_scores_chains_and_keeps_the_best_of_each_graph(kb: KB, tmp_pa
         from_any = kb.store.chains(gids, [Step(), *steps[1:]])
         assert kb.store.chains(gids, [Step(graph_fids=some), *steps[1:]]) == [m for m in from_any if m.gid in some and m.fids[0] in some[m.gid]]
     assert kb.store.chain_groups([], [Step()], at=[0]) == [] and kb.store.chains(gids, [Step()], 1)
+
+
+def test_chains_through_listed_features_are_the_chains_through_any_feature_kept_to_them(kb: KB, tmp_path: Path) -> None:
+    # the embedded store starts such chains from the feature edges between two listed steps:
+    # the same chains, counts and best scores as any-feature chains filtered afterwards
+    _random_corpus(tmp_path / "c", seed=9, n=5)
+    assert not kb.ingest([tmp_path / "c"]).failed
+    gids = [g.gid for g in kb.select()]
+    rng = random.Random(9)
+    for n_steps in (2, 3):
+        every = kb.store.chains(gids, [Step(embeddings=True)] + [Step()] * (n_steps - 1))
+        # the features of some chains: each step lists some features and misses others
+        some = rng.sample([m for m in every if m.fids[0] is not None], 3)
+        listed = [frozenset(m.fids[i] for m in some) for i in range(n_steps)]
+        assert all(any(m.fids[i] not in listed[i] for m in every) for i in range(n_steps))
+        shapes = [listed, [None, *listed[1:]], [*listed[:-1], None]] + ([[listed[0], None, listed[2]]] if n_steps == 3 else [])
+        for shape in shapes:
+            for embeddings in (False, True):
+                steps = [Step(fids=f, embeddings=embeddings and i == 0) if f is not None else Step(embeddings=embeddings and i == 0) for i, f in enumerate(shape)]
+
+                def fits(m: ChainMatch) -> bool:
+                    if m.fids[0] is None:  # an embedding
+                        return embeddings and all(f is None or m.fids[i] in f for i, f in enumerate(shape) if i)
+                    return all(f is None or m.fids[i] in f for i, f in enumerate(shape))
+
+                want = [m for m in every if fits(m)]
+                assert want, shape
+                got = kb.store.chains(gids, steps)
+                assert got == want and [(m.weights, m.totals, m.score) for m in got] == [(m.weights, m.totals, m.score) for m in want]
+                for top in (1, 2):
+                    best = sorted(m for gid in gids for m in sorted((m for m in want if m.gid == gid), key=lambda m: (-m.score, m.nodes))[:top])
+                    assert kb.store.chains(gids, steps, top) == best
+                groups = kb.store.chain_groups(gids, steps, at=range(n_steps))
+                counted: dict[tuple[int, tuple[int | None, ...]], list[float]] = {}
+                for m in want:
+                    counted.setdefault((m.gid, m.fids[:-1]), []).append(m.score)
+                assert {(g.gid, g.fids): (g.n_chains, g.best_score) for g in groups} == {k: (len(v), max(v)) for k, v in counted.items()}
 
 
 def test_patterns_keep_the_best_paths_of_each_graph_and_summarise_every_path(kb: KB, tmp_path: Path) -> None:

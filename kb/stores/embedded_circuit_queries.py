@@ -1,4 +1,5 @@
-"""CircuitQueries primitives on the embedded store (SQL over graph_nodes, graph_links, graph_feature_edges)."""
+"""CircuitQueries primitives on the embedded store (SQL over graph_nodes, graph_links, graph_feature_edges, and
+the aggregates' per-graph feature edges, feature_edge_graphs, where a chain starts from them)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from kb.stores.circuit_queries import (
     skeleton_from_rows,
 )
 from kb.stores.embedded_feature_queries import distinct_features
-from schema.sql import graph_feature_edges, graph_links, graph_nodes
+from schema.sql import feature_edge_graphs, graph_feature_edges, graph_links, graph_nodes
 
 _CHUNK = 900  # graphs (or ids) per statement: an IN list, one chain join
 
@@ -185,7 +186,7 @@ class EmbeddedCircuitQueries(CircuitQueries):
             # each (graph, feature) sought by the feature index (reading the listed graphs' nodes
             # reads every node of every listed feature in every listed graph)
             pairs = keys_table(conn, keys, ("gid", "fid"))
-            query = select(c.graph_id, c.feature_id, c.ctx_idx).select_from(pairs).join(graph_nodes, _feature_in_graph(graph_nodes, pairs))
+            query = select(c.graph_id, c.feature_id, c.ctx_idx).select_from(pairs).join(graph_nodes, _feature_in_graph(graph_nodes, pairs.c.gid, pairs.c.fid))
             return conn.execute(query).cursor.fetchall()
 
     def _input_total_rows(self, nodes: Sequence[tuple[int, int]]) -> list[tuple[int, int, float]]:
@@ -280,23 +281,29 @@ class _ChainPath:
         self.links = [graph_links.alias(f"l{i}") for i in range(len(steps))]
         *_, last, target = self.nodes
         # the join starts from a step limited to some features per graph (those are few), else
-        # from the first step; graph ids are joined as `x.graph_id = y.graph_id + 0` so that each
-        # node and link is found from the one before it in that order: without the `+ 0` SQLite
-        # carries the first step's graph filter to every node alias and starts from all nodes of
-        # the graphs (the least selective step) instead
-        self.origin = next((i for i, step in enumerate(steps) if step.graph_fids is not None), 0)
+        # from the feature edges between two neighbouring steps of listed features (see
+        # _edge_start), else from the first step; graph ids are joined as `x.graph_id = y.graph_id
+        # + 0` so that each node and link is found from the one before it in that order: without
+        # the `+ 0` SQLite carries the first step's graph filter to every node alias and starts
+        # from all nodes of the graphs (the least selective step) instead
+        limited = next((i for i, step in enumerate(steps) if step.graph_fids is not None), None)
+        edge = None if limited is not None else next((i for i in range(len(steps) - 1) if _edge_start(steps[i], steps[i + 1])), None)
+        self.origin = limited if limited is not None else edge if edge is not None else 0
         origin = self.nodes[self.origin]
         joined: Any = origin
         keys = None
-        if steps[self.origin].graph_fids is not None:
-            pairs = _graph_pairs(steps[self.origin].graph_fids, self.gids)
+        edges = feature_edge_graphs.alias("e")
+        if limited is not None:
+            pairs = _graph_pairs(steps[limited].graph_fids or {}, self.gids)
             if floors:
                 # each graph's floor travels with its keys: paths below it are dropped as soon as
                 # they are scored, before the rest of their nodes are read
                 keys = keys_table(conn, [(g, f, floors.get(g, 0.0)) for g, f in pairs], ("gid", "fid", "floor"), real=("floor",))
             else:
                 keys = keys_table(conn, pairs, ("gid", "fid"))
-            joined = keys.join(origin, _feature_in_graph(origin, keys))
+            joined = keys.join(origin, _feature_in_graph(origin, keys.c.gid, keys.c.fid))
+        elif edge is not None:
+            joined = edges.join(origin, _feature_in_graph(origin, edges.c.graph_id, edges.c.src))
         # the graph's target logit, found (by its index) once per start node rather than once per
         # chain, makes the last link one seek by (graph, source, target), not a walk over every
         # link out of the last step's node
@@ -308,6 +315,13 @@ class _ChainPath:
         final = self.links[-1]
         for i in range(self.origin, len(steps) - 1):
             node, link, nxt = self.nodes[i], self.links[i], self.nodes[i + 1]
+            if i == edge:
+                # both ends found by their features, the link between them by its key
+                joined = joined.join(nxt, _feature_in_graph(nxt, edges.c.graph_id, edges.c.tgt))
+                joined = joined.join(link, and_(link.c.graph_id == node.c.graph_id + 0, link.c.src == node.c.idx, link.c.tgt == nxt.c.idx))
+                if nxt is last:
+                    joined = joined.join(final, and_(final.c.graph_id == target.c.graph_id + 0, final.c.src == nxt.c.idx, final.c.tgt == target.c.idx))
+                continue
             joined = joined.join(link, and_(link.c.graph_id == node.c.graph_id + 0, link.c.src == node.c.idx))
             if nxt is last:
                 # the last link is sought before its source node is read: most sources have none
@@ -317,6 +331,10 @@ class _ChainPath:
             joined = joined.join(final, and_(final.c.graph_id == target.c.graph_id + 0, final.c.src == last.c.idx, final.c.tgt == target.c.idx))
         self.joined = joined
         self.conditions = [_step_condition(conn, node, step, self.gids, i == self.origin) for i, (node, step) in enumerate(zip(self.nodes, steps))]
+        if edge is not None:
+            e = edges.c
+            first, second = steps[edge].fids or (), steps[edge + 1].fids or ()
+            self.conditions += [e.src.in_(sorted(first)), e.tgt.in_(sorted(second)), e.graph_id >= min(self.gids), e.graph_id <= max(self.gids)]
         shares = [
             case((nxt.c.input_total > 0.0, func.abs(link.c.weight, type_=Float) / nxt.c.input_total), else_=literal(0.0, Float))
             for link, nxt in zip(self.links, self.nodes[1:])
@@ -349,11 +367,19 @@ class _ChainPath:
         return select(*columns).select_from(self.joined).where(self.nodes[self.origin].c.graph_id.in_(self.gids), *self.conditions)
 
 
-def _feature_in_graph(nodes: Any, keys: Any) -> ColumnElement[bool]:
-    """``nodes`` (graph_nodes or an alias) of feature ``keys.fid`` in graph ``keys.gid``, sought
-    by the feature index: the graph is compared as a range, because with `=` SQLite prefers the
-    primary key and reads each key's whole graph."""
-    return and_(nodes.c.feature_id == keys.c.fid, nodes.c.graph_id >= keys.c.gid, nodes.c.graph_id <= keys.c.gid)
+def _feature_in_graph(nodes: Any, gid: ColumnElement[Any], fid: ColumnElement[Any]) -> ColumnElement[bool]:
+    """``nodes`` (graph_nodes or an alias) of feature ``fid`` in graph ``gid``, sought by the
+    feature index: the graph is compared as a range, because with `=` SQLite prefers the primary
+    key and reads each key's whole graph."""
+    return and_(nodes.c.feature_id == fid, nodes.c.graph_id >= gid, nodes.c.graph_id <= gid)
+
+
+def _edge_start(step: Step, after: Step) -> bool:
+    """Whether a chain may start from the feature edges between these two steps: both list their
+    features and take only feature nodes. Every link from a node of one listed feature to a node
+    of another is in a feature edge of its graph (kb.aggregates keeps them with the graph), and
+    the edges of a few features are far fewer than the links out of their nodes."""
+    return all(s.fids is not None and not s.embeddings and s.graph_fids is None for s in (step, after))
 
 
 def _graph_pairs(per_graph: Mapping[int, frozenset[int]], gids: Sequence[int]) -> list[tuple[int, int]]:
