@@ -4,6 +4,7 @@ many graphs are stored."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import chain
 from typing import AbstractSet, Mapping, Sequence
 
@@ -119,11 +120,18 @@ class StartGroups:
         if not keys:
             return {}
         wanted = np.array(keys, dtype=np.int64).reshape(-1, 2)
-        at = (self.at_gid << 32) | self.at_fid
         sought = (wanted[:, 0] << 32) | wanted[:, 1]
-        lows, highs = np.searchsorted(at, sought, "left").tolist(), np.searchsorted(at, sought, "right").tolist()
-        ctx = self.at_ctx.tolist()
-        return {key: tuple(ctx[low:high]) for key, low, high in zip(keys, lows, highs) if high > low}
+        lows, highs = np.searchsorted(self._at, sought, "left"), np.searchsorted(self._at, sought, "right")
+        # only the positions sought leave numpy (a question asks for a few of them at a time)
+        counts = highs - lows
+        ends = np.cumsum(counts)
+        ctx = self.at_ctx[np.repeat(lows - (ends - counts), counts) + np.arange(int(ends[-1]))].tolist()
+        return {key: tuple(ctx[end - n : end]) for key, n, end in zip(keys, counts.tolist(), ends.tolist()) if n}
+
+    @cached_property
+    def _at(self) -> np.ndarray:
+        """The (gid, fid) of each position of a middle feature, as one sortable int64."""
+        return (self.at_gid << 32) | self.at_fid
 
     def bests(self, allowed: Mapping[int, AbstractSet[int]]) -> GroupBests:
         """The groups of the ``allowed`` middle features of each graph, with their best paths, by gid."""
