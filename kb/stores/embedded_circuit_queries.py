@@ -12,6 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from kb.errors import NotFoundError
 from kb.parallel_reads import chunks, read_in_parts
+from kb.runs import runs
 from kb.sqlqueries import keys_table
 from kb.stores.base import NODE_COLUMNS
 from kb.stores.circuit_queries import (
@@ -109,8 +110,8 @@ class EmbeddedCircuitQueries(CircuitQueries):
     def _chains(self, gids: Sequence[int], steps: Sequence[Step], top: int | None, floors: Mapping[int, float] | None = None) -> list[ChainMatch]:
         def part(conn: Connection, chunk: list[int]) -> list[ChainMatch]:
             path = _ChainPath(conn, steps, chunk, floors)
-            found = path.select(path.chain_columns()).subquery()
-            return [_chain_match(row, len(steps)) for row in conn.execute(_best(found, len(steps), top)).cursor.fetchall()]
+            rows = conn.execute(path.select(path.chain_columns())).cursor.fetchall()
+            return [_chain_match(row, len(steps)) for row in _best(rows, len(steps), top)]
 
         return [chain for found in read_in_parts(self.engine, gids, part, _CHUNK) for chain in found]
 
@@ -129,24 +130,23 @@ class EmbeddedCircuitQueries(CircuitQueries):
         k = len(steps)
 
         def part(conn: Connection, chunk: list[int]) -> tuple[list[ChainMatch], list[ChainGroup]]:
-            chains: list[ChainMatch] = []
             groups: list[ChainGroup] = []
             path = _ChainPath(conn, steps, chunk)
             # the paths are joined once (SQLite materialises a CTE that is read twice), then both
-            # ranked and counted; a row of the union is a chain or a group, its other columns null
+            # listed and counted; a row of the union is a chain or a group, its other columns null
             found = path.select(path.chain_columns()).cte("found")
             keys = [found.c.gid, *(found.c[f"f{i}"] for i in at)]
-            best = _best(found, k, top).subquery()
-            chain_part = select(literal(1).label("part"), *best.c, *(null() for _ in range(len(keys) + 2)))
-            group_part = select(literal(0), *(null() for _ in best.c), *keys, func.count(), func.max(found.c.score)).group_by(*keys)
-            width = len(best.c)
+            chain_part = select(literal(1).label("part"), *found.c, *(null() for _ in range(len(keys) + 2)))
+            group_part = select(literal(0), *(null() for _ in found.c), *keys, func.count(), func.max(found.c.score)).group_by(*keys)
+            width = len(found.c)
+            rows: list[Sequence[Any]] = []
             for is_chain, *row in conn.execute(union_all(chain_part, group_part)).cursor.fetchall():
                 if is_chain:
-                    chains.append(_chain_match(row[:width], k))
+                    rows.append(row[:width])
                 else:
                     gid, *fids, n, score = row[width:]
                     groups.append(ChainGroup(gid, tuple(fids), n, score))
-            return chains, groups
+            return [_chain_match(row, k) for row in _best(rows, k, top)], groups
 
         found = read_in_parts(self.engine, gids, part, _CHUNK)
         return [c for chains, _ in found for c in chains], [g for _, groups in found for g in groups]
@@ -248,14 +248,22 @@ _ABOUT = ("idx", "node_id", "kind", "ctx_idx", "feature_id", "clerp")
 _DESCRIBED = ("node_id", "kind", "ctx_idx", "clerp")
 
 
-def _best(found: Any, k: int, top: int | None) -> Select:
-    """The chains of ``found`` (columns of :meth:`_ChainPath.chain_columns`), or each graph's best
-    ``top`` of them, ranked as the Neo4j store ranks them: by score, then by nodes."""
-    if top is None:
-        return select(*found.c)
-    order = [found.c.score.desc(), *(found.c[f"i{i}"] for i in range(k + 1))]
-    ranked = select(*found.c, func.row_number().over(partition_by=found.c.gid, order_by=order).label("rank")).subquery()
-    return select(*list(ranked.c)[:-1]).where(ranked.c.rank <= top)
+def _best(rows: list[Sequence[Any]], k: int, top: int | None) -> list[Sequence[Any]]:
+    """Of chain rows (the columns of :meth:`_ChainPath.chain_columns`), each graph's best ``top``
+    (None: all), ranked as the Neo4j store ranks them: by score, then by nodes.
+
+    Ranked here rather than by a window in SQL: the join has read every row's columns anyway,
+    and a pattern's cut keeps most of them."""
+    if top is None or not rows:
+        return rows
+    n = len(rows)
+    gid = np.fromiter((row[0] for row in rows), np.int64, n)
+    score = np.fromiter((row[4 * k + 3] for row in rows), np.float64, n)
+    nodes = [np.fromiter((row[1 + i] for row in rows), np.int64, n) for i in range(k + 1)]
+    order = np.lexsort([*reversed(nodes), -score, gid])
+    starts, stops = runs(gid[order])
+    kept = order[np.arange(n) - np.repeat(starts, stops - starts) < top]
+    return [rows[i] for i in kept.tolist()]
 
 
 def _chain_match(row: Sequence[Any], k: int) -> ChainMatch:
