@@ -15,6 +15,8 @@ runs one writer at a time anyway.
 A graph has thousands of feature edges: their rows go through the driver (``executemany`` of a
 statement compiled once), since SQLAlchemy's work per row would cost more than the database's,
 ``EDGE_BATCH`` at a time, so that a huge graph's millions of edges are never all Python rows at once.
+A published graph's features and edges are added to the totals by one statement each, which
+reads the per-graph rows just written (``INSERT ... SELECT ... ON CONFLICT``).
 """
 
 from __future__ import annotations
@@ -62,9 +64,8 @@ def publish(conn: Connection, values: GraphValues) -> None:
     """Add graph ``values.gid`` (replacing what it had added before, if anything)."""
     lock(conn)
     unpublish(conn, values.gid)
-    rows = insert_rows(conn, values)
-    if rows:
-        _executemany(conn, "feature totals: add", _feature_upsert, _FT, [(fid, 1, *_stat(act), *_stat(infl)) for fid, _gid, act, infl in rows])
+    if insert_rows(conn, values):
+        conn.execute(_feature_upsert(conn, values.gid))
     if len(values.edges):
         _add_edge_totals(conn, values)
 
@@ -108,9 +109,12 @@ def fresh_edge_totals() -> Select[Any]:
 # --- features ---------------------------------------------------------------------------------------
 
 
-def _feature_upsert(conn: Connection) -> Executable:
-    t = feature_totals.c
-    stmt = dialect_insert(conn, feature_totals)
+def _feature_upsert(conn: Connection, gid: int) -> Executable:
+    """Graph ``gid``'s features, from the per-graph rows just written, added to their totals (one
+    statement: the database reads the rows, rather than a statement run per feature)."""
+    t, fg = feature_totals.c, feature_graphs.c
+    counted = [item for v in VALUES for item in (case((fg[v].is_(None), 0), else_=1), fg[v], fg[v], fg[v])]
+    stmt = dialect_insert(conn, feature_totals).from_select(_FT, select(fg.feature_id, _ONE, *counted).where(fg.graph_id == gid))
     new = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=[t.feature_id],
@@ -122,11 +126,6 @@ def _feature_upsert(conn: Connection) -> Executable:
             **{f"{v}_max": _greatest(t[f"{v}_max"], new[f"{v}_max"]) for v in VALUES},
         },
     )
-
-
-def _stat(value: float | None) -> tuple[int, float | None, float | None, float | None]:
-    """One graph's value as (count, sum, min, max)."""
-    return (int(value is not None), value, value, value)
 
 
 def _feature_minus(conn: Connection) -> Executable:
@@ -177,9 +176,12 @@ def _take_features(conn: Connection, gid: int) -> None:
 # --- feature edges -------------------------------------------------------------------------------
 
 
-def _edge_upsert(conn: Connection) -> Executable:
-    t = feature_edge_totals.c
-    stmt = dialect_insert(conn, feature_edge_totals)
+def _edge_upsert(conn: Connection, gid: int) -> Executable:
+    """Graph ``gid``'s edges, from the per-graph rows just written, added to their totals in one
+    statement (a huge graph's millions of edges never become Python rows here)."""
+    t, eg = feature_edge_totals.c, feature_edge_graphs.c
+    rows = select(eg.src, eg.tgt, _ONE, eg.weight, func.abs(eg.weight), eg.weight, eg.weight, eg.n_links).where(eg.graph_id == gid)
+    stmt = dialect_insert(conn, feature_edge_totals).from_select(_ET, rows)
     new = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=[t.src, t.tgt],
@@ -202,9 +204,7 @@ def _add_edge_totals(conn: Connection, values: GraphValues) -> None:
     for n, count in conn.execute(before.where(eg.graph_id == values.gid).group_by(t.n_graphs)):
         moves[(0, 1)] -= count
         moves[(n, n + 1)] += count
-    for start in range(0, len(values.edges), EDGE_BATCH):
-        rows = values.edge_rows(start, start + EDGE_BATCH)
-        _executemany(conn, "edge totals: add", _edge_upsert, _ET, [(s, g, 1, w, abs(w), w, w, n) for s, g, _gid, w, n in rows])
+    conn.execute(_edge_upsert(conn, values.gid))
     _move_histogram(conn, moves)
 
 
