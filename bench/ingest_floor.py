@@ -1,6 +1,6 @@
 """The floor of the embedded store's writes on this machine, for comparison with ``bench.ingest``.
 
-    python -m bench.ingest_floor [--graphs 100] [--links 4226] [--edges 1386]
+    python -m bench.ingest_floor [--graphs 100] [--links 4226] [--edges 1386] [--per-transaction 1]
 
 Writes, with nothing but Python's sqlite3 and one transaction per graph, the rows that cost the
 most in an ingest into the embedded store (the defaults are the generated corpus's per-graph
@@ -8,7 +8,8 @@ means): each link (a table keyed by graph, source, target, place, with an index 
 per-graph feature edge (keyed by source, target, graph, with an index by graph) and its totals
 (one upsert statement per graph). No nodes, features, path groups or registry, no parsing: an
 ingest that writes these rows cannot be faster than this. Prints links/s, with the indexes kept
-as rows arrive and built once at the end.
+as rows arrive and built once at the end. ``--per-transaction N`` commits N graphs at a time: the
+pages of the edge tables that every graph rewrites are then written once per N graphs.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ _ADD_TOTALS = (
 )
 
 
-def floor(graphs: int, links: int, edges: int, indexes_after: bool, seed: int = 0) -> float:
-    """Seconds to write ``graphs`` graphs of ``links`` links and ``edges`` feature edges each."""
+def floor(graphs: int, links: int, edges: int, indexes_after: bool, per_transaction: int = 1, seed: int = 0) -> float:
+    """Seconds to write ``graphs`` graphs of ``links`` links and ``edges`` feature edges each,
+    ``per_transaction`` graphs per transaction."""
     rng = random.Random(seed)
     nodes, features = links // 10 + 1, edges * 5
     per_graph = []
@@ -51,11 +53,13 @@ def floor(graphs: int, links: int, edges: int, indexes_after: bool, seed: int = 
             db.execute(statement)
         started = time.perf_counter()
         for g, (link_rows, edge_rows) in enumerate(per_graph):
-            db.execute("BEGIN")
+            if g % per_transaction == 0:
+                db.execute("BEGIN")
             db.executemany("INSERT INTO links VALUES (?, ?, ?, ?, ?)", link_rows)
             db.executemany("INSERT INTO edges VALUES (?, ?, ?, ?, ?)", edge_rows)
             db.execute(_ADD_TOTALS, (g,))
-            db.execute("COMMIT")
+            if g % per_transaction == per_transaction - 1 or g == graphs - 1:
+                db.execute("COMMIT")
         for statement in _INDEXES if indexes_after else ():
             db.execute(statement)
         seconds = time.perf_counter() - started
@@ -68,13 +72,16 @@ def main() -> None:
     parser.add_argument("--graphs", type=int, default=100)
     parser.add_argument("--links", type=int, default=4226, help="links per graph")
     parser.add_argument("--edges", type=int, default=1386, help="feature edges per graph")
+    parser.add_argument("--per-transaction", type=int, default=1, help="graphs committed together")
     args = parser.parse_args()
+    if min(args.graphs, args.links, args.edges, args.per_transaction) < 1:
+        parser.error("every count must be at least 1")
     total = args.graphs * args.links
     print(f"load average {os.getloadavg()[0]:.2f}")
     for indexes_after in (False, True):
-        seconds = floor(args.graphs, args.links, args.edges, indexes_after)
+        seconds = floor(args.graphs, args.links, args.edges, indexes_after, args.per_transaction)
         how = "indexes built at the end" if indexes_after else "indexes kept as rows arrive"
-        print(f"{args.graphs} graphs, {total:,} links, {how}: {seconds:.2f} s, {total / seconds:,.0f} links/s")
+        print(f"{args.graphs} graphs, {total:,} links, {args.per_transaction} per transaction, {how}: {seconds:.2f} s, {total / seconds:,.0f} links/s")
 
 
 if __name__ == "__main__":
