@@ -47,6 +47,7 @@ _PG = tuple(c.name for c in path_group_packs.columns)
 _FT = tuple(c.name for c in feature_totals.columns)
 _ET = ("src", "tgt", "n_graphs", "weight_sum", "abs_sum", "weight_min", "weight_max", "n_links")
 _ONE = literal_column("1")
+_ZERO = literal_column("0")
 # feature edges written or taken away per batch of rows
 EDGE_BATCH = 50_000
 # path group packs written per batch: a huge graph's hold a hundred megabytes or more, made
@@ -65,7 +66,7 @@ def publish(conn: Connection, values: GraphValues) -> None:
     lock(conn)
     unpublish(conn, values.gid)
     if insert_rows(conn, values):
-        conn.execute(_feature_upsert(conn, values.gid))
+        _executemany(conn, "feature totals: add", _feature_upsert, ("gid",), [(values.gid,)])
     if len(values.edges):
         _add_edge_totals(conn, values)
 
@@ -109,12 +110,12 @@ def fresh_edge_totals() -> Select[Any]:
 # --- features ---------------------------------------------------------------------------------------
 
 
-def _feature_upsert(conn: Connection, gid: int) -> Executable:
+def _feature_upsert(conn: Connection) -> Executable:
     """Graph ``gid``'s features, from the per-graph rows just written, added to their totals (one
     statement: the database reads the rows, rather than a statement run per feature)."""
     t, fg = feature_totals.c, feature_graphs.c
-    counted = [item for v in VALUES for item in (case((fg[v].is_(None), 0), else_=1), fg[v], fg[v], fg[v])]
-    stmt = dialect_insert(conn, feature_totals).from_select(_FT, select(fg.feature_id, _ONE, *counted).where(fg.graph_id == gid))
+    counted = [item for v in VALUES for item in (case((fg[v].is_(None), _ZERO), else_=_ONE), fg[v], fg[v], fg[v])]
+    stmt = dialect_insert(conn, feature_totals).from_select(_FT, select(fg.feature_id, _ONE, *counted).where(fg.graph_id == bindparam("gid")))
     new = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=[t.feature_id],
@@ -176,11 +177,11 @@ def _take_features(conn: Connection, gid: int) -> None:
 # --- feature edges -------------------------------------------------------------------------------
 
 
-def _edge_upsert(conn: Connection, gid: int) -> Executable:
+def _edge_upsert(conn: Connection) -> Executable:
     """Graph ``gid``'s edges, from the per-graph rows just written, added to their totals in one
     statement (a huge graph's millions of edges never become Python rows here)."""
     t, eg = feature_edge_totals.c, feature_edge_graphs.c
-    rows = select(eg.src, eg.tgt, _ONE, eg.weight, func.abs(eg.weight), eg.weight, eg.weight, eg.n_links).where(eg.graph_id == gid)
+    rows = select(eg.src, eg.tgt, _ONE, eg.weight, func.abs(eg.weight), eg.weight, eg.weight, eg.n_links).where(eg.graph_id == bindparam("gid"))
     stmt = dialect_insert(conn, feature_edge_totals).from_select(_ET, rows)
     new = stmt.excluded
     return stmt.on_conflict_do_update(
@@ -204,7 +205,7 @@ def _add_edge_totals(conn: Connection, values: GraphValues) -> None:
     for n, count in conn.execute(before.where(eg.graph_id == values.gid).group_by(t.n_graphs)):
         moves[(0, 1)] -= count
         moves[(n, n + 1)] += count
-    conn.execute(_edge_upsert(conn, values.gid))
+    _executemany(conn, "edge totals: add", _edge_upsert, ("gid",), [(values.gid,)])
     _move_histogram(conn, moves)
 
 
