@@ -3,7 +3,9 @@
 Each graph lands whole or not at all: its registry row stays ``loading`` (invisible) until
 the store has every node and link, and a row left ``loading`` by a dead writer is purged by
 the next ingest. The transaction that publishes a graph also adds it to the aggregates over the
-visible graphs (:mod:`kb.aggregates`) and takes away the version it replaces. Re-ingesting the same content is a no-op (content hash). A changed file under
+visible graphs (:mod:`kb.aggregates`) and takes away the version it replaces. On the embedded
+store with SQLite, ordinary graphs are claimed, written and published several at a time in one
+transaction, each in a savepoint (see ``BATCH_GRAPHS``). Re-ingesting the same content is a no-op (content hash). A changed file under
 a slug that exists replaces the old version by default (``on_change="replace"``); ``"skip"``
 keeps the old one and ``"fail"`` reports a conflict.
 """
@@ -15,7 +17,7 @@ import os
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -34,6 +36,7 @@ from kb.aggregates.values import of_parsed_graph
 from kb.core import Core
 from kb.errors import CircuitKBError
 from kb.qk_store import qk_rows, write_qk
+from kb.stores.embedded import EmbeddedStore
 from schema.sql import LOADING, REMOVED, REPLACED, graphs
 
 log = logging.getLogger(__name__)
@@ -143,7 +146,9 @@ def ingest_paths(
         def write(job: _Job) -> dict[str, Any]:
             return _store(core, job, progress)
 
-        for path, result in _written(parsed, claim, write, pool, writers):
+        batched = _batching_store(core) if pool is None else None
+        outcomes = _written_in_batches(core, batched, parsed, manifest, on_change, progress) if batched else _written(parsed, claim, write, pool, writers)
+        for path, result in outcomes:
             if isinstance(result, CircuitKBError):
                 report.failed.append({"path": str(path), "error": str(result)})
                 outcome = "failed"
@@ -286,6 +291,106 @@ def _running(result: object) -> bool:
     return isinstance(result, Future) and not result.done()
 
 
+# SQLite has one writer at a time, and every graph rewrites pages all over the aggregates'
+# tables, which each commit writes out whole: ordinary graphs are claimed, written and published
+# this many at a time (or until they hold this many links) in one transaction, each in a
+# savepoint of its own, so that a graph that fails is undone alone
+BATCH_GRAPHS = 16
+BATCH_LINKS = 400_000
+
+
+def _batching_store(core: Core) -> EmbeddedStore | None:
+    """The store, when graphs are written in batches (the embedded store on SQLite)."""
+    store = core.store
+    return store if isinstance(store, EmbeddedStore) and core.engine.dialect.name == "sqlite" else None
+
+
+def _embedded(core: Core) -> EmbeddedStore:
+    store = _batching_store(core)
+    assert store is not None, "graphs are written in a caller's transaction only in the embedded store on SQLite"
+    return store
+
+
+def _written_in_batches(
+    core: Core, store: EmbeddedStore, parsed: Iterator[_Parsed], manifest: Manifest | None, on_change: str, progress: IngestProgress | None
+) -> Iterator[tuple[Path, dict[str, Any] | CircuitKBError]]:
+    """Each file's outcome in order, as :func:`_written` gives them; ordinary graphs are
+    claimed, written and published ``BATCH_GRAPHS`` at a time in one transaction, and their
+    outcomes handed back once it has committed. A graph too big for one transaction is written
+    alone, as without batches. An error that is not circuitkb's undoes the whole batch."""
+    conn: Connection | None = None
+    waiting: list[tuple[Path, dict[str, Any] | CircuitKBError]] = []
+    links = 0
+
+    def committed() -> list[tuple[Path, dict[str, Any] | CircuitKBError]]:
+        nonlocal conn, links
+        if conn is not None:
+            conn.commit()
+            conn.close()
+            conn = None
+        links = 0
+        done = list(waiting)
+        waiting.clear()
+        return done
+
+    try:
+        for item in parsed:
+            if item.done is not None:
+                if conn is None:
+                    yield item.path, item.done
+                else:
+                    waiting.append((item.path, item.done))
+                continue
+            assert item.graph is not None
+            if not store.in_one_transaction(item.graph):
+                yield from committed()
+                yield item.path, _one_by_one(core, item, manifest, on_change, progress)
+                continue
+            if conn is None:
+                conn = store.engine.connect()
+                conn.begin()
+                # the driver opens a transaction only before a write: open it here, so that
+                # each graph's savepoint nests inside it rather than committing when released
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            waiting.append((item.path, _in_savepoint(core, conn, item, manifest, on_change, progress)))
+            links += item.graph.n_links
+            if len(waiting) >= BATCH_GRAPHS or links >= BATCH_LINKS:
+                yield from committed()
+        yield from committed()
+    except BaseException:
+        if conn is not None:
+            conn.rollback()
+            conn.close()
+        core.feature_id_cache.clear()  # ids given in the batch are gone with it
+        raise
+
+
+def _in_savepoint(
+    core: Core, conn: Connection, item: _Parsed, manifest: Manifest | None, on_change: str, progress: IngestProgress | None
+) -> dict[str, Any] | CircuitKBError:
+    """One graph claimed, written and published in a savepoint of ``conn``'s transaction; its
+    outcome, or the error that undid it."""
+    savepoint = conn.begin_nested()
+    try:
+        job = _claim(core, item, manifest, on_change, conn)
+        result = job if isinstance(job, dict) else _store(core, job, progress, conn)
+    except CircuitKBError as exc:
+        savepoint.rollback()
+        core.feature_id_cache.clear()  # ids given in the savepoint are gone with it
+        return exc
+    savepoint.commit()
+    return result
+
+
+def _one_by_one(core: Core, item: _Parsed, manifest: Manifest | None, on_change: str, progress: IngestProgress | None) -> dict[str, Any] | CircuitKBError:
+    """One graph claimed, then written and published in transactions of its own."""
+    try:
+        job = _claim(core, item, manifest, on_change)
+        return job if isinstance(job, dict) else _store(core, job, progress)
+    except CircuitKBError as exc:
+        return exc
+
+
 @dataclass
 class _Job:
     """A claimed graph, ready to be written: its id, its feature ids and what publishing records."""
@@ -302,37 +407,49 @@ class _Job:
         return self.claim.graph_id
 
 
-def _claim(core: Core, item: _Parsed, manifest: Manifest | None, on_change: str) -> _Job | dict[str, Any]:
+def _claim(core: Core, item: _Parsed, manifest: Manifest | None, on_change: str, conn: Connection | None = None) -> _Job | dict[str, Any]:
     """Register the graph as loading and give its features ids; the outcome instead when it is
-    not to be written (unchanged, busy, conflict). A failure after the claim undoes it."""
+    not to be written (unchanged, busy, conflict). A failure after the claim undoes it. With
+    ``conn``, in the caller's transaction, which undoes it instead."""
     graph, path = item.graph, item.path
     assert graph is not None
-    claim = registry.claim(core.engine, graph.header, item.digest, str(path), core.store.name, on_change)
+    header, source, store = graph.header, str(path), core.store.name
+    if conn is None:
+        claim = registry.claim(core.engine, header, item.digest, source, store, on_change)
+    else:
+        claim = registry.claim_in(conn, header, item.digest, source, store, on_change)
     if claim.action != "write":
         outcome = "conflict" if claim.action == "conflict" else claim.action
         return {"path": str(path), "slug": graph.header.slug, "outcome": outcome, "reason": claim.reason}
     assert claim.graph_id is not None
     try:
-        return _job(core, item, claim, manifest)
+        return _job(core, item, claim, manifest, conn)
     except BaseException:
-        _abandon(core, claim.graph_id)
+        if conn is None:
+            _abandon(core, claim.graph_id)
         raise
 
 
-def _store(core: Core, job: _Job, progress: IngestProgress | None) -> dict[str, Any]:
-    """Write and publish one claimed graph; its outcome. A failed write is undone."""
+def _store(core: Core, job: _Job, progress: IngestProgress | None, conn: Connection | None = None) -> dict[str, Any]:
+    """Write and publish one claimed graph; its outcome. A failed write is undone (with
+    ``conn``, an embedded store's connection, by the caller, whose transaction it joins)."""
     graph, claim, gid = job.item.graph, job.claim, job.gid
     assert graph is not None
     write_started = time.perf_counter()
     try:
-        _write(core, job, progress)
+        _write(core, job, progress, conn)
     except BaseException:
-        _abandon(core, gid)
+        if conn is None:
+            _abandon(core, gid)
         raise
     write_seconds = time.perf_counter() - write_started
     if claim.previous_id is not None:
-        core.store.purge(claim.previous_id)
-        with core.engine.begin() as conn:
+        if conn is None:
+            core.store.purge(claim.previous_id)
+            with core.engine.begin() as forgetting:
+                registry.forget(forgetting, claim.previous_id)
+        else:
+            _embedded(core).purge_in(conn, claim.previous_id)
             registry.forget(conn, claim.previous_id)
     return {
         "path": str(job.item.path),
@@ -349,7 +466,7 @@ def _store(core: Core, job: _Job, progress: IngestProgress | None) -> dict[str, 
     }
 
 
-def _job(core: Core, item: _Parsed, claim: registry.Claim, manifest: Manifest | None) -> _Job:
+def _job(core: Core, item: _Parsed, claim: registry.Claim, manifest: Manifest | None, conn: Connection | None = None) -> _Job:
     """What writing and publishing a claimed graph needs: its feature ids (created if new), its
     tags and language, its clerps, QK rows and link extras."""
     graph, gid = item.graph, claim.graph_id
@@ -359,9 +476,9 @@ def _job(core: Core, item: _Parsed, claim: registry.Claim, manifest: Manifest | 
     if language is None:
         language = item.language if item.detected else detect_language(graph.header.prompt)
     keys = graph.features()
-    with core.engine.begin() as conn:
+    with core.engine.begin() if conn is None else nullcontext(conn) as writing:
         # QK tracing may name features that were pruned out of the graph's nodes: known, not used
-        all_ids = registry.ensure_features(conn, keys | graph.qk_features(), core.feature_id_cache)
+        all_ids = registry.ensure_features(writing, keys | graph.qk_features(), core.feature_id_cache)
     feature_ids = {k: all_ids[k] for k in keys}
     clerps = [
         (feature_ids[n.feature_key], n.clerp)
@@ -386,7 +503,7 @@ def _job(core: Core, item: _Parsed, claim: registry.Claim, manifest: Manifest | 
     return _Job(item, claim, feature_ids, finish, qk_rows(gid, graph.qk, graph.nodes, all_ids))
 
 
-def _write(core: Core, job: _Job, progress: IngestProgress | None) -> None:
+def _write(core: Core, job: _Job, progress: IngestProgress | None, conn: Connection | None = None) -> None:
     graph, gid = job.item.graph, job.gid
     assert graph is not None
     # an id taken over from a dead writer may have half a graph in the store (its SQL rows come
@@ -403,7 +520,11 @@ def _write(core: Core, job: _Job, progress: IngestProgress | None) -> None:
         aggregates.publish(conn, values)
         write_qk(conn, gid, job.qk)
 
-    core.store.write_graph(gid, graph, job.feature_ids, values.edges, finalize, progress.on_links if progress else None, fresh=fresh)
+    on_links = progress.on_links if progress else None
+    if conn is None:
+        core.store.write_graph(gid, graph, job.feature_ids, values.edges, finalize, on_links, fresh=fresh)
+    else:
+        _embedded(core).write_graph_in(conn, gid, graph, job.feature_ids, values.edges, finalize, on_links, fresh=fresh)
 
 
 def _abandon(core: Core, gid: int) -> None:

@@ -149,38 +149,43 @@ class Claim:
 def claim(engine: Engine, header: GraphHeader, digest: str, source: str, store: str, on_change: str) -> Claim:
     """Decide whether to write this graph, and register it as ``loading`` if so."""
     with engine.begin() as conn:
-        rows = conn.execute(
-            select(graphs.c.id, graphs.c.status, graphs.c.content_hash, graphs.c.owner, graphs.c.heartbeat_at, graphs.c.store)
-            .where(graphs.c.slug == header.slug, graphs.c.status.in_([LOADING, READY]))
-        ).all()
-        ready = next((r for r in rows if r.status == READY), None)
-        same = next((r for r in rows if r.content_hash == digest), None)
-        if same is not None and same.status == READY:
-            return Claim("unchanged", same.id, reason="same content already stored")
-        if ready is not None and on_change != "replace":
-            if on_change == "skip":
-                return Claim("unchanged", ready.id, reason="slug exists with other content (kept, --on-change skip)")
-            return Claim(
-                "conflict",
-                ready.id,
-                reason=f"slug {header.slug!r} is already stored with other content; use --on-change replace",
-            )
-        if same is not None:  # loading
-            if owner_alive(same.owner, same.heartbeat_at) and same.owner != owner_token():
-                return Claim("busy", same.id, reason=f"being ingested by another process ({same.owner})")
-            conn.execute(
-                update(graphs).where(graphs.c.id == same.id).values(owner=owner_token(), heartbeat_at=now(), store=store)
-            )
-            return Claim("write", same.id, takeover=True, previous_id=ready.id if ready else None)
-        values = _registry_values(header, digest, source, store)
-        # a refused insert aborts a PostgreSQL transaction unless it ran in a savepoint; SQLite
-        # undoes only the statement (and a savepoint is two more round trips per graph)
-        try:
-            with conn.begin_nested() if conn.dialect.name == "postgresql" else nullcontext():
-                gid = conn.execute(insert(graphs).returning(graphs.c.id), values).scalar_one()
-        except IntegrityError:
-            return Claim("busy", None, reason="being ingested by another process")
-        return Claim("write", gid, previous_id=ready.id if ready else None)
+        return claim_in(conn, header, digest, source, store, on_change)
+
+
+def claim_in(conn: Connection, header: GraphHeader, digest: str, source: str, store: str, on_change: str) -> Claim:
+    """:func:`claim` in the caller's transaction."""
+    rows = conn.execute(
+        select(graphs.c.id, graphs.c.status, graphs.c.content_hash, graphs.c.owner, graphs.c.heartbeat_at, graphs.c.store)
+        .where(graphs.c.slug == header.slug, graphs.c.status.in_([LOADING, READY]))
+    ).all()
+    ready = next((r for r in rows if r.status == READY), None)
+    same = next((r for r in rows if r.content_hash == digest), None)
+    if same is not None and same.status == READY:
+        return Claim("unchanged", same.id, reason="same content already stored")
+    if ready is not None and on_change != "replace":
+        if on_change == "skip":
+            return Claim("unchanged", ready.id, reason="slug exists with other content (kept, --on-change skip)")
+        return Claim(
+            "conflict",
+            ready.id,
+            reason=f"slug {header.slug!r} is already stored with other content; use --on-change replace",
+        )
+    if same is not None:  # loading
+        if owner_alive(same.owner, same.heartbeat_at) and same.owner != owner_token():
+            return Claim("busy", same.id, reason=f"being ingested by another process ({same.owner})")
+        conn.execute(
+            update(graphs).where(graphs.c.id == same.id).values(owner=owner_token(), heartbeat_at=now(), store=store)
+        )
+        return Claim("write", same.id, takeover=True, previous_id=ready.id if ready else None)
+    values = _registry_values(header, digest, source, store)
+    # a refused insert aborts a PostgreSQL transaction unless it ran in a savepoint; SQLite
+    # undoes only the statement (and a savepoint is two more round trips per graph)
+    try:
+        with conn.begin_nested() if conn.dialect.name == "postgresql" else nullcontext():
+            gid = conn.execute(insert(graphs).returning(graphs.c.id), values).scalar_one()
+    except IntegrityError:
+        return Claim("busy", None, reason="being ingested by another process")
+    return Claim("write", gid, previous_id=ready.id if ready else None)
 
 
 def _registry_values(header: GraphHeader, digest: str, source: str, store: str) -> dict[str, Any]:

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from kb.aggregates.check import check
 from kb.api import KB
-from kb.errors import NotFoundError
+from kb.errors import CircuitKBError, NotFoundError
+from kb.ingestion import IngestProgress
 from schema.sql import descriptions, graph_tags, graphs
 from tests.builders import small_graph, variant, write
 from tests.conftest import GRAPHS, real_graph
@@ -251,6 +253,97 @@ def test_many_files_report_in_order_as_one_at_a_time(kb: KB, tmp_path: Path, cap
     assert len(again.failed) == 2
     assert kb.export("g1") == changed
     assert kb.stats()["graphs"] == 4 and kb.stats()["links"] == 4 * len(changed["links"])
+
+
+def test_a_graph_that_fails_while_written_is_undone_alone(kb: KB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite the graphs of an ingest are committed several at a time, each in a savepoint:
+    the one that fails leaves nothing, the others before and after it are published."""
+    from kb import registry
+
+    docs = [small_graph(f"g{i}") for i in range(5)]
+    for doc in docs[2:4]:
+        # features no graph had: the failing g2 gives them ids, which its undoing takes back
+        doc["metadata"]["info"]["transcoder_set"] = "tests/another-set"
+    paths = [write(tmp_path / f"g{i}.json", doc) for i, doc in enumerate(docs)]
+    original = registry.finish
+
+    def g2_fails(conn, gid, slug, *rest):  # noqa: ANN001, ANN002, ANN202
+        if slug == "g2":
+            raise CircuitKBError("g2 cannot be published")
+        return original(conn, gid, slug, *rest)
+
+    monkeypatch.setattr(registry, "finish", g2_fails)
+    report = kb.ingest(paths)
+    assert [f["path"] for f in report.failed] == [str(paths[2])] and "cannot be published" in report.failed[0]["error"]
+    assert [i["slug"] for i in report.ingested] == ["g0", "g1", "g3", "g4"]
+    assert [g.slug for g in kb.select()] == ["g0", "g1", "g3", "g4"]
+    with kb.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(graphs).where(graphs.c.status == "loading")).scalar_one() == 0
+    assert kb.store.counts(None) == {"nodes": 4 * 9, "links": 4 * 8, "features": 8}
+    assert kb.export("g3") == docs[3] and check(kb).ok
+    monkeypatch.undo()
+    again = kb.ingest(paths)
+    assert [i["slug"] for i in again.ingested] == ["g2"] and len(again.skipped) == 4
+    assert kb.export("g2") == docs[2] and check(kb).ok
+
+
+def test_on_sqlite_graphs_are_committed_in_batches_and_reported_once_committed(
+    sqlite_kb: KB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kb.ingestion as ingestion
+
+    monkeypatch.setattr(ingestion, "BATCH_GRAPHS", 2)
+    paths = [write(tmp_path / f"g{i}.json", small_graph(f"g{i}")) for i in range(5)]
+    # a new version of g1 in the same run replaces the one published just before it
+    changed = small_graph("g1")
+    changed["links"][0]["weight"] = 9.0
+    paths.append(write(tmp_path / "g1-again.json", changed))
+    seen: list[tuple[str, list[str]]] = []
+
+    def on_graph(path: str, outcome: str) -> None:
+        # another connection, as another process would look: what is committed
+        with sqlite_kb.engine.connect() as conn:
+            visible = sorted(conn.execute(select(graphs.c.slug).where(graphs.c.status == "ready")).scalars())
+        seen.append((Path(path).name, visible))
+
+    report = sqlite_kb.ingest(paths, progress=IngestProgress(on_graph=on_graph))
+    assert report.failed == [] and [i["slug"] for i in report.ingested] == ["g0", "g1", "g2", "g3", "g4", "g1"]
+    # each file is reported once the transaction that published it and the next has committed
+    assert seen[0] == ("g0.json", ["g0", "g1"]) and seen[1] == ("g1.json", ["g0", "g1"])
+    assert seen[2] == ("g2.json", ["g0", "g1", "g2", "g3"])
+    assert seen[-1] == ("g1-again.json", ["g0", "g1", "g2", "g3", "g4"])
+    assert report.ingested[-1]["replaced"] and sqlite_kb.export("g1") == changed
+    assert sqlite_kb.store.counts(None) == {"nodes": 5 * 9, "links": 5 * 8, "features": 4}
+    assert check(sqlite_kb).ok
+
+
+def test_an_error_that_is_not_circuitkbs_undoes_the_batch_and_the_rerun_completes(
+    sqlite_kb: KB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kb.ingestion as ingestion
+
+    monkeypatch.setattr(ingestion, "BATCH_GRAPHS", 3)
+    paths = [write(tmp_path / f"g{i}.json", small_graph(f"g{i}")) for i in range(5)]
+    published = {"n": 0}
+    original = ingestion.write_qk
+
+    def fifth_breaks(conn, gid, rows):  # noqa: ANN001, ANN202
+        published["n"] += 1
+        if published["n"] == 5:
+            raise RuntimeError("disk on fire")
+        return original(conn, gid, rows)
+
+    monkeypatch.setattr(ingestion, "write_qk", fifth_breaks)
+    with pytest.raises(RuntimeError):
+        sqlite_kb.ingest(paths)
+    # the first batch (g0-g2) was committed; the second (g3, g4) left nothing, not even a claim
+    assert [g.slug for g in sqlite_kb.select()] == ["g0", "g1", "g2"]
+    with sqlite_kb.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(graphs)).scalar_one() == 3
+    assert sqlite_kb.store.counts(None)["nodes"] == 3 * 9 and check(sqlite_kb).ok
+    monkeypatch.undo()
+    again = sqlite_kb.ingest(paths)
+    assert [i["slug"] for i in again.ingested] == ["g3", "g4"] and check(sqlite_kb).ok
 
 
 def test_the_parsing_process_ends_with_its_parent() -> None:

@@ -67,23 +67,50 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
         """
         n = graph.n_links
         with self.engine.connect() as conn, _page_cache(conn, n):
+            if self.in_one_transaction(graph):
+                with conn.begin():
+                    self.write_graph_in(conn, gid, graph, feature_ids, edges, finalize, progress, fresh)
+                return
             with conn.begin():
-                if not fresh:
-                    self._purge(conn, gid)
-                totals = node_input_totals(graph)
-                rows = [(gid, *node_values(node, feature_ids, totals)) for node in graph.nodes]
-                bulk_insert(conn, "graph_nodes", ("graph_id", *NODE_COLUMNS), rows)
-                if n <= TRANSACTION_LINKS:
-                    self._insert_links(conn, gid, graph, 0, n, progress)
-                    write_feature_edges(conn, edges)
-                    finalize(conn)
-                    return
+                self._write_nodes(conn, gid, graph, feature_ids, fresh)
             for start in range(0, n, TRANSACTION_LINKS):
                 with conn.begin():
                     self._insert_links(conn, gid, graph, start, min(n, start + TRANSACTION_LINKS), progress)
             with conn.begin():
                 write_feature_edges(conn, edges)
                 finalize(conn)
+
+    def write_graph_in(
+        self,
+        conn: Connection,
+        gid: int,
+        graph: ParsedGraph,
+        feature_ids: dict[FeatureKey, int],
+        edges: FeatureEdges,
+        finalize: Finalize,
+        progress: LinkProgress | None = None,
+        fresh: bool = False,
+    ) -> None:
+        """An ordinary graph (at most ``TRANSACTION_LINKS`` links) written and published in the
+        caller's transaction on ``conn``, as :meth:`write_graph` does in a transaction of its own."""
+        if not self.in_one_transaction(graph):
+            raise ValueError(f"graph {gid} has {graph.n_links} links: more than one transaction takes ({TRANSACTION_LINKS})")
+        self._write_nodes(conn, gid, graph, feature_ids, fresh)
+        self._insert_links(conn, gid, graph, 0, graph.n_links, progress)
+        write_feature_edges(conn, edges)
+        finalize(conn)
+
+    @staticmethod
+    def in_one_transaction(graph: ParsedGraph) -> bool:
+        """Whether the graph is written in one transaction (else in slices of ``TRANSACTION_LINKS``)."""
+        return graph.n_links <= TRANSACTION_LINKS
+
+    def _write_nodes(self, conn: Connection, gid: int, graph: ParsedGraph, feature_ids: dict[FeatureKey, int], fresh: bool) -> None:
+        if not fresh:
+            self._purge(conn, gid)
+        totals = node_input_totals(graph)
+        rows = [(gid, *node_values(node, feature_ids, totals)) for node in graph.nodes]
+        bulk_insert(conn, "graph_nodes", ("graph_id", *NODE_COLUMNS), rows)
 
     @staticmethod
     def _insert_links(conn: Connection, gid: int, graph: ParsedGraph, first: int, last: int, progress: LinkProgress | None) -> None:
@@ -99,6 +126,10 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
     def purge(self, gid: int) -> None:
         with self.engine.begin() as conn:
             self._purge(conn, gid)
+
+    def purge_in(self, conn: Connection, gid: int) -> None:
+        """:meth:`purge` in the caller's transaction."""
+        self._purge(conn, gid)
 
     @staticmethod
     def _purge(conn: Connection, gid: int) -> None:
