@@ -313,6 +313,8 @@ def test_on_sqlite_graphs_are_committed_in_batches_and_reported_once_committed(
     assert seen[2] == ("g2.json", ["g0", "g1", "g2", "g3"])
     assert seen[-1] == ("g1-again.json", ["g0", "g1", "g2", "g3", "g4"])
     assert report.ingested[-1]["replaced"] and sqlite_kb.export("g1") == changed
+    # each batch's commit is counted in its graphs' write times
+    assert all(i["write_seconds"] > 0 for i in report.ingested)
     assert sqlite_kb.store.counts(None) == {"nodes": 5 * 9, "links": 5 * 8, "features": 4}
     assert check(sqlite_kb).ok
 
