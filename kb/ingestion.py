@@ -293,10 +293,13 @@ def _running(result: object) -> bool:
 
 # SQLite has one writer at a time, and every graph rewrites pages all over the aggregates'
 # tables, which each commit writes out whole: ordinary graphs are claimed, written and published
-# this many at a time (or until they hold this many links) in one transaction, each in a
-# savepoint of its own, so that a graph that fails is undone alone
-BATCH_GRAPHS = 16
-BATCH_LINKS = 400_000
+# this many at a time in one transaction, each in a savepoint of its own, so that a graph that
+# fails is undone alone. A batch ends sooner once it holds this many links or has taken this
+# long, so that other writers (another ingest, a label saved in the app) wait no longer than that
+# and the report follows along
+BATCH_GRAPHS = 64
+BATCH_LINKS = 1_600_000
+BATCH_SECONDS = 2.0
 
 
 def _batching_store(core: Core) -> EmbeddedStore | None:
@@ -315,12 +318,13 @@ def _written_in_batches(
     core: Core, store: EmbeddedStore, parsed: Iterator[_Parsed], manifest: Manifest | None, on_change: str, progress: IngestProgress | None
 ) -> Iterator[tuple[Path, dict[str, Any] | CircuitKBError]]:
     """Each file's outcome in order, as :func:`_written` gives them; ordinary graphs are
-    claimed, written and published ``BATCH_GRAPHS`` at a time in one transaction, and their
+    claimed, written and published up to ``BATCH_GRAPHS`` at a time in one transaction, and their
     outcomes handed back once it has committed. A graph too big for one transaction is written
     alone, as without batches. An error that is not circuitkb's undoes the whole batch."""
     conn: Connection | None = None
     waiting: list[tuple[Path, dict[str, Any] | CircuitKBError]] = []
     links = 0
+    began = 0.0
 
     def committed() -> list[tuple[Path, dict[str, Any] | CircuitKBError]]:
         nonlocal conn, links
@@ -354,9 +358,10 @@ def _written_in_batches(
                 # the driver opens a transaction only before a write: open it here, so that
                 # each graph's savepoint nests inside it rather than committing when released
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+                began = time.perf_counter()
             waiting.append((item.path, _in_savepoint(core, conn, item, manifest, on_change, progress)))
             links += item.graph.n_links
-            if len(waiting) >= BATCH_GRAPHS or links >= BATCH_LINKS:
+            if len(waiting) >= BATCH_GRAPHS or links >= BATCH_LINKS or time.perf_counter() - began >= BATCH_SECONDS:
                 yield from committed()
         yield from committed()
     except BaseException:

@@ -293,6 +293,7 @@ def test_on_sqlite_graphs_are_committed_in_batches_and_reported_once_committed(
     import kb.ingestion as ingestion
 
     monkeypatch.setattr(ingestion, "BATCH_GRAPHS", 2)
+    monkeypatch.setattr(ingestion, "BATCH_SECONDS", 3600.0)
     paths = [write(tmp_path / f"g{i}.json", small_graph(f"g{i}")) for i in range(5)]
     # a new version of g1 in the same run replaces the one published just before it
     changed = small_graph("g1")
@@ -315,7 +316,14 @@ def test_on_sqlite_graphs_are_committed_in_batches_and_reported_once_committed(
     assert report.ingested[-1]["replaced"] and sqlite_kb.export("g1") == changed
     # each batch's commit is counted in its graphs' write times
     assert all(i["write_seconds"] > 0 for i in report.ingested)
-    assert sqlite_kb.store.counts(None) == {"nodes": 5 * 9, "links": 5 * 8, "features": 4}
+    # a batch that has taken its time is committed however few graphs it holds
+    monkeypatch.setattr(ingestion, "BATCH_GRAPHS", 64)
+    monkeypatch.setattr(ingestion, "BATCH_SECONDS", 0.0)
+    seen.clear()
+    more = [write(tmp_path / f"h{i}.json", small_graph(f"h{i}")) for i in range(2)]
+    assert not sqlite_kb.ingest(more, progress=IngestProgress(on_graph=on_graph)).failed
+    assert [(name, [v for v in visible if v.startswith("h")]) for name, visible in seen] == [("h0.json", ["h0"]), ("h1.json", ["h0", "h1"])]
+    assert sqlite_kb.store.counts(None) == {"nodes": 7 * 9, "links": 7 * 8, "features": 4}
     assert check(sqlite_kb).ok
 
 
@@ -325,6 +333,7 @@ def test_an_error_that_is_not_circuitkbs_undoes_the_batch_and_the_rerun_complete
     import kb.ingestion as ingestion
 
     monkeypatch.setattr(ingestion, "BATCH_GRAPHS", 3)
+    monkeypatch.setattr(ingestion, "BATCH_SECONDS", 3600.0)
     paths = [write(tmp_path / f"g{i}.json", small_graph(f"g{i}")) for i in range(5)]
     published = {"n": 0}
     original = ingestion.write_qk
