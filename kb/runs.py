@@ -15,3 +15,10 @@ def runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return none, none
     starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
     return starts, np.r_[starts[1:], len(values)].astype(np.int64)
+
+
+def first_of_runs(values: np.ndarray, n: int) -> np.ndarray:
+    """Whether each of ``values`` is among the first ``n`` of its run (a boolean mask): with rows
+    grouped by graph and ranked within it, each graph's best ``n``."""
+    starts, stops = runs(values)
+    return np.arange(len(values)) - np.repeat(starts, stops - starts) < n

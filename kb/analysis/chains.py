@@ -23,7 +23,7 @@ from kb.analysis.features import FEATURE_COLUMNS, feature_keys
 from kb.core import Core
 from kb.parallel_reads import started
 from kb.selection import GraphInfo
-from kb.runs import runs
+from kb.runs import first_of_runs
 from kb.stores.circuit_queries import ChainMatch, ChainNode, link_share
 
 CHAIN_FIXED_COLUMNS = ("slug", "score", "shortcut_weight", "shortcut_share")
@@ -106,8 +106,7 @@ def chains_frame(kb: Core, graphs: Sequence[GraphInfo], chains: ChainColumns, n_
     order = np.lexsort([*(nodes[:, i] for i in reversed(range(n_steps + 1))), -score, ranks])
     if top is not None:
         # a graph's chains come together (a slug is one graph's), best first
-        starts, stops = runs(chains.gid[order])
-        order = order[np.arange(len(order)) - np.repeat(starts, stops - starts) < top]
+        order = order[first_of_runs(chains.gid[order], top)]
     gid, nodes, weights, totals, shares, score = chains.gid[order], nodes[order], chains.weights[order], chains.totals[order], shares[order], score[order]
     gids = gid.tolist()
     n = len(gids)

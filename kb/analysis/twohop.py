@@ -23,7 +23,7 @@ from kb.errors import CircuitKBError
 from kb.featureref import parse_feature_ref
 from kb.parallel_reads import started
 from kb.registry import lookup_features
-from kb.runs import runs
+from kb.runs import first_of_runs, runs
 from kb.selection import GraphInfo, Selection
 from kb.stores.circuit_queries import ChainGroup, ChainMatch, ChainNode, Step
 
@@ -289,8 +289,7 @@ def _group_bests(kept: aggregates.StartGroups, allowed: Mapping[int, set[int]], 
 def _leading(kept: aggregates.StartGroups, rows: np.ndarray, top: int) -> aggregates.KeptPaths:
     """The best paths of the groups at ``rows`` of ``kept`` (by graph, best first) that come
     first in their graph, ``top`` of each (named or not: most are)."""
-    starts, stops = runs(kept.gid[rows])
-    lead = rows[np.arange(len(rows)) - np.repeat(starts, stops - starts) < top]
+    lead = rows[first_of_runs(kept.gid[rows], top)]
     return aggregates.KeptPaths.of(kept.gid[lead], kept.groups[lead])
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from kb.errors import NotFoundError
 from kb.parallel_reads import chunks, read_in_parts
-from kb.runs import runs
+from kb.runs import first_of_runs
 from kb.sqlqueries import keys_table
 from kb.stores.base import NODE_COLUMNS
 from kb.stores.circuit_queries import (
@@ -261,9 +261,7 @@ def _best(rows: list[Sequence[Any]], k: int, top: int | None) -> list[Sequence[A
     score = np.fromiter((row[4 * k + 3] for row in rows), np.float64, n)
     nodes = [np.fromiter((row[1 + i] for row in rows), np.int64, n) for i in range(k + 1)]
     order = np.lexsort([*reversed(nodes), -score, gid])
-    starts, stops = runs(gid[order])
-    kept = order[np.arange(n) - np.repeat(starts, stops - starts) < top]
-    return [rows[i] for i in kept.tolist()]
+    return [rows[i] for i in order[first_of_runs(gid[order], top)].tolist()]
 
 
 def _chain_match(row: Sequence[Any], k: int) -> ChainMatch:
