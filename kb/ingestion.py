@@ -140,14 +140,14 @@ def ingest_paths(
         pool = stack.enter_context(ThreadPoolExecutor(writers, thread_name_prefix="circuitkb-write")) if writers > 1 else None
         parsed = _parsed(core, files, reader, READ_AHEAD * writers)
 
-        def claim(item: _Parsed) -> _Job | dict[str, Any]:
-            return _claim(core, item, manifest, on_change)
+        def claim(item: _Parsed, conn: Connection | None = None) -> _Job | dict[str, Any]:
+            return _claim(core, item, manifest, on_change, conn)
 
-        def write(job: _Job) -> dict[str, Any]:
-            return _store(core, job, progress)
+        def write(job: _Job, conn: Connection | None = None) -> dict[str, Any]:
+            return _store(core, job, progress, conn)
 
         batched = _batching_store(core) if pool is None else None
-        outcomes = _written_in_batches(core, batched, parsed, manifest, on_change, progress) if batched else _written(parsed, claim, write, pool, writers)
+        outcomes = _written_in_batches(core, batched, parsed, claim, write) if batched else _written(parsed, claim, write, pool, writers)
         for path, result in outcomes:
             if isinstance(result, CircuitKBError):
                 report.failed.append({"path": str(path), "error": str(result)})
@@ -315,12 +315,18 @@ def _embedded(core: Core) -> EmbeddedStore:
 
 
 def _written_in_batches(
-    core: Core, store: EmbeddedStore, parsed: Iterator[_Parsed], manifest: Manifest | None, on_change: str, progress: IngestProgress | None
+    core: Core,
+    store: EmbeddedStore,
+    parsed: Iterator[_Parsed],
+    claim: Callable[..., _Job | dict[str, Any]],
+    write: Callable[..., dict[str, Any]],
 ) -> Iterator[tuple[Path, dict[str, Any] | CircuitKBError]]:
     """Each file's outcome in order, as :func:`_written` gives them; ordinary graphs are
     claimed, written and published up to ``BATCH_GRAPHS`` at a time in one transaction, and their
     outcomes handed back once it has committed. A graph too big for one transaction is written
-    alone, as without batches. An error that is not circuitkb's undoes the whole batch."""
+    alone, as without batches. An error that is not circuitkb's undoes the whole batch.
+    ``claim(item, conn=None)`` and ``write(job, conn=None)`` work in ``conn``'s transaction
+    when given one, else in their own."""
     conn: Connection | None = None
     waiting: list[tuple[Path, dict[str, Any] | CircuitKBError]] = []
     links = 0
@@ -350,7 +356,7 @@ def _written_in_batches(
             assert item.graph is not None
             if not store.in_one_transaction(item.graph):
                 yield from committed()
-                yield item.path, _one_by_one(core, item, manifest, on_change, progress)
+                yield from _written(iter([item]), claim, write, None, 1)
                 continue
             if conn is None:
                 conn = store.engine.connect()
@@ -359,7 +365,7 @@ def _written_in_batches(
                 # each graph's savepoint nests inside it rather than committing when released
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
                 began = time.perf_counter()
-            waiting.append((item.path, _in_savepoint(core, conn, item, manifest, on_change, progress)))
+            waiting.append((item.path, _in_savepoint(core, conn, item, claim, write)))
             links += item.graph.n_links
             if len(waiting) >= BATCH_GRAPHS or links >= BATCH_LINKS or time.perf_counter() - began >= BATCH_SECONDS:
                 yield from committed()
@@ -382,29 +388,24 @@ def _share_commit(outcomes: list[tuple[Path, dict[str, Any] | CircuitKBError]], 
 
 
 def _in_savepoint(
-    core: Core, conn: Connection, item: _Parsed, manifest: Manifest | None, on_change: str, progress: IngestProgress | None
+    core: Core,
+    conn: Connection,
+    item: _Parsed,
+    claim: Callable[..., _Job | dict[str, Any]],
+    write: Callable[..., dict[str, Any]],
 ) -> dict[str, Any] | CircuitKBError:
     """One graph claimed, written and published in a savepoint of ``conn``'s transaction; its
     outcome, or the error that undid it."""
     savepoint = conn.begin_nested()
     try:
-        job = _claim(core, item, manifest, on_change, conn)
-        result = job if isinstance(job, dict) else _store(core, job, progress, conn)
+        job = claim(item, conn)
+        result = job if isinstance(job, dict) else write(job, conn)
     except CircuitKBError as exc:
         savepoint.rollback()
         core.feature_id_cache.clear()  # ids given in the savepoint are gone with it
         return exc
     savepoint.commit()
     return result
-
-
-def _one_by_one(core: Core, item: _Parsed, manifest: Manifest | None, on_change: str, progress: IngestProgress | None) -> dict[str, Any] | CircuitKBError:
-    """One graph claimed, then written and published in transactions of its own."""
-    try:
-        job = _claim(core, item, manifest, on_change)
-        return job if isinstance(job, dict) else _store(core, job, progress)
-    except CircuitKBError as exc:
-        return exc
 
 
 @dataclass

@@ -107,7 +107,7 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
 
     def _write_nodes(self, conn: Connection, gid: int, graph: ParsedGraph, feature_ids: dict[FeatureKey, int], fresh: bool) -> None:
         if not fresh:
-            self._purge(conn, gid)
+            self.purge_in(conn, gid)
         totals = node_input_totals(graph)
         rows = [(gid, *node_values(node, feature_ids, totals)) for node in graph.nodes]
         bulk_insert(conn, "graph_nodes", ("graph_id", *NODE_COLUMNS), rows)
@@ -125,14 +125,11 @@ class EmbeddedStore(EmbeddedFeatureQueries, EmbeddedCircuitQueries, GraphStore):
 
     def purge(self, gid: int) -> None:
         with self.engine.begin() as conn:
-            self._purge(conn, gid)
-
-    def purge_in(self, conn: Connection, gid: int) -> None:
-        """:meth:`purge` in the caller's transaction."""
-        self._purge(conn, gid)
+            self.purge_in(conn, gid)
 
     @staticmethod
-    def _purge(conn: Connection, gid: int) -> None:
+    def purge_in(conn: Connection, gid: int) -> None:
+        """:meth:`purge` in the caller's transaction."""
         conn.execute(delete(graph_links).where(graph_links.c.graph_id == gid))
         conn.execute(delete(graph_nodes).where(graph_nodes.c.graph_id == gid))
         purge_feature_edges(conn, gid)
