@@ -33,9 +33,8 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=60000")
             cur.execute("PRAGMA cache_size=-262144")
             # the write-ahead log is copied into the database (and synced) every 16,384 pages
-            # (64 MB) rather than SQLite's 1,000: an ingest commits a graph at a time, and the
-            # pages its aggregates share, rewritten by every graph, are then copied once per
-            # checkpoint rather than once every few graphs
+            # (64 MB) rather than SQLite's 1,000: the aggregates' pages, which every ingested
+            # graph rewrites, are then copied once per checkpoint rather than every few commits
             cur.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             cur.close()
 

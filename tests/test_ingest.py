@@ -287,13 +287,18 @@ def test_a_graph_that_fails_while_written_is_undone_alone(kb: KB, tmp_path: Path
     assert kb.export("g2") == docs[2] and check(kb).ok
 
 
+def _batches_of(monkeypatch: pytest.MonkeyPatch, graphs: int, seconds: float = 3600.0) -> None:
+    """SQLite ingest batches of ``graphs`` graphs, or ``seconds`` of writing."""
+    import kb.ingestion as ingestion
+
+    monkeypatch.setattr(ingestion, "BATCH_GRAPHS", graphs)
+    monkeypatch.setattr(ingestion, "BATCH_SECONDS", seconds)
+
+
 def test_on_sqlite_graphs_are_committed_in_batches_and_reported_once_committed(
     sqlite_kb: KB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import kb.ingestion as ingestion
-
-    monkeypatch.setattr(ingestion, "BATCH_GRAPHS", 2)
-    monkeypatch.setattr(ingestion, "BATCH_SECONDS", 3600.0)
+    _batches_of(monkeypatch, 2)
     paths = [write(tmp_path / f"g{i}.json", small_graph(f"g{i}")) for i in range(5)]
     # a new version of g1 in the same run replaces the one published just before it
     changed = small_graph("g1")
@@ -317,8 +322,7 @@ def test_on_sqlite_graphs_are_committed_in_batches_and_reported_once_committed(
     # each batch's commit is counted in its graphs' write times
     assert all(i["write_seconds"] > 0 for i in report.ingested)
     # a batch that has taken its time is committed however few graphs it holds
-    monkeypatch.setattr(ingestion, "BATCH_GRAPHS", 64)
-    monkeypatch.setattr(ingestion, "BATCH_SECONDS", 0.0)
+    _batches_of(monkeypatch, 64, seconds=0.0)
     seen.clear()
     more = [write(tmp_path / f"h{i}.json", small_graph(f"h{i}")) for i in range(2)]
     assert not sqlite_kb.ingest(more, progress=IngestProgress(on_graph=on_graph)).failed
@@ -332,8 +336,7 @@ def test_an_error_that_is_not_circuitkbs_undoes_the_batch_and_the_rerun_complete
 ) -> None:
     import kb.ingestion as ingestion
 
-    monkeypatch.setattr(ingestion, "BATCH_GRAPHS", 3)
-    monkeypatch.setattr(ingestion, "BATCH_SECONDS", 3600.0)
+    _batches_of(monkeypatch, 3)
     paths = [write(tmp_path / f"g{i}.json", small_graph(f"g{i}")) for i in range(5)]
     published = {"n": 0}
     original = ingestion.write_qk
