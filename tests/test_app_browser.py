@@ -375,3 +375,27 @@ def test_a_cell_of_the_similarity_matrix_opens_that_pair(server: dict[str, Any],
     assert {params(page).get("a"), params(page).get("b")} == {slug_of("02"), slug_of("03")}
     assert page.locator(DRAWING).count() == 2
     shoot(page, shots, "compare-cell-clicked")
+
+
+def test_the_app_benchmark_times_pages_by_the_page_clock(server: dict[str, Any], browser: Browser) -> None:
+    """bench.app reads its times in the page: an opening and a click on the sidebar, each from
+    its start to the frame that shows the page drawn, no later than the driver sees it."""
+    from bench.app import arrived, clocked_context, drawn, open_once, page_times, want
+
+    context = clocked_context(browser)
+    opened = open_once(context, server["base"] + "/graphs", "[data-testid=stDataFrame]")
+    assert 0 < opened.scripts < opened.total <= opened.driver, opened
+    assert opened.run > 0 and opened.drawing > 0, opened
+    assert opened.scripts + opened.run + opened.drawing == pytest.approx(opened.total)
+
+    page = context.new_page()
+    page.goto(server["base"] + "/")
+    drawn(page, "[data-testid=stMetric]")
+    want(page, "[data-testid=stTextInput]", "Search features")
+    started = time.perf_counter()
+    page.locator(f"[data-testid=stSidebarNav] a[href='{server['base']}/search']").click()
+    arrived(page, "Search features", "[data-testid=stTextInput]")
+    seen = time.perf_counter() - started
+    total = page_times(page, since_input=True)[0]
+    assert 0 < total <= seen
+    context.close()
