@@ -312,6 +312,13 @@ def test_compare_and_across_addresses(real: dict[str, Any]) -> None:
     assert (app.selectbox(key="compare-a").value, app.selectbox(key="compare-b").value) == (slug_of("02"), slug_of("03"))
     only = frame_with(app, "in", "key", "clerp_a")
     assert {"both", "only A", "only B"} <= set(only["in"])
+    assert len(app.dataframe) == 1 and "show" not in app.query_params  # the other tabs are sent when opened
+    edges = open_page("compare", a=slug_of("02"), b=slug_of("03"), show="edges")
+    assert not problems(edges), problems(edges)
+    assert len(edges.dataframe) == 1 and "clerp_a" not in edges.dataframe[0].value.columns and len(edges.dataframe[0].value) > 100
+    assert edges.query_params["show"] in ("edges", ["edges"])
+    boxes = open_page("compare", a=slug_of("02"), b=slug_of("03"), show="supernodes")
+    assert not boxes.dataframe and any("supernodes" in i.value for i in boxes.info)
     many = open_page("compare", family=FAMILY)
     assert not problems(many), problems(many)
     assert many.radio(key="compare-view").value == "Many graphs" and drawings(many)
@@ -320,6 +327,17 @@ def test_compare_and_across_addresses(real: dict[str, Any]) -> None:
     assert across.selectbox(key="across-family").value == FAMILY
     shared = across.dataframe[0].value
     assert len(shared) > 0 and shared["open"].str.startswith("./feature?f=").all()
+    # only the open tab is computed and sent; the address names it
+    assert len(across.dataframe) == 1 and "show" not in across.query_params
+    edges = open_page("across", family=FAMILY, show="edges")
+    assert not problems(edges), problems(edges)
+    assert len(edges.dataframe) == 1 and {"src_open", "tgt_open"} <= set(edges.dataframe[0].value.columns)
+    assert edges.query_params["show"] in ("edges", ["edges"])
+    core = open_page("across", family=FAMILY, show="core")
+    assert [len(d.value.columns) > 0 for d in core.dataframe] == [True, True] and core.query_params["show"] in ("core", ["core"])
+    odd = open_page("across", family=FAMILY, show="nothing")
+    assert not problems(odd) and any("show='nothing'" in w.value for w in odd.warning)
+    assert len(odd.dataframe) == 1 and "show" not in odd.query_params
 
 
 def test_languages_address_draws_the_overlap_of_the_family(real: dict[str, Any]) -> None:

@@ -193,7 +193,7 @@ def test_app_runs_streamlit_on_the_configured_knowledge_base(tmp_path: Path, mon
     assert Path(argv[4]) == Path(app.__file__).parent / "main.py"
     assert dict(zip(argv[5::2], argv[6::2])) == {
         "--server.port": "8765", "--server.address": "127.0.0.1", "--server.headless": "true",
-        "--browser.gatherUsageStats": "false", "--client.toolbarMode": "minimal",
+        "--browser.gatherUsageStats": "false", "--client.toolbarMode": "minimal", "--runner.postScriptGC": "false",
     }
     assert Config.load(env=child_env) == Config.load(home=tmp_path, env=env)
     assert child_env["PATH"] == os.environ["PATH"]

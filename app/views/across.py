@@ -1,15 +1,20 @@
 """/across?family=F (or tag=, language=, set=) : features shared across the chosen prompts, the
-family's common core and what each member adds, and feature edges that recur; every feature a link."""
+family's common core and what each member adds, and feature edges that recur; every feature a link.
+
+Each of the three is a tab, and only the open one is computed and sent (``&show=core`` or
+``&show=edges`` opens the others).
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from app import state
-from app.widgets import Param, graph_filter, link_columns, with_links, int_in, read_url, require_graphs, selection_params, write_url
+from app.widgets import Param, graph_filter, int_in, link_columns, one_of, read_url, require_graphs, selection_params, with_links, write_url
 
 PAGE = "across"
 EDGE_LIMIT = 200
+TABS = {"shared": "Shared features", "core": "Family core", "edges": "Recurring edges"}
 
 
 def render() -> None:
@@ -17,30 +22,42 @@ def render() -> None:
     everything = require_graphs()
     if everything is None:
         return
-    read_url(PAGE, {**selection_params(PAGE, everything), "k": Param("across-k", int_in(1, 100_000), 2)})
+    read_url(
+        PAGE,
+        {
+            **selection_params(PAGE, everything),
+            "k": Param("across-k", int_in(1, 100_000), 2),
+            "show": Param("across-tab", lambda raw: TABS[one_of(tuple(TABS), "view")(raw)], TABS["shared"]),
+        },
+    )
     selection, chosen = graph_filter(PAGE, everything)
     graphs = state.graphs(state.version(), selection)
     k = st.number_input("Present in at least this many of the chosen graphs", min_value=1, max_value=max(1, len(graphs)), key="across-k")
-    write_url(PAGE, {**chosen, "k": int(k) if k != 2 else None})
     st.caption(f"{len(graphs)} graphs chosen")
     if len(graphs) < 2:
+        write_url(PAGE, {**chosen, "k": int(k) if k != 2 else None})
         st.info("Choose two graphs or more (change the family, tag, language or set above).")
         return
+    shared_tab, core_tab, edges_tab = st.tabs(list(TABS.values()), key="across-tab", on_change="rerun")
+    show = next(name for name, label in TABS.items() if label == st.session_state["across-tab"])
+    write_url(PAGE, {**chosen, "k": int(k) if k != 2 else None, "show": show if show != "shared" else None})
     k = min(int(k), len(graphs))
     v = state.version()
-    shared_tab, core_tab, edges_tab = st.tabs(["Shared features", "Family core", "Recurring edges"])
-    with shared_tab:
-        shared = state.shared(v, selection, k)
-        st.caption(f"{len(shared.features)} features in at least {k} of {len(graphs)} graphs")
-        st.dataframe(with_links(shared.features), width="stretch", hide_index=True, key="across-shared", column_config=link_columns("open"))
-    with core_tab:
-        core = state.core(v, selection)
-        st.caption(f"{len(core.core)} features in every one of the {len(graphs)} graphs")
-        st.dataframe(with_links(core.core), width="stretch", hide_index=True, key="across-core", column_config=link_columns("open"))
-        st.markdown("**What each graph adds**")
-        st.dataframe(with_links(core.additions), width="stretch", hide_index=True, key="across-additions", column_config=link_columns("open"))
-    with edges_tab:
-        edges = state.recurring_edges(v, selection, k, EDGE_LIMIT)
-        st.caption(f"{edges.n_found:,} feature edges in at least {k} of {len(graphs)} graphs (the {min(EDGE_LIMIT, edges.n_found)} most widely shared shown)")
-        frame = with_links(with_links(edges.edges, "src_"), "tgt_")
-        st.dataframe(frame, width="stretch", hide_index=True, key="across-edges", column_config=link_columns("src_open", "tgt_open"))
+    if shared_tab.open:
+        with shared_tab:
+            shared = state.shared(v, selection, k)
+            st.caption(f"{len(shared.features)} features in at least {k} of {len(graphs)} graphs")
+            st.dataframe(with_links(shared.features), width="stretch", hide_index=True, key="across-shared", column_config=link_columns("open"))
+    if core_tab.open:
+        with core_tab:
+            core = state.core(v, selection)
+            st.caption(f"{len(core.core)} features in every one of the {len(graphs)} graphs")
+            st.dataframe(with_links(core.core), width="stretch", hide_index=True, key="across-core", column_config=link_columns("open"))
+            st.markdown("**What each graph adds**")
+            st.dataframe(with_links(core.additions), width="stretch", hide_index=True, key="across-additions", column_config=link_columns("open"))
+    if edges_tab.open:
+        with edges_tab:
+            edges = state.recurring_edges(v, selection, k, EDGE_LIMIT)
+            st.caption(f"{edges.n_found:,} feature edges in at least {k} of {len(graphs)} graphs (the {min(EDGE_LIMIT, edges.n_found)} most widely shared shown)")
+            frame = with_links(with_links(edges.edges, "src_"), "tgt_")
+            st.dataframe(frame, width="stretch", hide_index=True, key="across-edges", column_config=link_columns("src_open", "tgt_open"))

@@ -1,5 +1,9 @@
 """/compare?a=SLUG&b=SLUG : two graphs side by side; /compare?family=F (or tag=, language=, set=):
-the similarity of many, in clustering order, each cell a link to that pair."""
+the similarity of many, in clustering order, each cell a link to that pair.
+
+Below the two drawings, the differences are tabs (features, edges, labels, supernodes), and only
+the open one is sent: ``&show=edges`` opens the edges, which run to thousands of rows.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ PAGE = "compare"
 MEASURES = ("features", "edges")
 TOP = 120
 EDGE = 0.05  # links below this share of their target's input are left out of the side-by-side drawings
+TABS = {"features": "Features only in A / only in B / in both", "edges": "Edges", "labels": "Labels side by side", "supernodes": "Supernodes"}
 
 
 def render() -> None:
@@ -31,6 +36,7 @@ def render() -> None:
         "a": Param("compare-a", one_of(slugs, "graph"), slugs[0]),
         "b": Param("compare-b", one_of(slugs, "graph"), slugs[1]),
         "measure": Param("compare-measure", one_of(MEASURES, "measure"), "features"),
+        "show": Param("compare-tab", lambda raw: TABS[one_of(tuple(TABS), "view")(raw)], TABS["features"]),
         **selection_params(PAGE, everything),
     }
     many = any(name in st.query_params for name in ("family", "tag", "language", "set", "many"))
@@ -42,7 +48,6 @@ def render() -> None:
         cols = st.columns(2)
         a = cols[0].selectbox("Graph A", slugs, key="compare-a")
         b = cols[1].selectbox("Graph B", slugs, key="compare-b")
-        write_url(PAGE, {"a": a, "b": b})
         _two(a, b)
     else:
         selection, chosen = graph_filter(PAGE, everything)
@@ -54,6 +59,7 @@ def render() -> None:
 
 def _two(a: str, b: str) -> None:
     if a == b:
+        write_url(PAGE, {"a": a, "b": b})
         st.info("Choose two different graphs.")
         return
     v = state.version()
@@ -80,19 +86,27 @@ def _two(a: str, b: str) -> None:
             st.text(view.graph.prompt)
             show(graph_scene(view, marks=marks, height=520), key=f"compare-chart-{side}")
     st.caption("Features: purple in both graphs, pink only in this one. Errors are grey squares, embeddings green diamonds, logits orange hexagons.")
-    st.subheader("Features only in A / only in B / in both")
-    nodes = comparison.nodes.assign(open=[feature_url(s, l, i) for s, l, i in zip(comparison.nodes["transcoder_set"], comparison.nodes["layer"], comparison.nodes["index"])])
-    where = pd.Series(["both" if x and y else ("only A" if x else "only B") for x, y in zip(nodes["in_a"], nodes["in_b"])], index=nodes.index)
-    nodes.insert(0, "in", where)
-    columns = ["in", "open", "key", "kind", "activation_a", "activation_b", "activation_diff", "influence_a", "influence_b", "clerp_a", "clerp_b"]
-    st.dataframe(nodes[columns], width="stretch", hide_index=True, key="compare-nodes", column_config={"open": st.column_config.LinkColumn("feature", display_text="open")})
-    st.subheader("Edges")
-    st.dataframe(comparison.edges, width="stretch", hide_index=True, key="compare-edges")
-    st.subheader("Labels side by side")
-    st.dataframe(comparison.labels, width="stretch", hide_index=True, key="compare-labels")
-    if not comparison.supernodes.empty:
-        st.subheader("Supernodes")
-        st.dataframe(comparison.supernodes, width="stretch", hide_index=True, key="compare-supernodes")
+    tabs = dict(zip(TABS, st.tabs(list(TABS.values()), key="compare-tab", on_change="rerun")))
+    opened = next(name for name, label in TABS.items() if label == st.session_state["compare-tab"])
+    write_url(PAGE, {"a": a, "b": b, "show": opened if opened != "features" else None})
+    if tabs["features"].open:
+        with tabs["features"]:
+            nodes = comparison.nodes.assign(open=[feature_url(s, l, i) for s, l, i in zip(comparison.nodes["transcoder_set"], comparison.nodes["layer"], comparison.nodes["index"])])
+            where = pd.Series(["both" if x and y else ("only A" if x else "only B") for x, y in zip(nodes["in_a"], nodes["in_b"])], index=nodes.index)
+            nodes.insert(0, "in", where)
+            columns = ["in", "open", "key", "kind", "activation_a", "activation_b", "activation_diff", "influence_a", "influence_b", "clerp_a", "clerp_b"]
+            st.dataframe(nodes[columns], width="stretch", hide_index=True, key="compare-nodes", column_config={"open": st.column_config.LinkColumn("feature", display_text="open")})
+    for name, frame, empty in (
+        ("edges", comparison.edges, "The two graphs have no links."),
+        ("labels", comparison.labels, "No feature of either graph has a label yet."),
+        ("supernodes", comparison.supernodes, "Neither graph's file groups nodes into supernodes."),
+    ):
+        if tabs[name].open:
+            with tabs[name]:
+                if frame.empty:
+                    st.info(empty)
+                else:
+                    st.dataframe(frame, width="stretch", hide_index=True, key=f"compare-{name}")
 
 
 def _many(selection: Any, measure: str) -> None:
