@@ -350,7 +350,13 @@ def test_languages_address_draws_the_overlap_of_the_family(real: dict[str, Any])
     assert any("baseline" in n for n in names) or any("No baseline yet" in i.value for i in app.info)
     curves = [layer for layer in scene["layers"] if layer["kind"] == "polyline"]
     assert all(0 <= y <= 1 for layer in curves for y in layer["y"]) and all(len(layer["x"]) == len(layer["y"]) > 0 for layer in curves)
-    assert frame_with(app, "class", "languages").shape[0] > 0
+    assert frame_with(app, "en-fr", "en-fr baseline").shape[0] > 0
+    # the shared and language-specific features are the second tab, sent only when it is open
+    assert not any("class" in d.value.columns for d in app.dataframe) and "show" not in app.query_params
+    features = open_page("languages", family=FAMILY, show="features")
+    assert not problems(features), problems(features)
+    assert frame_with(features, "class", "languages").shape[0] > 0 and features.query_params["show"] in ("features", ["features"])
+    assert [layer["name"] for layer in drawings(features)[0]["layers"]] and not any("same prompt" in layer["name"] for d in drawings(features) for layer in d["layers"])
 
 
 def test_graphs_labels_and_ingest_addresses(real: dict[str, Any]) -> None:
@@ -502,7 +508,7 @@ def test_the_languages_page_proposes_the_pair_and_accepting_it_draws_its_overlap
     assert "Family saved." in [s.value for s in app.success]
     assert app.query_params["family"] in ("opposite <b>", ["opposite <b>"])
     assert app.selectbox(key="languages-family").value == "opposite <b>"
-    assert drawings(app) and frame_with(app, "class", "languages").shape[0] > 0
+    assert drawings(app) and frame_with(app, "en-fr", "en-fr baseline").shape[0] > 0
     assert all("<b>" not in m.value for m in app.markdown)  # the name typed is never Markdown
     with KB.open(Config.load(home=home, env={})) as kb:
         assert {g.slug: g.family for g in kb.select()} == {slug_of("02"): "opposite <b>", slug_of("03"): "opposite <b>", slug_of("04"): None}

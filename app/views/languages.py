@@ -1,10 +1,12 @@
 """/languages?family=F : how much of a family's circuit is shared across its languages, layer by
-layer, against the baseline of unrelated prompts, and which features are shared or specific;
+layer, against the baseline of unrelated prompts, and which features are shared or specific (two
+tabs, of which only the open one is computed and sent: ``&show=features`` opens the second);
 below, the families found in the prompts, to accept (:mod:`app.families`)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import streamlit as st
 
@@ -12,10 +14,11 @@ from app import state
 from app.families import proposals_panel
 from app.drawing import counts_scene, overlap_scene
 from app.plot import show
-from app.widgets import md, graph_filter, link_columns, read_url, require_graphs, selection_params, with_links, write_url
+from app.widgets import Param, graph_filter, link_columns, md, one_of, read_url, require_graphs, selection_params, with_links, write_url
 from kb.selection import GraphInfo, Selection
 
 PAGE = "languages"
+TABS = {"overlap": "Overlap per layer", "features": "Shared and language-specific features"}
 
 
 def render() -> None:
@@ -23,15 +26,15 @@ def render() -> None:
     everything = require_graphs()
     if everything is None:
         return
-    read_url(PAGE, selection_params(PAGE, everything))
+    read_url(PAGE, {**selection_params(PAGE, everything), "show": Param("languages-tab", lambda raw: TABS[one_of(tuple(TABS), "view")(raw)], TABS["overlap"])})
     selection, chosen = graph_filter(PAGE, everything)
-    write_url(PAGE, chosen)
-    _overlap(everything, selection)
+    opened = _overlap(everything, selection)
+    write_url(PAGE, {**chosen, "show": opened if opened != "overlap" else None})
     proposals_panel(selection, _show_family)
 
 
-def _overlap(everything: list[GraphInfo], selection: Selection) -> None:
-    """The measure for the chosen family, or why there is none."""
+def _overlap(everything: list[GraphInfo], selection: Selection) -> str | None:
+    """The measure for the chosen family, or why there is none; returns the tab open (None: no tabs)."""
     v = state.version()
     languages: dict[str, set[str]] = {}
     for g in everything:
@@ -44,23 +47,36 @@ def _overlap(everything: list[GraphInfo], selection: Selection) -> None:
             "languages: accept a family found in the prompts below, or ingest the graphs with a manifest that gives "
             "each graph its family and language (Ingest page)."
         )
-        return
+        return None
     graphs = state.graphs(v, selection)
     among = sorted({g.family for g in graphs if g.family in multilingual})
     if not among:
         st.info(md(f"None of the chosen graphs belongs to a family with two languages; choose one of: {', '.join(multilingual)}."))
-        return
+        return None
     if selection.family is None and len(among) > 1:
         # each family's overlap and baseline cost a query of their own: one family at a time
         selection = replace(selection, family=among[0])
         st.caption(md(f"{len(among)} families of the chosen graphs have two languages or more; this is {among[0]}. Choose another in Family."))
     overlap, band = state.languages(v, selection)
+    tabs = dict(zip(TABS, st.tabs(list(TABS.values()), key="languages-tab", on_change="rerun")))
+    if tabs["overlap"].open:
+        with tabs["overlap"]:
+            _curves(overlap, band)
+    if tabs["features"].open:
+        with tabs["features"]:
+            _features(overlap)
+    return next(name for name, label in TABS.items() if label == st.session_state["languages-tab"])
+
+
+def _curves(overlap: Any, band: Any) -> None:
     st.caption("Overlap of the features active anywhere in the context (IoU per layer) between the same prompt in two languages; the dotted line and grey band: unrelated prompts of the same two languages (mean, 10th to 90th percentile).")
     show(overlap_scene(overlap.curves, band), key="languages-chart")
     if overlap.curves["baseline_iou"].isna().all():
         st.info("No baseline yet: the knowledge base has no unrelated prompts in these languages to compare with. Ingest graphs of other prompts in the same languages to see it.")
     st.dataframe(overlap.table(), width="stretch", key="languages-table")
-    st.subheader("Shared and language-specific features")
+
+
+def _features(overlap: Any) -> None:
     layers, features = overlap.layers, overlap.features
     if not layers.empty:
         # "active": anywhere in the unpruned context; "kept": in the pruned graphs (see kb.analysis.languages)
