@@ -304,6 +304,13 @@ def test_feature_address_shows_descriptions_labels_and_graphs(real: dict[str, An
     graph_links = [label for label in link_labels(app) if slug_of("02") in label]
     assert graph_links
     assert any(b.proto.url.startswith("https://www.neuronpedia.org/gemma-2-2b/") for b in app.get("link_button"))
+    # the graphs ranked by influence are the second tab, computed and sent when it is open
+    by_activation = [c.value for c in app.caption if " by activation" in c.value]
+    assert by_activation and not any(" by influence" in c.value for c in app.caption) and "rank" not in app.query_params
+    ranked = open_page("feature", f=feature_address(key), rank="influence")
+    assert not problems(ranked), problems(ranked)
+    assert any(" by influence" in c.value for c in ranked.caption) and not any(" by activation" in c.value for c in ranked.caption)
+    assert [label for label in link_labels(ranked) if slug_of("02") in label] and ranked.query_params["rank"] in ("influence", ["influence"])
 
 
 def test_compare_and_across_addresses(real: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """/feature?f=TRANSCODER_SET/LAYER/INDEX : everything known about one feature.
 
 The page is a list of sections, each a function of the feature; a labelling panel is one more
-section (see :data:`SECTIONS`).
+section (see :data:`SECTIONS`). The graphs that contain it are two tabs, ranked by activation or
+by influence; only the open one is computed and sent (``&rank=influence`` opens the second).
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ import streamlit as st
 
 from app import state
 from app.labelling import label_panel
-from app.widgets import Param, qk_tables, feature_address, feature_param, feature_url, graph_link, link, read_url, require_graphs, write_url
+from app.widgets import Param, feature_address, feature_param, feature_url, graph_link, link, one_of, qk_tables, read_url, require_graphs, write_url
 from ingest.records import FeatureKey
 from kb.errors import NotFoundError
 from kb.featureref import EXAMPLES, BadFeatureRef, format_feature_ref, parse_feature_ref
 
 PAGE = "feature"
+RANKS = {"activation": "by activation", "influence": "by influence"}
 
 
 def render() -> None:
     st.header("Feature")
     if require_graphs() is None:
         return
-    read_url(PAGE, {"f": Param("feature-f", feature_param, "")})
+    read_url(PAGE, {"f": Param("feature-f", feature_param, ""), "rank": Param("feature-rank", lambda raw: RANKS[one_of(tuple(RANKS), "ranking")(raw)], RANKS["activation"])})
     ref = st.text_input("Feature", key="feature-f", placeholder="gemma-2-2b/clt-hp/20/1234 or gemma-2-2b/20-clt-hp/1234")
     if not ref.strip():
         write_url(PAGE, {})
@@ -38,8 +40,8 @@ def render() -> None:
         st.warning(f"This is not a feature name the page can read. Write it like {EXAMPLES}.")
         st.text(str(exc))
         return
-    write_url(PAGE, {"f": feature_address(key)})
     if not known(key):
+        write_url(PAGE, {"f": feature_address(key)})
         st.warning(
             f"The knowledge base knows nothing about feature {format_feature_ref(key)}: no stored graph contains it and "
             "no description or label names it. Check the transcoder set, layer and index, or find the feature on the Search page."
@@ -47,6 +49,8 @@ def render() -> None:
         return
     for section in SECTIONS:
         section(key)
+    rank = next(name for name, label in RANKS.items() if label == st.session_state.get("feature-rank", RANKS["activation"]))
+    write_url(PAGE, {"f": feature_address(key), "rank": rank if rank != "activation" else None})
 
 
 def known(key: FeatureKey) -> bool:
@@ -91,8 +95,10 @@ def labels(key: FeatureKey) -> None:
 def graphs(key: FeatureKey) -> None:
     v = state.version()
     st.markdown("**Graphs that contain it**")
-    tabs = st.tabs(["by activation", "by influence"])
-    for tab, rank_by in zip(tabs, ("activation", "influence")):
+    tabs = st.tabs(list(RANKS.values()), key="feature-rank", on_change="rerun")
+    for tab, rank_by in zip(tabs, RANKS):
+        if not tab.open:
+            continue
         with tab:
             usage = _usage(key, rank_by)
             if usage is None or usage.n_graphs == 0:
