@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from app.nav import NAMES
 from ingest.records import FeatureKey
 from kb.analysis.graphview import graph_view
+from kb.analysis.scores import graph_scores
 from kb.api import KB
 from kb.config import Config
 from kb.featuremeta import add_label
@@ -180,6 +181,17 @@ def test_graph_address_opens_the_graph_with_that_node_selected(real: dict[str, A
     assert {"node_id", "share"} <= set(inputs.columns) and len(inputs) > 0
     assert (inputs["share"].abs() <= 1.0).all()
     assert any(label.startswith("Feature page") for label in link_labels(app))
+
+
+def test_graph_scores_are_computed_when_their_expander_opens(real: dict[str, Any]) -> None:
+    app = open_page("graph", g=slug_of("02"))
+    assert not problems(app) and not app.metric  # closed: not computed
+    app.session_state["graph-scores-open"] = True
+    app.run()
+    assert not problems(app), problems(app)
+    with KB.open(Config.load(home=real["home"], env={})) as kb:
+        scores = graph_scores(kb, slug_of("02"))
+    assert {m.label: m.value for m in app.metric} == {"replacement score": f"{scores.replacement:.4f}", "completeness score": f"{scores.completeness:.4f}"}
 
 
 def test_choosing_a_node_writes_it_to_the_address(real: dict[str, Any]) -> None:

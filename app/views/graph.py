@@ -274,7 +274,11 @@ def _saved_view(view: Any) -> None:
 
 
 def _scores(v: str, slug: str, view: Any) -> None:
-    with st.expander("Replacement and completeness scores"):
+    """The graph's scores, computed when their expander is opened (they read the whole graph)."""
+    box = st.expander("Replacement and completeness scores", key="graph-scores-open", on_change="rerun")
+    if not box.open:
+        return
+    with box:
         if view.n_links > BIG_GRAPH_LINKS and not st.button("Compute (reads the whole graph)", key="graph-scores"):
             return
         scores = state.graph_scores(v, slug)
