@@ -101,7 +101,10 @@ def _edit_form(kb: Any, actor: Any, show_family: Callable[[str | None], None]) -
     names = [f.name for f in state.families(state.version())]
     if not names:
         return
-    with st.expander("Rename or clear a family"):
+    box = st.expander("Rename or clear a family", key="families-edit-open", on_change="rerun")
+    if not box.open:  # its widgets are made (and sent) once it is opened
+        return
+    with box:
         chosen = st.selectbox("Family", names, key="families-edit-family")
         new = st.text_input("New name", key="families-edit-name")
         rename, clear = st.columns(2)

@@ -534,6 +534,9 @@ def test_the_languages_page_proposes_the_pair_and_accepting_it_draws_its_overlap
     assert frame_with(app, "name", "status")["status"].tolist() == ["accepted"]
     assert not _family_buttons(app)
     # renamed, the page follows it; cleared, the page shows no family and proposes the pair again
+    assert not [s for s in app.selectbox if s.key == "families-edit-family"]  # made when its expander opens
+    app.session_state["families-edit-open"] = True
+    app.run()
     app.selectbox(key="families-edit-family").set_value("opposite <b>")
     app.text_input(key="families-edit-name").set_value("antonyms")
     app.button(key="families-edit-rename").click().run()
