@@ -328,7 +328,19 @@ def test_feature_address_shows_descriptions_labels_and_graphs(real: dict[str, An
 def test_compare_and_across_addresses(real: dict[str, Any]) -> None:
     app = open_page("compare", a=slug_of("02"), b=slug_of("03"))
     assert not problems(app), problems(app)
+    assert (app.session_state["compare-a"], app.session_state["compare-b"]) == (slug_of("02"), slug_of("03"))
+    assert any(slug_of("02") in shown(m.value) and slug_of("03") in shown(m.value) for m in app.markdown)
+    assert not app.selectbox  # the pickers are made when "Choose the graphs" is opened
+    app.session_state["compare-pick"] = True
+    app.run()
     assert (app.selectbox(key="compare-a").value, app.selectbox(key="compare-b").value) == (slug_of("02"), slug_of("03"))
+    app.selectbox(key="compare-b").set_value(slug_of("04")).run()
+    assert not problems(app), problems(app)
+    assert app.query_params["b"] in (slug_of("04"), [slug_of("04")]) and app.query_params["a"] in (slug_of("02"), [slug_of("02")])
+    app.session_state["compare-pick"] = False
+    app.run()
+    assert not app.selectbox and app.session_state["compare-b"] == slug_of("04") and app.query_params["b"] in (slug_of("04"), [slug_of("04")])
+    app = open_page("compare", a=slug_of("02"), b=slug_of("03"))
     only = frame_with(app, "in", "key", "clerp_a")
     assert {"both", "only A", "only B"} <= set(only["in"])
     assert len(app.dataframe) == 1 and "show" not in app.query_params  # the other tabs are sent when opened

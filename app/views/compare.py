@@ -15,7 +15,7 @@ import streamlit as st
 from app import state
 from app.drawing import graph_scene, similarity_scene
 from app.plot import picked, show
-from app.widgets import Param, feature_url, graph_filter, one_of, read_url, require_graphs, selection_params, write_url
+from app.widgets import Param, feature_url, graph_filter, md, one_of, read_url, require_graphs, selection_params, write_url
 from ingest.records import FeatureKey
 from kb.featureref import format_feature_ref
 
@@ -45,9 +45,7 @@ def render() -> None:
     read_url(PAGE, params)
     view = st.radio("Compare", ["Two graphs", "Many graphs"], horizontal=True, key="compare-view", label_visibility="collapsed")
     if view == "Two graphs":
-        cols = st.columns(2)
-        a = cols[0].selectbox("Graph A", slugs, key="compare-a")
-        b = cols[1].selectbox("Graph B", slugs, key="compare-b")
+        a, b = _pair(slugs)
         _two(a, b)
     else:
         selection, chosen = graph_filter(PAGE, everything)
@@ -55,6 +53,25 @@ def render() -> None:
         filters = {k: v for k, v in chosen.items() if v}
         write_url(PAGE, {**filters, "measure": measure if measure != "features" else None, "many": None if filters else "1"})
         _many(selection, measure)
+
+
+def _pair(slugs: list[str]) -> tuple[str, str]:
+    """The two graphs, named on the page; their pickers are made when "Choose the graphs" is
+    opened (a selectbox is the slowest element to draw in a new tab, and most arrive here by a
+    link that names the pair)."""
+    for key, default in (("compare-a", slugs[0]), ("compare-b", slugs[1])):
+        # kept while the pickers are not drawn (Streamlit forgets a widget's value otherwise)
+        value = st.session_state.get(key)
+        st.session_state[key] = value if value in slugs else default
+    cols = st.columns([5, 1], vertical_alignment="center")
+    picker = cols[1].popover("Choose the graphs", key="compare-pick", on_change="rerun")
+    if picker.open:
+        with picker:
+            st.selectbox("Graph A", slugs, key="compare-a")
+            st.selectbox("Graph B", slugs, key="compare-b")
+    a, b = st.session_state["compare-a"], st.session_state["compare-b"]
+    cols[0].markdown(f"**A** {md(a)} · **B** {md(b)}")
+    return a, b
 
 
 def _two(a: str, b: str) -> None:
