@@ -225,15 +225,29 @@ def selection_params(prefix: str, graphs: Sequence[GraphInfo]) -> dict[str, Para
 
 
 def graph_filter(prefix: str, graphs: Sequence[GraphInfo]) -> tuple[Selection, dict[str, str]]:
-    """Widgets that choose graphs (family, tag, language, saved set); the selection and its address values."""
+    """The graphs chosen (family, tag, language, saved set), named in a line; their widgets are
+    made when "Choose graphs" is opened (a selectbox is the slowest element to draw in a new tab).
+    Returns the selection and its address values."""
     families, tags, languages = _choices(graphs)
-    cols = st.columns(4)
-    family = cols[0].selectbox("Family", ["", *families], key=f"{prefix}-family", format_func=lambda v: v or "(any)")
-    tag = cols[1].selectbox("Tag", ["", *tags], key=f"{prefix}-tag", format_func=lambda v: v or "(any)")
-    language = cols[2].selectbox("Language", ["", *languages], key=f"{prefix}-language", format_func=lambda v: v or "(any)")
-    saved = cols[3].text_input("Saved set", key=f"{prefix}-set", help="A set saved with `circuitkb sets save`; leave empty for all graphs")
-    values = {"family": family, "tag": tag, "language": language, "set": saved.strip()}
-    selection = Selection(family=family or None, tags=(tag,) if tag else (), language=language or None, saved_set=saved.strip() or None)
+    known = {"family": families, "tag": tags, "language": languages}
+    for name in ("family", "tag", "language", "set"):
+        # kept while the widgets are not drawn (Streamlit forgets a widget's value otherwise)
+        value = st.session_state.get(f"{prefix}-{name}") or ""
+        st.session_state[f"{prefix}-{name}"] = value if name == "set" or value in known[name] else ""
+    cols = st.columns([5, 1], vertical_alignment="center")
+    picker = cols[1].popover("Choose graphs", key=f"{prefix}-filter", on_change="rerun")
+    if picker.open:
+        with picker:
+            st.selectbox("Family", ["", *families], key=f"{prefix}-family", format_func=lambda v: v or "(any)")
+            st.selectbox("Tag", ["", *tags], key=f"{prefix}-tag", format_func=lambda v: v or "(any)")
+            st.selectbox("Language", ["", *languages], key=f"{prefix}-language", format_func=lambda v: v or "(any)")
+            st.text_input("Saved set", key=f"{prefix}-set", help="A set saved with `circuitkb sets save`; leave empty for all graphs")
+    family, tag, language = (st.session_state[f"{prefix}-{name}"] for name in ("family", "tag", "language"))
+    saved = st.session_state[f"{prefix}-set"].strip()
+    said = [f"{what} **{md(value)}**" for what, value in (("family", family), ("tag", tag), ("language", language), ("saved set", saved)) if value]
+    cols[0].markdown("Graphs: " + (" · ".join(said) if said else "all"))
+    values = {"family": family, "tag": tag, "language": language, "set": saved}
+    selection = Selection(family=family or None, tags=(tag,) if tag else (), language=language or None, saved_set=saved or None)
     return selection, values
 
 

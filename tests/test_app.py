@@ -355,7 +355,8 @@ def test_compare_and_across_addresses(real: dict[str, Any]) -> None:
     assert many.radio(key="compare-view").value == "Many graphs" and drawings(many)
     across = open_page("across", family=FAMILY)
     assert not problems(across), problems(across)
-    assert across.selectbox(key="across-family").value == FAMILY
+    assert across.session_state["across-family"] == FAMILY and not across.selectbox  # the filter's widgets: made when opened
+    assert any(m.value == f"Graphs: family **{FAMILY}**" for m in across.markdown)
     shared = across.dataframe[0].value
     assert len(shared) > 0 and shared["open"].str.startswith("./feature?f=").all()
     # only the open tab is computed and sent; the address names it
@@ -394,6 +395,26 @@ def test_graphs_labels_and_ingest_addresses(real: dict[str, Any]) -> None:
     graphs = open_page("graphs", language="fr")
     assert not problems(graphs)
     assert list(graphs.dataframe[0].value["slug"]) == [slug_of("03")]
+    # the filter's widgets are made when "Choose graphs" is opened, with the address's values; a
+    # change there filters the page and goes to the address, and stays when the filter is closed
+    assert not graphs.selectbox and any(m.value == "Graphs: language **fr**" for m in graphs.markdown)
+    graphs.session_state["graphs-filter"] = True
+    graphs.run()
+    assert graphs.selectbox(key="graphs-language").value == "fr" and graphs.selectbox(key="graphs-family").value == ""
+    graphs.selectbox(key="graphs-language").set_value("en").run()
+    graphs.selectbox(key="graphs-family").set_value(FAMILY).run()
+    assert not problems(graphs), problems(graphs)
+    assert list(graphs.dataframe[0].value["slug"]) == [slug_of("02")]
+    assert dict(graphs.query_params) in ({"language": "en", "family": FAMILY}, {"language": ["en"], "family": [FAMILY]})
+    graphs.session_state["graphs-filter"] = False
+    graphs.run()
+    assert not graphs.selectbox and list(graphs.dataframe[0].value["slug"]) == [slug_of("02")]
+    assert any(m.value == f"Graphs: family **{FAMILY}** · language **en**" for m in graphs.markdown)
+    graphs.session_state["graphs-download-open"] = True  # "Download a graph as JSON"
+    graphs.run()
+    assert graphs.selectbox(key="graphs-export").options == [slug_of("02")]
+    graphs.button(key="graphs-prepare").click().run()
+    assert not problems(graphs) and [b.proto.label for b in graphs.get("download_button")] == ["Download"]
     labels = open_page("labels")
     assert not problems(labels)
     assert HOSTILE in list(labels.dataframe[0].value["text"])
@@ -538,7 +559,7 @@ def test_the_languages_page_proposes_the_pair_and_accepting_it_draws_its_overlap
     assert not problems(app), problems(app)
     assert "Family saved." in [s.value for s in app.success]
     assert app.query_params["family"] in ("opposite <b>", ["opposite <b>"])
-    assert app.selectbox(key="languages-family").value == "opposite <b>"
+    assert app.session_state["languages-family"] == "opposite <b>"
     assert drawings(app) and frame_with(app, "en-fr", "en-fr baseline").shape[0] > 0
     assert all("<b>" not in m.value for m in app.markdown)  # the name typed is never Markdown
     with KB.open(Config.load(home=home, env={})) as kb:
@@ -553,10 +574,10 @@ def test_the_languages_page_proposes_the_pair_and_accepting_it_draws_its_overlap
     app.text_input(key="families-edit-name").set_value("antonyms")
     app.button(key="families-edit-rename").click().run()
     assert not problems(app), problems(app)
-    assert app.selectbox(key="languages-family").value == "antonyms" and drawings(app)
+    assert app.session_state["languages-family"] == "antonyms" and drawings(app)
     app.button(key="families-edit-clear").click().run()
     assert not problems(app), problems(app)
-    assert app.selectbox(key="languages-family").value == "" and "family" not in app.query_params
+    assert app.session_state["languages-family"] == "" and "family" not in app.query_params
     assert frame_with(app, "name", "status")["status"].tolist() == ["new"] and _family_buttons(app)
 
 

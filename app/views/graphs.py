@@ -31,9 +31,14 @@ def render() -> None:
         column_config={"open": st.column_config.LinkColumn("open", display_text="draw")},
         key="graphs-table",
     )
-    if chosen:
-        slug = st.selectbox("Download a graph as JSON (loads in the circuit-tracer and Neuronpedia viewers)", [g.slug for g in chosen], key="graphs-export")
-        if st.button("Prepare the download", key="graphs-prepare"):
-            st.download_button("Download", json.dumps(state.kb().export(slug)), file_name=f"{slug}.json", mime="application/json", key="graphs-download")
+    if not chosen:
+        return
+    # made when opened: a selectbox is the slowest element to draw in a new tab
+    box = st.popover("Download a graph as JSON", key="graphs-download-open", on_change="rerun")
+    if box.open:
+        with box:
+            slug = st.selectbox("Graph (the file loads in the circuit-tracer and Neuronpedia viewers)", [g.slug for g in chosen], key="graphs-export")
+            if st.button("Prepare the download", key="graphs-prepare"):
+                st.download_button("Download", json.dumps(state.kb().export(slug)), file_name=f"{slug}.json", mime="application/json", key="graphs-download")
 
 
