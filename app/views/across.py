@@ -36,7 +36,7 @@ def render() -> None:
     st.caption(f"{len(graphs)} graphs chosen")
     if len(graphs) < 2:
         write_url(PAGE, {**chosen, "k": int(k) if k != 2 else None})
-        st.info("Choose two graphs or more (change the family, tag, language or set above).")
+        st.info("Choose two graphs or more: open \"Choose graphs\" above and change the family, tag, language or set.")
         return
     shared_tab, core_tab, edges_tab = st.tabs(list(TABS.values()), key="across-tab", on_change="rerun")
     show = next(name for name, label in TABS.items() if label == st.session_state["across-tab"])

@@ -130,7 +130,7 @@ def _many(selection: Any, measure: str) -> None:
     v = state.version()
     chosen = state.graphs(v, selection)
     if len(chosen) < 2:
-        st.info("The filter chooses fewer than two graphs; widen it to see how they resemble each other.")
+        st.info("Fewer than two graphs are chosen; widen the choice with \"Choose graphs\" above to see how they resemble each other.")
         return
     similarity = state.similarity(v, selection, measure)
     order = similarity.clusters.sort_values("order")["slug"].tolist()

@@ -56,7 +56,7 @@ def _overlap(everything: list[GraphInfo], selection: Selection) -> str | None:
     if selection.family is None and len(among) > 1:
         # each family's overlap and baseline cost a query of their own: one family at a time
         selection = replace(selection, family=among[0])
-        st.caption(md(f"{len(among)} families of the chosen graphs have two languages or more; this is {among[0]}. Choose another in Family."))
+        st.caption(md(f"{len(among)} families of the chosen graphs have two languages or more; this is {among[0]}. Choose another family with \"Choose graphs\" above."))
     overlap, band = state.languages(v, selection)
     tabs = dict(zip(TABS, st.tabs(list(TABS.values()), key="languages-tab", on_change="rerun")))
     if tabs["overlap"].open:
