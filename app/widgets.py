@@ -114,6 +114,46 @@ def text(raw: str) -> str:
     return raw
 
 
+@dataclass(frozen=True)
+class Tabs:
+    """Tabs of which only the open one is computed and sent, the open one named in the address.
+
+    ``labels`` maps each tab's address value to its label; the first is open by default and left
+    out of the address. ``key`` is the tabs' widget key; ``what`` names the value in a warning.
+    """
+
+    key: str
+    labels: Mapping[str, str]
+    what: str = "view"
+
+    def param(self) -> Param:
+        """The address parameter that opens a tab."""
+        names = tuple(self.labels)
+        return Param(self.key, lambda raw: self.labels[one_of(names, self.what)(raw)], self.labels[names[0]])
+
+    def show(self) -> dict[str, Any]:
+        """The tabs, by address value; a tab's ``open`` says whether to fill it."""
+        return dict(zip(self.labels, st.tabs(list(self.labels.values()), key=self.key, on_change="rerun")))
+
+    def opened(self) -> str | None:
+        """The open tab's address value; None for the first (call after :meth:`show`)."""
+        names = tuple(self.labels)
+        label = st.session_state.get(self.key, self.labels[names[0]])
+        name = next(n for n, shown in self.labels.items() if shown == label)
+        return None if name == names[0] else name
+
+
+def kept(key: str, default: str, allowed: Sequence[str] | None = None) -> str:
+    """The value of the widget ``key``, kept in the session while the widget is not drawn
+    (Streamlit forgets a widget's value otherwise); ``default`` when it has none, or one not
+    ``allowed``. Call before the widget is made."""
+    value = st.session_state.get(key)
+    if value is None or (allowed is not None and value not in allowed):
+        value = default
+    st.session_state[key] = value
+    return value
+
+
 def feature_param(raw: str) -> str:
     """A feature reference from the address, checked now so that a typo says so at once."""
     return feature_address(parse_feature_ref(raw))
@@ -229,11 +269,8 @@ def graph_filter(prefix: str, graphs: Sequence[GraphInfo]) -> tuple[Selection, d
     made when "Choose graphs" is opened (a selectbox is the slowest element to draw in a new tab).
     Returns the selection and its address values."""
     families, tags, languages = _choices(graphs)
-    known = {"family": families, "tag": tags, "language": languages}
-    for name in ("family", "tag", "language", "set"):
-        # kept while the widgets are not drawn (Streamlit forgets a widget's value otherwise)
-        value = st.session_state.get(f"{prefix}-{name}") or ""
-        st.session_state[f"{prefix}-{name}"] = value if name == "set" or value in known[name] else ""
+    for name, allowed in (("family", families), ("tag", tags), ("language", languages), ("set", None)):
+        kept(f"{prefix}-{name}", "", allowed)
     cols = st.columns([5, 1], vertical_alignment="center")
     picker = cols[1].popover("Choose graphs", key=f"{prefix}-filter", on_change="rerun")
     if picker.open:

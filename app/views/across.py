@@ -10,11 +10,11 @@ from __future__ import annotations
 import streamlit as st
 
 from app import state
-from app.widgets import Param, graph_filter, int_in, link_columns, one_of, read_url, require_graphs, selection_params, with_links, write_url
+from app.widgets import Param, Tabs, graph_filter, int_in, link_columns, read_url, require_graphs, selection_params, with_links, write_url
 
 PAGE = "across"
 EDGE_LIMIT = 200
-TABS = {"shared": "Shared features", "core": "Family core", "edges": "Recurring edges"}
+TABS = Tabs("across-tab", {"shared": "Shared features", "core": "Family core", "edges": "Recurring edges"})
 
 
 def render() -> None:
@@ -27,7 +27,7 @@ def render() -> None:
         {
             **selection_params(PAGE, everything),
             "k": Param("across-k", int_in(1, 100_000), 2),
-            "show": Param("across-tab", lambda raw: TABS[one_of(tuple(TABS), "view")(raw)], TABS["shared"]),
+            "show": TABS.param(),
         },
     )
     selection, chosen = graph_filter(PAGE, everything)
@@ -38,25 +38,24 @@ def render() -> None:
         write_url(PAGE, {**chosen, "k": int(k) if k != 2 else None})
         st.info("Choose two graphs or more: open \"Choose graphs\" above and change the family, tag, language or set.")
         return
-    shared_tab, core_tab, edges_tab = st.tabs(list(TABS.values()), key="across-tab", on_change="rerun")
-    show = next(name for name, label in TABS.items() if label == st.session_state["across-tab"])
-    write_url(PAGE, {**chosen, "k": int(k) if k != 2 else None, "show": show if show != "shared" else None})
+    tabs = TABS.show()
+    write_url(PAGE, {**chosen, "k": int(k) if k != 2 else None, "show": TABS.opened()})
     k = min(int(k), len(graphs))
     v = state.version()
-    if shared_tab.open:
-        with shared_tab:
+    if tabs["shared"].open:
+        with tabs["shared"]:
             shared = state.shared(v, selection, k)
             st.caption(f"{len(shared.features)} features in at least {k} of {len(graphs)} graphs")
             st.dataframe(with_links(shared.features), width="stretch", hide_index=True, key="across-shared", column_config=link_columns("open"))
-    if core_tab.open:
-        with core_tab:
+    if tabs["core"].open:
+        with tabs["core"]:
             core = state.core(v, selection)
             st.caption(f"{len(core.core)} features in every one of the {len(graphs)} graphs")
             st.dataframe(with_links(core.core), width="stretch", hide_index=True, key="across-core", column_config=link_columns("open"))
             st.markdown("**What each graph adds**")
             st.dataframe(with_links(core.additions), width="stretch", hide_index=True, key="across-additions", column_config=link_columns("open"))
-    if edges_tab.open:
-        with edges_tab:
+    if tabs["edges"].open:
+        with tabs["edges"]:
             edges = state.recurring_edges(v, selection, k, EDGE_LIMIT)
             st.caption(f"{edges.n_found:,} feature edges in at least {k} of {len(graphs)} graphs (the {min(EDGE_LIMIT, edges.n_found)} most widely shared shown)")
             frame = with_links(with_links(edges.edges, "src_"), "tgt_")

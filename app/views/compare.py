@@ -15,7 +15,7 @@ import streamlit as st
 from app import state
 from app.drawing import graph_scene, similarity_scene
 from app.plot import picked, show
-from app.widgets import Param, feature_url, graph_filter, md, one_of, read_url, require_graphs, selection_params, write_url
+from app.widgets import Param, Tabs, feature_url, graph_filter, kept, md, one_of, read_url, require_graphs, selection_params, write_url
 from ingest.records import FeatureKey
 from kb.featureref import format_feature_ref
 
@@ -23,7 +23,7 @@ PAGE = "compare"
 MEASURES = ("features", "edges")
 TOP = 120
 EDGE = 0.05  # links below this share of their target's input are left out of the side-by-side drawings
-TABS = {"features": "Features only in A / only in B / in both", "edges": "Edges", "labels": "Labels side by side", "supernodes": "Supernodes"}
+TABS = Tabs("compare-tab", {"features": "Features only in A / only in B / in both", "edges": "Edges", "labels": "Labels side by side", "supernodes": "Supernodes"})
 
 
 def render() -> None:
@@ -36,7 +36,7 @@ def render() -> None:
         "a": Param("compare-a", one_of(slugs, "graph"), slugs[0]),
         "b": Param("compare-b", one_of(slugs, "graph"), slugs[1]),
         "measure": Param("compare-measure", one_of(MEASURES, "measure"), "features"),
-        "show": Param("compare-tab", lambda raw: TABS[one_of(tuple(TABS), "view")(raw)], TABS["features"]),
+        "show": TABS.param(),
         **selection_params(PAGE, everything),
     }
     many = any(name in st.query_params for name in ("family", "tag", "language", "set", "many"))
@@ -59,10 +59,8 @@ def _pair(slugs: list[str]) -> tuple[str, str]:
     """The two graphs, named on the page; their pickers are made when "Choose the graphs" is
     opened (a selectbox is the slowest element to draw in a new tab, and most arrive here by a
     link that names the pair)."""
-    for key, default in (("compare-a", slugs[0]), ("compare-b", slugs[1])):
-        # kept while the pickers are not drawn (Streamlit forgets a widget's value otherwise)
-        value = st.session_state.get(key)
-        st.session_state[key] = value if value in slugs else default
+    kept("compare-a", slugs[0], slugs)
+    kept("compare-b", slugs[1], slugs)
     cols = st.columns([5, 1], vertical_alignment="center")
     picker = cols[1].popover("Choose the graphs", key="compare-pick", on_change="rerun")
     if picker.open:
@@ -103,9 +101,8 @@ def _two(a: str, b: str) -> None:
             st.text(view.graph.prompt)
             show(graph_scene(view, marks=marks, height=520), key=f"compare-chart-{side}")
     st.caption("Features: purple in both graphs, pink only in this one. Errors are grey squares, embeddings green diamonds, logits orange hexagons.")
-    tabs = dict(zip(TABS, st.tabs(list(TABS.values()), key="compare-tab", on_change="rerun")))
-    opened = next(name for name, label in TABS.items() if label == st.session_state["compare-tab"])
-    write_url(PAGE, {"a": a, "b": b, "show": opened if opened != "features" else None})
+    tabs = TABS.show()
+    write_url(PAGE, {"a": a, "b": b, "show": TABS.opened()})
     if tabs["features"].open:
         with tabs["features"]:
             nodes = comparison.nodes.assign(open=[feature_url(s, l, i) for s, l, i in zip(comparison.nodes["transcoder_set"], comparison.nodes["layer"], comparison.nodes["index"])])

@@ -14,20 +14,20 @@ import streamlit as st
 
 from app import state
 from app.labelling import label_panel
-from app.widgets import Param, feature_address, feature_param, feature_url, graph_link, link, one_of, qk_tables, read_url, require_graphs, write_url
+from app.widgets import Param, Tabs, feature_address, feature_param, feature_url, graph_link, link, qk_tables, read_url, require_graphs, write_url
 from ingest.records import FeatureKey
 from kb.errors import NotFoundError
 from kb.featureref import EXAMPLES, BadFeatureRef, format_feature_ref, parse_feature_ref
 
 PAGE = "feature"
-RANKS = {"activation": "by activation", "influence": "by influence"}
+RANKS = Tabs("feature-rank", {"activation": "by activation", "influence": "by influence"}, what="ranking")
 
 
 def render() -> None:
     st.header("Feature")
     if require_graphs() is None:
         return
-    read_url(PAGE, {"f": Param("feature-f", feature_param, ""), "rank": Param("feature-rank", lambda raw: RANKS[one_of(tuple(RANKS), "ranking")(raw)], RANKS["activation"])})
+    read_url(PAGE, {"f": Param("feature-f", feature_param, ""), "rank": RANKS.param()})
     ref = st.text_input("Feature", key="feature-f", placeholder="gemma-2-2b/clt-hp/20/1234 or gemma-2-2b/20-clt-hp/1234")
     if not ref.strip():
         write_url(PAGE, {})
@@ -49,8 +49,7 @@ def render() -> None:
         return
     for section in SECTIONS:
         section(key)
-    rank = next(name for name, label in RANKS.items() if label == st.session_state.get("feature-rank", RANKS["activation"]))
-    write_url(PAGE, {"f": feature_address(key), "rank": rank if rank != "activation" else None})
+    write_url(PAGE, {"f": feature_address(key), "rank": RANKS.opened()})
 
 
 def known(key: FeatureKey) -> bool:
@@ -95,8 +94,7 @@ def labels(key: FeatureKey) -> None:
 def graphs(key: FeatureKey) -> None:
     v = state.version()
     st.markdown("**Graphs that contain it**")
-    tabs = st.tabs(list(RANKS.values()), key="feature-rank", on_change="rerun")
-    for tab, rank_by in zip(tabs, RANKS):
+    for rank_by, tab in RANKS.show().items():
         if not tab.open:
             continue
         with tab:

@@ -14,11 +14,11 @@ from app import state
 from app.families import proposals_panel
 from app.drawing import counts_scene, overlap_scene
 from app.plot import show
-from app.widgets import Param, graph_filter, link_columns, md, one_of, read_url, require_graphs, selection_params, with_links, write_url
+from app.widgets import Tabs, graph_filter, link_columns, md, read_url, require_graphs, selection_params, with_links, write_url
 from kb.selection import GraphInfo, Selection
 
 PAGE = "languages"
-TABS = {"overlap": "Overlap per layer", "features": "Shared and language-specific features"}
+TABS = Tabs("languages-tab", {"overlap": "Overlap per layer", "features": "Shared and language-specific features"})
 
 
 def render() -> None:
@@ -26,15 +26,16 @@ def render() -> None:
     everything = require_graphs()
     if everything is None:
         return
-    read_url(PAGE, {**selection_params(PAGE, everything), "show": Param("languages-tab", lambda raw: TABS[one_of(tuple(TABS), "view")(raw)], TABS["overlap"])})
+    read_url(PAGE, {**selection_params(PAGE, everything), "show": TABS.param()})
     selection, chosen = graph_filter(PAGE, everything)
-    opened = _overlap(everything, selection)
-    write_url(PAGE, {**chosen, "show": opened if opened != "overlap" else None})
+    shown = _overlap(everything, selection)
+    write_url(PAGE, {**chosen, "show": shown})
     proposals_panel(selection, _show_family)
 
 
 def _overlap(everything: list[GraphInfo], selection: Selection) -> str | None:
-    """The measure for the chosen family, or why there is none; returns the tab open (None: no tabs)."""
+    """The measure for the chosen family, or why there is none; returns the open tab's address
+    value (None: the first, or no tabs)."""
     v = state.version()
     languages: dict[str, set[str]] = {}
     for g in everything:
@@ -58,14 +59,14 @@ def _overlap(everything: list[GraphInfo], selection: Selection) -> str | None:
         selection = replace(selection, family=among[0])
         st.caption(md(f"{len(among)} families of the chosen graphs have two languages or more; this is {among[0]}. Choose another family with \"Choose graphs\" above."))
     overlap, band = state.languages(v, selection)
-    tabs = dict(zip(TABS, st.tabs(list(TABS.values()), key="languages-tab", on_change="rerun")))
+    tabs = TABS.show()
     if tabs["overlap"].open:
         with tabs["overlap"]:
             _curves(overlap, band)
     if tabs["features"].open:
         with tabs["features"]:
             _features(overlap)
-    return next(name for name, label in TABS.items() if label == st.session_state["languages-tab"])
+    return TABS.opened()
 
 
 def _curves(overlap: Any, band: Any) -> None:
