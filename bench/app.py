@@ -128,6 +128,10 @@ def serve(home: Path) -> Iterator[str]:
             process.wait(timeout=30)
 
 
+# what the page shows while the app runs or loads an element, and the page's headings
+BUSY = "[data-testid=stStatusWidget], [data-testid=stSkeleton], [data-testid=stElementContainer][data-stale=true]"
+HEADINGS = "[data-testid=stMain] h1, [data-testid=stMain] h2"
+
 # The page's own clock (performance.now(), from the tab's navigation start). The driver is slow
 # to notice a page drawn: its first query on a new tab compiles Playwright's injected script,
 # 0.2-0.4 s on this machine, so the times are read in the page itself. Installed in every
@@ -163,12 +167,12 @@ PAGE_CLOCK = """
     observer.observe(root, WATCH);
     return root;
   };
-  const BUSY = '[data-testid=stStatusWidget], [data-testid=stSkeleton], [data-testid=stElementContainer][data-stale=true]';
+  const BUSY = __BUSY__;
   const ready = () => {
     const want = clock.want || window.__ckbWant;
     if (!want || !roots.some(r => r.querySelector(want.selector)) || document.querySelector(BUSY)) return false;
     if (!want.title) return true;
-    return [...document.querySelectorAll('[data-testid=stMain] h1, [data-testid=stMain] h2')].some(h => h.innerText.trim() === want.title);
+    return [...document.querySelectorAll(__HEADINGS__)].some(h => h.innerText.trim() === want.title);
   };
   let was = false;
   clock.check = () => {
@@ -190,7 +194,7 @@ PAGE_CLOCK = """
   const observer = new MutationObserver(clock.check);
   observer.observe(document, WATCH);
 })();
-"""
+""".replace("__BUSY__", json.dumps(BUSY)).replace("__HEADINGS__", json.dumps(HEADINGS))
 
 
 def want(page: Any, selector: str, title: str | None = None) -> None:
@@ -211,8 +215,7 @@ def page_times(page: Any, since_input: bool) -> tuple[float, float, float, float
 def drawn(page: Any, selector: str) -> None:
     """Wait until the app's run is over, nothing is loading and ``selector`` is visible."""
     page.wait_for_selector(selector, timeout=TIMEOUT)
-    busy = "[data-testid=stStatusWidget], [data-testid=stSkeleton], [data-testid=stElementContainer][data-stale=true]"
-    page.wait_for_function(f"() => document.querySelectorAll({json.dumps(busy)}).length === 0", timeout=TIMEOUT, polling=50)
+    page.wait_for_function(f"() => document.querySelectorAll({json.dumps(BUSY)}).length === 0", timeout=TIMEOUT, polling=50)
     if page.locator("[data-testid=stException], [data-testid=stAlertContentError]").count():
         raise RuntimeError(f"{page.url} shows an error: {page.locator('[data-testid=stMain]').inner_text()[:500]}")
 
@@ -220,7 +223,7 @@ def drawn(page: Any, selector: str) -> None:
 def arrived(page: Any, title: str, selector: str) -> None:
     """Wait until the page titled ``title`` (its heading) is drawn in the tab, its run over."""
     page.wait_for_function(
-        "t => [...document.querySelectorAll('[data-testid=stMain] h1, [data-testid=stMain] h2')].some(h => h.innerText.trim() === t)",
+        f"t => [...document.querySelectorAll({json.dumps(HEADINGS)})].some(h => h.innerText.trim() === t)",
         arg=title, timeout=TIMEOUT, polling=20,
     )  # fmt: skip
     drawn(page, selector)
