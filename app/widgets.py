@@ -101,10 +101,12 @@ def float_in(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
-def one_of(choices: Sequence[str], what: str) -> Callable[[str], str]:
+def one_of(choices: Sequence[str], what: str, where: str = "in the list below") -> Callable[[str], str]:
+    """A parser of one of ``choices``; its error says ``where`` on the page they are offered."""
+
     def parse(raw: str) -> str:
         if raw not in choices:
-            raise BadParameter(f"no {what} is called that; choose one in the list below")
+            raise BadParameter(f"no {what} is called that; choose one {where}")
         return raw
 
     return parse
@@ -129,7 +131,7 @@ class Tabs:
     def param(self) -> Param:
         """The address parameter that opens a tab."""
         names = tuple(self.labels)
-        return Param(self.key, lambda raw: self.labels[one_of(names, self.what)(raw)], self.labels[names[0]])
+        return Param(self.key, lambda raw: self.labels[one_of(names, self.what, "among the tabs")(raw)], self.labels[names[0]])
 
     def show(self) -> dict[str, Any]:
         """The tabs, by address value; a tab's ``open`` says whether to fill it."""
@@ -253,13 +255,16 @@ def _choices(graphs: Sequence[GraphInfo]) -> tuple[list[str], list[str], list[st
     )
 
 
+FILTER = "Choose graphs"  # the button that opens the graph filter's widgets
+
+
 def selection_params(prefix: str, graphs: Sequence[GraphInfo]) -> dict[str, Param]:
     """Address parameters of the graph filter: family, tag, language, set."""
     families, tags, languages = _choices(graphs)
     return {
-        "family": Param(f"{prefix}-family", one_of(families, "family"), ""),
-        "tag": Param(f"{prefix}-tag", one_of(tags, "tag"), ""),
-        "language": Param(f"{prefix}-language", one_of(languages, "language"), ""),
+        "family": Param(f"{prefix}-family", one_of(families, "family", f'under "{FILTER}"'), ""),
+        "tag": Param(f"{prefix}-tag", one_of(tags, "tag", f'under "{FILTER}"'), ""),
+        "language": Param(f"{prefix}-language", one_of(languages, "language", f'under "{FILTER}"'), ""),
         "set": Param(f"{prefix}-set", text, ""),
     }
 
@@ -272,7 +277,7 @@ def graph_filter(prefix: str, graphs: Sequence[GraphInfo]) -> tuple[Selection, d
     for name, allowed in (("family", families), ("tag", tags), ("language", languages), ("set", None)):
         kept(f"{prefix}-{name}", "", allowed)
     cols = st.columns([5, 1], vertical_alignment="center")
-    picker = cols[1].popover("Choose graphs", key=f"{prefix}-filter", on_change="rerun")
+    picker = cols[1].popover(FILTER, key=f"{prefix}-filter", on_change="rerun")
     if picker.open:
         with picker:
             st.selectbox("Family", ["", *families], key=f"{prefix}-family", format_func=lambda v: v or "(any)")

@@ -440,6 +440,12 @@ def test_malformed_and_unknown_parameters_are_messages(real: dict[str, Any]) -> 
     assert not problems(unknown) and any("knows nothing about" in w.value for w in unknown.warning)
     languages = open_page("languages", family="no-such-family")
     assert not problems(languages) and languages.warning
+    # a warning says where the page offers the choices: the graph filter, the compared pair and
+    # the tabs are made when opened, not listed below
+    assert any('choose one under "Choose graphs"' in shown(w.value) for w in languages.warning)
+    pair = open_page("compare", a="no-such-graph", b=slug_of("03"), show="nothing")
+    said = " ".join(shown(w.value) for w in pair.warning)
+    assert not problems(pair) and 'choose one under "Choose the graphs"' in said and "choose one among the tabs" in said
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from kb.featureref import format_feature_ref
 PAGE = "compare"
 MEASURES = ("features", "edges")
 TOP = 120
+PICKER = "Choose the graphs"  # the button that opens the two graphs' pickers
 EDGE = 0.05  # links below this share of their target's input are left out of the side-by-side drawings
 TABS = Tabs("compare-tab", {"features": "Features only in A / only in B / in both", "edges": "Edges", "labels": "Labels side by side", "supernodes": "Supernodes"})
 
@@ -33,8 +34,8 @@ def render() -> None:
         return
     slugs = [g.slug for g in everything]
     params = {
-        "a": Param("compare-a", one_of(slugs, "graph"), slugs[0]),
-        "b": Param("compare-b", one_of(slugs, "graph"), slugs[1]),
+        "a": Param("compare-a", one_of(slugs, "graph", f'under "{PICKER}"'), slugs[0]),
+        "b": Param("compare-b", one_of(slugs, "graph", f'under "{PICKER}"'), slugs[1]),
         "measure": Param("compare-measure", one_of(MEASURES, "measure"), "features"),
         "show": TABS.param(),
         **selection_params(PAGE, everything),
@@ -62,7 +63,7 @@ def _pair(slugs: list[str]) -> tuple[str, str]:
     kept("compare-a", slugs[0], slugs)
     kept("compare-b", slugs[1], slugs)
     cols = st.columns([5, 1], vertical_alignment="center")
-    picker = cols[1].popover("Choose the graphs", key="compare-pick", on_change="rerun")
+    picker = cols[1].popover(PICKER, key="compare-pick", on_change="rerun")
     if picker.open:
         with picker:
             st.selectbox("Graph A", slugs, key="compare-a")
