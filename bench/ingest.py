@@ -19,6 +19,7 @@ import csv
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -39,11 +40,28 @@ from devserver.neo4j_bulk import bulk_import
 EMBEDDED_TARGET = 500_000
 
 
-def ingest_rate(kb: KB, corpus: Path) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system, all threads) that process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def client_cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have ended (the parsing process)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def ingest_rate(kb: KB, corpus: Path, server_pid: int | None = None) -> dict[str, Any]:
     """Ingest the corpus; whole-ingest and per-writer rates (parsing runs in a child process
-    beside the writers, so its seconds and the writers' overlap the wall time)."""
+    beside the writers, so its seconds and the writers' overlap the wall time), and the CPU
+    seconds of the client and, given its pid, of the database server."""
     load = os.getloadavg()
+    client = client_cpu_seconds()
+    server = cpu_seconds(server_pid) if server_pid else 0.0
     report = kb.ingest([corpus], manifest=corpus / "manifest.csv")
+    client = client_cpu_seconds() - client
+    server = cpu_seconds(server_pid) - server if server_pid else None
     if report.failed:
         raise SystemExit(f"ingest failed: {report.failed[:3]}")
     links = report.links
@@ -59,6 +77,8 @@ def ingest_rate(kb: KB, corpus: Path) -> dict[str, Any]:
         "writers": writers,
         "links_per_s_total": links / report.seconds,
         "links_per_s_write": links / write * writers,
+        "client_cpu_s": client,
+        "server_cpu_s": server,
         "load_before": load,
         "load_after": os.getloadavg(),
     }
@@ -176,7 +196,7 @@ def main() -> None:
         try:
             env = {"CIRCUITKB_NEO4J_URI": info.uri, "CIRCUITKB_NEO4J_USER": info.user, "CIRCUITKB_NEO4J_PASSWORD": info.password}
             with KB.open(Config.load(home=tmp_path / "n4j", env=env)) as kb:
-                results["neo4j (online, batched)"] = ingest_rate(kb, corpus)
+                results["neo4j (online, batched)"] = ingest_rate(kb, corpus, server_pid=info.pid)
             results["neo4j naive (1 link per transaction)"] = naive_neo4j(info, files, args.naive_links)
         finally:
             neo4j_dev.stop(server_home)
@@ -230,6 +250,15 @@ def render(n_graphs: int, results: dict[str, Any]) -> str:
         elif name.startswith("neo4j (online") and "links_per_s_total" in r:
             ratio = r["links_per_s_total"] / offline
             lines.append(f"Target {name} whole ingest >= 1/3 of the offline importer: {'met' if ratio >= 1 / 3 else 'not met'} ({ratio:.2f}).")
+    for name, r in results.items():
+        if r.get("server_cpu_s"):
+            per_link = r["server_cpu_s"] / r["links"]
+            cores = os.cpu_count() or 1
+            lines.append(
+                f"{name}: the server used {per_link * 1e6:.1f} us of CPU per link, the client {r['client_cpu_s'] / r['links'] * 1e6:.1f} us "
+                f"(parsing included); with all {cores} cores given to the server, its writes could reach at most "
+                f"{cores / per_link:,.0f} links/s, {cores / per_link / offline:.2f} of the offline importer."
+            )
     large = results.get("large file (embedded, SQLite)")
     if large:
         lines += [

@@ -1,6 +1,7 @@
 """The floor of the embedded store's writes on this machine, for comparison with ``bench.ingest``.
 
     python -m bench.ingest_floor [--graphs 100] [--links 4226] [--edges 1386] [--per-transaction 1]
+                                 [--budget CORPUS]
 
 Writes, with nothing but Python's sqlite3 and one transaction per graph, the rows that cost the
 most in an ingest into the embedded store (the defaults are the generated corpus's per-graph
@@ -10,6 +11,12 @@ per-graph feature edge (keyed by source, target, graph, with an index by graph) 
 ingest that writes these rows cannot be faster than this. Prints links/s, with the indexes kept
 as rows arrive and built once at the end. ``--per-transaction N`` commits N graphs at a time: the
 pages of the edge tables that every graph rewrites are then written once per N graphs.
+
+``--budget CORPUS`` also times each part alone (the link rows; the feature edge rows with their
+totals) and parsing the corpus's files with ``read_graph``, as seconds of one core per million links, and
+prints the fastest whole ingest those parts allow on this machine's cores even if they ran
+perfectly in parallel: cores divided by their summed cost per link. Nodes, features, path groups
+and the registry are left out, so the real ceiling is lower.
 """
 
 from __future__ import annotations
@@ -20,6 +27,10 @@ import random
 import sqlite3
 import tempfile
 import time
+from pathlib import Path
+
+from ingest.graphfile import read_graph
+from ingest.paths import expand_paths
 
 _TABLES = (
     "CREATE TABLE links (g INT, s INT, t INT, i INT, w REAL, PRIMARY KEY (g, s, t, i)) WITHOUT ROWID",
@@ -34,9 +45,18 @@ _ADD_TOTALS = (
 )
 
 
-def floor(graphs: int, links: int, edges: int, indexes_after: bool, per_transaction: int = 1, seed: int = 0) -> float:
+PARTS = ("links", "edges")
+
+
+def floor(
+    graphs: int, links: int, edges: int, indexes_after: bool, per_transaction: int = 1, seed: int = 0, parts: tuple[str, ...] = PARTS
+) -> float:
     """Seconds to write ``graphs`` graphs of ``links`` links and ``edges`` feature edges each,
-    ``per_transaction`` graphs per transaction."""
+    ``per_transaction`` graphs per transaction; ``parts`` says which rows are written (the links,
+    the feature edges with their totals), the same rows generated either way."""
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown parts {sorted(unknown)}: choose among {PARTS}")
     rng = random.Random(seed)
     nodes, features = links // 10 + 1, edges * 5
     per_graph = []
@@ -55,9 +75,11 @@ def floor(graphs: int, links: int, edges: int, indexes_after: bool, per_transact
         for g, (link_rows, edge_rows) in enumerate(per_graph):
             if g % per_transaction == 0:
                 db.execute("BEGIN")
-            db.executemany("INSERT INTO links VALUES (?, ?, ?, ?, ?)", link_rows)
-            db.executemany("INSERT INTO edges VALUES (?, ?, ?, ?, ?)", edge_rows)
-            db.execute(_ADD_TOTALS, (g,))
+            if "links" in parts:
+                db.executemany("INSERT INTO links VALUES (?, ?, ?, ?, ?)", link_rows)
+            if "edges" in parts:
+                db.executemany("INSERT INTO edges VALUES (?, ?, ?, ?, ?)", edge_rows)
+                db.execute(_ADD_TOTALS, (g,))
             if g % per_transaction == per_transaction - 1 or g == graphs - 1:
                 db.execute("COMMIT")
         for statement in _INDEXES if indexes_after else ():
@@ -67,12 +89,40 @@ def floor(graphs: int, links: int, edges: int, indexes_after: bool, per_transact
     return seconds
 
 
+def parse_seconds(files: list[Path]) -> tuple[float, int]:
+    """Seconds to parse ``files`` with ``read_graph`` in this process, and their links."""
+    started, links = time.perf_counter(), 0
+    for path in files:
+        links += read_graph(path).n_links
+    return time.perf_counter() - started, links
+
+
+def budget(corpus: Path, graphs: int, links: int, edges: int, per_transaction: int, cores: int) -> list[str]:
+    """Each part's cost per million links, and the whole-ingest rate the parts allow on ``cores``."""
+    files = expand_paths([corpus])[:graphs]
+    if not files:
+        raise SystemExit(f"{corpus}: no graph files to parse")
+    parse, parsed_links = parse_seconds(files)
+    total = graphs * links
+    cost = {"parse (read_graph)": parse / parsed_links * 1e6}
+    for name, parts in (("link rows", ("links",)), ("feature edge rows and their totals", ("edges",))):
+        cost[name] = floor(graphs, links, edges, False, per_transaction, parts=parts) / total * 1e6
+    lines = [f"{name}: {seconds:.2f} seconds of one core per million links" for name, seconds in cost.items()]
+    summed = sum(cost.values())
+    lines.append(
+        f"together {summed:.2f} seconds of one core per million links: on {cores} cores, even run perfectly in parallel, "
+        f"at most {cores / summed * 1e6:,.0f} links/s whole ingest (nodes, features, path groups and registry not counted)"
+    )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--graphs", type=int, default=100)
     parser.add_argument("--links", type=int, default=4226, help="links per graph")
     parser.add_argument("--edges", type=int, default=1386, help="feature edges per graph")
     parser.add_argument("--per-transaction", type=int, default=1, help="graphs committed together")
+    parser.add_argument("--budget", type=Path, metavar="CORPUS", help="also time each part alone and parsing this corpus's files")
     args = parser.parse_args()
     if min(args.graphs, args.links, args.edges, args.per_transaction) < 1:
         parser.error("every count must be at least 1")
@@ -82,6 +132,10 @@ def main() -> None:
         seconds = floor(args.graphs, args.links, args.edges, indexes_after, args.per_transaction)
         how = "indexes built at the end" if indexes_after else "indexes kept as rows arrive"
         print(f"{args.graphs} graphs, {total:,} links, {args.per_transaction} per transaction, {how}: {seconds:.2f} s, {total / seconds:,.0f} links/s")
+    if args.budget:
+        for line in budget(args.budget, args.graphs, args.links, args.edges, args.per_transaction, os.cpu_count() or 1):
+            print(line)
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":
