@@ -9,7 +9,8 @@ Generates the synthetic corpus (synth/), then in one run:
 - converts the same corpus to CSV and runs `neo4j-admin database import full` on it;
 - with --large-links, ingests one streamed graph file of that many links in a child process and
   reports its peak memory (maximum resident set size).
-Prints a Markdown report; figures are ratios within this run.
+Prints a Markdown report and writes it to bench/results/ingest.md (``--out``); figures are
+ratios within this run.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from devserver.neo4j_bulk import bulk_import
 
 
 EMBEDDED_TARGET = 500_000
+RESULTS = Path(__file__).resolve().parent / "results" / "ingest.md"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -174,6 +176,7 @@ def main() -> None:
     parser.add_argument("--naive-links", type=int, default=3000, help="links the naive loader writes (it is slow)")
     parser.add_argument("--large-links", type=int, default=0, help="also ingest one streamed graph of this many links")
     parser.add_argument("--neo4j-port", type=int, default=7699)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the report is written")
     args = parser.parse_args()
     work: Path = args.work
     corpus = work / f"corpus-{args.graphs}"
@@ -208,7 +211,10 @@ def main() -> None:
         if args.large_links:
             results["large file (embedded, SQLite)"] = peak_memory_of_large_ingest(work, args.large_links)
 
-    print(render(args.graphs, results))
+    report = render(args.graphs, results)
+    print(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report + "\n", encoding="utf-8")
     (work / f"results-{args.graphs}.json").write_text(json.dumps(results, indent=2))
 
 
