@@ -9,7 +9,9 @@ links, the app is served by ``streamlit run`` and driven by Playwright (Debian's
 navigation start, or from the click or key press, to the frame that shows the page drawn):
 
 - *open*: from the navigation to an address to the page drawn (the app's run finished, no loading
-  placeholder left, the page's main element visible), for every page of docs/app.md: as a first
+  placeholder left, the page's main element visible), for the addresses of ``addresses()``: the
+  overview, graphs, search, one graph, compare (two and many), across, languages and labels (the
+  feature page is timed in the walk below; the ingest page, a form, is not timed), each as a first
   visit (a fresh browser, nothing cached) and in a new tab of a browser that has visited the app;
 - *in the app*: with the app open in a tab, from a click on a page's entry of the sidebar, or on
   a link of a researcher's walk (a search hit -> its feature page -> one of its graphs -> compare

@@ -4,7 +4,7 @@ with the selected node's details.
 The drawing is a bounded piece of the graph (kb.analysis.graphview): the ``top`` most influential
 nodes, the logits, the file's pinned nodes, and the neighbourhood of every node clicked since the
 graph was opened (``x``, oldest first). A click on a node (or a row of its inputs / outputs)
-selects it; a click on the middle of a link selects the link. The address keeps all of it, so a
+selects it; a click on a link selects the link. The address keeps all of it, so a
 link reopens the same view.
 """
 

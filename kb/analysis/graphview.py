@@ -21,6 +21,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from ingest.records import FeatureKey
+from kb import registry
 from kb.analysis.features import feature_keys, one_graph
 from kb.errors import CircuitKBError, NotFoundError
 from kb.featureref import format_feature_ref
@@ -296,7 +297,5 @@ def feature_node(kb: "Core", slug: str, key: FeatureKey, positions: Sequence[int
 
 def feature_keys_of(kb: "Core", keys: Sequence[FeatureKey]) -> dict[int, FeatureKey]:
     """The SQL ids of those features that are stored (id -> key)."""
-    from kb import registry
-
     with kb.engine.connect() as conn:
         return {fid: k for k, fid in registry.lookup_features(conn, list(keys)).items()}

@@ -46,6 +46,7 @@ from ingest.records import ATTENTION_TYPES, FeatureKey
 from kb.analysis.features import feature_dict, feature_keys, one_graph
 from kb.core import Core
 from kb.errors import CircuitKBError
+from kb.featureref import parse_feature_ref
 from kb.registry import lookup_features
 from kb.stores.circuit_queries import Skeleton
 
@@ -166,8 +167,6 @@ def graph_scores(
     """Replacement and completeness of graph ``slug``, or of the subgraph that keeps the features
     named (every node of each, at any position) and/or the feature nodes with the given node_ids
     (e.g. a saved view's pinned ids); other features fold into error nodes."""
-    from kb.featureref import parse_feature_ref
-
     graph = one_graph(kb, slug)
     skeleton = kb.store.graph_skeleton(graph.gid)
     nodes = skeleton.nodes

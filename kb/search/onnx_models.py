@@ -22,6 +22,8 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
+from kb.search.embedder import one_blas_thread
+
 log = logging.getLogger(__name__)
 
 # ReduceMean and ReduceSum take their axes as an input from opset 18
@@ -81,8 +83,6 @@ class WarmModel:
     def _start(self) -> None:
         if self._builder is not None:
             return
-        from kb.search.embedder import one_blas_thread
-
         # the BLAS libraries are found before the build loads ONNX Runtime's: finding them
         # while another thread loads a library can deadlock (see _OneBlasThread.prepare)
         one_blas_thread().prepare()
