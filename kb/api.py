@@ -54,11 +54,13 @@ class KB(Core):
         manifest: str | Path | Manifest | None = None,
         on_change: str = "replace",
         progress: IngestProgress | None = None,
+        actor: Actor | None = None,
     ) -> IngestReport:
-        """Ingest graph files, folders or globs; see :mod:`kb.ingestion` for the guarantees."""
+        """Ingest graph files, folders or globs; see :mod:`kb.ingestion` for the guarantees.
+        ``actor`` is who adds them (an admin once accounts exist; by default the local user)."""
         if manifest is not None and not isinstance(manifest, Manifest):
             manifest = load_manifest(Path(manifest))
-        return ingest_paths(self, paths, manifest, on_change, progress)
+        return ingest_paths(self, paths, manifest, on_change, progress, actor)
 
     def remove(self, slugs: Iterable[str], actor: Actor | None = None) -> RemoveReport:
         """Remove the graphs ``slugs``, all or none; see :mod:`kb.removal`. ``actor`` is who

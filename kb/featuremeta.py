@@ -42,9 +42,9 @@ from kb import registry
 from kb.core import Core
 from kb.descriptions import NEURONPEDIA_SOURCE
 from kb.errors import CircuitKBError, PermissionDenied
-from kb.labels.accounts import has_accounts
+from kb.labels.accounts import Actor, authorize, has_accounts, local_actor
 from kb.labels.labels import insert_label
-from schema.sql import descriptions, feature_details, labels
+from schema.sql import ADMIN, descriptions, feature_details, labels
 
 # serialises writers of graph-less descriptions and of labels on PostgreSQL
 _PG_LOCK_KEY = 715518
@@ -98,6 +98,7 @@ def import_feature_metadata(
     author: str | None = None,
     kind: str | None = None,
     layer: int | None = None,
+    actor: Actor | None = None,
 ) -> FeatureImportReport:
     """Import feature-metadata files and folders; a bad file is reported and the others imported.
 
@@ -105,9 +106,13 @@ def import_feature_metadata(
     does not; ``transcoder_set`` and ``schema`` (1 = Cantor, 0 = ``layer*10^k+index``, whose
     layer comes from ``layer``, ``source`` or a ``{layer}_...json`` file name) decode
     circuit-tracer feature files; ``author`` is the default author of labels, ``kind`` the
-    default explanation type. Raises ConfigError for bad options and CircuitKBError for a path
-    that does not exist, before anything is written.
+    default explanation type; ``actor`` is who imports (an admin once the knowledge base has
+    accounts; by default the local user, who is refused then). Raises ConfigError for bad
+    options, CircuitKBError for a path that does not exist and PermissionDenied, before anything
+    is written.
     """
+    with core.engine.begin() as conn:
+        authorize(conn, actor or local_actor(), ADMIN)
     started = time.perf_counter()
     options = ReadOptions(
         model=model, source=source, transcoder_set=transcoder_set, schema=schema, layer=layer, author=author, kind=kind

@@ -35,9 +35,10 @@ from kb.aggregates import keep as aggregates
 from kb.aggregates.values import of_parsed_graph
 from kb.core import Core
 from kb.errors import CircuitKBError
+from kb.labels.accounts import Actor, authorize, local_actor
 from kb.qk_store import qk_rows, write_qk
 from kb.stores.embedded import EmbeddedStore
-from schema.sql import LOADING, REMOVED, REPLACED, graphs
+from schema.sql import ADMIN, LOADING, REMOVED, REPLACED, graphs
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,10 @@ def ingest_paths(
     manifest: Manifest | None = None,
     on_change: str = "replace",
     progress: IngestProgress | None = None,
+    actor: Actor | None = None,
 ) -> IngestReport:
-    """Ingest graph files, reporting each in the order given.
+    """Ingest graph files, reporting each in the order given; ``actor`` is who adds them (an admin
+    once the knowledge base has accounts; by default the local user, who is refused then).
 
     Files are parsed ahead of the writer in a child process, and a store that takes several
     graphs at once (``GraphStore.concurrent_writes``) gets them from as many threads; each graph
@@ -130,6 +133,8 @@ def ingest_paths(
     """
     if on_change not in ON_CHANGE:
         raise CircuitKBError(f"on_change must be one of {', '.join(ON_CHANGE)}, got {on_change!r}")
+    with core.engine.begin() as conn:
+        authorize(conn, actor or local_actor(), ADMIN)
     started = time.perf_counter()
     report = IngestReport()
     files = expand_paths(paths)

@@ -432,6 +432,45 @@ def test_only_an_admin_removes_graphs_once_there_are_accounts(sql: str, make_kb:
     assert tuple(entry) == ("ada", "graph.remove", "r0")
 
 
+@pytest.mark.parametrize("sql", ["sqlite", "postgres"])
+def test_only_an_admin_adds_graphs_or_feature_metadata_once_there_are_accounts(sql: str, make_kb: Callable[..., KB], tmp_path: Path) -> None:
+    kb = make_kb(sql)
+    accounts.add_user(kb, accounts.local_actor(), "ada", "ada-secret-pw", "admin")
+    ada = accounts.authenticate(kb, "ada", "ada-secret-pw")
+    accounts.add_user(kb, ada, "lin", "lin-secret-pw", "labeller")
+    lin = accounts.authenticate(kb, "lin", "lin-secret-pw")
+    graph = write(tmp_path / "g.json", small_graph("guarded"))
+    # a label CSV names its author: a labeller must not post labels as someone else by importing
+    (tmp_path / "labels.csv").write_text("feature,label,author\ngemma-2-2b/20-clt-hp/1,forged,ada\n")
+    for who, message in ((lin, "needs the admin role"), (None, "not signed in")):
+        with pytest.raises(PermissionDenied, match=message):
+            kb.ingest([graph], actor=who)
+        with pytest.raises(PermissionDenied, match=message):
+            featuremeta.import_feature_metadata(kb, [tmp_path / "labels.csv"], actor=who)
+    with kb.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(graphs)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(descriptions)).scalar_one() == 0
+    assert [i["slug"] for i in kb.ingest([graph], actor=ada).ingested] == ["guarded"]
+    imported = featuremeta.import_feature_metadata(kb, [tmp_path / "labels.csv"], actor=ada)
+    assert not imported.failed and imported.files
+
+
+def test_the_cli_adds_graphs_and_metadata_as_the_admin_named_by_as(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    with KB.open(Config.load(home=home, env={})) as kb:
+        accounts.add_user(kb, accounts.local_actor(), "ada", "ada-secret-pw", "admin")
+    graph = write(tmp_path / "g.json", small_graph("by-cli"))
+    (tmp_path / "labels.csv").write_text("feature,label,author\ngemma-2-2b/20-clt-hp/1,from the cli,ada\n")
+    monkeypatch.setenv("CIRCUITKB_PASSWORD", "ada-secret-pw")
+    for args in (["ingest", str(graph)], ["features", "import", str(tmp_path / "labels.csv")]):
+        refused = CliRunner().invoke(main, ["--home", str(home), *args])
+        assert refused.exit_code != 0 and "--as NAME" in refused.output, refused.output
+        done = CliRunner().invoke(main, ["--home", str(home), *args, "--as", "ada"])
+        assert done.exit_code == 0, done.output
+    with KB.open(Config.load(home=home, env={})) as kb:
+        assert [g.slug for g in kb.select()] == ["by-cli"]
+
+
 # --- concurrent publishers ----------------------------------------------------------------------------
 
 

@@ -600,6 +600,28 @@ def test_with_many_graphs_families_are_looked_for_on_request(tmp_path: Path, mon
     assert list(frame_with(page, "name", "status")["name"]) == ["opposite-small"] and _family_buttons(page)
 
 
+def test_with_accounts_only_an_admin_gets_the_ingest_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kb import labels as api
+
+    home = tmp_path / "home"
+    use_home(monkeypatch, home)
+    with KB.open(Config.load(home=home, env={})) as kb:
+        api.add_user(kb, api.local_actor(), "ada", "ada-secret-pw", "admin")
+        api.add_user(kb, api.authenticate(kb, "ada", "ada-secret-pw"), "lin", "lin-secret-pw", "labeller")
+    for name, forms in (("lin", False), ("ada", True)):
+        app = open_page("ingest")
+        app.text_input(key="labelling-sign-in-name").set_value(name)
+        app.text_input(key="labelling-sign-in-password").set_value(f"{name}-secret-pw")
+        app.button(key="labelling-sign-in-submit").click().run()
+        assert not problems(app), problems(app)
+        offered = [b.proto.label for b in app.get("form_submit_button")]
+        if forms:
+            assert "Ingest" in offered and "Import" in offered and not any("needs an admin" in i.value for i in app.info)
+        else:
+            assert "Ingest" not in offered and "Import" not in offered
+            assert any("needs an admin's account" in i.value and "signed in as lin, a labeller" in i.value for i in app.info)
+
+
 def test_a_viewer_sees_the_proposals_but_no_form_to_accept_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kb import labels as api
 

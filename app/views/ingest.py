@@ -1,4 +1,8 @@
-"""/ingest : add graph files (.json, .json.gz) and feature metadata from the browser."""
+"""/ingest : add graph files (.json, .json.gz) and feature metadata from the browser.
+
+Adding data is an admin's act once the knowledge base has accounts: others see why the forms
+are not there, and the kb checks the actor again on every import.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ import pandas as pd
 import streamlit as st
 
 from app import state
+from app.labelling import current_user
+from app.widgets import md
 from kb.ingestion import IngestProgress
+from kb.labels.accounts import Actor
 
 PAGE = "ingest"
 
@@ -18,11 +25,16 @@ PAGE = "ingest"
 def render() -> None:
     st.header("Ingest")
     st.caption("Graph files from circuit-tracer or Neuronpedia, and feature metadata (Neuronpedia explanations, circuit-tracer feature files, label CSVs).")
+    actor = current_user(state.kb())
+    if actor is None or not actor.can("admin"):
+        who = f"You are signed in as {md(actor.name)}, a {actor.role}" if actor is not None and actor.signed_in else "You are not signed in"
+        st.info(f"Adding data to this knowledge base needs an admin's account. {who}: an admin can add the files, or grant you the admin role.")
+        return
     graphs_tab, features_tab = st.tabs(["Graph files", "Feature metadata"])
     with graphs_tab:
-        _graphs()
+        _graphs(actor)
     with features_tab:
-        _features()
+        _features(actor)
 
 
 def _save(folder: Path, uploads: list[Any]) -> list[Path]:
@@ -35,7 +47,7 @@ def _save(folder: Path, uploads: list[Any]) -> list[Path]:
     return paths
 
 
-def _graphs() -> None:
+def _graphs(actor: Actor) -> None:
     with st.form("ingest-graphs", clear_on_submit=True):
         uploads = st.file_uploader("Graph files", type=["json", "gz"], accept_multiple_files=True, key="ingest-files")
         manifest = st.file_uploader("Manifest (optional: family, language and tags per slug; .csv or .yaml)", type=["csv", "yaml", "yml"], key="ingest-manifest")
@@ -59,9 +71,9 @@ def _graphs() -> None:
 
         def on_graph(path: str, outcome: str) -> None:
             done[0] += 1
-            bar.progress(done[0] / len(paths), text=f"{done[0]} of {len(paths)} files · {names.get(path, Path(path).name)}: {outcome}")
+            bar.progress(done[0] / len(paths), text=f"{done[0]} of {len(paths)} files · {md(names.get(path, Path(path).name))}: {outcome}")
 
-        report = state.kb().ingest(paths, manifest=manifest_path, on_change=on_change, progress=IngestProgress(on_graph=on_graph))
+        report = state.kb().ingest(paths, manifest=manifest_path, on_change=on_change, progress=IngestProgress(on_graph=on_graph), actor=actor)
         _report(report, names)
 
 
@@ -92,7 +104,7 @@ def _report(report: Any, names: dict[str, str]) -> None:
         st.success(f"Added {len(report.ingested)} graphs; every page shows them now.")
 
 
-def _features() -> None:
+def _features(actor: Actor) -> None:
     from kb.featuremeta import import_feature_metadata
 
     with st.form("ingest-features", clear_on_submit=True):
@@ -112,7 +124,7 @@ def _features() -> None:
             path.write_bytes(upload.getbuffer())
             paths.append(path)
         with st.spinner("Importing"):
-            report = import_feature_metadata(state.kb(), paths, model=model.strip() or None)
+            report = import_feature_metadata(state.kb(), paths, model=model.strip() or None, actor=actor)
         names = {str(p): p.name for p in paths}
         rows = [{"file": Path(f["path"]).name, "outcome": "imported", "detail": f"{f['format']}: {f['records']} records, {f['added']} added, {f['updated']} updated"} for f in report.files]
         rows += [{"file": Path(f["path"]).name, "outcome": "failed", "detail": _strip(f["error"], names)} for f in report.failed]

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from kb.cli.options import json_option, open_kb
+from kb.cli.options import actor_of, as_option, json_option, open_kb
 from kb.cli.output import echo_json
 
 
@@ -23,15 +23,20 @@ def features() -> None:
 @click.option("--schema", type=click.IntRange(0, 1), default=1, show_default=True, help="Feature-id encoding of circuit-tracer feature files.")
 @click.option("--author", help="Author of labels whose CSV row names none.")
 @click.option("--kind", help="Explanation type to record when the file does not say it.")
+@as_option
 @json_option
 @click.pass_context
-def features_import(ctx: click.Context, paths: tuple[str, ...], model, source, transcoder_set, schema, author, kind, as_json: bool) -> None:  # noqa: ANN001
-    """Import Neuronpedia explanations, circuit-tracer feature files or a CSV of labels."""
+def features_import(ctx: click.Context, paths: tuple[str, ...], model, source, transcoder_set, schema, author, kind, as_name, as_json: bool) -> None:  # noqa: ANN001
+    """Import Neuronpedia explanations, circuit-tracer feature files or a CSV of labels.
+
+    Once the knowledge base has accounts, only an admin may import (--as NAME).
+    """
     from kb.featuremeta import import_feature_metadata
 
     with open_kb(ctx) as kb:
         report = import_feature_metadata(
-            kb, list(paths), model=model, source=source, transcoder_set=transcoder_set, schema=schema, author=author, kind=kind
+            kb, list(paths), model=model, source=source, transcoder_set=transcoder_set, schema=schema, author=author, kind=kind,
+            actor=actor_of(kb, as_name),
         )
     data = report.as_dict()
     if as_json:

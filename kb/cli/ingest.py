@@ -42,7 +42,7 @@ class _IngestBar:
         self.bar.close()
 
 
-def run_ingest(ctx: click.Context, paths: tuple[str, ...], manifest: Path | None, on_change: str, as_json: bool) -> int:
+def run_ingest(ctx: click.Context, paths: tuple[str, ...], manifest: Path | None, on_change: str, as_json: bool, as_name: str | None = None) -> int:
     from ingest.paths import expand_paths
     from kb.ingestion import IngestProgress
 
@@ -50,7 +50,8 @@ def run_ingest(ctx: click.Context, paths: tuple[str, ...], manifest: Path | None
     bar = _IngestBar(total, enabled=not as_json and sys.stderr.isatty())
     try:
         with open_kb(ctx) as kb:
-            report = kb.ingest(paths, manifest=manifest, on_change=on_change, progress=IngestProgress(bar.on_links, bar.on_graph))
+            actor = actor_of(kb, as_name)
+            report = kb.ingest(paths, manifest=manifest, on_change=on_change, progress=IngestProgress(bar.on_links, bar.on_graph), actor=actor)
     finally:
         bar.close()
     if as_json:
@@ -72,11 +73,15 @@ def run_ingest(ctx: click.Context, paths: tuple[str, ...], manifest: Path | None
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--manifest", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="CSV or YAML tagging files with family, language, tags.")
 @click.option("--on-change", type=click.Choice(["replace", "skip", "fail"]), default="replace", show_default=True, help="What to do when a slug is stored with other content.")
+@as_option
 @json_option
 @click.pass_context
-def ingest(ctx: click.Context, paths: tuple[str, ...], manifest: Path | None, on_change: str, as_json: bool) -> None:
-    """Ingest graph files (.json, .json.gz), folders or globs. Exit status 1 if any file failed."""
-    sys.exit(run_ingest(ctx, paths, manifest, on_change, as_json))
+def ingest(ctx: click.Context, paths: tuple[str, ...], manifest: Path | None, on_change: str, as_name: str | None, as_json: bool) -> None:
+    """Ingest graph files (.json, .json.gz), folders or globs. Exit status 1 if any file failed.
+
+    Once the knowledge base has accounts, only an admin may add graphs (--as NAME).
+    """
+    sys.exit(run_ingest(ctx, paths, manifest, on_change, as_json, as_name))
 
 
 @click.command()
