@@ -66,6 +66,12 @@ class Config:
         password = env.get("CIRCUITKB_NEO4J_PASSWORD") or None
         if uri and not uri.split("://", 1)[0] in ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc"):
             raise ConfigError(f"CIRCUITKB_NEO4J_URI must start with bolt:// or neo4j:// (or +s / +ssc), got {uri.split('://', 1)[0]}://")
+        if uri and "@" in uri.split("://", 1)[-1].split("/", 1)[0]:
+            # the driver takes no credentials in the address, and would print the address whole
+            raise ConfigError(
+                f"CIRCUITKB_NEO4J_URI holds a user name or password ({uri.split('://', 1)[0]}://…@…): give the address "
+                "alone, with the user and password in CIRCUITKB_NEO4J_USER and CIRCUITKB_NEO4J_PASSWORD"
+            )
         search_index = (env.get("CIRCUITKB_SEARCH_INDEX") or "").strip().lower() or None
         if search_index not in (None, *SEARCH_INDEXES):
             raise ConfigError(f"CIRCUITKB_SEARCH_INDEX must be one of {', '.join(SEARCH_INDEXES)}, got {search_index!r}")
@@ -96,11 +102,19 @@ class Config:
         }
 
 
+# query parameters of a database URL that carry a secret (libpq takes a password there too)
+_SECRET_QUERY_KEYS = frozenset({"password", "passfile", "sslpassword", "sslkey"})
+
+
 def redact_url(url: str) -> str:
-    """Hide the password of a database URL (``postgresql://u:secret@h/db`` -> ``u:***@h``)."""
+    """Hide the password of a database URL (``postgresql://u:secret@h/db`` -> ``u:***@h``), in
+    its user part or its query (``?password=secret`` -> ``?password=***``)."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        query = {key: ("***" if key.lower() in _SECRET_QUERY_KEYS else value) for key, value in parsed.query.items()}
+        # the mask written as is, not percent-encoded as a query value would be
+        return parsed.set(query=query).render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
     except Exception:  # an unparsable URL is shown only by its scheme
         return url.split("://", 1)[0] + "://…"

@@ -83,6 +83,19 @@ def test_config_reads_the_environment_and_hides_secrets(tmp_path: Path) -> None:
         Config.load(env={"CIRCUITKB_SEARCH_INDEX": "neo4j"})
 
 
+def test_secrets_in_a_database_url_query_or_a_neo4j_address_are_never_shown(tmp_path: Path) -> None:
+    # libpq takes the password as a query parameter too
+    config = Config.load(home=tmp_path, env={"CIRCUITKB_SQL_URL": "postgresql://u@db/kb?password=q-pw-9&sslmode=require&sslpassword=k-pw-7"})
+    shown = json.dumps(config.describe()) + repr(config)
+    assert "q-pw-9" not in shown and "k-pw-7" not in shown
+    assert config.describe()["sql"] == "postgresql://u@db/kb?password=***&sslmode=require&sslpassword=***"
+    # the driver would print an address with credentials whole in its errors: refused, masked
+    with pytest.raises(ConfigError, match="CIRCUITKB_NEO4J_USER and CIRCUITKB_NEO4J_PASSWORD") as refused:
+        Config.load(home=tmp_path, env={"CIRCUITKB_NEO4J_URI": "bolt://neo4j:n4-pw-5@db.example:7687"})
+    assert "n4-pw-5" not in str(refused.value)
+    assert Config.load(home=tmp_path, env={"CIRCUITKB_NEO4J_URI": "neo4j://db.example:7687/"}).neo4j_uri == "neo4j://db.example:7687/"
+
+
 def test_yaml_manifest_and_its_errors(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text("graphs:\n  - path: a/*.json\n    family: caps\n    language: FR\n    tags: [x, y]\n  - slug: s1\n    tags: 'p; q'\n")
     manifest = load_manifest(tmp_path / "m.yaml")
