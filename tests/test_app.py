@@ -438,6 +438,13 @@ def test_malformed_and_unknown_parameters_are_messages(real: dict[str, Any]) -> 
     assert not problems(feature) and feature.warning
     unknown = open_page("feature", f="gemma-2-2b/clt-hp/3/999999")
     assert not problems(unknown) and any("knows nothing about" in w.value for w in unknown.warning)
+    # a feature's transcoder set is any text: one written as a link or an image stays text
+    for crafted_set in ("[Sign in again](http://example.invalid/p)", "![](http://example.invalid/x.png)"):
+        page = open_page("feature", f=f"{crafted_set}/3/999")
+        said = [w.value for w in page.warning if "knows nothing about" in w.value]
+        assert not problems(page) and said and all(r"\]\(http" in w for w in said), said
+    like = open_page("search", like="[x](http://example.invalid)/3/999")
+    assert not problems(like) and like.info and all("](http" not in i.value for i in like.info)
     languages = open_page("languages", family="no-such-family")
     assert not problems(languages) and languages.warning
     # a warning says where the page offers the choices: the graph filter, the compared pair and

@@ -14,7 +14,7 @@ import streamlit as st
 
 from app import state
 from app.labelling import label_panel
-from app.widgets import Param, Tabs, feature_address, feature_param, feature_url, graph_link, link, qk_tables, read_url, require_graphs, write_url
+from app.widgets import Param, Tabs, md, feature_address, feature_param, feature_url, graph_link, link, qk_tables, read_url, require_graphs, write_url
 from ingest.records import FeatureKey
 from kb.errors import NotFoundError
 from kb.featureref import EXAMPLES, BadFeatureRef, format_feature_ref, parse_feature_ref
@@ -43,7 +43,7 @@ def render() -> None:
     if not known(key):
         write_url(PAGE, {"f": feature_address(key)})
         st.warning(
-            f"The knowledge base knows nothing about feature {format_feature_ref(key)}: no stored graph contains it and "
+            f"The knowledge base knows nothing about feature {md(format_feature_ref(key))}: no stored graph contains it and "
             "no description or label names it. Check the transcoder set, layer and index, or find the feature on the Search page."
         )
         return
@@ -65,7 +65,7 @@ def known(key: FeatureKey) -> bool:
 
 def header(key: FeatureKey) -> None:
     v = state.version()
-    st.subheader(format_feature_ref(key))
+    st.subheader(md(format_feature_ref(key)))
     cols = st.columns(2)
     neuronpedia = state.neuronpedia(v, key)
     if neuronpedia:

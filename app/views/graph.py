@@ -131,10 +131,10 @@ def render() -> None:
         drivers = state.qk(v, details.feature, slug)
         if drivers.n_graphs:
             with st.container(border=True):
-                st.caption(f"What drives the queries and keys of {details.feature} in this graph (QK tracing)")
+                st.caption(f"What drives the queries and keys of {md(details.feature)} in this graph (QK tracing)")
                 qk_tables(drivers, "graph-qk")
         with st.container(border=True):
-            st.caption(f"Labels of {details.feature}, the feature of the selected node (a new label here is about this node of {slug})")
+            st.caption(f"Labels of {md(details.feature)}, the feature of the selected node (a new label here is about this node of {md(slug)})")
             label_panel(state.kb(), details.feature, graph_slug=slug, node_id=details.node["node_id"])
 
 
@@ -224,7 +224,7 @@ def _select(node_id: str | None) -> None:
 
 def _node_panel(details: Any) -> None:
     row = details.node
-    st.markdown(f"**{row['kind']}** · layer {row['layer']} · position {row['ctx_idx']}")
+    st.markdown(f"**{md(row['kind'])}** · layer {md(row['layer'])} · position {md(row['ctx_idx'])}")
     st.text(row["node_id"])
     if details.ambiguous:
         st.caption("Several nodes of this file share this node_id; this is the first of them.")

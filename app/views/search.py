@@ -14,6 +14,7 @@ from app.widgets import (
     graph_filter,
     int_in,
     link,
+    md,
     one_of,
     read_url,
     require_graphs,
@@ -111,7 +112,7 @@ def render() -> None:
             with st.spinner("Searching"):
                 hits = state.like(state.version(), key, int(k), filters, together)
         except SearchError as exc:  # the feature is unknown, or has no description to compare
-            st.info(str(exc))
+            st.info(md(str(exc)))
             return
     else:
         with st.spinner("Searching"):
