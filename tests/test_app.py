@@ -311,7 +311,7 @@ def test_feature_address_shows_descriptions_labels_and_graphs(real: dict[str, An
     key = real["feature"]
     app = open_page("feature", f=feature_address(key))
     assert not problems(app), problems(app)
-    assert app.subheader[0].value == f"{key.transcoder_set}/L{key.layer}/{key.index}"
+    assert shown(app.subheader[0].value) == f"{key.transcoder_set}/L{key.layer}/{key.index}"
     assert HOSTILE in texts(app)
     graph_links = [label for label in link_labels(app) if slug_of("02") in label]
     assert graph_links
