@@ -22,6 +22,8 @@ from kb.export import graph_json
 from kb.ingestion import IngestProgress, IngestReport, ingest_paths
 from kb.labels.accounts import Actor, local_actor
 from kb.removal import RemoveReport, remove_graphs
+from kb.selection import Selection
+from kb.sets import save_set
 from kb.search import FeatureSearch, Searchers
 from kb.search.embedder import Embedder
 from kb.stores import GraphStore
@@ -61,6 +63,11 @@ class KB(Core):
         if manifest is not None and not isinstance(manifest, Manifest):
             manifest = load_manifest(Path(manifest))
         return ingest_paths(self, paths, manifest, on_change, progress, actor)
+
+    def save_set(self, name: str, selection: Selection, actor: Actor | None = None) -> list[str]:
+        """Save the slugs a selection matches now under ``name``; returns them (see :mod:`kb.sets`).
+        ``actor`` is who saves it (a labeller once accounts exist; by default the local user)."""
+        return save_set(self, name, selection, actor or local_actor())
 
     def remove(self, slugs: Iterable[str], actor: Actor | None = None) -> RemoveReport:
         """Remove the graphs ``slugs``, all or none; see :mod:`kb.removal`. ``actor`` is who

@@ -16,7 +16,7 @@ from ingest.records import FeatureKey
 from kb import registry
 from kb.config import Config
 from kb.errors import NotFoundError
-from kb.selection import GraphInfo, Selection, save_set, select_graphs
+from kb.selection import GraphInfo, Selection, select_graphs
 from kb.sqldb import make_engine, migrate
 from kb.stores import GraphStore, open_store
 from schema.sql import READY, graphs
@@ -70,10 +70,6 @@ class Core:
     def select(self, selection: Selection | None = None) -> list[GraphInfo]:
         """The visible graphs a selection matches (all of them for None or an empty one)."""
         return select_graphs(self.engine, selection or Selection())
-
-    def save_set(self, name: str, selection: Selection) -> list[str]:
-        """Save the slugs a selection matches now under ``name``; returns them."""
-        return save_set(self.engine, name, selection)
 
     def graph_ids(self) -> list[int]:
         """Ids of every visible graph, ascending."""

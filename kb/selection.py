@@ -10,10 +10,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, delete, func, insert, select
+from sqlalchemy import Connection, Engine, Select, func, select
 
-from kb.errors import CircuitKBError, NotFoundError
-from kb.registry import now
+from kb.errors import NotFoundError
 from schema.sql import READY, graph_sets, graph_tags, graphs
 
 
@@ -128,17 +127,3 @@ def saved_set_slugs(conn: Connection, name: str) -> list[str]:
     if slugs is None:
         raise NotFoundError(f"no saved set of graphs called {name!r}")
     return list(slugs)
-
-
-def save_set(engine: Engine, name: str, selection: Selection) -> list[str]:
-    """Save the slugs that ``selection`` matches now under ``name`` (replacing an older set)."""
-    name = name.strip()
-    if not name:
-        raise CircuitKBError("a saved set needs a name")
-    chosen = [g.slug for g in select_graphs(engine, selection)]
-    if not chosen:
-        raise CircuitKBError("the selection matches no graph; nothing saved")
-    with engine.begin() as conn:
-        conn.execute(delete(graph_sets).where(graph_sets.c.name == name))
-        conn.execute(insert(graph_sets).values(name=name, slugs=chosen, created_at=now()))
-    return chosen

@@ -30,6 +30,7 @@ from kb.cli import main
 from kb.config import Config
 from kb.errors import CircuitKBError, NotFoundError, PermissionDenied
 from kb.labels import accounts
+from kb.selection import Selection
 from schema.sql import audit_log, descriptions, feature_edge_totals, feature_totals, graphs, kb_meta, path_group_packs
 from tests import circuit_reference as cref
 from tests import feature_reference as fref
@@ -453,6 +454,25 @@ def test_only_an_admin_adds_graphs_or_feature_metadata_once_there_are_accounts(s
     assert [i["slug"] for i in kb.ingest([graph], actor=ada).ingested] == ["guarded"]
     imported = featuremeta.import_feature_metadata(kb, [tmp_path / "labels.csv"], actor=ada)
     assert not imported.failed and imported.files
+
+
+def test_a_saved_set_of_graphs_is_a_labellers_act_once_there_are_accounts(kb: KB, tmp_path: Path) -> None:
+    _two_graphs(kb, tmp_path)
+    assert kb.save_set("pair", Selection(slugs=("r0", "r1"))) == ["r0", "r1"]  # single-user: the local user
+    accounts.add_user(kb, accounts.local_actor(), "ada", "ada-secret-pw", "admin")
+    ada = accounts.authenticate(kb, "ada", "ada-secret-pw")
+    accounts.add_user(kb, ada, "vic", "vic-secret-pw", "viewer")
+    accounts.add_user(kb, ada, "lin", "lin-secret-pw", "labeller")
+    vic, lin = accounts.authenticate(kb, "vic", "vic-secret-pw"), accounts.authenticate(kb, "lin", "lin-secret-pw")
+    for who, message in ((vic, "needs the labeller role"), (None, "not signed in")):
+        with pytest.raises(PermissionDenied, match=message):
+            kb.save_set("pair", Selection(slugs=("clerped",)), who)
+    assert [g.slug for g in kb.select(Selection(saved_set="pair"))] == ["r0", "r1"]  # unchanged
+    kb.save_set("pair", Selection(slugs=("clerped",)), lin)
+    assert [g.slug for g in kb.select(Selection(saved_set="pair"))] == ["clerped"]
+    with kb.engine.connect() as conn:
+        entries = conn.execute(select(audit_log.c.actor, audit_log.c.target, audit_log.c.detail).where(audit_log.c.action == "set.save").order_by(audit_log.c.id)).all()
+    assert len(entries) == 2 and tuple(entries[-1]) == ("lin", "pair", {"graphs": 1})  # the first: the local user's
 
 
 def test_the_cli_adds_graphs_and_metadata_as_the_admin_named_by_as(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

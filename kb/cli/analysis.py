@@ -9,7 +9,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from kb.cli.options import json_option, open_kb, selection_options, transcoder_set_option
+from kb.cli.options import actor_of, as_option, json_option, open_kb, selection_options, transcoder_set_option
 from kb.cli.output import echo_json, echo_more, echo_table, feature_text, number
 from kb.errors import CircuitKBError
 from kb.selection import Selection
@@ -210,12 +210,13 @@ def sets_group() -> None:
 @sets_group.command("save")
 @click.argument("name")
 @selection_options
+@as_option
 @json_option
 @click.pass_context
-def sets_save(ctx: click.Context, name: str, selection: Selection, as_json: bool) -> None:
-    """Save the graphs the selection matches now under NAME."""
+def sets_save(ctx: click.Context, name: str, selection: Selection, as_name: str | None, as_json: bool) -> None:
+    """Save the graphs the selection matches now under NAME (a labeller's act once there are accounts: --as NAME)."""
     with open_kb(ctx) as kb:
-        slugs = kb.save_set(name, selection)
+        slugs = kb.save_set(name, selection, actor_of(kb, as_name))
     if as_json:
         echo_json({"name": name, "slugs": slugs})
     else:

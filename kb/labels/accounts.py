@@ -6,9 +6,9 @@ must be an admin) turns sign-in on: from then on every write names a signed-in :
 and :func:`authorize` checks that actor's role *in the database*, in the write's own
 transaction, so a role change or a removed account takes effect at once.
 
-Roles: ``viewer`` reads; ``labeller`` also writes labels, votes, comments and subgraphs;
-``admin`` also sets label status, manages accounts and settings, imports, and reads the audit
-log. Passwords are hashed with argon2id; session tokens are stored as their sha256 only, with an
+Roles: ``viewer`` reads; ``labeller`` also writes labels, votes, comments, subgraphs and saved sets
+of graphs; ``admin`` also sets label status, manages accounts and settings, adds, imports and
+removes graphs and feature metadata, and reads the audit log. Passwords are hashed with argon2id; session tokens are stored as their sha256 only, with an
 expiry. Failed sign-ins are counted per user name in SQL (so every process and server sees
 them): after :data:`FREE_FAILURES` failures in a row the name is locked for a time that doubles
 with each further failure, up to :data:`MAX_LOCK`.
