@@ -47,6 +47,7 @@ LINKS = f"{DRAWING} line.ckb-link"
 CELLS = f"{DRAWING} rect.ckb-cell"
 FAMILY = "opposite"
 LOAD = 180_000  # ms: the first page of a cold server loads the embedding model
+FRAMES = 0.05  # s: a few frames at 60 Hz, the most a frame that shows a change can lag the document
 
 
 def _missing(what: str) -> None:
@@ -384,7 +385,9 @@ def test_the_app_benchmark_times_pages_by_the_page_clock(server: dict[str, Any],
 
     context = clocked_context(browser)
     opened = open_once(context, server["base"] + "/graphs", "[data-testid=stDataFrame]")
-    assert 0 < opened.scripts < opened.total <= opened.driver, opened
+    # the page's time ends at the frame that shows it drawn, which may come a frame or two after
+    # the driver's query has seen the elements in the document
+    assert 0 < opened.scripts < opened.total <= opened.driver + FRAMES, opened
     assert opened.run > 0 and opened.drawing > 0, opened
     assert opened.scripts + opened.run + opened.drawing == pytest.approx(opened.total)
 
@@ -397,5 +400,5 @@ def test_the_app_benchmark_times_pages_by_the_page_clock(server: dict[str, Any],
     arrived(page, "Search features", "[data-testid=stTextInput]")
     seen = time.perf_counter() - started
     total = page_times(page, since_input=True)[0]
-    assert 0 < total <= seen
+    assert 0 < total <= seen + FRAMES
     context.close()

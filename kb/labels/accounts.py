@@ -8,10 +8,10 @@ transaction, so a role change or a removed account takes effect at once.
 
 Roles: ``viewer`` reads; ``labeller`` also writes labels, votes, comments, subgraphs and saved sets
 of graphs; ``admin`` also sets label status, manages accounts and settings, adds, imports and
-removes graphs and feature metadata, and reads the audit log. Passwords are hashed with argon2id; session tokens are stored as their sha256 only, with an
-expiry. Failed sign-ins are counted per user name in SQL (so every process and server sees
-them): after :data:`FREE_FAILURES` failures in a row the name is locked for a time that doubles
-with each further failure, up to :data:`MAX_LOCK`.
+removes graphs and feature metadata, and reads the audit log. Passwords are hashed with argon2id;
+session tokens are stored as their sha256 only, with an expiry. Failed sign-ins are counted per user
+name in SQL (so every process and server sees them): after :data:`FREE_FAILURES` failures in a row
+the name is locked for a time that doubles with each further failure, up to :data:`MAX_LOCK`.
 """
 
 from __future__ import annotations
