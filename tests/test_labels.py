@@ -170,6 +170,16 @@ def test_failed_sign_ins_are_rate_limited_per_name_and_sessions_expire(sql: str,
     with pytest.raises(SignInFailed, match="too many failed sign-ins"):
         accounts.authenticate(kb, "lin", PASSWORDS["lin"])  # even the right password waits
     assert accounts.authenticate(kb, "vic", PASSWORDS["vic"]).name == "vic"  # other names are not locked
+    # a name that is no account's (a password typed in the wrong field) is locked out alike, and
+    # kept by its digest only, in the failure table and the audit log
+    for _ in range(accounts.FREE_FAILURES):
+        with pytest.raises(SignInFailed, match="wrong user name or password"):
+            accounts.authenticate(kb, "Hunter2-secret", "guess")
+    with pytest.raises(SignInFailed, match="too many failed sign-ins"):
+        accounts.authenticate(kb, "Hunter2-secret", "guess")
+    with kb.engine.connect() as conn:
+        kept = [*conn.execute(select(accounts.sign_in_failures.c.name)).scalars(), *conn.execute(select(audit_log.c.actor, audit_log.c.target)).all()]
+    assert "Hunter2-secret" not in repr(kept) and any("unknown name" in repr(k) for k in kept)
     with kb.engine.begin() as conn:  # the lock is in SQL: lift it as time would
         conn.execute(update(accounts.sign_in_failures).values(locked_until=None))
     assert accounts.authenticate(kb, "lin", PASSWORDS["lin"]).role == "labeller"

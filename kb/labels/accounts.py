@@ -292,9 +292,19 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _failure_key(conn: Connection, name: str) -> str:
+    """What a failed sign-in is counted and logged under: the account's name, or for a name that is
+    no account's (often a password typed into the name field) a digest of it, so that neither the
+    failure table nor the audit log keeps it. The lock-out treats both alike."""
+    if conn.execute(select(users.c.id).where(users.c.name == name)).first() is not None:
+        return name
+    return "unknown name " + hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
+
+
 def _refuse_if_locked(core: "Core", name: str) -> None:
     with core.engine.connect() as conn:
-        until = conn.execute(select(sign_in_failures.c.locked_until).where(sign_in_failures.c.name == name)).scalar()
+        key = _failure_key(conn, name)
+        until = conn.execute(select(sign_in_failures.c.locked_until).where(sign_in_failures.c.name == key)).scalar()
     if until is not None and registry.aware(until) > now():
         wait = int((registry.aware(until) - now()).total_seconds()) + 1
         raise SignInFailed(f"too many failed sign-ins for {name!r}; try again in {wait} s")
@@ -303,6 +313,7 @@ def _refuse_if_locked(core: "Core", name: str) -> None:
 def _count_failure(core: "Core", name: str) -> None:
     stamp = now()
     with core.engine.begin() as conn:
+        name = _failure_key(conn, name)
         stmt = dialect_insert(conn, sign_in_failures).values(name=name, failures=1, last_failure_at=stamp)
         conn.execute(
             stmt.on_conflict_do_update(
