@@ -25,6 +25,10 @@ from kb.featureref import BadFeatureRef, format_feature_ref, parse_feature_ref
 from kb.selection import GraphInfo, Selection
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+# what Markdown turns into a link even when escaped (GitHub's autolinks: a scheme's "://", "www.",
+# an e-mail's "@"); a zero-width space inside each keeps the text as written, and not a link
+_AUTOLINKED = re.compile(r"(?i)(?<=:)(?=//)|(?<=www)(?=\.)|(?=@)")
+_ZERO_WIDTH_SPACE = "\u200b"
 
 
 @dataclass(frozen=True)
@@ -165,8 +169,9 @@ def feature_param(raw: str) -> str:
 
 
 def md(value: Any) -> str:
-    """``value`` as Markdown that shows exactly those characters (for link labels and captions)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
+    """``value`` as Markdown that shows exactly those characters, and links nowhere (for link labels
+    and captions)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _AUTOLINKED.sub(_ZERO_WIDTH_SPACE, str(value)))
 
 
 # --- links ------------------------------------------------------------------------------------------

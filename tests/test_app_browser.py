@@ -345,6 +345,19 @@ def test_a_hostile_label_is_shown_as_text(server: dict[str, Any], page: Page, sh
     assert dialogs == []
 
 
+def test_an_address_written_as_markdown_links_nowhere(server: dict[str, Any], page: Page, shots: Path) -> None:
+    crafted = "[Sign in again](http://example.invalid/p) www.example.invalid me@example.invalid"
+    page.goto(f"{server['base']}/feature?f={quote(crafted + '/3/999', safe='')}")
+    settle(page)
+    warning = page.locator("[data-testid=stAlert]").filter(has_text="knows nothing about feature")
+    expect(warning).to_be_visible()
+    # the text reads as written (bar the invisible spaces that keep autolinks from forming) ...
+    assert "[Sign in again](http://example.invalid/p)" in (warning.text_content() or "").replace("\u200b", "")
+    # ... and nothing in it is a link or an image
+    assert warning.locator("a").count() == 0 and warning.locator("img").count() == 0
+    shoot(page, shots, "crafted-feature-address")
+
+
 def test_uploading_graph_files_reports_each_file(server: dict[str, Any], page: Page, shots: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     doc = json.loads(real_graph("04").read_text())
