@@ -49,11 +49,19 @@ PARTS = ("links", "edges")
 
 
 def floor(
-    graphs: int, links: int, edges: int, indexes_after: bool, per_transaction: int = 1, seed: int = 0, parts: tuple[str, ...] = PARTS
+    graphs: int,
+    links: int,
+    edges: int,
+    indexes_after: bool,
+    per_transaction: int = 1,
+    seed: int = 0,
+    parts: tuple[str, ...] = PARTS,
+    keep_in: Path | None = None,
 ) -> float:
     """Seconds to write ``graphs`` graphs of ``links`` links and ``edges`` feature edges each,
     ``per_transaction`` graphs per transaction; ``parts`` says which rows are written (the links,
-    the feature edges with their totals), the same rows generated either way."""
+    the feature edges with their totals), the same rows generated either way. The database is
+    thrown away, or kept as ``keep_in``/floor.sqlite."""
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise ValueError(f"unknown parts {sorted(unknown)}: choose among {PARTS}")
@@ -65,8 +73,8 @@ def floor(
         link_rows = [(g, s, t, i, rng.random()) for i, (s, t) in enumerate(ends)]
         edge_keys = {(rng.randrange(features), rng.randrange(features)) for _ in range(edges)}
         per_graph.append((link_rows, [(s, t, g, rng.random(), 1) for s, t in sorted(edge_keys)]))
-    with tempfile.TemporaryDirectory() as folder:
-        db = sqlite3.connect(os.path.join(folder, "floor.sqlite"), isolation_level=None)
+    with tempfile.TemporaryDirectory() as scratch:
+        db = sqlite3.connect(os.path.join(keep_in or scratch, "floor.sqlite"), isolation_level=None)
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-262144", "wal_autocheckpoint=16384"):
             db.execute(f"PRAGMA {pragma}")
         for statement in _TABLES + (() if indexes_after else _INDEXES):

@@ -33,7 +33,7 @@ import pytest
 from sqlalchemy import Engine
 
 from kb.api import KB
-from kb.config import Config
+from kb.config import SETTINGS, Config
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -48,16 +48,15 @@ KB_VARIANTS = [("sqlite", "embedded"), ("postgres", "embedded"), ("sqlite", "neo
 # The name prefixes of the real graph files (a test can be parametrized over them without the data).
 REAL_GRAPH_PREFIXES = ("01", "02", "03", "04", "05", "06", "07", "08", "10")
 
-_USER_SETTINGS = ("CIRCUITKB_HOME", "CIRCUITKB_SQL_URL", "CIRCUITKB_NEO4J_URI", "CIRCUITKB_NEO4J_USER",
-                  "CIRCUITKB_NEO4J_PASSWORD", "CIRCUITKB_NEO4J_DATABASE")
 _SESSION_HOME: Path | None = None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     global _SESSION_HOME
     _SESSION_HOME = Path(tempfile.mkdtemp(prefix="circuitkb-test-home-"))
-    for name in _USER_SETTINGS:
-        os.environ.pop(name, None)
+    # none of the user's own settings reaches a test (a model, a search index, a password ...)
+    for setting in SETTINGS:
+        os.environ.pop(setting.env, None)
     os.environ["CIRCUITKB_HOME"] = str(_SESSION_HOME)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import time
 from pathlib import Path
 
@@ -17,8 +18,16 @@ from synth import generate_corpus
 def test_the_floor_writes_only_the_parts_asked_for(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown parts"):
         floor(2, 10, 5, False, parts=("nodes",))
-    for parts in (("links",), ("edges",), ("links", "edges")):
-        assert floor(3, 50, 20, False, per_transaction=2, parts=parts) > 0.0
+    for parts, expected in ((("links",), (150, 0)), (("edges",), (0, 60)), (("links", "edges"), (150, 60))):
+        folder = tmp_path / "-".join(parts)
+        folder.mkdir()
+        assert floor(3, 50, 20, False, per_transaction=2, parts=parts, keep_in=folder) > 0.0
+        with sqlite3.connect(folder / "floor.sqlite") as db:
+            written = tuple(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("links", "edges"))
+            totals = db.execute("SELECT count(*), coalesce(sum(n), 0) FROM totals").fetchone()
+        assert written == expected
+        # each edge of each graph is counted once in its totals (random edges may repeat across graphs)
+        assert totals[1] == expected[1] and (totals[0] > 0) == (expected[1] > 0)
 
 
 def test_the_budget_sums_each_part_and_divides_the_cores_by_it(tmp_path: Path) -> None:

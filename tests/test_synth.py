@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 import synth
@@ -202,7 +203,6 @@ def _check_links(g: dict[str, Any]) -> None:
 
 @pytest.mark.slow
 def test_files_validate_against_the_neuronpedia_schema(graphs: dict[str, dict[str, Any]]) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads((DATA / "neuronpedia-graph-schema.json").read_text())
     for g in list(graphs.values())[:10]:
         jsonschema.validate(g, schema)
