@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import logging
+import math
 import os
 from array import array
 from dataclasses import replace
@@ -125,7 +126,11 @@ def _feed_whole(path: Path, builder: "_GraphBuilder") -> None:
         raise GraphFormatError(
             str(path), "", f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from exc
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except RecursionError as exc:
+        raise GraphFormatError(str(path), "", "invalid JSON: arrays or objects nested too deeply to read") from exc
+    except UnicodeDecodeError as exc:
+        raise GraphFormatError(str(path), "", f"not UTF-8 text: byte {exc.start} (0x{exc.object[exc.start]:02x}) cannot be read") from exc
+    except (OSError, EOFError) as exc:
         raise GraphFormatError(str(path), "", f"cannot read file: {exc}") from exc
     if not isinstance(doc, dict):
         raise GraphFormatError(str(path), "", _not_a_graph(_type_name(doc)))
@@ -292,6 +297,17 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _not_finite(value: int | float) -> str | None:
+    """Why a number cannot be stored as a float (JSON has no NaN or Infinity, though Python's
+    reader takes them), or None when it can."""
+    try:
+        if math.isfinite(value):
+            return None
+    except OverflowError:
+        return "a number too large for a float"
+    return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
 
 
 class _GraphBuilder:
@@ -506,10 +522,13 @@ class _GraphBuilder:
         )
 
     def _float_or_none(self, value: Any, where: str, name: str) -> float | None:
-        if value is None or type(value) is float:
+        if value is None or (type(value) is float and math.isfinite(value)):
             return value
         if not _is_number(value):
             raise self.fail(f"{where}.{name}", f"expected a number or null, got {_type_name(value)}")
+        problem = _not_finite(value)
+        if problem:
+            raise self.fail(f"{where}.{name}", f"expected a finite number or null, got {problem}")
         return float(value)
 
     def nodes_done(self) -> None:
@@ -557,6 +576,12 @@ class _GraphBuilder:
             return None
         if set(map(type, sources)) | set(map(type, targets)) != {str} or not set(map(type, weights)) <= {float, int}:
             return None
+        try:
+            weight = np.array(weights, dtype=np.float64)
+        except OverflowError:  # an integer beyond a float's range
+            return None
+        if not np.isfinite(weight).all():
+            return None
         find = self.unique_index.__getitem__
         try:
             s = np.fromiter(map(find, sources), dtype=np.int32, count=len(raws))
@@ -566,7 +591,7 @@ class _GraphBuilder:
         against = ~((self.earliest[s] < self.latest[t]) & (self.ctx[s] <= self.ctx[t]))
         for i in np.flatnonzero(against).tolist():
             self._note_against_order(self.n_links_seen + i, int(s[i]), int(t[i]))
-        return s, t, np.array(weights, dtype=np.float64)
+        return s, t, weight
 
     def add_link(self, raw: Any) -> None:
         i = self.n_links_seen
@@ -581,6 +606,9 @@ class _GraphBuilder:
             raise self.fail(f"{where}.target", f"expected a node_id string, got {_type_name(target)}")
         if not _is_number(weight):
             raise self.fail(f"{where}.weight", f"expected a number, got {_type_name(weight)}")
+        problem = _not_finite(weight)
+        if problem:
+            raise self.fail(f"{where}.weight", f"expected a finite number, got {problem}")
         srcs = self.by_node_id.get(source)
         if srcs is None:
             raise self.fail(f"{where}.source", f"no node {source!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,19 +71,28 @@ def load_manifest(path: Path) -> Manifest:
     return manifest
 
 
+def _text(path: Path) -> str:
+    """The manifest's text (UTF-8, with or without a byte-order mark); an error names the line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CircuitKBError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}): save the manifest as UTF-8") from exc
+
+
 def _csv_entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or not ({"path", "slug"} & set(reader.fieldnames)):
-            raise CircuitKBError(f"{path}: line 1: the header needs a 'path' or 'slug' column (and family, language, tags)")
-        return [(f"line {i}", row) for i, row in enumerate(reader, start=2)]
+    reader = csv.DictReader(io.StringIO(_text(path), newline=""))
+    if not reader.fieldnames or not ({"path", "slug"} & set(reader.fieldnames)):
+        raise CircuitKBError(f"{path}: line 1: the header needs a 'path' or 'slug' column (and family, language, tags)")
+    return [(f"line {i}", row) for i, row in enumerate(reader, start=2)]
 
 
 def _yaml_entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
     import yaml
 
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml.safe_load(_text(path))
     except yaml.YAMLError as exc:
         raise CircuitKBError(f"{path}: invalid YAML: {exc}") from exc
     if isinstance(doc, dict):

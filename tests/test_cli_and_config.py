@@ -108,6 +108,14 @@ def test_yaml_manifest_and_its_errors(tmp_path: Path) -> None:
     (tmp_path / "bad2.csv").write_text("path,language\nx.json,english\n")
     with pytest.raises(CircuitKBError, match="line 2"):
         load_manifest(tmp_path / "bad2.csv")
+    # a manifest saved in another encoding: the line, not a traceback; a byte-order mark is fine
+    for name in ("latin1.csv", "latin1.yaml"):
+        body = b"path,family\nx.json,caf\xe9\n" if name.endswith(".csv") else b"graphs:\n  - path: x.json\n    family: caf\xe9\n"
+        (tmp_path / name).write_bytes(body)
+        with pytest.raises(CircuitKBError, match=r"line [23]: not UTF-8 text \(byte 0xe9\)"):
+            load_manifest(tmp_path / name)
+    (tmp_path / "bom.csv").write_bytes("\ufeffpath,family\nx.json,café\n".encode("utf-8"))
+    assert load_manifest(tmp_path / "bom.csv").lookup(tmp_path / "x.json", "any").family == "café"
 
 
 @pytest.mark.parametrize(

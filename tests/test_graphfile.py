@@ -148,6 +148,28 @@ def _bad(tmp_path: Path, doc_or_text, stream: bool = False) -> GraphFormatError:
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_numbers_a_float_cannot_hold_are_named_errors(tmp_path: Path, stream: bool) -> None:
+    """JSON has no NaN or Infinity, but Python's reader (and some writers) take them; stored, they
+    broke the write of the whole batch, or came back in exports no strict parser reads."""
+    for value, said in ((float("nan"), "NaN"), (float("inf"), "Infinity"), (-float("inf"), "-Infinity"), (10**400, "too large")):
+        for where, put in (("links[2].weight", lambda d, v: d["links"][2].update(weight=v)), ("nodes[3].activation", lambda d, v: d["nodes"][3].update(activation=v))):
+            doc = small_graph()
+            put(doc, value)
+            err = _bad(tmp_path, doc, stream)
+            assert err.where.startswith(where.split(".")[0]), (where, err)
+            if not stream:  # the streaming parser refuses NaN, Infinity and huge numbers as JSON itself
+                assert err.where == where and said in err.reason and "finite number" in err.reason, err
+    deep = small_graph()
+    deep["metadata"]["info"] = {"deep": "__DEEP__"}
+    text = json.dumps(deep).replace('"__DEEP__"', "[" * 100_000 + "]" * 100_000)
+    assert "nested too deeply" in _bad(tmp_path, text).reason
+    latin1 = json.dumps(small_graph()).encode().replace(b'"metadata": {', b'"metadata": {"note": "caf\xe9", ', 1)
+    (tmp_path / "latin1.json").write_bytes(latin1)
+    with pytest.raises(GraphFormatError, match=r"not UTF-8 text: byte \d+ \(0xe9\)"):
+        read_graph(tmp_path / "latin1.json")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_bad_inputs_get_clear_errors(tmp_path: Path, stream: bool) -> None:
     text = json.dumps(small_graph())
     assert "invalid JSON" in str(_bad(tmp_path, text[: len(text) // 2], stream))

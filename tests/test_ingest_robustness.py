@@ -158,6 +158,9 @@ def test_cli_reports_failures_with_exit_status_1_and_json(kb_env: Callable[[str,
     assert json.loads((tmp_path / "out.json").read_text()) == small_graph("good")
     missing = run_cli(env, "export", "nope")
     assert missing.returncode == 2 and "no graph with slug 'nope'" in missing.stderr
+    nowhere = run_cli(env, "export", "good", "-o", str(tmp_path / "no-such-folder" / "out.json"))
+    assert nowhere.returncode == 2 and "Traceback" not in nowhere.stderr
+    assert f"cannot write {tmp_path / 'no-such-folder' / 'out.json'}: No such file or directory" in nowhere.stderr
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import click
 
 from kb.cli.options import actor_of, as_option, json_option, open_kb
 from kb.cli.output import echo_json
+from kb.errors import CircuitKBError
 
 
 @click.command("config")
@@ -129,13 +130,16 @@ def export(ctx: click.Context, slug: str, output: Path | None) -> None:
     if output is None:
         click.echo(text)
         return
-    if output.name.endswith(".gz"):
-        import gzip
+    try:
+        if output.name.endswith(".gz"):
+            import gzip
 
-        with gzip.open(output, "wt", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        output.write_text(text, encoding="utf-8")
+            with gzip.open(output, "wt", encoding="utf-8") as fh:
+                fh.write(text)
+        else:
+            output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CircuitKBError(f"cannot write {output}: {exc.strerror or exc}") from exc
     click.echo(f"wrote {output}", err=True)
 
 
