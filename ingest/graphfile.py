@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import unicodedata
 from array import array
 from dataclasses import replace
 from operator import itemgetter
@@ -353,8 +354,13 @@ class _GraphBuilder:
         if not isinstance(qparams, dict):
             raise self.fail("qParams", f"expected an object, got {_type_name(qparams)}")
         slug = metadata.get("slug")
-        if not isinstance(slug, str) or not slug.strip():
+        if slug is not None and not isinstance(slug, str):
+            raise self.fail("metadata.slug", f"expected a string, got {_type_name(slug)} {slug!r}")
+        if not slug or not slug.strip():
             raise self.fail("metadata.slug", "missing or empty: every graph needs a slug (its id)")
+        if any(unicodedata.category(ch) == "Cc" for ch in slug):
+            # a slug is typed in commands and addresses to name the graph again
+            raise self.fail("metadata.slug", f"{slug!r} holds a control character (a line break, a tab, NUL ...): a slug names the graph in commands and addresses")
         tokens = metadata.get("prompt_tokens", [])
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise self.fail("metadata.prompt_tokens", "expected an array of strings")
@@ -472,16 +478,18 @@ class _GraphBuilder:
         js_id = get("jsNodeId")
         if js_id is not None and type(js_id) is not str:
             raise self.fail(f"{where}.jsNodeId", f"expected a string, got {_type_name(js_id)}")
-        feature = get("feature")
+        feature = written = get("feature")
         if feature is not None:
             if type(feature) is not int:
                 if not _is_int(feature):
                     raise self.fail(f"{where}.feature", f"expected an integer, got {_type_name(feature)} {feature!r}")
                 feature = int(feature)
             if abs(feature) > MAX_FEATURE_ID:
-                raise self.fail(f"{where}.feature", f"feature id {feature} does not fit in 64 bits")
+                raise self.fail(f"{where}.feature", f"feature id {written!r} does not fit in 64 bits")
         key = None
         if kind == FEATURE_KIND:
+            if feature is not None and feature < 0:  # other nodes often carry -1
+                raise self.fail(f"{where}.feature", f"expected a feature id of 0 or more, got {written!r}")
             try:
                 f_layer, f_index = decode_feature(feature, node_id, layer_num, self.header.schema_version)
             except ValueError as exc:

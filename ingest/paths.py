@@ -35,6 +35,8 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
             path = Path(text)
             if path.is_dir():
                 matches = sorted(p for p in path.rglob("*") if p.is_file() and is_graph_file(p))
+                if not matches:
+                    raise CircuitKBError(f"{text}: the folder holds no .json or .json.gz file")
             elif path.is_file():
                 matches = [path]
             else:

@@ -12,6 +12,7 @@ import pytest
 
 from bench.ingest import client_cpu_seconds, cpu_seconds
 from bench.ingest_floor import budget, floor
+from kb.errors import CircuitKBError
 from synth import generate_corpus
 
 
@@ -41,7 +42,7 @@ def test_the_budget_sums_each_part_and_divides_the_cores_by_it(tmp_path: Path) -
     ceiling = _number(r"at most ([\d,]+) links/s", lines[3])
     assert ceiling == pytest.approx(2 / summed * 1e6, rel=0.01)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SystemExit, match="no graph files"):
+    with pytest.raises(CircuitKBError, match="holds no .json or .json.gz file"):
         budget(tmp_path / "empty", graphs=2, links=10, edges=5, per_transaction=1, cores=2)
 
 

@@ -151,6 +151,13 @@ def test_the_group_turns_our_errors_into_one_line_and_exit_status_2(tmp_path: Pa
     assert "Traceback" not in result.output and result.stdout == ""
 
 
+def test_an_empty_folder_to_ingest_is_an_error_as_a_pattern_matching_nothing_is(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    for what, message in ((tmp_path / "empty", "the folder holds no .json or .json.gz file"), (tmp_path / "empty" / "*.json", "the pattern matches no")):
+        result = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), "ingest", str(what)])
+        assert result.exit_code == 2 and message in result.stderr, result.output
+
+
 def test_errors_are_handled_only_by_the_group() -> None:
     sources = {p.name: p.read_text(encoding="utf-8") for p in Path(app_command.__file__).parent.glob("*.py")}
     assert len(sources) >= 8

@@ -209,6 +209,16 @@ def test_bad_inputs_get_clear_errors(tmp_path: Path, stream: bool) -> None:
     doc = small_graph()
     del doc["metadata"]["slug"]
     assert _bad(tmp_path, doc, stream).where == "metadata.slug"
+    doc["metadata"]["slug"] = 42
+    assert "expected a string, got number 42" in _bad(tmp_path, doc, stream).reason
+    doc["metadata"]["slug"] = "two\nlines"
+    assert "control character" in _bad(tmp_path, doc, stream).reason
+
+    doc = small_graph()
+    feature_at = next(i for i, n in enumerate(doc["nodes"]) if n["feature_type"] == "cross layer transcoder")
+    doc["nodes"][feature_at]["feature"] = -7
+    err = _bad(tmp_path, doc, stream)
+    assert err.where == f"nodes[{feature_at}].feature" and "a feature id of 0 or more, got -7" in err.reason
 
     doc = small_graph()
     doc["nodes"][5]["feature"] = cantor_pair(7, 300)  # the node says layer 12
