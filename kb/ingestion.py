@@ -163,7 +163,7 @@ def ingest_paths(
                 if outcome == "ingested":
                     report.ingested.append(result)
                 elif outcome == "conflict":
-                    report.failed.append({"path": str(path), "error": result["reason"]})
+                    report.failed.append({"path": str(path), "error": f"{path}: {result['reason']}"})
                 else:
                     report.skipped.append(result)
             if progress and progress.on_graph:

@@ -71,7 +71,7 @@ def test_reingest_is_a_noop_and_a_changed_file_replaces(kb: KB, tmp_path: Path) 
     kept = kb.ingest([path], on_change="skip")
     assert kept.ingested == [] and kb.export("g1")["links"][0]["weight"] == 1.25
     refused = kb.ingest([path], on_change="fail")
-    assert "already stored with other content" in refused.failed[0]["error"]
+    assert refused.failed[0]["error"].startswith(f"{path}: ") and "already stored with other content" in refused.failed[0]["error"]
     replaced = kb.ingest([path])
     assert replaced.ingested[0]["replaced"] is True
     assert kb.export("g1") == changed

@@ -158,6 +158,11 @@ def test_cli_reports_failures_with_exit_status_1_and_json(kb_env: Callable[[str,
     assert json.loads((tmp_path / "out.json").read_text()) == small_graph("good")
     missing = run_cli(env, "export", "nope")
     assert missing.returncode == 2 and "no graph with slug 'nope'" in missing.stderr
+    # a file's warning is printed once, in the report's words (not logged as well)
+    odd = small_graph("odd-type")
+    odd["nodes"][3]["feature_type"] = "fancy new type"
+    warned = run_cli(env, "ingest", str(write(tmp_path / "odd.json", odd)))
+    assert warned.returncode == 0 and warned.stderr.count("fancy new type") == 1 and "  warning: " in warned.stderr, warned.stderr
     nowhere = run_cli(env, "export", "good", "-o", str(tmp_path / "no-such-folder" / "out.json"))
     assert nowhere.returncode == 2 and "Traceback" not in nowhere.stderr
     assert f"cannot write {tmp_path / 'no-such-folder' / 'out.json'}: No such file or directory" in nowhere.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -44,16 +45,22 @@ class _IngestBar:
 
 
 def run_ingest(ctx: click.Context, paths: tuple[str, ...], manifest: Path | None, on_change: str, as_json: bool, as_name: str | None = None) -> int:
+    from ingest import graphfile
     from ingest.paths import expand_paths
     from kb.ingestion import IngestProgress
 
     total = len(expand_paths(paths))
     bar = _IngestBar(total, enabled=not as_json and sys.stderr.isatty())
+    # a file's warnings are in the report, printed once below (or in the JSON), not logged as well
+    reader_log = logging.getLogger(graphfile.__name__)
+    level = reader_log.level
+    reader_log.setLevel(logging.ERROR)
     try:
         with open_kb(ctx) as kb:
             actor = actor_of(kb, as_name)
             report = kb.ingest(paths, manifest=manifest, on_change=on_change, progress=IngestProgress(bar.on_links, bar.on_graph), actor=actor)
     finally:
+        reader_log.setLevel(level)
         bar.close()
     if as_json:
         echo_json(report.as_dict())
