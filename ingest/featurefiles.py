@@ -478,7 +478,9 @@ def _check_example(where: str, example: Any) -> None:
 
 
 def _label_csv(text: str, options: ReadOptions) -> list[Label]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: a quote left open, or text after a closing quote, is an error rather than a field
+    # silently running on to the end of the file or losing its quotes
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header = next(_csv_rows(reader), None)
     if not header:
         raise _Bad("line 1", "empty file: expected a header line")
@@ -492,6 +494,9 @@ def _label_csv(text: str, options: ReadOptions) -> list[Label]:
         where = f"line {reader.line_num}"
         if len(raw) > len(columns):
             raise _Bad(where, f"{len(raw)} fields, but the header names {len(columns)} columns")
+        missing = [col for col in columns[len(raw):] if col in (*identity, text_column)]
+        if missing:  # trailing optional columns may be left off; these may not
+            raise _Bad(where, f"{len(raw)} fields, but the header names {len(columns)} columns: no {', '.join(missing)}")
         row = {col: cell.strip() for col, cell in zip(columns, raw)}
         labels.append(_label_row(where, row, identity, text_column, options))
     return labels
@@ -499,11 +504,14 @@ def _label_csv(text: str, options: ReadOptions) -> list[Label]:
 
 def _csv_rows(reader: Any) -> Iterator[list[str]]:
     while True:
+        starts = reader.line_num + 1
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                raise _Bad(f"line {starts}", "a quoted field opened on this line is never closed") from None
             raise _Bad(f"line {reader.line_num}", f"invalid CSV: {exc}") from None
         yield row
 

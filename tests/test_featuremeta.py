@@ -474,6 +474,9 @@ MALFORMED: dict[str, tuple[str, str, dict[str, Any], str, str]] = {
     "csv no author": ("l.csv", "feature,label\ngemma-2-2b/20-clt-hp/1,x\n", {}, 'line 2, column "author"', "no author"),
     "csv empty label": ("l.csv", "feature,label,author\ngemma-2-2b/20-clt-hp/1,,ann\n", {}, 'line 2, column "label"', "empty label"),
     "csv too many fields": ("l.csv", "feature,label,author\ngemma-2-2b/20-clt-hp/1,x,ann,extra\n", {}, "line 2", "4 fields"),
+    "csv too few fields": ("l.csv", "feature,author,label\ngemma-2-2b/20-clt-hp/1,ann\n", {}, "line 2", "2 fields, but the header names 3 columns: no label"),
+    "csv quote never closed": ("l.csv", 'feature,label,author\ngemma-2-2b/20-clt-hp/1,"opened,ann\ngemma-2-2b/20-clt-hp/2,x,ann\n', {}, "line 2", "never closed"),
+    "csv text after a quote": ("l.csv", 'feature,label,author\ngemma-2-2b/20-clt-hp/1,"said"so,ann\n', {}, "line 2", "invalid CSV"),
 }
 
 
