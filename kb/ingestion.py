@@ -153,6 +153,7 @@ def ingest_paths(
 
         batched = _batching_store(core) if pool is None else None
         outcomes = _written_in_batches(core, batched, parsed, claim, write) if batched else _written(parsed, claim, write, pool, writers)
+        first_of_slug: dict[str, Path] = {}
         for path, result in outcomes:
             if isinstance(result, CircuitKBError):
                 report.failed.append({"path": str(path), "error": str(result)})
@@ -162,6 +163,11 @@ def ingest_paths(
                 report.warnings.extend(result.pop("warnings", []))
                 if outcome == "ingested":
                     report.ingested.append(result)
+                    earlier = first_of_slug.setdefault(result["slug"], path)
+                    if earlier != path:
+                        report.warnings.append(
+                            f"{path}: slug {result['slug']!r} was also in {earlier}, ingested earlier in this run; this file's graph replaced it"
+                        )
                 elif outcome == "conflict":
                     report.failed.append({"path": str(path), "error": f"{path}: {result['reason']}"})
                 else:

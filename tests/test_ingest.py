@@ -314,6 +314,8 @@ def test_on_sqlite_graphs_are_committed_in_batches_and_reported_once_committed(
 
     report = sqlite_kb.ingest(paths, progress=IngestProgress(on_graph=on_graph))
     assert report.failed == [] and [i["slug"] for i in report.ingested] == ["g0", "g1", "g2", "g3", "g4", "g1"]
+    # ... and says so: two files of one slug in a run is seldom what was meant
+    assert report.warnings == [f"{paths[-1]}: slug 'g1' was also in {paths[1]}, ingested earlier in this run; this file's graph replaced it"]
     # each file is reported once the transaction that published it and the next has committed
     assert seen[0] == ("g0.json", ["g0", "g1"]) and seen[1] == ("g1.json", ["g0", "g1"])
     assert seen[2] == ("g2.json", ["g0", "g1", "g2", "g3"])
