@@ -55,6 +55,7 @@ def load_manifest(path: Path) -> Manifest:
     else:
         raise CircuitKBError(f"{path}: a manifest is a .csv or .yaml file")
     manifest = Manifest(folder=path.parent.resolve())
+    named: dict[str, str] = {}  # what an entry names -> where
     for where, entry in entries:
         tagging = _tagging(path, where, entry)
         target_path, slug = entry.get("path"), entry.get("slug")
@@ -63,8 +64,10 @@ def load_manifest(path: Path) -> Manifest:
             if not full.is_absolute():
                 full = manifest.folder / full
             pattern = str(full) if any(ch in str(full) for ch in "*?[") else str(full.resolve())
+            _once(path, named, f"path {target_path}", where)
             manifest.by_path.append((pattern, tagging))
         elif slug:
+            _once(path, named, f"slug {slug}", where)
             manifest.by_slug[str(slug)] = tagging
         else:
             raise CircuitKBError(f"{path}: {where}: an entry needs a path or a slug")
@@ -81,11 +84,24 @@ def _text(path: Path) -> str:
         raise CircuitKBError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}): save the manifest as UTF-8") from exc
 
 
+def _once(path: Path, named: dict[str, str], what: str, where: str) -> None:
+    """Refuse a second entry for the same file or slug: which of two taggings was meant is unclear."""
+    if what in named:
+        raise CircuitKBError(f"{path}: {where}: {what} is already tagged at {named[what]}; keep one entry for it")
+    named[what] = where
+
+
 def _csv_entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
     reader = csv.DictReader(io.StringIO(_text(path), newline=""))
     if not reader.fieldnames or not ({"path", "slug"} & set(reader.fieldnames)):
         raise CircuitKBError(f"{path}: line 1: the header needs a 'path' or 'slug' column (and family, language, tags)")
-    return [(f"line {i}", row) for i, row in enumerate(reader, start=2)]
+    entries = []
+    for row in reader:
+        where = f"line {reader.line_num}"
+        if None in row:  # DictReader keeps fields beyond the header under None
+            raise CircuitKBError(f"{path}: {where}: {len(reader.fieldnames) + len(row[None])} fields, but the header names {len(reader.fieldnames)} columns")
+        entries.append((where, row))
+    return entries
 
 
 def _yaml_entries(path: Path) -> list[tuple[str, dict[str, Any]]]:

@@ -114,6 +114,16 @@ def test_yaml_manifest_and_its_errors(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(body)
         with pytest.raises(CircuitKBError, match=r"line [23]: not UTF-8 text \(byte 0xe9\)"):
             load_manifest(tmp_path / name)
+    # two entries for one file, or more fields than the header: which was meant is unclear
+    (tmp_path / "twice.csv").write_text("path,family\nx.json,a\ny.json,b\nx.json,c\n")
+    with pytest.raises(CircuitKBError, match=r"line 4: path x.json is already tagged at line 2"):
+        load_manifest(tmp_path / "twice.csv")
+    (tmp_path / "twice.yaml").write_text("- slug: s1\n  family: a\n- slug: s1\n  family: b\n")
+    with pytest.raises(CircuitKBError, match=r"entry 1: slug s1 is already tagged at entry 0"):
+        load_manifest(tmp_path / "twice.yaml")
+    (tmp_path / "wide.csv").write_text("path,family\nx.json,a,extra,cols\n")
+    with pytest.raises(CircuitKBError, match=r"line 2: 4 fields, but the header names 2 columns"):
+        load_manifest(tmp_path / "wide.csv")
     (tmp_path / "bom.csv").write_bytes("\ufeffpath,family\nx.json,café\n".encode("utf-8"))
     assert load_manifest(tmp_path / "bom.csv").lookup(tmp_path / "x.json", "any").family == "café"
 
