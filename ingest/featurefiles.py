@@ -53,6 +53,7 @@ from ingest.featureid import (
 )
 from ingest.graphfile import open_binary
 from ingest.records import FeatureKey
+from ingest.textfile import not_utf8
 from kb.errors import CircuitKBError, ConfigError, MetadataFormatError
 
 EXPLANATIONS = "neuronpedia-explanations"
@@ -222,7 +223,7 @@ def _read_text(path: Path) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise MetadataFormatError(str(path), "", f"not UTF-8 text (byte {exc.start})") from exc
+        raise MetadataFormatError(str(path), "", f"{not_utf8(exc)}: save the file as UTF-8") from exc
 
 
 def _read_json_file(path: Path, text: str, options: ReadOptions) -> MetadataFile:

@@ -40,6 +40,7 @@ from ingest.records import (
     ParsedGraph,
     QKContribution,
 )
+from ingest.textfile import not_utf8
 from kb.errors import GraphFormatError
 
 log = logging.getLogger(__name__)
@@ -119,18 +120,26 @@ def decode_json(data: bytes) -> Any:
         return json.loads(data)
 
 
+def _gzip_hint(path: Path) -> str:
+    """What to add when a file named .gz turns out not to be gzip (it is then read as plain JSON)."""
+    if not path.name.lower().endswith(".gz"):
+        return ""
+    with open(path, "rb") as fh:
+        return "" if fh.read(2) == b"\x1f\x8b" else "; the file is not gzip-compressed, though its name ends .gz"
+
+
 def _feed_whole(path: Path, builder: "_GraphBuilder") -> None:
     try:
         with open_binary(path) as fh:
             doc = decode_json(fh.read())
     except json.JSONDecodeError as exc:
         raise GraphFormatError(
-            str(path), "", f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            str(path), "", f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}){_gzip_hint(path)}"
         ) from exc
     except RecursionError as exc:
         raise GraphFormatError(str(path), "", "invalid JSON: arrays or objects nested too deeply to read") from exc
     except UnicodeDecodeError as exc:
-        raise GraphFormatError(str(path), "", f"not UTF-8 text: byte {exc.start} (0x{exc.object[exc.start]:02x}) cannot be read") from exc
+        raise GraphFormatError(str(path), "", f"{not_utf8(exc)}: save the file as UTF-8") from exc
     except (OSError, EOFError) as exc:
         raise GraphFormatError(str(path), "", f"cannot read file: {exc}") from exc
     if not isinstance(doc, dict):

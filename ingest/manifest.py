@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ingest.textfile import not_utf8
 from kb.errors import CircuitKBError
 
 _LANG_CODE_LEN = (2, 3)
@@ -76,12 +77,10 @@ def load_manifest(path: Path) -> Manifest:
 
 def _text(path: Path) -> str:
     """The manifest's text (UTF-8, with or without a byte-order mark); an error names the line."""
-    data = path.read_bytes()
     try:
-        return data.decode("utf-8-sig")
+        return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise CircuitKBError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}): save the manifest as UTF-8") from exc
+        raise CircuitKBError(f"{path}: {not_utf8(exc)}: save the manifest as UTF-8") from exc
 
 
 def _once(path: Path, named: dict[str, str], what: str, where: str) -> None:

@@ -480,6 +480,13 @@ MALFORMED: dict[str, tuple[str, str, dict[str, Any], str, str]] = {
 }
 
 
+def test_a_label_csv_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"feature,label,author\ngemma-2-2b/20-clt-hp/1,ok,ann\ngemma-2-2b/20-clt-hp/2,caf\xe9,ann\n")
+    with pytest.raises(MetadataFormatError, match=r"line 3: not UTF-8 text \(byte 0xe9\): save the file as UTF-8"):
+        read_metadata_file(path, ReadOptions())
+
+
 @pytest.mark.parametrize("case", sorted(MALFORMED), ids=lambda c: c.replace(" ", "-"))
 def test_malformed_file_is_named_and_located(case: str, tmp_path: Path) -> None:
     name, content, options, where, reason = MALFORMED[case]

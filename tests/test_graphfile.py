@@ -165,8 +165,11 @@ def test_numbers_a_float_cannot_hold_are_named_errors(tmp_path: Path, stream: bo
     assert "nested too deeply" in _bad(tmp_path, text).reason
     latin1 = json.dumps(small_graph()).encode().replace(b'"metadata": {', b'"metadata": {"note": "caf\xe9", ', 1)
     (tmp_path / "latin1.json").write_bytes(latin1)
-    with pytest.raises(GraphFormatError, match=r"not UTF-8 text: byte \d+ \(0xe9\)"):
+    with pytest.raises(GraphFormatError, match=r"line 1: not UTF-8 text \(byte 0xe9\)"):
         read_graph(tmp_path / "latin1.json")
+    (tmp_path / "plain.json.gz").write_text("not gzip at all {{{")
+    with pytest.raises(GraphFormatError, match="invalid JSON: .*; the file is not gzip-compressed, though its name ends .gz"):
+        read_graph(tmp_path / "plain.json.gz")
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +221,7 @@ def sets_save(ctx: click.Context, name: str, selection: Selection, as_name: str 
     if as_json:
         echo_json({"name": name, "slugs": slugs})
     else:
-        click.echo(f"saved {len(slugs)} graphs as {name!r}; use --set {name}")
+        click.echo(f"saved {len(slugs)} graph{'' if len(slugs) == 1 else 's'} as {name!r}; use --set {shlex.quote(name)}")
 
 
 # --- compare ----------------------------------------------------------------------------------
