@@ -61,11 +61,13 @@ def guarded(render: Callable[[], None]) -> Callable[[], None]:
             if allowed():
                 render()
         except StoreUnavailable as exc:
+            # The message names the server's address, which is for the operator, not for any visitor.
+            log.error("the knowledge base cannot be reached: %s", exc)
             st.error(
                 "The knowledge base cannot be reached, so this page cannot show anything. "
-                "Check that the database servers are running and that the app was started with the right settings."
+                "Check that the database servers are running and that the app was started with the right settings: "
+                "the app's log (where it was started) names the server and its error."
             )
-            st.text(str(exc))
         except CircuitKBError as exc:
             st.error("This page cannot show what was asked.")
             st.text(str(exc))

@@ -466,13 +466,20 @@ def _check_quantiles(where: str, value: Any) -> None:
 def _check_example(where: str, example: Any) -> None:
     if not isinstance(example, dict):
         raise _Bad(where, f"expected an object {{tokens, tokens_acts_list}}, got {_type_name(example)}")
-    if _string_list(_at(where, "tokens"), example.get("tokens")) is None:
+    tokens = _string_list(_at(where, "tokens"), example.get("tokens"))
+    if tokens is None:
         raise _Bad(_at(where, "tokens"), "missing: expected an array of strings")
     acts = example.get("tokens_acts_list")
     if not isinstance(acts, list):
         raise _Bad(_at(where, "tokens_acts_list"), f"expected an array of numbers, got {_type_name(acts)}")
     for k, act in enumerate(acts):
         _number(f"{where}.tokens_acts_list[{k}]", act)
+    if len(acts) != len(tokens):
+        # The feature page pairs each token with its activation; unequal lists would shift the highlights.
+        raise _Bad(
+            _at(where, "tokens_acts_list"),
+            f"has {len(acts)} activations for {len(tokens)} tokens: expected one per token",
+        )
 
 
 # --- label CSV ----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ text people wrote stays text. Each test points CIRCUITKB_HOME at a temporary fol
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -469,12 +470,18 @@ def test_an_empty_knowledge_base_says_how_to_add_data(empty_home: Path, page_nam
     assert "Ingest graph files" in link_labels(app)
 
 
-def test_an_unreachable_server_is_a_message(empty_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_server_is_a_message_and_its_address_only_in_the_log(
+    empty_home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("CIRCUITKB_NEO4J_URI", "bolt://127.0.0.1:9")
     monkeypatch.setenv("CIRCUITKB_NEO4J_PASSWORD", "x")
-    app = open_page("graphs")
+    with caplog.at_level(logging.ERROR, logger="app.state"):
+        app = open_page("graphs")
     assert not app.exception
     assert any("cannot be reached" in e.value for e in app.error)
+    shown = " ".join(e.value for e in [*app.error, *app.text, *app.markdown, *app.info])
+    assert "127.0.0.1:9" not in shown
+    assert "bolt://127.0.0.1:9" in caplog.text
 
 
 # --- user text stays text ------------------------------------------------------------------------------

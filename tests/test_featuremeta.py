@@ -449,6 +449,18 @@ MALFORMED: dict[str, tuple[str, str, dict[str, Any], str, str]] = {
         "examples_quantiles[0].examples[0].tokens_acts_list[0]",
         "expected a finite number, got string",
     ),
+    "page acts not one per token": (
+        "p.json",
+        json.dumps(
+            feature_page(
+                cantor_pair(20, 1),
+                examples_quantiles=[{"quantile_name": "q", "examples": [{"tokens": ["a", "b"], "tokens_acts_list": [1.0]}]}],
+            )
+        ),
+        {"transcoder_set": CLT_REPO},
+        "examples_quantiles[0].examples[0].tokens_acts_list",
+        "has 1 activations for 2 tokens",
+    ),
     "page top logits not a list": (
         "p.json",
         json.dumps({**GOOD_PAGE, "top_logits": " Texas"}),
