@@ -99,6 +99,13 @@ def graphs(v: str, selection: Selection | None = None) -> list[GraphInfo]:
 
 
 @st.cache_data(show_spinner=False, max_entries=_ENTRIES)
+def saved_set_names(v: str) -> list[str]:
+    from kb.sets import saved_sets
+
+    return [s.name for s in saved_sets(kb())]
+
+
+@st.cache_data(show_spinner=False, max_entries=_ENTRIES)
 def stats(v: str) -> dict[str, Any]:
     return kb().stats()
 

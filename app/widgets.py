@@ -270,7 +270,7 @@ def selection_params(prefix: str, graphs: Sequence[GraphInfo]) -> dict[str, Para
         "family": Param(f"{prefix}-family", one_of(families, "family", f'under "{FILTER}"'), ""),
         "tag": Param(f"{prefix}-tag", one_of(tags, "tag", f'under "{FILTER}"'), ""),
         "language": Param(f"{prefix}-language", one_of(languages, "language", f'under "{FILTER}"'), ""),
-        "set": Param(f"{prefix}-set", text, ""),
+        "set": Param(f"{prefix}-set", one_of(state.saved_set_names(state.version()), "saved set", f'under "{FILTER}"'), ""),
     }
 
 
@@ -279,7 +279,8 @@ def graph_filter(prefix: str, graphs: Sequence[GraphInfo]) -> tuple[Selection, d
     made when "Choose graphs" is opened (a selectbox is the slowest element to draw in a new tab).
     Returns the selection and its address values."""
     families, tags, languages = _choices(graphs)
-    for name, allowed in (("family", families), ("tag", tags), ("language", languages), ("set", None)):
+    sets = state.saved_set_names(state.version())
+    for name, allowed in (("family", families), ("tag", tags), ("language", languages), ("set", sets)):
         kept(f"{prefix}-{name}", "", allowed)
     cols = st.columns([5, 1], vertical_alignment="center")
     picker = cols[1].popover(FILTER, key=f"{prefix}-filter", on_change="rerun")
@@ -288,7 +289,10 @@ def graph_filter(prefix: str, graphs: Sequence[GraphInfo]) -> tuple[Selection, d
             st.selectbox("Family", ["", *families], key=f"{prefix}-family", format_func=lambda v: v or "(any)")
             st.selectbox("Tag", ["", *tags], key=f"{prefix}-tag", format_func=lambda v: v or "(any)")
             st.selectbox("Language", ["", *languages], key=f"{prefix}-language", format_func=lambda v: v or "(any)")
-            st.text_input("Saved set", key=f"{prefix}-set", help="A set saved with `circuitkb sets save`; leave empty for all graphs")
+            if sets:
+                st.selectbox("Saved set", ["", *sets], key=f"{prefix}-set", format_func=lambda v: v or "(none)", help="Sets saved with `circuitkb sets save`")
+            else:
+                st.caption("No saved set of graphs yet: `circuitkb sets save NAME --family F` saves one.")
     family, tag, language = (st.session_state[f"{prefix}-{name}"] for name in ("family", "tag", "language"))
     saved = st.session_state[f"{prefix}-set"].strip()
     said = [f"{what} **{md(value)}**" for what, value in (("family", family), ("tag", tag), ("language", language), ("saved set", saved)) if value]

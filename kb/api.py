@@ -23,7 +23,7 @@ from kb.ingestion import IngestProgress, IngestReport, ingest_paths
 from kb.labels.accounts import Actor, local_actor
 from kb.removal import RemoveReport, remove_graphs
 from kb.selection import Selection
-from kb.sets import save_set
+from kb.sets import delete_set, save_set
 from kb.search import FeatureSearch, Searchers
 from kb.search.embedder import Embedder
 from kb.stores import GraphStore
@@ -68,6 +68,10 @@ class KB(Core):
         """Save the slugs a selection matches now under ``name``; returns them (see :mod:`kb.sets`).
         ``actor`` is who saves it (a labeller once accounts exist; by default the local user)."""
         return save_set(self, name, selection, actor or local_actor())
+
+    def delete_set(self, name: str, actor: Actor | None = None) -> None:
+        """Forget the saved set ``name`` (see :mod:`kb.sets`); a labeller's act once accounts exist."""
+        delete_set(self, name, actor or local_actor())
 
     def remove(self, slugs: Iterable[str], actor: Actor | None = None) -> RemoveReport:
         """Remove the graphs ``slugs``, all or none; see :mod:`kb.removal`. ``actor`` is who

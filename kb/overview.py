@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from ingest.records import FeatureKey
 from kb.registry import FAMILIES_CHANGED
-from schema.sql import READY, descriptions, feature_details, features, graphs, kb_meta, labels
+from schema.sql import READY, descriptions, feature_details, features, graph_sets, graphs, kb_meta, labels
 
 if TYPE_CHECKING:
     from kb.core import Core
@@ -18,7 +18,7 @@ NEURONPEDIA = "https://www.neuronpedia.org"
 
 
 def kb_version(kb: "Core") -> str:
-    """A fingerprint that changes whenever graphs, their families, features, descriptions or labels change,
+    """A fingerprint that changes whenever graphs, their families, saved sets, features, descriptions or labels change,
     and differs between two knowledge bases (it starts with the KB's instance id).
 
     Cheap (a few indexed aggregates), so a front end can ask it on every page view and key its
@@ -33,6 +33,7 @@ def kb_version(kb: "Core") -> str:
             conn.execute(select(func.count(), func.max(descriptions.c.id))).one(),
             conn.execute(select(func.count(), func.max(labels.c.id), func.max(labels.c.updated_at))).one(),
             conn.execute(select(func.count(), func.max(feature_details.c.updated_at))).one(),
+            conn.execute(select(func.count(), func.max(graph_sets.c.created_at))).one(),
         ]
     return "|".join(",".join(str(v) for v in part) for part in parts)
 

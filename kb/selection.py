@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, func, select
 
-from kb.errors import NotFoundError
+from kb.errors import CircuitKBError, NotFoundError
 from schema.sql import READY, graph_sets, graph_tags, graphs
 
 
@@ -61,7 +61,8 @@ def select_graphs(engine: Engine, selection: Selection) -> list[GraphInfo]:
     """The visible graphs matching ``selection``, ordered by slug.
 
     Slugs that are named but not stored are an error (a typo should not silently shrink the
-    set); a selection that matches nothing returns an empty list.
+    set); the graphs of a saved set that were removed since it was saved are skipped; a
+    selection that matches nothing returns an empty list.
     """
     g = graphs.c
     # only what a GraphInfo holds: decoding every graph's metadata JSON cost more than the query
@@ -89,8 +90,10 @@ def select_graphs(engine: Engine, selection: Selection) -> list[GraphInfo]:
         # plain tuples from the driver: a question over every graph reads ten thousand rows
         rows = conn.execute(query.order_by(g.slug)).cursor.fetchall()
         tags = _tags_of(conn, query.with_only_columns(g.id))
-    if slugs:
-        missing = sorted(set(slugs) - {r[1] for r in rows})
+    if selection.slugs:
+        # a saved set's graphs removed since are skipped (`circuitkb sets show` marks them); a slug
+        # named here is a typo or a mistake, and said
+        missing = sorted(set(selection.slugs) - {r[1] for r in rows})
         if missing and not _other_filters(selection):
             raise NotFoundError(f"no stored graph with slug {', '.join(repr(s) for s in missing)}")
     return [
@@ -127,3 +130,15 @@ def saved_set_slugs(conn: Connection, name: str) -> list[str]:
     if slugs is None:
         raise NotFoundError(f"no saved set of graphs called {name!r}")
     return list(slugs)
+
+
+MAX_NAME = 200  # graphs.family and graph_sets.name are String(200)
+
+
+def checked_name(text: str, what: str) -> str:
+    """A name that chooses graphs (a family's, a saved set's) as typed, checked: 1 to 200
+    characters after trimming, no control characters (it is typed again in commands and addresses)."""
+    name = text.strip() if isinstance(text, str) else ""
+    if not name or len(name) > MAX_NAME or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise CircuitKBError(f"{what} is 1 to {MAX_NAME} characters without control characters; got {text!r}")
+    return name

@@ -20,7 +20,11 @@ from kb.analysis.graphview import graph_view
 from kb.analysis.scores import graph_scores
 from kb.api import KB
 from kb.config import Config
+from kb import labels as labels_api
 from kb.featuremeta import add_label
+from kb.labels import accounts
+from kb.selection import Selection
+from tests.builders import small_graph, write
 from tests.conftest import GRAPHS, KB_VARIANTS, need_real_data, real_graph
 
 # every test renders pages of a knowledge base of real graphs: a minute and a half in all
@@ -28,6 +32,7 @@ pytestmark = pytest.mark.slow
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 FAMILY = "opposite"
+SAVED_SET = "the opposite pair"
 
 
 def _run_page(page: str) -> None:
@@ -120,6 +125,7 @@ def real_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         assert not report.failed, report.failed
         key, node = _labelled_node(kb, slug_of("02"))
         add_label(kb, key, HOSTILE, "mallory")
+        kb.save_set(SAVED_SET, Selection(family=FAMILY))
     return {"home": home, "feature": key, "node": node}
 
 
@@ -421,6 +427,54 @@ def test_graphs_labels_and_ingest_addresses(real: dict[str, Any]) -> None:
     assert HOSTILE in list(labels.dataframe[0].value["text"])
     ingest = open_page("ingest")
     assert not problems(ingest) and ingest.header[0].value == "Ingest"
+
+
+def test_a_saved_set_is_chosen_from_the_filter_and_an_unknown_one_is_a_message(real: dict[str, Any]) -> None:
+    graphs = open_page("graphs", set=SAVED_SET)
+    assert not problems(graphs), problems(graphs)
+    assert list(graphs.dataframe[0].value["slug"]) == sorted([slug_of("02"), slug_of("03")])
+    assert any(m.value == f"Graphs: saved set **{SAVED_SET}**" for m in graphs.markdown)
+    graphs.session_state["graphs-filter"] = True
+    graphs.run()
+    chooser = graphs.selectbox(key="graphs-set")
+    assert chooser.options == ["(none)", SAVED_SET] and chooser.value == SAVED_SET
+    chooser.set_value("").run()
+    assert len(graphs.dataframe[0].value) == 9 and "set" not in graphs.query_params
+    unknown = open_page("graphs", set="no such set")
+    said = " ".join(shown(w.value) for w in unknown.warning)
+    assert not problems(unknown) and "set='no such set'" in said and 'choose one under "Choose graphs"' in said
+    assert len(unknown.dataframe[0].value) == 9
+
+
+def test_a_labeller_saves_the_graphs_shown_as_a_set_and_a_viewer_is_not_offered_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    use_home(monkeypatch, home)
+    files = [write(tmp_path / f"{slug}.json", small_graph(slug, f"<bos>prompt {slug}")) for slug in ("g1", "g2", "g3")]
+    with KB.open(Config.load(home=home, env={})) as kb:
+        assert not kb.ingest(files).failed
+    graphs = open_page("graphs")
+    graphs.session_state["graphs-filter"] = True
+    graphs.run()
+    assert any("No saved set of graphs yet" in c.value for c in graphs.caption) and "graphs-set" not in [b.key for b in graphs.selectbox]
+    graphs.session_state["graphs-save-open"] = True  # "Save these 3 graphs as a set"
+    graphs.run()
+    graphs.text_input(key="graphs-set-name").set_value("two\nlines")
+    graphs.button(key="graphs-save").click().run()
+    assert any("control characters" in t.value for t in graphs.text)  # the kb's words, as plain text
+    graphs.text_input(key="graphs-set-name").set_value("first three")
+    graphs.button(key="graphs-save").click().run()
+    assert not problems(graphs) and any("Saved 3 graphs as a set" in m.value for m in graphs.success)
+    with KB.open(Config.load(home=home, env={})) as kb:
+        assert [g.slug for g in kb.select(Selection(saved_set="first three"))] == ["g1", "g2", "g3"]
+        accounts.add_user(kb, accounts.local_actor(), "ada", "ada-secret-pw", "admin")
+        ada = accounts.authenticate(kb, "ada", "ada-secret-pw")
+        labels_api.set_setting(kb, ada, "anonymous_read", "yes")
+    anonymous = open_page("graphs", set="first three")
+    assert not problems(anonymous) and len(anonymous.dataframe[0].value) == 3
+    anonymous.session_state["graphs-save-open"] = True
+    anonymous.run()
+    inputs = [t.key for t in anonymous.text_input]
+    assert "graphs-set-name" not in inputs and "labelling-sign-in-name" in inputs  # the sign-in form, no saving
 
 
 # --- failures as messages ------------------------------------------------------------------------------

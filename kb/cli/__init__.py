@@ -23,6 +23,7 @@ from kb.errors import CircuitKBError
 COMMAND_MODULES: dict[str, str] = {
     "config": "kb.cli.ingest",
     "ingest": "kb.cli.ingest",
+    "graphs": "kb.cli.ingest",
     "stats": "kb.cli.ingest",
     "export": "kb.cli.ingest",
     "remove": "kb.cli.ingest",

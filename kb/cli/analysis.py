@@ -224,6 +224,60 @@ def sets_save(ctx: click.Context, name: str, selection: Selection, as_name: str 
         click.echo(f"saved {len(slugs)} graph{'' if len(slugs) == 1 else 's'} as {name!r}; use --set {shlex.quote(name)}")
 
 
+@sets_group.command("list")
+@json_option
+@click.pass_context
+def sets_list(ctx: click.Context, as_json: bool) -> None:
+    """The saved sets: name, graphs, when saved."""
+    from kb.sets import saved_sets
+
+    with open_kb(ctx) as kb:
+        found = saved_sets(kb)
+    if as_json:
+        echo_json([s.as_dict() for s in found])
+        return
+    if not found:
+        click.echo("no saved set yet: circuitkb sets save NAME --family F (or --tag, --language, --graph ...)")
+        return
+    echo_table(
+        [
+            {"name": s.name, "graphs": len(s.stored), "removed since": len(s.missing) or "", "saved": f"{s.created_at:%Y-%m-%d %H:%M} UTC"}
+            for s in found
+        ]
+    )
+
+
+@sets_group.command("show")
+@click.argument("name")
+@json_option
+@click.pass_context
+def sets_show(ctx: click.Context, name: str, as_json: bool) -> None:
+    """The graphs of the saved set NAME (those removed since are marked)."""
+    from kb.sets import saved_sets
+
+    with open_kb(ctx) as kb:
+        (found,) = saved_sets(kb, name)
+    if as_json:
+        echo_json(found.as_dict())
+        return
+    missing = set(found.missing)
+    click.echo(f"{found.name}: {len(found.stored)} graph{'' if len(found.stored) == 1 else 's'}, saved {found.created_at:%Y-%m-%d %H:%M} UTC")
+    for slug in found.slugs:
+        click.echo(f"  {slug}{'  (removed since)' if slug in missing else ''}")
+
+
+@sets_group.command("delete")
+@click.argument("name")
+@as_option
+@json_option
+@click.pass_context
+def sets_delete(ctx: click.Context, name: str, as_name: str | None, as_json: bool) -> None:
+    """Forget the saved set NAME; its graphs stay (a labeller's act once there are accounts: --as NAME)."""
+    with open_kb(ctx) as kb:
+        kb.delete_set(name, actor_of(kb, as_name))
+    echo_json({"deleted": name}) if as_json else click.echo(f"deleted the saved set {name!r}")
+
+
 # --- compare ----------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""``circuitkb`` commands that put graphs in and take them out: ingest, remove, stats, export, config."""
+"""``circuitkb`` commands that put graphs in, list them and take them out: ingest, graphs, remove, stats, export, config."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import click
 
-from kb.cli.options import actor_of, as_option, json_option, open_kb
-from kb.cli.output import echo_json
+from kb.cli.options import actor_of, as_option, json_option, open_kb, selection_options
+from kb.cli.output import echo_json, echo_more, echo_table, short_text
 from kb.errors import CircuitKBError
+from kb.selection import Selection
 
 
 @click.command("config")
@@ -108,7 +109,38 @@ def remove(ctx: click.Context, slugs: tuple[str, ...], as_name: str | None, as_j
     if as_json:
         echo_json(report.as_dict())
     else:
-        click.echo(f"removed {len(report.removed)} graph(s): {', '.join(report.removed)}")
+        click.echo(f"removed {len(report.removed)} graph{'' if len(report.removed) == 1 else 's'}: {', '.join(report.removed)}")
+
+
+@click.command("graphs")
+@selection_options
+@click.option("--limit", default=40, show_default=True, help="Rows to print (--json prints every graph).")
+@json_option
+@click.pass_context
+def graphs_cmd(ctx: click.Context, selection: Selection, limit: int, as_json: bool) -> None:
+    """The stored graphs (all, or those the options choose): slug, language, family, tags, prompt."""
+    with open_kb(ctx) as kb:
+        chosen = kb.select(selection)
+    if as_json:
+        echo_json([g.as_dict() for g in chosen])
+        return
+    if not chosen:
+        click.echo("no graph matches" if not selection.is_empty() else "no graph yet: circuitkb ingest FILES (or circuitkb demo)")
+        return
+    echo_table(
+        [
+            {
+                "slug": g.slug,
+                "language": g.language or "",
+                "family": g.family or "",
+                "tags": ",".join(g.tags),
+                "transcoder set": g.transcoder_set,
+                "prompt": short_text(g.prompt, 60),
+            }
+            for g in chosen[:limit]
+        ]
+    )
+    echo_more(min(limit, len(chosen)), len(chosen))
 
 
 @click.command()
@@ -150,4 +182,4 @@ def export(ctx: click.Context, slug: str, output: Path | None) -> None:
     click.echo(f"wrote {output}", err=True)
 
 
-COMMANDS: list[click.Command] = [config_cmd, ingest, remove, stats, export]
+COMMANDS: list[click.Command] = [config_cmd, ingest, graphs_cmd, remove, stats, export]

@@ -27,10 +27,9 @@ from kb.errors import CircuitKBError, FamilyConflict, NotFoundError
 from kb.families.proposals import FamilyProposal, comparable_key
 from kb.labels import audit
 from kb.labels.accounts import Actor, authorize
-from kb.selection import GraphInfo, Selection
+from kb.selection import GraphInfo, Selection, checked_name
 from schema.sql import LABELLER, READY, graphs
 
-MAX_NAME = 200  # graphs.family is a String(200)
 
 
 @dataclass(frozen=True)
@@ -99,10 +98,7 @@ def list_families(core: Core, selection: Selection | None = None) -> list[Family
 
 def family_name(text: str) -> str:
     """A family name as typed, checked: 1 to 200 characters after trimming, no control characters."""
-    name = (text or "").strip()
-    if not name or len(name) > MAX_NAME or any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise CircuitKBError(f"a family name is 1 to {MAX_NAME} characters without control characters; got {text!r}")
-    return name
+    return checked_name(text, "a family name")
 
 
 def accept_proposal(core: Core, actor: Actor, proposal: FamilyProposal, name: str | None = None, *, replace: bool = False) -> FamilyChange:
