@@ -19,7 +19,7 @@ sets them as text, never as markup.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,24 +39,57 @@ WIDTH_BINS = ((0.0, 0.6), (0.02, 1.2), (0.08, 2.2), (0.25, 3.6))  # (|share| fro
 VIRIDIS = ((0.0, "#440154"), (0.25, "#3b528b"), (0.5, "#21918c"), (0.75, "#5ec962"), (1.0, "#fde725"))
 
 
-def node_positions(nodes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """x (position, spread within a cell) and y (layer: -1 embeddings ... logits) of each node."""
-    x = nodes["ctx_idx"].to_numpy(dtype=float).copy()
+SLOT = 0.3  # how far apart the nodes of one cell (position, layer) are
+MIN_WIDTH = 0.6  # of a token position, when its fullest cell needs less (room for its tilted token)
+
+
+class Layout(NamedTuple):
+    x: np.ndarray  # of each node
+    y: np.ndarray  # the layer: -1 embeddings ... n_layers + 1 logits
+    centre: dict[int, float]  # of each token position
+    width: float  # of all positions together
+
+
+def node_positions(nodes: pd.DataFrame, positions: Sequence[int]) -> Layout:
+    """Where each node is drawn, and where each token position is.
+
+    A position is as wide as its fullest layer needs, so that the last tokens, where most
+    features of a prompt sit, spread out instead of piling up; in a cell the most influential
+    node is in the middle and the rest alternate outwards."""
+    ctx = nodes["ctx_idx"].to_numpy(dtype=float)
     y = nodes["layer_num"].to_numpy(dtype=float)
     cells: dict[tuple[float, float], list[int]] = defaultdict(list)
     order = nodes["influence"].fillna(np.inf).to_numpy()
     for i in np.argsort(order, kind="stable"):
-        cells[(x[i], y[i])].append(int(i))
+        cells[(ctx[i], y[i])].append(int(i))
+    fullest: dict[float, int] = defaultdict(int)
+    for (position, _), members in cells.items():
+        fullest[position] = max(fullest[position], len(members))
+    centre: dict[int, float] = {}
+    start = 0.0
+    for position in positions:
+        width = max(MIN_WIDTH, fullest.get(position, 0) * SLOT)
+        centre[position] = start + width / 2
+        start += width
+    x = np.array([centre[p] for p in ctx.tolist()], dtype=float)
     for members in cells.values():
         n = len(members)
-        if n < 2:
-            continue
-        step = min(0.8 / n, 0.12)
-        # most influential in the middle, the rest alternating outwards
         slots = sorted(range(n), key=lambda s: abs(s - (n - 1) / 2))
         for member, slot in zip(members, slots):
-            x[member] += (slot - (n - 1) / 2) * step
-    return x, y
+            x[member] += (slot - (n - 1) / 2) * SLOT
+    return Layout(x, y, centre, start)
+
+
+def drawn_nodes(nodes: pd.DataFrame, only_saved: bool) -> pd.DataFrame:
+    """The nodes a graph scene draws: all, or the file's pinned nodes and supernode members with the logits."""
+    if not only_saved:
+        return nodes
+    return nodes[nodes["pinned"] | nodes["supernode"].notna() | (nodes["kind"] == "logit")]
+
+
+def drawn_links(links: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:
+    """The links between drawn nodes."""
+    return links[links["src"].isin(nodes["idx"]) & links["tgt"].isin(nodes["idx"])]
 
 
 def graph_scene(
@@ -76,13 +109,12 @@ def graph_scene(
     pinned nodes and supernode members, with the logits. A node's pick is ``{"node": node_id}``,
     a link's ``{"link": [source node_id, target node_id]}``.
     """
-    nodes = view.nodes
-    if only_saved:
-        nodes = nodes[nodes["pinned"] | nodes["supernode"].notna() | (nodes["kind"] == "logit")]
-    nodes = nodes.reset_index(drop=True)
-    x, y = node_positions(nodes)
+    nodes = drawn_nodes(view.nodes, only_saved).reset_index(drop=True)
+    tokens = [str(t) for t in view.graph.prompt_tokens]
+    positions = sorted({int(p) for p in nodes["ctx_idx"].tolist()} | set(range(len(tokens))))
+    x, y, centre, span = node_positions(nodes, positions)
     where = {idx: i for i, idx in enumerate(nodes["idx"].tolist())}
-    links = view.links[view.links["src"].isin(where) & view.links["tgt"].isin(where)]
+    links = drawn_links(view.links, nodes)
     # each link's ends as rows of ``nodes`` (where they are drawn), looked up once for every layer
     links = links.assign(src_row=links["src"].map(where).astype(int), tgt_row=links["tgt"].map(where).astype(int))
     selected_idx = set(nodes.loc[nodes["node_id"] == selected, "idx"].tolist()) if selected else set()
@@ -115,7 +147,8 @@ def graph_scene(
         if part.empty:
             continue
         symbol, colour, name = KIND_STYLE.get(kind, OTHER_STYLE)
-        legend.append({"name": name or kind, "colour": colour, "symbol": symbol})
+        if not (kind == "feature" and marks):  # marked features have the legend entries of their marks
+            legend.append({"name": name or kind, "colour": colour, "symbol": symbol})
         rows = part.index.to_numpy()
         colours = [MARK_STYLE.get((marks or {}).get(f), colour) if kind == "feature" and marks else colour for f in part["feature"]]
         layers.append({
@@ -133,8 +166,6 @@ def graph_scene(
     if boxes:
         layers.insert(0, {"kind": "boxes", "name": "supernodes", "colour": SUPERNODE_COLOUR, "boxes": [b for b, _ in boxes], "labels": [label for _, label in boxes]})
 
-    tokens = [str(t) for t in view.graph.prompt_tokens]
-    positions = sorted(set(nodes["ctx_idx"].tolist()) | set(range(len(tokens))))
     top = view.n_layers + 1
     layer_ticks = [-1, *range(0, view.n_layers, max(1, view.n_layers // 13)), top]
     return {
@@ -143,8 +174,8 @@ def graph_scene(
         "zoom": True,
         "legend": legend,
         "x": {
-            "range": [min(positions, default=0) - 0.7, max(positions, default=0) + 0.7],
-            "ticks": [[p, tokens[p] if p < len(tokens) else str(p)] for p in positions],
+            "range": [-0.2, span + 0.2],
+            "ticks": [[round(centre[p], 4), tokens[p] if p < len(tokens) else str(p)] for p in positions],
             "angle": -45,
         },
         "y": {
@@ -182,14 +213,10 @@ def _supernode_boxes(supernodes: list[tuple[str, list[str]]], nodes: pd.DataFram
 
 def _tip(row: Any) -> str:
     lines = [f"{row.node_id} · {row.kind} · layer {row.layer} · position {row.ctx_idx}"]
-    if row.feature:
-        lines.append(f"feature {row.feature}")
-    if row.clerp:
-        lines.append(f"clerp: {row.clerp}")
-    if row.labels:
-        lines.append(f"labels: {row.labels}")
-    if row.supernode:
-        lines.append(f"supernode: {row.supernode}")
+    for name, said in (("feature", "feature {}"), ("clerp", "clerp: {}"), ("labels", "labels: {}"), ("supernode", "supernode: {}")):
+        value = getattr(row, name)
+        if _given(value):
+            lines.append(said.format(value))
     numbers = []
     for name in ("activation", "influence", "token_prob") if row.kind == "logit" else ("activation", "influence"):
         value = getattr(row, name)
@@ -200,6 +227,11 @@ def _tip(row: Any) -> str:
     if row.pinned:
         lines.append("pinned in the file's view")
     return "\n".join(lines)
+
+
+def _given(value: Any) -> bool:
+    """Whether a cell holds something to say: not None, NaN or empty text."""
+    return value is not None and not (isinstance(value, float) and np.isnan(value)) and value != ""
 
 
 def _round(values: np.ndarray) -> list[float]:

@@ -11,6 +11,7 @@ Streamlit renders as Markdown (errors, expander titles) carry no user text.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
@@ -26,6 +27,27 @@ TOKEN_KEY = "labelling-token"
 DONE_KEY = "labelling-done"
 SHOWN_LABELS = 20
 _LABEL_COLUMNS = ["id", "text", "status", "up_votes", "down_votes", "confidence", "scope", "author", "edited_by", "version"]
+
+
+def short_times(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """``frame`` with its time columns (ISO text) shown to the minute, in UTC."""
+    out = frame.copy()
+    for column in columns:
+        if column in out:
+            out[column] = [_minute(v) for v in out[column]]
+    return out
+
+
+def _minute(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:  # SQLite gives stored times back without their zone: they are UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --- who is signed in ------------------------------------------------------------------------------------
@@ -121,7 +143,7 @@ def _one_label(kb: Any, actor: Actor, item: dict[str, Any], key: str) -> None:
         st.dataframe(pd.DataFrame(votes), hide_index=True, width="stretch", key=f"{key}-votes")
     history = api.history(kb, item["id"])
     st.dataframe(
-        pd.DataFrame(history, columns=["version", "action", "based_on", "editor", "created_at", "text", "note", "confidence"]),
+        short_times(pd.DataFrame(history, columns=["version", "action", "based_on", "editor", "created_at", "text", "note", "confidence"]), "created_at"),
         hide_index=True, width="stretch", key=f"{key}-history",
     )
     if not actor.can("labeller"):
@@ -187,7 +209,7 @@ def _discussion(kb: Any, actor: Actor, feature: FeatureKey, prefix: str) -> None
     st.subheader("Discussion")
     found = api.comments_of(kb, feature)
     if found:
-        st.dataframe(pd.DataFrame(found, columns=["created_at", "author", "text"]), hide_index=True, width="stretch", key=f"{prefix}-comments")
+        st.dataframe(short_times(pd.DataFrame(found, columns=["created_at", "author", "text"]), "created_at"), hide_index=True, width="stretch", key=f"{prefix}-comments")
     else:
         st.text("No comments yet.")
     if actor.can("labeller"):

@@ -167,16 +167,35 @@ export default function (component) {
       });
     },
     boxes(g, layer) {
+      const placed = [];
       layer.boxes.forEach(([a, b, c, e], i) => {
         const [x0, x1, y0, y1] = [px(a), px(c), py(b), py(e)];
         svg("rect", { x: Math.min(x0, x1), y: Math.min(y0, y1), width: Math.abs(x1 - x0), height: Math.abs(y1 - y0), fill: "none", stroke: layer.colour, "stroke-width": 1.5, "stroke-dasharray": "3,3", class: "ckb-box" }, g);
         if (layer.labels) {
           const t = svg("text", { x: (x0 + x1) / 2, y: Math.min(y0, y1) - 3, fill: layer.colour, class: "ckb-box-label", "text-anchor": "middle" }, g);
           t.textContent = layer.labels[i];
+          placeLabel(t, placed);
         }
       });
     },
   };
+
+  // a box's label inside the plot's width, and moved up past the labels placed before it (boxes of
+  // supernodes in one column would otherwise write their names over each other)
+  function placeLabel(t, placed) {
+    const move = (attr, by) => t.setAttribute(attr, Number(t.getAttribute(attr)) + by);
+    let box = t.getBBox();
+    if (box.x < ml) move("x", ml - box.x);
+    else if (box.x + box.width > width - mr) move("x", width - mr - box.x - box.width);
+    box = t.getBBox();
+    const clash = (p) => box.x < p.x + p.width && p.x < box.x + box.width && box.y < p.y + p.height && p.y < box.y + box.height;
+    for (let tries = 0; tries < 12 && placed.some(clash); tries++) {
+      move("y", -box.height);
+      box = t.getBBox();
+    }
+    if (box.y < mt) move("y", mt - box.y);
+    placed.push(t.getBBox());
+  }
 
   function drawColourbar(g) {
     const bar = scene.colourbar;

@@ -99,6 +99,13 @@ def graphs(v: str, selection: Selection | None = None) -> list[GraphInfo]:
 
 
 @st.cache_data(show_spinner=False, max_entries=_ENTRIES)
+def one_line_descriptions(v: str, features: tuple[FeatureKey, ...]) -> dict[FeatureKey, str]:
+    from kb.descriptions import one_line_descriptions as described
+
+    return described(kb(), features)
+
+
+@st.cache_data(show_spinner=False, max_entries=_ENTRIES)
 def saved_set_names(v: str) -> list[str]:
     from kb.sets import saved_sets
 

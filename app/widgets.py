@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlencode
 
 import pandas as pd
@@ -206,12 +206,25 @@ def feature_url(transcoder_set: Any, layer: Any, index: Any) -> str | None:
 
 
 def with_links(frame: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
-    """``frame`` with a first column ``{prefix}open``, the address of the feature named by its
-    ``{prefix}transcoder_set/layer/index`` columns, and without internal ids."""
+    """``frame`` with first columns ``{prefix}open``, the address of the feature named by its
+    ``{prefix}transcoder_set/layer/index`` columns, and ``{prefix}description``, what is said
+    about it in a line; without internal ids."""
     out = frame.drop(columns=[c for c in ("fid", "src_fid", "tgt_fid") if c in frame.columns])
     columns = (out[f"{prefix}transcoder_set"], out[f"{prefix}layer"], out[f"{prefix}index"])
     out.insert(0, f"{prefix}open", [feature_url(s, l, i) for s, l, i in zip(*columns)])
+    out.insert(1, f"{prefix}description", feature_descriptions(*columns))
     return out
+
+
+def feature_descriptions(transcoder_sets: Iterable[Any], layers: Iterable[Any], indexes: Iterable[Any]) -> list[str | None]:
+    """What is said about each feature in a line (a label, a clerp, an explanation), None where
+    nothing is or a row has no feature; from the columns of a table."""
+    keys = [
+        None if any(v is None or _missing(v) for v in (s, l, i)) else FeatureKey(str(s), int(l), int(i))
+        for s, l, i in zip(transcoder_sets, layers, indexes)
+    ]
+    said = state.one_line_descriptions(state.version(), tuple(dict.fromkeys(k for k in keys if k is not None)))
+    return [said.get(k) if k is not None else None for k in keys]
 
 
 def link_columns(*columns: str) -> dict[str, Any]:
@@ -304,7 +317,7 @@ def graph_filter(prefix: str, graphs: Sequence[GraphInfo]) -> tuple[Selection, d
 
 def qk_tables(drivers: Any, key: str) -> None:
     """The QK summary over graphs and the traced contributors of each graph."""
-    st.caption(f"in {drivers.n_graphs} graphs; pruned: the contributor is only in the file's qk_only_nodes")
+    st.caption(f"in {drivers.n_graphs} graph{'' if drivers.n_graphs == 1 else 's'}; pruned: the contributor is only in the file's qk_only_nodes")
     if not drivers.summary.empty:
         st.dataframe(drivers.summary, width="stretch", hide_index=True, key=f"{key}-summary")
     st.dataframe(drivers.rows, width="stretch", hide_index=True, key=f"{key}-rows")

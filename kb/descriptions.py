@@ -6,14 +6,15 @@ labels with their versions); both read through here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from ingest.records import FeatureKey
 from kb import registry
 from kb.core import Core
-from schema.sql import READY, descriptions, graphs, labels
+from kb.parallel_reads import chunks
+from schema.sql import ACCEPTED, READY, REJECTED, descriptions, graphs, labels
 
 NEURONPEDIA_SOURCE = "neuronpedia"
 LABEL_SOURCE = "label"
@@ -108,3 +109,37 @@ def _label_as_description(row: Any) -> dict[str, Any]:
 def imported_descriptions(core: Core, feature: FeatureKey) -> list[dict[str, Any]]:
     """What tools said about the feature (Neuronpedia explanations, graph clerps), apart from labels."""
     return [d for d in descriptions_of(core, feature) if d["source"] != LABEL_SOURCE]
+
+
+def one_line_descriptions(core: Core, features: Sequence[FeatureKey]) -> dict[FeatureKey, str]:
+    """What a table says a feature is, for each of ``features`` that has anything said about it:
+    its newest accepted label, else its newest label that is not rejected, else its first clerp
+    (of a visible graph), else its first imported explanation."""
+    out: dict[FeatureKey, str] = {}
+    with core.engine.connect() as conn:
+        fids = registry.lookup_features(conn, list(dict.fromkeys(features)))
+        key_of = {fid: key for key, fid in fids.items()}
+        chosen: dict[int, tuple[tuple[Any, ...], str]] = {}
+        for part in chunks(list(key_of), 500):
+            for fid, text, status, updated in conn.execute(
+                select(labels.c.feature_id, labels.c.text, labels.c.status, labels.c.updated_at).where(labels.c.feature_id.in_(part), labels.c.status != REJECTED)
+            ):
+                rank = (0, status != ACCEPTED, -registry.aware(updated).timestamp())
+                if fid not in chosen or rank < chosen[fid][0]:
+                    chosen[fid] = (rank, text)
+            d = descriptions.c
+            # one row per distinct text (the index groups a clerp repeated in every graph)
+            first = (
+                select(d.feature_id, d.source, func.min(d.id).label("first"))
+                .select_from(descriptions.outerjoin(graphs, graphs.c.id == d.graph_id))
+                .where(d.feature_id.in_(part), d.source != LABEL_SOURCE, or_(d.graph_id.is_(None), graphs.c.status == READY))
+                .group_by(d.feature_id, d.source, d.text_hash)
+                .subquery()
+            )
+            for fid, source, first_id, text in conn.execute(select(first.c.feature_id, first.c.source, first.c.first, d.text).join(descriptions, d.id == first.c.first)):
+                rank = (1, _SOURCE_ORDER.get(source, len(_SOURCE_ORDER)), first_id)
+                if fid not in chosen or rank < chosen[fid][0]:
+                    chosen[fid] = (rank, text)
+    for fid, (_, text) in chosen.items():
+        out[key_of[fid]] = text
+    return out

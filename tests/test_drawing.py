@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from app.drawing import POSITIVE, SELECTED_LINK, _viridis, counts_scene, nice_ticks, graph_scene, overlap_scene, similarity_scene
+from app.drawing import MIN_WIDTH, POSITIVE, SELECTED_LINK, SLOT, _viridis, counts_scene, nice_ticks, graph_scene, overlap_scene, similarity_scene
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -61,6 +62,45 @@ def test_a_graph_scene_draws_every_node_and_link_with_its_pick_and_tip() -> None
     assert scene["y"]["ticks"][0][1] == "Emb" and scene["y"]["ticks"][-1][1] == "Logit"
 
 
+def crowded_view() -> Any:
+    """Three positions: one node at each of the first two, twelve features in one layer at the last
+    (as a prompt's last token usually holds most of its circuit), and a logit with no feature (NaN)."""
+    n = 12
+    nodes = pd.DataFrame({
+        "idx": list(range(n + 3)),
+        "node_id": ["E_1_0", "E_2_1", *[f"4_{i}_2" for i in range(n)], "L_9_2"],
+        "kind": ["embedding", "embedding", *["feature"] * n, "logit"],
+        "layer": ["E", "E", *["4"] * n, "L"],
+        "layer_num": [-1, -1, *[4] * n, 7],
+        "ctx_idx": [0, 1, *[2] * n, 2],
+        "influence": [0.9, 0.8, *np.linspace(0.1, 0.6, n), np.nan],
+        "activation": [np.nan, np.nan, *[1.0] * n, np.nan],
+        "token_prob": [np.nan] * (n + 2) + [0.5],
+        "pinned": [False] * (n + 3),
+        "supernode": [None] * (n + 3),
+        "feature": [np.nan, np.nan, *[f"set/4/{i}" for i in range(n)], np.nan],
+        "clerp": [np.nan] * (n + 3),
+        "labels": [np.nan] * (n + 3),
+    })  # fmt: skip
+    links = pd.DataFrame({"src": [0], "tgt": [2], "weight": [1.0], "share": [1.0]})
+    return SimpleNamespace(nodes=nodes, links=links, supernodes=[], graph=SimpleNamespace(prompt_tokens=["<bos>", "a", "b"]), n_layers=6)
+
+
+def test_a_crowded_position_is_widened_so_its_nodes_do_not_overlap_and_tips_say_nothing_missing() -> None:
+    scene = strict(graph_scene(crowded_view()))
+    x_of = {name: x for layer in scene["layers"] if layer["kind"] == "markers" for name, x in zip(layer["names"], layer["x"])}
+    crowded = sorted(x_of[f"4_{i}_2"] for i in range(12))
+    assert np.allclose(np.diff(crowded), SLOT)  # evenly spaced, one slot apart
+    ticks = [x for x, _ in scene["x"]["ticks"]]
+    assert ticks[1] - ticks[0] == pytest.approx(MIN_WIDTH)  # the quiet positions keep the least width
+    # the crowded column is 12 slots wide and its nodes stay inside it, centred on its tick
+    assert crowded[0] > ticks[1] + MIN_WIDTH / 2 and abs((crowded[0] + crowded[-1]) / 2 - ticks[2]) < 1e-9
+    assert scene["x"]["range"][0] < x_of["E_1_0"] and crowded[-1] < scene["x"]["range"][1]
+    assert x_of["4_0_2"] == ticks[2] or abs(x_of["4_0_2"] - ticks[2]) <= SLOT  # the most influential in the middle
+    tips = [t for layer in scene["layers"] if layer["kind"] == "markers" for t in layer["tips"]]
+    assert not any("nan" in tip.lower() for tip in tips), tips
+
+
 def test_the_selected_link_is_drawn_over_everything_and_the_saved_view_keeps_pinned_nodes() -> None:
     scene = strict(graph_scene(small_view(), selected_link=("5_9_1", "L_42_1")))
     top = [layer for layer in scene["layers"] if layer["kind"] == "lines"][-1]
@@ -74,7 +114,8 @@ def test_compare_marks_colour_the_features_and_say_so_in_the_legend() -> None:
     scene = strict(graph_scene(small_view(), marks={"set/3/7": "shared", "set/5/9": "only here"}))
     feature = next(layer for layer in scene["layers"] if layer["name"] == "nodes: feature")
     assert len(set(feature["colour"])) == 2
-    assert {"feature, shared", "feature, only here"} <= {entry["name"] for entry in scene["legend"]}
+    names = {entry["name"] for entry in scene["legend"]}
+    assert {"feature, shared", "feature, only here"} <= names and "feature" not in names  # no grey feature is drawn
 
 
 def test_a_similarity_scene_is_a_cell_per_pair_that_opens_it() -> None:

@@ -21,10 +21,11 @@ from ingest.featureid import cantor_pair, canonical_transcoder_set
 from ingest.records import FeatureKey
 from kb.api import KB
 from kb.errors import CircuitKBError, ConfigError, MetadataFormatError
-from kb.descriptions import descriptions_of, labels_of
+from kb.descriptions import descriptions_of, labels_of, one_line_descriptions
 from kb.featuremeta import add_label, import_feature_metadata
 from schema.sql import descriptions, feature_details, features, labels
 from tests.conftest import FEATURES, real_graph
+from tests.builders import small_graph, write
 
 EXPLANATIONS = FEATURES / "np_explanations_gemma-2-2b_20-gemmascope-transcoder-16k.json"
 PLT = "gemma-2-2b/gemmascope-transcoder-16k"
@@ -394,6 +395,31 @@ def test_descriptions_of_puts_labels_first(meta_kb: KB, tmp_path: Path) -> None:
     said = descriptions_of(meta_kb, FeatureKey(CLT, 20, 1234))
     assert [(d["source"], d["text"]) for d in said] == [("label", "Texas"), ("neuronpedia", "Texas things")]
     assert said[1]["scores"] is None
+
+
+def test_one_line_descriptions_say_labels_then_clerps_then_explanations(meta_kb: KB, tmp_path: Path) -> None:
+    from kb.labels import accounts, labels as label_api
+
+    kb = meta_kb
+    assert not kb.ingest([write(tmp_path / "g.json", small_graph("g"))]).failed
+    with kb.engine.connect() as conn:
+        rows = conn.execute(select(features.c.transcoder_set, features.c.layer, features.c.index, descriptions.c.text).join(descriptions, descriptions.c.feature_id == features.c.id)).all()
+    clerped = {text: FeatureKey(tset, layer, index) for tset, layer, index, text in rows}
+    opposite, say_large = clerped["opposite"], clerped["say large"]
+    explained, unknown, bare = FeatureKey(CLT, 20, 1234), FeatureKey(CLT, 20, 999_999), FeatureKey(opposite.transcoder_set, 20, 400)
+    import_feature_metadata(kb, [write_json(tmp_path / "e.json", [export_row(20, 1234, "Texas things"), export_row(opposite.layer, opposite.index, "antonyms")])])
+    me = accounts.local_actor()
+    accepted = label_api.add(kb, me, say_large, "says large").id
+    label_api.add(kb, me, say_large, "a newer proposal")  # newer, but the accepted label says it
+    label_api.set_status(kb, me, accepted, "accepted")
+    rejected = label_api.add(kb, me, explained, "wrong guess").id
+    label_api.set_status(kb, me, rejected, "rejected")  # a rejected label says nothing
+    said = one_line_descriptions(kb, [opposite, say_large, explained, unknown, bare, opposite])
+    assert said == {opposite: "opposite", say_large: "says large", explained: "Texas things"}  # the clerp before the explanation
+    kb.remove(["g"])  # a removed graph's clerps say nothing any more: the explanation does
+    assert one_line_descriptions(kb, [say_large, opposite]) == {say_large: "says large", opposite: "antonyms"}
+    label_api.add(kb, me, opposite, "antonym of the adjective")
+    assert one_line_descriptions(kb, [opposite])[opposite] == "antonym of the adjective"
 
 
 # --- malformed input ------------------------------------------------------------------------------------

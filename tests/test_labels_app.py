@@ -165,3 +165,15 @@ def test_the_panel_of_a_selected_node_labels_that_node(home: str) -> None:
     assert [(r["text"], r["graph_slug"], r["node_id"]) for r in shown] == [("say big, here", slug, node)]
     assert list(app.dataframe[0].value["text"]) == ["say big, here"]
     assert list(app.dataframe[0].value["scope"]) == [f"{slug} / {node}"]
+
+
+def test_times_are_shown_to_the_minute_in_utc() -> None:
+    import pandas as pd
+
+    from app.labelling import short_times
+
+    frame = pd.DataFrame({"when": ["2026-12-01T13:00:08.470685+00:00", "2026-12-01T13:00:59", "2026-12-01T15:30:00+02:00", None, "soon"], "n": range(5)})
+    shown = short_times(frame, "when", "absent")
+    when = list(shown["when"])
+    assert when[:3] + when[4:] == ["2026-12-01 13:00 UTC", "2026-12-01 13:00 UTC", "2026-12-01 13:30 UTC", "soon"] and pd.isna(when[3])
+    assert list(frame["when"])[0].endswith("+00:00")  # the caller's frame is left as it was

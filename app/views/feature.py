@@ -13,8 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from app import state
-from app.labelling import label_panel
-from app.widgets import Param, Tabs, md, feature_address, feature_param, feature_url, graph_link, link, qk_tables, read_url, require_graphs, write_url
+from app.labelling import label_panel, short_times
+from app.widgets import Param, Tabs, md, feature_address, feature_descriptions, feature_param, feature_url, graph_link, link, qk_tables, read_url, require_graphs, write_url
 from ingest.records import FeatureKey
 from kb.errors import NotFoundError
 from kb.featureref import EXAMPLES, BadFeatureRef, format_feature_ref, parse_feature_ref
@@ -82,7 +82,7 @@ def descriptions(key: FeatureKey) -> None:
     if not said:
         st.caption("No description of this feature is stored (import Neuronpedia explanations on the Ingest page).")
         return
-    frame = pd.DataFrame(said, columns=["source", "kind", "author", "text", "graph_slug", "created_at"])
+    frame = short_times(pd.DataFrame(said, columns=["source", "kind", "author", "text", "graph_slug", "created_at"]), "created_at")
     st.dataframe(frame, width="stretch", hide_index=True, key="feature-descriptions")
 
 
@@ -102,7 +102,7 @@ def graphs(key: FeatureKey) -> None:
             if usage is None or usage.n_graphs == 0:
                 st.caption("No stored graph contains this feature.")
                 continue
-            st.caption(f"in {usage.n_graphs} graphs; the first {len(usage.graphs)} by {rank_by}")
+            st.caption(f"in {usage.n_graphs} graph{'' if usage.n_graphs == 1 else 's'}; the first {len(usage.graphs)} by {rank_by}")
             for n, row in enumerate(usage.graphs.itertuples()):
                 node = state.feature_node(v, row.slug, key, tuple(int(p) for p in row.positions))
                 cols = st.columns([3, 2])
@@ -127,14 +127,13 @@ def neighbours(key: FeatureKey) -> None:
     if summary is None or summary.empty:
         st.caption("No feature links to or from it in the stored graphs.")
         return
-    frame = summary.assign(
-        open=[feature_url(s, l, i) for s, l, i in zip(summary["neighbour_transcoder_set"], summary["neighbour_layer"], summary["neighbour_index"])],
-    )
+    columns = (summary["neighbour_transcoder_set"], summary["neighbour_layer"], summary["neighbour_index"])
+    frame = summary.assign(open=[feature_url(s, l, i) for s, l, i in zip(*columns)], description=feature_descriptions(*columns))
     for direction, title in (("upstream", "feeds it"), ("downstream", "it drives")):
         part = frame[frame["direction"] == direction]
         st.caption(title)
         st.dataframe(
-            part[["open", "neighbour_transcoder_set", "neighbour_layer", "neighbour_index", "n_graphs", "mean_weight"]],
+            part[["open", "description", "neighbour_transcoder_set", "neighbour_layer", "neighbour_index", "n_graphs", "mean_weight"]],
             width="stretch",
             hide_index=True,
             column_config={"open": st.column_config.LinkColumn("feature", display_text="open")},

@@ -17,7 +17,7 @@ import streamlit as st
 
 from app import state
 from app.labelling import label_panel
-from app.drawing import graph_scene
+from app.drawing import drawn_links, drawn_nodes, graph_scene
 from app.plot import picked, show
 from app.widgets import Param, md, feature_link, qk_tables, link, float_in, int_in, one_of, read_url, require_graphs, text, write_url
 from kb.analysis.graphview import MAX_TOP
@@ -70,7 +70,7 @@ def render() -> None:
     read_url(PAGE, params)
     _take_clicks()
 
-    cols = st.columns([3, 1, 2, 2, 1])
+    cols = st.columns([3, 1, 2, 2, 1.7])
     slug = cols[0].selectbox("Graph", slugs, key="graph-g", on_change=_forget_nodes)
     top = cols[1].number_input("Nodes", min_value=1, max_value=MAX_TOP, step=50, key="graph-top", help="The most influential nodes to draw (plus the logits, pinned and expanded nodes)")
     nt = cols[2].slider("Node threshold (cumulative influence)", 0.0, 1.0, step=0.01, key="graph-nt", help="Keep nodes whose cumulative influence is at most this, as circuit-tracer's pruning does; 1 keeps all")
@@ -78,7 +78,7 @@ def render() -> None:
     saved = cols[4].toggle("Saved view", key="graph-saved", help="Only the file's pinned nodes and supernodes")
 
     graph = next(g for g in everything if g.slug == slug)
-    head = st.columns([4, 1])
+    head = st.columns([3, 1])
     head[0].text(graph.prompt)
     with head[1]:
         other = next((g.slug for g in everything if g.slug != slug and g.family and g.family == graph.family), None) or next((g.slug for g in everything if g.slug != slug), None)
@@ -104,8 +104,11 @@ def render() -> None:
 
     left, right = st.columns([3, 2])
     with left:
-        shown = f"{len(view.nodes):,} of {view.n_nodes:,} nodes and {len(view.links):,} of {view.n_links:,} links drawn"
-        if view.capped:
+        nodes = drawn_nodes(view.nodes, saved)
+        shown = f"{len(nodes):,} of {view.n_nodes:,} nodes and {len(drawn_links(view.links, nodes)):,} of {view.n_links:,} links drawn"
+        if saved:
+            shown += " (the file's saved view)"
+        elif view.capped:
             shown += f" (the strongest of {view.n_links_piece:,} among these nodes; raise the edge threshold to see others)"
         st.caption(shown)
         scene = graph_scene(view, selected=node or None, selected_link=tuple(chosen_link.split(",", 1)) if chosen_link else None, only_saved=saved)

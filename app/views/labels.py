@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app import state
-from app.labelling import activity_feed
+from app.labelling import activity_feed, short_times
 from app.widgets import feature_url, link_columns
 
 PAGE = "labels"
@@ -37,4 +37,4 @@ def render() -> None:
         ]
     )
     st.caption(f"The {len(frame)} latest labels")
-    st.dataframe(frame, width="stretch", hide_index=True, key="labels-recent", column_config=link_columns("open"))
+    st.dataframe(short_times(frame, "when"), width="stretch", hide_index=True, key="labels-recent", column_config=link_columns("open"))

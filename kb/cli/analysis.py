@@ -119,7 +119,7 @@ def used_by_cmd(
         echo_json({**usage.as_dict(), "qk": qk.as_dict()})
         return
     named = ", ".join(str(k) for k in usage.features)
-    click.echo(f"{named}: in {usage.n_graphs} graphs ({'any' if any_feature else 'all'} of the features), ranked by {rank_by}")
+    click.echo(f"{named}: in {usage.n_graphs} graph{'' if usage.n_graphs == 1 else 's'} ({'any' if any_feature else 'all'} of the features), ranked by {rank_by}")
     echo_table(
         [
             {"rank": int(r.rank), "graph": r.slug, "lang": r.language or "", "score": number(r.score), "feature": feature_text(r), "activation": number(r.activation), "influence": number(r.influence), "positions": ",".join(map(str, r.positions))}
