@@ -14,12 +14,12 @@ from sqlalchemy import select
 from kb.api import KB
 from kb.cli import main
 from kb.errors import CircuitKBError, NotFoundError, PermissionDenied
-from kb.labels import accounts
 from kb.overview import kb_version
 from kb.selection import Selection
 from kb.sets import saved_sets
 from schema.sql import audit_log
 from tests.builders import small_graph, write
+from tests.test_labels import make_team
 
 SQLS = ["sqlite", "postgres"]
 
@@ -55,11 +55,8 @@ def test_sets_are_listed_with_the_graphs_removed_since_and_deleted_by_a_labeller
     assert everything.as_dict()["missing"] == ["b"]
     assert [g.slug for g in kb.select(Selection(saved_set="all"))] == ["a", "c"]
 
-    accounts.add_user(kb, accounts.local_actor(), "ada", "ada-secret-pw", "admin")
-    ada = accounts.authenticate(kb, "ada", "ada-secret-pw")
-    accounts.add_user(kb, ada, "vic", "vic-secret-pw", "viewer")
-    accounts.add_user(kb, ada, "lin", "lin-secret-pw", "labeller")
-    vic, lin = accounts.authenticate(kb, "vic", "vic-secret-pw"), accounts.authenticate(kb, "lin", "lin-secret-pw")
+    team = make_team(kb)
+    vic, lin = team["vic"], team["lin"]
     for who, message in ((vic, "needs the labeller role"), (None, "not signed in")):
         with pytest.raises(PermissionDenied, match=message):
             kb.delete_set("pair", who)
