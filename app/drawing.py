@@ -317,8 +317,9 @@ def overlap_scene(curves: pd.DataFrame, band: pd.DataFrame, *, height: int = 420
         layers.append({
             "kind": "polyline", "name": f"{name} same prompt", "colour": colour, "markers": True, "x": same["layer"].tolist(), "y": same["iou"].tolist(),
             "tips": [
-                f"{name}, layer {layer}\nsame prompt {iou:.3f}" + ("" if pd.isna(base) else f" · baseline {base:.3f}")
-                for layer, iou, base in zip(same["layer"], same["iou"], same["baseline_iou"])
+                f"{name}, layer {row.layer}\nsame prompt {row.iou:.3f}" + ("" if pd.isna(row.baseline_iou) else f" · baseline {row.baseline_iou:.3f}")
+                + (f"\nfeatures: {row.features_a:.3g} {lang_a}, {row.features_b:.3g} {lang_b}, {row.common:.3g} in both" if "common" in same else "")
+                for row in same.itertuples()
             ],
         })  # fmt: skip
     if any(layer["kind"] == "band" for layer in layers):

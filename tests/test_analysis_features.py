@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -285,6 +286,10 @@ def test_random_corpora_match_brute_force(kb: KB, tmp_path: Path) -> None:
         b = [by_slug[s] for s in members if tags[s][1] == row.lang_b]
         values = [ref.iou(x, y, row.layer) for x in a for y in b]
         _assert_mean(row.iou, values)
+        sets = [(ref.layer_sets(x).get(row.layer, set()), ref.layer_sets(y).get(row.layer, set())) for x in a for y in b]
+        assert (row.features_a, row.features_b, row.common) == pytest.approx(
+            (np.mean([len(sa) for sa, _ in sets]), np.mean([len(sb) for _, sb in sets]), np.mean([len(sa & sb) for sa, sb in sets]))
+        )
         others_a = [by_slug[s] for s in slugs if tags[s][1] == row.lang_a and tags[s][0] != row.family]
         others_b = [by_slug[s] for s in slugs if tags[s][1] == row.lang_b and tags[s][0] != row.family]
         baseline = [ref.iou(x, y, row.layer) for x in others_a for y in others_b if tags[x.slug][0] != tags[y.slug][0]]

@@ -139,6 +139,9 @@ def test_an_overlap_scene_without_a_baseline_draws_the_curve_alone() -> None:
     band = pd.DataFrame({"family": "f", "lang_a": "en", "lang_b": "fr", "layer": [0, 1, 2], "low": [0.05] * 3, "high": [0.2] * 3})
     kinds = [layer["kind"] for layer in strict(overlap_scene(with_baseline, band))["layers"]]
     assert kinds == ["band", "polyline", "polyline"]
+    counted = strict(overlap_scene(curves.assign(features_a=[1.0, 0.0, 2.5], features_b=[1.0, 0.0, 2.0], common=[1.0, 0.0, 1.5]), band))
+    tips = counted["layers"][-1]["tips"]
+    assert tips[0].endswith("features: 1 en, 1 fr, 1 in both") and tips[1].endswith("features: 2.5 en, 2 fr, 1.5 in both")
 
 
 def test_a_counts_scene_stacks_its_parts_per_layer() -> None:

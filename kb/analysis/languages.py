@@ -39,7 +39,7 @@ from kb.selection import GraphInfo, Selection
 KEPT, ACTIVE = "kept", "active"
 SHARED, SPECIFIC = "shared", "specific"
 
-CURVE_COLUMNS = ("family", "lang_a", "lang_b", "layer", "iou", "baseline_iou", "n_pairs", "n_baseline_pairs")
+CURVE_COLUMNS = ("family", "lang_a", "lang_b", "layer", "iou", "baseline_iou", "n_pairs", "n_baseline_pairs", "features_a", "features_b", "common")
 PAIR_COLUMNS = ("kind", "family", "lang_a", "lang_b", "slug_a", "slug_b", "layer", "size_a", "size_b", "common", "iou")
 FEATURE_CLASS_COLUMNS = ("family", "basis", *FEATURE_COLUMNS, "fid", "languages", "n_languages", "class")
 LAYER_COLUMNS = ("family", "basis", "layer", "n_shared", "n_specific", "shared_fraction")
@@ -50,7 +50,8 @@ class LanguageOverlap:
     """The per-layer overlap of each family's languages, its baseline, and the features' classes.
 
     ``curves`` (CURVE_COLUMNS) is long-format data ready to plot: one row per (family, language
-    pair, layer) with the mean IoU over the family's pairs and the baseline's. ``pairs``
+    pair, layer) with the mean IoU over the family's pairs and the baseline's, and the mean number
+    of features of each language and of both behind the family's IoU. ``pairs``
     (PAIR_COLUMNS) has every graph pair behind them (``kind`` ``family`` or ``baseline``).
     ``features`` (FEATURE_CLASS_COLUMNS) classes each feature of a family: ``shared`` when it is
     present in every language of the family, else ``specific`` (``languages`` lists where it is);
@@ -206,13 +207,20 @@ def _curves(pair_rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
             slot[0] += iou
             slot[1] += 1
 
+    # the family's features per layer behind each IoU (an IoU of 1 may be one feature in each language)
+    sizes: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for kind, family, lang_a, lang_b, _, _, layer, size_a, size_b, common, _ in pair_rows:
+        if kind == "family":
+            total = sizes[(family, lang_a, lang_b, layer)]
+            total[0], total[1], total[2] = total[0] + size_a, total[1] + size_b, total[2] + common
+
     def mean(slot: list[float] | None) -> float:
         return slot[0] / slot[1] if slot and slot[1] else math.nan
 
     rows = []
     for key in sorted(k[:4] for k in sums if k[4] == "family"):
         own, base = sums[(*key, "family")], sums.get((*key, "baseline"))
-        rows.append((*key, mean(own), mean(base), int(own[2]), int(base[2]) if base else 0))
+        rows.append((*key, mean(own), mean(base), int(own[2]), int(base[2]) if base else 0, *(v / own[2] for v in sizes[key])))
     return pd.DataFrame.from_records(rows, columns=list(CURVE_COLUMNS)).astype({"iou": float, "baseline_iou": float})
 
 
