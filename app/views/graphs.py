@@ -29,7 +29,7 @@ def render() -> None:
     st.caption(f"{len(chosen)} of {len(everything)} graphs")
     rows = [{"open": url("graph", g=g.slug), **g.as_dict(), "tags": ", ".join(g.tags)} for g in chosen]
     st.dataframe(
-        pd.DataFrame(rows, columns=["open", "slug", "prompt", "model", "transcoder_set", "language", "family", "tags"]),
+        pd.DataFrame(rows, columns=["open", "slug", "language", "family", "tags", "prompt", "model", "transcoder_set"]),
         width="stretch",
         hide_index=True,
         column_config={"open": st.column_config.LinkColumn("open", display_text="draw")},

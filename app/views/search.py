@@ -128,6 +128,10 @@ def render() -> None:
             link("feature", format_feature_ref(hit.feature), f=feature_address(hit.feature))
             st.caption(f"score {hit.score:.3f} · {hit.match} · in {hit.n_graphs} graph{'' if hit.n_graphs == 1 else 's'}")
             said = hit.descriptions[0]["text"] if hit.descriptions else (hit.matched_text or "")
-            lines = ([said] if said else []) + (["labels: " + "; ".join(label["text"] for label in hit.labels)] if hit.labels else [])
+            lines = [said] if said else []
+            if hit.matched_text and hit.matched_text != said:  # why it was found, when its first description does not say
+                lines.append(f"matched: {hit.matched_text}")
+            if hit.labels:
+                lines.append("labels: " + "; ".join(label["text"] for label in hit.labels))
             if lines:
                 st.text("\n".join(lines))
