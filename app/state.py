@@ -98,7 +98,10 @@ def graphs(v: str, selection: Selection | None = None) -> list[GraphInfo]:
     return kb().select(selection)
 
 
-@st.cache_data(show_spinner=False, max_entries=_ENTRIES)
+# Not st.cache_data: it hashes its arguments its own way (0.2 s for the 14,000 features of a table
+# over 1,000 graphs) and copies the answer on every hit; the tuple's own hash takes a millisecond.
+# Callers only read the answer.
+@functools.lru_cache(maxsize=_ENTRIES)
 def one_line_descriptions(v: str, features: tuple[FeatureKey, ...]) -> dict[FeatureKey, str]:
     from kb.descriptions import one_line_descriptions as described
 
