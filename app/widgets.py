@@ -274,6 +274,10 @@ def _choices(graphs: Sequence[GraphInfo]) -> tuple[list[str], list[str], list[st
 
 
 FILTER = "Choose graphs"  # the button that opens the graph filter's widgets
+INFLUENCE_NOTE = (
+    "Influence is the graph file's cumulative influence: the share of the output's attribution reached "
+    "by the nodes up to this one, most influential first. Lower is more influential; pruning keeps the nodes under a threshold."
+)
 
 
 def selection_params(prefix: str, graphs: Sequence[GraphInfo]) -> dict[str, Param]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import state
-from app.widgets import Param, Tabs, graph_filter, int_in, link_columns, read_url, require_graphs, selection_params, with_links, write_url
+from app.widgets import INFLUENCE_NOTE, Param, Tabs, graph_filter, int_in, link_columns, read_url, require_graphs, selection_params, with_links, write_url
 
 PAGE = "across"
 EDGE_LIMIT = 200
@@ -40,6 +40,7 @@ def render() -> None:
         return
     tabs = TABS.show()
     write_url(PAGE, {**chosen, "k": int(k) if k != 2 else None, "show": TABS.opened()})
+    st.caption(INFLUENCE_NOTE)
     k = min(int(k), len(graphs))
     v = state.version()
     if tabs["shared"].open:

@@ -15,7 +15,7 @@ import streamlit as st
 from app import state
 from app.drawing import graph_scene, similarity_scene
 from app.plot import picked, show
-from app.widgets import Param, Tabs, feature_descriptions, feature_url, graph_filter, kept, md, one_of, read_url, require_graphs, selection_params, write_url
+from app.widgets import INFLUENCE_NOTE, Param, Tabs, feature_descriptions, feature_url, graph_filter, kept, md, one_of, read_url, require_graphs, selection_params, write_url
 from ingest.records import FeatureKey
 from kb.featureref import format_feature_ref
 
@@ -102,7 +102,7 @@ def _two(a: str, b: str) -> None:
             st.markdown(f"**{side.upper()}**")
             st.text(view.graph.prompt)
             show(graph_scene(view, marks=marks, height=520), key=f"compare-chart-{side}")
-    st.caption("Features: purple in both graphs, pink only in this one. Errors are grey squares, embeddings green diamonds, logits orange hexagons.")
+    st.caption("Features: purple in both graphs, pink only in this one. Errors are grey squares, embeddings green diamonds, logits orange hexagons. " + INFLUENCE_NOTE)
     tabs = TABS.show()
     write_url(PAGE, {"a": a, "b": b, "show": TABS.opened()})
     if tabs["features"].open:

@@ -14,7 +14,7 @@ import streamlit as st
 
 from app import state
 from app.labelling import label_panel, short_times
-from app.widgets import Param, Tabs, md, feature_address, feature_descriptions, feature_param, feature_url, graph_link, link, qk_tables, read_url, require_graphs, write_url
+from app.widgets import INFLUENCE_NOTE, Param, Tabs, md, feature_address, feature_descriptions, feature_param, feature_url, graph_link, link, qk_tables, read_url, require_graphs, write_url
 from ingest.records import FeatureKey
 from kb.errors import NotFoundError
 from kb.featureref import EXAMPLES, BadFeatureRef, format_feature_ref, parse_feature_ref
@@ -103,6 +103,8 @@ def graphs(key: FeatureKey) -> None:
                 st.caption("No stored graph contains this feature.")
                 continue
             st.caption(f"in {usage.n_graphs} graph{'' if usage.n_graphs == 1 else 's'}; the first {len(usage.graphs)} by {rank_by}")
+            if rank_by == "influence":
+                st.caption(INFLUENCE_NOTE)
             for n, row in enumerate(usage.graphs.itertuples()):
                 node = state.feature_node(v, row.slug, key, tuple(int(p) for p in row.positions))
                 cols = st.columns([3, 2])
