@@ -314,11 +314,12 @@ def overlap_scene(curves: pd.DataFrame, band: pd.DataFrame, *, height: int = 420
             layers.append({"kind": "polyline", "name": f"{name} baseline", "colour": colour, "dash": True, "x": baseline["layer"].tolist(), "y": baseline["baseline_iou"].tolist()})
             legend.append({"name": f"{name} baseline", "colour": colour, "dash": True})
         same = part[part["iou"].notna()]
+        counted = "common" in same  # the features behind each IoU, when the curves carry them
         layers.append({
             "kind": "polyline", "name": f"{name} same prompt", "colour": colour, "markers": True, "x": same["layer"].tolist(), "y": same["iou"].tolist(),
             "tips": [
                 f"{name}, layer {row.layer}\nsame prompt {row.iou:.3f}" + ("" if pd.isna(row.baseline_iou) else f" · baseline {row.baseline_iou:.3f}")
-                + (f"\nfeatures: {row.features_a:.3g} {lang_a}, {row.features_b:.3g} {lang_b}, {row.common:.3g} in both" if "common" in same else "")
+                + (f"\nfeatures: {row.features_a:.3g} {lang_a}, {row.features_b:.3g} {lang_b}, {row.common:.3g} in both" if counted else "")
                 for row in same.itertuples()
             ],
         })  # fmt: skip

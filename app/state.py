@@ -110,9 +110,9 @@ def one_line_descriptions(v: str, features: tuple[FeatureKey, ...]) -> dict[Feat
 
 @st.cache_data(show_spinner=False, max_entries=_ENTRIES)
 def saved_set_names(v: str) -> list[str]:
-    from kb.sets import saved_sets
+    from kb.sets import saved_set_names as names
 
-    return [s.name for s in saved_sets(kb())]
+    return names(kb())
 
 
 @st.cache_data(show_spinner=False, max_entries=_ENTRIES)

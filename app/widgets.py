@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlencode
 
 import pandas as pd
@@ -200,31 +200,30 @@ def feature_link(key: FeatureKey, label: str | None = None) -> None:
 
 def feature_url(transcoder_set: Any, layer: Any, index: Any) -> str | None:
     """The address of a feature's page from table columns; None where the row has no feature."""
-    if transcoder_set is None or layer is None or index is None or any(_missing(v) for v in (transcoder_set, layer, index)):
-        return None
-    return url("feature", f=f"{transcoder_set}/{int(layer)}/{int(index)}")
+    return _feature_page(_row_feature(transcoder_set, layer, index))
 
 
 def with_links(frame: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
     """``frame`` with first columns ``{prefix}open``, the address of the feature named by its
     ``{prefix}transcoder_set/layer/index`` columns, and ``{prefix}description``, what is said
-    about it in a line; without internal ids."""
+    about it in a line (a label, a clerp, an explanation); without internal ids."""
     out = frame.drop(columns=[c for c in ("fid", "src_fid", "tgt_fid") if c in frame.columns])
-    columns = (out[f"{prefix}transcoder_set"], out[f"{prefix}layer"], out[f"{prefix}index"])
-    out.insert(0, f"{prefix}open", [feature_url(s, l, i) for s, l, i in zip(*columns)])
-    out.insert(1, f"{prefix}description", feature_descriptions(*columns))
+    keys = [_row_feature(*row) for row in zip(out[f"{prefix}transcoder_set"], out[f"{prefix}layer"], out[f"{prefix}index"])]
+    said = state.one_line_descriptions(state.version(), tuple(dict.fromkeys(k for k in keys if k is not None)))
+    out.insert(0, f"{prefix}open", [_feature_page(k) for k in keys])
+    out.insert(1, f"{prefix}description", [said.get(k) if k is not None else None for k in keys])
     return out
 
 
-def feature_descriptions(transcoder_sets: Iterable[Any], layers: Iterable[Any], indexes: Iterable[Any]) -> list[str | None]:
-    """What is said about each feature in a line (a label, a clerp, an explanation), None where
-    nothing is or a row has no feature; from the columns of a table."""
-    keys = [
-        None if any(v is None or _missing(v) for v in (s, l, i)) else FeatureKey(str(s), int(l), int(i))
-        for s, l, i in zip(transcoder_sets, layers, indexes)
-    ]
-    said = state.one_line_descriptions(state.version(), tuple(dict.fromkeys(k for k in keys if k is not None)))
-    return [said.get(k) if k is not None else None for k in keys]
+def _row_feature(transcoder_set: Any, layer: Any, index: Any) -> FeatureKey | None:
+    """The feature a table row names in three columns; None where the row has none."""
+    if any(v is None or _missing(v) for v in (transcoder_set, layer, index)):
+        return None
+    return FeatureKey(str(transcoder_set), int(layer), int(index))
+
+
+def _feature_page(key: FeatureKey | None) -> str | None:
+    return None if key is None else url("feature", f=feature_address(key))
 
 
 def link_columns(*columns: str) -> dict[str, Any]:
@@ -311,7 +310,7 @@ def graph_filter(prefix: str, graphs: Sequence[GraphInfo]) -> tuple[Selection, d
             else:
                 st.caption("No saved set of graphs yet: `circuitkb sets save NAME --family F` saves one.")
     family, tag, language = (st.session_state[f"{prefix}-{name}"] for name in ("family", "tag", "language"))
-    saved = st.session_state[f"{prefix}-set"].strip()
+    saved = st.session_state[f"{prefix}-set"]
     said = [f"{what} **{md(value)}**" for what, value in (("family", family), ("tag", tag), ("language", language), ("saved set", saved)) if value]
     cols[0].markdown("Graphs: " + (" · ".join(said) if said else "all"))
     values = {"family": family, "tag": tag, "language": language, "set": saved}

@@ -115,7 +115,6 @@ def one_line_descriptions(core: Core, features: Sequence[FeatureKey]) -> dict[Fe
     """What a table says a feature is, for each of ``features`` that has anything said about it:
     its newest accepted label, else its newest label that is not rejected, else its first clerp
     (of a visible graph), else its first imported explanation."""
-    out: dict[FeatureKey, str] = {}
     with core.engine.connect() as conn:
         fids = registry.lookup_features(conn, list(dict.fromkeys(features)))
         key_of = {fid: key for key, fid in fids.items()}
@@ -140,6 +139,4 @@ def one_line_descriptions(core: Core, features: Sequence[FeatureKey]) -> dict[Fe
                 rank = (1, _SOURCE_ORDER.get(source, len(_SOURCE_ORDER)), first_id)
                 if fid not in chosen or rank < chosen[fid][0]:
                     chosen[fid] = (rank, text)
-    for fid, (_, text) in chosen.items():
-        out[key_of[fid]] = text
-    return out
+    return {key_of[fid]: text for fid, (_, text) in chosen.items()}

@@ -17,6 +17,7 @@ from sqlalchemy import delete, insert, select
 from kb.errors import CircuitKBError, NotFoundError
 from kb.labels import audit
 from kb.labels.accounts import Actor, authorize
+from kb.parallel_reads import chunks
 from kb.registry import aware, now
 from kb.selection import Selection, checked_name, select_graphs
 from schema.sql import LABELLER, READY, graph_sets, graphs
@@ -52,7 +53,8 @@ class SavedSet:
 
     @property
     def missing(self) -> tuple[str, ...]:
-        return tuple(s for s in self.slugs if s not in set(self.stored))
+        stored = set(self.stored)
+        return tuple(s for s in self.slugs if s not in stored)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,11 +73,21 @@ def saved_sets(core: "Core", name: str | None = None) -> list[SavedSet]:
         query = query.where(graph_sets.c.name == name)
     with core.engine.connect() as conn:
         rows = conn.execute(query).all()
-        named = {slug for row in rows for slug in row.slugs}
-        stored = set(conn.execute(select(graphs.c.slug).where(graphs.c.status == READY, graphs.c.slug.in_(named))).scalars())
+        named = sorted({slug for row in rows for slug in row.slugs})
+        stored = {
+            slug
+            for part in chunks(named, 500)  # sets of thousands of graphs: within any driver's bound parameters
+            for slug in conn.execute(select(graphs.c.slug).where(graphs.c.status == READY, graphs.c.slug.in_(part))).scalars()
+        }
     if name is not None and not rows:
         raise NotFoundError(f"no saved set of graphs called {name!r}")
     return [SavedSet(r.name, tuple(r.slugs), aware(r.created_at), tuple(s for s in r.slugs if s in stored)) for r in rows]
+
+
+def saved_set_names(core: "Core") -> list[str]:
+    """The names of the saved sets, sorted (what a picker offers; no slugs read)."""
+    with core.engine.connect() as conn:
+        return list(conn.execute(select(graph_sets.c.name).order_by(graph_sets.c.name)).scalars())
 
 
 def delete_set(core: "Core", name: str, actor: Actor) -> None:

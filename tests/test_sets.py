@@ -16,7 +16,7 @@ from kb.cli import main
 from kb.errors import CircuitKBError, NotFoundError, PermissionDenied
 from kb.overview import kb_version
 from kb.selection import Selection
-from kb.sets import saved_sets
+from kb.sets import saved_set_names, saved_sets
 from schema.sql import audit_log
 from tests.builders import small_graph, write
 from tests.test_labels import make_team
@@ -43,6 +43,7 @@ def test_sets_are_listed_with_the_graphs_removed_since_and_deleted_by_a_labeller
     after_save = kb_version(kb)
     assert after_save != before  # the app's caches see a new set at once
     listed = saved_sets(kb)
+    assert saved_set_names(kb) == ["all", "pair"]
     assert [(s.name, s.slugs, s.missing) for s in listed] == [("all", ("a", "b", "c"), ()), ("pair", ("a", "b"), ())]
     assert listed[0].created_at.tzinfo is not None
     kb.save_set("pair", Selection(slugs=("c",)))  # the same name again replaces the set

@@ -15,7 +15,7 @@ import streamlit as st
 from app import state
 from app.drawing import graph_scene, similarity_scene
 from app.plot import picked, show
-from app.widgets import INFLUENCE_NOTE, Param, Tabs, feature_descriptions, feature_url, graph_filter, kept, md, one_of, read_url, require_graphs, selection_params, write_url
+from app.widgets import INFLUENCE_NOTE, Param, Tabs, graph_filter, kept, md, one_of, link_columns, read_url, require_graphs, selection_params, with_links, write_url
 from ingest.records import FeatureKey
 from kb.featureref import format_feature_ref
 
@@ -107,17 +107,16 @@ def _two(a: str, b: str) -> None:
     write_url(PAGE, {"a": a, "b": b, "show": TABS.opened()})
     if tabs["features"].open:
         with tabs["features"]:
-            nodes = comparison.nodes.assign(open=[feature_url(s, l, i) for s, l, i in zip(comparison.nodes["transcoder_set"], comparison.nodes["layer"], comparison.nodes["index"])])
+            nodes = with_links(comparison.nodes)
             where = pd.Series(["both" if x and y else ("only A" if x else "only B") for x, y in zip(nodes["in_a"], nodes["in_b"])], index=nodes.index)
             nodes.insert(0, "in", where)
-            nodes.insert(2, "description", feature_descriptions(nodes["transcoder_set"], nodes["layer"], nodes["index"]))
             # features first, those in both graphs first among them, each group by its best influence
             # (cumulative: lower is more influential); embeddings, errors and logits after
             nodes = nodes.assign(
                 _kind=(nodes["kind"] != "feature"), _in=where.map(IN_ORDER), _best=nodes[["influence_a", "influence_b"]].apply(pd.to_numeric).min(axis=1)
             ).sort_values(["_kind", "_in", "_best"], na_position="last", kind="stable")
             columns = ["in", "open", "description", "key", "kind", "activation_a", "activation_b", "activation_diff", "influence_a", "influence_b", "clerp_a", "clerp_b"]
-            st.dataframe(nodes[columns], width="stretch", hide_index=True, key="compare-nodes", column_config={"open": st.column_config.LinkColumn("feature", display_text="open")})
+            st.dataframe(nodes[columns], width="stretch", hide_index=True, key="compare-nodes", column_config=link_columns("open"))
     for name, frame, empty in (
         ("edges", comparison.edges, "The two graphs have no links."),
         ("labels", comparison.labels, "No feature of either graph has a label yet."),

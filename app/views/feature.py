@@ -14,7 +14,7 @@ import streamlit as st
 
 from app import state
 from app.labelling import label_panel, short_times
-from app.widgets import INFLUENCE_NOTE, Param, Tabs, md, feature_address, feature_descriptions, feature_param, feature_url, graph_link, link, qk_tables, read_url, require_graphs, write_url
+from app.widgets import INFLUENCE_NOTE, Param, Tabs, md, feature_address, feature_param, graph_link, link, link_columns, qk_tables, read_url, require_graphs, with_links, write_url
 from ingest.records import FeatureKey
 from kb.errors import NotFoundError
 from kb.featureref import EXAMPLES, BadFeatureRef, format_feature_ref, parse_feature_ref
@@ -129,8 +129,7 @@ def neighbours(key: FeatureKey) -> None:
     if summary is None or summary.empty:
         st.caption("No feature links to or from it in the stored graphs.")
         return
-    columns = (summary["neighbour_transcoder_set"], summary["neighbour_layer"], summary["neighbour_index"])
-    frame = summary.assign(open=[feature_url(s, l, i) for s, l, i in zip(*columns)], description=feature_descriptions(*columns))
+    frame = with_links(summary, "neighbour_").rename(columns={"neighbour_open": "open", "neighbour_description": "description"})
     for direction, title in (("upstream", "feeds it"), ("downstream", "it drives")):
         part = frame[frame["direction"] == direction]
         st.caption(title)
@@ -138,7 +137,7 @@ def neighbours(key: FeatureKey) -> None:
             part[["open", "description", "neighbour_transcoder_set", "neighbour_layer", "neighbour_index", "n_graphs", "mean_weight"]],
             width="stretch",
             hide_index=True,
-            column_config={"open": st.column_config.LinkColumn("feature", display_text="open")},
+            column_config=link_columns("open"),
             key=f"feature-{direction}",
         )
 

@@ -224,6 +224,10 @@ def sets_save(ctx: click.Context, name: str, selection: Selection, as_name: str 
         click.echo(f"saved {len(slugs)} graph{'' if len(slugs) == 1 else 's'} as {name!r}; use --set {shlex.quote(name)}")
 
 
+def _minute(moment: Any) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
 @sets_group.command("list")
 @json_option
 @click.pass_context
@@ -241,7 +245,7 @@ def sets_list(ctx: click.Context, as_json: bool) -> None:
         return
     echo_table(
         [
-            {"name": s.name, "graphs": len(s.stored), "removed since": len(s.missing) or "", "saved": f"{s.created_at:%Y-%m-%d %H:%M} UTC"}
+            {"name": s.name, "graphs": len(s.stored), "removed since": len(s.missing) or "", "saved": _minute(s.created_at)}
             for s in found
         ]
     )
@@ -261,7 +265,7 @@ def sets_show(ctx: click.Context, name: str, as_json: bool) -> None:
         echo_json(found.as_dict())
         return
     missing = set(found.missing)
-    click.echo(f"{found.name}: {len(found.stored)} graph{'' if len(found.stored) == 1 else 's'}, saved {found.created_at:%Y-%m-%d %H:%M} UTC")
+    click.echo(f"{found.name}: {len(found.stored)} graph{'' if len(found.stored) == 1 else 's'}, saved {_minute(found.created_at)}")
     for slug in found.slugs:
         click.echo(f"  {slug}{'  (removed since)' if slug in missing else ''}")
 

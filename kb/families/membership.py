@@ -31,7 +31,6 @@ from kb.selection import GraphInfo, Selection, checked_name
 from schema.sql import LABELLER, READY, graphs
 
 
-
 @dataclass(frozen=True)
 class Family:
     """A family and its visible graphs."""
